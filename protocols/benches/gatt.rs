@@ -1,0 +1,2 @@
+//! Decode throughput benchmark: gatt (to be written).
+fn main() {}

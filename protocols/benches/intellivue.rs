@@ -1,0 +1,2 @@
+//! Decode throughput benchmark: intellivue (to be written).
+fn main() {}

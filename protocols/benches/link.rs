@@ -1,0 +1,2 @@
+//! Decode throughput benchmark: link (to be written).
+fn main() {}

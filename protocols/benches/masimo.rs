@@ -1,0 +1,2 @@
+//! Decode throughput benchmark: masimo (to be written).
+fn main() {}

@@ -1,0 +1,2 @@
+//! Decode throughput benchmark: medibus (to be written).
+fn main() {}

@@ -1,0 +1,2 @@
+//! Decode throughput benchmark: nonin (to be written).
+fn main() {}

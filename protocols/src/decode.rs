@@ -1,0 +1,100 @@
+//! The interface every device protocol presents to the gateway: bytes in, events out.
+//!
+//! A [`Decoder`] is sans-IO (style.md, habits 1–3): the caller feeds whatever bytes arrived, in
+//! any chunking, with the current time; the decoder returns measurements, identity facts, typed
+//! rejections with the byte offset of the bad frame, and, for request/response protocols, the
+//! bytes to send. It never sleeps, reads a clock or does I/O, and its buffers are bounded, so a
+//! device that streams garbage costs a bounded amount of memory and CPU.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use crate::error::Error;
+use crate::observation::{DeviceIdentity, Measurement};
+use crate::time::Timestamp;
+
+/// What a decoder produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A value the device reported.
+    Measurement(Measurement),
+    /// Something the device said about itself (serial number, EUI-64, model, firmware).
+    Identity(DeviceIdentity),
+    /// Bytes that could not be decoded: `offset` is the stream offset (bytes fed since the
+    /// decoder was created) of the first byte of the rejected frame.
+    Rejected { offset: u64, error: Error },
+    /// Bytes to write to the device (requests, acknowledgements, keep-alives).
+    Transmit(Vec<u8>),
+    /// The device's sequence numbers jumped: readings between were lost before the gateway.
+    SequenceGap { expected: u32, found: u32 },
+    /// A protocol session state change worth an event (`associated`, `released`, ...).
+    Session(&'static str),
+}
+
+/// A device protocol's decoder or session state machine.
+pub trait Decoder: Send {
+    /// The protocol name as used in configuration and `medgw decode --protocol`.
+    fn protocol(&self) -> &'static str;
+
+    /// Feeds bytes received from the device at `now`.
+    fn feed(&mut self, bytes: &[u8], now: Timestamp, out: &mut Vec<Event>);
+
+    /// Called when the connection to the device opens (and again after every reconnect). A
+    /// request/response protocol emits its opening request here; stream decoders drop any
+    /// partial frame, since bytes before a reconnect do not continue after it.
+    fn start(&mut self, now: Timestamp, out: &mut Vec<Event>) {
+        let _ = (now, out);
+    }
+
+    /// Called at or after [`Decoder::next_wakeup`]: polls, keep-alives and timeouts happen here.
+    fn poll(&mut self, now: Timestamp, out: &mut Vec<Event>) {
+        let _ = (now, out);
+    }
+
+    /// When the decoder next needs [`Decoder::poll`]; `None` for pure stream decoders.
+    fn next_wakeup(&self) -> Option<Timestamp> {
+        None
+    }
+
+    /// Whether this protocol sends requests. Listen-only installs (Y-cables, where another
+    /// system owns the device's requests) refuse such protocols unless they offer a passive mode.
+    fn sends_requests(&self) -> bool {
+        false
+    }
+}
+
+/// Options a decoder is built with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecoderOptions {
+    /// Poll period for protocols that poll (IntelliVue extended poll, MEDIBUS data request).
+    pub poll_period_ms: u32,
+    /// Never transmit: decode what another system's requests make the device say.
+    pub listen_only: bool,
+}
+
+impl Default for DecoderOptions {
+    fn default() -> Self {
+        DecoderOptions { poll_period_ms: 1000, listen_only: false }
+    }
+}
+
+/// A constructor in the protocol registry.
+pub type MakeDecoder = fn(&DecoderOptions) -> Box<dyn Decoder>;
+
+/// One row of the protocol registry.
+#[derive(Clone, Copy)]
+pub struct ProtocolInfo {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// Serial defaults: baud, data bits, parity (`'N'`, `'E'`, `'O'`), stop bits.
+    pub serial: Option<(u32, u8, char, u8)>,
+    /// `true` when the input is one GATT characteristic value per call (not a byte stream).
+    pub gatt: bool,
+    pub make: MakeDecoder,
+}
+
+impl core::fmt::Debug for ProtocolInfo {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ProtocolInfo").field("name", &self.name).finish()
+    }
+}

@@ -1,0 +1,438 @@
+//! HL7 FHIR R4 `Observation` and `Device` resources.
+//!
+//! An observation whose metric has a LOINC vital sign is written to the R4 vital-signs profile
+//! (hl7.org/fhir/R4/vitalsigns.html): `category` vital-signs, a LOINC coding, a UCUM
+//! `valueQuantity` in the profile's unit, `effectiveDateTime`, and `subject` — so the profile is
+//! claimed in `meta.profile` only when a patient is bound, since the profile requires a subject
+//! and medgw never guesses a patient (decisions.md). Blood pressure is the panel 85354-9 with
+//! systolic/diastolic(/mean) components. A value the device did not give is a `dataAbsentReason`,
+//! never a number. The MDC code is always a second coding (system `urn:iso:std:iso:11073:10101`).
+//!
+//! medgw-specific facts travel in extensions under `https://medgw.org/fhir/StructureDefinition/`:
+//! `observation-flag` (one `valueCode` per quality flag), `time-source` (`device` or `gateway`),
+//! `device-time` (the device's own time when the gateway's was used) and `original-value` (the
+//! device's value and unit when the encoder converted it).
+
+use alloc::borrow::Cow;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::decimal::Decimal;
+use crate::mdc::MdcCode;
+use crate::nomenclature::Nomenclature;
+use crate::observation::{AbsentReason, DeviceContext, Flags, Observation, Scalar, Status, Value};
+use crate::units;
+
+/// Code system URIs.
+pub const LOINC: &str = "http://loinc.org";
+pub const MDC: &str = "urn:iso:std:iso:11073:10101";
+pub const UCUM: &str = "http://unitsofmeasure.org";
+pub const OBSERVATION_CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/observation-category";
+pub const DATA_ABSENT_REASON: &str = "http://terminology.hl7.org/CodeSystem/data-absent-reason";
+/// The base vital-signs profile every specific vital-sign profile derives from.
+pub const VITAL_SIGNS_PROFILE: &str = "http://hl7.org/fhir/StructureDefinition/vitalsigns";
+/// IEEE EUI-64 as an identifier system, as the HL7 PHD IG writes device system ids.
+pub const EUI64_SYSTEM: &str = "urn:oid:1.2.840.10004.1.1.1.0.0.1.0.0.1.2680";
+/// Prefix of medgw's extension URLs.
+pub const EXT: &str = "https://medgw.org/fhir/StructureDefinition/";
+/// Namespace for vendor codes that are not mapped to MDC.
+pub const VENDOR_SYSTEM_PREFIX: &str = "https://medgw.org/fhir/CodeSystem/vendor-";
+
+#[derive(Serialize)]
+struct Coding<'a> {
+    system: Cow<'a, str>,
+    code: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    display: Option<Cow<'a, str>>,
+}
+
+#[derive(Serialize)]
+struct CodeableConcept<'a> {
+    coding: Vec<Coding<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<Cow<'a, str>>,
+}
+
+#[derive(Serialize)]
+struct Quantity<'a> {
+    value: Decimal,
+    unit: Cow<'a, str>,
+    system: &'static str,
+    code: Cow<'a, str>,
+}
+
+#[derive(Serialize)]
+struct Identifier<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    r#type: Option<CodeableConcept<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system: Option<Cow<'a, str>>,
+    value: Cow<'a, str>,
+}
+
+#[derive(Serialize)]
+struct Reference<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reference: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identifier: Option<Identifier<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    display: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Meta {
+    profile: Vec<Cow<'static, str>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Extension<'a> {
+    url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value_code: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value_date_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value_quantity: Option<Quantity<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SampledData {
+    origin: OriginQuantity,
+    /// Milliseconds between samples.
+    period: Decimal,
+    dimensions: u32,
+    data: String,
+}
+
+#[derive(Serialize)]
+struct OriginQuantity {
+    value: Decimal,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ObsComponent<'a> {
+    code: CodeableConcept<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value_quantity: Option<Quantity<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_absent_reason: Option<CodeableConcept<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    extension: Vec<Extension<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FhirObservation<'a> {
+    resource_type: &'static str,
+    id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    meta: Option<Meta>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    extension: Vec<Extension<'a>>,
+    identifier: Vec<Identifier<'a>>,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    category: Vec<CodeableConcept<'a>>,
+    code: CodeableConcept<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject: Option<Reference<'a>>,
+    effective_date_time: String,
+    issued: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value_quantity: Option<Quantity<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value_codeable_concept: Option<CodeableConcept<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value_sampled_data: Option<SampledData>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_absent_reason: Option<CodeableConcept<'a>>,
+    device: Reference<'a>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    component: Vec<ObsComponent<'a>>,
+}
+
+/// The FHIR logical id of a device's `Device` resource: UUID v5 of its identity key, so every
+/// gateway names the same device the same way.
+pub fn device_id(ctx: &DeviceContext) -> Uuid {
+    Uuid::new_v5(&Uuid::NAMESPACE_URL, alloc::format!("urn:medgw:device:{}", ctx.key()).as_bytes())
+}
+
+fn data_absent(reason: AbsentReason) -> CodeableConcept<'static> {
+    // http://terminology.hl7.org/CodeSystem/data-absent-reason (R4).
+    let code = match reason {
+        AbsentReason::Unavailable => "unknown",
+        AbsentReason::NotANumber => "not-a-number",
+        AbsentReason::PositiveInfinity => "positive-infinity",
+        AbsentReason::NegativeInfinity => "negative-infinity",
+        AbsentReason::NotAtThisResolution | AbsentReason::Reserved | AbsentReason::Error => "error",
+    };
+    CodeableConcept { coding: alloc::vec![Coding { system: Cow::Borrowed(DATA_ABSENT_REASON), code: Cow::Borrowed(code), display: None }], text: None }
+}
+
+/// The code of a metric: its LOINC codings (if any), then the MDC coding; an unmapped metric is
+/// coded in the vendor's namespace so the receiver still sees what the device said.
+fn code_of<'a>(nom: &'a Nomenclature, metric: MdcCode, vendor: Option<&'a crate::observation::VendorCode>) -> CodeableConcept<'a> {
+    let mut coding = Vec::new();
+    if metric.is_unmapped() {
+        if let Some(v) = vendor {
+            coding.push(Coding { system: Cow::Owned(alloc::format!("{VENDOR_SYSTEM_PREFIX}{}", v.namespace)), code: Cow::Borrowed(v.code.as_ref()), display: None });
+        }
+        return CodeableConcept { coding, text: vendor.map(|v| Cow::Owned(alloc::format!("{} {}", v.namespace, v.code))) };
+    }
+    let entry = nom.metric(metric);
+    if let Some(e) = entry {
+        for l in &e.loinc {
+            coding.push(Coding { system: Cow::Borrowed(LOINC), code: Cow::Borrowed(l.as_ref()), display: None });
+        }
+    }
+    coding.push(Coding {
+        system: Cow::Borrowed(MDC),
+        code: Cow::Owned(alloc::format!("{}", metric.0)),
+        display: entry.map(|e| Cow::Borrowed(e.ref_id.as_ref())),
+    });
+    CodeableConcept { coding, text: entry.map(|e| Cow::Borrowed(e.display.as_ref())) }
+}
+
+/// A quantity in the unit FHIR output expects for `metric` (converting when needed), plus the
+/// `original-value` extension when a conversion happened. `None` when the unit is unknown.
+fn quantity<'a>(nom: &'a Nomenclature, metric: MdcCode, value: Decimal, unit: MdcCode) -> Option<(Quantity<'a>, Option<Extension<'a>>)> {
+    let target = nom.metric(metric).and_then(|m| m.fhir_unit).unwrap_or(unit);
+    let (value_out, unit_out, converted) = match units::convert(metric, value, unit, target) {
+        Some(v) if target != unit => (v, target, true),
+        _ => (value, unit, false),
+    };
+    let q = |v: Decimal, u: MdcCode| -> Option<Quantity<'a>> {
+        let e = nom.unit(u)?;
+        // Dimensionless units have an empty display, and FHIR forbids empty strings.
+        let unit = if e.display.is_empty() { &e.ucum } else { &e.display };
+        Some(Quantity { value: v, unit: Cow::Borrowed(unit.as_ref()), system: UCUM, code: Cow::Borrowed(e.ucum.as_ref()) })
+    };
+    let out = q(value_out, unit_out)?;
+    let ext = if converted {
+        q(value, unit).map(|orig| Extension { url: alloc::format!("{EXT}original-value"), value_code: None, value_date_time: None, value_quantity: Some(orig) })
+    } else {
+        None
+    };
+    Some((out, ext))
+}
+
+fn flag_extensions<'a>(flags: Flags) -> Vec<Extension<'a>> {
+    flags
+        .names()
+        .map(|n| Extension { url: alloc::format!("{EXT}observation-flag"), value_code: Some(n), value_date_time: None, value_quantity: None })
+        .collect()
+}
+
+/// Encodes an observation as a FHIR R4 `Observation` resource (JSON, no trailing newline).
+pub fn observation(obs: &Observation, nom: &Nomenclature) -> String {
+    let mut out = Vec::with_capacity(1024);
+    write_observation(&mut out, obs, nom);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends the FHIR `Observation` JSON of `obs` to `out`.
+pub fn write_observation(out: &mut Vec<u8>, obs: &Observation, nom: &Nomenclature) {
+    let r = &obs.reading;
+    let ctx = &obs.context;
+    let entry = if r.metric.is_unmapped() { None } else { nom.metric(r.metric) };
+    let vital = entry.and_then(|e| e.vital_profile.as_ref());
+    let mut extension = Vec::new();
+    let from_gateway = r.device_time.is_none() || r.flags.intersects(Flags::TIME_FROM_GATEWAY);
+    extension.push(Extension { url: alloc::format!("{EXT}time-source"), value_code: Some(if from_gateway { "gateway" } else { "device" }), value_date_time: None, value_quantity: None });
+    if let (true, Some(t)) = (from_gateway, r.device_time) {
+        extension.push(Extension { url: alloc::format!("{EXT}device-time"), value_code: None, value_date_time: Some(alloc::format!("{}", t.rfc3339())), value_quantity: None });
+    }
+    extension.extend(flag_extensions(r.flags));
+
+    let mut o = FhirObservation {
+        resource_type: "Observation",
+        id: alloc::format!("{}", r.id),
+        meta: None,
+        extension,
+        identifier: alloc::vec![Identifier { r#type: None, system: Some(Cow::Borrowed("urn:ietf:rfc:3986")), value: Cow::Owned(alloc::format!("urn:uuid:{}", r.id)) }],
+        status: match r.status {
+            Status::Final => "final",
+            Status::Preliminary => "preliminary",
+        },
+        category: Vec::new(),
+        code: code_of(nom, r.metric, r.vendor.as_ref()),
+        subject: ctx.patient.as_ref().map(|p| match &p.system {
+            Some(system) => Reference { reference: None, identifier: Some(Identifier { r#type: None, system: Some(Cow::Borrowed(system)), value: Cow::Borrowed(&p.id) }), display: None },
+            None => Reference { reference: Some(alloc::format!("Patient/{}", p.id)), identifier: None, display: None },
+        }),
+        effective_date_time: alloc::format!("{}", r.effective_time().rfc3339()),
+        issued: alloc::format!("{}", r.receipt_time.rfc3339()),
+        value_quantity: None,
+        value_codeable_concept: None,
+        value_sampled_data: None,
+        data_absent_reason: None,
+        device: Reference { reference: Some(alloc::format!("Device/{}", device_id(ctx))), identifier: None, display: Some(device_display(ctx)) },
+        component: Vec::new(),
+    };
+    if vital.is_some() {
+        o.category.push(CodeableConcept {
+            coding: alloc::vec![Coding { system: Cow::Borrowed(OBSERVATION_CATEGORY), code: Cow::Borrowed("vital-signs"), display: Some(Cow::Borrowed("Vital Signs")) }],
+            text: None,
+        });
+        if let (Some(profile), Some(_)) = (vital, &ctx.patient) {
+            o.meta = Some(Meta { profile: alloc::vec![Cow::Borrowed(VITAL_SIGNS_PROFILE), Cow::Owned(String::from(profile.as_ref()))] });
+        }
+    }
+    match &r.value {
+        Value::Numeric(d) => match quantity(nom, r.metric, *d, r.unit) {
+            Some((q, ext)) => {
+                o.value_quantity = Some(q);
+                o.extension.extend(ext);
+            }
+            // A unit medgw cannot name in UCUM: say so rather than send a wrong unit.
+            None => {
+                o.value_codeable_concept = None;
+                o.data_absent_reason = Some(CodeableConcept {
+                    coding: alloc::vec![Coding { system: Cow::Borrowed(DATA_ABSENT_REASON), code: Cow::Borrowed("unsupported"), display: None }],
+                    text: Some(Cow::Owned(alloc::format!("value {d} in MDC unit {} that has no UCUM mapping", r.unit.0))),
+                });
+            }
+        },
+        Value::Absent(a) => o.data_absent_reason = Some(data_absent(*a)),
+        Value::Compound(components) => {
+            for c in components {
+                let mut comp = ObsComponent { code: code_of(nom, c.metric, None), value_quantity: None, data_absent_reason: None, extension: Vec::new() };
+                match c.value {
+                    Scalar::Numeric(d) => match quantity(nom, c.metric, d, r.unit) {
+                        Some((q, ext)) => {
+                            comp.value_quantity = Some(q);
+                            comp.extension.extend(ext);
+                        }
+                        None => comp.data_absent_reason = Some(data_absent(AbsentReason::Error)),
+                    },
+                    Scalar::Absent(a) => comp.data_absent_reason = Some(data_absent(a)),
+                }
+                o.component.push(comp);
+            }
+        }
+        Value::Enumeration(e) => {
+            let mut coding = Vec::new();
+            if let Some(c) = e.code {
+                coding.push(Coding { system: Cow::Borrowed(MDC), code: Cow::Owned(alloc::format!("{}", c.0)), display: None });
+            }
+            o.value_codeable_concept = Some(CodeableConcept { coding, text: Some(Cow::Borrowed(&e.text)) });
+        }
+        Value::Waveform(w) => {
+            let mut data = String::with_capacity(w.samples.len() * 4);
+            for (i, s) in w.samples.iter().enumerate() {
+                if i > 0 {
+                    data.push(' ');
+                }
+                data.push_str(itoa(*s).as_str());
+            }
+            o.value_sampled_data = Some(SampledData {
+                origin: OriginQuantity { value: Decimal::from_int(0) },
+                // period_us / 1000 as an exact decimal in ms.
+                period: Decimal::new(w.period_us as i64, -3).unwrap_or(Decimal::from_int(0)),
+                dimensions: 1,
+                data,
+            });
+        }
+    }
+    super::append_json(out, &o);
+}
+
+fn itoa(v: i32) -> heapless::String<12> {
+    use core::fmt::Write;
+    let mut s = heapless::String::new();
+    let _ = write!(s, "{v}");
+    s
+}
+
+fn device_display(ctx: &DeviceContext) -> String {
+    let id = &ctx.identity;
+    match (&id.manufacturer, &id.model) {
+        (Some(m), Some(model)) => alloc::format!("{m} {model} ({})", ctx.name),
+        (Some(m), None) => alloc::format!("{m} ({})", ctx.name),
+        (None, Some(model)) => alloc::format!("{model} ({})", ctx.name),
+        (None, None) => alloc::format!("{} ({})", ctx.protocol, ctx.name),
+    }
+}
+
+#[derive(Serialize)]
+struct DeviceName<'a> {
+    name: Cow<'a, str>,
+    r#type: &'static str,
+}
+
+#[derive(Serialize)]
+struct Version<'a> {
+    value: Cow<'a, str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FhirDevice<'a> {
+    resource_type: &'static str,
+    id: String,
+    identifier: Vec<Identifier<'a>>,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    manufacturer: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    serial_number: Option<&'a str>,
+    device_name: Vec<DeviceName<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model_number: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    version: Vec<Version<'a>>,
+    location: Reference<'a>,
+}
+
+/// Encodes the FHIR R4 `Device` resource of a device (the retained `.../device` topic).
+pub fn device(ctx: &DeviceContext) -> String {
+    let id = &ctx.identity;
+    let mut identifier = Vec::new();
+    if let Some(eui) = id.eui64 {
+        identifier.push(Identifier { r#type: None, system: Some(Cow::Borrowed(EUI64_SYSTEM)), value: Cow::Owned(alloc::format!("{eui}")) });
+    }
+    if let Some(sn) = &id.serial {
+        identifier.push(Identifier {
+            // v2-0203 "SNO": serial number.
+            r#type: Some(CodeableConcept {
+                coding: alloc::vec![Coding { system: Cow::Borrowed("http://terminology.hl7.org/CodeSystem/v2-0203"), code: Cow::Borrowed("SNO"), display: None }],
+                text: None,
+            }),
+            system: None,
+            value: Cow::Borrowed(sn),
+        });
+    }
+    identifier.push(Identifier { r#type: None, system: Some(Cow::Borrowed("urn:ietf:rfc:3986")), value: Cow::Owned(alloc::format!("urn:medgw:device:{}", ctx.key())) });
+    let mut names = alloc::vec![DeviceName { name: Cow::Borrowed(&ctx.name), r#type: "user-friendly-name" }];
+    if let Some(m) = &id.model {
+        names.push(DeviceName { name: Cow::Borrowed(m), r#type: "model-name" });
+    }
+    let loc = &ctx.location;
+    let d = FhirDevice {
+        resource_type: "Device",
+        id: alloc::format!("{}", device_id(ctx)),
+        identifier,
+        status: "active",
+        manufacturer: id.manufacturer.as_deref(),
+        serial_number: id.serial.as_deref(),
+        device_name: names,
+        model_number: id.model.as_deref(),
+        version: id.firmware.iter().map(|f| Version { value: Cow::Borrowed(f) }).collect(),
+        location: Reference {
+            reference: None,
+            identifier: None,
+            display: Some(match &loc.room {
+                Some(room) => alloc::format!("{} {} {} {}", loc.site, loc.unit, room, loc.bed),
+                None => alloc::format!("{} {} {}", loc.site, loc.unit, loc.bed),
+            }),
+        },
+    };
+    serde_json::to_string(&d).unwrap_or_default()
+}

@@ -1,0 +1,501 @@
+//! The canonical observation: one value from one device, with who, where, when and how good.
+//!
+//! Layers, in the order data flows:
+//! - a decoder turns bytes into [`Measurement`]s: what the device said, in its own unit and time;
+//! - the gateway resolves the device's time, attaches the [`DeviceContext`] (identity, bed,
+//!   patient) and the receipt time, which makes an [`Observation`] with its deterministic id;
+//! - encoders (`crate::encode`) are pure functions of an `Observation` and the nomenclature.
+//!
+//! The context is shared (`Arc`) because every observation of a device has the same one, and
+//! the [`Reading`] half is what the durable buffer stores (postcard, tens of bytes).
+
+use alloc::borrow::Cow;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::decimal::Decimal;
+use crate::mdc::MdcCode;
+use crate::time::{DeviceTime, Timestamp};
+
+pub use crate::quality::{AbsentReason, Flags, Status};
+
+/// A number or the reason there is none; the members of compound values.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Scalar {
+    Numeric(Decimal),
+    Absent(AbsentReason),
+}
+
+/// One member of a compound value (systolic, diastolic, mean of a blood pressure).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Component {
+    pub metric: MdcCode,
+    pub value: Scalar,
+}
+
+/// A chunk of a sampled waveform (e.g. the pleth): samples in device units, evenly spaced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Waveform {
+    /// Sampling period in microseconds (75 Hz Nonin pleth: 13333).
+    pub period_us: u32,
+    pub samples: Vec<i32>,
+}
+
+/// An enumerated (coded) value, e.g. a device state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enumeration {
+    pub code: Option<MdcCode>,
+    pub text: String,
+}
+
+/// The value of an observation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Value {
+    Numeric(Decimal),
+    Absent(AbsentReason),
+    Compound(Vec<Component>),
+    Enumeration(Enumeration),
+    Waveform(Waveform),
+}
+
+impl Value {
+    pub fn numeric(&self) -> Option<Decimal> {
+        match self {
+            Value::Numeric(d) => Some(*d),
+            _ => None,
+        }
+    }
+
+    pub fn absent_reason(&self) -> Option<AbsentReason> {
+        match self {
+            Value::Absent(r) => Some(*r),
+            _ => None,
+        }
+    }
+}
+
+impl From<Scalar> for Value {
+    fn from(s: Scalar) -> Value {
+        match s {
+            Scalar::Numeric(d) => Value::Numeric(d),
+            Scalar::Absent(r) => Value::Absent(r),
+        }
+    }
+}
+
+/// A device's own code for a measurement that it sends, kept beside the MDC code so that an
+/// unmapped or mislabelled code can be seen and fixed through the nomenclature override.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct VendorCode {
+    /// The protocol's namespace for the code: `masimo`, `medibus`, `intellivue`, ...
+    pub namespace: Cow<'static, str>,
+    pub code: Cow<'static, str>,
+}
+
+/// What a device said about one metric, before the gateway adds context.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Measurement {
+    /// The MDC code, or [`MdcCode::UNMAPPED`] when only the vendor code is known.
+    pub metric: MdcCode,
+    pub vendor: Option<VendorCode>,
+    pub value: Value,
+    /// MDC unit code (partition 4), the device's own unit.
+    pub unit: MdcCode,
+    pub device_time: Option<DeviceTime>,
+    /// The device's own sequence number for this reading, when it has one.
+    pub seq: Option<u32>,
+    pub flags: Flags,
+    pub status: Status,
+}
+
+impl Measurement {
+    /// A numeric reading with no time, no sequence number and no flags.
+    pub fn numeric(metric: MdcCode, value: Decimal, unit: MdcCode) -> Measurement {
+        Measurement {
+            metric,
+            vendor: None,
+            value: Value::Numeric(value),
+            unit,
+            device_time: None,
+            seq: None,
+            flags: Flags::NONE,
+            status: Status::Final,
+        }
+    }
+
+    /// "The device reported no value for this metric", with the reason; adds [`Flags::UNAVAILABLE`].
+    pub fn absent(metric: MdcCode, reason: AbsentReason, unit: MdcCode) -> Measurement {
+        Measurement {
+            metric,
+            vendor: None,
+            value: Value::Absent(reason),
+            unit,
+            device_time: None,
+            seq: None,
+            flags: Flags::UNAVAILABLE,
+            status: Status::Final,
+        }
+    }
+
+    pub fn with_flags(mut self, flags: Flags) -> Measurement {
+        self.flags |= flags;
+        self
+    }
+
+    pub fn with_time(mut self, time: Option<DeviceTime>) -> Measurement {
+        self.device_time = time;
+        self
+    }
+
+    pub fn with_seq(mut self, seq: Option<u32>) -> Measurement {
+        self.seq = seq;
+        self
+    }
+
+    pub fn with_vendor(mut self, namespace: &'static str, code: impl Into<Cow<'static, str>>) -> Measurement {
+        self.vendor = Some(VendorCode { namespace: Cow::Borrowed(namespace), code: code.into() });
+        self
+    }
+}
+
+/// A 64-bit extended unique identifier (IEEE EUI-64), the PCD-01 device identity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Eui64(pub [u8; 8]);
+
+impl fmt::Display for Eui64 {
+    /// Sixteen upper-case hex digits, as IHE PCD-01 OBX-18 examples write them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02X}")?;
+        }
+        Ok(())
+    }
+}
+
+impl core::str::FromStr for Eui64 {
+    type Err = crate::Error;
+    /// Accepts 16 hex digits, optionally separated by `:` or `-`.
+    fn from_str(s: &str) -> Result<Eui64, crate::Error> {
+        let mut out = [0u8; 8];
+        let mut n = 0;
+        let mut half: Option<u8> = None;
+        for c in s.bytes() {
+            if c == b':' || c == b'-' {
+                continue;
+            }
+            let v = (c as char).to_digit(16).ok_or(crate::Error::BadText { field: "eui64" })? as u8;
+            match half.take() {
+                None => half = Some(v),
+                Some(h) => {
+                    if n == 8 {
+                        return Err(crate::Error::BadText { field: "eui64" });
+                    }
+                    out[n] = h << 4 | v;
+                    n += 1;
+                }
+            }
+        }
+        if n != 8 || half.is_some() {
+            return Err(crate::Error::BadText { field: "eui64" });
+        }
+        Ok(Eui64(out))
+    }
+}
+
+/// What a device says about itself. Fields the device has not told are `None`.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DeviceIdentity {
+    pub manufacturer: Option<String>,
+    pub model: Option<String>,
+    pub serial: Option<String>,
+    pub eui64: Option<Eui64>,
+    pub firmware: Option<String>,
+}
+
+impl DeviceIdentity {
+    /// Takes every field that `update` knows; returns whether anything changed.
+    pub fn merge(&mut self, update: &DeviceIdentity) -> bool {
+        let mut changed = false;
+        fn take<T: Clone + PartialEq>(dst: &mut Option<T>, src: &Option<T>, changed: &mut bool) {
+            if let Some(v) = src {
+                if dst.as_ref() != Some(v) {
+                    *dst = Some(v.clone());
+                    *changed = true;
+                }
+            }
+        }
+        take(&mut self.manufacturer, &update.manufacturer, &mut changed);
+        take(&mut self.model, &update.model, &mut changed);
+        take(&mut self.serial, &update.serial, &mut changed);
+        take(&mut self.eui64, &update.eui64, &mut changed);
+        take(&mut self.firmware, &update.firmware, &mut changed);
+        changed
+    }
+}
+
+/// Where the device is: from configuration, never from the device (decisions.md).
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Location {
+    pub site: String,
+    pub unit: String,
+    pub room: Option<String>,
+    pub bed: String,
+}
+
+/// A patient bound by configuration: identifier and its assigning authority / FHIR system.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Patient {
+    pub id: String,
+    /// Identifier system (FHIR `identifier.system`) or HL7 assigning authority.
+    pub system: Option<String>,
+}
+
+/// Everything about the source of an observation that is the same for all its observations.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DeviceContext {
+    /// The gateway's configured id.
+    pub gateway: String,
+    /// The device's configured name, unique within the gateway.
+    pub name: String,
+    pub protocol: String,
+    /// Where the device is attached (`/dev/ttyUSB0`, a BLE address, `tcp://host:port`): where it
+    /// is, not who it is.
+    pub port: String,
+    pub identity: DeviceIdentity,
+    pub location: Location,
+    pub patient: Option<Patient>,
+}
+
+impl DeviceContext {
+    /// The device's identity key (decisions.md, "Identity"): what the device says about itself
+    /// when it says it (EUI-64, else manufacturer + model + serial), otherwise gateway + name.
+    /// Stable when the device moves to another port or gateway.
+    pub fn key(&self) -> String {
+        let id = &self.identity;
+        if let Some(eui) = id.eui64 {
+            return alloc::format!("eui64:{eui}");
+        }
+        if let Some(serial) = &id.serial {
+            return alloc::format!(
+                "sn:{}:{}:{}",
+                id.manufacturer.as_deref().unwrap_or(&self.protocol),
+                id.model.as_deref().unwrap_or(""),
+                serial
+            );
+        }
+        alloc::format!("cfg:{}:{}", self.gateway, self.name)
+    }
+}
+
+/// The namespace of medgw observation ids: UUID v5 of the URL `urn:medgw:observation`.
+pub fn id_namespace() -> Uuid {
+    Uuid::new_v5(&Uuid::NAMESPACE_URL, b"urn:medgw:observation")
+}
+
+/// The deterministic observation id (decisions.md): UUID v5 over the device identity key, the
+/// metric (MDC code, or the vendor code when unmapped), the observation time in ms and the
+/// device's sequence number. The same reading decoded twice, by any gateway, gets the same id.
+pub fn observation_id(device_key: &str, metric: MdcCode, vendor: Option<&VendorCode>, time: Timestamp, seq: Option<u32>) -> Uuid {
+    use core::fmt::Write;
+    let mut name = String::with_capacity(device_key.len() + 48);
+    name.push_str(device_key);
+    name.push('|');
+    match (metric.is_unmapped(), vendor) {
+        (true, Some(v)) => {
+            let _ = write!(name, "{}:{}", v.namespace, v.code);
+        }
+        _ => {
+            let _ = write!(name, "{}", metric.0);
+        }
+    }
+    let _ = write!(name, "|{}|", time.0);
+    if let Some(s) = seq {
+        let _ = write!(name, "{s}");
+    }
+    Uuid::new_v5(&id_namespace(), name.as_bytes())
+}
+
+/// The context-free half of an observation: what the durable buffer stores.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reading {
+    pub id: Uuid,
+    pub metric: MdcCode,
+    pub vendor: Option<VendorCode>,
+    pub value: Value,
+    pub unit: MdcCode,
+    /// The device's time resolved to UTC, when the device gave one.
+    pub device_time: Option<Timestamp>,
+    /// When the gateway received the bytes.
+    pub receipt_time: Timestamp,
+    pub seq: Option<u32>,
+    pub flags: Flags,
+    pub status: Status,
+}
+
+impl Reading {
+    /// The time published as FHIR `effectiveDateTime` / OBX-14: the device's time when it is
+    /// trustworthy, otherwise the receipt time (decisions.md, "Time"); the flags say which.
+    pub fn effective_time(&self) -> Timestamp {
+        match self.device_time {
+            Some(t) if !self.flags.intersects(Flags::TIME_FROM_GATEWAY) => t,
+            _ => self.receipt_time,
+        }
+    }
+}
+
+/// A complete canonical observation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observation {
+    pub context: Arc<DeviceContext>,
+    pub reading: Reading,
+}
+
+impl Observation {
+    /// Builds the observation from a decoder's measurement. `device_time` is the measurement's
+    /// time already resolved to UTC (the caller owns zones and clock-skew judgement);
+    /// `time_flags` are the flags of that judgement. Without a device time the observation is
+    /// flagged [`Flags::NO_DEVICE_CLOCK`].
+    pub fn new(context: Arc<DeviceContext>, m: Measurement, receipt_time: Timestamp, device_time: Option<Timestamp>, time_flags: Flags) -> Observation {
+        let mut flags = m.flags | time_flags;
+        if device_time.is_none() {
+            flags |= Flags::NO_DEVICE_CLOCK;
+        }
+        if m.metric.is_unmapped() {
+            flags |= Flags::UNMAPPED;
+        }
+        let mut reading = Reading {
+            id: Uuid::nil(),
+            metric: m.metric,
+            vendor: m.vendor,
+            value: m.value,
+            unit: m.unit,
+            device_time,
+            receipt_time,
+            seq: m.seq,
+            flags,
+            status: m.status,
+        };
+        reading.id = observation_id(&context.key(), reading.metric, reading.vendor.as_ref(), device_time.unwrap_or(receipt_time), reading.seq);
+        Observation { context, reading }
+    }
+
+    /// Recomputes the id after the metric was remapped (nomenclature override) or the context's
+    /// identity changed.
+    pub fn refresh_id(&mut self) {
+        let r = &mut self.reading;
+        r.id = observation_id(&self.context.key(), r.metric, r.vendor.as_ref(), r.device_time.unwrap_or(r.receipt_time), r.seq);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mdc::{code, unit};
+    use alloc::string::ToString;
+
+    fn ctx() -> Arc<DeviceContext> {
+        Arc::new(DeviceContext {
+            gateway: "gw1".into(),
+            name: "bed4-spo2".into(),
+            protocol: "nonin-df8".into(),
+            port: "/dev/ttyUSB0".into(),
+            identity: DeviceIdentity::default(),
+            location: Location { site: "HOSP".into(), unit: "ICU".into(), room: None, bed: "BED4".into() },
+            patient: None,
+        })
+    }
+
+    #[test]
+    fn identity_key_prefers_what_the_device_says() {
+        let mut c = (*ctx()).clone();
+        assert_eq!(c.key(), "cfg:gw1:bed4-spo2");
+        c.identity.serial = Some("0000123456".into());
+        c.identity.manufacturer = Some("Masimo".into());
+        assert_eq!(c.key(), "sn:Masimo::0000123456");
+        c.identity.eui64 = Some("00-12-34-56-78-AB-CD-EF".parse().unwrap());
+        assert_eq!(c.key(), "eui64:0012345678ABCDEF");
+        // Moving the device to another port does not change who it is.
+        c.port = "/dev/ttyUSB7".into();
+        assert_eq!(c.key(), "eui64:0012345678ABCDEF");
+    }
+
+    #[test]
+    fn ids_are_deterministic_and_distinguish_inputs() {
+        let m = Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, Decimal::from_int(97), unit::MDC_DIM_PERCENT);
+        let t = Timestamp(1_710_498_125_000);
+        let a = Observation::new(ctx(), m.clone(), Timestamp(t.0 + 500), Some(t), Flags::NONE);
+        let b = Observation::new(ctx(), m.clone(), Timestamp(t.0 + 900), Some(t), Flags::NONE);
+        // Same device + metric + device time: same id, whatever the receipt time.
+        assert_eq!(a.reading.id, b.reading.id);
+        assert_eq!(a.reading.id.get_version_num(), 5);
+        let c = Observation::new(ctx(), m.clone(), t, Some(Timestamp(t.0 + 1)), Flags::NONE);
+        assert_ne!(a.reading.id, c.reading.id);
+        let d = Observation::new(ctx(), m.clone().with_seq(Some(7)), t, Some(t), Flags::NONE);
+        assert_ne!(a.reading.id, d.reading.id);
+        let mut other = (*ctx()).clone();
+        other.name = "bed5-spo2".into();
+        let e = Observation::new(Arc::new(other), m, t, Some(t), Flags::NONE);
+        assert_ne!(a.reading.id, e.reading.id);
+        // Pinned: a change to the id scheme breaks de-duplication downstream, so it must be
+        // deliberate. Computed independently with Python: uuid.uuid5(uuid.uuid5(uuid.NAMESPACE_URL,
+        // "urn:medgw:observation"), "cfg:gw1:bed4-spo2|150456|1710498125000|").
+        assert_eq!(a.reading.id.to_string(), python_uuid5());
+    }
+
+    fn python_uuid5() -> String {
+        include_str!("../tests/fixtures/observation_id.txt").trim().to_string()
+    }
+
+    #[test]
+    fn effective_time_follows_time_quality() {
+        let m = Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, Decimal::from_int(97), unit::MDC_DIM_PERCENT);
+        let dev = Timestamp(1_000_000);
+        let rx = Timestamp(5_000_000);
+        let good = Observation::new(ctx(), m.clone(), rx, Some(dev), Flags::NONE);
+        assert_eq!(good.reading.effective_time(), dev);
+        let skewed = Observation::new(ctx(), m.clone(), rx, Some(dev), Flags::CLOCK_SKEW);
+        assert_eq!(skewed.reading.effective_time(), rx);
+        let none = Observation::new(ctx(), m, rx, None, Flags::NONE);
+        assert_eq!(none.reading.effective_time(), rx);
+        assert!(none.reading.flags.contains(Flags::NO_DEVICE_CLOCK));
+    }
+
+    #[test]
+    fn flags_serialize_as_names_and_bits() {
+        let f = Flags::SENSOR_OFF | Flags::ARTIFACT | Flags::CLOCK_SKEW;
+        assert_eq!(serde_json::to_string(&f).unwrap(), r#"["sensor-off","artifact","clock-skew"]"#);
+        assert_eq!(serde_json::from_str::<Flags>(r#"["artifact","sensor-off","clock-skew"]"#).unwrap(), f);
+        assert!(serde_json::from_str::<Flags>(r#"["nonsense"]"#).is_err());
+        let names: Vec<&str> = Flags::NAMES.iter().map(|(_, n)| *n).collect();
+        for required in ["sensor-off", "artifact", "out-of-track", "low-perfusion", "questionable", "unavailable"] {
+            assert!(names.contains(&required), "{required}");
+        }
+        let mut sorted = names.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), names.len(), "duplicate flag names");
+    }
+
+    #[test]
+    fn reading_is_compact_in_postcard() {
+        let m = Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, Decimal::from_int(97), unit::MDC_DIM_PERCENT);
+        let o = Observation::new(ctx(), m, Timestamp(1_710_498_125_300), Some(Timestamp(1_710_498_125_000)), Flags::NONE);
+        let bytes = postcard::to_allocvec(&o.reading).unwrap();
+        assert!(bytes.len() < 60, "{} bytes", bytes.len());
+        assert_eq!(postcard::from_bytes::<Reading>(&bytes).unwrap(), o.reading);
+    }
+
+    #[test]
+    fn eui64_text() {
+        let e: Eui64 = "0012345678abcdef".parse().unwrap();
+        assert_eq!(e.to_string(), "0012345678ABCDEF");
+        assert!("0012345678abcde".parse::<Eui64>().is_err());
+        assert!("0012345678abcdef00".parse::<Eui64>().is_err());
+        assert!("0012345678abcdeg".parse::<Eui64>().is_err());
+    }
+}

@@ -1,0 +1,15 @@
+//! The protocol registry: every decoder medgw has, by the name used in configuration and in
+//! `medgw decode --protocol`.
+
+use crate::decode::ProtocolInfo;
+
+/// All protocols, in the order `medgw decode --list` prints them.
+pub fn protocols() -> impl Iterator<Item = &'static ProtocolInfo> {
+    let tables: [&'static [ProtocolInfo]; 0] = [];
+    tables.into_iter().flatten()
+}
+
+/// The protocol called `name`.
+pub fn find(name: &str) -> Option<&'static ProtocolInfo> {
+    protocols().find(|p| p.name == name)
+}

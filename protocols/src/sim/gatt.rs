@@ -1,0 +1,1 @@
+//! Simulator: gatt (to be written).

@@ -1,0 +1,1 @@
+//! Simulator: intellivue (to be written).

@@ -1,0 +1,1 @@
+//! Simulator: link (to be written).

@@ -1,0 +1,1 @@
+//! Simulator: masimo (to be written).

@@ -1,0 +1,1 @@
+//! Simulator: medibus (to be written).

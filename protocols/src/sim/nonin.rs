@@ -1,0 +1,1 @@
+//! Simulator: nonin (to be written).

@@ -1,0 +1,1 @@
+//! Bluetooth GATT health characteristics (to be written).

@@ -1,0 +1,1 @@
+//! Philips IntelliVue MIB/RS232 Data Export (to be written).

@@ -1,0 +1,1 @@
+//! masimo (to be written).

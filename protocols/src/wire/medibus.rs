@@ -1,0 +1,1 @@
+//! medibus (to be written).

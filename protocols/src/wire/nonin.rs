@@ -1,0 +1,1 @@
+//! nonin (to be written).

@@ -1,0 +1,372 @@
+//! Encoder tests built from the public vectors (FHIR vital-signs, HL7 PCD-01 HP-1) and from every
+//! row of the nomenclature table.
+
+use std::sync::Arc;
+
+use medgw_protocols::decimal::Decimal;
+use medgw_protocols::encode::{canonical, fhir, hl7v2};
+use medgw_protocols::mdc::{code, unit, MdcCode};
+use medgw_protocols::nomenclature::Nomenclature;
+use medgw_protocols::observation::*;
+use medgw_protocols::time::{DeviceTime, Timestamp};
+use serde_json::Value as Json;
+
+/// 2024-03-15T10:22:05Z.
+const T: Timestamp = Timestamp(1_710_498_125_000);
+
+fn context(patient: Option<Patient>, eui: Option<&str>) -> Arc<DeviceContext> {
+    Arc::new(DeviceContext {
+        gateway: "gw-icu-1".into(),
+        name: "bed4-monitor".into(),
+        protocol: "intellivue".into(),
+        port: "/dev/ttyUSB0".into(),
+        identity: DeviceIdentity {
+            manufacturer: Some("Philips".into()),
+            model: Some("MX450".into()),
+            serial: Some("DE12345678".into()),
+            eui64: eui.map(|e| e.parse().unwrap()),
+            firmware: None,
+        },
+        location: Location { site: "HOSP".into(), unit: "ICU".into(), room: None, bed: "BED4".into() },
+        patient,
+    })
+}
+
+fn p1() -> Option<Patient> {
+    Some(Patient { id: "p1".into(), system: None })
+}
+
+fn obs(ctx: &Arc<DeviceContext>, m: Measurement) -> Observation {
+    let dt = match m.device_time {
+        Some(DeviceTime::Utc(t)) => Some(t),
+        _ => Some(T),
+    };
+    Observation::new(ctx.clone(), m, Timestamp(T.0 + 250), dt, Flags::NONE)
+}
+
+fn d(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+fn json(s: &str) -> Json {
+    serde_json::from_str(s).unwrap()
+}
+
+fn codings(v: &Json) -> Vec<(String, String)> {
+    v["coding"].as_array().unwrap().iter().map(|c| (c["system"].as_str().unwrap().to_string(), c["code"].as_str().unwrap().to_string())).collect()
+}
+
+#[test]
+fn fhir_spo2_matches_the_public_vector() {
+    let nom = Nomenclature::builtin();
+    let o = obs(&context(p1(), None), Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, d("97"), unit::MDC_DIM_PERCENT));
+    let text = fhir::observation(&o, &nom);
+    let v = json(&text);
+    assert_eq!(v["resourceType"], "Observation");
+    assert_eq!(v["status"], "final");
+    assert_eq!(v["category"][0]["coding"][0]["system"], "http://terminology.hl7.org/CodeSystem/observation-category");
+    assert_eq!(v["category"][0]["coding"][0]["code"], "vital-signs");
+    assert_eq!(
+        codings(&v["code"]),
+        vec![
+            ("http://loinc.org".to_string(), "59408-5".to_string()),
+            ("http://loinc.org".to_string(), "2708-6".to_string()),
+            ("urn:iso:std:iso:11073:10101".to_string(), "150456".to_string()),
+        ]
+    );
+    assert_eq!(v["subject"]["reference"], "Patient/p1");
+    assert_eq!(v["effectiveDateTime"], "2024-03-15T10:22:05Z");
+    assert_eq!(v["valueQuantity"]["value"], 97);
+    assert_eq!(v["valueQuantity"]["system"], "http://unitsofmeasure.org");
+    assert_eq!(v["valueQuantity"]["code"], "%");
+    assert_eq!(v["identifier"][0]["value"], format!("urn:uuid:{}", o.reading.id));
+    assert_eq!(v["meta"]["profile"][1], "http://hl7.org/fhir/StructureDefinition/oxygensat");
+    assert!(v["device"]["reference"].as_str().unwrap().starts_with("Device/"));
+    assert!(v.get("dataAbsentReason").is_none());
+}
+
+#[test]
+fn fhir_keeps_precision_and_absent_values_have_no_number() {
+    let nom = Nomenclature::builtin();
+    let ctx = context(p1(), None);
+    let t = fhir::observation(&obs(&ctx, Measurement::numeric(code::MDC_TEMP_BODY, d("37.0"), unit::MDC_DIM_DEGC)), &nom);
+    assert!(t.contains(r#""valueQuantity":{"value":37.0,"unit":"°C","system":"http://unitsofmeasure.org","code":"Cel"}"#), "{t}");
+    for (reason, code) in [
+        (AbsentReason::NotANumber, "not-a-number"),
+        (AbsentReason::Unavailable, "unknown"),
+        (AbsentReason::PositiveInfinity, "positive-infinity"),
+        (AbsentReason::NegativeInfinity, "negative-infinity"),
+        (AbsentReason::NotAtThisResolution, "error"),
+    ] {
+        let v = json(&fhir::observation(&obs(&ctx, Measurement::absent(code::MDC_PULS_OXIM_SAT_O2, reason, unit::MDC_DIM_PERCENT)), &nom));
+        assert!(v.get("valueQuantity").is_none());
+        assert_eq!(v["dataAbsentReason"]["coding"][0]["system"], "http://terminology.hl7.org/CodeSystem/data-absent-reason");
+        assert_eq!(v["dataAbsentReason"]["coding"][0]["code"], code);
+        let flags: Vec<&str> = v["extension"].as_array().unwrap().iter().filter_map(|e| e["valueCode"].as_str()).collect();
+        assert!(flags.contains(&"unavailable"), "{flags:?}");
+    }
+}
+
+#[test]
+fn fhir_blood_pressure_is_a_panel_with_components() {
+    let nom = Nomenclature::builtin();
+    let m = Measurement {
+        metric: code::MDC_PRESS_BLD_NONINV,
+        vendor: None,
+        value: Value::Compound(vec![
+            Component { metric: code::MDC_PRESS_BLD_NONINV_SYS, value: Scalar::Numeric(d("120")) },
+            Component { metric: code::MDC_PRESS_BLD_NONINV_DIA, value: Scalar::Numeric(d("80")) },
+            Component { metric: code::MDC_PRESS_BLD_NONINV_MEAN, value: Scalar::Absent(AbsentReason::NotANumber) },
+        ]),
+        unit: unit::MDC_DIM_MMHG,
+        device_time: None,
+        seq: None,
+        flags: Flags::NONE,
+        status: Status::Final,
+    };
+    let v = json(&fhir::observation(&obs(&context(p1(), None), m), &nom));
+    assert_eq!(codings(&v["code"])[0], ("http://loinc.org".into(), "85354-9".into()));
+    assert_eq!(v["meta"]["profile"][1], "http://hl7.org/fhir/StructureDefinition/bp");
+    assert!(v.get("valueQuantity").is_none());
+    let comps = v["component"].as_array().unwrap();
+    assert_eq!(comps.len(), 3);
+    assert_eq!(codings(&comps[0]["code"])[0].1, "8480-6");
+    assert_eq!(comps[0]["valueQuantity"]["value"], 120);
+    assert_eq!(comps[0]["valueQuantity"]["code"], "mm[Hg]");
+    assert_eq!(codings(&comps[1]["code"])[0].1, "8462-4");
+    assert_eq!(comps[1]["valueQuantity"]["value"], 80);
+    assert_eq!(codings(&comps[2]["code"])[1].1, "150023");
+    assert_eq!(comps[2]["dataAbsentReason"]["coding"][0]["code"], "not-a-number");
+}
+
+#[test]
+fn fhir_converts_to_the_profile_unit_and_records_the_original() {
+    let nom = Nomenclature::builtin();
+    let ctx = context(p1(), None);
+    let v = json(&fhir::observation(&obs(&ctx, Measurement::numeric(code::MDC_TEMP_BODY, d("98.6"), unit::MDC_DIM_FAHR)), &nom));
+    assert_eq!(v["valueQuantity"]["code"], "Cel");
+    assert_eq!(v["valueQuantity"]["value"].to_string(), "37.0");
+    let orig = v["extension"].as_array().unwrap().iter().find(|e| e["url"].as_str().unwrap().ends_with("original-value")).unwrap();
+    assert_eq!(orig["valueQuantity"]["code"], "[degF]");
+    assert_eq!(orig["valueQuantity"]["value"].to_string(), "98.6");
+    let v = json(&fhir::observation(&obs(&ctx, Measurement::numeric(code::MDC_AWAY_CO2_ET, d("5.3"), unit::MDC_DIM_KILO_PASCAL)), &nom));
+    assert_eq!(v["valueQuantity"]["code"], "mm[Hg]");
+    assert_eq!(v["valueQuantity"]["value"], 40);
+}
+
+#[test]
+fn fhir_without_a_patient_claims_no_profile_and_no_subject() {
+    let nom = Nomenclature::builtin();
+    let v = json(&fhir::observation(&obs(&context(None, None), Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, d("97"), unit::MDC_DIM_PERCENT)), &nom));
+    assert!(v.get("subject").is_none());
+    assert!(v.get("meta").is_none());
+    // Still a vital sign by category and code, with its device.
+    assert_eq!(v["category"][0]["coding"][0]["code"], "vital-signs");
+    let with_system = context(Some(Patient { id: "PAT123".into(), system: Some("urn:oid:1.2.3.4".into()) }), None);
+    let v = json(&fhir::observation(&obs(&with_system, Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, d("97"), unit::MDC_DIM_PERCENT)), &nom));
+    assert_eq!(v["subject"]["identifier"]["system"], "urn:oid:1.2.3.4");
+    assert_eq!(v["subject"]["identifier"]["value"], "PAT123");
+}
+
+#[test]
+fn fhir_time_source_follows_time_quality() {
+    let nom = Nomenclature::builtin();
+    let ctx = context(p1(), None);
+    let m = Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, d("97"), unit::MDC_DIM_PERCENT);
+    let skewed = Observation::new(ctx.clone(), m.clone(), Timestamp(T.0 + 5000), Some(T), Flags::CLOCK_SKEW);
+    let v = json(&fhir::observation(&skewed, &nom));
+    assert_eq!(v["effectiveDateTime"], "2024-03-15T10:22:10Z");
+    let ext = v["extension"].as_array().unwrap();
+    let find = |suffix: &str| ext.iter().find(|e| e["url"].as_str().unwrap().ends_with(suffix)).cloned();
+    assert_eq!(find("time-source").unwrap()["valueCode"], "gateway");
+    assert_eq!(find("device-time").unwrap()["valueDateTime"], "2024-03-15T10:22:05Z");
+    assert!(ext.iter().any(|e| e["valueCode"] == "clock-skew"));
+    let good = Observation::new(ctx, m, Timestamp(T.0 + 300), Some(T), Flags::NONE);
+    let v = json(&fhir::observation(&good, &nom));
+    assert_eq!(v["effectiveDateTime"], "2024-03-15T10:22:05Z");
+    assert_eq!(v["extension"][0]["valueCode"], "device");
+}
+
+#[test]
+fn fhir_unmapped_codes_are_published_in_the_vendor_namespace() {
+    let nom = Nomenclature::builtin();
+    let m = Measurement::numeric(MdcCode::UNMAPPED, d("13.5"), unit::MDC_DIM_DIMLESS).with_vendor("masimo", "SPHB");
+    let o = obs(&context(p1(), None), m);
+    assert!(o.reading.flags.contains(Flags::UNMAPPED));
+    let v = json(&fhir::observation(&o, &nom));
+    assert_eq!(codings(&v["code"]), vec![("https://medgw.org/fhir/CodeSystem/vendor-masimo".to_string(), "SPHB".to_string())]);
+    assert_eq!(v["valueQuantity"]["value"].to_string(), "13.5");
+}
+
+/// Every metric of the table encodes to FHIR with its LOINC and MDC codings and a UCUM unit.
+#[test]
+fn every_table_code_encodes() {
+    let nom = Nomenclature::builtin();
+    let ctx = context(p1(), Some("0012345678ABCDEF"));
+    for m in nom.metrics() {
+        let unit = m.fhir_unit.unwrap_or(unit::MDC_DIM_DIMLESS);
+        let value = if m.components.is_empty() {
+            Value::Numeric(d("12.5"))
+        } else {
+            Value::Compound(m.components.iter().map(|c| Component { metric: *c, value: Scalar::Numeric(d("90")) }).collect())
+        };
+        let meas = Measurement { metric: m.code, vendor: None, value, unit, device_time: None, seq: None, flags: Flags::NONE, status: Status::Final };
+        let o = obs(&ctx, meas);
+        let v = json(&fhir::observation(&o, &nom));
+        let c = codings(&v["code"]);
+        for l in &m.loinc {
+            assert!(c.contains(&("http://loinc.org".to_string(), l.to_string())), "{}: {c:?}", m.ref_id);
+        }
+        assert!(c.contains(&("urn:iso:std:iso:11073:10101".to_string(), m.code.0.to_string())), "{}", m.ref_id);
+        if m.components.is_empty() {
+            let ucum = nom.unit(unit).unwrap().ucum.to_string();
+            assert_eq!(v["valueQuantity"]["code"], ucum.as_str(), "{}", m.ref_id);
+        } else {
+            assert_eq!(v["component"].as_array().unwrap().len(), m.components.len());
+        }
+        assert_eq!(v["category"].is_array(), m.vital_profile.is_some(), "{}", m.ref_id);
+        // And to HL7 with the MDC code and reference id in OBX-3.
+        let msg = hl7v2::oru_r01(&[&o], &nom, "M1", T).unwrap();
+        if m.components.is_empty() {
+            assert!(msg.contains(&format!("|{}^{}^MDC|", m.code.0, m.ref_id)), "{msg}");
+        } else {
+            for c in &m.components {
+                assert!(msg.contains(&format!("|{}^{}^MDC|", c.0, nom.metric(*c).unwrap().ref_id)), "{msg}");
+            }
+        }
+    }
+}
+
+#[test]
+fn fhir_device_resource() {
+    let ctx = context(None, Some("0012345678ABCDEF"));
+    let v = json(&fhir::device(&ctx));
+    assert_eq!(v["resourceType"], "Device");
+    assert_eq!(v["id"], fhir::device_id(&ctx).to_string());
+    assert_eq!(v["serialNumber"], "DE12345678");
+    assert_eq!(v["manufacturer"], "Philips");
+    assert_eq!(v["identifier"][0]["value"], "0012345678ABCDEF");
+    assert_eq!(v["location"]["display"], "HOSP ICU BED4");
+    // The Observation points at this Device.
+    let nom = Nomenclature::builtin();
+    let o = json(&fhir::observation(&obs(&ctx, Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, d("97"), unit::MDC_DIM_PERCENT)), &nom));
+    assert_eq!(o["device"]["reference"], format!("Device/{}", v["id"].as_str().unwrap()));
+}
+
+fn fields(segment: &str) -> Vec<&str> {
+    segment.split('|').collect()
+}
+
+/// HP-1: the PCD-01 message of the reference vectors, rebuilt from observations.
+#[test]
+fn hl7_matches_hp1() {
+    let nom = Nomenclature::builtin();
+    let ctx = context(Some(Patient { id: "PAT123".into(), system: Some("HOSP".into()) }), Some("0012345678ABCDEF"));
+    let a = obs(&ctx, Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, d("97"), unit::MDC_DIM_PERCENT));
+    let b = obs(&ctx, Measurement::numeric(code::MDC_PULS_OXIM_PULS_RATE, d("72"), unit::MDC_DIM_BEAT_PER_MIN));
+    let msg = hl7v2::oru_r01(&[&a, &b], &nom, "MSG00001", T).unwrap();
+    let segs: Vec<&str> = msg.split('\r').filter(|s| !s.is_empty()).collect();
+    assert!(msg.ends_with('\r'));
+    let msh = fields(segs[0]);
+    assert_eq!(msh[0], "MSH");
+    assert_eq!(msh[1], "^~\\&");
+    // Field numbers: MSH-1 is the separator itself, so MSH-n is index n-1.
+    assert_eq!(msh[8], "ORU^R01^ORU_R01");
+    assert_eq!(msh[9], "MSG00001");
+    assert_eq!(msh[11], "2.6");
+    assert_eq!(msh[6], "20240315102205+0000");
+    assert_eq!(msh[20].split('^').nth(2), Some("1.3.6.1.4.1.19376.1.6.1.1.1"));
+    assert_eq!(fields(segs[1])[3], "PAT123^^^HOSP^MR");
+    assert_eq!(fields(segs[2])[3], "ICU^^BED4^HOSP");
+    assert_eq!(fields(segs[3])[0], "OBR");
+    assert_eq!(fields(segs[3])[7], "20240315102205+0000");
+    let obx1 = fields(segs[4]);
+    assert_eq!(obx1[0], "OBX");
+    assert_eq!(obx1[2], "NM");
+    assert_eq!(obx1[3], "150456^MDC_PULS_OXIM_SAT_O2^MDC");
+    assert_eq!(obx1[4], "1.1.1.1");
+    assert_eq!(obx1[5], "97");
+    assert_eq!(obx1[6], "262688^MDC_DIM_PERCENT^MDC");
+    assert_eq!(obx1[11], "R");
+    assert_eq!(obx1[14], "20240315102205+0000");
+    assert_eq!(obx1[18], "0012345678ABCDEF^^0012345678ABCDEF^EUI-64");
+    let obx2 = fields(segs[5]);
+    assert_eq!(obx2[3], "149530^MDC_PULS_OXIM_PULS_RATE^MDC");
+    assert_eq!(obx2[4], "1.1.1.2");
+    assert_eq!(obx2[6], "264864^MDC_DIM_BEAT_PER_MIN^MDC");
+    assert_eq!(segs.len(), 6);
+}
+
+#[test]
+fn hl7_absent_values_flags_compounds_and_escaping() {
+    let nom = Nomenclature::builtin();
+    let mut ctx = (*context(None, None)).clone();
+    ctx.name = "bed|4".into();
+    ctx.identity.serial = None;
+    let ctx = Arc::new(ctx);
+    let nan = obs(&ctx, Measurement::absent(code::MDC_PULS_OXIM_SAT_O2, AbsentReason::NotANumber, unit::MDC_DIM_PERCENT).with_flags(Flags::SENSOR_OFF));
+    let art = Observation::new(ctx.clone(), Measurement::numeric(code::MDC_PULS_OXIM_PULS_RATE, d("72"), unit::MDC_DIM_BEAT_PER_MIN).with_flags(Flags::ARTIFACT), T, None, Flags::NONE);
+    let bp = obs(
+        &ctx,
+        Measurement {
+            metric: code::MDC_PRESS_BLD_NONINV,
+            vendor: None,
+            value: Value::Compound(vec![
+                Component { metric: code::MDC_PRESS_BLD_NONINV_SYS, value: Scalar::Numeric(d("120")) },
+                Component { metric: code::MDC_PRESS_BLD_NONINV_DIA, value: Scalar::Numeric(d("80")) },
+            ]),
+            unit: unit::MDC_DIM_MMHG,
+            device_time: None,
+            seq: None,
+            flags: Flags::NONE,
+            status: Status::Final,
+        },
+    );
+    let msg = hl7v2::oru_r01(&[&nan, &art, &bp], &nom, "M2", T).unwrap();
+    let segs: Vec<&str> = msg.split('\r').filter(|s| !s.is_empty()).collect();
+    // No patient bound: no PID/PV1, never a guessed patient.
+    assert!(!msg.contains("\rPID|"));
+    let obx: Vec<Vec<&str>> = segs.iter().filter(|s| s.starts_with("OBX")).map(|s| fields(s)).collect();
+    assert_eq!(obx[0][5], "");
+    assert_eq!(obx[0][8], "OFF");
+    assert_eq!(obx[0][11], "X");
+    assert_eq!(obx[1][8], "QUES");
+    assert_eq!(obx[2][3], "150021^MDC_PRESS_BLD_NONINV_SYS^MDC");
+    assert_eq!(obx[2][4], "1.1.2.1");
+    assert_eq!(obx[3][4], "1.1.2.2");
+    assert_eq!(obx[3][5], "80");
+    // The identity key contains the configured name, escaped.
+    assert!(obx[0][18].starts_with("cfg:gw-icu-1:bed\\F\\4"), "{}", obx[0][18]);
+    // The pulse rate had no device clock: said in an NTE after its OBX.
+    let second_obx = segs.iter().position(|s| s.starts_with("OBX|2|")).unwrap();
+    assert!(segs[second_obx + 1].starts_with("NTE|") && segs[second_obx + 1].contains("no-device-clock"), "{msg}");
+    // Sensor-off is in OBX-8 (OFF) and, as the flag name, in the NTE after the first OBX.
+    assert!(segs[segs.iter().position(|s| s.starts_with("OBX|1|")).unwrap() + 1].contains("sensor-off"));
+}
+
+#[test]
+fn canonical_form_has_the_documented_fields_and_round_trips() {
+    let nom = Nomenclature::builtin();
+    let ctx = context(p1(), Some("0012345678ABCDEF"));
+    let m = Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, d("97.50"), unit::MDC_DIM_PERCENT).with_flags(Flags::ARTIFACT).with_seq(Some(9));
+    let o = obs(&ctx, m);
+    let text = canonical::to_string(&o, &nom);
+    assert!(text.contains(r#""value":97.50"#), "{text}");
+    let v = json(&text);
+    assert_eq!(v["metric"], "MDC_PULS_OXIM_SAT_O2");
+    assert_eq!(v["code"], 150456);
+    assert_eq!(v["unit"], "%");
+    assert_eq!(v["flags"], serde_json::json!(["artifact"]));
+    assert_eq!(v["device_time"], "2024-03-15T10:22:05Z");
+    assert_eq!(v["id"], o.reading.id.to_string());
+    assert_eq!(v["device"]["eui64"], "0012345678ABCDEF");
+    let back = canonical::parse(&text, "gw-icu-1").unwrap();
+    assert_eq!(back.reading, o.reading);
+    assert_eq!(back.context.key(), o.context.key());
+    // No device time: null, not absent.
+    let none = Observation::new(ctx, Measurement::absent(code::MDC_PULS_OXIM_SAT_O2, AbsentReason::Unavailable, unit::MDC_DIM_PERCENT), T, None, Flags::NONE);
+    let v = json(&canonical::to_string(&none, &nom));
+    assert!(v["device_time"].is_null());
+    assert!(v["value"].is_null());
+    assert_eq!(v["flags"], serde_json::json!(["unavailable", "no-device-clock"]));
+}
