@@ -251,8 +251,7 @@ impl<'de> serde::Deserialize<'de> for Decimal {
         if deserializer.is_human_readable() {
             #[cfg(feature = "alloc")]
             {
-                let raw: alloc::boxed::Box<serde_json::value::RawValue> =
-                    serde::Deserialize::deserialize(deserializer)?;
+                let raw: alloc::boxed::Box<serde_json::value::RawValue> = serde::Deserialize::deserialize(deserializer)?;
                 return raw.get().trim().parse().map_err(D::Error::custom);
             }
             #[cfg(not(feature = "alloc"))]

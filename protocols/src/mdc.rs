@@ -75,36 +75,37 @@ pub mod code {
     pub const MDC_PLETH_PULS_RATE: MdcCode = MdcCode::scada(18466); // 149538 (Philips NOM_PLETH_PULS_RATE)
     pub const MDC_PULS_OXIM_PERF_REL: MdcCode = MdcCode::scada(19376); // 150448
     pub const MDC_PULS_OXIM_PLETH: MdcCode = MdcCode::scada(19380); // 150452
-    // ECG heart rate (10101; Philips NOM_ECG_CARD_BEAT_RATE).
+                                                                    // ECG heart rate (10101; Philips NOM_ECG_CARD_BEAT_RATE).
     pub const MDC_ECG_HEART_RATE: MdcCode = MdcCode::scada(16770); // 147842
     /// Pulse rate from a non-invasive BP cuff (10407).
     pub const MDC_PULS_RATE_NON_INV: MdcCode = MdcCode::scada(18474); // 149546
-    // Non-invasive blood pressure (10407): the compound and its members.
+                                                                      // Non-invasive blood pressure (10407): the compound and its members.
     pub const MDC_PRESS_BLD_NONINV: MdcCode = MdcCode::scada(18948); // 150020
     pub const MDC_PRESS_BLD_NONINV_SYS: MdcCode = MdcCode::scada(18949); // 150021
     pub const MDC_PRESS_BLD_NONINV_DIA: MdcCode = MdcCode::scada(18950); // 150022
     pub const MDC_PRESS_BLD_NONINV_MEAN: MdcCode = MdcCode::scada(18951); // 150023
-    // Invasive arterial blood pressure (10101 MDC_PRESS_BLD_ART_ABP*).
+                                                                          // Invasive arterial blood pressure (10101 MDC_PRESS_BLD_ART_ABP*).
     pub const MDC_PRESS_BLD_ART_ABP: MdcCode = MdcCode::scada(18964); // 150036
     pub const MDC_PRESS_BLD_ART_ABP_SYS: MdcCode = MdcCode::scada(18965); // 150037
     pub const MDC_PRESS_BLD_ART_ABP_DIA: MdcCode = MdcCode::scada(18966); // 150038
     pub const MDC_PRESS_BLD_ART_ABP_MEAN: MdcCode = MdcCode::scada(18967); // 150039
-    // Respiration (10101).
+                                                                           // Respiration (10101).
     pub const MDC_RESP_RATE: MdcCode = MdcCode::scada(20490); // 151562
     pub const MDC_CO2_RESP_RATE: MdcCode = MdcCode::scada(20522); // 151594
     /// End-tidal CO2 as a partial pressure. [UNCONFIRMED against RTMMS: Philips NOM table only.]
     pub const MDC_AWAY_CO2_ET: MdcCode = MdcCode::scada(20656); // 151728
     /// End-tidal CO2 as a concentration (%). [UNCONFIRMED: Philips NOM table only.]
     pub const MDC_CONC_AWAY_CO2_ET: MdcCode = MdcCode::scada(20636); // 151708
-    // Temperature (10408; Philips NOM_TEMP is the unspecified-site code).
+                                                                     // Temperature (10408; Philips NOM_TEMP is the unspecified-site code).
     pub const MDC_TEMP_BODY: MdcCode = MdcCode::scada(19292); // 150364
     pub const MDC_TEMP: MdcCode = MdcCode::scada(19272); // 150344
-    // Weighing scale (10415).
+                                                         // Weighing scale (10415).
     pub const MDC_MASS_BODY_ACTUAL: MdcCode = MdcCode::scada(57664); // 188736
     pub const MDC_LEN_BODY_ACTUAL: MdcCode = MdcCode::scada(57668); // 188740
     pub const MDC_RATIO_MASS_BODY_LEN_SQ: MdcCode = MdcCode::scada(57680); // 188752
-    // Glucose (10417).
-    pub const MDC_CONC_GLU_CAPILLARY_WHOLEBLOOD: MdcCode = MdcCode::scada(29112); // 160184
+                                                                           // Glucose (10417).
+    pub const MDC_CONC_GLU_CAPILLARY_WHOLEBLOOD: MdcCode = MdcCode::scada(29112);
+    // 160184
 }
 
 /// Unit codes (partition 4, DIM).
@@ -190,7 +191,15 @@ pub static METRICS: &[MetricDef] = &[
     // SpO2: LOINC 2708-6 (vital-signs value set, required by the oxygensat profile) and 59408-5
     // (pulse oximetry, added by US Core).
     metric!(MDC_PULS_OXIM_SAT_O2, "SpO2", ["59408-5", "2708-6"], Some(vs!("oxygensat")), Some(unit::MDC_DIM_PERCENT), [], "10404"),
-    metric!(MDC_PULS_OXIM_PULS_RATE, "Pulse rate (oximeter)", ["8867-4"], Some(vs!("heartrate")), Some(unit::MDC_DIM_BEAT_PER_MIN), [], "10404"),
+    metric!(
+        MDC_PULS_OXIM_PULS_RATE,
+        "Pulse rate (oximeter)",
+        ["8867-4"],
+        Some(vs!("heartrate")),
+        Some(unit::MDC_DIM_BEAT_PER_MIN),
+        [],
+        "10404"
+    ),
     metric!(MDC_PLETH_PULS_RATE, "Pulse rate (pleth)", ["8867-4"], Some(vs!("heartrate")), Some(unit::MDC_DIM_BEAT_PER_MIN), [], "Philips"),
     // Perfusion index: LOINC 61006-3 "Perfusion index Tissue by Pulse oximetry" (not a vital sign).
     metric!(MDC_PULS_OXIM_PERF_REL, "Perfusion index", ["61006-3"], None, Some(unit::MDC_DIM_PERCENT), [], "10404"),
@@ -198,12 +207,28 @@ pub static METRICS: &[MetricDef] = &[
     metric!(MDC_ECG_HEART_RATE, "Heart rate (ECG)", ["8867-4"], Some(vs!("heartrate")), Some(unit::MDC_DIM_BEAT_PER_MIN), [], "10101"),
     metric!(MDC_PULS_RATE_NON_INV, "Pulse rate (NIBP)", ["8867-4"], Some(vs!("heartrate")), Some(unit::MDC_DIM_BEAT_PER_MIN), [], "10407"),
     // Blood pressure: panel 85354-9 with systolic 8480-6, diastolic 8462-4 and mean 8478-0.
-    metric!(MDC_PRESS_BLD_NONINV, "NIBP", ["85354-9"], Some(vs!("bp")), Some(unit::MDC_DIM_MMHG), [MDC_PRESS_BLD_NONINV_SYS, MDC_PRESS_BLD_NONINV_DIA, MDC_PRESS_BLD_NONINV_MEAN], "10407"),
+    metric!(
+        MDC_PRESS_BLD_NONINV,
+        "NIBP",
+        ["85354-9"],
+        Some(vs!("bp")),
+        Some(unit::MDC_DIM_MMHG),
+        [MDC_PRESS_BLD_NONINV_SYS, MDC_PRESS_BLD_NONINV_DIA, MDC_PRESS_BLD_NONINV_MEAN],
+        "10407"
+    ),
     metric!(MDC_PRESS_BLD_NONINV_SYS, "NIBP systolic", ["8480-6"], None, Some(unit::MDC_DIM_MMHG), [], "10407"),
     metric!(MDC_PRESS_BLD_NONINV_DIA, "NIBP diastolic", ["8462-4"], None, Some(unit::MDC_DIM_MMHG), [], "10407"),
     metric!(MDC_PRESS_BLD_NONINV_MEAN, "NIBP mean", ["8478-0"], None, Some(unit::MDC_DIM_MMHG), [], "10407"),
     // Invasive arterial pressure: the method-less BP LOINC codes; the MDC code carries "invasive".
-    metric!(MDC_PRESS_BLD_ART_ABP, "ABP", ["85354-9"], Some(vs!("bp")), Some(unit::MDC_DIM_MMHG), [MDC_PRESS_BLD_ART_ABP_SYS, MDC_PRESS_BLD_ART_ABP_DIA, MDC_PRESS_BLD_ART_ABP_MEAN], "10101"),
+    metric!(
+        MDC_PRESS_BLD_ART_ABP,
+        "ABP",
+        ["85354-9"],
+        Some(vs!("bp")),
+        Some(unit::MDC_DIM_MMHG),
+        [MDC_PRESS_BLD_ART_ABP_SYS, MDC_PRESS_BLD_ART_ABP_DIA, MDC_PRESS_BLD_ART_ABP_MEAN],
+        "10101"
+    ),
     metric!(MDC_PRESS_BLD_ART_ABP_SYS, "ABP systolic", ["8480-6"], None, Some(unit::MDC_DIM_MMHG), [], "10101"),
     metric!(MDC_PRESS_BLD_ART_ABP_DIA, "ABP diastolic", ["8462-4"], None, Some(unit::MDC_DIM_MMHG), [], "10101"),
     metric!(MDC_PRESS_BLD_ART_ABP_MEAN, "ABP mean", ["8478-0"], None, Some(unit::MDC_DIM_MMHG), [], "10101"),
@@ -219,7 +244,15 @@ pub static METRICS: &[MetricDef] = &[
     metric!(MDC_LEN_BODY_ACTUAL, "Body height", ["8302-2"], Some(vs!("bodyheight")), Some(unit::MDC_DIM_CENTI_M), [], "10415"),
     metric!(MDC_RATIO_MASS_BODY_LEN_SQ, "BMI", ["39156-5"], Some(vs!("bmi")), Some(unit::MDC_DIM_KG_PER_M_SQ), [], "10415"),
     // Glucose: LOINC 41653-7 "Glucose [Mass/volume] in Capillary blood by Glucometer".
-    metric!(MDC_CONC_GLU_CAPILLARY_WHOLEBLOOD, "Glucose (capillary whole blood)", ["41653-7"], None, Some(unit::MDC_DIM_MILLI_G_PER_DL), [], "10417"),
+    metric!(
+        MDC_CONC_GLU_CAPILLARY_WHOLEBLOOD,
+        "Glucose (capillary whole blood)",
+        ["41653-7"],
+        None,
+        Some(unit::MDC_DIM_MILLI_G_PER_DL),
+        [],
+        "10417"
+    ),
 ];
 
 macro_rules! unit_def {
@@ -354,5 +387,4 @@ mod tests {
             assert!(!u.ucum.is_empty());
         }
     }
-
 }

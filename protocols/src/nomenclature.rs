@@ -152,7 +152,15 @@ impl Nomenclature {
         let units = mdc::UNITS
             .iter()
             .map(|u| {
-                (u.code, UnitEntry { code: u.code, ref_id: Cow::Borrowed(u.ref_id), ucum: Cow::Borrowed(u.ucum), display: Cow::Borrowed(u.display) })
+                (
+                    u.code,
+                    UnitEntry {
+                        code: u.code,
+                        ref_id: Cow::Borrowed(u.ref_id),
+                        ucum: Cow::Borrowed(u.ucum),
+                        display: Cow::Borrowed(u.display),
+                    },
+                )
             })
             .collect();
         Nomenclature { metrics, units, maps: BTreeMap::new() }
@@ -189,7 +197,11 @@ impl Nomenclature {
             let err = |message: String| OverrideError { table: "metric", index, message };
             let code = MdcCode(m.code);
             if code.partition() != MdcCode::PART_SCADA {
-                errors.push(err(alloc::format!("code {} is in partition {}, measurements are in partition 2 (SCADA): combined code = 131072 + term", m.code, code.partition())));
+                errors.push(err(alloc::format!(
+                    "code {} is in partition {}, measurements are in partition 2 (SCADA): combined code = 131072 + term",
+                    m.code,
+                    code.partition()
+                )));
                 continue;
             }
             if !m.ref_id.starts_with("MDC_") {
@@ -222,7 +234,12 @@ impl Nomenclature {
                 MetricEntry {
                     code,
                     ref_id: Cow::Owned(m.ref_id.clone()),
-                    display: Cow::Owned(m.display.clone().or_else(|| previous.as_ref().map(|p| p.display.clone().into_owned())).unwrap_or_else(|| m.ref_id.clone())),
+                    display: Cow::Owned(
+                        m.display
+                            .clone()
+                            .or_else(|| previous.as_ref().map(|p| p.display.clone().into_owned()))
+                            .unwrap_or_else(|| m.ref_id.clone()),
+                    ),
                     loinc: m.loinc.iter().map(|l| Cow::Owned(l.clone())).collect(),
                     vital_profile: m.vital_profile.clone().map(Cow::Owned),
                     fhir_unit,
@@ -318,7 +335,12 @@ pub fn loinc_ok(code: &str) -> bool {
     let mut sum = 0;
     for (i, b) in body.bytes().rev().enumerate() {
         let d = (b - b'0') as u32;
-        sum += if i % 2 == 0 { let dd = d * 2; dd / 10 + dd % 10 } else { d };
+        sum += if i % 2 == 0 {
+            let dd = d * 2;
+            dd / 10 + dd % 10
+        } else {
+            d
+        };
     }
     (10 - sum % 10) % 10 == check
 }
@@ -374,7 +396,9 @@ mod tests {
         assert_eq!(n.metric(code::MDC_PULS_OXIM_SAT_O2).unwrap().loinc, alloc::vec![Cow::Borrowed("2708-6")]);
         assert_eq!(n.metric(code::MDC_PULS_OXIM_SAT_O2).unwrap().display, "SpO2", "display kept from the built-in row");
         assert_eq!(n.metric(MdcCode(160116)).unwrap().src, "override");
-        let mut m = Measurement::numeric(MdcCode::UNMAPPED, Decimal::new(135, -1).unwrap(), unit::MDC_DIM_DIMLESS).with_vendor("masimo", "SPHB").with_flags(Flags::UNMAPPED);
+        let mut m = Measurement::numeric(MdcCode::UNMAPPED, Decimal::new(135, -1).unwrap(), unit::MDC_DIM_DIMLESS)
+            .with_vendor("masimo", "SPHB")
+            .with_flags(Flags::UNMAPPED);
         assert!(n.apply(&mut m));
         assert_eq!(m.metric, MdcCode(160116));
         assert_eq!(m.unit, MdcCode(262720));
@@ -411,7 +435,10 @@ mod tests {
 
     #[test]
     fn loinc_check_digits() {
-        for ok in ["8867-4", "59408-5", "2708-6", "8310-5", "29463-7", "85354-9", "8480-6", "8462-4", "8478-0", "9279-1", "19891-1", "61006-3", "41653-7", "718-7"] {
+        for ok in [
+            "8867-4", "59408-5", "2708-6", "8310-5", "29463-7", "85354-9", "8480-6", "8462-4", "8478-0", "9279-1", "19891-1", "61006-3",
+            "41653-7", "718-7",
+        ] {
             assert!(loinc_ok(ok), "{ok}");
         }
         for bad in ["8867-5", "8867", "-4", "88a7-4", "8867-44"] {

@@ -360,7 +360,13 @@ impl Observation {
     /// time already resolved to UTC (the caller owns zones and clock-skew judgement);
     /// `time_flags` are the flags of that judgement. Without a device time the observation is
     /// flagged [`Flags::NO_DEVICE_CLOCK`].
-    pub fn new(context: Arc<DeviceContext>, m: Measurement, receipt_time: Timestamp, device_time: Option<Timestamp>, time_flags: Flags) -> Observation {
+    pub fn new(
+        context: Arc<DeviceContext>,
+        m: Measurement,
+        receipt_time: Timestamp,
+        device_time: Option<Timestamp>,
+        time_flags: Flags,
+    ) -> Observation {
         let mut flags = m.flags | time_flags;
         if device_time.is_none() {
             flags |= Flags::NO_DEVICE_CLOCK;
@@ -380,7 +386,8 @@ impl Observation {
             flags,
             status: m.status,
         };
-        reading.id = observation_id(&context.key(), reading.metric, reading.vendor.as_ref(), device_time.unwrap_or(receipt_time), reading.seq);
+        reading.id =
+            observation_id(&context.key(), reading.metric, reading.vendor.as_ref(), device_time.unwrap_or(receipt_time), reading.seq);
         Observation { context, reading }
     }
 

@@ -173,4 +173,3 @@ pub enum Status {
     /// The device says the value may still change (measurement ongoing, early estimate).
     Preliminary,
 }
-

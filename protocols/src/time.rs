@@ -144,9 +144,7 @@ impl CivilTime {
         self.validate()?;
         let days = days_from_civil(self.year as i64, self.month as u32, self.day as u32);
         Ok(Timestamp(
-            days * MS_PER_DAY
-                + (self.hour as i64 * 3600 + self.minute as i64 * 60 + self.second as i64) * 1000
-                + self.millisecond as i64,
+            days * MS_PER_DAY + (self.hour as i64 * 3600 + self.minute as i64 * 60 + self.second as i64) * 1000 + self.millisecond as i64,
         ))
     }
 }
@@ -163,9 +161,7 @@ impl Timestamp {
     /// The current time from the system clock.
     #[cfg(feature = "std")]
     pub fn now() -> Timestamp {
-        let d = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         Timestamp(d.as_millis() as i64)
     }
 
@@ -316,7 +312,9 @@ mod tests {
 
     #[test]
     fn civil_round_trip_over_leap_years() {
-        let mut t = Timestamp(CivilTime { year: 1999, month: 12, day: 31, hour: 0, minute: 0, second: 0, millisecond: 0 }.to_timestamp().unwrap().0);
+        let mut t = Timestamp(
+            CivilTime { year: 1999, month: 12, day: 31, hour: 0, minute: 0, second: 0, millisecond: 0 }.to_timestamp().unwrap().0,
+        );
         for _ in 0..(366 * 6) {
             let c = t.to_civil();
             assert_eq!(c.to_timestamp().unwrap(), t);
@@ -335,7 +333,9 @@ mod tests {
         assert_eq!(t, Timestamp(1_710_498_125_000));
         assert_eq!(Timestamp::parse_rfc3339("2024-03-15T11:22:05.5+01:00").unwrap(), Timestamp(1_710_498_125_500));
         assert_eq!(Timestamp::parse_rfc3339("2024-03-15T05:22:05.123456-05:00").unwrap(), Timestamp(1_710_498_125_123));
-        for bad in ["2024-03-15T10:22:05", "2024-13-15T10:22:05Z", "2024-03-15T10:22:05+1:00", "x024-03-15T10:22:05Z", "2024-03-15T10:22:05.Z"] {
+        for bad in
+            ["2024-03-15T10:22:05", "2024-13-15T10:22:05Z", "2024-03-15T10:22:05+1:00", "x024-03-15T10:22:05Z", "2024-03-15T10:22:05.Z"]
+        {
             assert!(Timestamp::parse_rfc3339(bad).is_err(), "{bad}");
         }
     }

@@ -53,7 +53,12 @@ fn json(s: &str) -> Json {
 }
 
 fn codings(v: &Json) -> Vec<(String, String)> {
-    v["coding"].as_array().unwrap().iter().map(|c| (c["system"].as_str().unwrap().to_string(), c["code"].as_str().unwrap().to_string())).collect()
+    v["coding"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["system"].as_str().unwrap().to_string(), c["code"].as_str().unwrap().to_string()))
+        .collect()
 }
 
 #[test]
@@ -157,13 +162,19 @@ fn fhir_converts_to_the_profile_unit_and_records_the_original() {
 #[test]
 fn fhir_without_a_patient_claims_no_profile_and_no_subject() {
     let nom = Nomenclature::builtin();
-    let v = json(&fhir::observation(&obs(&context(None, None), Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, d("97"), unit::MDC_DIM_PERCENT)), &nom));
+    let v = json(&fhir::observation(
+        &obs(&context(None, None), Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, d("97"), unit::MDC_DIM_PERCENT)),
+        &nom,
+    ));
     assert!(v.get("subject").is_none());
     assert!(v.get("meta").is_none());
     // Still a vital sign by category and code, with its device.
     assert_eq!(v["category"][0]["coding"][0]["code"], "vital-signs");
     let with_system = context(Some(Patient { id: "PAT123".into(), system: Some("urn:oid:1.2.3.4".into()) }), None);
-    let v = json(&fhir::observation(&obs(&with_system, Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, d("97"), unit::MDC_DIM_PERCENT)), &nom));
+    let v = json(&fhir::observation(
+        &obs(&with_system, Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, d("97"), unit::MDC_DIM_PERCENT)),
+        &nom,
+    ));
     assert_eq!(v["subject"]["identifier"]["system"], "urn:oid:1.2.3.4");
     assert_eq!(v["subject"]["identifier"]["value"], "PAT123");
 }
@@ -210,7 +221,16 @@ fn every_table_code_encodes() {
         } else {
             Value::Compound(m.components.iter().map(|c| Component { metric: *c, value: Scalar::Numeric(d("90")) }).collect())
         };
-        let meas = Measurement { metric: m.code, vendor: None, value, unit, device_time: None, seq: None, flags: Flags::NONE, status: Status::Final };
+        let meas = Measurement {
+            metric: m.code,
+            vendor: None,
+            value,
+            unit,
+            device_time: None,
+            seq: None,
+            flags: Flags::NONE,
+            status: Status::Final,
+        };
         let o = obs(&ctx, meas);
         let v = json(&fhir::observation(&o, &nom));
         let c = codings(&v["code"]);
@@ -304,8 +324,17 @@ fn hl7_absent_values_flags_compounds_and_escaping() {
     ctx.name = "bed|4".into();
     ctx.identity.serial = None;
     let ctx = Arc::new(ctx);
-    let nan = obs(&ctx, Measurement::absent(code::MDC_PULS_OXIM_SAT_O2, AbsentReason::NotANumber, unit::MDC_DIM_PERCENT).with_flags(Flags::SENSOR_OFF));
-    let art = Observation::new(ctx.clone(), Measurement::numeric(code::MDC_PULS_OXIM_PULS_RATE, d("72"), unit::MDC_DIM_BEAT_PER_MIN).with_flags(Flags::ARTIFACT), T, None, Flags::NONE);
+    let nan = obs(
+        &ctx,
+        Measurement::absent(code::MDC_PULS_OXIM_SAT_O2, AbsentReason::NotANumber, unit::MDC_DIM_PERCENT).with_flags(Flags::SENSOR_OFF),
+    );
+    let art = Observation::new(
+        ctx.clone(),
+        Measurement::numeric(code::MDC_PULS_OXIM_PULS_RATE, d("72"), unit::MDC_DIM_BEAT_PER_MIN).with_flags(Flags::ARTIFACT),
+        T,
+        None,
+        Flags::NONE,
+    );
     let bp = obs(
         &ctx,
         Measurement {
@@ -348,7 +377,8 @@ fn hl7_absent_values_flags_compounds_and_escaping() {
 fn canonical_form_has_the_documented_fields_and_round_trips() {
     let nom = Nomenclature::builtin();
     let ctx = context(p1(), Some("0012345678ABCDEF"));
-    let m = Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, d("97.50"), unit::MDC_DIM_PERCENT).with_flags(Flags::ARTIFACT).with_seq(Some(9));
+    let m =
+        Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, d("97.50"), unit::MDC_DIM_PERCENT).with_flags(Flags::ARTIFACT).with_seq(Some(9));
     let o = obs(&ctx, m);
     let text = canonical::to_string(&o, &nom);
     assert!(text.contains(r#""value":97.50"#), "{text}");
@@ -364,7 +394,13 @@ fn canonical_form_has_the_documented_fields_and_round_trips() {
     assert_eq!(back.reading, o.reading);
     assert_eq!(back.context.key(), o.context.key());
     // No device time: null, not absent.
-    let none = Observation::new(ctx, Measurement::absent(code::MDC_PULS_OXIM_SAT_O2, AbsentReason::Unavailable, unit::MDC_DIM_PERCENT), T, None, Flags::NONE);
+    let none = Observation::new(
+        ctx,
+        Measurement::absent(code::MDC_PULS_OXIM_SAT_O2, AbsentReason::Unavailable, unit::MDC_DIM_PERCENT),
+        T,
+        None,
+        Flags::NONE,
+    );
     let v = json(&canonical::to_string(&none, &nom));
     assert!(v["device_time"].is_null());
     assert!(v["value"].is_null());

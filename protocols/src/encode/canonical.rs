@@ -17,7 +17,8 @@ use crate::error::Error;
 use crate::mdc::MdcCode;
 use crate::nomenclature::Nomenclature;
 use crate::observation::{
-    AbsentReason, Component, DeviceContext, DeviceIdentity, Enumeration, Flags, Location, Observation, Patient, Reading, Scalar, Status, Value, VendorCode, Waveform,
+    AbsentReason, Component, DeviceContext, DeviceIdentity, Enumeration, Flags, Location, Observation, Patient, Reading, Scalar, Status,
+    Value, VendorCode, Waveform,
 };
 use crate::time::Timestamp;
 

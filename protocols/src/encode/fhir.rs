@@ -173,7 +173,10 @@ fn data_absent(reason: AbsentReason) -> CodeableConcept<'static> {
         AbsentReason::NegativeInfinity => "negative-infinity",
         AbsentReason::NotAtThisResolution | AbsentReason::Reserved | AbsentReason::Error => "error",
     };
-    CodeableConcept { coding: alloc::vec![Coding { system: Cow::Borrowed(DATA_ABSENT_REASON), code: Cow::Borrowed(code), display: None }], text: None }
+    CodeableConcept {
+        coding: alloc::vec![Coding { system: Cow::Borrowed(DATA_ABSENT_REASON), code: Cow::Borrowed(code), display: None }],
+        text: None,
+    }
 }
 
 /// The code of a metric: its LOINC codings (if any), then the MDC coding; an unmapped metric is
@@ -182,7 +185,11 @@ fn code_of<'a>(nom: &'a Nomenclature, metric: MdcCode, vendor: Option<&'a crate:
     let mut coding = Vec::new();
     if metric.is_unmapped() {
         if let Some(v) = vendor {
-            coding.push(Coding { system: Cow::Owned(alloc::format!("{VENDOR_SYSTEM_PREFIX}{}", v.namespace)), code: Cow::Borrowed(v.code.as_ref()), display: None });
+            coding.push(Coding {
+                system: Cow::Owned(alloc::format!("{VENDOR_SYSTEM_PREFIX}{}", v.namespace)),
+                code: Cow::Borrowed(v.code.as_ref()),
+                display: None,
+            });
         }
         return CodeableConcept { coding, text: vendor.map(|v| Cow::Owned(alloc::format!("{} {}", v.namespace, v.code))) };
     }
@@ -216,7 +223,12 @@ fn quantity<'a>(nom: &'a Nomenclature, metric: MdcCode, value: Decimal, unit: Md
     };
     let out = q(value_out, unit_out)?;
     let ext = if converted {
-        q(value, unit).map(|orig| Extension { url: alloc::format!("{EXT}original-value"), value_code: None, value_date_time: None, value_quantity: Some(orig) })
+        q(value, unit).map(|orig| Extension {
+            url: alloc::format!("{EXT}original-value"),
+            value_code: None,
+            value_date_time: None,
+            value_quantity: Some(orig),
+        })
     } else {
         None
     };
@@ -226,7 +238,12 @@ fn quantity<'a>(nom: &'a Nomenclature, metric: MdcCode, value: Decimal, unit: Md
 fn flag_extensions<'a>(flags: Flags) -> Vec<Extension<'a>> {
     flags
         .names()
-        .map(|n| Extension { url: alloc::format!("{EXT}observation-flag"), value_code: Some(n), value_date_time: None, value_quantity: None })
+        .map(|n| Extension {
+            url: alloc::format!("{EXT}observation-flag"),
+            value_code: Some(n),
+            value_date_time: None,
+            value_quantity: None,
+        })
         .collect()
 }
 
@@ -245,9 +262,19 @@ pub fn write_observation(out: &mut Vec<u8>, obs: &Observation, nom: &Nomenclatur
     let vital = entry.and_then(|e| e.vital_profile.as_ref());
     let mut extension = Vec::new();
     let from_gateway = r.device_time.is_none() || r.flags.intersects(Flags::TIME_FROM_GATEWAY);
-    extension.push(Extension { url: alloc::format!("{EXT}time-source"), value_code: Some(if from_gateway { "gateway" } else { "device" }), value_date_time: None, value_quantity: None });
+    extension.push(Extension {
+        url: alloc::format!("{EXT}time-source"),
+        value_code: Some(if from_gateway { "gateway" } else { "device" }),
+        value_date_time: None,
+        value_quantity: None,
+    });
     if let (true, Some(t)) = (from_gateway, r.device_time) {
-        extension.push(Extension { url: alloc::format!("{EXT}device-time"), value_code: None, value_date_time: Some(alloc::format!("{}", t.rfc3339())), value_quantity: None });
+        extension.push(Extension {
+            url: alloc::format!("{EXT}device-time"),
+            value_code: None,
+            value_date_time: Some(alloc::format!("{}", t.rfc3339())),
+            value_quantity: None,
+        });
     }
     extension.extend(flag_extensions(r.flags));
 
@@ -256,7 +283,11 @@ pub fn write_observation(out: &mut Vec<u8>, obs: &Observation, nom: &Nomenclatur
         id: alloc::format!("{}", r.id),
         meta: None,
         extension,
-        identifier: alloc::vec![Identifier { r#type: None, system: Some(Cow::Borrowed("urn:ietf:rfc:3986")), value: Cow::Owned(alloc::format!("urn:uuid:{}", r.id)) }],
+        identifier: alloc::vec![Identifier {
+            r#type: None,
+            system: Some(Cow::Borrowed("urn:ietf:rfc:3986")),
+            value: Cow::Owned(alloc::format!("urn:uuid:{}", r.id))
+        }],
         status: match r.status {
             Status::Final => "final",
             Status::Preliminary => "preliminary",
@@ -264,7 +295,11 @@ pub fn write_observation(out: &mut Vec<u8>, obs: &Observation, nom: &Nomenclatur
         category: Vec::new(),
         code: code_of(nom, r.metric, r.vendor.as_ref()),
         subject: ctx.patient.as_ref().map(|p| match &p.system {
-            Some(system) => Reference { reference: None, identifier: Some(Identifier { r#type: None, system: Some(Cow::Borrowed(system)), value: Cow::Borrowed(&p.id) }), display: None },
+            Some(system) => Reference {
+                reference: None,
+                identifier: Some(Identifier { r#type: None, system: Some(Cow::Borrowed(system)), value: Cow::Borrowed(&p.id) }),
+                display: None,
+            },
             None => Reference { reference: Some(alloc::format!("Patient/{}", p.id)), identifier: None, display: None },
         }),
         effective_date_time: alloc::format!("{}", r.effective_time().rfc3339()),
@@ -273,12 +308,20 @@ pub fn write_observation(out: &mut Vec<u8>, obs: &Observation, nom: &Nomenclatur
         value_codeable_concept: None,
         value_sampled_data: None,
         data_absent_reason: None,
-        device: Reference { reference: Some(alloc::format!("Device/{}", device_id(ctx))), identifier: None, display: Some(device_display(ctx)) },
+        device: Reference {
+            reference: Some(alloc::format!("Device/{}", device_id(ctx))),
+            identifier: None,
+            display: Some(device_display(ctx)),
+        },
         component: Vec::new(),
     };
     if vital.is_some() {
         o.category.push(CodeableConcept {
-            coding: alloc::vec![Coding { system: Cow::Borrowed(OBSERVATION_CATEGORY), code: Cow::Borrowed("vital-signs"), display: Some(Cow::Borrowed("Vital Signs")) }],
+            coding: alloc::vec![Coding {
+                system: Cow::Borrowed(OBSERVATION_CATEGORY),
+                code: Cow::Borrowed("vital-signs"),
+                display: Some(Cow::Borrowed("Vital Signs"))
+            }],
             text: None,
         });
         if let (Some(profile), Some(_)) = (vital, &ctx.patient) {
@@ -295,7 +338,11 @@ pub fn write_observation(out: &mut Vec<u8>, obs: &Observation, nom: &Nomenclatur
             None => {
                 o.value_codeable_concept = None;
                 o.data_absent_reason = Some(CodeableConcept {
-                    coding: alloc::vec![Coding { system: Cow::Borrowed(DATA_ABSENT_REASON), code: Cow::Borrowed("unsupported"), display: None }],
+                    coding: alloc::vec![Coding {
+                        system: Cow::Borrowed(DATA_ABSENT_REASON),
+                        code: Cow::Borrowed("unsupported"),
+                        display: None
+                    }],
                     text: Some(Cow::Owned(alloc::format!("value {d} in MDC unit {} that has no UCUM mapping", r.unit.0))),
                 });
             }
@@ -303,7 +350,12 @@ pub fn write_observation(out: &mut Vec<u8>, obs: &Observation, nom: &Nomenclatur
         Value::Absent(a) => o.data_absent_reason = Some(data_absent(*a)),
         Value::Compound(components) => {
             for c in components {
-                let mut comp = ObsComponent { code: code_of(nom, c.metric, None), value_quantity: None, data_absent_reason: None, extension: Vec::new() };
+                let mut comp = ObsComponent {
+                    code: code_of(nom, c.metric, None),
+                    value_quantity: None,
+                    data_absent_reason: None,
+                    extension: Vec::new(),
+                };
                 match c.value {
                     Scalar::Numeric(d) => match quantity(nom, c.metric, d, r.unit) {
                         Some((q, ext)) => {
@@ -402,14 +454,22 @@ pub fn device(ctx: &DeviceContext) -> String {
         identifier.push(Identifier {
             // v2-0203 "SNO": serial number.
             r#type: Some(CodeableConcept {
-                coding: alloc::vec![Coding { system: Cow::Borrowed("http://terminology.hl7.org/CodeSystem/v2-0203"), code: Cow::Borrowed("SNO"), display: None }],
+                coding: alloc::vec![Coding {
+                    system: Cow::Borrowed("http://terminology.hl7.org/CodeSystem/v2-0203"),
+                    code: Cow::Borrowed("SNO"),
+                    display: None
+                }],
                 text: None,
             }),
             system: None,
             value: Cow::Borrowed(sn),
         });
     }
-    identifier.push(Identifier { r#type: None, system: Some(Cow::Borrowed("urn:ietf:rfc:3986")), value: Cow::Owned(alloc::format!("urn:medgw:device:{}", ctx.key())) });
+    identifier.push(Identifier {
+        r#type: None,
+        system: Some(Cow::Borrowed("urn:ietf:rfc:3986")),
+        value: Cow::Owned(alloc::format!("urn:medgw:device:{}", ctx.key())),
+    });
     let mut names = alloc::vec![DeviceName { name: Cow::Borrowed(&ctx.name), r#type: "user-friendly-name" }];
     if let Some(m) = &id.model {
         names.push(DeviceName { name: Cow::Borrowed(m), r#type: "model-name" });

@@ -140,7 +140,11 @@ impl ObxWriter<'_> {
     #[allow(clippy::too_many_arguments)]
     fn obx(&mut self, value_type: &str, code: &str, hierarchy: &str, value: &str, unit: &str, obx8: &str, status: &str, time: &str) {
         self.set_id += 1;
-        let _ = write!(self.out, "OBX|{}|{}|{}|{}|{}|{}||{}|||{}|||{}||||{}\r", self.set_id, value_type, code, hierarchy, value, unit, obx8, status, time, self.equipment);
+        let _ = write!(
+            self.out,
+            "OBX|{}|{}|{}|{}|{}|{}||{}|||{}|||{}||||{}\r",
+            self.set_id, value_type, code, hierarchy, value, unit, obx8, status, time, self.equipment
+        );
     }
 }
 
@@ -175,14 +179,7 @@ pub fn oru_r01(observations: &[&Observation], nom: &Nomenclature, message_id: &s
     if let Some(p) = &ctx.patient {
         let _ = write!(m, "PID|||{}^^^{}^MR\r", esc(&p.id), esc(p.system.as_deref().unwrap_or("")));
         let loc = &ctx.location;
-        let _ = write!(
-            m,
-            "PV1||I|{}^{}^{}^{}\r",
-            esc(&loc.unit),
-            esc(loc.room.as_deref().unwrap_or("")),
-            esc(&loc.bed),
-            esc(&loc.site)
-        );
+        let _ = write!(m, "PV1||I|{}^{}^{}^{}\r", esc(&loc.unit), esc(loc.room.as_deref().unwrap_or("")), esc(&loc.bed), esc(&loc.site));
     }
     let obr_time = observations.iter().map(|o| o.reading.effective_time()).min().unwrap_or(now);
     let _ = write!(m, "OBR|1||{}^MEDGW|182777000^monitoring of patient^SCT|||{}\r", esc(message_id), obr_time.hl7());
@@ -204,8 +201,19 @@ pub fn oru_r01(observations: &[&Observation], nom: &Nomenclature, message_id: &s
                     let hierarchy = alloc::format!("1.1.{channel}.{}", i + 1);
                     let code = code_field(nom, c.metric, None);
                     match c.value {
-                        Scalar::Numeric(d) => w.obx("NM", &code, &hierarchy, &alloc::format!("{d}"), &unit, &obx8(r.flags, None), result_status(r.status, false), &time),
-                        Scalar::Absent(a) => w.obx("NM", &code, &hierarchy, "", &unit, &obx8(r.flags, Some(a)), result_status(r.status, true), &time),
+                        Scalar::Numeric(d) => w.obx(
+                            "NM",
+                            &code,
+                            &hierarchy,
+                            &alloc::format!("{d}"),
+                            &unit,
+                            &obx8(r.flags, None),
+                            result_status(r.status, false),
+                            &time,
+                        ),
+                        Scalar::Absent(a) => {
+                            w.obx("NM", &code, &hierarchy, "", &unit, &obx8(r.flags, Some(a)), result_status(r.status, true), &time)
+                        }
                     }
                 }
             }
@@ -214,8 +222,19 @@ pub fn oru_r01(observations: &[&Observation], nom: &Nomenclature, message_id: &s
                 let hierarchy = alloc::format!("1.1.1.{scalar_index}");
                 let code = code_field(nom, r.metric, r.vendor.as_ref());
                 match value {
-                    Value::Numeric(d) => w.obx("NM", &code, &hierarchy, &alloc::format!("{d}"), &unit, &obx8(r.flags, None), result_status(r.status, false), &time),
-                    Value::Absent(a) => w.obx("NM", &code, &hierarchy, "", &unit, &obx8(r.flags, Some(*a)), result_status(r.status, true), &time),
+                    Value::Numeric(d) => w.obx(
+                        "NM",
+                        &code,
+                        &hierarchy,
+                        &alloc::format!("{d}"),
+                        &unit,
+                        &obx8(r.flags, None),
+                        result_status(r.status, false),
+                        &time,
+                    ),
+                    Value::Absent(a) => {
+                        w.obx("NM", &code, &hierarchy, "", &unit, &obx8(r.flags, Some(*a)), result_status(r.status, true), &time)
+                    }
                     Value::Enumeration(e) => {
                         let v = match e.code {
                             Some(c) => alloc::format!("{}^{}^MDC", c.0, esc(&e.text)),
@@ -275,10 +294,7 @@ pub fn parse_ack(message: &str) -> Result<Ack, crate::Error> {
         return Err(crate::Error::BadText { field: "MSH" });
     }
     let field_sep = message.chars().nth(3).ok_or(crate::Error::BadText { field: "MSH" })?;
-    let msa = message
-        .split(['\r', '\n'])
-        .find(|s| s.starts_with("MSA"))
-        .ok_or(crate::Error::BadText { field: "MSA" })?;
+    let msa = message.split(['\r', '\n']).find(|s| s.starts_with("MSA")).ok_or(crate::Error::BadText { field: "MSA" })?;
     let mut fields = msa.split(field_sep).skip(1);
     let code = fields.next().unwrap_or("");
     let id = fields.next().unwrap_or("");
