@@ -1,0 +1,84 @@
+//! The durable store-and-forward buffer between the normaliser and the sinks.
+//!
+//! An observation is *accepted* when the transaction holding it is committed to disk, and
+//! *delivered* only when the broker acknowledged it (decisions.md, "Durability"). Everything in
+//! between is in the store and is replayed after a crash or a reconnect. The store is the source
+//! of truth, not the MQTT client's memory (rumqttc drops unacknowledged QoS 1 messages on a
+//! reconnect without session resumption, style.md).
+//!
+//! Layout: [`Store`] is the synchronous storage engine (SQLite, see `sqlite.rs`), owned by one
+//! dedicated thread; [`BufferHandle`] is the async face the pipeline uses. Storage calls never run
+//! on the async executor's threads.
+
+use std::sync::Arc;
+
+use medgw_protocols::observation::{DeviceContext, Observation};
+use medgw_protocols::Timestamp;
+
+/// Position of an entry in the store: strictly increasing in append order, never reused.
+pub type RowId = i64;
+
+/// A buffered observation.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub rowid: RowId,
+    pub observation: Observation,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// Row ids of the appended observations, in order (empty when refused).
+    pub rowids: Vec<RowId>,
+    /// Older observations deleted to make room (policy drop-oldest): counted, never silent.
+    pub dropped: u64,
+    /// Receipt-time span of what was dropped.
+    pub dropped_span: Option<(Timestamp, Timestamp)>,
+    /// `true` when the store is full and the policy is stop-reading: nothing was appended.
+    pub refused_full: bool,
+}
+
+/// Depth and age of the buffer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BufferStats {
+    /// Observations not yet acknowledged by the broker.
+    pub depth: u64,
+    /// Bytes the store uses on disk (database and write-ahead log).
+    pub bytes: u64,
+    pub max_bytes: u64,
+    /// Receipt time of the oldest unacknowledged observation.
+    pub oldest: Option<Timestamp>,
+    /// Observations deleted by the drop-oldest policy since the store was created.
+    pub dropped_total: u64,
+    /// Damaged pages/rows moved aside at start-up (see the corruption handling in `sqlite.rs`).
+    pub quarantined: u64,
+}
+
+/// Errors at the buffer boundary.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BufferError {
+    #[error("buffer storage: {0}")]
+    Storage(String),
+    /// The disk is full (ENOSPC/SQLITE_FULL); handled like the capacity policy.
+    #[error("disk full")]
+    DiskFull,
+    #[error("buffer file {path} is not usable: {reason}")]
+    Unusable { path: String, reason: String },
+    #[error("buffer thread stopped")]
+    Closed,
+}
+
+/// The synchronous storage engine. One thread owns it.
+pub trait Store: Send {
+    /// Appends a batch in one transaction and returns after it is durable (fsync).
+    fn append(&mut self, batch: &[Observation]) -> Result<AppendOutcome, BufferError>;
+    /// Up to `limit` entries with `rowid > after`, in rowid order.
+    fn read_after(&mut self, after: RowId, limit: usize) -> Result<Vec<Entry>, BufferError>;
+    /// Deletes acknowledged entries.
+    fn ack(&mut self, rowids: &[RowId]) -> Result<(), BufferError>;
+    fn stats(&mut self) -> Result<BufferStats, BufferError>;
+}
+
+/// The context of an entry read back from the store is shared by all entries of its device.
+pub type SharedContext = Arc<DeviceContext>;

@@ -1,0 +1,705 @@
+//! Configuration: `medgw.toml`, checked completely before anything runs.
+//!
+//! The file is read with toml's spanned parser and walked by hand rather than with
+//! `#[derive(Deserialize)]`, because an engineer at a bedside needs *every* problem at once,
+//! each with its line and a hint, not the first serde error. `medgw check-config` prints the
+//! same messages that `medgw run` refuses to start with.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use medgw_protocols::observation::Patient;
+use medgw_protocols::registry;
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+/// One problem in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// 1-based line and column of the offending key or value (0 when not tied to a place).
+    pub line: usize,
+    pub column: usize,
+    /// Dotted key path, e.g. `device[2].baud`.
+    pub key: String,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "line {}:{}: ", self.line, self.column)?;
+        }
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(h) = &self.hint {
+            write!(f, " (hint: {h})")?;
+        }
+        Ok(())
+    }
+}
+
+/// All problems of a file; `Display` prints one per line, prefixed with the file name.
+#[derive(Debug, Clone)]
+pub struct ConfigErrors {
+    pub file: String,
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}:{e}", self.file)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadFormat {
+    Fhir,
+    Hl7v2,
+    Canonical,
+}
+
+impl PayloadFormat {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PayloadFormat::Fhir => "fhir",
+            PayloadFormat::Hl7v2 => "hl7v2",
+            PayloadFormat::Canonical => "canonical",
+        }
+    }
+
+    /// MQTT 5 content type of the payload.
+    pub fn content_type(&self) -> &'static str {
+        match self {
+            PayloadFormat::Fhir => "application/fhir+json",
+            PayloadFormat::Hl7v2 => "x-application/hl7-v2+er7",
+            PayloadFormat::Canonical => "application/json",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MqttProtocol {
+    /// MQTT 5 first; 3.1.1 if the broker refuses it.
+    Auto,
+    V5,
+    V311,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenFull {
+    /// Delete the oldest buffered observations to make room: counted, logged and published.
+    DropOldest,
+    /// Stop reading devices until the broker drains the buffer: nothing is deleted.
+    StopReading,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// Live data first, the backlog drained in the remaining capacity (nurses want the
+    /// current value first).
+    LiveFirst,
+    /// Strict per-device order: the backlog of a device before its live data.
+    Ordered,
+}
+
+/// A secret from a file or an environment variable; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    pub ca: PathBuf,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MqttConfig {
+    pub host: String,
+    pub port: u16,
+    pub client_id: String,
+    pub keep_alive_s: u16,
+    pub qos: u8,
+    pub topic_prefix: String,
+    pub format: PayloadFormat,
+    pub protocol: MqttProtocol,
+    pub tls: Option<TlsConfig>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// Messages in flight (unacknowledged) at most.
+    pub max_inflight: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BufferConfig {
+    pub path: PathBuf,
+    pub max_bytes: u64,
+    pub when_full: WhenFull,
+    /// Group commit: the longest an accepted observation waits for its fsync.
+    pub commit_interval_ms: u32,
+    pub replay: Replay,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parity {
+    None,
+    Even,
+    Odd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SerialSettings {
+    pub baud: u32,
+    pub data_bits: u8,
+    pub parity: Parity,
+    pub stop_bits: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceConfig {
+    Serial { port: PathBuf, settings: SerialSettings },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceConfig {
+    pub name: String,
+    pub protocol: String,
+    pub source: SourceConfig,
+    pub bed: String,
+    pub room: Option<String>,
+    pub patient: Option<Patient>,
+    pub poll_period_ms: u32,
+    pub listen_only: bool,
+    /// IANA zone of the device's local clock (default: the gateway's).
+    pub timezone: Option<String>,
+    /// No bytes for this long: the device is silent (event) and the port is reopened.
+    pub silence_timeout_ms: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayConfig {
+    pub id: String,
+    pub site: String,
+    pub unit: String,
+    pub timezone: Option<String>,
+    pub nomenclature: Option<PathBuf>,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub gateway: GatewayConfig,
+    pub mqtt: MqttConfig,
+    pub buffer: BufferConfig,
+    pub devices: Vec<DeviceConfig>,
+}
+
+/// Reads and checks a configuration file.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let file = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&text, path.parent().unwrap_or(Path::new("."))).map_err(|errors| ConfigErrors { file, errors }),
+        Err(e) => Err(ConfigErrors {
+            file,
+            errors: vec![ConfigError { line: 0, column: 0, key: String::new(), message: format!("cannot read: {e}"), hint: None }],
+        }),
+    }
+}
+
+/// Parses configuration text; relative paths are resolved against `base`. Returns every
+/// problem found.
+pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
+    let (root, syntax) = DeTable::parse_recoverable(text);
+    let mut r = Reader { src: text, base, errors: Vec::new() };
+    for e in syntax {
+        let (line, column) = e.span().map(|s| r.pos(s.start)).unwrap_or((0, 0));
+        r.errors.push(ConfigError { line, column, key: String::new(), message: format!("TOML syntax: {}", e.message()), hint: None });
+    }
+    if !r.errors.is_empty() {
+        return Err(r.errors);
+    }
+    let root_span = root.span();
+    let root = root.into_inner();
+    let mut top = Tbl { t: &root, span: root_span, path: String::new(), used: BTreeSet::new() };
+
+    let gateway = r.gateway(&mut top);
+    let mqtt = r.mqtt(&mut top, gateway.as_ref().map(|g| g.id.as_str()).unwrap_or("medgw"));
+    let buffer = r.buffer(&mut top);
+    let devices = r.devices(&mut top);
+    r.finish(top, &["gateway", "mqtt", "buffer", "device"]);
+
+    match (gateway, mqtt, buffer, r.errors.is_empty()) {
+        (Some(gateway), Some(mqtt), Some(buffer), true) => Ok(Config { gateway, mqtt, buffer, devices }),
+        _ => Err(r.errors),
+    }
+}
+
+struct Tbl<'a, 'i> {
+    t: &'a DeTable<'i>,
+    span: Range<usize>,
+    path: String,
+    used: BTreeSet<String>,
+}
+
+struct Reader<'s> {
+    src: &'s str,
+    base: &'s Path,
+    errors: Vec<ConfigError>,
+}
+
+type Val<'a, 'i> = &'a Spanned<DeValue<'i>>;
+
+impl<'s> Reader<'s> {
+    fn pos(&self, offset: usize) -> (usize, usize) {
+        let before = &self.src[..offset.min(self.src.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rfind('\n').map(|i| offset - i).unwrap_or(offset + 1);
+        (line, column)
+    }
+
+    fn err(&mut self, span: Range<usize>, key: &str, message: impl Into<String>, hint: Option<String>) {
+        let (line, column) = self.pos(span.start);
+        self.errors.push(ConfigError { line, column, key: key.to_string(), message: message.into(), hint });
+    }
+
+    fn key(t: &Tbl, k: &str) -> String {
+        if t.path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{}.{k}", t.path)
+        }
+    }
+
+    fn get<'a, 'i>(&mut self, t: &mut Tbl<'a, 'i>, k: &str) -> Option<Val<'a, 'i>> {
+        t.used.insert(k.to_string());
+        t.t.iter().find(|(key, _)| key.get_ref().as_ref() == k).map(|(_, v)| v)
+    }
+
+    fn missing(&mut self, t: &Tbl, k: &str, hint: &str) {
+        let span = t.span.clone();
+        let key = Self::key(t, k);
+        self.err(span, &key, "is required", Some(hint.to_string()));
+    }
+
+    fn string(&mut self, t: &mut Tbl, k: &str, required: Option<&str>) -> Option<(String, Range<usize>)> {
+        match self.get(t, k) {
+            None => {
+                if let Some(h) = required {
+                    self.missing(t, k, h);
+                }
+                None
+            }
+            Some(v) => match v.get_ref().as_str() {
+                Some(s) if s.trim().is_empty() => {
+                    self.err(v.span(), &Self::key(t, k), "must not be empty", None);
+                    None
+                }
+                Some(s) => Some((s.to_string(), v.span())),
+                None => {
+                    self.err(v.span(), &Self::key(t, k), format!("must be a string, not {}", v.get_ref().type_str()), Some(format!("{k} = \"...\"")));
+                    None
+                }
+            },
+        }
+    }
+
+    fn int(&mut self, t: &mut Tbl, k: &str, range: std::ops::RangeInclusive<i64>, default: i64) -> i64 {
+        let Some(v) = self.get(t, k) else { return default };
+        match v.get_ref().as_integer().and_then(|i| i64::from_str_radix(i.as_str(), i.radix()).ok()) {
+            Some(n) if range.contains(&n) => n,
+            Some(n) => {
+                self.err(v.span(), &Self::key(t, k), format!("{n} is out of range"), Some(format!("use a value from {} to {}", range.start(), range.end())));
+                default
+            }
+            None => {
+                self.err(v.span(), &Self::key(t, k), format!("must be an integer, not {}", v.get_ref().type_str()), None);
+                default
+            }
+        }
+    }
+
+    fn boolean(&mut self, t: &mut Tbl, k: &str, default: bool) -> bool {
+        let Some(v) = self.get(t, k) else { return default };
+        match v.get_ref().as_bool() {
+            Some(b) => b,
+            None => {
+                self.err(v.span(), &Self::key(t, k), format!("must be true or false, not {}", v.get_ref().type_str()), None);
+                default
+            }
+        }
+    }
+
+    fn choice<T: Copy>(&mut self, t: &mut Tbl, k: &str, options: &[(&str, T)], default: T) -> T {
+        let Some((s, span)) = self.string(t, k, None) else { return default };
+        match options.iter().find(|(name, _)| *name == s) {
+            Some((_, v)) => *v,
+            None => {
+                let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+                self.err(span, &Self::key(t, k), format!("unknown value {s:?}"), Some(format!("one of: {}", names.join(", "))));
+                default
+            }
+        }
+    }
+
+    fn path(&mut self, t: &mut Tbl, k: &str, required: Option<&str>) -> Option<PathBuf> {
+        self.string(t, k, required).map(|(s, _)| {
+            let p = PathBuf::from(s);
+            if p.is_relative() {
+                self.base.join(p)
+            } else {
+                p
+            }
+        })
+    }
+
+    fn table<'a, 'i>(&mut self, t: &mut Tbl<'a, 'i>, k: &str) -> Option<Tbl<'a, 'i>> {
+        let v = self.get(t, k)?;
+        match v.get_ref().as_table() {
+            Some(table) => Some(Tbl { t: table, span: v.span(), path: Self::key(t, k), used: BTreeSet::new() }),
+            None => {
+                self.err(v.span(), &Self::key(t, k), format!("must be a table, not {}", v.get_ref().type_str()), Some(format!("[{}]", Self::key(t, k))));
+                None
+            }
+        }
+    }
+
+    /// Reports keys that were never read, with the closest known key as a hint (typos).
+    fn finish(&mut self, t: Tbl, known: &[&str]) {
+        for (key, _) in t.t.iter() {
+            let name = key.get_ref().as_ref();
+            if !t.used.contains(name) {
+                let hint = known.iter().min_by_key(|k| edit_distance(k, name)).filter(|k| edit_distance(k, name) <= 3).map(|k| format!("did you mean `{k}`?"));
+                let hint = hint.or_else(|| Some(format!("known keys here: {}", known.join(", "))));
+                self.err(key.span(), &Self::key(&t, name), "unknown key", hint);
+            }
+        }
+    }
+
+    fn gateway(&mut self, top: &mut Tbl) -> Option<GatewayConfig> {
+        let Some(mut t) = self.table(top, "gateway") else {
+            self.missing(top, "gateway", "add a [gateway] table with id, site and unit");
+            return None;
+        };
+        let id = self.string(&mut t, "id", Some("a unique id for this gateway, e.g. id = \"gw-icu-3\""));
+        if let Some((id, span)) = &id {
+            if !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                self.err(span.clone(), "gateway.id", format!("{id:?} contains characters that are not allowed in an MQTT topic level"), Some("use letters, digits, '-' and '_'".into()));
+            }
+        }
+        let site = self.string(&mut t, "site", Some("the hospital or site code, e.g. site = \"HOSP\""));
+        let unit = self.string(&mut t, "unit", Some("the nursing unit, e.g. unit = \"ICU\""));
+        let timezone = self.timezone(&mut t, "timezone");
+        let nomenclature = self.path(&mut t, "nomenclature", None);
+        if let Some(p) = &nomenclature {
+            if let Err(e) = crate::nomenclature_file::load(p) {
+                self.err(t.span.clone(), "gateway.nomenclature", format!("{}: {e}", p.display()), None);
+            }
+        }
+        let log_format = self.choice(&mut t, "log_format", &[("human", LogFormat::Human), ("json", LogFormat::Json)], LogFormat::Human);
+        self.finish(t, &["id", "site", "unit", "timezone", "nomenclature", "log_format"]);
+        Some(GatewayConfig { id: id?.0, site: site?.0, unit: unit?.0, timezone, nomenclature, log_format })
+    }
+
+    fn timezone(&mut self, t: &mut Tbl, k: &str) -> Option<String> {
+        let (tz, span) = self.string(t, k, None)?;
+        if jiff::tz::TimeZone::get(&tz).is_err() {
+            self.err(span, &Self::key(t, k), format!("unknown time zone {tz:?}"), Some("an IANA name such as \"Europe/Berlin\" or \"UTC\"".into()));
+            return None;
+        }
+        Some(tz)
+    }
+
+    fn secret(&mut self, t: &mut Tbl, file_key: &str, env_key: &str) -> Option<Secret> {
+        let file = self.path(t, file_key, None);
+        let env = self.string(t, env_key, None);
+        match (file, env) {
+            (Some(_), Some((_, span))) => {
+                self.err(span, &Self::key(t, env_key), format!("both {file_key} and {env_key} are set"), Some("keep one".into()));
+                None
+            }
+            (Some(path), None) => match std::fs::read_to_string(&path) {
+                Ok(s) => Some(Secret(s.trim_end_matches(['\r', '\n']).to_string())),
+                Err(e) => {
+                    let span = t.span.clone();
+                    self.err(span, &Self::key(t, file_key), format!("cannot read {}: {e}", path.display()), Some("check the path and that the medgw user may read it".into()));
+                    None
+                }
+            },
+            (None, Some((var, span))) => match std::env::var(&var) {
+                Ok(s) => Some(Secret(s)),
+                Err(_) => {
+                    self.err(span, &Self::key(t, env_key), format!("environment variable {var} is not set"), Some(format!("set {var} in the service's environment")));
+                    None
+                }
+            },
+            (None, None) => None,
+        }
+    }
+
+    fn mqtt(&mut self, top: &mut Tbl, gateway_id: &str) -> Option<MqttConfig> {
+        let Some(mut t) = self.table(top, "mqtt") else {
+            self.missing(top, "mqtt", "add an [mqtt] table with at least host = \"broker.example\"");
+            return None;
+        };
+        let host = self.string(&mut t, "host", Some("the broker's host name, e.g. host = \"mqtt.hospital.local\""));
+        let tls = match self.table(&mut t, "tls") {
+            Some(mut tt) => {
+                let ca = self.path(&mut tt, "ca", Some("the CA certificate (PEM) that signed the broker's certificate"));
+                let cert = self.path(&mut tt, "cert", None);
+                let key = self.path(&mut tt, "key", None);
+                for (k, p) in [("ca", &ca), ("cert", &cert), ("key", &key)] {
+                    if let Some(p) = p {
+                        if !p.is_file() {
+                            let span = tt.span.clone();
+                            self.err(span, &format!("mqtt.tls.{k}"), format!("{} does not exist", p.display()), Some("check the path".into()));
+                        }
+                    }
+                }
+                if cert.is_some() != key.is_some() {
+                    let span = tt.span.clone();
+                    self.err(span, "mqtt.tls", "cert and key must be given together", Some("a client certificate needs its private key".into()));
+                }
+                self.finish(tt, &["ca", "cert", "key"]);
+                ca.map(|ca| TlsConfig { ca, cert, key })
+            }
+            None => None,
+        };
+        let port = self.int(&mut t, "port", 1..=65535, if tls.is_some() { 8883 } else { 1883 }) as u16;
+        let client_id = self.string(&mut t, "client_id", None).map(|s| s.0).unwrap_or_else(|| format!("medgw-{gateway_id}"));
+        let keep_alive_s = self.int(&mut t, "keep_alive_s", 5..=3600, 30) as u16;
+        let qos = self.int(&mut t, "qos", 0..=2, 1) as u8;
+        if qos == 0 {
+            let span = t.span.clone();
+            self.err(span, "mqtt.qos", "QoS 0 has no acknowledgement, so the buffer could not know what was delivered", Some("use qos = 1 (or 2)".into()));
+        }
+        let topic_prefix = self.string(&mut t, "topic_prefix", None).map(|s| s.0).unwrap_or_else(|| "medgw/v1".to_string());
+        if topic_prefix.contains(['+', '#']) || topic_prefix.starts_with('/') || topic_prefix.ends_with('/') {
+            let span = t.span.clone();
+            self.err(span, "mqtt.topic_prefix", format!("{topic_prefix:?} is not a valid topic prefix"), Some("no wildcards, no leading or trailing '/'".into()));
+        }
+        let format = self.choice(&mut t, "format", &[("fhir", PayloadFormat::Fhir), ("hl7v2", PayloadFormat::Hl7v2), ("canonical", PayloadFormat::Canonical)], PayloadFormat::Fhir);
+        let protocol = self.choice(&mut t, "protocol", &[("auto", MqttProtocol::Auto), ("5", MqttProtocol::V5), ("3.1.1", MqttProtocol::V311)], MqttProtocol::Auto);
+        let username = self.string(&mut t, "username", None).map(|s| s.0);
+        let password = self.secret(&mut t, "password_file", "password_env");
+        if password.is_some() && username.is_none() {
+            let span = t.span.clone();
+            self.err(span, "mqtt.username", "a password is set but no username", Some("add username = \"...\"".into()));
+        }
+        let max_inflight = self.int(&mut t, "max_inflight", 1..=65535, 1000) as u16;
+        self.finish(t, &["host", "port", "client_id", "keep_alive_s", "qos", "topic_prefix", "format", "protocol", "tls", "username", "password_file", "password_env", "max_inflight"]);
+        Some(MqttConfig { host: host?.0, port, client_id, keep_alive_s, qos, topic_prefix, format, protocol, tls, username, password, max_inflight })
+    }
+
+    fn buffer(&mut self, top: &mut Tbl) -> Option<BufferConfig> {
+        let Some(mut t) = self.table(top, "buffer") else {
+            self.missing(top, "buffer", "add a [buffer] table with path = \"/var/lib/medgw/buffer.db\"");
+            return None;
+        };
+        let path = self.path(&mut t, "path", Some("where the on-disk buffer lives, e.g. path = \"/var/lib/medgw/buffer.db\""));
+        let max_bytes = match self.get(&mut t, "max_bytes") {
+            None => 1 << 30,
+            Some(v) => {
+                let parsed = match v.get_ref() {
+                    DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).ok().and_then(|n| u64::try_from(n).ok()),
+                    DeValue::String(s) => parse_size(s),
+                    _ => None,
+                };
+                match parsed {
+                    Some(n) if n >= 1 << 20 => n,
+                    Some(_) => {
+                        self.err(v.span(), "buffer.max_bytes", "is below 1 MB", Some("a useful buffer holds hours of data: e.g. \"1GB\"".into()));
+                        1 << 20
+                    }
+                    None => {
+                        self.err(v.span(), "buffer.max_bytes", "is not a size", Some("bytes as an integer, or a string like \"512MB\" or \"2GB\"".into()));
+                        1 << 30
+                    }
+                }
+            }
+        };
+        let when_full = self.choice(&mut t, "when_full", &[("drop-oldest", WhenFull::DropOldest), ("stop-reading", WhenFull::StopReading)], WhenFull::DropOldest);
+        let commit_interval_ms = self.int(&mut t, "commit_interval_ms", 1..=1000, 5) as u32;
+        let replay = self.choice(&mut t, "replay", &[("live-first", Replay::LiveFirst), ("ordered", Replay::Ordered)], Replay::LiveFirst);
+        self.finish(t, &["path", "max_bytes", "when_full", "commit_interval_ms", "replay"]);
+        Some(BufferConfig { path: path?, max_bytes, when_full, commit_interval_ms, replay })
+    }
+
+    fn devices(&mut self, top: &mut Tbl) -> Vec<DeviceConfig> {
+        let Some(v) = self.get(top, "device") else {
+            return Vec::new();
+        };
+        let Some(array) = v.get_ref().as_array() else {
+            self.err(v.span(), "device", "must be an array of tables", Some("write each device as [[device]]".into()));
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut names: Vec<(String, Range<usize>)> = Vec::new();
+        let mut ports: Vec<(PathBuf, Range<usize>)> = Vec::new();
+        for (i, item) in array.iter().enumerate() {
+            let Some(table) = item.get_ref().as_table() else {
+                self.err(item.span(), &format!("device[{i}]"), "must be a table", None);
+                continue;
+            };
+            let mut t = Tbl { t: table, span: item.span(), path: format!("device[{i}]"), used: BTreeSet::new() };
+            if let Some(d) = self.device(&mut t) {
+                if let Some((_, prev)) = names.iter().find(|(n, _)| *n == d.name) {
+                    let (line, _) = self.pos(prev.start);
+                    self.err(t.span.clone(), &format!("device[{i}].name"), format!("{:?} is already used on line {line}", d.name), Some("device names must be unique within a gateway".into()));
+                }
+                names.push((d.name.clone(), t.span.clone()));
+                let SourceConfig::Serial { port, .. } = &d.source;
+                if let Some((_, prev)) = ports.iter().find(|(p, _)| p == port) {
+                    let (line, _) = self.pos(prev.start);
+                    self.err(t.span.clone(), &format!("device[{i}].port"), format!("{} is already used by the device on line {line}", port.display()), Some("one device per port".into()));
+                }
+                ports.push((port.clone(), t.span.clone()));
+                out.push(d);
+            }
+            self.finish(
+                t,
+                &["name", "protocol", "port", "baud", "data_bits", "parity", "stop_bits", "bed", "room", "patient", "poll_period_ms", "listen_only", "timezone", "silence_timeout_s"],
+            );
+        }
+        out
+    }
+
+    fn device(&mut self, t: &mut Tbl) -> Option<DeviceConfig> {
+        let name = self.string(t, "name", Some("a name unique within this gateway, e.g. name = \"bed4-spo2\""));
+        if let Some((n, span)) = &name {
+            if !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                self.err(span.clone(), &Self::key(t, "name"), format!("{n:?} contains characters not allowed in an MQTT topic level"), Some("use letters, digits, '-' and '_'".into()));
+            }
+        }
+        let protocol = self.string(t, "protocol", Some("e.g. protocol = \"nonin-df8\"; `medgw decode --list` lists them"));
+        let info = match &protocol {
+            Some((p, span)) => match registry::find(p) {
+                Some(info) => Some(info),
+                None => {
+                    let names: Vec<&str> = registry::protocols().filter(|i| !i.gatt).map(|i| i.name).collect();
+                    let hint = names.iter().min_by_key(|k| edit_distance(k, p)).filter(|k| edit_distance(k, p) <= 3).map(|k| format!("did you mean {k:?}?")).unwrap_or_else(|| format!("one of: {}", names.join(", ")));
+                    self.err(span.clone(), &Self::key(t, "protocol"), format!("unknown protocol {p:?}"), Some(hint));
+                    None
+                }
+            },
+            None => None,
+        };
+        if let (Some(info), Some((_, span))) = (info, &protocol) {
+            if info.gatt {
+                self.err(span.clone(), &Self::key(t, "protocol"), format!("{} is a Bluetooth GATT characteristic, not a serial protocol", info.name), Some("Bluetooth devices are configured with ble = \"AA:BB:CC:DD:EE:FF\" (not yet supported by this build)".into()));
+            }
+        }
+        let port = self.path(t, "port", Some("the serial port, e.g. port = \"/dev/serial/by-id/usb-FTDI_...\""));
+        let defaults = info.and_then(|i| i.serial).unwrap_or((9600, 8, 'N', 1));
+        let baud = self.int(t, "baud", 50..=4_000_000, defaults.0 as i64) as u32;
+        let data_bits = self.int(t, "data_bits", 5..=8, defaults.1 as i64) as u8;
+        let default_parity = match defaults.2 {
+            'E' => Parity::Even,
+            'O' => Parity::Odd,
+            _ => Parity::None,
+        };
+        let parity = self.choice(t, "parity", &[("none", Parity::None), ("even", Parity::Even), ("odd", Parity::Odd)], default_parity);
+        let stop_bits = self.int(t, "stop_bits", 1..=2, defaults.3 as i64) as u8;
+        let bed = self.string(t, "bed", Some("the bed this device serves, e.g. bed = \"BED4\""));
+        let room = self.string(t, "room", None).map(|s| s.0);
+        let patient = match self.get(t, "patient") {
+            None => None,
+            Some(v) => match v.get_ref() {
+                DeValue::String(s) if !s.trim().is_empty() => Some(Patient { id: s.to_string(), system: None }),
+                DeValue::Table(pt) => {
+                    let mut pt = Tbl { t: pt, span: v.span(), path: Self::key(t, "patient"), used: BTreeSet::new() };
+                    let id = self.string(&mut pt, "id", Some("the patient identifier, e.g. id = \"MRN123\""));
+                    let system = self.string(&mut pt, "system", None).map(|s| s.0);
+                    self.finish(pt, &["id", "system"]);
+                    id.map(|(id, _)| Patient { id, system })
+                }
+                other => {
+                    self.err(v.span(), &Self::key(t, "patient"), format!("must be a string or a table, not {}", other.type_str()), Some("patient = { id = \"MRN123\", system = \"urn:oid:...\" }".into()));
+                    None
+                }
+            },
+        };
+        let poll_period_ms = self.int(t, "poll_period_ms", 100..=3_600_000, 1000) as u32;
+        let listen_only = self.boolean(t, "listen_only", false);
+        let timezone = self.timezone(t, "timezone");
+        let silence_timeout_ms = (self.int(t, "silence_timeout_s", 1..=3600, 10) * 1000) as u32;
+        let source = SourceConfig::Serial { port: port?, settings: SerialSettings { baud, data_bits, parity, stop_bits } };
+        Some(DeviceConfig {
+            name: name?.0,
+            protocol: info?.name.to_string(),
+            source,
+            bed: bed?.0,
+            room,
+            patient,
+            poll_period_ms,
+            listen_only,
+            timezone,
+            silence_timeout_ms,
+        })
+    }
+}
+
+/// "1GB", "512MB", "64 KiB", "1000000" -> bytes (decimal and binary prefixes).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" | "k" => 1e3,
+        "mb" | "m" => 1e6,
+        "gb" | "g" => 1e9,
+        "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let v = n * mult;
+    (v.is_finite() && v >= 0.0).then_some(v as u64)
+}
+
+/// Levenshtein distance, for "did you mean" hints.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}

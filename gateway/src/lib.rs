@@ -1,0 +1,10 @@
+//! # medgw, the gateway daemon
+//!
+//! Sources (serial ports, simulators) → decoders (`medgw-protocols`) → normaliser (identity,
+//! bed, patient, time quality) → durable buffer (SQLite) → MQTT sink, one task per component
+//! joined by bounded channels (ARCHITECTURE.md). This crate holds everything with I/O; the
+//! protocol logic is in `medgw-protocols`.
+
+pub mod buffer;
+pub mod config;
+pub mod nomenclature_file;
