@@ -6,5 +6,15 @@
 //! protocol logic is in `medgw-protocols`.
 
 pub mod buffer;
+pub mod capture;
 pub mod config;
+pub mod decode_cmd;
+pub mod demo;
+pub mod events;
 pub mod nomenclature_file;
+pub mod normalize;
+pub mod pipeline;
+pub mod simulate;
+pub mod sink;
+pub mod source;
+pub mod telemetry;

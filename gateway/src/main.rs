@@ -1,1 +1,373 @@
-fn main() {}
+//! The `medgw` command line: argument parsing and dispatch. Everything else is in the library.
+
+use std::io::{Read as _, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use medgw::config::{self, LogFormat, PayloadFormat};
+use medgw::{capture, decode_cmd, demo, pipeline, simulate, telemetry};
+use medgw_protocols::sim::SimOptions;
+use medgw_protocols::Timestamp;
+use tokio_util::sync::CancellationToken;
+
+/// medgw: an edge gateway for bedside medical devices.
+///
+/// Reads vital signs from serial devices, normalises them to IEEE 11073 MDC codes, buffers
+/// them on disk and publishes FHIR R4, HL7 v2 (IHE PCD-01) or canonical JSON over MQTT.
+#[derive(Parser)]
+#[command(name = "medgw", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogArg>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogArg {
+    Human,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Canonical,
+    Fhir,
+    Hl7v2,
+}
+
+impl From<FormatArg> for PayloadFormat {
+    fn from(f: FormatArg) -> PayloadFormat {
+        match f {
+            FormatArg::Canonical => PayloadFormat::Canonical,
+            FormatArg::Fhir => PayloadFormat::Fhir,
+            FormatArg::Hl7v2 => PayloadFormat::Hl7v2,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway with a configuration file.
+    Run {
+        /// The configuration file (see config/medgw.toml).
+        #[arg(short, long, default_value = "/etc/medgw/medgw.toml")]
+        config: PathBuf,
+    },
+    /// The demo: an embedded broker, simulated bedside devices on pseudo-terminals, the gateway
+    /// reading them through the real serial path, and a live view of what is published.
+    Demo {
+        /// Stop after this long (e.g. 20s, 5m); runs until Ctrl-C without it.
+        #[arg(long, value_parser = simulate::parse_duration)]
+        duration: Option<Duration>,
+        /// Payload format of the demo gateway.
+        #[arg(long, value_enum, default_value = "fhir")]
+        format: FormatArg,
+    },
+    /// Check a configuration file and report every problem with its line and a hint.
+    CheckConfig { file: PathBuf },
+    /// Run a device simulator on a pseudo-terminal or a serial port.
+    Simulate {
+        /// The protocol to simulate (`medgw decode --list`).
+        #[arg(long)]
+        device: String,
+        /// Create a pseudo-terminal; the first line on stdout is its path (or --link's).
+        #[arg(long, conflicts_with = "port")]
+        pty: bool,
+        /// Write to this serial port instead.
+        #[arg(long)]
+        port: Option<PathBuf>,
+        /// Keep a stable symlink to the pseudo-terminal (survives simulated unplugs).
+        #[arg(long, requires = "pty")]
+        link: Option<PathBuf>,
+        /// Faults to inject: TIME:KIND[=ARG], e.g. 5s:garbage=100, 10s:unplug=3s, 20s:silence=15s,
+        /// 30s:sensor-off, 31s:bad-checksum, 32s:truncate.
+        #[arg(long = "fault", value_parser = simulate::parse_fault)]
+        faults: Vec<simulate::ScheduledFault>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output period where the device chooses its rate (ms).
+        #[arg(long, default_value_t = 1000)]
+        period_ms: u32,
+        /// Write every value put on the wire to this file as JSON lines (for tests).
+        #[arg(long)]
+        sent: Option<PathBuf>,
+        #[arg(long, value_parser = simulate::parse_duration)]
+        duration: Option<Duration>,
+    },
+    /// Decode a capture or raw bytes from a device: one observation per line on stdout,
+    /// rejected frames on stderr. Exit 0 if every frame decoded, 1 if any was rejected.
+    Decode {
+        /// Protocol name.
+        #[arg(long, required_unless_present = "list")]
+        protocol: Option<String>,
+        /// The input is hex text.
+        #[arg(long)]
+        hex: bool,
+        #[arg(long, value_enum, default_value = "canonical")]
+        format: FormatArg,
+        /// Zone of the device's clock for protocols that send local time.
+        #[arg(long)]
+        timezone: Option<String>,
+        /// List the protocols.
+        #[arg(long)]
+        list: bool,
+        /// Input file, or - for stdin.
+        #[arg(default_value = "-")]
+        input: String,
+    },
+    /// Record the raw bytes from a serial port with timestamps (a capture for `decode`).
+    Record {
+        #[arg(long)]
+        port: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 9600)]
+        baud: u32,
+        #[arg(long, value_parser = simulate::parse_duration)]
+        duration: Option<Duration>,
+    },
+    /// Print the nomenclature in use: MDC code, reference id, LOINC, UCUM.
+    Codes {
+        /// A site override file to apply.
+        #[arg(long)]
+        nomenclature: Option<PathBuf>,
+    },
+    /// Convert canonical JSON lines (from `decode`) to FHIR or HL7 v2.
+    Encode {
+        #[arg(long, value_enum)]
+        format: FormatArg,
+        #[arg(default_value = "-")]
+        input: String,
+    },
+}
+
+fn read_input(input: &str) -> anyhow::Result<Vec<u8>> {
+    let mut data = Vec::new();
+    if input == "-" {
+        std::io::stdin().read_to_end(&mut data)?;
+    } else {
+        data = std::fs::read(input).with_context(|| format!("cannot read {input}"))?;
+    }
+    Ok(data)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let log = match cli.log_format {
+        Some(LogArg::Json) => LogFormat::Json,
+        _ => LogFormat::Human,
+    };
+    match run(cli.command, log) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("medgw: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    // Two worker threads: the gateway is I/O-bound and small; more threads cost memory.
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
+}
+
+fn run(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::CheckConfig { file } => match config::load(&file) {
+            Ok(c) => {
+                println!(
+                    "{}: OK ({} devices, broker {}:{}, format {})",
+                    file.display(),
+                    c.devices.len(),
+                    c.mqtt.host,
+                    c.mqtt.port,
+                    c.mqtt.format.as_str()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                eprintln!("{} problem(s) found", e.errors.len());
+                Ok(ExitCode::from(1))
+            }
+        },
+        Command::Run { config: path } => {
+            let config = match config::load(&path) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    eprintln!("medgw: refusing to start with {} configuration problem(s)", e.errors.len());
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            telemetry::init(if log == LogFormat::Json { LogFormat::Json } else { config.gateway.log_format }, "info");
+            runtime()?.block_on(async {
+                let shutdown = CancellationToken::new();
+                let (_running, done) = pipeline::start(config, shutdown.clone()).await?;
+                pipeline::signal().await;
+                shutdown.cancel();
+                done.await;
+                anyhow::Ok(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { duration, format } => {
+            telemetry::init(log, "warn");
+            runtime()?.block_on(demo::run(duration, format.into()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Simulate { device, pty, port, link, faults, seed, period_ms, sent, duration } => {
+            telemetry::init(log, "info");
+            if !pty && port.is_none() {
+                anyhow::bail!("give --pty or --port PATH");
+            }
+            let options = SimOptions { seed, period_ms, record: sent.is_some() };
+            let run = simulate::SimRun { protocol: device, options, faults, link, duration };
+            let mut sent_file = match &sent {
+                Some(p) => {
+                    Some(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?))
+                }
+                None => None,
+            };
+            runtime()?.block_on(async move {
+                let stop = CancellationToken::new();
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let on_sent = move |s: medgw_protocols::sim::Sent| {
+                    if let Some(f) = sent_file.as_mut() {
+                        let line = serde_json::json!({
+                            "metric": s.metric.0, "value": s.value.map(|v| v.to_string()), "unit": s.unit.0,
+                            "device_time": s.device_time.map(|t| t.rfc3339().to_string()), "seq": s.seq,
+                        });
+                        let _ = writeln!(f, "{line}");
+                        let _ = f.flush();
+                    }
+                };
+                let task = match port {
+                    Some(port) => tokio::spawn(simulate::run_port(run, port, stop.clone(), tx, on_sent)),
+                    None => tokio::spawn(simulate::run_pty(run, stop.clone(), tx, on_sent)),
+                };
+                if let Ok(path) = rx.await {
+                    println!("{}", path.display());
+                    let _ = std::io::stdout().flush();
+                }
+                tokio::select! {
+                    r = task => r.map_err(|e| anyhow::anyhow!("{e}"))?.map_err(|e| anyhow::anyhow!(e))?,
+                    _ = pipeline::signal() => stop.cancel(),
+                }
+                anyhow::Ok(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Decode { protocol, hex, format, timezone, list, input } => {
+            if list {
+                decode_cmd::list(&mut std::io::stdout());
+                return Ok(ExitCode::SUCCESS);
+            }
+            let protocol = protocol.unwrap_or_default();
+            let data = match read_input(&input) {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("medgw: {e:#}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            match decode_cmd::run(&protocol, &data, hex, format.into(), timezone.as_deref(), &mut out, &mut std::io::stderr()) {
+                Ok(s) => {
+                    out.flush()?;
+                    eprintln!("{} observations, {} frames rejected", s.observations, s.rejected);
+                    Ok(if s.rejected > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+                }
+                Err(e) => {
+                    eprintln!("medgw: {e}");
+                    Ok(ExitCode::from(2))
+                }
+            }
+        }
+        Command::Record { port, out, baud, duration } => {
+            telemetry::init(log, "info");
+            runtime()?.block_on(record(port, out, baud, duration))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Codes { nomenclature } => {
+            let nom = match nomenclature {
+                Some(p) => medgw::nomenclature_file::load(&p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
+                None => medgw_protocols::nomenclature::Nomenclature::builtin(),
+            };
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            writeln!(out, "{:<8} {:<38} {:<20} {:<10} {:<34} source", "code", "reference id", "LOINC", "UCUM", "display")?;
+            for m in nom.metrics() {
+                let ucum = m.fhir_unit.and_then(|u| nom.unit(u)).map(|u| u.ucum.to_string()).unwrap_or_default();
+                let loinc: Vec<&str> = m.loinc.iter().map(|l| l.as_ref()).collect();
+                writeln!(out, "{:<8} {:<38} {:<20} {:<10} {:<34} {}", m.code.0, m.ref_id, loinc.join(","), ucum, m.display, m.src)?;
+            }
+            writeln!(out)?;
+            for u in nom.units() {
+                writeln!(out, "{:<8} {:<38} {:<20} {}", u.code.0, u.ref_id, u.ucum, u.display)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Encode { format, input } => {
+            let data = read_input(&input)?;
+            let text = String::from_utf8(data).context("input is not UTF-8")?;
+            let nom = medgw_protocols::nomenclature::Nomenclature::builtin();
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let mut buf = Vec::new();
+            for (i, line) in text.lines().enumerate() {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let obs = medgw_protocols::encode::canonical::parse(line, "medgw").map_err(|e| anyhow::anyhow!("line {}: {e}", i + 1))?;
+                buf.clear();
+                medgw::sink::mqtt::encode(&obs, format.into(), &nom, &mut buf);
+                out.write_all(&buf)?;
+                out.write_all(b"\n")?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn record(port: PathBuf, out: PathBuf, baud: u32, duration: Option<Duration>) -> anyhow::Result<()> {
+    use tokio::io::AsyncReadExt;
+    let settings = config::SerialSettings { baud, data_bits: 8, parity: config::Parity::None, stop_bits: 1 };
+    let mut serial = medgw::source::serial::open(&port, &settings).with_context(|| format!("cannot open {}", port.display()))?;
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&out).with_context(|| format!("cannot create {}", out.display()))?);
+    writeln!(file, "{} port={} baud={baud}", capture::HEADER, port.display())?;
+    eprintln!("recording {} to {} (Ctrl-C to stop)", port.display(), out.display());
+    let deadline = duration.map(|d| tokio::time::Instant::now() + d);
+    let mut buf = vec![0u8; 4096];
+    let mut total = 0u64;
+    loop {
+        let until = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = AsyncReadExt::read(&mut serial, &mut buf) => match r {
+                Ok(0) => break,
+                Ok(n) => {
+                    total += n as u64;
+                    capture::write_chunk(&mut file, &capture::Chunk { time: Timestamp::now(), direction: capture::Direction::Rx, bytes: buf[..n].to_vec() })?;
+                    file.flush()?;
+                }
+                Err(e) => { eprintln!("read failed: {e}"); break; }
+            },
+            _ = until => break,
+            _ = pipeline::signal() => break,
+        }
+    }
+    file.flush()?;
+    eprintln!("{total} bytes recorded");
+    Ok(())
+}

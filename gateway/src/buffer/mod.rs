@@ -82,3 +82,12 @@ pub trait Store: Send {
 
 /// The context of an entry read back from the store is shared by all entries of its device.
 pub type SharedContext = Arc<DeviceContext>;
+
+// TEMPORARY (lead): an in-memory handle so the pipeline builds before the SQLite store lands.
+mod memory;
+pub use memory::BufferHandle;
+
+/// Opens the buffer of the configuration (TEMPORARY: in memory until the SQLite store lands).
+pub async fn open(_cfg: &crate::config::BufferConfig) -> Result<BufferHandle, BufferError> {
+    Ok(BufferHandle::memory())
+}

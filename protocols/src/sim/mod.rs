@@ -120,3 +120,14 @@ impl Rng {
         (value + self.range(-step, step)).clamp(lo, hi)
     }
 }
+
+/// Every simulator, by protocol name.
+pub fn simulators() -> impl Iterator<Item = &'static (&'static str, MakeSimulator)> {
+    let tables: [&'static [(&'static str, MakeSimulator)]; 0] = [];
+    tables.into_iter().flatten()
+}
+
+/// The simulator of protocol `name`.
+pub fn find(name: &str) -> Option<MakeSimulator> {
+    simulators().find(|(n, _)| *n == name).map(|(_, m)| *m)
+}

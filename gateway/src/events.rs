@@ -1,0 +1,138 @@
+//! Device and gateway events: what lets a receiver tell "no data" from "value unchanged".
+//!
+//! Each event both logs (tracing, key/value fields, no patient data) and is published on the
+//! device's or gateway's `events` topic as JSON (docs/mqtt.md), with the time span it covers.
+
+use medgw_protocols::Timestamp;
+use serde::Serialize;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    /// The port opened (first time or after a reconnect).
+    Connected,
+    /// The port vanished or failed (USB unplugged, device server gone).
+    Disconnected,
+    /// No bytes for the silence timeout; `span` is from the last byte to now.
+    Silent,
+    /// Data flows again after silence or disconnection; `span` is the gap.
+    Resumed,
+    /// Frames were rejected (bad checksum, truncated, garbage); `count` in `span`.
+    Rejected,
+    /// The device's sequence numbers jumped: readings lost before the gateway.
+    SequenceGap,
+    /// The protocol session changed state (associated, released, ...).
+    Session,
+    /// The device told who it is (serial, EUI-64, model) for the first time or differently.
+    Identity,
+    /// The buffer was full and the oldest observations were deleted (policy drop-oldest).
+    BufferDropped,
+    /// The buffer is full and devices are not read (policy stop-reading).
+    BufferFull,
+    /// The buffer found and quarantined damaged data at start-up.
+    BufferQuarantined,
+    /// The gateway started or is stopping.
+    Gateway,
+}
+
+/// An event as published.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub kind: EventKind,
+    pub time: Timestamp,
+    /// The configured device name (absent for gateway events).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bed: Option<String>,
+    /// Start and end of the period the event covers (a gap, a burst of rejections).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub span: Option<Span>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// Human-readable detail: the error, the reason; never patient data.
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Span {
+    pub start: Timestamp,
+    pub end: Timestamp,
+}
+
+impl Event {
+    pub fn gateway(kind: EventKind, detail: impl Into<String>) -> Event {
+        Event { kind, time: Timestamp::now(), device: None, bed: None, span: None, count: None, detail: detail.into() }
+    }
+
+    pub fn device(kind: EventKind, device: &str, bed: &str, detail: impl Into<String>) -> Event {
+        Event {
+            kind,
+            time: Timestamp::now(),
+            device: Some(device.to_string()),
+            bed: Some(bed.to_string()),
+            span: None,
+            count: None,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn with_span(mut self, start: Timestamp, end: Timestamp) -> Event {
+        self.span = Some(Span { start, end });
+        self
+    }
+
+    pub fn with_count(mut self, count: u64) -> Event {
+        self.count = Some(count);
+        self
+    }
+
+    /// Logs the event at the level its kind deserves.
+    pub fn log(&self) {
+        let device = self.device.as_deref().unwrap_or("-");
+        match self.kind {
+            EventKind::Disconnected
+            | EventKind::Silent
+            | EventKind::SequenceGap
+            | EventKind::BufferDropped
+            | EventKind::BufferFull
+            | EventKind::BufferQuarantined => {
+                tracing::warn!(kind = ?self.kind, device, count = self.count, detail = %self.detail, "device event")
+            }
+            EventKind::Rejected => tracing::warn!(kind = ?self.kind, device, count = self.count, detail = %self.detail, "frames rejected"),
+            _ => tracing::info!(kind = ?self.kind, device, detail = %self.detail, "device event"),
+        }
+    }
+}
+
+/// Collects rejections of one device and reports them as one event per window, so a device
+/// that streams garbage produces a bounded number of events (with the count), not one each.
+#[derive(Debug, Default)]
+pub struct RejectionWindow {
+    count: u64,
+    first: Option<Timestamp>,
+    last: Option<Timestamp>,
+    last_reason: String,
+}
+
+impl RejectionWindow {
+    pub fn record(&mut self, at: Timestamp, reason: &str) {
+        self.count += 1;
+        self.first.get_or_insert(at);
+        self.last = Some(at);
+        reason.clone_into(&mut self.last_reason);
+    }
+
+    /// The event for what was recorded since the last call, if anything.
+    pub fn take(&mut self, device: &str, bed: &str) -> Option<Event> {
+        if self.count == 0 {
+            return None;
+        }
+        let e = Event::device(EventKind::Rejected, device, bed, format!("last reason: {}", self.last_reason))
+            .with_count(self.count)
+            .with_span(self.first.unwrap_or_default(), self.last.unwrap_or_default());
+        *self = RejectionWindow::default();
+        Some(e)
+    }
+}

@@ -1,0 +1,233 @@
+//! The normaliser: a device's measurements become canonical observations.
+//!
+//! It attaches the device context (identity, bed, patient from configuration), applies the
+//! site's nomenclature maps, resolves device time to UTC with the device's zone, and judges the
+//! device's clock against the gateway's (decisions.md, "Time"): the effective time published is
+//! the device's when its clock is within 1 s of the gateway's (the IHE Consistent Time bound),
+//! otherwise the receipt time, and the observation's flags say which and why.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use medgw_protocols::nomenclature::Nomenclature;
+use medgw_protocols::observation::{DeviceContext, DeviceIdentity, Flags, Measurement, Observation};
+use medgw_protocols::time::{DeviceTime, Timestamp};
+
+/// The IHE Consistent Time profile's bound on clock differences, in ms.
+pub const MAX_SKEW_MS: i64 = 1000;
+
+/// Estimates a device's clock offset from live readings.
+///
+/// Each live reading gives `device_time - receipt_time`, which is the clock offset minus the
+/// transmission delay and minus the truncation of the device's timestamp (Masimo and MEDIBUS
+/// send whole seconds). Both errors only make the sample smaller, so the largest sample of a
+/// recent window is the best estimate (the same reasoning as NTP's minimum-delay filter).
+#[derive(Debug, Clone)]
+pub struct ClockTracker {
+    samples: VecDeque<i64>,
+    window: usize,
+    /// Every timestamp so far was a whole second: the clock may have 1 s resolution and read up
+    /// to 999 ms behind, which is allowed for.
+    whole_seconds: bool,
+}
+
+impl ClockTracker {
+    pub fn new(window: usize) -> ClockTracker {
+        ClockTracker { samples: VecDeque::with_capacity(window), window, whole_seconds: true }
+    }
+
+    /// Records a live reading.
+    pub fn observe(&mut self, device: Timestamp, receipt: Timestamp) {
+        self.whole_seconds &= device.0 % 1000 == 0;
+        if self.samples.len() == self.window {
+            self.samples.pop_front();
+        }
+        self.samples.push_back(device.0 - receipt.0);
+    }
+
+    /// The estimated offset (device − gateway) in ms, once there is a sample.
+    pub fn offset_ms(&self) -> Option<i64> {
+        self.samples.iter().copied().max()
+    }
+
+    /// Whether the device's clock differs from the gateway's by more than 1 s.
+    pub fn skewed(&self) -> bool {
+        let allowance = if self.whole_seconds { 999 } else { 0 };
+        match self.offset_ms() {
+            // The offset is under-estimated by up to `allowance` for whole-second clocks.
+            Some(o) => o > MAX_SKEW_MS || o + allowance < -MAX_SKEW_MS,
+            None => false,
+        }
+    }
+}
+
+/// Converts a device's wall-clock time to UTC with its zone.
+pub fn resolve_local(wall: Timestamp, zone: &jiff::tz::TimeZone) -> Option<Timestamp> {
+    let c = wall.to_civil();
+    let dt = jiff::civil::DateTime::new(
+        c.year as i16,
+        c.month as i8,
+        c.day as i8,
+        c.hour as i8,
+        c.minute as i8,
+        c.second as i8,
+        c.millisecond as i32 * 1_000_000,
+    )
+    .ok()?;
+    // In the autumn fold the earlier instant is chosen; in the spring gap the time is moved
+    // forward (jiff's "compatible" disambiguation, as RFC 5545 does).
+    let zoned = zone.to_ambiguous_zoned(dt).compatible().ok()?;
+    Some(Timestamp(zoned.timestamp().as_millisecond()))
+}
+
+/// Per-device normalisation state.
+pub struct Normalizer {
+    context: Arc<DeviceContext>,
+    zone: jiff::tz::TimeZone,
+    clock: ClockTracker,
+    nomenclature: Arc<Nomenclature>,
+}
+
+impl Normalizer {
+    pub fn new(context: DeviceContext, zone: jiff::tz::TimeZone, nomenclature: Arc<Nomenclature>) -> Normalizer {
+        Normalizer { context: Arc::new(context), zone, clock: ClockTracker::new(32), nomenclature }
+    }
+
+    pub fn context(&self) -> &Arc<DeviceContext> {
+        &self.context
+    }
+
+    /// Takes what the device said about itself; returns `true` when the identity changed (the
+    /// caller republishes the Device resource).
+    pub fn identity(&mut self, update: &DeviceIdentity) -> bool {
+        let mut ctx = (*self.context).clone();
+        if ctx.identity.merge(update) {
+            self.context = Arc::new(ctx);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Turns one measurement into an observation received at `receipt`.
+    pub fn observation(&mut self, mut m: Measurement, receipt: Timestamp) -> Observation {
+        self.nomenclature.apply(&mut m);
+        let mut time_flags = Flags::NONE;
+        let device_time = match m.device_time {
+            None => None,
+            Some(DeviceTime::Utc(t)) => Some(t),
+            Some(DeviceTime::Local(wall)) => {
+                time_flags |= Flags::ZONE_ASSUMED;
+                resolve_local(wall, &self.zone)
+            }
+        };
+        if let Some(t) = device_time {
+            let live = !m.flags.intersects(Flags::FROM_STORAGE | Flags::CLOCK_NOT_SET);
+            if live {
+                self.clock.observe(t, receipt);
+            }
+            if self.clock.skewed() {
+                time_flags |= Flags::CLOCK_SKEW;
+            }
+        }
+        Observation::new(self.context.clone(), m, receipt, device_time, time_flags)
+    }
+
+    /// The device clock's estimated offset from the gateway's, for status pages.
+    pub fn clock_offset_ms(&self) -> Option<i64> {
+        self.clock.offset_ms()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use medgw_protocols::mdc::{code, unit};
+    use medgw_protocols::time::CivilTime;
+    use medgw_protocols::Decimal;
+
+    fn wall(y: u16, mo: u8, d: u8, h: u8, mi: u8, s: u8) -> Timestamp {
+        CivilTime { year: y, month: mo, day: d, hour: h, minute: mi, second: s, millisecond: 0 }.to_timestamp().unwrap()
+    }
+
+    #[test]
+    fn local_time_is_resolved_with_the_zone_across_dst() {
+        let berlin = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
+        // Winter: UTC+1.
+        assert_eq!(resolve_local(wall(2024, 1, 15, 10, 0, 0), &berlin), Some(wall(2024, 1, 15, 9, 0, 0)));
+        // Summer: UTC+2.
+        assert_eq!(resolve_local(wall(2024, 7, 15, 10, 0, 0), &berlin), Some(wall(2024, 7, 15, 8, 0, 0)));
+        // Autumn fold 2024-10-27 02:30 happens twice: the earlier (CEST, UTC+2) is chosen.
+        assert_eq!(resolve_local(wall(2024, 10, 27, 2, 30, 0), &berlin), Some(wall(2024, 10, 27, 0, 30, 0)));
+        // Spring gap 2024-03-31 02:30 does not exist: moved forward by the gap (= 01:30 UTC).
+        assert_eq!(resolve_local(wall(2024, 3, 31, 2, 30, 0), &berlin), Some(wall(2024, 3, 31, 1, 30, 0)));
+    }
+
+    fn normalizer() -> Normalizer {
+        Normalizer::new(
+            DeviceContext { gateway: "gw".into(), name: "d".into(), ..Default::default() },
+            jiff::tz::TimeZone::UTC,
+            Arc::new(Nomenclature::builtin()),
+        )
+    }
+
+    fn spo2(t: Option<DeviceTime>) -> Measurement {
+        Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, Decimal::from_int(97), unit::MDC_DIM_PERCENT).with_time(t)
+    }
+
+    #[test]
+    fn a_synced_whole_second_clock_is_trusted() {
+        let mut n = normalizer();
+        // The device truncates to seconds; the bytes arrive 0..900 ms later.
+        for i in 0..10 {
+            let dev = Timestamp(1_000_000 + i * 1000);
+            let o = n.observation(spo2(Some(DeviceTime::Utc(dev))), Timestamp(dev.0 + 900 - i * 50));
+            assert!(!o.reading.flags.contains(Flags::CLOCK_SKEW), "sample {i}");
+            assert_eq!(o.reading.effective_time(), dev);
+        }
+    }
+
+    #[test]
+    fn a_skewed_clock_is_flagged_and_receipt_time_used() {
+        let mut n = normalizer();
+        let dev = Timestamp(1_000_000);
+        let rx = Timestamp(1_000_000 - 5000); // device 5 s ahead
+        let o = n.observation(spo2(Some(DeviceTime::Utc(dev))), rx);
+        assert!(o.reading.flags.contains(Flags::CLOCK_SKEW));
+        assert_eq!(o.reading.effective_time(), rx);
+        // 3 s behind.
+        let mut n = normalizer();
+        let o = n.observation(spo2(Some(DeviceTime::Utc(Timestamp(1_000_000)))), Timestamp(1_003_100));
+        assert!(o.reading.flags.contains(Flags::CLOCK_SKEW));
+    }
+
+    #[test]
+    fn stored_readings_do_not_look_skewed_by_their_age() {
+        let mut n = normalizer();
+        n.observation(spo2(Some(DeviceTime::Utc(Timestamp(10_000_000)))), Timestamp(10_000_200));
+        // A reading from the device's memory, an hour old.
+        let old = spo2(Some(DeviceTime::Utc(Timestamp(10_000_000 - 3_600_000)))).with_flags(Flags::FROM_STORAGE);
+        let o = n.observation(old, Timestamp(10_000_300));
+        assert!(!o.reading.flags.contains(Flags::CLOCK_SKEW));
+        assert_eq!(o.reading.effective_time(), Timestamp(10_000_000 - 3_600_000));
+    }
+
+    #[test]
+    fn no_device_time_and_zone_flags() {
+        let mut n = normalizer();
+        let o = n.observation(spo2(None), Timestamp(5));
+        assert!(o.reading.flags.contains(Flags::NO_DEVICE_CLOCK));
+        let o = n.observation(spo2(Some(DeviceTime::Local(Timestamp(1_000_000)))), Timestamp(1_000_100));
+        assert!(o.reading.flags.contains(Flags::ZONE_ASSUMED));
+        assert_eq!(o.reading.device_time, Some(Timestamp(1_000_000)));
+    }
+
+    #[test]
+    fn identity_updates_replace_the_context() {
+        let mut n = normalizer();
+        let before = n.context().key();
+        assert!(n.identity(&DeviceIdentity { serial: Some("123".into()), ..Default::default() }));
+        assert!(!n.identity(&DeviceIdentity { serial: Some("123".into()), ..Default::default() }));
+        assert_ne!(n.context().key(), before);
+    }
+}

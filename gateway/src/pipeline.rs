@@ -1,0 +1,134 @@
+//! The daemon: configuration → sources → normaliser → buffer → sink, and a graceful stop.
+//!
+//! ```text
+//!  [serial task]──┐ decode+normalise   ┌──────────────┐  live (bounded)  ┌───────────┐
+//!  [serial task]──┼──── append ───────▶│ buffer thread │────────────────▶│ MQTT sink │──▶ broker
+//!  [serial task]──┘   (awaits fsync)   │ (SQLite, WAL) │◀── backlog ─────│   task    │
+//!                                       └──────────────┘◀── acks ────────└───────────┘
+//! ```
+//! Every channel is bounded. A source waits for its batch to be durable before it reads on
+//! (backpressure); the live hand-over never blocks (rows it cannot take stay in the buffer and
+//! the sink's backlog cursor finds them).
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use medgw_protocols::nomenclature::Nomenclature;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::buffer::BufferHandle;
+use crate::config::{Config, SourceConfig};
+use crate::events::{Event, EventKind};
+use crate::sink::mqtt::{self, AuxMessage, SinkParams, SinkStats};
+use crate::sink::topics::Topics;
+use crate::source::{serial, DeviceRunner, DeviceStatus, PipelineLink};
+
+/// What a running gateway exposes to the status page, the demo view and the benchmark.
+#[derive(Clone)]
+pub struct Running {
+    pub config: Arc<Config>,
+    pub devices: Vec<Arc<DeviceStatus>>,
+    pub sink: Arc<SinkStats>,
+    pub buffer: BufferHandle,
+    pub nomenclature: Arc<Nomenclature>,
+    pub started: medgw_protocols::Timestamp,
+}
+
+/// Loads the nomenclature: built-in tables plus the site's override file.
+pub fn nomenclature(config: &Config) -> anyhow::Result<Arc<Nomenclature>> {
+    Ok(Arc::new(match &config.gateway.nomenclature {
+        Some(path) => crate::nomenclature_file::load(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+        None => Nomenclature::builtin(),
+    }))
+}
+
+/// Starts everything; returns the handle and a future that completes when the gateway has
+/// stopped after `shutdown` was cancelled.
+pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<(Running, impl std::future::Future<Output = ()>)> {
+    let config = Arc::new(config);
+    let nom = nomenclature(&config)?;
+    let buffer = crate::buffer::open(&config.buffer).await?;
+    let (live_tx, live_rx) = mpsc::channel(mqtt::outbox::LIVE_CAPACITY);
+    let (aux_tx, aux_rx) = mpsc::channel(1024);
+    let live_overflow = Arc::new(AtomicBool::new(false));
+    let topics = Topics::new(&config.mqtt.topic_prefix, &config.gateway.id);
+    let sink_stats = Arc::new(SinkStats::default());
+    let sink_shutdown = CancellationToken::new();
+    let sink = tokio::spawn(mqtt::run(SinkParams {
+        config: config.mqtt.clone(),
+        gateway: config.gateway.id.clone(),
+        replay: config.buffer.replay,
+        buffer: buffer.clone(),
+        nomenclature: nom.clone(),
+        live: live_rx,
+        live_overflow: live_overflow.clone(),
+        aux: aux_rx,
+        shutdown: sink_shutdown.clone(),
+        stats: sink_stats.clone(),
+    }));
+    let link = PipelineLink {
+        buffer: buffer.clone(),
+        live: live_tx,
+        live_overflow,
+        aux: aux_tx.clone(),
+        topics: topics.clone(),
+        when_full: config.buffer.when_full,
+        shutdown: shutdown.clone(),
+    };
+    let mut tasks = JoinSet::new();
+    let mut devices = Vec::new();
+    for d in &config.devices {
+        let runner = DeviceRunner::new(&config, d, nom.clone(), link.clone()).map_err(|e| anyhow::anyhow!("device {}: {e}", d.name))?;
+        devices.push(runner.status.clone());
+        match &d.source {
+            SourceConfig::Serial { port, settings } => {
+                tasks.spawn(serial::run(runner, port.clone(), *settings));
+            }
+        }
+    }
+    drop(link);
+    let started =
+        Event::gateway(EventKind::Gateway, format!("medgw {} started with {} devices", env!("CARGO_PKG_VERSION"), config.devices.len()));
+    started.log();
+    if let Ok(json) = serde_json::to_vec(&started) {
+        let _ = aux_tx.try_send(AuxMessage { topic: topics.gateway_events(), payload: json.into(), retain: false, sticky: false });
+    }
+    drop(aux_tx);
+    let running = Running {
+        config,
+        devices,
+        sink: sink_stats,
+        buffer: buffer.clone(),
+        nomenclature: nom,
+        started: medgw_protocols::Timestamp::now(),
+    };
+    let done = async move {
+        shutdown.cancelled().await;
+        tracing::info!("stopping: sources finish what they read, the sink waits for acknowledgements in flight");
+        while tasks.join_next().await.is_some() {}
+        // Sources are gone, so the live channel closes; the sink drains and disconnects.
+        sink_shutdown.cancel();
+        let _ = sink.await;
+        buffer.close().await;
+        tracing::info!("stopped");
+    };
+    Ok((running, done))
+}
+
+/// Waits for SIGTERM or SIGINT.
+pub async fn signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}

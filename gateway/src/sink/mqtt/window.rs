@@ -1,0 +1,113 @@
+//! The in-flight window: which packet id carries which message.
+//!
+//! medgw assigns MQTT packet ids itself. rumqttc's `AsyncClient::publish` returns before the
+//! broker acknowledges and never tells which packet id it used (rumqttc #349, #805); correlating
+//! its `Outgoing(Publish(pkid))` events with calls in order breaks after a reconnect, when stale
+//! events and dropped requests shift the order — and a shifted correlation deletes from the
+//! buffer a row that was never delivered. Owning the ids makes a PUBACK name its row exactly.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::buffer::RowId;
+
+/// What a packet id is carrying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Carried {
+    /// A buffered observation: acknowledged means deleted from the buffer.
+    Row(RowId),
+    /// A message outside the buffer (status, Device resource, event), by its queue id.
+    Aux(u64),
+}
+
+/// Packet ids `1..=limit` and what each carries.
+#[derive(Debug)]
+pub struct Window {
+    free: VecDeque<u16>,
+    in_flight: HashMap<u16, Carried>,
+    limit: u16,
+}
+
+impl Window {
+    /// A window of `limit` packet ids (MQTT allows 1..=65535).
+    pub fn new(limit: u16) -> Window {
+        let limit = limit.max(1);
+        Window { free: (1..=limit).collect(), in_flight: HashMap::with_capacity(limit as usize), limit }
+    }
+
+    pub fn limit(&self) -> u16 {
+        self.limit
+    }
+
+    pub fn has_room(&self) -> bool {
+        !self.free.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.in_flight.is_empty()
+    }
+
+    /// Takes a packet id for `what`. Ids are reused least recently first, so an id comes back
+    /// only after `limit - 1` others: a late duplicate PUBACK cannot hit a fresh message.
+    pub fn take(&mut self, what: Carried) -> Option<u16> {
+        let pkid = self.free.pop_front()?;
+        self.in_flight.insert(pkid, what);
+        Some(pkid)
+    }
+
+    /// The broker acknowledged `pkid`: returns what it carried (`None` for an unknown id).
+    pub fn release(&mut self, pkid: u16) -> Option<Carried> {
+        let what = self.in_flight.remove(&pkid)?;
+        self.free.push_back(pkid);
+        Some(what)
+    }
+
+    /// The connection is gone: every message in flight is undelivered. Returns them; the ids
+    /// are free again.
+    pub fn reset(&mut self) -> Vec<Carried> {
+        let lost: Vec<Carried> = self
+            .in_flight
+            .drain()
+            .map(|(pkid, what)| {
+                self.free.push_back(pkid);
+                what
+            })
+            .collect();
+        lost
+    }
+
+    pub fn carries_row(&self, row: RowId) -> bool {
+        self.in_flight.values().any(|c| *c == Carried::Row(row))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_map_exactly_and_are_reused_last() {
+        let mut w = Window::new(3);
+        let a = w.take(Carried::Row(10)).unwrap();
+        let b = w.take(Carried::Row(11)).unwrap();
+        let c = w.take(Carried::Aux(1)).unwrap();
+        assert!(!w.has_room());
+        assert_eq!(w.take(Carried::Row(12)), None);
+        // Acknowledged out of order.
+        assert_eq!(w.release(b), Some(Carried::Row(11)));
+        assert_eq!(w.release(b), None, "a duplicate PUBACK is ignored");
+        assert_eq!(w.release(999), None);
+        let d = w.take(Carried::Row(12)).unwrap();
+        assert_eq!(d, b);
+        assert_eq!(w.release(a), Some(Carried::Row(10)));
+        assert_eq!(w.release(c), Some(Carried::Aux(1)));
+        assert!(w.carries_row(12));
+        let lost = w.reset();
+        assert_eq!(lost, vec![Carried::Row(12)]);
+        assert!(w.is_empty());
+        assert_eq!(w.free.len(), 3);
+    }
+}

@@ -1,0 +1,76 @@
+//! The MQTT topic contract (docs/mqtt.md). Versioned by the prefix's last level (`medgw/v1`).
+//!
+//! ```text
+//! {prefix}/{gateway}/status                     retained  online/offline (Last Will)
+//! {prefix}/{gateway}/events                               gateway events
+//! {prefix}/{gateway}/{bed}/{device}/obs                   observations (one per message)
+//! {prefix}/{gateway}/{bed}/{device}/device      retained  FHIR Device resource
+//! {prefix}/{gateway}/{bed}/{device}/events                device events (connect, silent, gaps, ...)
+//! ```
+
+use medgw_protocols::observation::DeviceContext;
+
+/// Makes a configured name safe as one topic level: `/`, `+`, `#`, NUL and whitespace become
+/// `_`, so a bed called "12/A" cannot create a new level or a wildcard.
+pub fn level(name: &str) -> String {
+    let s: String = name.chars().map(|c| if matches!(c, '/' | '+' | '#' | '\0') || c.is_whitespace() { '_' } else { c }).collect();
+    if s.is_empty() {
+        "_".to_string()
+    } else {
+        s
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Topics {
+    prefix: String,
+    gateway: String,
+}
+
+impl Topics {
+    pub fn new(prefix: &str, gateway: &str) -> Topics {
+        Topics { prefix: prefix.to_string(), gateway: level(gateway) }
+    }
+
+    pub fn status(&self) -> String {
+        format!("{}/{}/status", self.prefix, self.gateway)
+    }
+
+    pub fn gateway_events(&self) -> String {
+        format!("{}/{}/events", self.prefix, self.gateway)
+    }
+
+    fn device_base(&self, ctx: &DeviceContext) -> String {
+        format!("{}/{}/{}/{}", self.prefix, self.gateway, level(&ctx.location.bed), level(&ctx.name))
+    }
+
+    pub fn observations(&self, ctx: &DeviceContext) -> String {
+        format!("{}/obs", self.device_base(ctx))
+    }
+
+    pub fn device(&self, ctx: &DeviceContext) -> String {
+        format!("{}/device", self.device_base(ctx))
+    }
+
+    pub fn device_events(&self, ctx: &DeviceContext) -> String {
+        format!("{}/events", self.device_base(ctx))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_cannot_escape_or_wildcard() {
+        assert_eq!(level("BED4"), "BED4");
+        assert_eq!(level("12/A"), "12_A");
+        assert_eq!(level("a+b#c d"), "a_b_c_d");
+        assert_eq!(level(""), "_");
+        let mut ctx = DeviceContext { name: "spo2".into(), ..Default::default() };
+        ctx.location.bed = "ICU/4".into();
+        let t = Topics::new("medgw/v1", "gw-1");
+        assert_eq!(t.observations(&ctx), "medgw/v1/gw-1/ICU_4/spo2/obs");
+        assert_eq!(t.status(), "medgw/v1/gw-1/status");
+    }
+}

@@ -1,0 +1,335 @@
+//! Sources: where device bytes come from (serial ports today). A source owns its port and its
+//! reconnect loop; [`DeviceRunner`] is what every source shares — decode, normalise, commit to
+//! the buffer, hand over live, and answer the device — so all transports behave alike.
+
+pub mod backoff;
+pub mod serial;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use medgw_protocols::decode::{Decoder, DecoderOptions, Event as DecodeEvent};
+use medgw_protocols::encode::fhir;
+use medgw_protocols::nomenclature::Nomenclature;
+use medgw_protocols::observation::{DeviceContext, Location, Observation};
+use medgw_protocols::{registry, Timestamp};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::buffer::{BufferHandle, Entry};
+use crate::config::{Config, DeviceConfig, SourceConfig, WhenFull};
+use crate::events::{Event, EventKind, RejectionWindow};
+use crate::normalize::Normalizer;
+use crate::sink::mqtt::AuxMessage;
+use crate::sink::topics::Topics;
+
+/// The pipeline endpoints a source writes into.
+#[derive(Clone)]
+pub struct PipelineLink {
+    pub buffer: BufferHandle,
+    pub live: mpsc::Sender<Entry>,
+    pub live_overflow: Arc<AtomicBool>,
+    pub aux: mpsc::Sender<AuxMessage>,
+    pub topics: Topics,
+    pub when_full: WhenFull,
+    pub shutdown: CancellationToken,
+}
+
+/// Connection state of a device, for the status page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeviceState {
+    Connecting,
+    Connected,
+    Silent,
+    Disconnected,
+}
+
+/// What the status page and metrics show about a device.
+#[derive(Debug)]
+pub struct DeviceStatus {
+    pub name: String,
+    pub protocol: String,
+    pub port: String,
+    pub bed: String,
+    pub state: Mutex<DeviceState>,
+    pub last_data: Mutex<Option<Timestamp>>,
+    /// The latest observation per metric (for display: canonical form).
+    pub latest: Mutex<Vec<Observation>>,
+    pub observations: AtomicU64,
+    pub rejected: AtomicU64,
+    pub gaps: AtomicU64,
+    pub reconnects: AtomicU64,
+}
+
+impl DeviceStatus {
+    fn new(cfg: &DeviceConfig) -> DeviceStatus {
+        DeviceStatus {
+            name: cfg.name.clone(),
+            protocol: cfg.protocol.clone(),
+            port: port_name(&cfg.source),
+            bed: cfg.bed.clone(),
+            state: Mutex::new(DeviceState::Connecting),
+            last_data: Mutex::new(None),
+            latest: Mutex::new(Vec::new()),
+            observations: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            gaps: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+        }
+    }
+
+    pub fn set_state(&self, s: DeviceState) {
+        if let Ok(mut g) = self.state.lock() {
+            *g = s;
+        }
+    }
+
+    pub fn state(&self) -> DeviceState {
+        self.state.lock().map(|g| *g).unwrap_or(DeviceState::Disconnected)
+    }
+}
+
+pub fn port_name(source: &SourceConfig) -> String {
+    match source {
+        SourceConfig::Serial { port, .. } => port.display().to_string(),
+    }
+}
+
+/// Why a source stops.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stop {
+    Shutdown,
+}
+
+/// The per-device half of the pipeline that does not depend on the transport.
+pub struct DeviceRunner {
+    pub cfg: DeviceConfig,
+    decoder: Box<dyn Decoder>,
+    normalizer: Normalizer,
+    link: PipelineLink,
+    rejections: RejectionWindow,
+    pub status: Arc<DeviceStatus>,
+    events: Vec<DecodeEvent>,
+    full_announced: bool,
+}
+
+impl DeviceRunner {
+    pub fn new(config: &Config, cfg: &DeviceConfig, nomenclature: Arc<Nomenclature>, link: PipelineLink) -> Result<DeviceRunner, String> {
+        let info = registry::find(&cfg.protocol).ok_or_else(|| format!("unknown protocol {}", cfg.protocol))?;
+        let decoder = (info.make)(&DecoderOptions { poll_period_ms: cfg.poll_period_ms, listen_only: cfg.listen_only });
+        let zone_name = cfg.timezone.as_ref().or(config.gateway.timezone.as_ref());
+        let zone = match zone_name {
+            Some(z) => jiff::tz::TimeZone::get(z).map_err(|e| format!("time zone {z}: {e}"))?,
+            None => jiff::tz::TimeZone::system(),
+        };
+        let context = DeviceContext {
+            gateway: config.gateway.id.clone(),
+            name: cfg.name.clone(),
+            protocol: cfg.protocol.clone(),
+            port: port_name(&cfg.source),
+            identity: Default::default(),
+            location: Location {
+                site: config.gateway.site.clone(),
+                unit: config.gateway.unit.clone(),
+                room: cfg.room.clone(),
+                bed: cfg.bed.clone(),
+            },
+            patient: cfg.patient.clone(),
+        };
+        Ok(DeviceRunner {
+            cfg: cfg.clone(),
+            decoder,
+            normalizer: Normalizer::new(context, zone, nomenclature),
+            link,
+            rejections: RejectionWindow::default(),
+            status: Arc::new(DeviceStatus::new(cfg)),
+            events: Vec::with_capacity(64),
+            full_announced: false,
+        })
+    }
+
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.link.shutdown.clone()
+    }
+
+    pub fn next_wakeup(&self) -> Option<Timestamp> {
+        self.decoder.next_wakeup()
+    }
+
+    /// Publishes an event (log + MQTT).
+    pub fn event(&self, e: Event) {
+        e.log();
+        let topic = self.link.topics.device_events(self.normalizer.context());
+        if let Ok(json) = serde_json::to_vec(&e) {
+            let _ = self.link.aux.try_send(AuxMessage { topic, payload: Bytes::from(json), retain: false, sticky: false });
+        }
+    }
+
+    pub fn device_event(&self, kind: EventKind, detail: impl Into<String>) -> Event {
+        Event::device(kind, &self.cfg.name, &self.cfg.bed, detail)
+    }
+
+    /// Publishes the device's FHIR Device resource (retained).
+    pub fn publish_device(&self) {
+        let ctx = self.normalizer.context();
+        let _ = self.link.aux.try_send(AuxMessage {
+            topic: self.link.topics.device(ctx),
+            payload: Bytes::from(fhir::device(ctx)),
+            retain: true,
+            sticky: true,
+        });
+    }
+
+    /// The connection opened.
+    pub async fn start(&mut self, now: Timestamp) -> Result<Vec<Vec<u8>>, Stop> {
+        self.events.clear();
+        let mut events = std::mem::take(&mut self.events);
+        self.decoder.start(now, &mut events);
+        let r = self.process(&mut events, now).await;
+        self.events = events;
+        r
+    }
+
+    /// Bytes arrived at `now`.
+    pub async fn feed(&mut self, bytes: &[u8], now: Timestamp) -> Result<Vec<Vec<u8>>, Stop> {
+        let mut events = std::mem::take(&mut self.events);
+        events.clear();
+        self.decoder.feed(bytes, now, &mut events);
+        let r = self.process(&mut events, now).await;
+        self.events = events;
+        r
+    }
+
+    /// A protocol timer is due.
+    pub async fn poll(&mut self, now: Timestamp) -> Result<Vec<Vec<u8>>, Stop> {
+        let mut events = std::mem::take(&mut self.events);
+        events.clear();
+        self.decoder.poll(now, &mut events);
+        let r = self.process(&mut events, now).await;
+        self.events = events;
+        r
+    }
+
+    /// Reports rejections collected since the last call (called periodically).
+    pub fn flush_rejections(&mut self) {
+        if let Some(e) = self.rejections.take(&self.cfg.name, &self.cfg.bed) {
+            self.event(e);
+        }
+    }
+
+    /// Observations are committed to the buffer before anything is sent to the device, so an
+    /// acknowledgement to a device (medgw link) always follows the durable write.
+    async fn process(&mut self, events: &mut Vec<DecodeEvent>, now: Timestamp) -> Result<Vec<Vec<u8>>, Stop> {
+        let mut batch = Vec::new();
+        let mut transmit = Vec::new();
+        for e in events.drain(..) {
+            match e {
+                DecodeEvent::Measurement(m) => batch.push(self.normalizer.observation(m, now)),
+                DecodeEvent::Identity(id) => {
+                    if self.normalizer.identity(&id) {
+                        self.publish_device();
+                        let ctx = self.normalizer.context();
+                        self.event(self.device_event(EventKind::Identity, format!("identity {}", ctx.key())));
+                    }
+                }
+                DecodeEvent::Rejected { offset, error } => {
+                    self.status.rejected.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(device = %self.cfg.name, offset, %error, "frame rejected");
+                    self.rejections.record(now, error.reason());
+                }
+                DecodeEvent::Transmit(bytes) => {
+                    if self.cfg.listen_only {
+                        tracing::debug!(device = %self.cfg.name, "listen-only: request not sent");
+                    } else {
+                        transmit.push(bytes);
+                    }
+                }
+                DecodeEvent::SequenceGap { expected, found } => {
+                    self.status.gaps.fetch_add(1, Ordering::Relaxed);
+                    let last = self.status.last_data.lock().ok().and_then(|g| *g).unwrap_or(now);
+                    self.event(
+                        self.device_event(
+                            EventKind::SequenceGap,
+                            format!(
+                                "expected sequence {expected}, got {found}: {} readings lost before the gateway",
+                                found.wrapping_sub(expected)
+                            ),
+                        )
+                        .with_span(last, now)
+                        .with_count(found.wrapping_sub(expected) as u64),
+                    );
+                }
+                DecodeEvent::Session(s) => self.event(self.device_event(EventKind::Session, s)),
+            }
+        }
+        if !batch.is_empty() {
+            self.commit(batch, now).await?;
+        }
+        Ok(transmit)
+    }
+
+    async fn commit(&mut self, batch: Vec<Observation>, now: Timestamp) -> Result<(), Stop> {
+        let n = batch.len() as u64;
+        let outcome = loop {
+            match self.link.buffer.append(batch.clone()).await {
+                Ok(o) if o.refused_full => {
+                    // Policy stop-reading: hold this batch and stop reading the device until the
+                    // broker drains the buffer. Nothing is deleted.
+                    if !self.full_announced {
+                        self.full_announced = true;
+                        self.event(Event::device(
+                            EventKind::BufferFull,
+                            &self.cfg.name,
+                            &self.cfg.bed,
+                            "buffer full: not reading devices until it drains",
+                        ));
+                    }
+                }
+                Ok(o) => break o,
+                Err(e) => tracing::error!(device = %self.cfg.name, error = %e, "buffer append failed; retrying"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = self.link.shutdown.cancelled() => {
+                    tracing::error!(device = %self.cfg.name, observations = n, "shutdown while the buffer was full: these observations were not accepted");
+                    return Err(Stop::Shutdown);
+                }
+            }
+        };
+        self.full_announced = false;
+        if outcome.dropped > 0 {
+            let mut e = Event::gateway(EventKind::BufferDropped, "buffer full: oldest observations deleted (policy drop-oldest)")
+                .with_count(outcome.dropped);
+            if let Some((a, b)) = outcome.dropped_span {
+                e = e.with_span(a, b);
+            }
+            e.log();
+            if let Ok(json) = serde_json::to_vec(&e) {
+                let _ = self.link.aux.try_send(AuxMessage {
+                    topic: self.link.topics.gateway_events(),
+                    payload: Bytes::from(json),
+                    retain: false,
+                    sticky: false,
+                });
+            }
+        }
+        self.status.observations.fetch_add(n, Ordering::Relaxed);
+        if let Ok(mut g) = self.status.last_data.lock() {
+            *g = Some(now);
+        }
+        let mut latest = self.status.latest.lock().ok();
+        for (rowid, observation) in outcome.rowids.into_iter().zip(batch) {
+            if let Some(latest) = latest.as_mut() {
+                latest.retain(|o| o.reading.metric != observation.reading.metric || o.reading.vendor != observation.reading.vendor);
+                latest.push(observation.clone());
+            }
+            if self.link.live.try_send(Entry { rowid, observation }).is_err() {
+                self.link.live_overflow.store(true, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+}
