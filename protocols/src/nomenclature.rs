@@ -384,10 +384,10 @@ mod tests {
     fn overrides_add_correct_and_map() {
         let o = overrides(
             r#"{
-            "unit": [{"code": 262720, "ref_id": "MDC_DIM_X_G_PER_DL", "ucum": "g/dL"}],
+            "unit": [{"code": 264256, "ref_id": "MDC_DIM_X_G_PER_DL", "ucum": "g/dL"}],
             "metric": [
                 {"code": 150456, "ref_id": "MDC_PULS_OXIM_SAT_O2", "loinc": ["2708-6"], "fhir_unit": "MDC_DIM_PERCENT"},
-                {"code": 160116, "ref_id": "MDC_CONC_HB_ART", "display": "SpHb", "loinc": ["718-7"], "fhir_unit": 262720}
+                {"code": 159764, "ref_id": "MDC_CONC_HB_ART", "display": "SpHb", "loinc": ["718-7"], "fhir_unit": 264256}
             ],
             "map": [{"namespace": "masimo", "code": "SPHB", "metric": "MDC_CONC_HB_ART", "unit": "MDC_DIM_X_G_PER_DL"}]
         }"#,
@@ -395,13 +395,13 @@ mod tests {
         let n = Nomenclature::with_overrides(&o).unwrap();
         assert_eq!(n.metric(code::MDC_PULS_OXIM_SAT_O2).unwrap().loinc, alloc::vec![Cow::Borrowed("2708-6")]);
         assert_eq!(n.metric(code::MDC_PULS_OXIM_SAT_O2).unwrap().display, "SpO2", "display kept from the built-in row");
-        assert_eq!(n.metric(MdcCode(160116)).unwrap().src, "override");
+        assert_eq!(n.metric(MdcCode(159764)).unwrap().src, "override");
         let mut m = Measurement::numeric(MdcCode::UNMAPPED, Decimal::new(135, -1).unwrap(), unit::MDC_DIM_DIMLESS)
             .with_vendor("masimo", "SPHB")
             .with_flags(Flags::UNMAPPED);
         assert!(n.apply(&mut m));
-        assert_eq!(m.metric, MdcCode(160116));
-        assert_eq!(m.unit, MdcCode(262720));
+        assert_eq!(m.metric, MdcCode(159764));
+        assert_eq!(m.unit, MdcCode(264256));
         assert!(!m.flags.contains(Flags::UNMAPPED));
         // An unknown vendor code is left as it is (published unmapped, never dropped).
         let mut other = Measurement::numeric(MdcCode::UNMAPPED, Decimal::from_int(1), unit::MDC_DIM_DIMLESS).with_vendor("masimo", "PVI");

@@ -177,7 +177,9 @@ pub fn oru_r01(observations: &[&Observation], nom: &Nomenclature, message_id: &s
         id = esc(message_id),
     );
     if let Some(p) = &ctx.patient {
-        let _ = write!(m, "PID|||{}^^^{}^MR\r", esc(&p.id), esc(p.system.as_deref().unwrap_or("")));
+        // PID-5 is required in v2.6; the gateway knows no name, so it sends an empty name of
+        // type U (unspecified, HL7 table 0200) rather than inventing one.
+        let _ = write!(m, "PID|||{}^^^{}^MR||^^^^^^U\r", esc(&p.id), esc(p.system.as_deref().unwrap_or("")));
         let loc = &ctx.location;
         let _ = write!(m, "PV1||I|{}^{}^{}^{}\r", esc(&loc.unit), esc(loc.room.as_deref().unwrap_or("")), esc(&loc.bed), esc(&loc.site));
     }
