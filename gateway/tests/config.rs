@@ -1,0 +1,164 @@
+//! Configuration checking: every problem reported with its line and a hint, and the example
+//! configuration in `config/` is valid.
+
+use std::path::Path;
+
+use medgw::config::{self, ConfigError, PayloadFormat, Replay, WhenFull};
+
+const GOOD: &str = r#"
+[gateway]
+id = "gw-icu-3"
+site = "HOSP"
+unit = "ICU"
+timezone = "Europe/Berlin"
+
+[mqtt]
+host = "127.0.0.1"
+format = "canonical"
+
+[buffer]
+path = "buffer.db"
+max_bytes = "512MB"
+when_full = "stop-reading"
+replay = "ordered"
+
+[[device]]
+name = "bed1-oximeter"
+protocol = "nonin-df8"
+port = "/dev/ttyUSB0"
+bed = "BED1"
+patient = { id = "MRN1", system = "urn:oid:1.2.3" }
+
+[[device]]
+name = "bed2-vent"
+protocol = "medibus"
+port = "/dev/ttyUSB1"
+bed = "BED2"
+poll_period_ms = 2000
+"#;
+
+fn errors(text: &str) -> Vec<ConfigError> {
+    config::parse(text, Path::new("/etc/medgw")).expect_err("the configuration should be refused")
+}
+
+fn find<'a>(errs: &'a [ConfigError], key: &str) -> &'a ConfigError {
+    errs.iter().find(|e| e.key == key).unwrap_or_else(|| panic!("no error for {key}: {errs:#?}"))
+}
+
+#[test]
+fn a_good_file_parses_with_protocol_defaults() {
+    let c = config::parse(GOOD, Path::new("/etc/medgw")).unwrap();
+    assert_eq!(c.gateway.id, "gw-icu-3");
+    assert_eq!(c.mqtt.port, 1883);
+    assert_eq!(c.mqtt.client_id, "medgw-gw-icu-3");
+    assert_eq!(c.mqtt.format, PayloadFormat::Canonical);
+    assert_eq!(c.buffer.path, Path::new("/etc/medgw/buffer.db"));
+    assert_eq!(c.buffer.max_bytes, 512_000_000);
+    assert_eq!(c.buffer.when_full, WhenFull::StopReading);
+    assert_eq!(c.buffer.replay, Replay::Ordered);
+    assert_eq!(c.devices.len(), 2);
+    let config::SourceConfig::Serial { settings, .. } = &c.devices[0].source;
+    assert_eq!(
+        (settings.baud, settings.data_bits, settings.parity, settings.stop_bits),
+        (9600, 8, config::Parity::None, 1),
+        "Nonin defaults"
+    );
+    let config::SourceConfig::Serial { settings, .. } = &c.devices[1].source;
+    assert_eq!((settings.baud, settings.parity), (19200, config::Parity::Even), "MEDIBUS defaults");
+    assert_eq!(c.devices[0].patient.as_ref().unwrap().id, "MRN1");
+    assert_eq!(c.devices[1].poll_period_ms, 2000);
+}
+
+#[test]
+fn every_problem_is_reported_with_its_line_and_a_hint() {
+    let text = GOOD
+        .replace("id = \"gw-icu-3\"", "id = \"gw icu/3\"")
+        .replace("timezone = \"Europe/Berlin\"", "timezone = \"Europe/Berlinn\"")
+        .replace("format = \"canonical\"", "format = \"xml\"\nqos = 0\nport = 70000")
+        .replace("max_bytes = \"512MB\"", "max_bytes = \"lots\"")
+        .replace("protocol = \"nonin-df8\"", "protocol = \"nonin-df9\"\nbaudrate = 9600")
+        .replace("name = \"bed2-vent\"", "name = \"bed1-oximeter\"");
+    let errs = errors(&text);
+    let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+
+    let e = find(&errs, "gateway.id");
+    assert_eq!(e.line, line_of("gw icu/3"));
+    assert!(e.hint.as_deref().unwrap().contains("letters, digits"), "{e}");
+    assert_eq!(find(&errs, "gateway.timezone").line, line_of("Berlinn"));
+    let e = find(&errs, "mqtt.format");
+    assert_eq!(e.line, line_of("\"xml\""));
+    assert!(e.hint.as_deref().unwrap().contains("fhir, hl7v2, canonical"), "{e}");
+    assert!(find(&errs, "mqtt.qos").hint.as_deref().unwrap().contains("qos = 1"));
+    assert!(find(&errs, "mqtt.port").message.contains("70000"));
+    assert_eq!(find(&errs, "buffer.max_bytes").line, line_of("\"lots\""));
+    let e = find(&errs, "device[0].protocol");
+    assert_eq!(e.line, line_of("nonin-df9"));
+    assert!(e.hint.as_deref().unwrap().contains("nonin-df8"), "did-you-mean hint: {e}");
+    let e = find(&errs, "device[0].baudrate");
+    assert_eq!(e.line, line_of("baudrate"));
+    assert!(e.hint.as_deref().unwrap().contains("baud"), "{e}");
+    let e = find(&errs, "device[1].name");
+    assert!(e.message.contains("already used"), "{e}");
+    assert!(errs.len() >= 10, "{errs:#?}");
+}
+
+#[test]
+fn missing_sections_and_keys_have_hints() {
+    let errs = errors("[gateway]\nid = \"x\"\n");
+    for key in ["gateway.site", "gateway.unit", "mqtt", "buffer"] {
+        assert!(find(&errs, key).hint.is_some(), "{key}");
+    }
+    let errs = errors(&GOOD.replace("bed = \"BED1\"\n", ""));
+    assert!(find(&errs, "device[0].bed").message.contains("required"));
+}
+
+#[test]
+fn syntax_errors_are_located() {
+    let errs = errors("[gateway]\nid = \"x\nsite = 3\n");
+    assert!(errs[0].message.starts_with("TOML syntax"), "{errs:#?}");
+    assert_eq!(errs[0].line, 2);
+}
+
+#[test]
+fn secrets_come_from_files_or_the_environment_and_are_not_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pw"), "s3cret\n").unwrap();
+    let text = GOOD.replace("host = \"127.0.0.1\"", "host = \"127.0.0.1\"\nusername = \"gw\"\npassword_file = \"pw\"");
+    let c = config::parse(&text, dir.path()).unwrap();
+    assert_eq!(c.mqtt.password.as_ref().unwrap().expose(), "s3cret");
+    assert!(!format!("{c:?}").contains("s3cret"), "Debug must not show the password");
+    let errs =
+        errors(&GOOD.replace("host = \"127.0.0.1\"", "host = \"127.0.0.1\"\nusername = \"gw\"\npassword_env = \"MEDGW_TEST_NO_SUCH_VAR\""));
+    assert!(find(&errs, "mqtt.password_env").message.contains("MEDGW_TEST_NO_SUCH_VAR"));
+    let errs = errors(&GOOD.replace("host = \"127.0.0.1\"", "host = \"127.0.0.1\"\n[mqtt.tls]\nca = \"/nonexistent/ca.pem\""));
+    assert!(find(&errs, "mqtt.tls.ca").message.contains("does not exist"));
+}
+
+#[test]
+fn the_example_configuration_is_valid_apart_from_machine_specific_paths() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/medgw.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    // The example names TLS files under /etc/medgw that a test machine does not have.
+    let errs = config::parse(&text, path.parent().unwrap()).err().unwrap_or_default();
+    assert!(errs.iter().all(|e| e.key.starts_with("mqtt.tls.")), "{errs:#?}");
+    let without_tls: String = text.split("[mqtt.tls]").next().unwrap().to_string() + "[buffer]" + text.split("[buffer]").nth(1).unwrap();
+    let c = config::parse(&without_tls, path.parent().unwrap()).unwrap();
+    assert_eq!(c.devices.len(), 3);
+}
+
+#[test]
+fn the_check_config_command_prints_every_problem_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, GOOD.replace("protocol = \"nonin-df8\"", "protocol = \"nonin\"").replace("host = \"127.0.0.1\"", "")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_medgw")).arg("check-config").arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("device[0].protocol: unknown protocol \"nonin\""), "{err}");
+    assert!(err.contains("mqtt.host: is required"), "{err}");
+    assert!(err.contains("2 problem(s) found"), "{err}");
+    // `run` refuses the same file with the same messages.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_medgw")).args(["run", "--config"]).arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("device[0].protocol: unknown protocol"));
+}
