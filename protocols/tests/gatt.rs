@@ -207,10 +207,7 @@ fn plx_measurement_status_rules() {
 #[test]
 fn plx_device_status_and_clock() {
     // Spot-check with device & sensor status "sensor displaced" and "device clock not set".
-    let ms = decode(
-        GattKind::PlxSpotCheck,
-        &[0x15, 0x61, 0x00, 0x48, 0x00, 0xE8, 0x07, 0x03, 0x0F, 0x08, 0x1E, 0x00, 0x00, 0x20, 0x00],
-    );
+    let ms = decode(GattKind::PlxSpotCheck, &[0x15, 0x61, 0x00, 0x48, 0x00, 0xE8, 0x07, 0x03, 0x0F, 0x08, 0x1E, 0x00, 0x00, 0x20, 0x00]);
     assert!(ms[0].flags.contains(Flags::SENSOR_OFF | Flags::CLOCK_NOT_SET));
     assert_eq!(ms[0].device_time, local(2024, 3, 15, 8, 30, 0));
     for (bit, flag) in [
@@ -243,10 +240,7 @@ fn plx_device_status_and_clock() {
 
 #[test]
 fn plx_continuous_fast_and_slow_are_unmapped_not_dropped() {
-    let ms = decode(
-        GattKind::PlxContinuous,
-        &[0x13, 0x61, 0x00, 0x48, 0x00, 0x60, 0x00, 0x4A, 0x00, 0x62, 0x00, 0x47, 0x00, 0x2C, 0xF0],
-    );
+    let ms = decode(GattKind::PlxContinuous, &[0x13, 0x61, 0x00, 0x48, 0x00, 0x60, 0x00, 0x4A, 0x00, 0x62, 0x00, 0x47, 0x00, 0x2C, 0xF0]);
     let codes: Vec<(MdcCode, Option<&str>, String)> =
         ms.iter().map(|m| (m.metric, m.vendor.as_ref().map(|v| v.code.as_ref()), num(m))).collect();
     assert_eq!(
@@ -288,9 +282,7 @@ fn blood_pressure_kpa_time_and_status() {
     // irregular pulse + PR below the lower limit.
     let ms = decode(
         GattKind::BloodPressure,
-        &[
-            0x1F, 0xA0, 0xF0, 0x6B, 0xF0, 0x7C, 0xF0, 0xE8, 0x07, 0x03, 0x0F, 0x08, 0x1E, 0x00, 0x48, 0x00, 0xFF, 0x16, 0x00,
-        ],
+        &[0x1F, 0xA0, 0xF0, 0x6B, 0xF0, 0x7C, 0xF0, 0xE8, 0x07, 0x03, 0x0F, 0x08, 0x1E, 0x00, 0x48, 0x00, 0xFF, 0x16, 0x00],
     );
     assert_eq!(ms[0].unit, unit::MDC_DIM_KILO_PASCAL);
     let Value::Compound(c) = &ms[0].value else { panic!() };
@@ -347,7 +339,10 @@ fn glucose_units_types_offset_and_status() {
     };
     // mol/L 0xC035 = 5.3 mmol/L, venous plasma (type 4) from the earlobe (3), offset +15 min.
     let ms = rec(0x07, &[0x0F, 0x00, 0x35, 0xC0, 0x34]);
-    assert_eq!((ms[0].metric, num(&ms[0]), ms[0].unit), (mdc_glu::MDC_CONC_GLU_VENOUS_PLASMA, "5.3".into(), unit::MDC_DIM_MILLI_MOLE_PER_L));
+    assert_eq!(
+        (ms[0].metric, num(&ms[0]), ms[0].unit),
+        (mdc_glu::MDC_CONC_GLU_VENOUS_PLASMA, "5.3".into(), unit::MDC_DIM_MILLI_MOLE_PER_L)
+    );
     assert_eq!(ms[0].device_time, local(2024, 3, 15, 8, 45, 0));
     assert_eq!(ms[0].seq, Some(42));
     // Every sample type maps as 10417 says; reserved types keep capillary whole blood.

@@ -42,7 +42,9 @@ use crate::mdc::{code, unit, MdcCode};
 use crate::time::Timestamp;
 use crate::wire::gatt::blood_pressure::{BloodPressure, BpStatus};
 use crate::wire::gatt::date_time::DateTime;
-use crate::wire::gatt::glucose::{self as glu, Concentration, Glucose, RacpRequest, RacpResponse, RacpResponseCode, RecordFilter, SensorStatus};
+use crate::wire::gatt::glucose::{
+    self as glu, Concentration, Glucose, RacpRequest, RacpResponse, RacpResponseCode, RecordFilter, SensorStatus,
+};
 use crate::wire::gatt::heart_rate::{self as hr, HeartRate, RrIntervals};
 use crate::wire::gatt::plx::{Continuous, DeviceSensorStatus, MeasurementStatus, SpO2Pr, SpotCheck};
 use crate::wire::gatt::thermometer::Temperature;
@@ -182,7 +184,13 @@ impl GattSim {
                 let kg = (!failed).then(|| wt::weight_value(raw, false));
                 self.record(code::MDC_MASS_BODY_ACTUAL, kg, unit::MDC_DIM_KILO_G, Some(stamp), None);
                 if !failed {
-                    self.record(code::MDC_RATIO_MASS_BODY_LEN_SQ, Some(wt::bmi_value(bmi10 as u16)), unit::MDC_DIM_KG_PER_M_SQ, Some(stamp), None);
+                    self.record(
+                        code::MDC_RATIO_MASS_BODY_LEN_SQ,
+                        Some(wt::bmi_value(bmi10 as u16)),
+                        unit::MDC_DIM_KG_PER_M_SQ,
+                        Some(stamp),
+                        None,
+                    );
                     self.record(code::MDC_LEN_BODY_ACTUAL, Some(wt::height_value(1755)), unit::MDC_DIM_CENTI_M, Some(stamp), None);
                 }
                 w.emit(buf)
@@ -243,7 +251,12 @@ impl GattSim {
             }
         }
         let contact = if off { hr::SensorContact::NotDetected } else { hr::SensorContact::Detected };
-        let v = HeartRate { flags: contact.bits(), bpm: if off { 0 } else { self.hr as u16 }, energy_kj: energy, rr: RrIntervals::from_bytes(&rr_buf[..2 * n_rr]) };
+        let v = HeartRate {
+            flags: contact.bits(),
+            bpm: if off { 0 } else { self.hr as u16 },
+            energy_kj: energy,
+            rr: RrIntervals::from_bytes(&rr_buf[..2 * n_rr]),
+        };
         let bpm = (!off).then(|| Decimal::from_int(self.hr as i32));
         self.record(code::MDC_ECG_HEART_RATE, bpm, unit::MDC_DIM_BEAT_PER_MIN, None, None);
         for r in v.rr.iter() {
@@ -295,7 +308,8 @@ impl GattSim {
         if let Some(p) = pai {
             self.record(code::MDC_PULS_OXIM_PERF_REL, Some(p), unit::MDC_DIM_PERCENT, None, None);
         }
-        Continuous { flags: 0, normal: reading, fast: pairs[0], slow: pairs[1], status: Some(status), device_status: dss, pai: pai_sf }.emit(buf)
+        Continuous { flags: 0, normal: reading, fast: pairs[0], slow: pairs[1], status: Some(status), device_status: dss, pai: pai_sf }
+            .emit(buf)
     }
 
     fn build_bp(&mut self, nan: bool, off: bool, stamp: Timestamp, dt: DateTime, buf: &mut [u8]) -> crate::Result<usize> {
@@ -473,7 +487,10 @@ impl DeviceSimulator for GattSim {
 
 macro_rules! sim_row {
     ($kind:ident) => {
-        (GattKind::$kind.protocol(), (|o: &SimOptions, now: Timestamp| Box::new(GattSim::new(GattKind::$kind, o, now)) as Box<dyn DeviceSimulator>) as MakeSimulator)
+        (
+            GattKind::$kind.protocol(),
+            (|o: &SimOptions, now: Timestamp| Box::new(GattSim::new(GattKind::$kind, o, now)) as Box<dyn DeviceSimulator>) as MakeSimulator,
+        )
     };
 }
 

@@ -212,6 +212,12 @@ impl BloodPressure {
     /// local device time and the status flags.
     #[cfg(feature = "alloc")]
     pub fn measurements(&self, out: &mut alloc::vec::Vec<crate::observation::Measurement>) {
+        self.for_each_measurement(&mut |m| out.push(m));
+    }
+
+    /// [`Self::measurements`], handing each measurement to `out` (no intermediate vector).
+    #[cfg(feature = "alloc")]
+    pub fn for_each_measurement(&self, out: &mut dyn FnMut(crate::observation::Measurement)) {
         use crate::decimal::Decimal;
         use crate::mdc::{code, unit};
         use crate::observation::{Component, Measurement, Value};
@@ -224,17 +230,16 @@ impl BloodPressure {
             Component { metric: code::MDC_PRESS_BLD_NONINV_DIA, value: super::norm::scalar(self.diastolic.value()) },
             Component { metric: code::MDC_PRESS_BLD_NONINV_MEAN, value: super::norm::scalar(self.mean.value()) },
         ];
-        out.push(
-            Measurement { value: Value::Compound(components), ..Measurement::numeric(code::MDC_PRESS_BLD_NONINV, Decimal::from_int(0), u) }
-                .with_flags(status.flags())
-                .with_time(time),
-        );
+        out(Measurement {
+            value: Value::Compound(components),
+            ..Measurement::numeric(code::MDC_PRESS_BLD_NONINV, Decimal::from_int(0), u)
+        }
+        .with_flags(status.flags())
+        .with_time(time));
         if let Some(p) = self.pulse_rate {
-            out.push(
-                super::norm::float_measurement(code::MDC_PULS_RATE_NON_INV, p.value(), unit::MDC_DIM_BEAT_PER_MIN)
-                    .with_flags(status.flags() | status.pulse_rate_flags())
-                    .with_time(time),
-            );
+            out(super::norm::float_measurement(code::MDC_PULS_RATE_NON_INV, p.value(), unit::MDC_DIM_BEAT_PER_MIN)
+                .with_flags(status.flags() | status.pulse_rate_flags())
+                .with_time(time));
         }
     }
 }
@@ -257,9 +262,7 @@ mod tests {
     #[test]
     fn status_and_field_order() {
         // kPa, time stamp, PR, user 2, status: body movement + irregular pulse + PR above.
-        let b = [
-            0x1F, 0xA0, 0xF0, 0x6B, 0xF0, 0x7C, 0xF0, 0xE8, 0x07, 3, 15, 8, 30, 0, 0x48, 0x00, 0x02, 0x0D, 0x00,
-        ];
+        let b = [0x1F, 0xA0, 0xF0, 0x6B, 0xF0, 0x7C, 0xF0, 0xE8, 0x07, 3, 15, 8, 30, 0, 0x48, 0x00, 0x02, 0x0D, 0x00];
         let bp = BloodPressure::parse(&b).unwrap();
         assert!(bp.is_kpa());
         assert_eq!(bp.user_id, Some(2));

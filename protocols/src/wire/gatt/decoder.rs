@@ -72,14 +72,19 @@ impl GattKind {
     /// Parses one value and appends its measurements (the normalisation of each
     /// characteristic is documented on its `measurements` function).
     pub fn decode(self, value: &[u8], out: &mut Vec<Measurement>) -> Result<()> {
+        self.decode_each(value, &mut |m| out.push(m))
+    }
+
+    /// [`Self::decode`], handing each measurement to `out`.
+    pub fn decode_each(self, value: &[u8], out: &mut dyn FnMut(Measurement)) -> Result<()> {
         match self {
-            GattKind::HeartRate => heart_rate::HeartRate::parse(value)?.measurements(out),
-            GattKind::PlxSpotCheck => plx::SpotCheck::parse(value)?.measurements(out),
-            GattKind::PlxContinuous => plx::Continuous::parse(value)?.measurements(out),
-            GattKind::BloodPressure => blood_pressure::BloodPressure::parse(value)?.measurements(out),
-            GattKind::Temperature => thermometer::Temperature::parse(value)?.measurements(out),
-            GattKind::Weight => weight::Weight::parse(value)?.measurements(out),
-            GattKind::Glucose => glucose::Glucose::parse(value)?.measurements(out),
+            GattKind::HeartRate => heart_rate::HeartRate::parse(value)?.for_each_measurement(out),
+            GattKind::PlxSpotCheck => plx::SpotCheck::parse(value)?.for_each_measurement(out),
+            GattKind::PlxContinuous => plx::Continuous::parse(value)?.for_each_measurement(out),
+            GattKind::BloodPressure => blood_pressure::BloodPressure::parse(value)?.for_each_measurement(out),
+            GattKind::Temperature => thermometer::Temperature::parse(value)?.for_each_measurement(out),
+            GattKind::Weight => weight::Weight::parse(value)?.for_each_measurement(out),
+            GattKind::Glucose => glucose::Glucose::parse(value)?.for_each_measurement(out),
         }
         Ok(())
     }
@@ -93,16 +98,37 @@ pub struct GattDecoder {
     offset: u64,
     /// Glucose: the last sequence number seen, to report gaps.
     last_seq: Option<u16>,
-    scratch: Vec<Measurement>,
 }
 
 impl GattDecoder {
     pub fn new(kind: GattKind) -> GattDecoder {
-        GattDecoder { kind, offset: 0, last_seq: None, scratch: Vec::new() }
+        GattDecoder { kind, offset: 0, last_seq: None }
     }
 
     pub fn kind(&self) -> GattKind {
         self.kind
+    }
+}
+
+impl GattDecoder {
+    /// A meter numbers its records 0, 1, 2, ... (u16, wrapping). A forward jump means records
+    /// the gateway has not seen: report it so the caller can fetch them with the RACP. Smaller
+    /// or equal numbers are stored records sent again (RACP report), not gaps; observation ids
+    /// de-duplicate them.
+    fn check_sequence(&mut self, seq: u16, out: &mut Vec<Event>) {
+        match self.last_seq {
+            None => self.last_seq = Some(seq),
+            Some(last) => {
+                let expected = last.wrapping_add(1);
+                let ahead = seq.wrapping_sub(expected);
+                if ahead != 0 && ahead < 0x8000 {
+                    out.push(Event::SequenceGap { expected: expected as u32, found: seq as u32 });
+                }
+                if seq.wrapping_sub(last) < 0x8000 {
+                    self.last_seq = Some(seq);
+                }
+            }
+        }
     }
 }
 
@@ -116,32 +142,17 @@ impl Decoder for GattDecoder {
     fn feed(&mut self, bytes: &[u8], _now: Timestamp, out: &mut Vec<Event>) {
         let start = self.offset;
         self.offset += bytes.len() as u64;
-        self.scratch.clear();
-        if let Err(error) = self.kind.decode(bytes, &mut self.scratch) {
+        let result = if self.kind == GattKind::Glucose {
+            glucose::Glucose::parse(bytes).map(|g| {
+                self.check_sequence(g.sequence, out);
+                g.for_each_measurement(&mut |m| out.push(Event::Measurement(m)));
+            })
+        } else {
+            self.kind.decode_each(bytes, &mut |m| out.push(Event::Measurement(m)))
+        };
+        if let Err(error) = result {
             out.push(Event::Rejected { offset: start, error });
-            return;
         }
-        if self.kind == GattKind::Glucose {
-            // A meter numbers its records 0, 1, 2, ... (u16, wrapping). A forward jump means
-            // records the gateway has not seen: report it so the caller can fetch them with the
-            // RACP. Smaller or equal numbers are stored records sent again (RACP report), not
-            // gaps; observation ids de-duplicate them.
-            if let Some(seq) = self.scratch.first().and_then(|m| m.seq).map(|s| s as u16) {
-                if let Some(last) = self.last_seq {
-                    let expected = last.wrapping_add(1);
-                    let ahead = seq.wrapping_sub(expected);
-                    if ahead != 0 && ahead < 0x8000 {
-                        out.push(Event::SequenceGap { expected: expected as u32, found: seq as u32 });
-                    }
-                    if seq.wrapping_sub(last) < 0x8000 {
-                        self.last_seq = Some(seq);
-                    }
-                } else {
-                    self.last_seq = Some(seq);
-                }
-            }
-        }
-        out.extend(self.scratch.drain(..).map(Event::Measurement));
     }
 
     /// A reconnect starts a new session: nothing is buffered, only the glucose sequence

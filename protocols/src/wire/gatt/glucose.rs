@@ -76,7 +76,8 @@ pub mod mdc_glu {
     pub const MDC_CONC_GLU_CONTROL: MdcCode = MdcCode::scada(29136); // 160208
     pub const MDC_CONC_GLU_ISF: MdcCode = MdcCode::scada(29140); // 160212
     pub const MDC_CONC_GLU_UNDETERMINED_WHOLEBLOOD: MdcCode = MdcCode::scada(29292); // 160364
-    pub const MDC_CONC_GLU_UNDETERMINED_PLASMA: MdcCode = MdcCode::scada(29296); // 160368
+    pub const MDC_CONC_GLU_UNDETERMINED_PLASMA: MdcCode = MdcCode::scada(29296);
+    // 160368
 }
 
 /// The 10417 metric of a GATT sample type; `None` for the reserved values 0 and 11–15.
@@ -305,6 +306,12 @@ impl Glucose {
     /// - sensor status annunciation flags ([`SensorStatus::flags`]).
     #[cfg(feature = "alloc")]
     pub fn measurements(&self, out: &mut alloc::vec::Vec<crate::observation::Measurement>) {
+        self.for_each_measurement(&mut |m| out.push(m));
+    }
+
+    /// [`Self::measurements`], handing each measurement to `out` (no intermediate vector).
+    #[cfg(feature = "alloc")]
+    pub fn for_each_measurement(&self, out: &mut dyn FnMut(crate::observation::Measurement)) {
         use crate::quality::AbsentReason;
         let c = self.concentration;
         let metric = c.and_then(|c| metric_for_type(c.sample_type)).unwrap_or(mdc_glu::MDC_CONC_GLU_CAPILLARY_WHOLEBLOOD);
@@ -320,11 +327,25 @@ impl Glucose {
             if c.sample_type == TYPE_CONTROL_SOLUTION || c.location == LOCATION_CONTROL_SOLUTION {
                 m = m.with_flags(Flags::TEST);
             }
-            m = m.with_vendor("gatt", alloc::format!("2A18.type.{}.location.{}", c.sample_type, c.location));
+            let code = GLUCOSE_VENDOR_CODES.get(c.sample_type as usize).and_then(|row| row.get(c.location as usize));
+            m = match code {
+                Some(code) => m.with_vendor("gatt", *code),
+                None => m.with_vendor("gatt", alloc::format!("2A18.type.{}.location.{}", c.sample_type, c.location)),
+            };
         }
-        out.push(m);
+        out(m);
     }
 }
+
+macro_rules! glucose_vendor_codes {
+    ($($t:literal)*) => { [$( glucose_vendor_codes!(@row $t 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15) ),*] };
+    (@row $t:literal $($l:literal)*) => { [$( concat!("2A18.type.", $t, ".location.", $l) ),*] };
+}
+
+/// The vendor codes `2A18.type.<t>.location.<l>`, by [type][location], as static strings so
+/// that decoding a value does not format text.
+#[cfg(feature = "alloc")]
+const GLUCOSE_VENDOR_CODES: [[&str; 16]; 16] = glucose_vendor_codes!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
 
 /// RACP op codes.
 pub mod racp_op {
@@ -630,7 +651,10 @@ mod tests {
         assert_eq!(&out[..n], &[0x01, 0x03, 0x01, 0x02, 0x01]);
         let n = RacpRequest::ReportNumberOfRecords(RecordFilter::Range(Bound::Sequence(5), Bound::Sequence(9))).emit(&mut out).unwrap();
         assert_eq!(&out[..n], &[0x04, 0x04, 0x01, 0x05, 0x00, 0x09, 0x00]);
-        assert_eq!(RacpRequest::parse(&out[..n]), Ok(RacpRequest::ReportNumberOfRecords(RecordFilter::Range(Bound::Sequence(5), Bound::Sequence(9)))));
+        assert_eq!(
+            RacpRequest::parse(&out[..n]),
+            Ok(RacpRequest::ReportNumberOfRecords(RecordFilter::Range(Bound::Sequence(5), Bound::Sequence(9))))
+        );
         let n = RacpRequest::Abort.emit(&mut out).unwrap();
         assert_eq!(&out[..n], &[0x03, 0x00]);
         assert_eq!(RacpResponse::parse(&[0x05, 0x00, 0x2A, 0x00]), Ok(RacpResponse::NumberOfRecords(42)));

@@ -220,6 +220,12 @@ impl<'a> HeartRate<'a> {
     ///   (saturated) and adds `OUT_OF_RANGE`.
     #[cfg(feature = "alloc")]
     pub fn measurements(&self, out: &mut alloc::vec::Vec<crate::observation::Measurement>) {
+        self.for_each_measurement(&mut |m| out.push(m));
+    }
+
+    /// [`Self::measurements`], handing each measurement to `out` (no intermediate vector).
+    #[cfg(feature = "alloc")]
+    pub fn for_each_measurement(&self, out: &mut dyn FnMut(crate::observation::Measurement)) {
         use crate::decimal::Decimal;
         use crate::mdc::{code, unit};
         use crate::observation::{Component, Measurement, Scalar, Value};
@@ -232,10 +238,11 @@ impl<'a> HeartRate<'a> {
             Measurement::numeric(code::MDC_ECG_HEART_RATE, Decimal::from_int(self.bpm as i32), unit::MDC_DIM_BEAT_PER_MIN)
         };
         let contact_flags = if off { Flags::SENSOR_OFF } else { Flags::NONE };
-        out.push(hr.with_flags(contact_flags));
+        out(hr.with_flags(contact_flags));
         if !self.rr.is_empty() {
-            let components = self.rr.iter().map(|r| Component { metric: MDC_ECG_TIME_PD_RR_GL, value: Scalar::Numeric(rr_millis(r)) }).collect();
-            out.push(Measurement {
+            let components =
+                self.rr.iter().map(|r| Component { metric: MDC_ECG_TIME_PD_RR_GL, value: Scalar::Numeric(rr_millis(r)) }).collect();
+            out(Measurement {
                 value: Value::Compound(components),
                 ..Measurement::numeric(MDC_ECG_TIME_PD_RR_GL, Decimal::from_int(0), unit::MDC_DIM_MILLI_SEC)
             }
@@ -243,11 +250,9 @@ impl<'a> HeartRate<'a> {
         }
         if let Some(e) = self.energy_kj {
             let saturated = if e == u16::MAX { Flags::OUT_OF_RANGE } else { Flags::NONE };
-            out.push(
-                Measurement::numeric(crate::mdc::MdcCode::UNMAPPED, Decimal::from_int(e as i32), MDC_DIM_KILO_JOULES)
-                    .with_vendor("gatt", "2A37.energy-expended")
-                    .with_flags(Flags::UNMAPPED | saturated),
-            );
+            out(Measurement::numeric(crate::mdc::MdcCode::UNMAPPED, Decimal::from_int(e as i32), MDC_DIM_KILO_JOULES)
+                .with_vendor("gatt", "2A37.energy-expended")
+                .with_flags(Flags::UNMAPPED | saturated));
         }
     }
 }

@@ -284,6 +284,12 @@ impl SpotCheck {
     /// the status flags; "device clock not set" adds CLOCK_NOT_SET.
     #[cfg(feature = "alloc")]
     pub fn measurements(&self, out: &mut alloc::vec::Vec<crate::observation::Measurement>) {
+        self.for_each_measurement(&mut |m| out.push(m));
+    }
+
+    /// [`Self::measurements`], handing each measurement to `out` (no intermediate vector).
+    #[cfg(feature = "alloc")]
+    pub fn for_each_measurement(&self, out: &mut dyn FnMut(crate::observation::Measurement)) {
         let time = self.timestamp.and_then(|t| t.to_device_time());
         let extra = if self.clock_not_set() { Flags::CLOCK_NOT_SET } else { Flags::NONE };
         let ctx = Ctx { status: self.status, device_status: self.device_status, time, extra };
@@ -398,6 +404,12 @@ impl Continuous {
     /// observation ids. Continuous values carry no time stamp.
     #[cfg(feature = "alloc")]
     pub fn measurements(&self, out: &mut alloc::vec::Vec<crate::observation::Measurement>) {
+        self.for_each_measurement(&mut |m| out.push(m));
+    }
+
+    /// [`Self::measurements`], handing each measurement to `out` (no intermediate vector).
+    #[cfg(feature = "alloc")]
+    pub fn for_each_measurement(&self, out: &mut dyn FnMut(crate::observation::Measurement)) {
         use crate::mdc::{code, unit, MdcCode};
         let ctx = Ctx { status: self.status, device_status: self.device_status, time: None, extra: Flags::NONE };
         ctx.push(out, code::MDC_PULS_OXIM_SAT_O2, None, self.normal.spo2, unit::MDC_DIM_PERCENT);
@@ -431,7 +443,7 @@ impl Ctx {
     /// the INVALID flag says why).
     fn push(
         &self,
-        out: &mut alloc::vec::Vec<crate::observation::Measurement>,
+        out: &mut dyn FnMut(crate::observation::Measurement),
         metric: crate::mdc::MdcCode,
         vendor: Option<&'static str>,
         v: Sfloat,
@@ -451,7 +463,7 @@ impl Ctx {
         if let Some(code) = vendor {
             m = m.with_vendor("gatt", code).with_flags(Flags::UNMAPPED);
         }
-        out.push(m);
+        out(m);
     }
 }
 
@@ -482,9 +494,7 @@ mod tests {
     #[test]
     fn field_order_with_everything() {
         // Spot-check with all fields: the 24-bit status is read as 3 bytes, then the PAI.
-        let b = [
-            0x1F, 0x61, 0x00, 0x48, 0x00, 0xE8, 0x07, 3, 15, 8, 30, 0, 0x80, 0x20, 0x00, 0x28, 0x01, 0x2C, 0xF0,
-        ];
+        let b = [0x1F, 0x61, 0x00, 0x48, 0x00, 0xE8, 0x07, 3, 15, 8, 30, 0, 0x80, 0x20, 0x00, 0x28, 0x01, 0x2C, 0xF0];
         let s = SpotCheck::parse(&b).unwrap();
         assert_eq!(s.status, Some(MeasurementStatus(0x2080)));
         assert_eq!(s.device_status, Some(DeviceSensorStatus(0x01_2800)));

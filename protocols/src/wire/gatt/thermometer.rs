@@ -25,6 +25,21 @@ pub const FLAG_TYPE: u8 = 0x04;
 pub const TEMPERATURE_TYPES: [&str; 10] =
     ["reserved", "armpit", "body (general)", "ear", "finger", "gastro-intestinal tract", "mouth", "rectum", "toe", "tympanum"];
 
+/// The vendor codes `2A1C.type.<n>` of the defined types (and reserved 0), as static strings.
+#[cfg(feature = "alloc")]
+const TEMPERATURE_VENDOR_CODES: [&str; 10] = [
+    "2A1C.type.0",
+    "2A1C.type.1",
+    "2A1C.type.2",
+    "2A1C.type.3",
+    "2A1C.type.4",
+    "2A1C.type.5",
+    "2A1C.type.6",
+    "2A1C.type.7",
+    "2A1C.type.8",
+    "2A1C.type.9",
+];
+
 /// Checked view of a Temperature Measurement.
 #[derive(Clone, Copy, Debug)]
 pub struct TemperatureView<'a> {
@@ -112,14 +127,23 @@ impl Temperature {
     /// nomenclature override without a new build.
     #[cfg(feature = "alloc")]
     pub fn measurements(&self, out: &mut alloc::vec::Vec<crate::observation::Measurement>) {
+        self.for_each_measurement(&mut |m| out.push(m));
+    }
+
+    /// [`Self::measurements`], handing each measurement to `out` (no intermediate vector).
+    #[cfg(feature = "alloc")]
+    pub fn for_each_measurement(&self, out: &mut dyn FnMut(crate::observation::Measurement)) {
         use crate::mdc::{code, unit};
         let u = if self.is_fahrenheit() { unit::MDC_DIM_FAHR } else { unit::MDC_DIM_DEGC };
         let mut m = super::norm::float_measurement(code::MDC_TEMP_BODY, self.value.value(), u)
             .with_time(self.timestamp.and_then(|t| t.to_device_time()));
         if let Some(t) = self.temperature_type {
-            m = m.with_vendor("gatt", alloc::format!("2A1C.type.{t}"));
+            m = match TEMPERATURE_VENDOR_CODES.get(t as usize) {
+                Some(code) => m.with_vendor("gatt", *code),
+                None => m.with_vendor("gatt", alloc::format!("2A1C.type.{t}")),
+            };
         }
-        out.push(m);
+        out(m);
     }
 }
 

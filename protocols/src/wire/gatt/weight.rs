@@ -115,9 +115,11 @@ impl Weight {
 
     pub fn emit(&self, out: &mut [u8]) -> Result<usize> {
         let mut f = self.flags & !(FLAG_TIMESTAMP | FLAG_USER_ID | FLAG_BMI_HEIGHT);
-        for (present, bit) in
-            [(self.timestamp.is_some(), FLAG_TIMESTAMP), (self.user_id.is_some(), FLAG_USER_ID), (self.bmi_height.is_some(), FLAG_BMI_HEIGHT)]
-        {
+        for (present, bit) in [
+            (self.timestamp.is_some(), FLAG_TIMESTAMP),
+            (self.user_id.is_some(), FLAG_USER_ID),
+            (self.bmi_height.is_some(), FLAG_BMI_HEIGHT),
+        ] {
             if present {
                 f |= bit;
             }
@@ -143,6 +145,12 @@ impl Weight {
     /// from m by moving the decimal point) or in (imperial). All carry the time stamp.
     #[cfg(feature = "alloc")]
     pub fn measurements(&self, out: &mut alloc::vec::Vec<crate::observation::Measurement>) {
+        self.for_each_measurement(&mut |m| out.push(m));
+    }
+
+    /// [`Self::measurements`], handing each measurement to `out` (no intermediate vector).
+    #[cfg(feature = "alloc")]
+    pub fn for_each_measurement(&self, out: &mut dyn FnMut(crate::observation::Measurement)) {
         use crate::mdc::{code, unit};
         use crate::observation::Measurement;
         use crate::quality::AbsentReason;
@@ -154,11 +162,11 @@ impl Weight {
         } else {
             Measurement::numeric(code::MDC_MASS_BODY_ACTUAL, weight_value(self.weight, imperial), wu)
         };
-        out.push(w.with_time(time));
+        out(w.with_time(time));
         if let Some((bmi, h)) = self.bmi_height {
-            out.push(Measurement::numeric(code::MDC_RATIO_MASS_BODY_LEN_SQ, bmi_value(bmi), unit::MDC_DIM_KG_PER_M_SQ).with_time(time));
+            out(Measurement::numeric(code::MDC_RATIO_MASS_BODY_LEN_SQ, bmi_value(bmi), unit::MDC_DIM_KG_PER_M_SQ).with_time(time));
             let hu = if imperial { unit::MDC_DIM_INCH } else { unit::MDC_DIM_CENTI_M };
-            out.push(Measurement::numeric(code::MDC_LEN_BODY_ACTUAL, height_value(h), hu).with_time(time));
+            out(Measurement::numeric(code::MDC_LEN_BODY_ACTUAL, height_value(h), hu).with_time(time));
         }
     }
 }
