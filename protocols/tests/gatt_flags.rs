@@ -209,7 +209,9 @@ fn enc_glucose(m: &Model) -> Vec<u8> {
     o.0
 }
 
-const KINDS: [(GattKind, fn(&Model) -> Vec<u8>); 7] = [
+type Encoder = fn(&Model) -> Vec<u8>;
+
+const KINDS: [(GattKind, Encoder); 7] = [
     (GattKind::HeartRate, enc_hr),
     (GattKind::PlxSpotCheck, enc_spot),
     (GattKind::PlxContinuous, enc_cont),

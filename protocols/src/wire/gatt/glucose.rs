@@ -337,6 +337,7 @@ impl Glucose {
     }
 }
 
+#[cfg(feature = "alloc")]
 macro_rules! glucose_vendor_codes {
     ($($t:literal)*) => { [$( glucose_vendor_codes!(@row $t 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15) ),*] };
     (@row $t:literal $($l:literal)*) => { [$( concat!("2A18.type.", $t, ".location.", $l) ),*] };
