@@ -3,7 +3,9 @@
 //!
 //! There is nothing to resynchronise: ATT delivers values whole. A malformed value is one
 //! `Event::Rejected` whose offset is the stream offset (bytes fed since creation) of the
-//! value's first byte; the next value decodes normally.
+//! value's first byte; the next value decodes normally. Feeding a value in pieces is a caller
+//! error (`ProtocolInfo::gatt` says so): each piece is judged as a whole value, so the
+//! chunking property of the stream decoders does not apply here.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;

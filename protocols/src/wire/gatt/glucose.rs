@@ -10,6 +10,9 @@
 //!       Measurement Context value, not here); 5-7 reserved
 //! type-sample location octet:  bits 7..4 = sample location | bits 3..0 = type
 //! ```
+//! The time offset is a plain signed count of minutes: the XML's "overrun" (0x7FFF) and
+//! "underrun" (0x8000) enumerations are commented out of the approved definition, so they are
+//! not treated as specials here.
 //! The nibble order is settled by the XML's own note: nibble fields are "shown in the order of
 //! Least Significant Nibble first ... the Least Significant Nibble means the four bits numbered
 //! 0, 1, 2 and 3"; Type is listed before Sample Location, so the type is the low nibble. Nordic's

@@ -9,7 +9,8 @@
 //!       bit 1-2 sensor contact: 0, 1 = not supported; 2 = supported, not detected;
 //!               3 = supported and detected
 //!       bit 3   Energy Expended present (kJ, saturates at 0xFFFF "65535 kJ or more")
-//!       bit 4   RR-Interval present: one or more, as many as fit, oldest first
+//!       bit 4   RR-Interval present: one or more, as many as fit (oldest first per the
+//!               Heart Rate Service text [UNCONFIRMED here]; medgw keeps the wire order)
 //!       bit 5-7 reserved (ignored)
 //! ```
 //! With bit 4 set at least one RR interval must be there (the flag says "one or more"); RR
@@ -111,7 +112,7 @@ impl<'a> HeartRateView<'a> {
     }
 }
 
-/// RR intervals as sent: little-endian u16 in units of 1/1024 s, oldest first.
+/// RR intervals as sent: little-endian u16 in units of 1/1024 s, in wire order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct RrIntervals<'a> {
     raw: &'a [u8],
