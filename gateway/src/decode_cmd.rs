@@ -90,7 +90,10 @@ pub fn run(
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            v.push((now, parse_hex(line).map_err(|e| UsageError::Input(format!("line {}: {e}", i + 1)))?));
+            // Each value is its own notification: give each its own receipt time (1 ms apart)
+            // so that two equal values are two observations, as they were on the air.
+            let at = Timestamp(now.0 + v.len() as i64);
+            v.push((at, parse_hex(line).map_err(|e| UsageError::Input(format!("line {}: {e}", i + 1)))?));
         }
         v
     } else if hex_text {

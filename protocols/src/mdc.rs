@@ -77,6 +77,8 @@ pub mod code {
     pub const MDC_PULS_OXIM_PLETH: MdcCode = MdcCode::scada(19380); // 150452
                                                                     // ECG heart rate (10101; Philips NOM_ECG_CARD_BEAT_RATE).
     pub const MDC_ECG_HEART_RATE: MdcCode = MdcCode::scada(16770); // 147842
+    /// R-R interval (global), e.g. the RR intervals of the Bluetooth Heart Rate Measurement.
+    pub const MDC_ECG_TIME_PD_RR_GL: MdcCode = MdcCode::scada(16168); // 147240
     /// Pulse rate from a non-invasive BP cuff (10407).
     pub const MDC_PULS_RATE_NON_INV: MdcCode = MdcCode::scada(18474); // 149546
                                                                       // Non-invasive blood pressure (10407): the compound and its members.
@@ -205,6 +207,7 @@ pub static METRICS: &[MetricDef] = &[
     metric!(MDC_PULS_OXIM_PERF_REL, "Perfusion index", ["61006-3"], None, Some(unit::MDC_DIM_PERCENT), [], "10404"),
     metric!(MDC_PULS_OXIM_PLETH, "Plethysmogram", [], None, None, [], "10404"),
     metric!(MDC_ECG_HEART_RATE, "Heart rate (ECG)", ["8867-4"], Some(vs!("heartrate")), Some(unit::MDC_DIM_BEAT_PER_MIN), [], "10101"),
+    metric!(MDC_ECG_TIME_PD_RR_GL, "RR interval", [], None, Some(unit::MDC_DIM_MILLI_SEC), [], "10101"),
     metric!(MDC_PULS_RATE_NON_INV, "Pulse rate (NIBP)", ["8867-4"], Some(vs!("heartrate")), Some(unit::MDC_DIM_BEAT_PER_MIN), [], "10407"),
     // Blood pressure: panel 85354-9 with systolic 8480-6, diastolic 8462-4 and mean 8478-0.
     metric!(
@@ -317,6 +320,7 @@ mod tests {
             (code::MDC_PULS_OXIM_PLETH, 150452),
             (code::MDC_ECG_HEART_RATE, 147842),
             (code::MDC_PULS_RATE_NON_INV, 149546),
+            (code::MDC_ECG_TIME_PD_RR_GL, 147240),
             (code::MDC_PRESS_BLD_NONINV, 150020),
             (code::MDC_PRESS_BLD_NONINV_SYS, 150021),
             (code::MDC_PRESS_BLD_NONINV_DIA, 150022),

@@ -123,7 +123,7 @@ impl Rng {
 
 /// Every simulator, by protocol name.
 pub fn simulators() -> impl Iterator<Item = &'static (&'static str, MakeSimulator)> {
-    let tables: [&'static [(&'static str, MakeSimulator)]; 0] = [];
+    let tables: [&'static [(&'static str, MakeSimulator)]; 1] = [gatt::SIMULATORS];
     tables.into_iter().flatten()
 }
 
