@@ -137,6 +137,28 @@ enum Command {
         #[arg(long)]
         nomenclature: Option<PathBuf>,
     },
+    /// Benchmark: N simulated devices through the real path (pseudo-terminals, `medgw run`,
+    /// Mosquitto) — observations/s, latency p50/p99 and the gateway's peak memory.
+    Bench {
+        #[arg(long, default_value_t = 32)]
+        devices: usize,
+        #[arg(long, default_value = "nonin-df8")]
+        protocol: String,
+        /// Each simulated device's output period in ms (the rate).
+        #[arg(long, default_value_t = 1000)]
+        period_ms: u32,
+        #[arg(long, value_parser = simulate::parse_duration, default_value = "20s")]
+        duration: Duration,
+        #[arg(long, value_parser = simulate::parse_duration, default_value = "3s")]
+        warmup: Duration,
+        /// MQTT over TLS with a client certificate.
+        #[arg(long)]
+        tls: bool,
+        #[arg(long, default_value = "canonical")]
+        format: String,
+        #[arg(long)]
+        keep: bool,
+    },
     /// Convert canonical JSON lines (from `decode`) to FHIR or HL7 v2.
     Encode {
         #[arg(long, value_enum)]
@@ -312,6 +334,21 @@ fn run(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
             for u in nom.units() {
                 writeln!(out, "{:<8} {:<38} {:<20} {}", u.code.0, u.ref_id, u.ucum, u.display)?;
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench { devices, protocol, period_ms, duration, warmup, tls, format, keep } => {
+            telemetry::init(log, "warn");
+            let report = runtime()?.block_on(medgw::bench::run(medgw::bench::BenchOptions {
+                devices,
+                protocol,
+                period_ms,
+                duration,
+                warmup,
+                tls,
+                format,
+                keep,
+            }))?;
+            medgw::bench::print(&report, &mut std::io::stdout())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Encode { format, input } => {

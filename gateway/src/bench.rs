@@ -1,0 +1,313 @@
+//! `medgw bench`: N simulated devices at a chosen rate through the real path — pseudo-terminals,
+//! `medgw run` as its own process (serial source, decoder, durable buffer, MQTT sink) — into a
+//! real Mosquitto broker, and a subscriber that measures what arrives.
+//!
+//! Reported: observations per second delivered, latency percentiles from the gateway's receipt
+//! of the device's bytes to delivery at the subscriber (the pty hop before it is sub-millisecond
+//! on one machine), and the gateway's peak resident memory (VmHWM). Run it with `--release`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use medgw_protocols::sim::SimOptions;
+use medgw_protocols::Timestamp;
+use tokio_util::sync::CancellationToken;
+
+use crate::simulate::{self, SimRun};
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub devices: usize,
+    pub protocol: String,
+    /// Device output period in ms (the simulators' `period_ms`).
+    pub period_ms: u32,
+    pub duration: Duration,
+    /// Measure after this warm-up.
+    pub warmup: Duration,
+    pub tls: bool,
+    pub format: String,
+    /// Keep the work directory (config, logs, buffer) for inspection.
+    pub keep: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BenchReport {
+    pub devices: usize,
+    pub protocol: String,
+    pub period_ms: u32,
+    pub tls: bool,
+    pub format: String,
+    pub seconds: f64,
+    pub delivered: u64,
+    pub observations_per_s: f64,
+    pub latency_ms_p50: f64,
+    pub latency_ms_p99: f64,
+    pub latency_ms_max: f64,
+    pub gateway_peak_rss_kib: u64,
+    pub cpus: usize,
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let found = path.split(':').chain(["/usr/sbin", "/usr/local/sbin"]).map(|d| Path::new(d).join(name)).find(|p| p.is_file());
+    found
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn openssl(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new("openssl").args(args).current_dir(dir).output()?;
+    anyhow::ensure!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(())
+}
+
+/// A CA, a broker certificate for 127.0.0.1 and a client certificate.
+fn make_certs(dir: &Path) -> anyhow::Result<()> {
+    openssl(
+        dir,
+        &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=bench CA"],
+    )?;
+    std::fs::write(dir.join("s.ext"), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")?;
+    openssl(dir, &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"])?;
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "s.ext",
+        ],
+    )?;
+    std::fs::write(dir.join("c.ext"), "subjectAltName=DNS:bench-gw\nextendedKeyUsage=clientAuth\n")?;
+    openssl(dir, &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "client.key", "-out", "client.csr", "-subj", "/CN=bench-gw"])?;
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "client.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "c.ext",
+        ],
+    )?;
+    Ok(())
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
+    let mosquitto = which("mosquitto").ok_or_else(|| anyhow::anyhow!("mosquitto is not installed (apt-get install mosquitto)"))?;
+    let dir = tempfile::Builder::new().prefix("medgw-bench-").tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let tls_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut conf = format!(
+        "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 1000000\nmax_inflight_messages 1000\n"
+    );
+    if o.tls {
+        make_certs(dir.path())?;
+        let d = dir.path().display();
+        conf.push_str(&format!(
+            "listener {tls_port} 127.0.0.1\ncafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key\nrequire_certificate true\n"
+        ));
+    }
+    std::fs::write(dir.path().join("mosquitto.conf"), conf)?;
+    let _broker = Killed(
+        Command::new(mosquitto).arg("-c").arg(dir.path().join("mosquitto.conf")).stdout(Stdio::null()).stderr(Stdio::null()).spawn()?,
+    );
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        anyhow::ensure!(start.elapsed() < Duration::from_secs(10), "mosquitto did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Simulators in this process, on pseudo-terminals.
+    let stop = CancellationToken::new();
+    let mut links = Vec::new();
+    for i in 0..o.devices {
+        let link = dir.path().join(format!("tty{i}"));
+        let run = SimRun {
+            protocol: o.protocol.clone(),
+            options: SimOptions { seed: i as u64 + 1, period_ms: o.period_ms, record: false },
+            faults: Vec::new(),
+            link: Some(link.clone()),
+            duration: None,
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if let Err(e) = simulate::run_pty(run, stop, tx, |_| {}).await {
+                eprintln!("simulator: {e}");
+            }
+        });
+        rx.await?;
+        links.push(link);
+    }
+
+    // The gateway as its own process, so its memory is measured alone.
+    let mut cfg = format!(
+        "[gateway]\nid = \"bench-gw\"\nsite = \"BENCH\"\nunit = \"U\"\ntimezone = \"UTC\"\n\n[mqtt]\nhost = \"127.0.0.1\"\nport = {}\nformat = \"{}\"\nmax_inflight = 1000\n",
+        if o.tls { tls_port } else { port },
+        o.format
+    );
+    if o.tls {
+        let d = dir.path().display();
+        cfg.push_str(&format!("[mqtt.tls]\nca = \"{d}/ca.pem\"\ncert = \"{d}/client.pem\"\nkey = \"{d}/client.key\"\n"));
+    }
+    cfg.push_str(&format!("\n[buffer]\npath = \"{}\"\nmax_bytes = \"4GB\"\n", dir.path().join("buffer.db").display()));
+    for (i, link) in links.iter().enumerate() {
+        cfg.push_str(&format!(
+            "\n[[device]]\nname = \"dev{i}\"\nprotocol = \"{}\"\nport = \"{}\"\nbed = \"BED{i}\"\npoll_period_ms = {}\n",
+            o.protocol,
+            link.display(),
+            o.period_ms.max(100)
+        ));
+    }
+    let cfg_path = dir.path().join("medgw.toml");
+    std::fs::write(&cfg_path, cfg)?;
+
+    // Subscriber: counts deliveries and measures latency from the receipt time in the payload.
+    let (sample_tx, mut sample_rx) = tokio::sync::mpsc::unbounded_channel::<f64>();
+    let mut opts = rumqttc::MqttOptions::new("medgw-bench-sub", "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(30));
+    opts.set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut events) = rumqttc::AsyncClient::new(opts, 1000);
+    client.subscribe("medgw/v1/+/+/+/obs", rumqttc::QoS::AtMostOnce).await?;
+    let format = o.format.clone();
+    let sub_stop = stop.clone();
+    let sub = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                e = events.poll() => match e {
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                        let now = Timestamp::now().0 as f64;
+                        if let Some(rx) = receipt_ms(&p.payload, &format) {
+                            let _ = sample_tx.send(now - rx);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                },
+                _ = sub_stop.cancelled() => break,
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let exe = std::env::current_exe()?;
+    let log = std::fs::File::create(dir.path().join("gateway.log"))?;
+    let gw = Killed(
+        Command::new(exe).args(["run", "--config"]).arg(&cfg_path).env("MEDGW_LOG", "warn").stdout(Stdio::null()).stderr(log).spawn()?,
+    );
+    let pid = gw.0.id();
+
+    tokio::time::sleep(o.warmup).await;
+    while sample_rx.try_recv().is_ok() {}
+    let t0 = Instant::now();
+    let mut samples = Vec::with_capacity(1 << 20);
+    let deadline = tokio::time::Instant::now() + o.duration;
+    loop {
+        tokio::select! {
+            s = sample_rx.recv() => match s { Some(s) => samples.push(s), None => break },
+            _ = tokio::time::sleep_until(deadline) => break,
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let rss = peak_rss_kib(pid);
+    stop.cancel();
+    let _ = sub.await;
+    drop(gw);
+    if o.keep {
+        let kept = dir.keep();
+        eprintln!("work directory kept: {}", kept.display());
+    }
+    samples.sort_by(|a, b| a.total_cmp(b));
+    Ok(BenchReport {
+        devices: o.devices,
+        protocol: o.protocol,
+        period_ms: o.period_ms,
+        tls: o.tls,
+        format: o.format,
+        seconds: secs,
+        delivered: samples.len() as u64,
+        observations_per_s: samples.len() as f64 / secs,
+        latency_ms_p50: percentile(&samples, 0.50),
+        latency_ms_p99: percentile(&samples, 0.99),
+        latency_ms_max: samples.last().copied().unwrap_or(0.0),
+        gateway_peak_rss_kib: rss,
+        cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+    })
+}
+
+/// The receipt time in a canonical or FHIR payload (FHIR: `issued`).
+fn receipt_ms(payload: &[u8], format: &str) -> Option<f64> {
+    let key: &[u8] = if format == "fhir" { b"\"issued\":\"" } else { b"\"receipt_time\":\"" };
+    let start = payload.windows(key.len()).position(|w| w == key)? + key.len();
+    let end = start + payload[start..].iter().position(|b| *b == b'"')?;
+    let text = std::str::from_utf8(&payload[start..end]).ok()?;
+    Timestamp::parse_rfc3339(text).ok().map(|t| t.0 as f64)
+}
+
+/// Prints the report as a table and one JSON line.
+pub fn print(r: &BenchReport, out: &mut impl Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "medgw bench: {} devices × {} (period {} ms), format {}, TLS {}, {} CPUs",
+        r.devices,
+        r.protocol,
+        r.period_ms,
+        r.format,
+        if r.tls { "on" } else { "off" },
+        r.cpus
+    )?;
+    writeln!(out, "  delivered        {} observations in {:.1} s = {:.0} observations/s", r.delivered, r.seconds, r.observations_per_s)?;
+    writeln!(
+        out,
+        "  latency          p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (gateway receipt -> subscriber)",
+        r.latency_ms_p50, r.latency_ms_p99, r.latency_ms_max
+    )?;
+    writeln!(out, "  gateway peak RSS {:.1} MiB", r.gateway_peak_rss_kib as f64 / 1024.0)?;
+    writeln!(out, "{}", serde_json::to_string(r).unwrap_or_default())
+}
