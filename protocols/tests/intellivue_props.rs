@@ -125,6 +125,41 @@ proptest! {
         }
     }
 
+    /// The bulk `feed` of the deframer gives exactly the events of byte-by-byte `push`, on
+    /// arbitrary bytes mixed with real frames.
+    #[test]
+    fn deframer_feed_equals_push(noise in prop::collection::vec(any::<u8>(), 0..400), cut in any::<prop::sample::Index>()) {
+        let s = session_stream();
+        let at = cut.index(s.len().min(3000));
+        let mut data = s[..at].to_vec();
+        data.extend_from_slice(&noise);
+        data.extend_from_slice(&s[at..s.len().min(at + 2000)]);
+        let mut a = frame::Deframer::<512>::new();
+        let mut by_push = Vec::new();
+        for &b in &data {
+            match a.push(b) {
+                frame::FrameEvent::Pending => {}
+                frame::FrameEvent::Frame { user_data, offset } => by_push.push((offset, Ok(user_data.to_vec()))),
+                frame::FrameEvent::Rejected { offset, error } => by_push.push((offset, Err(error))),
+            }
+        }
+        let mut b = frame::Deframer::<512>::new();
+        let mut by_feed = Vec::new();
+        let mut rest = &data[..];
+        while !rest.is_empty() {
+            let (n, ev) = b.feed(rest);
+            prop_assert!(n > 0);
+            rest = &rest[n..];
+            match ev {
+                frame::FrameEvent::Pending => {}
+                frame::FrameEvent::Frame { user_data, offset } => by_feed.push((offset, Ok(user_data.to_vec()))),
+                frame::FrameEvent::Rejected { offset, error } => by_feed.push((offset, Err(error))),
+            }
+        }
+        prop_assert_eq!(a.offset(), b.offset());
+        prop_assert_eq!(by_push, by_feed);
+    }
+
     #[test]
     fn framing_round_trip(data in prop::collection::vec(any::<u8>(), 0..1200)) {
         let f = frame::encode_vec(&data);

@@ -168,7 +168,8 @@ impl IntelliVueClient {
             s: Session {
                 listen_only: opts.listen_only,
                 poll_period_ms: period as i64,
-                state: State::Idle,
+                // A listen-only decoder has nothing to start: it decodes from the first byte.
+                state: if opts.listen_only { State::Listening } else { State::Idle },
                 invoke_id: 0,
                 poll_number: 0,
                 backoff_ms: BACKOFF_MIN_MS,
@@ -631,8 +632,11 @@ impl Decoder for IntelliVueClient {
 
     fn feed(&mut self, bytes: &[u8], now: Timestamp, out: &mut Vec<Event>) {
         let IntelliVueClient { rx, s } = self;
-        for &b in bytes {
-            match rx.push(b) {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let (n, event) = rx.feed(rest);
+            rest = rest.get(n..).unwrap_or(&[]);
+            match event {
                 FrameEvent::Pending => {}
                 FrameEvent::Rejected { offset, error } => out.push(Event::Rejected { offset, error }),
                 FrameEvent::Frame { user_data, offset } => {

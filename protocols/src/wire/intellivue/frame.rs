@@ -25,7 +25,7 @@
 //! - Header: protocol id 0x11 (data export), message type 0x01, length of the user data only
 //!   (VSC, ICE `readFrame`, protocols.md §3).
 
-use crc::{Crc, CRC_16_IBM_SDLC};
+use crc::{Crc, Table, CRC_16_IBM_SDLC};
 
 use crate::error::{Error, Result};
 
@@ -41,7 +41,8 @@ pub const MSG_TYPE: u8 = 0x01;
 pub const HEADER_LEN: usize = 4;
 pub const FCS_LEN: usize = 2;
 
-const FCS16: Crc<u16> = Crc::<u16>::new(&CRC_16_IBM_SDLC);
+/// Slice-by-16 tables (8 KiB of constants): the FCS runs over every received byte.
+const FCS16: Crc<u16, Table<16>> = Crc::<u16, Table<16>>::new(&CRC_16_IBM_SDLC);
 
 /// The value to transmit (already complemented), over header and user data, un-escaped.
 pub fn fcs(bytes: &[u8]) -> u16 {
@@ -146,6 +147,14 @@ pub enum FrameEvent<'a> {
     Rejected { offset: u64, error: Error },
 }
 
+/// A [`FrameEvent`] before the frame's bytes are lent out.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    Pending,
+    Frame { offset: u64 },
+    Rejected { offset: u64, error: Error },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// Between frames: waiting for BOF; other bytes are garbage.
@@ -199,32 +208,32 @@ impl<const N: usize> Deframer<N> {
     }
 
     /// Starts a frame at the BOF just fed (offset `at`); returns the garbage report, if any.
-    fn begin(&mut self, at: u64) -> FrameEvent<'_> {
+    fn begin(&mut self, at: u64) -> Step {
         let skipped = core::mem::take(&mut self.garbage);
         self.state = State::Frame;
         self.len = 0;
         self.frame_start = at;
         if skipped > 0 {
-            FrameEvent::Rejected { offset: self.garbage_start, error: Error::Garbage { skipped } }
+            Step::Rejected { offset: self.garbage_start, error: Error::Garbage { skipped } }
         } else {
-            FrameEvent::Pending
+            Step::Pending
         }
     }
 
-    fn store(&mut self, b: u8) -> FrameEvent<'_> {
+    fn store(&mut self, b: u8) -> Step {
         let Some(slot) = self.buf.get_mut(self.len) else {
             self.state = State::Discard;
-            return FrameEvent::Rejected { offset: self.frame_start, error: Error::TooLong { max: N } };
+            return Step::Rejected { offset: self.frame_start, error: Error::TooLong { max: N } };
         };
         *slot = b;
         self.len += 1;
         if self.len == HEADER_LEN {
             if let Err(error) = self.check_header() {
                 self.state = State::Discard;
-                return FrameEvent::Rejected { offset: self.frame_start, error };
+                return Step::Rejected { offset: self.frame_start, error };
             }
         }
-        FrameEvent::Pending
+        Step::Pending
     }
 
     /// Checks the four header bytes, including the declared length against the buffer bound.
@@ -252,36 +261,78 @@ impl<const N: usize> Deframer<N> {
         }
     }
 
-    fn finish(&mut self) -> FrameEvent<'_> {
+    fn finish(&mut self) -> Step {
         self.state = State::Hunt;
         let offset = self.frame_start;
         let len = self.len;
         if len < HEADER_LEN + FCS_LEN {
-            return FrameEvent::Rejected { offset, error: Error::Truncated { needed: HEADER_LEN + FCS_LEN, got: len } };
+            return Step::Rejected { offset, error: Error::Truncated { needed: HEADER_LEN + FCS_LEN, got: len } };
         }
         let expected = self.expected_len();
         if len < expected {
-            return FrameEvent::Rejected { offset, error: Error::Truncated { needed: expected, got: len } };
+            return Step::Rejected { offset, error: Error::Truncated { needed: expected, got: len } };
         }
         if len > expected {
-            return FrameEvent::Rejected { offset, error: Error::BadField { field: "frame length", value: len as u32 } };
+            return Step::Rejected { offset, error: Error::BadField { field: "frame length", value: len as u32 } };
         }
         let Some((body, fcs_bytes)) = self.buf.get(..len).and_then(|f| f.split_last_chunk::<FCS_LEN>()) else {
-            return FrameEvent::Rejected { offset, error: Error::Truncated { needed: expected, got: len } };
+            return Step::Rejected { offset, error: Error::Truncated { needed: expected, got: len } };
         };
         let found = u16::from_le_bytes(*fcs_bytes);
         let expected_fcs = fcs(body);
         if found != expected_fcs {
-            return FrameEvent::Rejected { offset, error: Error::BadChecksum { expected: expected_fcs as u32, found: found as u32 } };
+            return Step::Rejected { offset, error: Error::BadChecksum { expected: expected_fcs as u32, found: found as u32 } };
         }
-        match body.get(HEADER_LEN..) {
-            Some(user_data) => FrameEvent::Frame { user_data, offset },
-            None => FrameEvent::Rejected { offset, error: Error::Truncated { needed: HEADER_LEN, got: len } },
+        Step::Frame { offset }
+    }
+
+    fn event(&self, step: Step) -> FrameEvent<'_> {
+        match step {
+            Step::Pending => FrameEvent::Pending,
+            Step::Rejected { offset, error } => FrameEvent::Rejected { offset, error },
+            Step::Frame { offset } => {
+                let user_data = self.buf.get(HEADER_LEN..self.len.saturating_sub(FCS_LEN)).unwrap_or(&[]);
+                FrameEvent::Frame { user_data, offset }
+            }
         }
     }
 
     /// Feeds one byte.
     pub fn push(&mut self, b: u8) -> FrameEvent<'_> {
+        let step = self.step(b);
+        self.event(step)
+    }
+
+    /// Feeds bytes until one completes a frame or a rejection; returns how many bytes were
+    /// consumed and the event (`Pending` when all were consumed without one). Runs of ordinary
+    /// bytes inside a frame are copied at once, which is what makes decoding fast.
+    pub fn feed(&mut self, bytes: &[u8]) -> (usize, FrameEvent<'_>) {
+        let mut i = 0;
+        while let Some(rest) = bytes.get(i..).filter(|r| !r.is_empty()) {
+            if self.state == State::Frame && self.len >= HEADER_LEN {
+                let run = rest.iter().position(|&b| needs_escape(b)).unwrap_or(rest.len());
+                let n = run.min(N.saturating_sub(self.len));
+                if let (Some(dst), Some(src)) = (self.buf.get_mut(self.len..self.len + n), rest.get(..n)) {
+                    if n > 0 {
+                        dst.copy_from_slice(src);
+                        self.len += n;
+                        self.offset += n as u64;
+                        i += n;
+                        continue;
+                    }
+                }
+            }
+            let Some(&b) = rest.first() else { break };
+            i += 1;
+            let step = self.step(b);
+            if !matches!(step, Step::Pending) {
+                return (i, self.event(step));
+            }
+        }
+        (i, FrameEvent::Pending)
+    }
+
+    fn step(&mut self, b: u8) -> Step {
         let at = self.offset;
         self.offset += 1;
         match (self.state, b) {
@@ -291,29 +342,29 @@ impl<const N: usize> Deframer<N> {
                     self.garbage_start = at;
                 }
                 self.garbage = self.garbage.saturating_add(1);
-                FrameEvent::Pending
+                Step::Pending
             }
             // A BOF inside a frame: the previous frame lost its end. Report it and start over.
             (State::Frame | State::Escaped, BOF) => {
                 let offset = self.frame_start;
                 let (needed, got) = (self.expected_len(), self.len);
                 self.begin(at);
-                FrameEvent::Rejected { offset, error: Error::Truncated { needed, got } }
+                Step::Rejected { offset, error: Error::Truncated { needed, got } }
             }
             (State::Discard, BOF) => self.begin(at),
             (State::Frame, EOF) => self.finish(),
             (State::Escaped, EOF) => {
                 self.state = State::Hunt;
-                FrameEvent::Rejected { offset: self.frame_start, error: Error::Refused { reason: "frame aborted by the sender (7D C1)" } }
+                Step::Rejected { offset: self.frame_start, error: Error::Refused { reason: "frame aborted by the sender (7D C1)" } }
             }
             (State::Discard, EOF) => {
                 self.state = State::Hunt;
-                FrameEvent::Pending
+                Step::Pending
             }
-            (State::Discard, _) => FrameEvent::Pending,
+            (State::Discard, _) => Step::Pending,
             (State::Frame, ESC) => {
                 self.state = State::Escaped;
-                FrameEvent::Pending
+                Step::Pending
             }
             (State::Frame, _) => self.store(b),
             (State::Escaped, _) => {
