@@ -20,13 +20,13 @@ use medgw_protocols::{Error, Timestamp};
 
 /// PP-1 (protocols.md §3): the numeric poll request, full frame.
 const PP1_FRAME: [u8; 44] = [
-    0xC0, 0x11, 0x01, 0x00, 0x24, 0xE1, 0x00, 0x00, 0x02, 0x00, 0x01, 0x00, 0x1C, 0x00, 0x00, 0x00, 0x07, 0x00, 0x16, 0x00, 0x21, 0x00, 0x00,
-    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0C, 0x16, 0x00, 0x08, 0x00, 0x01, 0x00, 0x01, 0x00, 0x06, 0x00, 0x00, 0x8E, 0x95, 0xC1,
+    0xC0, 0x11, 0x01, 0x00, 0x24, 0xE1, 0x00, 0x00, 0x02, 0x00, 0x01, 0x00, 0x1C, 0x00, 0x00, 0x00, 0x07, 0x00, 0x16, 0x00, 0x21, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0C, 0x16, 0x00, 0x08, 0x00, 0x01, 0x00, 0x01, 0x00, 0x06, 0x00, 0x00, 0x8E, 0x95, 0xC1,
 ];
 /// PP-2 (protocols.md §3): the MDS-create event result, full frame.
 const PP2_FRAME: [u8; 36] = [
-    0xC0, 0x11, 0x01, 0x00, 0x1C, 0xE1, 0x00, 0x00, 0x02, 0x00, 0x02, 0x00, 0x14, 0x00, 0x01, 0x00, 0x01, 0x00, 0x0E, 0x00, 0x21, 0x00, 0x00,
-    0x00, 0x00, 0x00, 0x0A, 0xBD, 0x00, 0x0D, 0x06, 0x00, 0x00, 0x39, 0x17, 0xC1,
+    0xC0, 0x11, 0x01, 0x00, 0x1C, 0xE1, 0x00, 0x00, 0x02, 0x00, 0x02, 0x00, 0x14, 0x00, 0x01, 0x00, 0x01, 0x00, 0x0E, 0x00, 0x21, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x0A, 0xBD, 0x00, 0x0D, 0x06, 0x00, 0x00, 0x39, 0x17, 0xC1,
 ];
 
 #[test]
@@ -299,7 +299,7 @@ fn sensor_off_gives_absent_flagged_oximetry() {
     assert!(last.flags.contains(Flags::INVALID | Flags::UNAVAILABLE));
     assert!(spo2[0].value.numeric().is_some());
     // Heart rate from the ECG is unaffected.
-    let hr = l.measurements().into_iter().filter(|m| m.metric == code::MDC_ECG_HEART_RATE).last().unwrap().clone();
+    let hr = l.measurements().into_iter().rfind(|m| m.metric == code::MDC_ECG_HEART_RATE).unwrap().clone();
     assert!(hr.value.numeric().is_some());
 }
 
@@ -350,7 +350,10 @@ fn out_of_order_messages() {
     ev.clear();
     let part = ext_poll_part(1, ro::RORS, None, 97);
     c.feed(&part, T0, &mut ev);
-    assert_eq!(ev, [Event::Rejected { offset: 0, error: Error::UnexpectedMessage { state: "awaiting association result", got: "poll result" } }]);
+    assert_eq!(
+        ev,
+        [Event::Rejected { offset: 0, error: Error::UnexpectedMessage { state: "awaiting association result", got: "poll result" } }]
+    );
     ev.clear();
     let mut l = Link::new(1000, 10);
     l.start();
@@ -361,7 +364,10 @@ fn out_of_order_messages() {
     let n_before = l.events.len();
     l.inject_to_client(&create_first);
     let new: Vec<_> = l.events[n_before..].to_vec();
-    assert!(new.iter().any(|e| matches!(e, Event::Rejected { error: Error::UnexpectedMessage { got: "association result", .. }, .. })), "{new:?}");
+    assert!(
+        new.iter().any(|e| matches!(e, Event::Rejected { error: Error::UnexpectedMessage { got: "association result", .. }, .. })),
+        "{new:?}"
+    );
     assert!(l.client.is_associated());
     // A linked result that skips a part: sequence gap, and the data of the parts that came.
     let n_before = l.events.len();
@@ -369,7 +375,8 @@ fn out_of_order_messages() {
     l.inject_to_client(&ext_poll_part(0x7777, ro::ROLRS, Some((linked::LAST, 3)), 96));
     let new: Vec<_> = l.events[n_before..].to_vec();
     assert!(new.contains(&Event::SequenceGap { expected: 2, found: 3 }), "{new:?}");
-    let spo2: Vec<_> = new.iter().filter_map(|e| if let Event::Measurement(m) = e { Some(m.value.numeric().unwrap()) } else { None }).collect();
+    let spo2: Vec<_> =
+        new.iter().filter_map(|e| if let Event::Measurement(m) = e { Some(m.value.numeric().unwrap()) } else { None }).collect();
     assert_eq!(spo2, [Decimal::from_int(95), Decimal::from_int(96)]);
     // Unset absolute time in the reply: the MDS clock pair places the value.
     let Some(Event::Measurement(m)) = new.iter().find(|e| matches!(e, Event::Measurement(_))) else { panic!() };
@@ -380,7 +387,10 @@ fn out_of_order_messages() {
     let mut out = Vec::new();
     sim.receive(&PP1_FRAME, T0, &mut out);
     let mut d = frame::Deframer::<256>::new();
-    let frames: Vec<Vec<u8>> = out.iter().filter_map(|&b| if let frame::FrameEvent::Frame { user_data, .. } = d.push(b) { Some(user_data.to_vec()) } else { None }).collect();
+    let frames: Vec<Vec<u8>> = out
+        .iter()
+        .filter_map(|&b| if let frame::FrameEvent::Frame { user_data, .. } = d.push(b) { Some(user_data.to_vec()) } else { None })
+        .collect();
     assert_eq!(frames.len(), 1);
     assert_eq!(session::parse(&frames[0]).unwrap(), session::Spdu::Abort);
 }

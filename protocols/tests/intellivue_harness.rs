@@ -141,7 +141,10 @@ impl Link {
     }
 
     pub fn rejections(&self) -> Vec<(u64, medgw_protocols::Error)> {
-        self.events.iter().filter_map(|e| if let Event::Rejected { offset, error } = e { Some((*offset, error.clone())) } else { None }).collect()
+        self.events
+            .iter()
+            .filter_map(|e| if let Event::Rejected { offset, error } = e { Some((*offset, error.clone())) } else { None })
+            .collect()
     }
 }
 

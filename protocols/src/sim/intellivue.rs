@@ -30,8 +30,7 @@ use crate::decimal::Decimal;
 use crate::mdc::MdcCode;
 use crate::time::Timestamp;
 use crate::wire::intellivue::attributes::{
-    self, id, spec_type, AbsoluteTime, MeasurementState, NuObsValue, ProductionSpec, RelativeTime, SystemModel,
-    ID_COMP_PRODUCT,
+    self, id, spec_type, AbsoluteTime, MeasurementState, NuObsValue, ProductionSpec, RelativeTime, SystemModel, ID_COMP_PRODUCT,
 };
 use crate::wire::intellivue::client::connection_timeout_ms;
 use crate::wire::intellivue::frame::{self, Deframer, FrameEvent};
@@ -91,6 +90,16 @@ struct Numeric {
     unit_code: u16,
     value: Option<Decimal>,
     state: u16,
+}
+
+/// One message of a multi-part extended poll reply.
+struct Part<'a> {
+    ro_type: u16,
+    linked_id: Option<(u8, u8)>,
+    numerics: &'a [Numeric],
+    nibp: Option<&'a [Numeric; 3]>,
+    handle: u16,
+    sent: Vec<Sent>,
 }
 
 /// The simulated IntelliVue monitor.
@@ -274,10 +283,22 @@ impl IntelliVueSim {
             let metric = |physio_id: u16| crate::wire::intellivue::nomenclature::metric(physio_id).unwrap_or(MdcCode::UNMAPPED);
             let unit = crate::wire::intellivue::nomenclature::unit;
             for n in &list {
-                sent.push(Sent { metric: metric(n.physio_id), value: n.value, unit: unit(n.unit_code), device_time: Some(reply_at), seq: None });
+                sent.push(Sent {
+                    metric: metric(n.physio_id),
+                    value: n.value,
+                    unit: unit(n.unit_code),
+                    device_time: Some(reply_at),
+                    seq: None,
+                });
             }
             for n in &nibp {
-                sent.push(Sent { metric: metric(n.physio_id), value: n.value, unit: unit(n.unit_code), device_time: Some(v.nibp_at), seq: None });
+                sent.push(Sent {
+                    metric: metric(n.physio_id),
+                    value: n.value,
+                    unit: unit(n.unit_code),
+                    device_time: Some(v.nibp_at),
+                    seq: None,
+                });
             }
         }
         (list, nibp, sent)
@@ -290,7 +311,13 @@ impl IntelliVueSim {
 
     /// Writes a PollInfoList of one context with `numerics` (handles from `first_handle`) and,
     /// when given, the NBP object.
-    fn write_poll_info(&self, numerics: &[Numeric], nibp: Option<&[Numeric; 3]>, first_handle: u16, w: &mut Writer<'_>) -> crate::Result<()> {
+    fn write_poll_info(
+        &self,
+        numerics: &[Numeric],
+        nibp: Option<&[Numeric; 3]>,
+        first_handle: u16,
+        w: &mut Writer<'_>,
+    ) -> crate::Result<()> {
         let objects = numerics.len() as u16 + nibp.is_some() as u16;
         w.u16(1)?;
         let list = w.begin_len()?;
@@ -449,12 +476,19 @@ impl IntelliVueSim {
         let split = sent.len().min(half);
         let mut sent_first = sent;
         let sent_second = sent_first.split_off(split);
-        let parts: [(u16, Option<(u8, u8)>, &[Numeric], Option<&[Numeric; 3]>, u16, Vec<Sent>); 3] = [
-            (ro::ROLRS, Some((linked::FIRST, 1)), first, None, 1, sent_first),
-            (ro::ROLRS, Some((linked::LAST, 2)), second, Some(&nibp), 1 + half as u16, sent_second),
-            (ro::RORS, None, &[], None, 0, Vec::new()),
+        let parts = [
+            Part { ro_type: ro::ROLRS, linked_id: Some((linked::FIRST, 1)), numerics: first, nibp: None, handle: 1, sent: sent_first },
+            Part {
+                ro_type: ro::ROLRS,
+                linked_id: Some((linked::LAST, 2)),
+                numerics: second,
+                nibp: Some(&nibp),
+                handle: 1 + half as u16,
+                sent: sent_second,
+            },
+            Part { ro_type: ro::RORS, linked_id: None, numerics: &[], nibp: None, handle: 0, sent: Vec::new() },
         ];
-        for (ro_type, linked_id, numerics, nibp, handle, sent) in parts {
+        for Part { ro_type, linked_id, numerics, nibp, handle, sent } in parts {
             let mut w = Writer::new(&mut buf);
             let ok = self.write_reply(&mut w, ro_type, linked_id, invoke_id, action_type, req, reply_at, |w| {
                 if numerics.is_empty() && nibp.is_none() {
@@ -596,4 +630,3 @@ impl DeviceSimulator for IntelliVueSim {
         core::mem::take(&mut self.sent)
     }
 }
-

@@ -230,8 +230,7 @@ impl AbsoluteTime {
             *slot = hi * 10 + lo;
         }
         let [century, year, month, day, hour, minute, second] = d;
-        let civil =
-            CivilTime { year: century as u16 * 100 + year as u16, month, day, hour, minute, second, millisecond: 0 };
+        let civil = CivilTime { year: century as u16 * 100 + year as u16, month, day, hour, minute, second, millisecond: 0 };
         civil.validate()?;
         Ok(Some(civil))
     }
@@ -603,8 +602,11 @@ mod tests {
 
         let mut buf = [0u8; 64];
         let mut w = Writer::new(&mut buf);
-        ProductionSpec::write(&[(spec_type::PART_NUMBER, ID_COMP_PRODUCT, b"M8007A"), (spec_type::SERIAL_NUMBER, ID_COMP_PRODUCT, b"DE12345678\0")], &mut w)
-            .unwrap();
+        ProductionSpec::write(
+            &[(spec_type::PART_NUMBER, ID_COMP_PRODUCT, b"M8007A"), (spec_type::SERIAL_NUMBER, ID_COMP_PRODUCT, b"DE12345678\0")],
+            &mut w,
+        )
+        .unwrap();
         let n = w.len();
         let p = ProductionSpec::parse(&buf[..n]).unwrap();
         assert_eq!(p.find(spec_type::SERIAL_NUMBER, ID_COMP_PRODUCT).and_then(label_text), Some("DE12345678"));

@@ -764,10 +764,15 @@ mod tests {
         let Value::Compound(c) = &m.value else { panic!() };
         let got: Vec<(MdcCode, String)> = c
             .iter()
-            .map(|c| (c.metric, match &c.value {
-                Scalar::Numeric(d) => d.to_string(),
-                Scalar::Absent(_) => "-".into(),
-            }))
+            .map(|c| {
+                (
+                    c.metric,
+                    match &c.value {
+                        Scalar::Numeric(d) => d.to_string(),
+                        Scalar::Absent(_) => "-".into(),
+                    },
+                )
+            })
             .collect();
         assert_eq!(
             got,
@@ -799,11 +804,16 @@ mod tests {
         // A relative stamp 30 s earlier (240000 ticks).
         let mut buf = [0u8; 64];
         let mut w = Writer::new(&mut buf);
-        attributes::write_attribute_list(&mut w, 1, |w| attributes::write_ava(w, id::NOM_ATTR_TIME_STAMP_REL, |w| w.u32(80_000u32.wrapping_sub(240_000))))
-            .unwrap();
+        attributes::write_attribute_list(&mut w, 1, |w| {
+            attributes::write_ava(w, id::NOM_ATTR_TIME_STAMP_REL, |w| w.u32(80_000u32.wrapping_sub(240_000)))
+        })
+        .unwrap();
         let n = w.len();
         let l = AttributeList::parse(&buf[..n]).unwrap();
-        assert_eq!(l.iter().next().unwrap().unwrap(), Ava { id: id::NOM_ATTR_TIME_STAMP_REL, value: &(80_000u32.wrapping_sub(240_000)).to_be_bytes() });
+        assert_eq!(
+            l.iter().next().unwrap().unwrap(),
+            Ava { id: id::NOM_ATTR_TIME_STAMP_REL, value: &(80_000u32.wrapping_sub(240_000)).to_be_bytes() }
+        );
         assert_eq!(observation_time(&l, RelativeTime(80_000), Some(base)), Some(Timestamp(base.abs.0 - 30_000)));
         // No reference at all: no time.
         assert_eq!(observation_time(&l, RelativeTime(80_000), None), None);

@@ -142,9 +142,15 @@ pub fn unescape(data: &[u8], out: &mut [u8]) -> Result<usize> {
 pub enum FrameEvent<'a> {
     Pending,
     /// A frame whose header and FCS check out: its user data, and the stream offset of its BOF.
-    Frame { user_data: &'a [u8], offset: u64 },
+    Frame {
+        user_data: &'a [u8],
+        offset: u64,
+    },
     /// Bytes that were not a good frame: the offset of their first byte and why.
-    Rejected { offset: u64, error: Error },
+    Rejected {
+        offset: u64,
+        error: Error,
+    },
 }
 
 /// A [`FrameEvent`] before the frame's bytes are lent out.

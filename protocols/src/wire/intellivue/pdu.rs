@@ -216,7 +216,12 @@ pub struct EventReport<'a> {
 impl<'a> EventReport<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<EventReport<'a>> {
         let mut r = Reader::new(bytes);
-        Ok(EventReport { object: ManagedObjectId::read(&mut r)?, time: RelativeTime::read(&mut r)?, event_type: r.u16()?, info: r.counted()? })
+        Ok(EventReport {
+            object: ManagedObjectId::read(&mut r)?,
+            time: RelativeTime::read(&mut r)?,
+            event_type: r.u16()?,
+            info: r.counted()?,
+        })
     }
 }
 
@@ -572,7 +577,13 @@ pub fn encode_ext_poll_request(out: &mut [u8], invoke_id: u16, poll_number: u16,
 /// The MDS create event result (RORS, CMD_CONFIRMED_EVENT_REPORT): the event's invoke id,
 /// managed object, time and type echoed back (ICE `createConfirm`). PP-2 is
 /// `encode_mds_create_result(1, MDS, RelativeTime(0x000ABD00), NOM_NOTI_MDS_CREAT)`.
-pub fn encode_mds_create_result(out: &mut [u8], invoke_id: u16, object: &ManagedObjectId, time: RelativeTime, event_type: u16) -> Result<usize> {
+pub fn encode_mds_create_result(
+    out: &mut [u8],
+    invoke_id: u16,
+    object: &ManagedObjectId,
+    time: RelativeTime,
+    event_type: u16,
+) -> Result<usize> {
     let mut w = Writer::new(out);
     write_operation(&mut w, ro::RORS, None, invoke_id, command::CONFIRMED_EVENT_REPORT, |w| {
         write_event_report(w, object, time, event_type, |_| Ok(()))
@@ -586,13 +597,13 @@ mod tests {
 
     /// PP-1 user data (protocols.md §3).
     const PP1: [u8; 36] = [
-        0xE1, 0x00, 0x00, 0x02, 0x00, 0x01, 0x00, 0x1C, 0x00, 0x00, 0x00, 0x07, 0x00, 0x16, 0x00, 0x21, 0x00, 0x00, 0x00, 0x00, 0x00,
-        0x00, 0x00, 0x00, 0x0C, 0x16, 0x00, 0x08, 0x00, 0x01, 0x00, 0x01, 0x00, 0x06, 0x00, 0x00,
+        0xE1, 0x00, 0x00, 0x02, 0x00, 0x01, 0x00, 0x1C, 0x00, 0x00, 0x00, 0x07, 0x00, 0x16, 0x00, 0x21, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x0C, 0x16, 0x00, 0x08, 0x00, 0x01, 0x00, 0x01, 0x00, 0x06, 0x00, 0x00,
     ];
     /// PP-2 user data (protocols.md §3).
     const PP2: [u8; 28] = [
-        0xE1, 0x00, 0x00, 0x02, 0x00, 0x02, 0x00, 0x14, 0x00, 0x01, 0x00, 0x01, 0x00, 0x0E, 0x00, 0x21, 0x00, 0x00, 0x00, 0x00, 0x00,
-        0x0A, 0xBD, 0x00, 0x0D, 0x06, 0x00, 0x00,
+        0xE1, 0x00, 0x00, 0x02, 0x00, 0x02, 0x00, 0x14, 0x00, 0x01, 0x00, 0x01, 0x00, 0x0E, 0x00, 0x21, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0A,
+        0xBD, 0x00, 0x0D, 0x06, 0x00, 0x00,
     ];
 
     #[test]
@@ -665,7 +676,9 @@ mod tests {
         });
         // VSC skips 48 bytes of header before the poll info list of a linked extended reply.
         assert_eq!(bytes.len(), 48 + 4);
-        let Apdu::LinkedResult { state: 1, count: 1, invoke_id: 7, command: 7, result } = parse_apdu(&bytes[4..]).unwrap() else { panic!() };
+        let Apdu::LinkedResult { state: 1, count: 1, invoke_id: 7, command: 7, result } = parse_apdu(&bytes[4..]).unwrap() else {
+            panic!()
+        };
         let ar = ActionResult::parse(result).unwrap();
         let reply = PollReply::parse(ar.action_type, ar.body).unwrap();
         assert_eq!((reply.poll_number, reply.sequence_no, reply.rel_time), (3, Some(9), RelativeTime(0x0001_0000)));
