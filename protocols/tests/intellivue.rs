@@ -379,8 +379,19 @@ fn out_of_order_messages() {
         new.iter().filter_map(|e| if let Event::Measurement(m) = e { Some(m.value.numeric().unwrap()) } else { None }).collect();
     assert_eq!(spo2, [Decimal::from_int(95), Decimal::from_int(96)]);
     // Unset absolute time in the reply: the MDS clock pair places the value.
+    // The simulated monitor booted an hour before T0 and its MDS create event paired
+    // NOM_ATTR_TIME_REL = rel(T0) with NOM_ATTR_TIME_ABS = T0; a reply at relative time 0 is
+    // therefore its boot instant.
     let Some(Event::Measurement(m)) = new.iter().find(|e| matches!(e, Event::Measurement(_))) else { panic!() };
-    assert!(m.device_time.is_some());
+    assert_eq!(m.device_time, Some(DeviceTime::Local(Timestamp(T0.0 - 3_600_000))));
+    // A remote operation error: rejected with its meaning.
+    let n_before = l.events.len();
+    let roer_at = l.monitor_bytes.len() as u64;
+    l.inject_to_client(&framed(|w| pdu::write_error(w, 0x7777, 9)));
+    assert_eq!(
+        l.events[n_before..].to_vec(),
+        [Event::Rejected { offset: roer_at, error: Error::Refused { reason: "remote operation error: no such action" } }]
+    );
 
     // The monitor answers a poll before association with an abort.
     let mut sim = medgw_protocols::sim::intellivue::IntelliVueSim::new(&Default::default(), T0);
