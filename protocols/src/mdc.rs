@@ -91,7 +91,38 @@ pub mod code {
     pub const MDC_PRESS_BLD_ART_ABP_SYS: MdcCode = MdcCode::scada(18965); // 150037
     pub const MDC_PRESS_BLD_ART_ABP_DIA: MdcCode = MdcCode::scada(18966); // 150038
     pub const MDC_PRESS_BLD_ART_ABP_MEAN: MdcCode = MdcCode::scada(18967); // 150039
-                                                                           // Respiration (10101).
+    /// Pulse rate, source not specified (Philips NOM_PULS_RATE).
+    pub const MDC_PULS_RATE: MdcCode = MdcCode::scada(18442); // 149514
+                                                              // Blood pressure, site not specified (Philips NOM_PRESS_BLD*).
+    pub const MDC_PRESS_BLD: MdcCode = MdcCode::scada(18944); // 150016
+    pub const MDC_PRESS_BLD_SYS: MdcCode = MdcCode::scada(18945); // 150017
+    pub const MDC_PRESS_BLD_DIA: MdcCode = MdcCode::scada(18946); // 150018
+    pub const MDC_PRESS_BLD_MEAN: MdcCode = MdcCode::scada(18947); // 150019
+                                                                   // Arterial blood pressure (Philips NOM_PRESS_BLD_ART*).
+    pub const MDC_PRESS_BLD_ART: MdcCode = MdcCode::scada(18960); // 150032
+    pub const MDC_PRESS_BLD_ART_SYS: MdcCode = MdcCode::scada(18961); // 150033
+    pub const MDC_PRESS_BLD_ART_DIA: MdcCode = MdcCode::scada(18962); // 150034
+    pub const MDC_PRESS_BLD_ART_MEAN: MdcCode = MdcCode::scada(18963); // 150035
+                                                                       // Pulmonary arterial pressure (Philips NOM_PRESS_BLD_ART_PULM*).
+    pub const MDC_PRESS_BLD_ART_PULM: MdcCode = MdcCode::scada(18972); // 150044
+    pub const MDC_PRESS_BLD_ART_PULM_SYS: MdcCode = MdcCode::scada(18973); // 150045
+    pub const MDC_PRESS_BLD_ART_PULM_DIA: MdcCode = MdcCode::scada(18974); // 150046
+    pub const MDC_PRESS_BLD_ART_PULM_MEAN: MdcCode = MdcCode::scada(18975); // 150047
+                                                                            // Central venous pressure (Philips NOM_PRESS_BLD_VEN_CENT*).
+    pub const MDC_PRESS_BLD_VEN_CENT: MdcCode = MdcCode::scada(19012); // 150084
+    pub const MDC_PRESS_BLD_VEN_CENT_SYS: MdcCode = MdcCode::scada(19013); // 150085
+    pub const MDC_PRESS_BLD_VEN_CENT_DIA: MdcCode = MdcCode::scada(19014); // 150086
+    pub const MDC_PRESS_BLD_VEN_CENT_MEAN: MdcCode = MdcCode::scada(19015); // 150087
+    /// Airway respiration rate (Philips NOM_AWAY_RESP_RATE).
+    pub const MDC_AWAY_RESP_RATE: MdcCode = MdcCode::scada(20498); // 151570
+                                                                   // Temperatures by site (Philips NOM_TEMP_*).
+    pub const MDC_TEMP_CORE: MdcCode = MdcCode::scada(19296); // 150368
+    pub const MDC_TEMP_ESOPH: MdcCode = MdcCode::scada(19300); // 150372
+    pub const MDC_TEMP_NASOPH: MdcCode = MdcCode::scada(19308); // 150380
+    pub const MDC_TEMP_SKIN: MdcCode = MdcCode::scada(19316); // 150388
+    pub const MDC_TEMP_TYMP: MdcCode = MdcCode::scada(19320); // 150392
+    pub const MDC_TEMP_RECT: MdcCode = MdcCode::scada(57348); // 188420
+                                                              // Respiration (10101).
     pub const MDC_RESP_RATE: MdcCode = MdcCode::scada(20490); // 151562
     pub const MDC_CO2_RESP_RATE: MdcCode = MdcCode::scada(20522); // 151594
     /// End-tidal CO2 as a partial pressure. [UNCONFIRMED against RTMMS: Philips NOM table only.]
@@ -130,7 +161,9 @@ pub mod unit {
     pub const MDC_DIM_KG_PER_M_SQ: MdcCode = MdcCode::dim(1952); // 264096
     pub const MDC_DIM_MILLI_G_PER_DL: MdcCode = MdcCode::dim(2130); // 264274
     pub const MDC_DIM_MILLI_MOLE_PER_L: MdcCode = MdcCode::dim(4722); // 266866
-    pub const MDC_DIM_MILLI_SEC: MdcCode = MdcCode::dim(2177); // 264321
+    /// Seconds 2176 + the milli prefix 18 (IEEE 11073-10101 unit prefixes; RTMMS and PCD-01
+    /// examples `264338^MDC_DIM_MILLI_SEC`). One public table writes 2177, which is deka-.
+    pub const MDC_DIM_MILLI_SEC: MdcCode = MdcCode::dim(2194); // 264338
 }
 
 /// One row of the measurement table.
@@ -235,6 +268,71 @@ pub static METRICS: &[MetricDef] = &[
     metric!(MDC_PRESS_BLD_ART_ABP_SYS, "ABP systolic", ["8480-6"], None, Some(unit::MDC_DIM_MMHG), [], "10101"),
     metric!(MDC_PRESS_BLD_ART_ABP_DIA, "ABP diastolic", ["8462-4"], None, Some(unit::MDC_DIM_MMHG), [], "10101"),
     metric!(MDC_PRESS_BLD_ART_ABP_MEAN, "ABP mean", ["8478-0"], None, Some(unit::MDC_DIM_MMHG), [], "10101"),
+    metric!(MDC_PULS_RATE, "Pulse rate", ["8867-4"], Some(vs!("heartrate")), Some(unit::MDC_DIM_BEAT_PER_MIN), [], "Philips"),
+    metric!(
+        MDC_PRESS_BLD,
+        "Blood pressure (site unspecified)",
+        [],
+        None,
+        Some(unit::MDC_DIM_MMHG),
+        [MDC_PRESS_BLD_SYS, MDC_PRESS_BLD_DIA, MDC_PRESS_BLD_MEAN],
+        "Philips"
+    ),
+    metric!(MDC_PRESS_BLD_SYS, "BP systolic (site unspecified)", [], None, Some(unit::MDC_DIM_MMHG), [], "Philips"),
+    metric!(MDC_PRESS_BLD_DIA, "BP diastolic (site unspecified)", [], None, Some(unit::MDC_DIM_MMHG), [], "Philips"),
+    metric!(MDC_PRESS_BLD_MEAN, "BP mean (site unspecified)", [], None, Some(unit::MDC_DIM_MMHG), [], "Philips"),
+    metric!(
+        MDC_PRESS_BLD_ART,
+        "ART",
+        ["85354-9"],
+        Some(vs!("bp")),
+        Some(unit::MDC_DIM_MMHG),
+        [MDC_PRESS_BLD_ART_SYS, MDC_PRESS_BLD_ART_DIA, MDC_PRESS_BLD_ART_MEAN],
+        "Philips"
+    ),
+    metric!(MDC_PRESS_BLD_ART_SYS, "ART systolic", ["8480-6"], None, Some(unit::MDC_DIM_MMHG), [], "Philips"),
+    metric!(MDC_PRESS_BLD_ART_DIA, "ART diastolic", ["8462-4"], None, Some(unit::MDC_DIM_MMHG), [], "Philips"),
+    metric!(MDC_PRESS_BLD_ART_MEAN, "ART mean", ["8478-0"], None, Some(unit::MDC_DIM_MMHG), [], "Philips"),
+    // Pulmonary and central venous pressures are not systemic blood pressure: MDC only.
+    metric!(
+        MDC_PRESS_BLD_ART_PULM,
+        "PAP",
+        [],
+        None,
+        Some(unit::MDC_DIM_MMHG),
+        [MDC_PRESS_BLD_ART_PULM_SYS, MDC_PRESS_BLD_ART_PULM_DIA, MDC_PRESS_BLD_ART_PULM_MEAN],
+        "Philips"
+    ),
+    metric!(MDC_PRESS_BLD_ART_PULM_SYS, "PAP systolic", [], None, Some(unit::MDC_DIM_MMHG), [], "Philips"),
+    metric!(MDC_PRESS_BLD_ART_PULM_DIA, "PAP diastolic", [], None, Some(unit::MDC_DIM_MMHG), [], "Philips"),
+    metric!(MDC_PRESS_BLD_ART_PULM_MEAN, "PAP mean", [], None, Some(unit::MDC_DIM_MMHG), [], "Philips"),
+    metric!(
+        MDC_PRESS_BLD_VEN_CENT,
+        "CVP",
+        [],
+        None,
+        Some(unit::MDC_DIM_MMHG),
+        [MDC_PRESS_BLD_VEN_CENT_SYS, MDC_PRESS_BLD_VEN_CENT_DIA, MDC_PRESS_BLD_VEN_CENT_MEAN],
+        "Philips"
+    ),
+    metric!(MDC_PRESS_BLD_VEN_CENT_SYS, "CVP systolic", [], None, Some(unit::MDC_DIM_MMHG), [], "Philips"),
+    metric!(MDC_PRESS_BLD_VEN_CENT_DIA, "CVP diastolic", [], None, Some(unit::MDC_DIM_MMHG), [], "Philips"),
+    metric!(MDC_PRESS_BLD_VEN_CENT_MEAN, "CVP mean", [], None, Some(unit::MDC_DIM_MMHG), [], "Philips"),
+    metric!(
+        MDC_AWAY_RESP_RATE,
+        "Respiratory rate (airway)",
+        ["9279-1"],
+        Some(vs!("resprate")),
+        Some(unit::MDC_DIM_RESP_PER_MIN),
+        [],
+        "Philips"
+    ),
+    metric!(MDC_TEMP_CORE, "Temperature (core)", [], None, Some(unit::MDC_DIM_DEGC), [], "Philips"),
+    metric!(MDC_TEMP_ESOPH, "Temperature (oesophageal)", [], None, Some(unit::MDC_DIM_DEGC), [], "Philips"),
+    metric!(MDC_TEMP_NASOPH, "Temperature (nasopharyngeal)", [], None, Some(unit::MDC_DIM_DEGC), [], "Philips"),
+    metric!(MDC_TEMP_SKIN, "Temperature (skin)", [], None, Some(unit::MDC_DIM_DEGC), [], "Philips"),
+    metric!(MDC_TEMP_TYMP, "Temperature (tympanic)", [], None, Some(unit::MDC_DIM_DEGC), [], "Philips"),
+    metric!(MDC_TEMP_RECT, "Temperature (rectal)", [], None, Some(unit::MDC_DIM_DEGC), [], "Philips"),
     metric!(MDC_RESP_RATE, "Respiratory rate", ["9279-1"], Some(vs!("resprate")), Some(unit::MDC_DIM_RESP_PER_MIN), [], "10101"),
     metric!(MDC_CO2_RESP_RATE, "Respiratory rate (CO2)", ["9279-1"], Some(vs!("resprate")), Some(unit::MDC_DIM_RESP_PER_MIN), [], "10101"),
     // etCO2 partial pressure: LOINC 19891-1 "Carbon dioxide [Partial pressure] in Exhaled gas
@@ -354,7 +452,19 @@ mod tests {
             (unit::MDC_DIM_KG_PER_M_SQ, 264096),
             (unit::MDC_DIM_MILLI_G_PER_DL, 264274),
             (unit::MDC_DIM_MILLI_MOLE_PER_L, 266866),
-            (unit::MDC_DIM_MILLI_SEC, 264321),
+            (unit::MDC_DIM_MILLI_SEC, 264338),
+            (code::MDC_PULS_RATE, 149514),
+            (code::MDC_PRESS_BLD, 150016),
+            (code::MDC_PRESS_BLD_MEAN, 150019),
+            (code::MDC_PRESS_BLD_ART, 150032),
+            (code::MDC_PRESS_BLD_ART_MEAN, 150035),
+            (code::MDC_PRESS_BLD_ART_PULM, 150044),
+            (code::MDC_PRESS_BLD_VEN_CENT, 150084),
+            (code::MDC_PRESS_BLD_VEN_CENT_MEAN, 150087),
+            (code::MDC_AWAY_RESP_RATE, 151570),
+            (code::MDC_TEMP_CORE, 150368),
+            (code::MDC_TEMP_TYMP, 150392),
+            (code::MDC_TEMP_RECT, 188420),
         ];
         for (code, combined) in expected {
             assert_eq!(code.0, *combined, "{code:?}");

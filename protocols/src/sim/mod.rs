@@ -123,7 +123,7 @@ impl Rng {
 
 /// Every simulator, by protocol name.
 pub fn simulators() -> impl Iterator<Item = &'static (&'static str, MakeSimulator)> {
-    let tables: [&'static [(&'static str, MakeSimulator)]; 1] = [gatt::SIMULATORS];
+    let tables: [&'static [(&'static str, MakeSimulator)]; 2] = [intellivue::SIMULATORS, gatt::SIMULATORS];
     tables.into_iter().flatten()
 }
 

@@ -15,39 +15,14 @@ use crate::mdc::{code, unit as mdc_unit, MdcCode};
 /// Codes used here that are not in `crate::mdc` yet: Philips NOM_ term = 10101 term (VSC
 /// `AlertSource`), combined with partition 2. To be added to the MDC table by the lead.
 pub mod extra {
-    use crate::mdc::MdcCode;
-    /// Pulse rate, source not specified (NOM_PULS_RATE 18442) = 149514.
-    pub const MDC_PULS_RATE: MdcCode = MdcCode::scada(18442);
-    /// Blood pressure, site not specified (NOM_PRESS_BLD 18944..18947) = 150016..150019.
-    pub const MDC_PRESS_BLD: MdcCode = MdcCode::scada(18944);
-    pub const MDC_PRESS_BLD_SYS: MdcCode = MdcCode::scada(18945);
-    pub const MDC_PRESS_BLD_DIA: MdcCode = MdcCode::scada(18946);
-    pub const MDC_PRESS_BLD_MEAN: MdcCode = MdcCode::scada(18947);
-    /// Arterial blood pressure (NOM_PRESS_BLD_ART 18960..18963) = 150032..150035.
-    pub const MDC_PRESS_BLD_ART: MdcCode = MdcCode::scada(18960);
-    pub const MDC_PRESS_BLD_ART_SYS: MdcCode = MdcCode::scada(18961);
-    pub const MDC_PRESS_BLD_ART_DIA: MdcCode = MdcCode::scada(18962);
-    pub const MDC_PRESS_BLD_ART_MEAN: MdcCode = MdcCode::scada(18963);
-    /// Pulmonary arterial pressure (NOM_PRESS_BLD_ART_PULM 18972..18975) = 150044..150047.
-    pub const MDC_PRESS_BLD_ART_PULM: MdcCode = MdcCode::scada(18972);
-    pub const MDC_PRESS_BLD_ART_PULM_SYS: MdcCode = MdcCode::scada(18973);
-    pub const MDC_PRESS_BLD_ART_PULM_DIA: MdcCode = MdcCode::scada(18974);
-    pub const MDC_PRESS_BLD_ART_PULM_MEAN: MdcCode = MdcCode::scada(18975);
-    /// Central venous pressure (NOM_PRESS_BLD_VEN_CENT 19012..19015) = 150084..150087.
-    pub const MDC_PRESS_BLD_VEN_CENT: MdcCode = MdcCode::scada(19012);
-    pub const MDC_PRESS_BLD_VEN_CENT_SYS: MdcCode = MdcCode::scada(19013);
-    pub const MDC_PRESS_BLD_VEN_CENT_DIA: MdcCode = MdcCode::scada(19014);
-    pub const MDC_PRESS_BLD_VEN_CENT_MEAN: MdcCode = MdcCode::scada(19015);
-    /// Airway respiration rate (NOM_AWAY_RESP_RATE 20498) = 151570.
-    pub const MDC_AWAY_RESP_RATE: MdcCode = MdcCode::scada(20498);
-    /// Temperatures by site (NOM_TEMP_CORE 19296, _ESOPH 19300, _NASOPH 19308, _SKIN 19316,
-    /// _TYMP 19320, _RECT 57348) = 150368, 150372, 150380, 150388, 150392, 188420.
-    pub const MDC_TEMP_CORE: MdcCode = MdcCode::scada(19296);
-    pub const MDC_TEMP_ESOPH: MdcCode = MdcCode::scada(19300);
-    pub const MDC_TEMP_NASOPH: MdcCode = MdcCode::scada(19308);
-    pub const MDC_TEMP_SKIN: MdcCode = MdcCode::scada(19316);
-    pub const MDC_TEMP_TYMP: MdcCode = MdcCode::scada(19320);
-    pub const MDC_TEMP_RECT: MdcCode = MdcCode::scada(57348);
+    //! Codes the IntelliVue numerics use beyond the vital-sign core, now in the main table.
+    pub use crate::mdc::code::{
+        MDC_AWAY_RESP_RATE, MDC_PRESS_BLD, MDC_PRESS_BLD_ART, MDC_PRESS_BLD_ART_DIA, MDC_PRESS_BLD_ART_MEAN, MDC_PRESS_BLD_ART_PULM,
+        MDC_PRESS_BLD_ART_PULM_DIA, MDC_PRESS_BLD_ART_PULM_MEAN, MDC_PRESS_BLD_ART_PULM_SYS, MDC_PRESS_BLD_ART_SYS, MDC_PRESS_BLD_DIA,
+        MDC_PRESS_BLD_MEAN, MDC_PRESS_BLD_SYS, MDC_PRESS_BLD_VEN_CENT, MDC_PRESS_BLD_VEN_CENT_DIA, MDC_PRESS_BLD_VEN_CENT_MEAN,
+        MDC_PRESS_BLD_VEN_CENT_SYS, MDC_PULS_RATE, MDC_TEMP_CORE, MDC_TEMP_ESOPH, MDC_TEMP_NASOPH, MDC_TEMP_RECT, MDC_TEMP_SKIN,
+        MDC_TEMP_TYMP,
+    };
 }
 
 /// Physio ids (NOM_*, VSC `AlertSource`) that medgw publishes, with their MDC code.
