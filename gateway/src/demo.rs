@@ -81,7 +81,8 @@ fn demo_config(dir: &std::path::Path, port: u16, format: PayloadFormat, devices:
             qos: 1,
             topic_prefix: "medgw/v1".into(),
             format,
-            protocol: MqttProtocol::Auto,
+            // rumqttd serves MQTT 3.1.1 on this listener.
+            protocol: MqttProtocol::V311,
             tls: None,
             username: None,
             password: None,
@@ -139,16 +140,20 @@ pub fn describe(topic: &str, payload: &[u8]) -> Option<String> {
     let time = chrono_like(v.get("effectiveDateTime").or(v.get("effective_time")).or(v.get("time")).and_then(Json::as_str).unwrap_or(""));
     match kind {
         "obs" => {
-            let name = v["code"]["text"].as_str().or(v["display"].as_str()).or(v["metric"].as_str()).unwrap_or("?");
+            let vendor = format!("{} {} (unmapped)", v["vendor"]["namespace"].as_str().unwrap_or("?"), v["vendor"]["code"].as_str().unwrap_or("?"));
+            let name = v["code"]["text"].as_str().or(v["display"].as_str()).or(v["metric"].as_str()).unwrap_or(&vendor);
             let value = if let Some(q) = v.get("valueQuantity") {
-                format!("{} {}", q["value"], q["unit"].as_str().unwrap_or(""))
+                format!("{} {}", q["value"], q["unit"].as_str().filter(|u| *u != "1").unwrap_or(""))
             } else if let Some(c) = v.get("component").and_then(Json::as_array) {
                 let parts: Vec<String> = c.iter().map(|c| c["valueQuantity"]["value"].to_string()).collect();
                 format!("{} {}", parts.join("/"), c.first().and_then(|c| c["valueQuantity"]["unit"].as_str()).unwrap_or(""))
             } else if let Some(r) = v.get("dataAbsentReason") {
                 format!("(no value: {})", r["coding"][0]["code"].as_str().unwrap_or("?"))
+            } else if let Some(c) = v.get("components").and_then(Json::as_array) {
+                let parts: Vec<String> = c.iter().map(|c| c["value"].to_string()).collect();
+                format!("{} {}", parts.join("/"), v["unit"].as_str().unwrap_or(""))
             } else if !v["value"].is_null() {
-                format!("{} {}", v["value"], v["unit"].as_str().unwrap_or(""))
+                format!("{} {}", v["value"], v["unit"].as_str().filter(|u| *u != "1").unwrap_or(""))
             } else {
                 "(no value)".into()
             };

@@ -114,6 +114,10 @@ pub struct DeviceRunner {
     pub status: Arc<DeviceStatus>,
     events: Vec<DecodeEvent>,
     full_announced: bool,
+    /// The last observation id per metric: devices that re-report an unchanged reading on
+    /// every poll (IntelliVue NIBP, MEDIBUS) would otherwise publish the same observation, with
+    /// the same id, again and again.
+    last_ids: std::collections::HashMap<(medgw_protocols::MdcCode, Option<medgw_protocols::observation::VendorCode>), uuid::Uuid>,
 }
 
 impl DeviceRunner {
@@ -148,6 +152,7 @@ impl DeviceRunner {
             status: Arc::new(DeviceStatus::new(cfg)),
             events: Vec::with_capacity(64),
             full_announced: false,
+            last_ids: std::collections::HashMap::new(),
         })
     }
 
@@ -227,7 +232,16 @@ impl DeviceRunner {
         let mut transmit = Vec::new();
         for e in events.drain(..) {
             match e {
-                DecodeEvent::Measurement(m) => batch.push(self.normalizer.observation(m, now)),
+                DecodeEvent::Measurement(m) => {
+                    let o = self.normalizer.observation(m, now);
+                    let key = (o.reading.metric, o.reading.vendor.clone());
+                    if self.last_ids.get(&key) == Some(&o.reading.id) {
+                        // The same reading again (same device, metric, device time, sequence).
+                        continue;
+                    }
+                    self.last_ids.insert(key, o.reading.id);
+                    batch.push(o);
+                }
                 DecodeEvent::Identity(id) => {
                     if self.normalizer.identity(&id) {
                         self.publish_device();
