@@ -217,11 +217,27 @@ pub struct GatewayConfig {
     pub log_format: LogFormat,
 }
 
+/// The status page, JSON API, health endpoints and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusConfig {
+    pub enabled: bool,
+    pub bind: std::net::SocketAddr,
+    /// Required when `bind` is not a loopback address.
+    pub token: Option<Secret>,
+}
+
+impl Default for StatusConfig {
+    fn default() -> Self {
+        StatusConfig { enabled: true, bind: std::net::SocketAddr::from(([127, 0, 0, 1], 8080)), token: None }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub gateway: GatewayConfig,
     pub mqtt: MqttConfig,
     pub buffer: BufferConfig,
+    pub status: StatusConfig,
     pub devices: Vec<DeviceConfig>,
 }
 
@@ -256,11 +272,12 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
     let gateway = r.gateway(&mut top);
     let mqtt = r.mqtt(&mut top, gateway.as_ref().map(|g| g.id.as_str()).unwrap_or("medgw"));
     let buffer = r.buffer(&mut top);
+    let status = r.status(&mut top);
     let devices = r.devices(&mut top);
-    r.finish(top, &["gateway", "mqtt", "buffer", "device"]);
+    r.finish(top, &["gateway", "mqtt", "buffer", "status", "device"]);
 
     match (gateway, mqtt, buffer, r.errors.is_empty()) {
-        (Some(gateway), Some(mqtt), Some(buffer), true) => Ok(Config { gateway, mqtt, buffer, devices }),
+        (Some(gateway), Some(mqtt), Some(buffer), true) => Ok(Config { gateway, mqtt, buffer, status, devices }),
         _ => Err(r.errors),
     }
 }
@@ -667,6 +684,38 @@ impl<'s> Reader<'s> {
         let replay = self.choice(&mut t, "replay", &[("live-first", Replay::LiveFirst), ("ordered", Replay::Ordered)], Replay::LiveFirst);
         self.finish(t, &["path", "max_bytes", "when_full", "commit_interval_ms", "replay"]);
         Some(BufferConfig { path: path?, max_bytes, when_full, commit_interval_ms, replay })
+    }
+
+    fn status(&mut self, top: &mut Tbl) -> StatusConfig {
+        let Some(mut t) = self.table(top, "status") else { return StatusConfig::default() };
+        let enabled = self.boolean(&mut t, "enabled", true);
+        let bind = match self.string(&mut t, "bind", None) {
+            None => StatusConfig::default().bind,
+            Some((s, span)) => match s.parse::<std::net::SocketAddr>() {
+                Ok(a) => a,
+                Err(_) => {
+                    self.err(
+                        span,
+                        "status.bind",
+                        format!("{s:?} is not an address:port"),
+                        Some("e.g. \"127.0.0.1:8080\", or \"0.0.0.0:8080\" with a token".into()),
+                    );
+                    StatusConfig::default().bind
+                }
+            },
+        };
+        let token = self.secret(&mut t, "token_file", "token_env");
+        if enabled && !bind.ip().is_loopback() && token.is_none() {
+            let span = t.span.clone();
+            self.err(
+                span,
+                "status.bind",
+                format!("{bind} is reachable from the network but no token is set"),
+                Some("set token_file or token_env (the page shows clinical values), or bind to 127.0.0.1".into()),
+            );
+        }
+        self.finish(t, &["enabled", "bind", "token_file", "token_env"]);
+        StatusConfig { enabled, bind, token }
     }
 
     fn devices(&mut self, top: &mut Tbl) -> Vec<DeviceConfig> {

@@ -63,7 +63,13 @@ dynamic_filters = true
     Ok(())
 }
 
-fn demo_config(dir: &std::path::Path, port: u16, format: PayloadFormat, devices: &[(PathBuf, &str, &str, &str)]) -> Config {
+fn demo_config(
+    dir: &std::path::Path,
+    port: u16,
+    format: PayloadFormat,
+    devices: &[(PathBuf, &str, &str, &str)],
+    status_bind: std::net::SocketAddr,
+) -> Config {
     Config {
         gateway: GatewayConfig {
             id: "demo-gw".into(),
@@ -95,6 +101,7 @@ fn demo_config(dir: &std::path::Path, port: u16, format: PayloadFormat, devices:
             commit_interval_ms: 5,
             replay: Replay::LiveFirst,
         },
+        status: StatusConfig { enabled: true, bind: status_bind, token: None },
         devices: devices
             .iter()
             .map(|(path, protocol, bed, name)| {
@@ -140,7 +147,8 @@ pub fn describe(topic: &str, payload: &[u8]) -> Option<String> {
     let time = chrono_like(v.get("effectiveDateTime").or(v.get("effective_time")).or(v.get("time")).and_then(Json::as_str).unwrap_or(""));
     match kind {
         "obs" => {
-            let vendor = format!("{} {} (unmapped)", v["vendor"]["namespace"].as_str().unwrap_or("?"), v["vendor"]["code"].as_str().unwrap_or("?"));
+            let vendor =
+                format!("{} {} (unmapped)", v["vendor"]["namespace"].as_str().unwrap_or("?"), v["vendor"]["code"].as_str().unwrap_or("?"));
             let name = v["code"]["text"].as_str().or(v["display"].as_str()).or(v["metric"].as_str()).unwrap_or(&vendor);
             let value = if let Some(q) = v.get("valueQuantity") {
                 format!("{} {}", q["value"], q["unit"].as_str().filter(|u| *u != "1").unwrap_or(""))
@@ -172,7 +180,7 @@ fn chrono_like(rfc3339: &str) -> String {
     rfc3339.get(11..19).unwrap_or("").to_string()
 }
 
-pub async fn run(duration: Option<Duration>, format: PayloadFormat) -> anyhow::Result<()> {
+pub async fn run(duration: Option<Duration>, format: PayloadFormat, status_port: Option<u16>) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new().prefix("medgw-demo-").tempdir()?;
     let port = free_port()?;
     start_broker(port)?;
@@ -210,9 +218,14 @@ pub async fn run(duration: Option<Duration>, format: PayloadFormat) -> anyhow::R
     opts.set_keep_alive(Duration::from_secs(30));
     let (client, mut events) = rumqttc::AsyncClient::new(opts, 100);
     client.subscribe("medgw/v1/#", rumqttc::QoS::AtLeastOnce).await?;
-    let config = demo_config(dir.path(), port, format, &devices);
+    // The status page on a free loopback port (8080 may be taken on a shared machine).
+    let status_bind = std::net::SocketAddr::from(([127, 0, 0, 1], status_port.unwrap_or(0)));
+    let config = demo_config(dir.path(), port, format, &devices, status_bind);
     let shutdown = CancellationToken::new();
-    let (_running, done) = pipeline::start(config, shutdown.clone()).await?;
+    let (running, done) = pipeline::start(config, shutdown.clone()).await?;
+    if let Some(addr) = running.status_addr {
+        println!("status page: http://{addr}/");
+    }
     println!("gateway demo-gw publishing {} to medgw/v1/demo-gw/... (Ctrl-C to stop)\n", format.as_str());
     println!("{:<9} {:<6} {:<16} {:<32} value", "time", "bed", "device", "metric");
     let deadline = async {

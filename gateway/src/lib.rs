@@ -18,4 +18,5 @@ pub mod pipeline;
 pub mod simulate;
 pub mod sink;
 pub mod source;
+pub mod status;
 pub mod telemetry;

@@ -67,6 +67,9 @@ enum Command {
         /// Payload format of the demo gateway.
         #[arg(long, value_enum, default_value = "fhir")]
         format: FormatArg,
+        /// Port of the status page on 127.0.0.1 (default: a free port, printed).
+        #[arg(long)]
+        status_port: Option<u16>,
     },
     /// Check a configuration file and report every problem with its line and a hint.
     CheckConfig { file: PathBuf },
@@ -238,10 +241,10 @@ fn run(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { duration, format } => {
+        Command::Demo { duration, format, status_port } => {
             // The embedded broker logs every client it drops; the demo shows only medgw's warnings.
             telemetry::init(log, "warn,rumqttd=off");
-            runtime()?.block_on(demo::run(duration, format.into()))?;
+            runtime()?.block_on(demo::run(duration, format.into(), status_port))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Simulate { device, pty, port, link, faults, seed, period_ms, sent, duration } => {

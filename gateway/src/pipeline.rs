@@ -34,6 +34,8 @@ pub struct Running {
     pub buffer: BufferHandle,
     pub nomenclature: Arc<Nomenclature>,
     pub started: medgw_protocols::Timestamp,
+    /// Where the status page listens, if it is enabled and bound.
+    pub status_addr: Option<std::net::SocketAddr>,
 }
 
 /// Loads the nomenclature: built-in tables plus the site's override file.
@@ -96,14 +98,27 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         let _ = aux_tx.try_send(AuxMessage { topic: topics.gateway_events(), payload: json.into(), retain: false, sticky: false });
     }
     drop(aux_tx);
-    let running = Running {
-        config,
+    let mut running = Running {
+        config: config.clone(),
         devices,
         sink: sink_stats,
         buffer: buffer.clone(),
         nomenclature: nom,
         started: medgw_protocols::Timestamp::now(),
+        status_addr: None,
     };
+    let status_shutdown = CancellationToken::new();
+    let mut status_task = None;
+    if config.status.enabled {
+        // The status page is not on the data path: if it cannot bind, the gateway runs without it.
+        match crate::status::serve(running.clone(), config.status.clone(), status_shutdown.clone()).await {
+            Ok((addr, task)) => {
+                running.status_addr = Some(addr);
+                status_task = Some(task);
+            }
+            Err(e) => tracing::error!(bind = %config.status.bind, error = %e, "status page not available"),
+        }
+    }
     let done = async move {
         shutdown.cancelled().await;
         tracing::info!("stopping: sources finish what they read, the sink waits for acknowledgements in flight");
@@ -111,6 +126,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         // Sources are gone, so the live channel closes; the sink drains and disconnects.
         sink_shutdown.cancel();
         let _ = sink.await;
+        status_shutdown.cancel();
+        if let Some(t) = status_task {
+            let _ = t.await;
+        }
         buffer.close().await;
         tracing::info!("stopped");
     };

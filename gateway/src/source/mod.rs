@@ -60,6 +60,8 @@ pub struct DeviceStatus {
     pub latest: Mutex<Vec<Observation>>,
     pub observations: AtomicU64,
     pub rejected: AtomicU64,
+    /// Rejected frames by reason (`bad-checksum`, `truncated`, ...), for metrics.
+    pub rejected_by_reason: Mutex<std::collections::BTreeMap<&'static str, u64>>,
     pub gaps: AtomicU64,
     pub reconnects: AtomicU64,
 }
@@ -76,6 +78,7 @@ impl DeviceStatus {
             latest: Mutex::new(Vec::new()),
             observations: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
+            rejected_by_reason: Mutex::new(Default::default()),
             gaps: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
         }
@@ -251,6 +254,9 @@ impl DeviceRunner {
                 }
                 DecodeEvent::Rejected { offset, error } => {
                     self.status.rejected.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(mut m) = self.status.rejected_by_reason.lock() {
+                        *m.entry(error.reason()).or_default() += 1;
+                    }
                     tracing::debug!(device = %self.cfg.name, offset, %error, "frame rejected");
                     self.rejections.record(now, error.reason());
                 }

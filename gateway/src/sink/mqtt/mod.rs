@@ -47,7 +47,11 @@ pub struct AuxMessage {
     pub sticky: bool,
 }
 
-/// Counters the status page and the benchmark read.
+/// Upper bounds (ms) of the publish-latency histogram buckets: receipt of the device's bytes
+/// to the broker's acknowledgement (a backlog after an outage shows up in the last buckets).
+pub const LATENCY_BUCKETS_MS: [u64; 12] = [2, 5, 10, 20, 50, 100, 250, 500, 1000, 5000, 30_000, 300_000];
+
+/// Counters the status page, metrics and the benchmark read.
 #[derive(Debug, Default)]
 pub struct SinkStats {
     pub connected: AtomicBool,
@@ -57,6 +61,23 @@ pub struct SinkStats {
     pub refused: AtomicU64,
     pub reconnects: AtomicU64,
     pub events_dropped: AtomicU64,
+    /// Cumulative counts per bucket of [`LATENCY_BUCKETS_MS`], then +Inf.
+    pub latency_buckets: [AtomicU64; 13],
+    pub latency_sum_ms: AtomicU64,
+    /// Observations delivered per device name.
+    pub delivered_by_device: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+}
+
+impl SinkStats {
+    fn record_delivery(&self, device: &str, latency_ms: i64) {
+        let ms = latency_ms.max(0) as u64;
+        self.latency_sum_ms.fetch_add(ms, Ordering::Relaxed);
+        let i = LATENCY_BUCKETS_MS.iter().position(|b| ms <= *b).unwrap_or(LATENCY_BUCKETS_MS.len());
+        self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut m) = self.delivered_by_device.lock() {
+            *m.entry(device.to_string()).or_default() += 1;
+        }
+    }
 }
 
 /// Events kept for the broker at most while it is unreachable (older ones are counted and
@@ -319,6 +340,8 @@ async fn publish_loop(
     let mut wbuf = BytesMut::with_capacity(64 * 1024);
     let mut rbuf = BytesMut::with_capacity(8 * 1024);
     let mut window = Window::new(limit);
+    // Receipt time and device of each observation in flight, for latency and per-device counts.
+    let mut in_flight_meta: std::collections::HashMap<u16, (i64, Arc<str>)> = std::collections::HashMap::with_capacity(limit as usize);
     p.stats.connected.store(true, Ordering::Relaxed);
     p.stats.mqtt5.store(version == Version::V5, Ordering::Relaxed);
     let mut rescan_at: Option<Instant> = None;
@@ -357,6 +380,7 @@ async fn publish_loop(
             }
             let Some(entry) = outbox.next() else { break };
             let Some(pkid) = window.take(Carried::Row(entry.rowid)) else { break };
+            in_flight_meta.insert(pkid, (entry.observation.reading.receipt_time.0, Arc::from(entry.observation.context.name.as_str())));
             payload.clear();
             encode(&entry.observation, cfg.format, &p.nomenclature, &mut payload);
             let out = OutgoingPublish {
@@ -411,6 +435,9 @@ async fn publish_loop(
                                 outbox.acked(row);
                                 p.buffer.ack(vec![row]);
                                 p.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                                if let Some((receipt, device)) = in_flight_meta.remove(&pkid) {
+                                    p.stats.record_delivery(&device, Timestamp::now().0 - receipt);
+                                }
                             }
                             Some(Carried::Row(row)) => {
                                 p.stats.refused.fetch_add(1, Ordering::Relaxed);

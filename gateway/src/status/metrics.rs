@@ -1,0 +1,122 @@
+//! Prometheus text exposition (format 0.0.4) of the gateway's counters.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use crate::pipeline::Running;
+use crate::sink::mqtt::LATENCY_BUCKETS_MS;
+use crate::source::DeviceState;
+
+/// Escapes a label value (backslash, double quote, newline).
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+pub async fn render(r: &Running) -> String {
+    let mut o = String::with_capacity(4096);
+    let gw = label(&r.config.gateway.id);
+
+    family(&mut o, "medgw_observations_decoded_total", "counter", "Observations decoded and accepted into the buffer, per device.");
+    for d in &r.devices {
+        let _ = writeln!(
+            o,
+            "medgw_observations_decoded_total{{gateway=\"{gw}\",device=\"{}\",protocol=\"{}\"}} {}",
+            label(&d.name),
+            label(&d.protocol),
+            d.observations.load(Ordering::Relaxed)
+        );
+    }
+    family(&mut o, "medgw_observations_published_total", "counter", "Observations the broker acknowledged, per device.");
+    let delivered = r.sink.delivered_by_device.lock().map(|m| m.clone()).unwrap_or_default();
+    for d in &r.devices {
+        let _ = writeln!(
+            o,
+            "medgw_observations_published_total{{gateway=\"{gw}\",device=\"{}\",protocol=\"{}\"}} {}",
+            label(&d.name),
+            label(&d.protocol),
+            delivered.get(&d.name).copied().unwrap_or(0)
+        );
+    }
+    family(&mut o, "medgw_decode_errors_total", "counter", "Frames rejected by the decoder, per device and reason.");
+    for d in &r.devices {
+        if let Ok(m) = d.rejected_by_reason.lock() {
+            for (reason, n) in m.iter() {
+                let _ = writeln!(
+                    o,
+                    "medgw_decode_errors_total{{gateway=\"{gw}\",device=\"{}\",protocol=\"{}\",reason=\"{reason}\"}} {n}",
+                    label(&d.name),
+                    label(&d.protocol)
+                );
+            }
+        }
+    }
+    family(&mut o, "medgw_sequence_gaps_total", "counter", "Sequence gaps reported by devices (readings lost before the gateway).");
+    for d in &r.devices {
+        let _ =
+            writeln!(o, "medgw_sequence_gaps_total{{gateway=\"{gw}\",device=\"{}\"}} {}", label(&d.name), d.gaps.load(Ordering::Relaxed));
+    }
+    family(&mut o, "medgw_device_up", "gauge", "1 when the device's port is open and data flows, 0 when silent or disconnected.");
+    for d in &r.devices {
+        let up = u8::from(d.state() == DeviceState::Connected);
+        let _ = writeln!(
+            o,
+            "medgw_device_up{{gateway=\"{gw}\",device=\"{}\",protocol=\"{}\",bed=\"{}\"}} {up}",
+            label(&d.name),
+            label(&d.protocol),
+            label(&d.bed)
+        );
+    }
+    family(&mut o, "medgw_device_reconnects_total", "counter", "Port reopenings after a disconnection.");
+    for d in &r.devices {
+        let _ = writeln!(
+            o,
+            "medgw_device_reconnects_total{{gateway=\"{gw}\",device=\"{}\"}} {}",
+            label(&d.name),
+            d.reconnects.load(Ordering::Relaxed)
+        );
+    }
+
+    let s = &r.sink;
+    family(&mut o, "medgw_mqtt_connected", "gauge", "1 when connected to the MQTT broker.");
+    let _ = writeln!(o, "medgw_mqtt_connected{{gateway=\"{gw}\"}} {}", u8::from(s.connected.load(Ordering::Relaxed)));
+    family(&mut o, "medgw_mqtt_reconnects_total", "counter", "Connections to the broker after the first.");
+    let _ = writeln!(o, "medgw_mqtt_reconnects_total{{gateway=\"{gw}\"}} {}", s.reconnects.load(Ordering::Relaxed));
+    family(&mut o, "medgw_mqtt_published_total", "counter", "Observation publishes sent (including re-sends).");
+    let _ = writeln!(o, "medgw_mqtt_published_total{{gateway=\"{gw}\"}} {}", s.published.load(Ordering::Relaxed));
+    family(&mut o, "medgw_mqtt_refused_total", "counter", "Publishes the broker refused with an MQTT 5 reason code (kept and retried).");
+    let _ = writeln!(o, "medgw_mqtt_refused_total{{gateway=\"{gw}\"}} {}", s.refused.load(Ordering::Relaxed));
+    family(&mut o, "medgw_events_dropped_total", "counter", "Events dropped while the broker was unreachable for long.");
+    let _ = writeln!(o, "medgw_events_dropped_total{{gateway=\"{gw}\"}} {}", s.events_dropped.load(Ordering::Relaxed));
+
+    family(&mut o, "medgw_publish_latency_seconds", "histogram", "From receipt of the device's bytes to the broker's acknowledgement.");
+    let mut cumulative = 0u64;
+    for (i, le) in LATENCY_BUCKETS_MS.iter().enumerate() {
+        cumulative += s.latency_buckets[i].load(Ordering::Relaxed);
+        let _ = writeln!(o, "medgw_publish_latency_seconds_bucket{{gateway=\"{gw}\",le=\"{}\"}} {cumulative}", *le as f64 / 1000.0);
+    }
+    cumulative += s.latency_buckets[LATENCY_BUCKETS_MS.len()].load(Ordering::Relaxed);
+    let _ = writeln!(o, "medgw_publish_latency_seconds_bucket{{gateway=\"{gw}\",le=\"+Inf\"}} {cumulative}");
+    let _ =
+        writeln!(o, "medgw_publish_latency_seconds_sum{{gateway=\"{gw}\"}} {}", s.latency_sum_ms.load(Ordering::Relaxed) as f64 / 1000.0);
+    let _ = writeln!(o, "medgw_publish_latency_seconds_count{{gateway=\"{gw}\"}} {cumulative}");
+
+    if let Ok(b) = r.buffer.stats().await {
+        family(&mut o, "medgw_buffer_depth", "gauge", "Observations accepted and not yet acknowledged by the broker.");
+        let _ = writeln!(o, "medgw_buffer_depth{{gateway=\"{gw}\"}} {}", b.depth);
+        family(&mut o, "medgw_buffer_bytes", "gauge", "Bytes the buffer uses on disk.");
+        let _ = writeln!(o, "medgw_buffer_bytes{{gateway=\"{gw}\"}} {}", b.bytes);
+        family(&mut o, "medgw_buffer_max_bytes", "gauge", "The buffer's size limit.");
+        let _ = writeln!(o, "medgw_buffer_max_bytes{{gateway=\"{gw}\"}} {}", b.max_bytes);
+        family(&mut o, "medgw_buffer_oldest_age_seconds", "gauge", "Age of the oldest buffered observation (0 when empty).");
+        let age = b.oldest.map(|t| (medgw_protocols::Timestamp::now().0 - t.0).max(0) as f64 / 1000.0).unwrap_or(0.0);
+        let _ = writeln!(o, "medgw_buffer_oldest_age_seconds{{gateway=\"{gw}\"}} {age}");
+        family(&mut o, "medgw_buffer_dropped_total", "counter", "Observations deleted by the drop-oldest policy.");
+        let _ = writeln!(o, "medgw_buffer_dropped_total{{gateway=\"{gw}\"}} {}", b.dropped_total);
+    }
+    o
+}
