@@ -327,7 +327,12 @@ impl<'s> Reader<'s> {
                 }
                 Some(s) => Some((s.to_string(), v.span())),
                 None => {
-                    self.err(v.span(), &Self::key(t, k), format!("must be a string, not {}", v.get_ref().type_str()), Some(format!("{k} = \"...\"")));
+                    self.err(
+                        v.span(),
+                        &Self::key(t, k),
+                        format!("must be a string, not {}", v.get_ref().type_str()),
+                        Some(format!("{k} = \"...\"")),
+                    );
                     None
                 }
             },
@@ -339,7 +344,12 @@ impl<'s> Reader<'s> {
         match v.get_ref().as_integer().and_then(|i| i64::from_str_radix(i.as_str(), i.radix()).ok()) {
             Some(n) if range.contains(&n) => n,
             Some(n) => {
-                self.err(v.span(), &Self::key(t, k), format!("{n} is out of range"), Some(format!("use a value from {} to {}", range.start(), range.end())));
+                self.err(
+                    v.span(),
+                    &Self::key(t, k),
+                    format!("{n} is out of range"),
+                    Some(format!("use a value from {} to {}", range.start(), range.end())),
+                );
                 default
             }
             None => {
@@ -388,7 +398,12 @@ impl<'s> Reader<'s> {
         match v.get_ref().as_table() {
             Some(table) => Some(Tbl { t: table, span: v.span(), path: Self::key(t, k), used: BTreeSet::new() }),
             None => {
-                self.err(v.span(), &Self::key(t, k), format!("must be a table, not {}", v.get_ref().type_str()), Some(format!("[{}]", Self::key(t, k))));
+                self.err(
+                    v.span(),
+                    &Self::key(t, k),
+                    format!("must be a table, not {}", v.get_ref().type_str()),
+                    Some(format!("[{}]", Self::key(t, k))),
+                );
                 None
             }
         }
@@ -399,7 +414,11 @@ impl<'s> Reader<'s> {
         for (key, _) in t.t.iter() {
             let name = key.get_ref().as_ref();
             if !t.used.contains(name) {
-                let hint = known.iter().min_by_key(|k| edit_distance(k, name)).filter(|k| edit_distance(k, name) <= 3).map(|k| format!("did you mean `{k}`?"));
+                let hint = known
+                    .iter()
+                    .min_by_key(|k| edit_distance(k, name))
+                    .filter(|k| edit_distance(k, name) <= 3)
+                    .map(|k| format!("did you mean `{k}`?"));
                 let hint = hint.or_else(|| Some(format!("known keys here: {}", known.join(", "))));
                 self.err(key.span(), &Self::key(&t, name), "unknown key", hint);
             }
@@ -414,7 +433,12 @@ impl<'s> Reader<'s> {
         let id = self.string(&mut t, "id", Some("a unique id for this gateway, e.g. id = \"gw-icu-3\""));
         if let Some((id, span)) = &id {
             if !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-                self.err(span.clone(), "gateway.id", format!("{id:?} contains characters that are not allowed in an MQTT topic level"), Some("use letters, digits, '-' and '_'".into()));
+                self.err(
+                    span.clone(),
+                    "gateway.id",
+                    format!("{id:?} contains characters that are not allowed in an MQTT topic level"),
+                    Some("use letters, digits, '-' and '_'".into()),
+                );
             }
         }
         let site = self.string(&mut t, "site", Some("the hospital or site code, e.g. site = \"HOSP\""));
@@ -434,7 +458,12 @@ impl<'s> Reader<'s> {
     fn timezone(&mut self, t: &mut Tbl, k: &str) -> Option<String> {
         let (tz, span) = self.string(t, k, None)?;
         if jiff::tz::TimeZone::get(&tz).is_err() {
-            self.err(span, &Self::key(t, k), format!("unknown time zone {tz:?}"), Some("an IANA name such as \"Europe/Berlin\" or \"UTC\"".into()));
+            self.err(
+                span,
+                &Self::key(t, k),
+                format!("unknown time zone {tz:?}"),
+                Some("an IANA name such as \"Europe/Berlin\" or \"UTC\"".into()),
+            );
             return None;
         }
         Some(tz)
@@ -452,14 +481,24 @@ impl<'s> Reader<'s> {
                 Ok(s) => Some(Secret(s.trim_end_matches(['\r', '\n']).to_string())),
                 Err(e) => {
                     let span = t.span.clone();
-                    self.err(span, &Self::key(t, file_key), format!("cannot read {}: {e}", path.display()), Some("check the path and that the medgw user may read it".into()));
+                    self.err(
+                        span,
+                        &Self::key(t, file_key),
+                        format!("cannot read {}: {e}", path.display()),
+                        Some("check the path and that the medgw user may read it".into()),
+                    );
                     None
                 }
             },
             (None, Some((var, span))) => match std::env::var(&var) {
                 Ok(s) => Some(Secret(s)),
                 Err(_) => {
-                    self.err(span, &Self::key(t, env_key), format!("environment variable {var} is not set"), Some(format!("set {var} in the service's environment")));
+                    self.err(
+                        span,
+                        &Self::key(t, env_key),
+                        format!("environment variable {var} is not set"),
+                        Some(format!("set {var} in the service's environment")),
+                    );
                     None
                 }
             },
@@ -482,13 +521,23 @@ impl<'s> Reader<'s> {
                     if let Some(p) = p {
                         if !p.is_file() {
                             let span = tt.span.clone();
-                            self.err(span, &format!("mqtt.tls.{k}"), format!("{} does not exist", p.display()), Some("check the path".into()));
+                            self.err(
+                                span,
+                                &format!("mqtt.tls.{k}"),
+                                format!("{} does not exist", p.display()),
+                                Some("check the path".into()),
+                            );
                         }
                     }
                 }
                 if cert.is_some() != key.is_some() {
                     let span = tt.span.clone();
-                    self.err(span, "mqtt.tls", "cert and key must be given together", Some("a client certificate needs its private key".into()));
+                    self.err(
+                        span,
+                        "mqtt.tls",
+                        "cert and key must be given together",
+                        Some("a client certificate needs its private key".into()),
+                    );
                 }
                 self.finish(tt, &["ca", "cert", "key"]);
                 ca.map(|ca| TlsConfig { ca, cert, key })
@@ -501,15 +550,35 @@ impl<'s> Reader<'s> {
         let qos = self.int(&mut t, "qos", 0..=2, 1) as u8;
         if qos == 0 {
             let span = t.span.clone();
-            self.err(span, "mqtt.qos", "QoS 0 has no acknowledgement, so the buffer could not know what was delivered", Some("use qos = 1 (or 2)".into()));
+            self.err(
+                span,
+                "mqtt.qos",
+                "QoS 0 has no acknowledgement, so the buffer could not know what was delivered",
+                Some("use qos = 1 (or 2)".into()),
+            );
         }
         let topic_prefix = self.string(&mut t, "topic_prefix", None).map(|s| s.0).unwrap_or_else(|| "medgw/v1".to_string());
         if topic_prefix.contains(['+', '#']) || topic_prefix.starts_with('/') || topic_prefix.ends_with('/') {
             let span = t.span.clone();
-            self.err(span, "mqtt.topic_prefix", format!("{topic_prefix:?} is not a valid topic prefix"), Some("no wildcards, no leading or trailing '/'".into()));
+            self.err(
+                span,
+                "mqtt.topic_prefix",
+                format!("{topic_prefix:?} is not a valid topic prefix"),
+                Some("no wildcards, no leading or trailing '/'".into()),
+            );
         }
-        let format = self.choice(&mut t, "format", &[("fhir", PayloadFormat::Fhir), ("hl7v2", PayloadFormat::Hl7v2), ("canonical", PayloadFormat::Canonical)], PayloadFormat::Fhir);
-        let protocol = self.choice(&mut t, "protocol", &[("auto", MqttProtocol::Auto), ("5", MqttProtocol::V5), ("3.1.1", MqttProtocol::V311)], MqttProtocol::Auto);
+        let format = self.choice(
+            &mut t,
+            "format",
+            &[("fhir", PayloadFormat::Fhir), ("hl7v2", PayloadFormat::Hl7v2), ("canonical", PayloadFormat::Canonical)],
+            PayloadFormat::Fhir,
+        );
+        let protocol = self.choice(
+            &mut t,
+            "protocol",
+            &[("auto", MqttProtocol::Auto), ("5", MqttProtocol::V5), ("3.1.1", MqttProtocol::V311)],
+            MqttProtocol::Auto,
+        );
         let username = self.string(&mut t, "username", None).map(|s| s.0);
         let password = self.secret(&mut t, "password_file", "password_env");
         if password.is_some() && username.is_none() {
@@ -517,8 +586,38 @@ impl<'s> Reader<'s> {
             self.err(span, "mqtt.username", "a password is set but no username", Some("add username = \"...\"".into()));
         }
         let max_inflight = self.int(&mut t, "max_inflight", 1..=65535, 1000) as u16;
-        self.finish(t, &["host", "port", "client_id", "keep_alive_s", "qos", "topic_prefix", "format", "protocol", "tls", "username", "password_file", "password_env", "max_inflight"]);
-        Some(MqttConfig { host: host?.0, port, client_id, keep_alive_s, qos, topic_prefix, format, protocol, tls, username, password, max_inflight })
+        self.finish(
+            t,
+            &[
+                "host",
+                "port",
+                "client_id",
+                "keep_alive_s",
+                "qos",
+                "topic_prefix",
+                "format",
+                "protocol",
+                "tls",
+                "username",
+                "password_file",
+                "password_env",
+                "max_inflight",
+            ],
+        );
+        Some(MqttConfig {
+            host: host?.0,
+            port,
+            client_id,
+            keep_alive_s,
+            qos,
+            topic_prefix,
+            format,
+            protocol,
+            tls,
+            username,
+            password,
+            max_inflight,
+        })
     }
 
     fn buffer(&mut self, top: &mut Tbl) -> Option<BufferConfig> {
@@ -538,17 +637,32 @@ impl<'s> Reader<'s> {
                 match parsed {
                     Some(n) if n >= 1 << 20 => n,
                     Some(_) => {
-                        self.err(v.span(), "buffer.max_bytes", "is below 1 MB", Some("a useful buffer holds hours of data: e.g. \"1GB\"".into()));
+                        self.err(
+                            v.span(),
+                            "buffer.max_bytes",
+                            "is below 1 MB",
+                            Some("a useful buffer holds hours of data: e.g. \"1GB\"".into()),
+                        );
                         1 << 20
                     }
                     None => {
-                        self.err(v.span(), "buffer.max_bytes", "is not a size", Some("bytes as an integer, or a string like \"512MB\" or \"2GB\"".into()));
+                        self.err(
+                            v.span(),
+                            "buffer.max_bytes",
+                            "is not a size",
+                            Some("bytes as an integer, or a string like \"512MB\" or \"2GB\"".into()),
+                        );
                         1 << 30
                     }
                 }
             }
         };
-        let when_full = self.choice(&mut t, "when_full", &[("drop-oldest", WhenFull::DropOldest), ("stop-reading", WhenFull::StopReading)], WhenFull::DropOldest);
+        let when_full = self.choice(
+            &mut t,
+            "when_full",
+            &[("drop-oldest", WhenFull::DropOldest), ("stop-reading", WhenFull::StopReading)],
+            WhenFull::DropOldest,
+        );
         let commit_interval_ms = self.int(&mut t, "commit_interval_ms", 1..=1000, 5) as u32;
         let replay = self.choice(&mut t, "replay", &[("live-first", Replay::LiveFirst), ("ordered", Replay::Ordered)], Replay::LiveFirst);
         self.finish(t, &["path", "max_bytes", "when_full", "commit_interval_ms", "replay"]);
@@ -575,20 +689,45 @@ impl<'s> Reader<'s> {
             if let Some(d) = self.device(&mut t) {
                 if let Some((_, prev)) = names.iter().find(|(n, _)| *n == d.name) {
                     let (line, _) = self.pos(prev.start);
-                    self.err(t.span.clone(), &format!("device[{i}].name"), format!("{:?} is already used on line {line}", d.name), Some("device names must be unique within a gateway".into()));
+                    self.err(
+                        t.span.clone(),
+                        &format!("device[{i}].name"),
+                        format!("{:?} is already used on line {line}", d.name),
+                        Some("device names must be unique within a gateway".into()),
+                    );
                 }
                 names.push((d.name.clone(), t.span.clone()));
                 let SourceConfig::Serial { port, .. } = &d.source;
                 if let Some((_, prev)) = ports.iter().find(|(p, _)| p == port) {
                     let (line, _) = self.pos(prev.start);
-                    self.err(t.span.clone(), &format!("device[{i}].port"), format!("{} is already used by the device on line {line}", port.display()), Some("one device per port".into()));
+                    self.err(
+                        t.span.clone(),
+                        &format!("device[{i}].port"),
+                        format!("{} is already used by the device on line {line}", port.display()),
+                        Some("one device per port".into()),
+                    );
                 }
                 ports.push((port.clone(), t.span.clone()));
                 out.push(d);
             }
             self.finish(
                 t,
-                &["name", "protocol", "port", "baud", "data_bits", "parity", "stop_bits", "bed", "room", "patient", "poll_period_ms", "listen_only", "timezone", "silence_timeout_s"],
+                &[
+                    "name",
+                    "protocol",
+                    "port",
+                    "baud",
+                    "data_bits",
+                    "parity",
+                    "stop_bits",
+                    "bed",
+                    "room",
+                    "patient",
+                    "poll_period_ms",
+                    "listen_only",
+                    "timezone",
+                    "silence_timeout_s",
+                ],
             );
         }
         out
@@ -598,7 +737,12 @@ impl<'s> Reader<'s> {
         let name = self.string(t, "name", Some("a name unique within this gateway, e.g. name = \"bed4-spo2\""));
         if let Some((n, span)) = &name {
             if !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-                self.err(span.clone(), &Self::key(t, "name"), format!("{n:?} contains characters not allowed in an MQTT topic level"), Some("use letters, digits, '-' and '_'".into()));
+                self.err(
+                    span.clone(),
+                    &Self::key(t, "name"),
+                    format!("{n:?} contains characters not allowed in an MQTT topic level"),
+                    Some("use letters, digits, '-' and '_'".into()),
+                );
             }
         }
         let protocol = self.string(t, "protocol", Some("e.g. protocol = \"nonin-df8\"; `medgw decode --list` lists them"));
@@ -607,7 +751,12 @@ impl<'s> Reader<'s> {
                 Some(info) => Some(info),
                 None => {
                     let names: Vec<&str> = registry::protocols().filter(|i| !i.gatt).map(|i| i.name).collect();
-                    let hint = names.iter().min_by_key(|k| edit_distance(k, p)).filter(|k| edit_distance(k, p) <= 3).map(|k| format!("did you mean {k:?}?")).unwrap_or_else(|| format!("one of: {}", names.join(", ")));
+                    let hint = names
+                        .iter()
+                        .min_by_key(|k| edit_distance(k, p))
+                        .filter(|k| edit_distance(k, p) <= 3)
+                        .map(|k| format!("did you mean {k:?}?"))
+                        .unwrap_or_else(|| format!("one of: {}", names.join(", ")));
                     self.err(span.clone(), &Self::key(t, "protocol"), format!("unknown protocol {p:?}"), Some(hint));
                     None
                 }
@@ -616,7 +765,12 @@ impl<'s> Reader<'s> {
         };
         if let (Some(info), Some((_, span))) = (info, &protocol) {
             if info.gatt {
-                self.err(span.clone(), &Self::key(t, "protocol"), format!("{} is a Bluetooth GATT characteristic, not a serial protocol", info.name), Some("Bluetooth devices are configured with ble = \"AA:BB:CC:DD:EE:FF\" (not yet supported by this build)".into()));
+                self.err(
+                    span.clone(),
+                    &Self::key(t, "protocol"),
+                    format!("{} is a Bluetooth GATT characteristic, not a serial protocol", info.name),
+                    Some("Bluetooth devices are configured with ble = \"AA:BB:CC:DD:EE:FF\" (not yet supported by this build)".into()),
+                );
             }
         }
         let port = self.path(t, "port", Some("the serial port, e.g. port = \"/dev/serial/by-id/usb-FTDI_...\""));
@@ -644,7 +798,12 @@ impl<'s> Reader<'s> {
                     id.map(|(id, _)| Patient { id, system })
                 }
                 other => {
-                    self.err(v.span(), &Self::key(t, "patient"), format!("must be a string or a table, not {}", other.type_str()), Some("patient = { id = \"MRN123\", system = \"urn:oid:...\" }".into()));
+                    self.err(
+                        v.span(),
+                        &Self::key(t, "patient"),
+                        format!("must be a string or a table, not {}", other.type_str()),
+                        Some("patient = { id = \"MRN123\", system = \"urn:oid:...\" }".into()),
+                    );
                     None
                 }
             },

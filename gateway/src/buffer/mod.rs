@@ -12,6 +12,17 @@
 
 use std::sync::Arc;
 
+pub mod cli;
+mod handle;
+mod reserve;
+mod salvage;
+mod sqlite;
+#[cfg(test)]
+mod tests;
+
+pub use handle::BufferHandle;
+pub use sqlite::{QuarantineReport, SqliteStore, StartupReport};
+
 use medgw_protocols::observation::{DeviceContext, Observation};
 use medgw_protocols::Timestamp;
 
@@ -43,14 +54,16 @@ pub struct AppendOutcome {
 pub struct BufferStats {
     /// Observations not yet acknowledged by the broker.
     pub depth: u64,
-    /// Bytes the store uses on disk (database and write-ahead log).
+    /// Bytes the store uses on disk (database, write-ahead log and disk reserve).
     pub bytes: u64,
     pub max_bytes: u64,
     /// Receipt time of the oldest unacknowledged observation.
     pub oldest: Option<Timestamp>,
     /// Observations deleted by the drop-oldest policy since the store was created.
     pub dropped_total: u64,
-    /// Damaged pages/rows moved aside at start-up (see the corruption handling in `sqlite.rs`).
+    /// Damage moved aside since the store was created: each entry that could be read but not
+    /// decoded (kept in the `quarantine` table), plus each unreadable region of a damaged file
+    /// found at start-up (its entries stay in the quarantined file; see `salvage.rs`).
     pub quarantined: u64,
 }
 
