@@ -119,6 +119,13 @@ pub(super) fn salvage(from: &Path, reason: String, store: &mut SqliteStore) -> R
         }
     };
 
+    // A truncated file has fewer pages than its header says, which SQLite refuses as corrupt
+    // unless the schema is writable (btree.c, lockBtree); then it uses the pages there are.
+    // Nothing is written: the connection is read-only.
+    if let Err(e) = src.pragma_update(None, "writable_schema", "ON") {
+        tracing::debug!(error = %e, "writable_schema");
+    }
+
     // Devices: a small table; read what can be read.
     let mut contexts: HashMap<i64, Result<String, String>> = HashMap::new();
     if let Ok(mut stmt) = src.prepare("SELECT id, context FROM devices ORDER BY id") {
@@ -149,6 +156,7 @@ pub(super) fn salvage(from: &Path, reason: String, store: &mut SqliteStore) -> R
     // AUTOINCREMENT rowids start at 1.
     let mut cursor: RowId = 0;
     let mut scan_ok = false;
+    let mut gap_from: Option<RowId> = None;
 
     'scan: for _ in 0..=MAX_REGIONS {
         let failed = {
@@ -166,8 +174,13 @@ pub(super) fn salvage(from: &Path, reason: String, store: &mut SqliteStore) -> R
                     Ok(Some(row)) => match read_row(row) {
                         Ok(r) => {
                             if r.id <= cursor {
-                                // A damaged page can yield rowids out of order; take each once.
+                                // A damaged page yields cells out of order (zeroed cells read as
+                                // rowid 0): the rows that were there are lost.
+                                gap_from.get_or_insert(cursor);
                                 continue;
+                            }
+                            if let Some(from) = gap_from.take() {
+                                report.unreadable_ranges.push((from, r.id));
                             }
                             cursor = r.id;
                             max_seen = max_seen.max(r.id);
@@ -208,6 +221,7 @@ pub(super) fn salvage(from: &Path, reason: String, store: &mut SqliteStore) -> R
         if !failed {
             break;
         }
+        gap_from = None;
         match find_resume(&src, cursor) {
             Some(resume) => {
                 report.unreadable_ranges.push((cursor, resume.saturating_add(1)));
@@ -227,6 +241,9 @@ pub(super) fn salvage(from: &Path, reason: String, store: &mut SqliteStore) -> R
                 break;
             }
         }
+    }
+    if let Some(from) = gap_from {
+        report.unreadable_ranges.push((from, RowId::MAX));
     }
     if !scan_ok && report.unreadable_ranges.is_empty() {
         // The entries table could not be opened at all.
