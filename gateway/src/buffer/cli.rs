@@ -17,7 +17,7 @@ use medgw_protocols::Timestamp;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
-use super::sqlite::{decode_reading, file_bytes, APPLICATION_ID};
+use super::sqlite::{decode_reading, file_bytes, suffixed, APPLICATION_ID};
 use super::{BufferError, BufferStats, RowId};
 
 /// Rows per read statement: each is its own short read transaction.
@@ -28,8 +28,17 @@ fn open_read_only(path: &Path) -> Result<Connection, BufferError> {
     if !path.exists() {
         return Err(unusable("no such file".into()));
     }
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .map_err(|e| unusable(e.to_string()))?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = if suffixed(path, "-wal").exists() {
+        // A running daemon (or a copy taken with its log): read through the WAL.
+        Connection::open_with_flags(path, flags)
+    } else {
+        // No log: the file is all there is. `immutable` reads it without creating -wal/-shm
+        // files beside an engineer's copy (SQLite URI parameters, "immutable").
+        let text = path.to_string_lossy().replace('%', "%25").replace('?', "%3f").replace('#', "%23");
+        Connection::open_with_flags(format!("file:{text}?immutable=1"), flags | OpenFlags::SQLITE_OPEN_URI)
+    }
+    .map_err(|e| unusable(e.to_string()))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     let app: i64 = conn.pragma_query_value(None, "application_id", |r| r.get(0)).map_err(|e| unusable(e.to_string()))?;
     if app != APPLICATION_ID {
