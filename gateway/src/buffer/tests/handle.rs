@@ -36,7 +36,7 @@ fn many_concurrent_appends_share_few_transactions() {
     let commits = buffer.commits();
     eprintln!("200 appends, {commits} transactions");
     // One transaction per append would be 200; with a 20 ms window they arrive together.
-    assert!(commits >= 1 && commits <= 20, "{commits} transactions for 200 appends");
+    assert!((1..=20).contains(&commits), "{commits} transactions for 200 appends");
     let unique: HashSet<RowId> = ids.iter().copied().collect();
     assert_eq!(unique.len(), 800);
     rt().block_on(async {
