@@ -146,8 +146,11 @@ pub(super) fn salvage(from: &Path, reason: String, store: &mut SqliteStore) -> R
     }
     let seq: Option<i64> =
         src.query_row("SELECT seq FROM sqlite_sequence WHERE name = 'entries'", [], |r| r.get(0)).optional().ok().flatten();
-    let dropped_total: i64 =
-        src.query_row("SELECT value FROM meta WHERE key = 'dropped_total'", [], |r| r.get(0)).optional().ok().flatten().unwrap_or(0);
+    let meta = |key: &str| -> u64 {
+        let v: Option<i64> = src.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional().ok().flatten();
+        v.unwrap_or(0).max(0) as u64
+    };
+    let (dropped_total, quarantined_before) = (meta("dropped_total"), meta("quarantined"));
 
     let mut device_ids = HashMap::new();
     let mut good: Vec<(RowId, String, i64, Vec<u8>)> = Vec::with_capacity(IMPORT_BATCH);
@@ -262,6 +265,6 @@ pub(super) fn salvage(from: &Path, reason: String, store: &mut SqliteStore) -> R
         Some(s) => s.max(max_seen).max(now_ms().saturating_mul(1000)),
         None => max_seen.saturating_add(1 << 32).max(now_ms().saturating_mul(1000)),
     };
-    store.raise_sequence(floor, dropped_total.max(0) as u64)?;
+    store.raise_sequence(floor, dropped_total, quarantined_before)?;
     Ok(report)
 }

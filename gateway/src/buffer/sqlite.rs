@@ -783,7 +783,7 @@ impl SqliteStore {
     }
 
     /// Salvage: rowids continue after `at_least`, so no id of the damaged file is issued again.
-    pub(super) fn raise_sequence(&mut self, at_least: RowId, dropped_total: u64) -> Result<(), BufferError> {
+    pub(super) fn raise_sequence(&mut self, at_least: RowId, dropped_total: u64, quarantined_before: u64) -> Result<(), BufferError> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let n = tx.execute("UPDATE sqlite_sequence SET seq = max(seq, ?1) WHERE name = 'entries'", [at_least])?;
         if n == 0 {
@@ -792,8 +792,11 @@ impl SqliteStore {
         if dropped_total > self.dropped_total {
             tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('dropped_total', ?1)", [dropped_total as i64])?;
         }
+        let quarantined = self.quarantined + quarantined_before;
+        tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('quarantined', ?1)", [quarantined as i64])?;
         tx.commit()?;
         self.dropped_total = self.dropped_total.max(dropped_total);
+        self.quarantined = quarantined;
         Ok(())
     }
 
@@ -980,8 +983,9 @@ impl Store for SqliteStore {
         let depth = self.depth.saturating_sub(removed);
         let mut gc = false;
         if depth == 0 && removed > 0 {
-            // Drained: forget the device rows (the quarantine keeps its own copies).
-            tx.execute("DELETE FROM devices", [])?;
+            // Drained: forget the device rows (the quarantine keeps its own copies). Asked of
+            // the table, not of the counter: an orphaned entry would become undecodable.
+            tx.execute("DELETE FROM devices WHERE NOT EXISTS (SELECT 1 FROM entries)", [])?;
             gc = true;
         }
         tx.commit()?;
