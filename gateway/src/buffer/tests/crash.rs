@@ -279,10 +279,11 @@ fn power_cuts(sync: &str, rounds: usize) -> Option<(Vec<usize>, usize)> {
     for round in 0..=rounds {
         let mount = match LoopMount::mount(&img, &mnt) {
             Ok(m) => m,
-            Err(e) => {
+            Err(e) if round == 0 => {
                 eprintln!("power-cut emulation skipped: {e}");
                 return None;
             }
+            Err(e) => panic!("mounting the image after cut {round} failed: {e}"),
         };
         if round > 0 {
             let missing = said.missing(&path);
