@@ -219,7 +219,7 @@ fn handle_append(c: &mut Criterion) {
             })
         });
         println!("handle_append/{producers}_producers_x_{per}: {} group commits so far", buffer.commits());
-        rt.block_on(buffer.close()).unwrap();
+        rt.block_on(buffer.close());
     }
     g.finish();
 }

@@ -95,3 +95,20 @@ pub trait Store: Send {
 
 /// The context of an entry read back from the store is shared by all entries of its device.
 pub type SharedContext = Arc<DeviceContext>;
+
+/// Opens the buffer of the configuration for the pipeline: the start-up check runs on a
+/// blocking thread, and what it found is logged (a quarantine at error level).
+pub async fn open(cfg: &crate::config::BufferConfig) -> Result<BufferHandle, BufferError> {
+    let cfg = cfg.clone();
+    let (handle, report) = tokio::task::spawn_blocking(move || BufferHandle::open(&cfg)).await.map_err(|_| BufferError::Closed)??;
+    if let Some(q) = &report.quarantine {
+        tracing::error!(
+            moved_to = %q.moved_to.display(),
+            salvaged = q.salvaged,
+            undecodable = q.undecodable,
+            unreadable_ranges = q.unreadable_ranges.len(),
+            "the buffer file was damaged: moved aside, readable entries kept"
+        );
+    }
+    Ok(handle)
+}

@@ -42,7 +42,7 @@ fn many_concurrent_appends_share_few_transactions() {
     rt().block_on(async {
         let stats = buffer.stats().await.unwrap();
         assert_eq!(stats.depth, 800);
-        buffer.close().await.unwrap();
+        buffer.close().await;
     });
 }
 
@@ -66,7 +66,7 @@ fn append_read_ack_through_the_handle_and_close_applies_pending_acks() {
         assert_eq!(buffer.append(Vec::new()).await.unwrap(), Default::default());
         // A second clone keeps working until close.
         let other = buffer.clone();
-        buffer.close().await.unwrap();
+        buffer.close().await;
         assert!(matches!(other.read_after(0, 1).await, Err(BufferError::Closed)));
     });
     // The pending acks were applied at close.
@@ -96,7 +96,7 @@ fn acks_are_applied_in_the_background() {
             }
         }
         assert!(gone);
-        buffer.close().await.unwrap();
+        buffer.close().await;
     });
 }
 
@@ -117,7 +117,7 @@ fn stop_reading_answers_refused_through_the_handle() {
             }
         }
         assert!(refused);
-        buffer.close().await.unwrap();
+        buffer.close().await;
     });
 }
 
@@ -128,4 +128,22 @@ fn open_fails_cleanly_on_an_unusable_path() {
     let mut cfg = config(dir.path(), 64 << 20, WhenFull::DropOldest);
     cfg.path = dir.path().to_path_buf();
     assert!(BufferHandle::open(&cfg).is_err());
+}
+
+#[test]
+fn the_pipelines_open_keeps_running_on_a_damaged_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), 64 << 20, WhenFull::DropOldest);
+    std::fs::write(&cfg.path, vec![0x5a; 9000]).unwrap();
+    rt().block_on(async {
+        let buffer = crate::buffer::open(&cfg).await.unwrap();
+        let out = buffer.append(observations(&beds(1), 0, 2)).await.unwrap();
+        assert_eq!(out.rowids.len(), 2);
+        buffer.close().await;
+    });
+    let moved = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".quarantine-"))
+        .count();
+    assert_eq!(moved, 1);
 }
