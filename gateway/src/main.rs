@@ -51,6 +51,19 @@ impl From<FormatArg> for PayloadFormat {
 }
 
 #[derive(Subcommand)]
+enum BufferAction {
+    /// Depth, oldest entry, bytes.
+    Stats {
+        /// The buffer file (buffer.path in the configuration).
+        path: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every buffered observation as JSON lines on stdout (for recovering data by hand).
+    Export { path: PathBuf },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Run the gateway with a configuration file.
     Run {
@@ -161,6 +174,11 @@ enum Command {
         format: String,
         #[arg(long)]
         keep: bool,
+    },
+    /// Inspect the on-disk buffer (safe while the gateway runs).
+    Buffer {
+        #[command(subcommand)]
+        action: BufferAction,
     },
     /// Convert canonical JSON lines (from `decode`) to FHIR or HL7 v2.
     Encode {
@@ -355,6 +373,39 @@ fn run(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
             medgw::bench::print(&report, &mut std::io::stdout())?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Buffer { action } => match action {
+            BufferAction::Stats { path, json } => {
+                let s = medgw::buffer::cli::stats(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                if json {
+                    println!("{}", serde_json::to_string(&s)?);
+                } else {
+                    let now = Timestamp::now();
+                    println!("buffer      {}", path.display());
+                    println!("depth       {} observations waiting for the broker", s.depth);
+                    match s.oldest {
+                        Some(t) => println!("oldest      {} ({:.0} s ago)", t.rfc3339(), (now.0 - t.0) as f64 / 1000.0),
+                        None => println!("oldest      -"),
+                    }
+                    println!(
+                        "bytes       {} of {} ({:.1} %)",
+                        s.bytes,
+                        s.max_bytes,
+                        if s.max_bytes > 0 { 100.0 * s.bytes as f64 / s.max_bytes as f64 } else { 0.0 }
+                    );
+                    println!("dropped     {} (policy drop-oldest, since the buffer was created)", s.dropped_total);
+                    println!("quarantined {}", s.quarantined);
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            BufferAction::Export { path } => {
+                let stdout = std::io::stdout();
+                let mut out = std::io::BufWriter::new(stdout.lock());
+                let n = medgw::buffer::cli::export(&path, &mut out).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                out.flush()?;
+                eprintln!("{n} entries exported");
+                Ok(ExitCode::SUCCESS)
+            }
+        },
         Command::Encode { format, input } => {
             let data = read_input(&input)?;
             let text = String::from_utf8(data).context("input is not UTF-8")?;

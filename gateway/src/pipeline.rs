@@ -51,7 +51,7 @@ pub fn nomenclature(config: &Config) -> anyhow::Result<Arc<Nomenclature>> {
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<(Running, impl std::future::Future<Output = ()>)> {
     let config = Arc::new(config);
     let nom = nomenclature(&config)?;
-    let buffer = crate::buffer::open(&config.buffer).await?;
+    let (buffer, startup) = crate::buffer::open(&config.buffer).await?;
     let (live_tx, live_rx) = mpsc::channel(mqtt::outbox::LIVE_CAPACITY);
     let (aux_tx, aux_rx) = mpsc::channel(1024);
     let live_overflow = Arc::new(AtomicBool::new(false));
@@ -97,6 +97,24 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     if let Ok(json) = serde_json::to_vec(&started) {
         let _ = aux_tx.try_send(AuxMessage { topic: topics.gateway_events(), payload: json.into(), retain: false, sticky: false });
     }
+    if let Some(q) = &startup.quarantine {
+        let e = Event::gateway(
+            EventKind::BufferQuarantined,
+            format!(
+                "buffer file damaged ({}): moved to {}; {} entries kept, {} undecodable, {} unreadable ranges",
+                q.reason,
+                q.moved_to.display(),
+                q.salvaged,
+                q.undecodable,
+                q.unreadable_ranges.len()
+            ),
+        )
+        .with_count(q.undecodable + q.unreadable_ranges.len() as u64);
+        if let Ok(json) = serde_json::to_vec(&e) {
+            let _ = aux_tx.try_send(AuxMessage { topic: topics.gateway_events(), payload: json.into(), retain: false, sticky: false });
+        }
+    }
+    tracing::info!(depth = startup.depth, check = startup.check, "buffer open");
     drop(aux_tx);
     let mut running = Running {
         config: config.clone(),

@@ -12,6 +12,17 @@
 
 use std::sync::Arc;
 
+pub mod cli;
+mod handle;
+mod reserve;
+mod salvage;
+mod sqlite;
+#[cfg(test)]
+mod tests;
+
+pub use handle::BufferHandle;
+pub use sqlite::{QuarantineReport, SqliteStore, StartupReport};
+
 use medgw_protocols::observation::{DeviceContext, Observation};
 use medgw_protocols::Timestamp;
 
@@ -43,14 +54,16 @@ pub struct AppendOutcome {
 pub struct BufferStats {
     /// Observations not yet acknowledged by the broker.
     pub depth: u64,
-    /// Bytes the store uses on disk (database and write-ahead log).
+    /// Bytes the store uses on disk (database, write-ahead log and disk reserve).
     pub bytes: u64,
     pub max_bytes: u64,
     /// Receipt time of the oldest unacknowledged observation.
     pub oldest: Option<Timestamp>,
     /// Observations deleted by the drop-oldest policy since the store was created.
     pub dropped_total: u64,
-    /// Damaged pages/rows moved aside at start-up (see the corruption handling in `sqlite.rs`).
+    /// Damage moved aside since the store was created: each entry that could be read but not
+    /// decoded (kept in the `quarantine` table), plus each unreadable region of a damaged file
+    /// found at start-up (its entries stay in the quarantined file; see `salvage.rs`).
     pub quarantined: u64,
 }
 
@@ -83,11 +96,19 @@ pub trait Store: Send {
 /// The context of an entry read back from the store is shared by all entries of its device.
 pub type SharedContext = Arc<DeviceContext>;
 
-// TEMPORARY (lead): an in-memory handle so the pipeline builds before the SQLite store lands.
-mod memory;
-pub use memory::BufferHandle;
-
-/// Opens the buffer of the configuration (TEMPORARY: in memory until the SQLite store lands).
-pub async fn open(_cfg: &crate::config::BufferConfig) -> Result<BufferHandle, BufferError> {
-    Ok(BufferHandle::memory())
+/// Opens the buffer of the configuration for the pipeline: the start-up check runs on a
+/// blocking thread, and what it found is logged (a quarantine at error level).
+pub async fn open(cfg: &crate::config::BufferConfig) -> Result<(BufferHandle, StartupReport), BufferError> {
+    let cfg = cfg.clone();
+    let (handle, report) = tokio::task::spawn_blocking(move || BufferHandle::open(&cfg)).await.map_err(|_| BufferError::Closed)??;
+    if let Some(q) = &report.quarantine {
+        tracing::error!(
+            moved_to = %q.moved_to.display(),
+            salvaged = q.salvaged,
+            undecodable = q.undecodable,
+            unreadable_ranges = q.unreadable_ranges.len(),
+            "the buffer file was damaged: moved aside, readable entries kept"
+        );
+    }
+    Ok((handle, report))
 }

@@ -1,0 +1,322 @@
+//! The async face of the buffer: one storage thread that owns the store, and group commit.
+//!
+//! ```text
+//!  tasks ──append/read/stats──▶ bounded queue ──▶ storage thread ──▶ SqliteStore
+//!    ▲                          (semaphore)         │  group: appends arriving within
+//!    └──── tokio oneshot replies ◀──────────────────┘  commit_interval_ms, one transaction,
+//!  sink ──ack(rowids)──▶ pending acks (mutex) ─────▶    one fsync, every caller answered
+//! ```
+//!
+//! Storage calls never run on the executor: an `append` future only waits for its reply. The
+//! first append of a group starts the clock; the group is committed when `commit_interval_ms`
+//! has passed or it holds [`MAX_GROUP`] observations, together with every append already queued
+//! by then. Acknowledgements are not urgent (a lost one means one duplicate delivery, which
+//! receivers remove by observation id), so they are collected and deleted in one transaction
+//! every [`ACK_PERIOD`].
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use medgw_protocols::observation::Observation;
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+
+use super::sqlite::{Durability, SqliteStore, StartupReport};
+use super::{AppendOutcome, BufferError, BufferStats, Entry, RowId, Store};
+use crate::config::BufferConfig;
+
+/// Commands waiting for the storage thread at most.
+const QUEUE: usize = 256;
+/// A group is committed when it holds this many observations, whatever the interval.
+pub const MAX_GROUP: usize = 8192;
+/// Acknowledged rowids are deleted this often, or sooner when [`ACK_BATCH`] are pending.
+pub const ACK_PERIOD: Duration = Duration::from_millis(100);
+const ACK_BATCH: usize = 8192;
+/// Acks that fail to apply (disk trouble) are retried; beyond this many the oldest are
+/// forgotten, which only means duplicate deliveries later.
+const ACK_BACKLOG_MAX: usize = 1 << 20;
+/// How long the idle thread sleeps between looks at the pending acks.
+const IDLE_WAKE: Duration = Duration::from_millis(500);
+
+type Reply<T> = oneshot::Sender<Result<T, BufferError>>;
+
+enum Cmd {
+    Append { batch: Vec<Observation>, reply: Reply<AppendOutcome> },
+    Read { after: RowId, limit: usize, reply: Reply<Vec<Entry>> },
+    Stats { reply: Reply<BufferStats> },
+    Close { reply: Reply<()> },
+}
+
+/// A command and the queue slot it holds until the storage thread takes it.
+struct Queued(Cmd, OwnedSemaphorePermit);
+
+struct Shared {
+    queue: SyncSender<Queued>,
+    /// One permit per queue slot: `send` never blocks a thread, an async caller waits for a
+    /// permit instead.
+    slots: Arc<Semaphore>,
+    acks: Arc<Mutex<Vec<RowId>>>,
+    commits: Arc<AtomicU64>,
+}
+
+/// The buffer as the pipeline sees it. Cheap to clone; the storage thread ends when the last
+/// clone is dropped or [`BufferHandle::close`] is called.
+#[derive(Clone)]
+pub struct BufferHandle {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for BufferHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BufferHandle").field("commits", &self.commits()).finish_non_exhaustive()
+    }
+}
+
+/// `BufferError` is not `Clone` (it may grow variants that hold sources); a group's callers
+/// each get an equal copy.
+fn dup(e: &BufferError) -> BufferError {
+    match e {
+        BufferError::Storage(s) => BufferError::Storage(s.clone()),
+        BufferError::DiskFull => BufferError::DiskFull,
+        BufferError::Unusable { path, reason } => BufferError::Unusable { path: path.clone(), reason: reason.clone() },
+        BufferError::Closed => BufferError::Closed,
+    }
+}
+
+impl BufferHandle {
+    /// Opens the store on its own thread and returns when it is ready. Blocking (it runs the
+    /// start-up integrity check, seconds on a large file): call it before the pipeline starts
+    /// or from `spawn_blocking`.
+    pub fn open(cfg: &BufferConfig) -> Result<(BufferHandle, StartupReport), BufferError> {
+        Self::open_with(cfg, Durability::Full)
+    }
+
+    pub(crate) fn open_with(cfg: &BufferConfig, durability: Durability) -> Result<(BufferHandle, StartupReport), BufferError> {
+        let (queue, rx) = sync_channel(QUEUE);
+        let acks = Arc::new(Mutex::new(Vec::new()));
+        let commits = Arc::new(AtomicU64::new(0));
+        let shared = Arc::new(Shared { queue, slots: Arc::new(Semaphore::new(QUEUE)), acks: acks.clone(), commits: commits.clone() });
+        let (opened_tx, opened_rx) = sync_channel(1);
+        let cfg = cfg.clone();
+        std::thread::Builder::new()
+            .name("medgw-buffer".into())
+            .spawn(move || match SqliteStore::open_with(&cfg, durability) {
+                Ok((store, report)) => {
+                    let _ = opened_tx.send(Ok(report));
+                    Worker { store, rx, acks, commits, interval: Duration::from_millis(u64::from(cfg.commit_interval_ms)) }.run();
+                }
+                Err(e) => {
+                    let _ = opened_tx.send(Err(e));
+                }
+            })
+            .map_err(|e| BufferError::Storage(format!("cannot start the buffer thread: {e}")))?;
+        let report = opened_rx.recv().map_err(|_| BufferError::Closed)??;
+        Ok((BufferHandle { shared }, report))
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Cmd) -> Result<T, BufferError> {
+        let permit = self.shared.slots.clone().acquire_owned().await.map_err(|_| BufferError::Closed)?;
+        let (reply, answer) = oneshot::channel();
+        // Cannot be full: every queued command holds one of QUEUE permits.
+        self.shared.queue.try_send(Queued(make(reply), permit)).map_err(|_| BufferError::Closed)?;
+        answer.await.map_err(|_| BufferError::Closed)?
+    }
+
+    /// Appends a batch; resolves when it is durable (committed and fsynced with its group).
+    /// Dropping the future does not undo the append.
+    pub async fn append(&self, batch: Vec<Observation>) -> Result<AppendOutcome, BufferError> {
+        if batch.is_empty() {
+            return Ok(AppendOutcome::default());
+        }
+        self.call(|reply| Cmd::Append { batch, reply }).await
+    }
+
+    /// Up to `limit` entries with `rowid > after`, in rowid order. Entries that no longer decode
+    /// are quarantined and skipped (counted in [`BufferStats::quarantined`]).
+    pub async fn read_after(&self, after: RowId, limit: usize) -> Result<Vec<Entry>, BufferError> {
+        self.call(|reply| Cmd::Read { after, limit, reply }).await
+    }
+
+    /// Marks entries as delivered. Never blocks: they are deleted in the next ack transaction.
+    pub fn ack(&self, rowids: Vec<RowId>) {
+        let mut acks = self.shared.acks.lock().unwrap_or_else(|p| p.into_inner());
+        acks.extend(rowids);
+    }
+
+    /// Depth, size and counters (pending acks are applied first).
+    pub async fn stats(&self) -> Result<BufferStats, BufferError> {
+        self.call(|reply| Cmd::Stats { reply }).await
+    }
+
+    /// Append transactions committed (one fsync each) since open.
+    pub fn commits(&self) -> u64 {
+        self.shared.commits.load(Ordering::Relaxed)
+    }
+
+    /// Commits what is pending, applies acks, checkpoints the WAL into the database file and
+    /// stops the thread. Other clones get [`BufferError::Closed`] afterwards. A failure here
+    /// loses nothing (the WAL is replayed at the next open); it is logged.
+    pub async fn close(self) {
+        match self.call(|reply| Cmd::Close { reply }).await {
+            Ok(()) | Err(BufferError::Closed) => {}
+            Err(e) => tracing::warn!(error = %e, "buffer close: acknowledgements or checkpoint not completed"),
+        }
+    }
+}
+
+struct Worker {
+    store: SqliteStore,
+    rx: Receiver<Queued>,
+    /// Shared with the handles, but owned here too: acks still pending when the last handle
+    /// is dropped are applied at shutdown.
+    acks: Arc<Mutex<Vec<RowId>>>,
+    commits: Arc<AtomicU64>,
+    interval: Duration,
+}
+
+struct Group {
+    batches: Vec<(Vec<Observation>, Reply<AppendOutcome>)>,
+    len: usize,
+    deadline: Option<Instant>,
+}
+
+impl Worker {
+    fn run(mut self) {
+        let mut group = Group { batches: Vec::new(), len: 0, deadline: None };
+        let mut deferred: VecDeque<Cmd> = VecDeque::new();
+        let mut last_acks = Instant::now();
+        loop {
+            let cmd = match deferred.pop_front() {
+                Some(c) => Some(c),
+                None => {
+                    let wait = match group.deadline {
+                        Some(d) => d.saturating_duration_since(Instant::now()),
+                        None if self.acks_pending() => ACK_PERIOD.saturating_sub(last_acks.elapsed()),
+                        None => IDLE_WAKE,
+                    };
+                    match self.rx.recv_timeout(wait) {
+                        Ok(Queued(cmd, permit)) => {
+                            drop(permit);
+                            Some(cmd)
+                        }
+                        Err(RecvTimeoutError::Timeout) => None,
+                        Err(RecvTimeoutError::Disconnected) => {
+                            self.commit(&mut group, &mut deferred);
+                            let _ = self.flush_acks();
+                            if let Err(e) = self.store.checkpoint() {
+                                tracing::warn!(error = %e, "buffer checkpoint at shutdown failed");
+                            }
+                            return;
+                        }
+                    }
+                }
+            };
+            match cmd {
+                Some(Cmd::Append { batch, reply }) => {
+                    group.len += batch.len();
+                    group.batches.push((batch, reply));
+                    group.deadline.get_or_insert_with(|| Instant::now() + self.interval);
+                }
+                Some(Cmd::Read { after, limit, reply }) => {
+                    let _ = reply.send(self.store.read_after(after, limit));
+                }
+                Some(Cmd::Stats { reply }) => {
+                    let r = self.flush_acks().and_then(|()| self.store.stats());
+                    let _ = reply.send(r);
+                }
+                Some(Cmd::Close { reply }) => {
+                    self.commit(&mut group, &mut deferred);
+                    // Anything queued behind the close still gets an answer: the buffer is closed.
+                    drop(deferred);
+                    let r = self.flush_acks().and_then(|()| self.store.checkpoint());
+                    drop(self.store);
+                    let _ = reply.send(r);
+                    return;
+                }
+                None => {}
+            }
+            if group.len >= MAX_GROUP || group.deadline.is_some_and(|d| Instant::now() >= d) {
+                self.commit(&mut group, &mut deferred);
+            }
+            if self.acks_pending() && (last_acks.elapsed() >= ACK_PERIOD || self.acks_len() >= ACK_BATCH) {
+                if let Err(e) = self.flush_acks() {
+                    tracing::warn!(error = %e, "buffer acknowledgements not applied; retrying");
+                }
+                last_acks = Instant::now();
+            }
+        }
+    }
+
+    fn acks_len(&self) -> usize {
+        self.acks.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    fn acks_pending(&self) -> bool {
+        self.acks_len() > 0
+    }
+
+    fn flush_acks(&mut self) -> Result<(), BufferError> {
+        let ids = std::mem::take(&mut *self.acks.lock().unwrap_or_else(|p| p.into_inner()));
+        if ids.is_empty() {
+            return Ok(());
+        }
+        match self.store.ack(&ids) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let mut acks = self.acks.lock().unwrap_or_else(|p| p.into_inner());
+                let mut back = ids;
+                back.append(&mut acks);
+                if back.len() > ACK_BACKLOG_MAX {
+                    let excess = back.len() - ACK_BACKLOG_MAX;
+                    back.drain(..excess);
+                }
+                *acks = back;
+                Err(e)
+            }
+        }
+    }
+
+    /// Takes every append already queued (up to [`MAX_GROUP`]), commits the group in one
+    /// transaction and answers each caller. Other commands met on the way wait in `deferred`.
+    fn commit(&mut self, group: &mut Group, deferred: &mut VecDeque<Cmd>) {
+        while group.len < MAX_GROUP {
+            match self.rx.try_recv() {
+                Ok(Queued(Cmd::Append { batch, reply }, permit)) => {
+                    drop(permit);
+                    group.len += batch.len();
+                    group.batches.push((batch, reply));
+                }
+                Ok(Queued(other, permit)) => {
+                    drop(permit);
+                    deferred.push_back(other);
+                }
+                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
+            }
+        }
+        group.deadline = None;
+        group.len = 0;
+        if group.batches.is_empty() {
+            return;
+        }
+        let batches = std::mem::take(&mut group.batches);
+        let slices: Vec<&[Observation]> = batches.iter().map(|(b, _)| b.as_slice()).collect();
+        let result = self.store.append_group(&slices);
+        drop(slices);
+        self.commits.store(self.store.commits(), Ordering::Relaxed);
+        match result {
+            Ok(outcomes) => {
+                for ((_, reply), outcome) in batches.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, batches = batches.len(), "buffer append failed");
+                for (_, reply) in batches {
+                    let _ = reply.send(Err(dup(&e)));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,1027 @@
+//! The storage engine: SQLite in WAL mode with `synchronous=FULL`.
+//!
+//! Why SQLite and these settings (style.md, "Storage"): it is the most crash-tested embedded
+//! store, and each of its known pitfalls is closed here:
+//! - `synchronous=NORMAL` in WAL mode can lose a committed transaction on power loss, so the
+//!   store sets `FULL`, reads it back and refuses to run otherwise ([`verify_durability`]);
+//! - rowids are reused without `AUTOINCREMENT` (the sink acknowledges by rowid), so the entries
+//!   table has it;
+//! - long read transactions stop WAL checkpoints, so every read is one short statement;
+//! - the file never shrinks without `auto_vacuum`, so it is `INCREMENTAL` and acknowledged
+//!   space is given back in small steps.
+//!
+//! ```text
+//! devices    id INTEGER PRIMARY KEY AUTOINCREMENT, context TEXT UNIQUE   -- JSON DeviceContext
+//! entries    id INTEGER PRIMARY KEY AUTOINCREMENT, device, receipt_ms,  -- one per observation
+//!            reading BLOB                                                -- postcard(Reading)
+//! quarantine id, entry_id, device_context, receipt_ms, reading, reason, at_ms
+//! meta       key TEXT PRIMARY KEY, value INTEGER                         -- counters, max_bytes
+//! ```
+//!
+//! Device contexts are stored once (JSON, readable with the `sqlite3` shell by an engineer) and
+//! referenced by id, so a row costs about 80 bytes on disk.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use medgw_protocols::observation::{DeviceContext, Observation, Reading};
+use medgw_protocols::Timestamp;
+use nix::fcntl::{Flock, FlockArg};
+use rusqlite::config::DbConfig;
+use rusqlite::types::ValueRef;
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
+
+use super::reserve::Reserve;
+use super::salvage;
+use super::{AppendOutcome, BufferError, BufferStats, Entry, RowId, Store};
+use crate::config::{BufferConfig, WhenFull};
+
+/// `PRAGMA application_id` of a medgw buffer ("MGBF"): tells our file from another program's.
+pub(super) const APPLICATION_ID: i64 = 0x4d47_4246;
+/// `PRAGMA user_version`: the schema below.
+const SCHEMA_VERSION: i64 = 1;
+const PAGE_SIZE: u64 = 4096;
+/// SQLite page cache per connection in KiB. Appends touch the right edge of the B-tree only,
+/// so a small cache costs little and keeps the daemon under its 16 MB RSS target.
+const CACHE_KIB: i64 = 1024;
+/// Files up to this size get the full `integrity_check` at start-up, larger ones `quick_check`
+/// (which skips the index cross-checks and is several times faster).
+const FULL_CHECK_MAX_BYTES: u64 = 64 << 20;
+/// Freed pages are given back to the file system in steps of this many pages, so that an
+/// acknowledgement never stalls appends for long.
+const VACUUM_STEP_PAGES: i64 = 2048;
+/// An estimate of the B-tree overhead of one entry (cell pointer, header, rowid and integer
+/// columns) used before the first entries can be measured.
+const ROW_OVERHEAD: u64 = 24;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS devices (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    context TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS entries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    device INTEGER NOT NULL,
+    receipt_ms INTEGER NOT NULL,
+    reading BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    entry_id INTEGER,
+    device_context TEXT,
+    receipt_ms INTEGER,
+    reading BLOB,
+    reason TEXT NOT NULL,
+    at_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
+/// What `open` found and did: logged by the caller and shown by `medgw buffer stats`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StartupReport {
+    pub path: PathBuf,
+    /// `true` when there was no buffer file (or an empty one) and a new store was made.
+    pub created: bool,
+    /// Which check ran on the existing file: `integrity_check`, `quick_check` or `none`.
+    pub check: &'static str,
+    /// Observations waiting for the broker when the store opened (after any salvage).
+    pub depth: u64,
+    /// Set when the file was damaged and moved aside.
+    pub quarantine: Option<QuarantineReport>,
+}
+
+/// A damaged buffer file moved aside and what could be saved from it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct QuarantineReport {
+    /// Where the damaged file (and its `-wal`, `-shm`) now is, untouched, for an engineer.
+    pub moved_to: PathBuf,
+    /// What the check said.
+    pub reason: String,
+    /// Entries copied into the new store, with their rowids.
+    pub salvaged: u64,
+    /// Entries that could be read but not decoded; kept in the new store's `quarantine` table.
+    pub undecodable: u64,
+    /// Rowid ranges (both bounds exclusive) that could not be read: whatever entries were there
+    /// are only in the quarantined file.
+    pub unreadable_ranges: Vec<(RowId, RowId)>,
+}
+
+/// How the store syncs. Only `Full` exists outside tests; `UnsafeNormal` lets the tests show
+/// that the start-up check refuses it and that the power-cut emulation catches what it loses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durability {
+    Full,
+    /// `NORMAL`, which the start-up check refuses.
+    #[cfg(test)]
+    UnsafeNormal,
+    /// `NORMAL` without the check: the control run of the power-cut emulation.
+    #[cfg(test)]
+    UnsafeNormalUnchecked,
+}
+
+impl Durability {
+    fn pragma(self) -> &'static str {
+        match self {
+            Durability::Full => "FULL",
+            #[cfg(test)]
+            Durability::UnsafeNormal | Durability::UnsafeNormalUnchecked => "NORMAL",
+        }
+    }
+
+    fn checked(self) -> bool {
+        match self {
+            Durability::Full => true,
+            #[cfg(test)]
+            Durability::UnsafeNormal => true,
+            #[cfg(test)]
+            Durability::UnsafeNormalUnchecked => false,
+        }
+    }
+}
+
+impl From<rusqlite::Error> for BufferError {
+    fn from(e: rusqlite::Error) -> BufferError {
+        match e.sqlite_error_code() {
+            // SQLITE_FULL: the OS said ENOSPC, or max_page_count was reached.
+            Some(ErrorCode::DiskFull) => BufferError::DiskFull,
+            _ => BufferError::Storage(e.to_string()),
+        }
+    }
+}
+
+fn io_err(what: &str, path: &Path, e: std::io::Error) -> BufferError {
+    if e.kind() == std::io::ErrorKind::StorageFull {
+        return BufferError::DiskFull;
+    }
+    BufferError::Storage(format!("{what} {}: {e}", path.display()))
+}
+
+/// Refuses a connection that would not keep a committed transaction across a power cut: WAL
+/// journal and `synchronous` FULL (2) or EXTRA (3), read back because SQLite ignores a pragma
+/// it cannot apply (e.g. WAL on a file system without shared memory) instead of failing.
+pub(crate) fn verify_durability(conn: &Connection, path: &Path) -> Result<(), BufferError> {
+    let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
+    let sync: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(BufferError::Unusable {
+            path: path.display().to_string(),
+            reason: format!("journal_mode is {mode}, not wal (does the file system support shared memory?)"),
+        });
+    }
+    if sync < 2 {
+        return Err(BufferError::Unusable {
+            path: path.display().to_string(),
+            reason: format!("synchronous is {sync}, not FULL (2): a power cut could lose committed observations"),
+        });
+    }
+    Ok(())
+}
+
+/// Sizes derived from `max_bytes`: the write-ahead log and the disk reserve (`reserve.rs`) get
+/// a share each, entries the rest.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    /// `journal_size_limit`: the WAL is truncated to this after a checkpoint. Also the size of
+    /// the disk reserve, which must cover a checkpoint and a delete on a full disk.
+    wal_limit: u64,
+    /// `wal_autocheckpoint` in pages: half the WAL share, so that one large transaction on top
+    /// of a full log still fits.
+    autocheckpoint_pages: u64,
+    /// Live pages (page_count - freelist_count) may use this much.
+    data_limit: u64,
+    /// When dropping oldest, free this much more than needed, so that a full buffer drops (and
+    /// logs and publishes) in chunks rather than at every append.
+    drop_slack: u64,
+}
+
+impl Budget {
+    fn new(max_bytes: u64) -> Budget {
+        let wal_limit = (max_bytes / 16).clamp(256 << 10, 16 << 20);
+        let data_limit = max_bytes.saturating_sub(2 * wal_limit).max(16 * PAGE_SIZE);
+        Budget {
+            wal_limit,
+            autocheckpoint_pages: (wal_limit / 2 / PAGE_SIZE).max(16),
+            data_limit,
+            drop_slack: (data_limit / 256).clamp(16 << 10, 1 << 20),
+        }
+    }
+}
+
+/// Device contexts by pointer (appends) and by id (reads), so that neither re-serialises nor
+/// re-parses a context per observation. The `Arc` kept in `by_ptr` pins the allocation, so a
+/// pointer cannot be reused by another context while it is a key.
+#[derive(Default)]
+struct DeviceCache {
+    by_ptr: HashMap<usize, (Arc<DeviceContext>, i64)>,
+    by_id: HashMap<i64, Arc<DeviceContext>>,
+}
+
+/// More distinct contexts than this (identity churn) and the cache starts over.
+const DEVICE_CACHE_MAX: usize = 4096;
+
+impl DeviceCache {
+    fn clear(&mut self) {
+        self.by_ptr.clear();
+        self.by_id.clear();
+    }
+
+    fn id_for(&mut self, conn: &Connection, ctx: &Arc<DeviceContext>) -> Result<i64, BufferError> {
+        let key = Arc::as_ptr(ctx) as usize;
+        if let Some((_, id)) = self.by_ptr.get(&key) {
+            return Ok(*id);
+        }
+        let known = self.by_id.iter().find(|(_, c)| ***c == **ctx).map(|(id, _)| *id);
+        let id = match known {
+            Some(id) => id,
+            None => {
+                let json = serde_json::to_string(&**ctx).map_err(|e| BufferError::Storage(format!("device context: {e}")))?;
+                let found: Option<i64> =
+                    conn.prepare_cached("SELECT id FROM devices WHERE context = ?1")?.query_row([&json], |r| r.get(0)).optional()?;
+                match found {
+                    Some(id) => id,
+                    None => {
+                        conn.prepare_cached("INSERT INTO devices (context) VALUES (?1)")?.execute([&json])?;
+                        conn.last_insert_rowid()
+                    }
+                }
+            }
+        };
+        if self.by_ptr.len() >= DEVICE_CACHE_MAX || self.by_id.len() >= DEVICE_CACHE_MAX {
+            self.clear();
+        }
+        self.by_ptr.insert(key, (ctx.clone(), id));
+        self.by_id.insert(id, ctx.clone());
+        Ok(id)
+    }
+
+    /// The context of device `id`, or why it cannot be had (its row is gone or its JSON is bad).
+    fn context(&mut self, conn: &Connection, id: i64) -> Result<Result<Arc<DeviceContext>, String>, BufferError> {
+        if let Some(c) = self.by_id.get(&id) {
+            return Ok(Ok(c.clone()));
+        }
+        let json: Option<String> =
+            conn.prepare_cached("SELECT context FROM devices WHERE id = ?1")?.query_row([id], |r| r.get(0)).optional()?;
+        let Some(json) = json else { return Ok(Err(format!("device {id} missing"))) };
+        match serde_json::from_str::<DeviceContext>(&json) {
+            Ok(c) => {
+                if self.by_id.len() >= DEVICE_CACHE_MAX {
+                    self.clear();
+                }
+                let c = Arc::new(c);
+                self.by_id.insert(id, c.clone());
+                Ok(Ok(c))
+            }
+            Err(e) => Ok(Err(format!("device {id} context: {e}"))),
+        }
+    }
+}
+
+/// Decodes a stored reading; trailing bytes count as damage.
+pub(super) fn decode_reading(blob: &[u8]) -> Result<Reading, String> {
+    match postcard::take_from_bytes::<Reading>(blob) {
+        Ok((r, [])) => Ok(r),
+        Ok((_, rest)) => Err(format!("{} trailing bytes after the reading", rest.len())),
+        Err(e) => Err(format!("reading: {e}")),
+    }
+}
+
+/// A row to quarantine: read from the entries (or salvaged) but not usable.
+#[derive(Debug, Clone)]
+pub(super) struct RawRow {
+    pub id: RowId,
+    pub context: Option<String>,
+    pub receipt_ms: Option<i64>,
+    pub reading: Option<Vec<u8>>,
+}
+
+/// What one drop-oldest step deleted.
+#[derive(Debug, Default, Clone, Copy)]
+struct Dropped {
+    count: u64,
+    span: Option<(i64, i64)>,
+}
+
+impl Dropped {
+    fn add(&mut self, other: Dropped) {
+        self.count += other.count;
+        self.span = match (self.span, other.span) {
+            (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+/// The SQLite store. One thread owns it (see `handle.rs`).
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+    max_bytes: u64,
+    when_full: WhenFull,
+    budget: Budget,
+    /// Live bytes at which the OS last reported the disk full: a lower limit than `max_bytes`
+    /// until the store is reopened.
+    disk_limit: Option<u64>,
+    depth: u64,
+    dropped_total: u64,
+    quarantined: u64,
+    devices: DeviceCache,
+    reserve: Reserve,
+    /// Append transactions committed since open (one fsync each): the group-commit counter.
+    commits: u64,
+    /// Advisory lock on `<path>.lock`: two daemons on one buffer would each replay the other's
+    /// entries.
+    _lock: Flock<File>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).field("depth", &self.depth).finish_non_exhaustive()
+    }
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// fsync of the directory holding `path`, so that a created or renamed file survives a power
+/// cut (SQLite does this itself for the WAL, not for the database file).
+pub(super) fn sync_dir(path: &Path) -> Result<(), BufferError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io_err("fsync directory", dir, e))
+}
+
+pub(super) fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// The result of the start-up check of an existing file.
+enum Health {
+    Good,
+    Damaged(String),
+}
+
+/// Opens the existing file and checks it without changing it (no checkpoint on close).
+fn check_health(path: &Path, size: u64) -> Result<(Health, &'static str), BufferError> {
+    let unusable = |reason: String| BufferError::Unusable { path: path.display().to_string(), reason };
+    let conn = match Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX) {
+        Ok(c) => c,
+        Err(e) => return Err(unusable(format!("cannot open: {e}"))),
+    };
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    let damaged = |e: rusqlite::Error| match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) | Some(ErrorCode::DatabaseCorrupt) => Ok(Health::Damaged(e.to_string())),
+        _ => Err(unusable(e.to_string())),
+    };
+    let app: i64 = match conn.pragma_query_value(None, "application_id", |r| r.get(0)) {
+        Ok(a) => a,
+        Err(e) => return damaged(e).map(|h| (h, "none")),
+    };
+    let tables: i64 = match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0)) {
+        Ok(n) => n,
+        Err(e) => return damaged(e).map(|h| (h, "none")),
+    };
+    if app != APPLICATION_ID && (app != 0 || tables > 0) {
+        return Err(unusable(format!("not a medgw buffer (application_id {app:#x}, {tables} schema objects); refusing to touch it")));
+    }
+    let check = if size <= FULL_CHECK_MAX_BYTES { "integrity_check" } else { "quick_check" };
+    let result = conn
+        .prepare(&format!("PRAGMA {check}(20)"))
+        .and_then(|mut s| s.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>());
+    match result {
+        Ok(lines) if lines.len() == 1 && lines.first().map(String::as_str) == Some("ok") => Ok((Health::Good, check)),
+        Ok(lines) => Ok((Health::Damaged(lines.join("; ")), check)),
+        Err(e) => damaged(e).map(|h| (h, check)),
+    }
+}
+
+fn lock(path: &Path) -> Result<Flock<File>, BufferError> {
+    let lock_path = with_suffix(path, ".lock");
+    let file = File::options().create(true).truncate(false).write(true).open(&lock_path).map_err(|e| io_err("open", &lock_path, e))?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| BufferError::Unusable {
+        path: path.display().to_string(),
+        reason: format!("in use by another process ({errno})"),
+    })
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the buffer at `cfg.path`: checks the file, quarantines and salvages a
+    /// damaged one, and refuses a store that would not be durable. Blocking: call it from the
+    /// storage thread, never from an async task.
+    pub fn open(cfg: &BufferConfig) -> Result<(SqliteStore, StartupReport), BufferError> {
+        Self::open_with(cfg, Durability::Full)
+    }
+
+    pub(crate) fn open_with(cfg: &BufferConfig, durability: Durability) -> Result<(SqliteStore, StartupReport), BufferError> {
+        let path = cfg.path.clone();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| io_err("create directory", dir, e))?;
+        }
+        let lock = lock(&path)?;
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let mut report = StartupReport { path: path.clone(), created: size == 0, check: "none", ..StartupReport::default() };
+        let mut damaged = None;
+        if size > 0 {
+            let (health, check) = check_health(&path, size)?;
+            report.check = check;
+            if let Health::Damaged(reason) = health {
+                damaged = Some(reason);
+            }
+        }
+        let moved = match damaged {
+            Some(reason) => {
+                let to = salvage::move_aside(&path)?;
+                tracing::error!(path = %path.display(), moved_to = %to.display(), reason = %reason, "buffer file damaged: moved aside, salvaging");
+                Some((to, reason))
+            }
+            None => None,
+        };
+        let mut store = Self::init(path, cfg, durability, lock)?;
+        if let Some((to, reason)) = moved {
+            let q = salvage::salvage(&to, reason, &mut store)?;
+            // Undecodable rows were counted as they were quarantined; each unreadable region
+            // counts once (how many entries it held is unknown: acknowledged rows leave gaps).
+            store.quarantined += q.unreadable_ranges.len() as u64;
+            store.set_meta("quarantined", store.quarantined)?;
+            tracing::error!(
+                salvaged = q.salvaged,
+                undecodable = q.undecodable,
+                unreadable_ranges = q.unreadable_ranges.len(),
+                moved_to = %q.moved_to.display(),
+                "buffer salvaged after damage"
+            );
+            report.quarantine = Some(q);
+        }
+        report.depth = store.depth;
+        tracing::info!(path = %store.path.display(), depth = store.depth, check = report.check, created = report.created, "buffer open");
+        Ok((store, report))
+    }
+
+    fn init(path: PathBuf, cfg: &BufferConfig, durability: Durability, lock: Flock<File>) -> Result<SqliteStore, BufferError> {
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| BufferError::Unusable { path: path.display().to_string(), reason: e.to_string() })?;
+        let budget = Budget::new(cfg.max_bytes);
+        conn.busy_timeout(Duration::from_secs(5))?;
+        // Both only take effect on a new, empty file (they are fixed once a table exists).
+        conn.pragma_update(None, "page_size", PAGE_SIZE as i64)?;
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+        let _: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        conn.pragma_update(None, "synchronous", durability.pragma())?;
+        conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
+        conn.pragma_update(None, "journal_size_limit", budget.wal_limit as i64)?;
+        conn.pragma_update(None, "wal_autocheckpoint", budget.autocheckpoint_pages as i64)?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        if durability.checked() {
+            verify_durability(&conn, &path)?;
+        }
+        let app: i64 = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
+        if app == 0 {
+            conn.execute_batch(&format!(
+                "BEGIN IMMEDIATE; {SCHEMA} PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))?;
+            sync_dir(&path)?;
+        } else {
+            let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            if version != SCHEMA_VERSION {
+                return Err(BufferError::Unusable {
+                    path: path.display().to_string(),
+                    reason: format!("schema version {version}, this medgw knows {SCHEMA_VERSION}"),
+                });
+            }
+            conn.execute_batch(SCHEMA)?;
+        }
+        let vacuum: i64 = conn.pragma_query_value(None, "auto_vacuum", |r| r.get(0))?;
+        if vacuum != 2 {
+            tracing::warn!(path = %path.display(), auto_vacuum = vacuum, "buffer file was made without incremental vacuum: it will not shrink after a drain");
+        }
+        let meta = |key: &str| -> Result<u64, BufferError> {
+            let v: Option<i64> = conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?;
+            Ok(v.unwrap_or(0).max(0) as u64)
+        };
+        let dropped_total = meta("dropped_total")?;
+        let quarantined = meta("quarantined")?;
+        let depth: i64 = conn.query_row("SELECT count(*) FROM entries", [], |r| r.get(0))?;
+        let mut reserve = Reserve::new(&path, budget.wal_limit);
+        reserve.ensure();
+        let store = SqliteStore {
+            conn,
+            path,
+            reserve,
+            max_bytes: cfg.max_bytes,
+            when_full: cfg.when_full,
+            budget,
+            disk_limit: None,
+            depth: depth.max(0) as u64,
+            dropped_total,
+            quarantined,
+            devices: DeviceCache::default(),
+            commits: 0,
+            _lock: lock,
+        };
+        // For `medgw buffer stats`, which reads the file without the configuration.
+        store.set_meta("max_bytes", cfg.max_bytes)?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Entries not yet acknowledged.
+    pub fn depth(&self) -> u64 {
+        self.depth
+    }
+
+    /// Append transactions committed since open: with group commit, far fewer than appends.
+    pub fn commits(&self) -> u64 {
+        self.commits
+    }
+
+    fn set_meta(&self, key: &str, value: u64) -> Result<(), BufferError> {
+        self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", params![key, value as i64])?;
+        Ok(())
+    }
+
+    fn limit(&self) -> u64 {
+        self.disk_limit.map_or(self.budget.data_limit, |d| d.min(self.budget.data_limit))
+    }
+
+    /// Bytes of live pages (what entries, devices and indexes occupy); free pages are reused
+    /// before the file grows, so this is what the capacity policy limits.
+    fn live_bytes(conn: &Connection) -> Result<u64, BufferError> {
+        let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+        Ok((pages - free).max(0) as u64 * PAGE_SIZE)
+    }
+
+    /// Appends several callers' batches in ONE transaction (one fsync): the group commit. The
+    /// drop-oldest count of the transaction is reported in the first outcome, so that the sum
+    /// over the outcomes is exact. When the policy refuses, every batch is refused.
+    pub fn append_group(&mut self, batches: &[&[Observation]]) -> Result<Vec<AppendOutcome>, BufferError> {
+        match self.try_append(batches) {
+            Err(BufferError::DiskFull) => self.after_disk_full(batches),
+            r => r,
+        }
+    }
+
+    /// The OS (or max_page_count) said the disk is full: give up the disk reserve so that the
+    /// WAL can be checkpointed and old entries deleted, lower the limit to what fits (with room
+    /// to make the reserve again), apply the policy like for `max_bytes`, and retry once.
+    fn after_disk_full(&mut self, batches: &[&[Observation]]) -> Result<Vec<AppendOutcome>, BufferError> {
+        self.devices.clear();
+        let released = self.reserve.release();
+        if let Err(e) = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "checkpoint on a full disk failed");
+        }
+        let live = Self::live_bytes(&self.conn)?;
+        let need: u64 = batches.iter().flat_map(|b| b.iter()).map(estimate).sum();
+        let limit = live.saturating_sub(need + self.budget.drop_slack + self.budget.wal_limit).max(16 * PAGE_SIZE);
+        self.disk_limit = Some(self.disk_limit.map_or(limit, |d| d.min(limit)));
+        tracing::warn!(
+            path = %self.path.display(),
+            live_bytes = live,
+            new_limit = self.limit(),
+            reserve_released = released,
+            "disk full: buffer capacity lowered until restart"
+        );
+        match self.when_full {
+            WhenFull::StopReading => {
+                // Acknowledgements make room; the reserve is made again then (see `ack`).
+                Ok(refused(batches.len()))
+            }
+            WhenFull::DropOldest => {
+                let target = self.limit();
+                let dropped = {
+                    let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                    let d = drop_oldest(&tx, target, RowId::MAX, self.depth)?;
+                    if d.count > 0 {
+                        tx.execute(
+                            "INSERT OR REPLACE INTO meta (key, value) VALUES ('dropped_total', ?1)",
+                            [(self.dropped_total + d.count) as i64],
+                        )?;
+                    }
+                    tx.commit()?;
+                    d
+                };
+                self.note_dropped(dropped);
+                let mut outs = self.try_append(batches)?;
+                self.restore_reserve();
+                if let Some(first) = outs.first_mut() {
+                    let mut d = dropped;
+                    d.add(Dropped { count: first.dropped, span: first.dropped_span.map(|(a, b)| (a.0, b.0)) });
+                    first.dropped = d.count;
+                    first.dropped_span = d.span.map(|(a, b)| (Timestamp(a), Timestamp(b)));
+                }
+                Ok(outs)
+            }
+        }
+    }
+
+    fn note_dropped(&mut self, d: Dropped) {
+        if d.count == 0 {
+            return;
+        }
+        self.depth = self.depth.saturating_sub(d.count);
+        self.dropped_total += d.count;
+        let (from, to) = d.span.unwrap_or((0, 0));
+        tracing::warn!(
+            dropped = d.count,
+            oldest_ms = from,
+            newest_ms = to,
+            dropped_total = self.dropped_total,
+            "buffer full: oldest observations dropped"
+        );
+    }
+
+    fn try_append(&mut self, batches: &[&[Observation]]) -> Result<Vec<AppendOutcome>, BufferError> {
+        let limit = self.limit();
+        let (when_full, depth, dropped_total, slack) = (self.when_full, self.depth, self.dropped_total, self.budget.drop_slack);
+        let SqliteStore { conn, devices, .. } = self;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let result = (|| {
+            let mut outs = Vec::with_capacity(batches.len());
+            let mut first_new = None;
+            let mut n = 0u64;
+            {
+                let mut insert = tx.prepare_cached("INSERT INTO entries (device, receipt_ms, reading) VALUES (?1, ?2, ?3)")?;
+                let mut buf = Vec::with_capacity(256);
+                for batch in batches {
+                    let mut rowids = Vec::with_capacity(batch.len());
+                    for obs in batch.iter() {
+                        let device = devices.id_for(&tx, &obs.context)?;
+                        buf.clear();
+                        buf = postcard::to_extend(&obs.reading, buf).map_err(|e| BufferError::Storage(format!("encode reading: {e}")))?;
+                        insert.execute(params![device, obs.reading.receipt_time.0, &buf[..]])?;
+                        let id = tx.last_insert_rowid();
+                        first_new.get_or_insert(id);
+                        rowids.push(id);
+                        n += 1;
+                    }
+                    outs.push(AppendOutcome { rowids, ..AppendOutcome::default() });
+                }
+            }
+            let mut dropped = Dropped::default();
+            let live = Self::live_bytes(&tx)?;
+            if live > limit {
+                match when_full {
+                    WhenFull::StopReading => return Ok(None),
+                    WhenFull::DropOldest => {
+                        let target = limit.saturating_sub(slack);
+                        dropped = drop_oldest(&tx, target, first_new.unwrap_or(RowId::MAX), depth)?;
+                        if Self::live_bytes(&tx)? > limit {
+                            // Even with every older entry gone the batch does not fit.
+                            return Ok(None);
+                        }
+                        tx.execute(
+                            "INSERT OR REPLACE INTO meta (key, value) VALUES ('dropped_total', ?1)",
+                            [(dropped_total + dropped.count) as i64],
+                        )?;
+                    }
+                }
+            }
+            if let Some(first) = outs.first_mut() {
+                first.dropped = dropped.count;
+                first.dropped_span = dropped.span.map(|(a, b)| (Timestamp(a), Timestamp(b)));
+            }
+            Ok::<_, BufferError>(Some((outs, n, dropped)))
+        })();
+        match result {
+            Ok(Some((outs, n, dropped))) => match tx.commit() {
+                Ok(()) => {
+                    self.commits += 1;
+                    self.depth += n;
+                    self.note_dropped(dropped);
+                    Ok(outs)
+                }
+                Err(e) => {
+                    self.devices.clear();
+                    Err(e.into())
+                }
+            },
+            Ok(None) => {
+                drop(tx);
+                self.devices.clear();
+                Ok(refused(batches.len()))
+            }
+            Err(e) => {
+                drop(tx);
+                self.devices.clear();
+                Err(e)
+            }
+        }
+    }
+
+    /// Moves unusable entries into the quarantine table (kept for an engineer, shown by
+    /// `medgw buffer export`) and out of the way of the drain.
+    pub(super) fn quarantine_rows(&mut self, rows: &[(RawRow, String)]) -> Result<(), BufferError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let at = now_ms();
+        let mut removed = 0u64;
+        {
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO quarantine (entry_id, device_context, receipt_ms, reading, reason, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            let mut del = tx.prepare_cached("DELETE FROM entries WHERE id = ?1")?;
+            for (row, reason) in rows {
+                ins.execute(params![row.id, row.context, row.receipt_ms, row.reading, reason, at])?;
+                removed += del.execute([row.id])? as u64;
+            }
+        }
+        let total = self.quarantined + rows.len() as u64;
+        tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('quarantined', ?1)", [total as i64])?;
+        tx.commit()?;
+        self.quarantined = total;
+        self.depth = self.depth.saturating_sub(removed);
+        tracing::error!(rows = rows.len(), quarantined_total = total, "undecodable buffer entries quarantined");
+        Ok(())
+    }
+
+    /// Salvage: inserts rows read from a damaged file with their original rowids.
+    pub(super) fn import(
+        &mut self,
+        rows: &[(RowId, String, i64, Vec<u8>)],
+        device_ids: &mut HashMap<String, i64>,
+    ) -> Result<(), BufferError> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut added = 0u64;
+        {
+            let mut ins = tx.prepare_cached("INSERT OR IGNORE INTO entries (id, device, receipt_ms, reading) VALUES (?1, ?2, ?3, ?4)")?;
+            for (id, ctx, receipt, blob) in rows {
+                let device = match device_ids.get(ctx) {
+                    Some(d) => *d,
+                    None => {
+                        tx.execute("INSERT OR IGNORE INTO devices (context) VALUES (?1)", [ctx])?;
+                        let d: i64 = tx.query_row("SELECT id FROM devices WHERE context = ?1", [ctx], |r| r.get(0))?;
+                        device_ids.insert(ctx.clone(), d);
+                        d
+                    }
+                };
+                added += ins.execute(params![id, device, receipt, blob])? as u64;
+            }
+        }
+        tx.commit()?;
+        self.depth += added;
+        Ok(())
+    }
+
+    /// Salvage: rowids continue after `at_least`, so no id of the damaged file is issued again.
+    pub(super) fn raise_sequence(&mut self, at_least: RowId, dropped_total: u64, quarantined_before: u64) -> Result<(), BufferError> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let n = tx.execute("UPDATE sqlite_sequence SET seq = max(seq, ?1) WHERE name = 'entries'", [at_least])?;
+        if n == 0 {
+            tx.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('entries', ?1)", [at_least])?;
+        }
+        if dropped_total > self.dropped_total {
+            tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('dropped_total', ?1)", [dropped_total as i64])?;
+        }
+        let quarantined = self.quarantined + quarantined_before;
+        tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('quarantined', ?1)", [quarantined as i64])?;
+        tx.commit()?;
+        self.dropped_total = self.dropped_total.max(dropped_total);
+        self.quarantined = quarantined;
+        Ok(())
+    }
+
+    /// Gives freed space back after a drain, a step at a time (auto_vacuum=INCREMENTAL), in its
+    /// own transaction: moving pages needs WAL room, which a nearly full disk may not have.
+    fn shrink_step(&mut self) -> Result<(), BufferError> {
+        let pages: i64 = self.conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        let free: i64 = self.conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+        if free > 256 && free * 4 > pages {
+            let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute_batch(&format!("PRAGMA incremental_vacuum({VACUUM_STEP_PAGES})"))?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// After a full disk: gives free pages back to the file system and makes the reserve again
+    /// (at most every few seconds while there is no room).
+    fn restore_reserve(&mut self) {
+        if self.reserve.is_present() {
+            return;
+        }
+        if let Err(e) = self.checkpoint() {
+            tracing::debug!(error = %e, "checkpoint before making the disk reserve failed");
+        }
+        self.reserve.ensure_later();
+    }
+
+    /// Writes the WAL into the database file and truncates it; gives free pages back first.
+    pub fn checkpoint(&mut self) -> Result<(), BufferError> {
+        loop {
+            let free: i64 = self.conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+            if free == 0 {
+                break;
+            }
+            let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute_batch(&format!("PRAGMA incremental_vacuum({VACUUM_STEP_PAGES})"))?;
+            tx.commit()?;
+            let after: i64 = self.conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+            if after >= free {
+                break;
+            }
+        }
+        self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// Test hook: makes SQLite report SQLITE_FULL beyond `pages` pages, like a full disk.
+    #[cfg(test)]
+    pub(crate) fn set_max_page_count(&self, pages: i64) -> Result<(), BufferError> {
+        self.conn.pragma_update(None, "max_page_count", pages)?;
+        Ok(())
+    }
+
+    /// Test hook: the connection, to damage rows behind the store's back.
+    #[cfg(test)]
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+fn refused(n: usize) -> Vec<AppendOutcome> {
+    (0..n).map(|_| AppendOutcome { refused_full: true, ..AppendOutcome::default() }).collect()
+}
+
+/// Bytes an observation will take in the entries B-tree, roughly.
+fn estimate(o: &Observation) -> u64 {
+    postcard::to_allocvec(&o.reading).map_or(64, |v| v.len() as u64) + ROW_OVERHEAD
+}
+
+/// Deletes the oldest entries (rowid < `before`) until live bytes are at most `target`.
+/// Free pages appear only when whole leaf pages empty, so it deletes by an estimate from the
+/// average entry size and measures again.
+fn drop_oldest(tx: &Connection, target: u64, before: RowId, depth: u64) -> Result<Dropped, BufferError> {
+    let mut total = Dropped::default();
+    for _ in 0..16 {
+        let live = SqliteStore::live_bytes(tx)?;
+        if live <= target {
+            break;
+        }
+        let avg = (live / depth.max(1)).clamp(16, 1 << 20);
+        let want = ((live - target) / avg).max(1) as i64;
+        let boundary: Option<i64> = tx
+            .prepare_cached("SELECT id FROM entries WHERE id < ?1 ORDER BY id LIMIT 1 OFFSET ?2")?
+            .query_row(params![before, want - 1], |r| r.get(0))
+            .optional()?;
+        let upto = match boundary {
+            Some(b) => b,
+            None => before.saturating_sub(1),
+        };
+        let (count, lo, hi): (i64, Option<i64>, Option<i64>) = tx
+            .prepare_cached("SELECT count(*), min(receipt_ms), max(receipt_ms) FROM entries WHERE id <= ?1")?
+            .query_row([upto], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        if count == 0 {
+            break;
+        }
+        tx.prepare_cached("DELETE FROM entries WHERE id <= ?1")?.execute([upto])?;
+        total.add(Dropped { count: count as u64, span: lo.zip(hi) });
+        if boundary.is_none() {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+impl Store for SqliteStore {
+    fn append(&mut self, batch: &[Observation]) -> Result<AppendOutcome, BufferError> {
+        let mut outs = self.append_group(&[batch])?;
+        Ok(outs.pop().unwrap_or_default())
+    }
+
+    fn read_after(&mut self, after: RowId, limit: usize) -> Result<Vec<Entry>, BufferError> {
+        let mut out = Vec::with_capacity(limit.min(4096));
+        let mut cursor = after;
+        loop {
+            let want = limit.saturating_sub(out.len());
+            if want == 0 {
+                break;
+            }
+            let mut bad = Vec::new();
+            let mut fetched = 0usize;
+            {
+                let SqliteStore { conn, devices, .. } = self;
+                let mut stmt =
+                    conn.prepare_cached("SELECT id, device, receipt_ms, reading FROM entries WHERE id > ?1 ORDER BY id LIMIT ?2")?;
+                let mut rows = stmt.query(params![cursor, want as i64])?;
+                while let Some(row) = rows.next()? {
+                    fetched += 1;
+                    let id: i64 = row.get(0)?;
+                    cursor = id;
+                    let device = match row.get_ref(1)? {
+                        ValueRef::Integer(d) => Some(d),
+                        _ => None,
+                    };
+                    let receipt = match row.get_ref(2)? {
+                        ValueRef::Integer(t) => Some(t),
+                        _ => None,
+                    };
+                    let blob = match row.get_ref(3)? {
+                        ValueRef::Blob(b) => Some(b),
+                        _ => None,
+                    };
+                    let ctx = match device {
+                        Some(d) => devices.context(conn, d)?,
+                        None => Err("device id is not an integer".to_string()),
+                    };
+                    let reading = blob.ok_or_else(|| "reading is not a blob".to_string()).and_then(decode_reading);
+                    match (ctx, reading) {
+                        (Ok(context), Ok(reading)) => out.push(Entry { rowid: id, observation: Observation { context, reading } }),
+                        (ctx, reading) => {
+                            let reason = [ctx.err(), reading.err()].into_iter().flatten().collect::<Vec<_>>().join("; ");
+                            let context = match device {
+                                Some(d) => conn.query_row("SELECT context FROM devices WHERE id = ?1", [d], |r| r.get(0)).optional()?,
+                                None => None,
+                            };
+                            bad.push((RawRow { id, context, receipt_ms: receipt, reading: blob.map(<[u8]>::to_vec) }, reason));
+                        }
+                    }
+                }
+            }
+            if let Err(e) = self.quarantine_rows(&bad) {
+                // The rows are skipped by this read either way; they are retried next time.
+                tracing::error!(error = %e, rows = bad.len(), "could not quarantine undecodable buffer entries");
+            }
+            if bad.is_empty() || fetched < want {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn ack(&mut self, rowids: &[RowId]) -> Result<(), BufferError> {
+        if rowids.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut removed = 0u64;
+        {
+            let mut del = tx.prepare_cached("DELETE FROM entries WHERE id = ?1")?;
+            for id in rowids {
+                removed += del.execute([id])? as u64;
+            }
+        }
+        let depth = self.depth.saturating_sub(removed);
+        let mut gc = false;
+        if depth == 0 && removed > 0 {
+            // Drained: forget the device rows (the quarantine keeps its own copies). Asked of
+            // the table, not of the counter: an orphaned entry would become undecodable.
+            tx.execute("DELETE FROM devices WHERE NOT EXISTS (SELECT 1 FROM entries)", [])?;
+            gc = true;
+        }
+        tx.commit()?;
+        if gc {
+            self.devices.clear();
+        }
+        self.depth = depth;
+        if let Err(e) = self.shrink_step() {
+            // Only the file size is at stake; the next ack tries again.
+            tracing::debug!(error = %e, "incremental vacuum failed");
+        }
+        if !self.reserve.is_present() {
+            self.restore_reserve();
+        }
+        Ok(())
+    }
+
+    fn stats(&mut self) -> Result<BufferStats, BufferError> {
+        let oldest: Option<i64> = self.conn.query_row("SELECT receipt_ms FROM entries ORDER BY id LIMIT 1", [], |r| r.get(0)).optional()?;
+        Ok(BufferStats {
+            depth: self.depth,
+            bytes: file_bytes(&self.path),
+            max_bytes: self.max_bytes,
+            oldest: oldest.map(Timestamp),
+            dropped_total: self.dropped_total,
+            quarantined: self.quarantined,
+        })
+    }
+}
+
+/// Bytes on disk: the database file, its write-ahead log and the disk reserve.
+pub(super) fn file_bytes(path: &Path) -> u64 {
+    let len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    len(path) + len(&with_suffix(path, "-wal")) + len(&Reserve::path_for(path))
+}
+
+pub(super) fn suffixed(path: &Path, suffix: &str) -> PathBuf {
+    with_suffix(path, suffix)
+}
