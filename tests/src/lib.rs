@@ -310,17 +310,22 @@ impl Drop for Proc {
 
 /// Runs `medgw run --config FILE` with `config` written to `dir`.
 pub fn start_gateway(dir: &Path, name: &str, config: &str) -> Proc {
+    start_gateway_env(dir, name, config, &[])
+}
+
+/// Like [`start_gateway`], with extra environment variables; the log is appended to, so a
+/// gateway restarted under the same name keeps one log.
+pub fn start_gateway_env(dir: &Path, name: &str, config: &str, env: &[(&str, &Path)]) -> Proc {
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, config).expect("write config");
     let stderr = dir.join(format!("{name}.log"));
-    let child = Command::new(medgw_bin())
-        .args(["run", "--config"])
-        .arg(&path)
-        .env("MEDGW_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&stderr).expect("log file"))
-        .spawn()
-        .expect("start medgw run");
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(&stderr).expect("log file");
+    let mut cmd = Command::new(medgw_bin());
+    cmd.args(["run", "--config"]).arg(&path).env("MEDGW_LOG", "info").stdout(Stdio::null()).stderr(log);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().expect("start medgw run");
     Proc { child, name: name.into(), stderr }
 }
 

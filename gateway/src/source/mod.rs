@@ -101,6 +101,18 @@ pub fn port_name(source: &SourceConfig) -> String {
     }
 }
 
+/// The accept log: with `MEDGW_ACCEPT_LOG=FILE`, the id of every observation is appended to
+/// FILE once its batch is durable. The crash tests compare it with what the broker delivered
+/// (every accepted id must arrive); an engineer can use it to audit a suspected loss.
+fn accept_log() -> Option<&'static Mutex<std::fs::File>> {
+    static LOG: std::sync::OnceLock<Option<Mutex<std::fs::File>>> = std::sync::OnceLock::new();
+    LOG.get_or_init(|| {
+        let path = std::env::var_os("MEDGW_ACCEPT_LOG")?;
+        std::fs::OpenOptions::new().create(true).append(true).open(path).ok().map(Mutex::new)
+    })
+    .as_ref()
+}
+
 /// Why a source stops.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Stop {
@@ -320,6 +332,18 @@ impl DeviceRunner {
             }
         };
         self.full_announced = false;
+        if let Some(log) = accept_log() {
+            // Written after the commit returned: every id here was accepted (durable).
+            let mut text = String::with_capacity(outcome.rowids.len() * 40);
+            for o in &batch {
+                text.push_str(&o.reading.id.to_string());
+                text.push('\n');
+            }
+            if let Ok(mut f) = log.lock() {
+                use std::io::Write;
+                let _ = f.write_all(text.as_bytes());
+            }
+        }
         if outcome.dropped > 0 {
             let mut e = Event::gateway(EventKind::BufferDropped, "buffer full: oldest observations deleted (policy drop-oldest)")
                 .with_count(outcome.dropped);

@@ -1,0 +1,248 @@
+//! Store-and-forward end to end: broker outages, `kill -9`, a full buffer and a corrupted
+//! buffer file, with real Mosquitto, pseudo-terminals and the `medgw` binary.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::time::Duration;
+
+use medgw_e2e::*;
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+fn config(dir: &Path, port: u16, links: &[&Path], buffer_extra: &str) -> String {
+    let mut c = format!(
+        "[gateway]\nid = \"gw-buf\"\nsite = \"HOSP\"\nunit = \"ICU\"\ntimezone = \"UTC\"\n\n[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\nformat = \"canonical\"\nkeep_alive_s = 5\n\n[status]\nenabled = false\n\n[buffer]\npath = \"{}\"\n{buffer_extra}\n",
+        dir.join("buffer.db").display()
+    );
+    for (i, link) in links.iter().enumerate() {
+        c.push_str(&format!(
+            "\n[[device]]\nname = \"dev{i}\"\nprotocol = \"nonin-df8\"\nport = \"{}\"\nbed = \"BED{i}\"\n",
+            link.display()
+        ));
+    }
+    c
+}
+
+fn raw_value(payload: &[u8]) -> Option<String> {
+    let m: HashMap<String, Box<RawValue>> = serde_json::from_slice(payload).ok()?;
+    m.get("value").map(|v| v.get().to_string()).filter(|v| v != "null")
+}
+
+/// (code, value, unit) per delivered observation of `device`, first delivery of each id only.
+fn delivered(msgs: &[Received], device: &str) -> Vec<(u64, Option<String>, u64)> {
+    let mut seen = HashSet::new();
+    msgs.iter()
+        .filter(|m| m.topic.ends_with(&format!("/{device}/obs")))
+        .filter(|m| seen.insert(m.json()["id"].as_str().unwrap_or_default().to_string()))
+        .map(|m| {
+            let j = m.json();
+            (j["code"].as_u64().unwrap_or(0), raw_value(&m.payload), j["unit_code"].as_u64().unwrap_or(0))
+        })
+        .collect()
+}
+
+fn sent(sim: &Sim) -> Vec<(u64, Option<String>, u64)> {
+    sim.sent()
+        .iter()
+        .map(|s| (s["metric"].as_u64().unwrap_or(0), s["value"].as_str().map(String::from), s["unit"].as_u64().unwrap_or(0)))
+        .collect()
+}
+
+#[test]
+fn eight_devices_keep_sending_through_a_broker_outage_and_nothing_is_missing() {
+    if missing("mosquitto") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Mosquitto::start();
+    let sub = Subscriber::start(broker.port, "medgw/v1/+/+/+/obs");
+    let mut sims: Vec<Sim> =
+        (0..8).map(|i| start_sim(dir.path(), &format!("dev{i}"), "nonin-df8", &["--seed", &i.to_string(), "--period-ms", "100"])).collect();
+    let links: Vec<&Path> = sims.iter().map(|s| s.link.as_path()).collect();
+    let mut gw = start_gateway(dir.path(), "gw", &config(dir.path(), broker.port, &links, "replay = \"ordered\""));
+    std::thread::sleep(Duration::from_secs(3));
+    broker.stop();
+    std::thread::sleep(Duration::from_secs(6));
+    broker.restart();
+    std::thread::sleep(Duration::from_secs(4));
+    for s in &mut sims {
+        s.proc.terminate(Duration::from_secs(5));
+    }
+    let msgs = sub.wait_quiet(Duration::from_secs(3), Duration::from_secs(60));
+    assert_eq!(gw.terminate(Duration::from_secs(15)), Some(0), "{}", gw.log());
+    for (i, s) in sims.iter().enumerate() {
+        let want = sent(s);
+        let got = delivered(&msgs, &format!("dev{i}"));
+        assert!(want.len() > 100, "dev{i} sent {}", want.len());
+        assert_eq!(got, want, "dev{i}: every observation, in order, none missing");
+    }
+}
+
+/// A small deterministic generator for the kill times (printed, so a failure can be replayed).
+fn lcg(seed: &mut u64) -> u64 {
+    *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    *seed >> 33
+}
+
+#[test]
+fn kill_9_twenty_times_loses_nothing_that_was_accepted() {
+    if missing("mosquitto") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start();
+    let sub = Subscriber::start(broker.port, "medgw/v1/+/+/+/obs");
+    let mut sims: Vec<Sim> =
+        (0..4).map(|i| start_sim(dir.path(), &format!("dev{i}"), "nonin-df8", &["--seed", &i.to_string(), "--period-ms", "20"])).collect();
+    let links: Vec<&Path> = sims.iter().map(|s| s.link.as_path()).collect();
+    let cfg = config(dir.path(), broker.port, &links, "");
+    let accept_log = dir.path().join("accepted.txt");
+    let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    eprintln!("kill schedule seed: {seed}");
+    for round in 0..20 {
+        let mut gw = start_gateway_env(dir.path(), "gw", &cfg, &[("MEDGW_ACCEPT_LOG", &accept_log)]);
+        let ms = 300 + lcg(&mut seed) % 1700;
+        std::thread::sleep(Duration::from_millis(ms));
+        gw.kill9();
+        eprintln!("round {round}: killed after {ms} ms");
+    }
+    let mut gw = start_gateway_env(dir.path(), "gw", &cfg, &[("MEDGW_ACCEPT_LOG", &accept_log)]);
+    std::thread::sleep(Duration::from_secs(3));
+    for s in &mut sims {
+        s.proc.terminate(Duration::from_secs(5));
+    }
+    let msgs = sub.wait_quiet(Duration::from_secs(4), Duration::from_secs(90));
+    gw.terminate(Duration::from_secs(15));
+
+    let accepted: HashSet<String> = std::fs::read_to_string(&accept_log).unwrap().lines().map(String::from).collect();
+    let mut by_id: HashMap<String, Vec<u8>> = HashMap::new();
+    let mut duplicates = 0;
+    for m in &msgs {
+        let id = m.json()["id"].as_str().unwrap().to_string();
+        if let Some(prev) = by_id.get(&id) {
+            duplicates += 1;
+            // A duplicate is the same observation again, never another value under its id.
+            let strip = |p: &[u8]| {
+                let mut v: Value = serde_json::from_slice(p).unwrap();
+                v.as_object_mut().unwrap().remove("receipt_time");
+                v
+            };
+            assert_eq!(strip(prev), strip(&m.payload), "two different observations share id {id}");
+        } else {
+            by_id.insert(id, m.payload.clone());
+        }
+    }
+    let missing: Vec<&String> = accepted.iter().filter(|id| !by_id.contains_key(*id)).collect();
+    assert!(accepted.len() > 1000, "{} accepted", accepted.len());
+    assert!(missing.is_empty(), "{} of {} accepted observations never arrived (e.g. {:?})", missing.len(), accepted.len(), missing.first());
+    eprintln!("{} accepted, {} delivered, {} duplicates (re-sent after a kill)", accepted.len(), by_id.len(), duplicates);
+}
+
+#[test]
+fn a_full_buffer_drops_the_oldest_and_says_so() {
+    if missing("mosquitto") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // The broker is down while the device fills a 1 MB buffer.
+    let mut broker = Mosquitto::start();
+    let port = broker.port;
+    broker.stop();
+    let mut sim = start_sim(dir.path(), "dev0", "nonin-df8", &["--period-ms", "1"]);
+    let mut gw =
+        start_gateway(dir.path(), "gw", &config(dir.path(), port, &[&sim.link], "max_bytes = \"1MB\"\nwhen_full = \"drop-oldest\""));
+    std::thread::sleep(Duration::from_secs(15));
+    sim.proc.terminate(Duration::from_secs(5));
+    broker.restart();
+    let sub = Subscriber::start(port, "medgw/v1/#");
+    let msgs = sub.wait_quiet(Duration::from_secs(4), Duration::from_secs(60));
+    gw.terminate(Duration::from_secs(15));
+    let want = sent(&sim);
+    let got = delivered(&msgs, "dev0");
+    let dropped: u64 = msgs
+        .iter()
+        .filter(|m| m.topic == "medgw/v1/gw-buf/events")
+        .map(|m| m.json())
+        .filter(|e| e["kind"] == "buffer-dropped")
+        .map(|e| e["count"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(dropped > 0, "a buffer-dropped event with its count: {}", gw.log());
+    assert!(got.len() < want.len(), "something had to be dropped");
+    // What is left is the newest, in order: the delivered sequence is a suffix of what was sent.
+    assert_eq!(&want[want.len() - got.len()..], got.as_slice(), "the oldest were dropped, the newest kept");
+    assert_eq!(got.len() as u64 + dropped, want.len() as u64, "every observation is delivered or counted as dropped");
+}
+
+#[test]
+fn a_full_buffer_with_stop_reading_stops_reading_and_loses_nothing() {
+    if missing("mosquitto") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Mosquitto::start();
+    let port = broker.port;
+    broker.stop();
+    let mut sim = start_sim(dir.path(), "dev0", "nonin-df8", &["--period-ms", "1"]);
+    let mut gw =
+        start_gateway(dir.path(), "gw", &config(dir.path(), port, &[&sim.link], "max_bytes = \"1MB\"\nwhen_full = \"stop-reading\""));
+    std::thread::sleep(Duration::from_secs(15));
+    broker.restart();
+    let sub = Subscriber::start(port, "medgw/v1/#");
+    std::thread::sleep(Duration::from_secs(5));
+    sim.proc.terminate(Duration::from_secs(5));
+    let msgs = sub.wait_quiet(Duration::from_secs(4), Duration::from_secs(60));
+    gw.terminate(Duration::from_secs(15));
+    let events: Vec<Value> = msgs.iter().filter(|m| m.topic.ends_with("/events")).map(|m| m.json()).collect();
+    assert!(events.iter().any(|e| e["kind"] == "buffer-full"), "a buffer-full event: {events:?}");
+    assert!(!events.iter().any(|e| e["kind"] == "buffer-dropped"), "nothing is deleted under stop-reading");
+    // The device waited (its line stalled) instead of losing data: everything it sent arrived.
+    assert_eq!(delivered(&msgs, "dev0"), sent(&sim));
+}
+
+#[test]
+fn a_corrupted_buffer_file_is_quarantined_and_the_good_part_kept() {
+    if missing("mosquitto") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Mosquitto::start();
+    let port = broker.port;
+    broker.stop();
+    let mut sim = start_sim(dir.path(), "dev0", "nonin-df8", &["--period-ms", "5"]);
+    let cfg = config(dir.path(), port, &[&sim.link], "");
+    let mut gw = start_gateway(dir.path(), "gw", &cfg);
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(gw.terminate(Duration::from_secs(15)), Some(0));
+    // Overwrite 8 KiB in the middle of the database file: torn pages.
+    let db = dir.path().join("buffer.db");
+    let len = std::fs::metadata(&db).unwrap().len();
+    assert!(len > 64 * 1024, "the buffer holds data ({len} bytes)");
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
+        f.seek(SeekFrom::Start(len / 2)).unwrap();
+        f.write_all(&vec![0xA5u8; 8192]).unwrap();
+    }
+    broker.restart();
+    let sub = Subscriber::start(port, "medgw/v1/#");
+    let mut gw = start_gateway(dir.path(), "gw", &cfg);
+    std::thread::sleep(Duration::from_secs(6));
+    sim.proc.terminate(Duration::from_secs(5));
+    let msgs = sub.wait_quiet(Duration::from_secs(3), Duration::from_secs(60));
+    assert_eq!(gw.terminate(Duration::from_secs(15)), Some(0), "the gateway keeps running: {}", gw.log());
+    let events: Vec<Value> = msgs.iter().filter(|m| m.topic == "medgw/v1/gw-buf/events").map(|m| m.json()).collect();
+    let q = events
+        .iter()
+        .find(|e| e["kind"] == "buffer-quarantined")
+        .unwrap_or_else(|| panic!("quarantine reported: {events:?}\n{}", gw.log()));
+    assert!(q["detail"].as_str().unwrap().contains("quarantine"), "{q}");
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().contains("quarantine")),
+        "the damaged file is kept aside"
+    );
+    // The good part (before the outage) and the new data both arrived.
+    let got = delivered(&msgs, "dev0");
+    let want = sent(&sim);
+    assert!(got.len() > want.len() / 2, "{} of {} delivered", got.len(), want.len());
+    assert_eq!(got.last(), want.last(), "live data after the restart arrives");
+}
