@@ -12,6 +12,12 @@
 //!   values; while the sensor is off the device may still send the held value for 10 s, which
 //!   is published as the device sent it, flagged [`Flags::SENSOR_OFF`].
 //!
+//! Frames lost whole, without a damaged byte, are invisible to the framing; the count of frames
+//! between SYNC frames catches most such losses, and a pause of more than [`GAP_MS`] between
+//! two `feed` calls drops the packet in progress, which catches the loss of exactly 25·n frames
+//! (at least 333 ms) that the count cannot see. On a UART, lost bytes show up as damaged frames,
+//! which the checksum and the packet rules (see [`super::packet`]) catch.
+//!
 //! Nonin sends no time and no sequence number: `device_time` and `seq` are `None`.
 //! The firmware revision (SREV, frame 4) becomes an identity event the first time it is seen
 //! and whenever it changes.
@@ -54,9 +60,15 @@ pub fn firmware_string(srev: u8) -> String {
     format!("0x{srev:02X}")
 }
 
+/// A pause in the DF2/DF7 byte stream longer than this drops the packet in progress: the device
+/// sends a frame every 13.3 ms, a packet every 333 ms; 200 ms is longer than serial and
+/// Bluetooth delivery jitter and shorter than the 25 frames whose loss the frame count cannot
+/// detect.
+pub const GAP_MS: i64 = 200;
+
 #[derive(Debug)]
 enum Inner {
-    Packets { sync: FrameSync, packets: PacketAssembler, last_srev: Option<u8> },
+    Packets { sync: FrameSync, packets: PacketAssembler, last_srev: Option<u8>, last_rx: Option<Timestamp> },
     Df8 { sync: Df8Sync },
 }
 
@@ -81,7 +93,10 @@ impl NoninDecoder {
     }
 
     fn packets(name: &'static str, format: Format) -> NoninDecoder {
-        NoninDecoder { name, inner: Inner::Packets { sync: FrameSync::new(format), packets: PacketAssembler::new(), last_srev: None } }
+        NoninDecoder {
+            name,
+            inner: Inner::Packets { sync: FrameSync::new(format), packets: PacketAssembler::new(), last_srev: None, last_rx: None },
+        }
     }
 }
 
@@ -110,9 +125,17 @@ impl Decoder for NoninDecoder {
         self.name
     }
 
-    fn feed(&mut self, bytes: &[u8], _now: Timestamp, out: &mut Vec<Event>) {
+    fn feed(&mut self, bytes: &[u8], now: Timestamp, out: &mut Vec<Event>) {
         match &mut self.inner {
-            Inner::Packets { sync, packets, last_srev } => sync.feed(bytes, |e| match e {
+            Inner::Packets { sync, packets, last_srev, last_rx } => {
+                if bytes.is_empty() {
+                    return;
+                }
+                if last_rx.is_some_and(|t| now.0.saturating_sub(t.0) > GAP_MS) {
+                    packets.gap();
+                }
+                *last_rx = Some(now);
+                sync.feed(bytes, |e| match e {
                 SyncEvent::Skipped { offset, error } => {
                     packets.skipped();
                     out.push(Event::Rejected { offset, error });
@@ -122,7 +145,8 @@ impl Decoder for NoninDecoder {
                     PacketEvent::Complete(p) => emit_packet(&p, last_srev, out),
                     PacketEvent::Broken(error) => out.push(Event::Rejected { offset, error }),
                 },
-            }),
+            })
+            }
             Inner::Df8 { sync } => sync.feed(bytes, |e| match e {
                 SyncEvent::Skipped { offset, error } => out.push(Event::Rejected { offset, error }),
                 SyncEvent::Frame { frame, .. } => emit_df8(&frame, out),
@@ -132,9 +156,10 @@ impl Decoder for NoninDecoder {
 
     fn start(&mut self, _now: Timestamp, _out: &mut Vec<Event>) {
         match &mut self.inner {
-            Inner::Packets { sync, packets, last_srev } => {
+            Inner::Packets { sync, packets, last_srev, last_rx } => {
                 sync.reset();
                 packets.reset();
+                *last_rx = None;
                 // Another device may be on the other end after a reconnect.
                 *last_srev = None;
             }
@@ -256,6 +281,23 @@ mod tests {
         // Packet 1 is broken; packet 2 follows back to back after frame 12..25 of packet 1,
         // which were contiguous after the skip, so packet 2 and 3 decode.
         assert_eq!(values(&ev).len(), 4);
+    }
+
+    #[test]
+    fn a_pause_longer_than_the_gap_drops_the_packet_in_progress() {
+        let stream = [np3(), np3()].concat();
+        let mut d = NoninDecoder::df2();
+        let mut out = Vec::new();
+        // Packet 1 in two halves 300 ms apart: dropped. Packet 2 right after: decoded.
+        d.feed(&stream[..60], Timestamp(0), &mut out);
+        d.feed(&stream[60..], Timestamp(300), &mut out);
+        assert_eq!(values(&out).len(), 2, "{out:?}");
+        // Without the pause both packets decode.
+        let mut out = Vec::new();
+        let mut d = NoninDecoder::df2();
+        d.feed(&stream[..60], Timestamp(0), &mut out);
+        d.feed(&stream[60..], Timestamp(150), &mut out);
+        assert_eq!(values(&out).len(), 4);
     }
 
     #[test]

@@ -182,6 +182,13 @@ impl PacketAssembler {
         self.after_skip = true;
     }
 
+    /// The bytes stopped for longer than a frame period would explain: whole frames may have been
+    /// lost without a damaged byte, so the packet in progress is dropped. Unlike a skip, a gap
+    /// cannot forge a frame, so the next SYNC frame opens a packet.
+    pub fn gap(&mut self) {
+        self.count = 0;
+    }
+
     /// Forgets everything (reconnect): the next SYNC frame opens a packet.
     pub fn reset(&mut self) {
         self.count = 0;
