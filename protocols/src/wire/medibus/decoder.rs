@@ -339,8 +339,14 @@ impl Decoder for MedibusDecoder {
 
     fn feed(&mut self, bytes: &[u8], now: Timestamp, out: &mut Vec<Event>) {
         let MedibusDecoder { framer, session } = self;
+        // The session moves on after every message (a poll right after identification, a retry
+        // right after a damaged answer), so what is sent does not depend on how the bytes were
+        // chunked.
         framer.feed(bytes, |e| match e {
-            FramerEvent::Message(m, offset) => session.on_message(m, offset, now, out),
+            FramerEvent::Message(m, offset) => {
+                session.on_message(m, offset, now, out);
+                session.drive(now, offset + m.len() as u64 + 1, out);
+            }
             FramerEvent::Skipped { offset, error } => out.push(Event::Rejected { offset, error }),
         });
         session.drive(now, framer.offset(), out);
