@@ -203,6 +203,7 @@ impl Frame {
     }
 
     /// Parses one frame from exactly [`FRAME_LEN`] bytes.
+    #[inline]
     pub fn parse_bytes(bytes: &[u8], format: Format) -> Result<Frame, Error> {
         Frame::parse(&FrameView::new_checked(bytes, format)?)
     }
@@ -292,6 +293,7 @@ impl Df8Frame {
 
     /// Checks the bit-7 pattern (the only framing DF8 has) and that SpO2 is a percentage or the
     /// missing-data value: without a checksum these are what catches a misaligned frame.
+    #[inline]
     pub fn parse<T: AsRef<[u8]>>(view: &Df8View<T>) -> Result<Df8Frame, Error> {
         if view.status() & 0x80 == 0 {
             return Err(Error::BadField { field: "nonin df8 status", value: view.status() as u32 });
@@ -309,6 +311,7 @@ impl Df8Frame {
         Ok(Df8Frame { status: view.status(), hr, spo2, status2: view.status2() })
     }
 
+    #[inline]
     pub fn parse_bytes(bytes: &[u8]) -> Result<Df8Frame, Error> {
         Df8Frame::parse(&Df8View::new_checked(bytes)?)
     }
