@@ -16,7 +16,8 @@ const NOW: Timestamp = Timestamp(1_710_498_125_000);
 /// DP-3 (ICC).
 const DP1: &[u8] = &[0x1B, 0x24, 0x33, 0x46, 0x0D];
 const DP2: &[u8] = &[
-    0x01, 0x24, 0x44, 0x43, 0x20, 0x20, 0x37, 0x32, 0x45, 0x31, 0x20, 0x20, 0x37, 0x31, 0x45, 0x42, 0x20, 0x20, 0x39, 0x37, 0x41, 0x41, 0x0D,
+    0x01, 0x24, 0x44, 0x43, 0x20, 0x20, 0x37, 0x32, 0x45, 0x31, 0x20, 0x20, 0x37, 0x31, 0x45, 0x42, 0x20, 0x20, 0x39, 0x37, 0x41, 0x41,
+    0x0D,
 ];
 const ICC: &[u8] = &[0x1B, 0x51, 0x36, 0x43, 0x0D];
 
@@ -92,7 +93,15 @@ fn one_byte_at_a_time_equals_all_at_once() {
         assert!(whole.iter().any(|e| matches!(e, Event::Rejected { .. })));
         assert!(values(&whole).len() > 100);
         let ones = decode_chunks(&mut mk(), &stream, &[1]);
-        let kinds = |ev: &[Event]| ev.iter().map(|e| match e { Event::Measurement(_) => "M".to_string(), other => format!("{other:?}") }).filter(|s| s != "M").collect::<Vec<_>>();
+        let kinds = |ev: &[Event]| {
+            ev.iter()
+                .map(|e| match e {
+                    Event::Measurement(_) => "M".to_string(),
+                    other => format!("{other:?}"),
+                })
+                .filter(|s| s != "M")
+                .collect::<Vec<_>>()
+        };
         assert_eq!(kinds(&ones), kinds(&whole));
         assert_eq!(ones, whole);
     }

@@ -50,12 +50,13 @@ fn decode_chunks(format: Option<Format>, stream: &[u8], sizes: &[usize]) -> Vec<
     out
 }
 
+/// (SpO2, pulse rate) of one reading.
+type Reading = (Option<Decimal>, Option<Decimal>);
+
 /// (SpO2, pulse rate) of each reading, in order.
-fn readings(events: &[Event]) -> Vec<(Option<Decimal>, Option<Decimal>)> {
-    let m: Vec<Option<Decimal>> = events
-        .iter()
-        .filter_map(|e| if let Event::Measurement(m) = e { Some(m.value.numeric()) } else { None })
-        .collect();
+fn readings(events: &[Event]) -> Vec<Reading> {
+    let m: Vec<Option<Decimal>> =
+        events.iter().filter_map(|e| if let Event::Measurement(m) = e { Some(m.value.numeric()) } else { None }).collect();
     m.chunks(2).map(|c| (c[0], c.get(1).copied().flatten())).collect()
 }
 
@@ -68,7 +69,9 @@ fn sim_stream(format: Option<Format>, seed: u64) -> Vec<u8> {
     };
     let mut sim = NoninSim::new(name, format, &SimOptions { seed, period_ms: 200, record: false }, NOW);
     let mut out = Vec::new();
-    for (i, f) in [Fault::BadChecksum, Fault::Garbage(17), Fault::Truncate, Fault::SensorOff(true), Fault::SensorOff(false)].into_iter().enumerate() {
+    for (i, f) in
+        [Fault::BadChecksum, Fault::Garbage(17), Fault::Truncate, Fault::SensorOff(true), Fault::SensorOff(false)].into_iter().enumerate()
+    {
         sim.tick(Timestamp(NOW.0 + 300 * i as i64 + 250), &mut out);
         sim.inject(f);
     }
@@ -77,7 +80,7 @@ fn sim_stream(format: Option<Format>, seed: u64) -> Vec<u8> {
 }
 
 /// `n` DF2/DF7 packets with a distinct (SpO2, HR) pair each, as frames.
-fn packets(format: Format, n: usize) -> (Vec<Vec<u8>>, Vec<(Option<Decimal>, Option<Decimal>)>) {
+fn packets(format: Format, n: usize) -> (Vec<Vec<u8>>, Vec<Reading>) {
     let mut frames = Vec::new();
     let mut want = Vec::new();
     for p in 0..n {

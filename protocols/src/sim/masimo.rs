@@ -113,7 +113,8 @@ impl MasimoSim {
     fn line(&self, t: Timestamp) -> (String, Vec<(Tag, Option<Decimal>)>) {
         let c = t.to_civil();
         let mut s = String::with_capacity(160);
-        let _ = write!(s, "{:02}/{:02}/{:02} {:02}:{:02}:{:02} SN={}", c.month, c.day, c.year % 100, c.hour, c.minute, c.second, self.serial);
+        let _ =
+            write!(s, "{:02}/{:02}/{:02} {:02}:{:02}:{:02} SN={}", c.month, c.day, c.year % 100, c.hour, c.minute, c.second, self.serial);
         let mut values = Vec::with_capacity(8);
         let off = self.sensor_off;
         let mut field = |s: &mut String, tag: Tag, text: String, dashes: &str, value: Option<Decimal>| {
@@ -262,7 +263,14 @@ mod tests {
         let first = sim.take_sent();
         assert_eq!(first.len(), 3 * 8);
         assert_eq!(first[0].device_time, Some(T0));
-        for fault in [Fault::BadChecksum, Fault::Truncate, Fault::Garbage(64), Fault::SensorOff(true), Fault::Silence(2_500), Fault::SensorOff(false)] {
+        for fault in [
+            Fault::BadChecksum,
+            Fault::Truncate,
+            Fault::Garbage(64),
+            Fault::SensorOff(true),
+            Fault::Silence(2_500),
+            Fault::SensorOff(false),
+        ] {
             sim.inject(fault);
             step(&mut sim, &mut d, &mut out, 3_000);
         }

@@ -202,7 +202,7 @@ impl DeviceSimulator for MedibusSim {
                 // Answers to commands: the simulator sends none, so there is nothing to match.
                 Ok(_) => {}
                 Err(_) if m.first() == Some(&crate::wire::medibus::frame::ESC) => {
-                    if !self.silent_until.is_some_and(|u| now < u) {
+                    if self.silent_until.is_none_or(|u| now >= u) {
                         self.answer(Message::response(NAK, b""), out);
                     }
                 }
@@ -301,7 +301,9 @@ mod tests {
     fn decoded(ev: &[Event]) -> Vec<Sent> {
         ev.iter()
             .filter_map(|e| match e {
-                Event::Measurement(m) => Some(Sent { metric: m.metric, value: m.value.numeric(), unit: m.unit, device_time: None, seq: m.seq }),
+                Event::Measurement(m) => {
+                    Some(Sent { metric: m.metric, value: m.value.numeric(), unit: m.unit, device_time: None, seq: m.seq })
+                }
                 _ => None,
             })
             .collect()

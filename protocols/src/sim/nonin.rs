@@ -167,7 +167,7 @@ impl NoninSim {
         let step = (self.hr.max(1) as u32 * 65536) / (60 * FRAMES_PER_PERIOD as u32);
         self.beat_phase = self.beat_phase.wrapping_add(step) % 65536;
         let x = self.beat_phase as i64; // 0..65536
-        // A rise over the first fifth of the beat, then a slow fall: 0..=255.
+                                        // A rise over the first fifth of the beat, then a slow fall: 0..=255.
         let v = if x < 13107 { x * 255 / 13107 } else { 255 - (x - 13107) * 255 / (65536 - 13107) };
         let frames_per_beat = (60 * FRAMES_PER_PERIOD) as i64 / self.hr.max(1);
         let showing = x * frames_per_beat / 65536 < 12;
@@ -467,7 +467,11 @@ mod tests {
 
     #[test]
     fn df2_stream_decodes_to_what_was_sent_with_every_fault() {
-        for (name, format, mut d) in [("nonin-df2", Some(Format::Df2), NoninDecoder::df2()), ("nonin-df7", Some(Format::Df7), NoninDecoder::df7()), ("nonin-df8", None, NoninDecoder::df8())] {
+        for (name, format, mut d) in [
+            ("nonin-df2", Some(Format::Df2), NoninDecoder::df2()),
+            ("nonin-df7", Some(Format::Df7), NoninDecoder::df7()),
+            ("nonin-df8", None, NoninDecoder::df8()),
+        ] {
             let mut sim = NoninSim::new(name, format, &opts(), Timestamp(0));
             let mut out = Vec::new();
             run(&mut sim, &mut d, 0, 3_000, &mut out);

@@ -33,9 +33,7 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::line::{
-    looks_like_timestamp, parse_hex, parse_number, record_start, Line, Reading, Tag, ALARM_WIDTHS, EXC_WIDTHS,
-};
+use super::line::{looks_like_timestamp, parse_hex, parse_number, record_start, Line, Reading, Tag, ALARM_WIDTHS, EXC_WIDTHS};
 use super::status::{alarm_flags, exc_flags};
 use crate::decode::{Decoder, DecoderOptions, Event};
 use crate::error::Error;
@@ -235,9 +233,18 @@ mod tests {
         assert_eq!(m.len(), 8);
         let t = local(2024, 3, 15, 10, 22, 5);
         assert!(m.iter().all(|m| m.device_time == t && m.seq.is_none()));
-        assert_eq!((m[0].metric, m[0].unit, &m[0].value, m[0].flags), (code::MDC_PULS_OXIM_SAT_O2, unit::MDC_DIM_PERCENT, &Value::Numeric(Decimal::from_int(97)), Flags::NONE));
-        assert_eq!((m[1].metric, m[1].unit, &m[1].value), (code::MDC_PULS_OXIM_PULS_RATE, unit::MDC_DIM_BEAT_PER_MIN, &Value::Numeric(Decimal::from_int(72))));
-        assert_eq!((m[2].metric, m[2].unit, &m[2].value), (code::MDC_PULS_OXIM_PERF_REL, unit::MDC_DIM_PERCENT, &Value::Numeric(Decimal::new(345, -2).unwrap())));
+        assert_eq!(
+            (m[0].metric, m[0].unit, &m[0].value, m[0].flags),
+            (code::MDC_PULS_OXIM_SAT_O2, unit::MDC_DIM_PERCENT, &Value::Numeric(Decimal::from_int(97)), Flags::NONE)
+        );
+        assert_eq!(
+            (m[1].metric, m[1].unit, &m[1].value),
+            (code::MDC_PULS_OXIM_PULS_RATE, unit::MDC_DIM_BEAT_PER_MIN, &Value::Numeric(Decimal::from_int(72)))
+        );
+        assert_eq!(
+            (m[2].metric, m[2].unit, &m[2].value),
+            (code::MDC_PULS_OXIM_PERF_REL, unit::MDC_DIM_PERCENT, &Value::Numeric(Decimal::new(345, -2).unwrap()))
+        );
         for (m, tag) in m[3..].iter().zip(["SPCO", "SPMET", "DESAT", "PIDELTA", "PVI"]) {
             assert!(m.metric.is_unmapped());
             assert_eq!(m.vendor.as_ref().map(|v| (v.namespace.as_ref(), v.code.as_ref())), Some(("masimo", tag)));
@@ -259,7 +266,10 @@ mod tests {
             assert_eq!(m.flags, Flags::UNAVAILABLE | Flags::SENSOR_OFF);
             assert_eq!(m.device_time, local(2023, 11, 2, 8, 0, 1));
         }
-        assert_eq!(m.iter().map(|m| m.metric).collect::<Vec<_>>(), [code::MDC_PULS_OXIM_SAT_O2, code::MDC_PULS_OXIM_PULS_RATE, code::MDC_PULS_OXIM_PERF_REL]);
+        assert_eq!(
+            m.iter().map(|m| m.metric).collect::<Vec<_>>(),
+            [code::MDC_PULS_OXIM_SAT_O2, code::MDC_PULS_OXIM_PULS_RATE, code::MDC_PULS_OXIM_PERF_REL]
+        );
     }
 
     #[test]

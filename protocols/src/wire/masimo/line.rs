@@ -42,8 +42,21 @@ pub enum Tag {
 }
 
 impl Tag {
-    pub const ALL: [Tag; 13] =
-        [Tag::Sn, Tag::Spo2, Tag::Bpm, Tag::Pi, Tag::Spco, Tag::Spmet, Tag::Desat, Tag::Pidelta, Tag::Pvi, Tag::Sphb, Tag::Spoc, Tag::Alarm, Tag::Exc];
+    pub const ALL: [Tag; 13] = [
+        Tag::Sn,
+        Tag::Spo2,
+        Tag::Bpm,
+        Tag::Pi,
+        Tag::Spco,
+        Tag::Spmet,
+        Tag::Desat,
+        Tag::Pidelta,
+        Tag::Pvi,
+        Tag::Sphb,
+        Tag::Spoc,
+        Tag::Alarm,
+        Tag::Exc,
+    ];
 
     /// The tag as written on the line.
     pub const fn name(self) -> &'static str {
@@ -103,7 +116,15 @@ pub fn parse_timestamp(b: &[u8]) -> Result<CivilTime, Error> {
         return Err(Error::BadText { field: "masimo timestamp" });
     }
     let two = |i: usize| -> u8 { b.get(i..i + 2).map_or(0, |d| (d[0] - b'0') * 10 + (d[1] - b'0')) };
-    let t = CivilTime { year: 2000 + two(6) as u16, month: two(0), day: two(3), hour: two(9), minute: two(12), second: two(15), millisecond: 0 };
+    let t = CivilTime {
+        year: 2000 + two(6) as u16,
+        month: two(0),
+        day: two(3),
+        hour: two(9),
+        minute: two(12),
+        second: two(15),
+        millisecond: 0,
+    };
     t.validate()?;
     Ok(t)
 }

@@ -448,15 +448,24 @@ mod tests {
         assert_eq!(sent(&ev), [DEVID]);
         let ev = feed(&mut d, &response(cmd::DEVICE_ID, b"0161'Evita'04.02:06.00"), t(10));
         let Event::Identity(id) = &ev[0] else { panic!("{ev:?}") };
-        assert_eq!((id.manufacturer.as_deref(), id.model.as_deref(), id.firmware.as_deref()), (Some("Dräger"), Some("Evita"), Some("04.02")));
+        assert_eq!(
+            (id.manufacturer.as_deref(), id.model.as_deref(), id.firmware.as_deref()),
+            (Some("Dräger"), Some("Evita"), Some("04.02"))
+        );
         assert_eq!(ev[1], Event::Session("connected"));
         assert_eq!(sent(&ev), [DP1]);
         let ev = feed(&mut d, DP2, t(20));
         let ms: Vec<&Measurement> = ev.iter().filter_map(|e| if let Event::Measurement(m) = e { Some(m) } else { None }).collect();
         assert_eq!(ms.len(), 3);
-        assert_eq!((ms[0].metric, ms[0].unit, &ms[0].value), (code::MDC_ECG_HEART_RATE, unit::MDC_DIM_BEAT_PER_MIN, &Value::Numeric(Decimal::from_int(72))));
+        assert_eq!(
+            (ms[0].metric, ms[0].unit, &ms[0].value),
+            (code::MDC_ECG_HEART_RATE, unit::MDC_DIM_BEAT_PER_MIN, &Value::Numeric(Decimal::from_int(72)))
+        );
         assert_eq!((ms[1].metric, ms[1].value.numeric()), (code::MDC_PULS_OXIM_PULS_RATE, Some(Decimal::from_int(71))));
-        assert_eq!((ms[2].metric, ms[2].unit, ms[2].value.numeric()), (code::MDC_PULS_OXIM_SAT_O2, unit::MDC_DIM_PERCENT, Some(Decimal::from_int(97))));
+        assert_eq!(
+            (ms[2].metric, ms[2].unit, ms[2].value.numeric()),
+            (code::MDC_PULS_OXIM_SAT_O2, unit::MDC_DIM_PERCENT, Some(Decimal::from_int(97)))
+        );
         assert_eq!(ms[0].vendor.as_ref().map(|v| v.code.as_ref()), Some("0xDC"));
         assert!(ms.iter().all(|m| m.device_time.is_none() && m.seq.is_none() && m.flags == Flags::NONE));
         // The next poll one period after the first (sent at t(10)).

@@ -141,24 +141,24 @@ impl Decoder for NoninDecoder {
                 }
                 *last_rx = Some(now);
                 sync.feed(bytes, |e| match e {
-                SyncEvent::Skipped { offset, error } => {
-                    packets.skipped();
-                    out.push(Event::Rejected { offset, error });
-                }
-                SyncEvent::Frame { frame, offset } => match packets.push(&frame) {
-                    PacketEvent::Pending => {}
-                    PacketEvent::Complete(p) => emit_packet(&p, last_srev, out),
-                    PacketEvent::Broken(error) => out.push(Event::Rejected { offset, error }),
-                },
-            })
+                    SyncEvent::Skipped { offset, error } => {
+                        packets.skipped();
+                        out.push(Event::Rejected { offset, error });
+                    }
+                    SyncEvent::Frame { frame, offset } => match packets.push(&frame) {
+                        PacketEvent::Pending => {}
+                        PacketEvent::Complete(p) => emit_packet(&p, last_srev, out),
+                        PacketEvent::Broken(error) => out.push(Event::Rejected { offset, error }),
+                    },
+                })
             }
             Inner::Df8 { sync } => {
                 // Two measurements per 4-byte frame: reserve once rather than grow per frame.
                 out.reserve(bytes.len() / 2 + 2);
                 sync.feed(bytes, |e| match e {
-                SyncEvent::Skipped { offset, error } => out.push(Event::Rejected { offset, error }),
-                SyncEvent::Frame { frame, .. } => emit_df8(&frame, out),
-            })
+                    SyncEvent::Skipped { offset, error } => out.push(Event::Rejected { offset, error }),
+                    SyncEvent::Frame { frame, .. } => emit_df8(&frame, out),
+                })
             }
         }
     }
@@ -230,7 +230,10 @@ mod tests {
         assert_eq!(spo2.value, Value::Numeric(Decimal::from_int(97)));
         assert_eq!((spo2.device_time, spo2.seq, spo2.flags), (None, None, Flags::NONE));
         let Event::Measurement(pr) = &ev[2] else { panic!() };
-        assert_eq!((pr.metric, pr.unit, pr.value.numeric()), (code::MDC_PULS_OXIM_PULS_RATE, unit::MDC_DIM_BEAT_PER_MIN, Some(Decimal::from_int(72))));
+        assert_eq!(
+            (pr.metric, pr.unit, pr.value.numeric()),
+            (code::MDC_PULS_OXIM_PULS_RATE, unit::MDC_DIM_BEAT_PER_MIN, Some(Decimal::from_int(72)))
+        );
         // The identity is not repeated for the next packet with the same SREV.
         assert_eq!(decode(&mut d, &np3()).len(), 2);
     }

@@ -288,7 +288,10 @@ pub(crate) mod tests {
         }
         let p = done.unwrap();
         assert_eq!((p.hr(), p.spo2(), p.srev()), (Some(72), Some(97), 0x41));
-        assert_eq!((p.spo2_d(), p.hr_d(), p.e_hr(), p.e_spo2(), p.e_spo2_d(), p.e_hr_d()), (Some(97), Some(72), Some(72), Some(97), Some(97), Some(72)));
+        assert_eq!(
+            (p.spo2_d(), p.hr_d(), p.e_hr(), p.e_spo2(), p.e_spo2_d(), p.e_hr_d()),
+            (Some(97), Some(72), Some(72), Some(97), Some(97), Some(72))
+        );
         assert_eq!((p.spo2_fast(), p.spo2_bb()), (Some(97), Some(97)));
         assert!(!p.low_battery());
         assert_eq!(p.flags(), Flags::NONE);
