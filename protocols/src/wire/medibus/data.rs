@@ -10,7 +10,7 @@
 //!   e.g. "0161'VSCaptureDrgVent'01.03:06.00"
 //! ```
 //! Values are right-aligned ASCII numbers; whether the padding is blanks or zeros is
-//! [UNCONFIRMED] (the Dräger pediatric-device MEDIBUS manual says an underscore in its format
+//! \[UNCONFIRMED\] (the Dräger pediatric-device MEDIBUS manual says an underscore in its format
 //! column is sent as a space and a negative value has `-` in the first position), so all blanks
 //! are removed and zeros are left to the number parser. Blank or dashed values mean "no value".
 

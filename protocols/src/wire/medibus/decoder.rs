@@ -15,15 +15,17 @@
 //!   checksum is retried at once.
 //! - Each side must answer every command (MEDIBUS "Responding to Control Commands and unknown
 //!   Commands"): a command from the device is answered by echoing its code (`SOH code cs CR`),
-//!   an unknown one included, and a corrupt one with `SOH NAK cs CR` (the answer the mdrepo
-//!   MEDIBUS driver gives). A device ICC restarts the session (identification follows); a
+//!   an unknown one included (a device-identification request from the device gets the empty
+//!   echo, the answer to a command one does not serve that the mdrepo driver attributes to the
+//!   MEDIBUS FAQ), and a
+//!   corrupt one with `SOH NAK cs CR` (the answer the mdrepo MEDIBUS driver gives). A device ICC restarts the session (identification follows); a
 //!   device STOP ends it, and ICC is tried again after [`RESTART_DELAY_MS`].
 //! - A NAK in answer to our command means the device has no session for us: re-initialise.
 //! - `listen_only`: nothing is ever sent; measured-data and identification responses that
 //!   another system's requests produced are decoded (a Y-cable on the device's TX line).
 //!
 //! The timing values are not from the MEDIBUS document, whose body was not read (only its
-//! table of contents): [`RESPONSE_TIMEOUT_MS`] and [`KEEPALIVE_MS`] are [UNCONFIRMED] choices.
+//! table of contents): [`RESPONSE_TIMEOUT_MS`] and [`KEEPALIVE_MS`] are \[UNCONFIRMED\] choices.
 //! The NOP period follows an open MEDIBUS client that sends NOP every 2 s when it has nothing
 //! else to send.
 //!
@@ -43,7 +45,7 @@ use crate::time::Timestamp;
 
 /// Longest message kept (a codepage-1 response with every code is well under 1 KiB).
 pub const MAX_MESSAGE: usize = 1024;
-/// How long to wait for an answer before sending the command again [UNCONFIRMED].
+/// How long to wait for an answer before sending the command again \[UNCONFIRMED\].
 pub const RESPONSE_TIMEOUT_MS: i64 = 3000;
 /// Tries of one command before the session is re-initialised.
 pub const MAX_TRIES: u8 = 3;

@@ -7,7 +7,7 @@
 //! open MEDIBUS clients (the mdrepo `MedibusDriver` and a `MedibusProtocol` state machine) for
 //! the session rules: every command is answered, ICC and NOP may come from either side, a
 //! corrupt command is answered with NAK. Link: 19200 baud, 8 data bits, even parity, 1 stop bit
-//! (VSCaptureDrgVent; devices allow other speeds [UNCONFIRMED]).
+//! (VSCaptureDrgVent; devices allow other speeds \[UNCONFIRMED\]).
 //!
 //! ```text
 //! command  (either side):  | ESC 0x1B | code | [arguments] | CS hi | CS lo | CR 0x0D |

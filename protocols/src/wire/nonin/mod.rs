@@ -4,7 +4,7 @@
 //! Source: Nonin, *Onyx II Model 9560 Bluetooth Fingertip Oximeter: OEM Specification and
 //! Technical Information* (doc 6470-000-01, ©2008): link and format selection pp. 3–4, DF2
 //! pp. 8–11, DF7 pp. 12–15, DF8 p. 16. Link: 9600 baud, 8 data bits, no parity, 1 stop bit, no
-//! flow control (p. 3; the same framing on the OEM III / Xpod UART is [UNCONFIRMED]).
+//! flow control (p. 3; the same framing on the OEM III / Xpod UART is \[UNCONFIRMED\]).
 //!
 //! ```text
 //! DF2  (75 frames/s, 25 frames = 1 packet every 1/3 s), spec pp. 8–11:
