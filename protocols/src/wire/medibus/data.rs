@@ -62,22 +62,42 @@ impl<'a> Iterator for Records<'a> {
 }
 
 /// Parses a value: blanks removed; empty or only dashes (and points) is absent; otherwise an
-/// optionally negative decimal number.
+/// optionally negative decimal number (at most one point), kept with its digits.
 pub fn parse_value(raw: &[u8]) -> Result<Reading, Error> {
-    let mut buf = [0u8; RECORD_LEN];
-    let mut n = 0;
-    for &b in raw.iter().filter(|&&b| b != b' ') {
-        let slot = buf.get_mut(n).ok_or(Error::TooLong { max: RECORD_LEN })?;
-        *slot = b;
-        n += 1;
+    let bad = Err(Error::BadText { field: "medibus value" });
+    let mut mantissa: i64 = 0;
+    let mut decimals: i8 = 0;
+    let (mut negative, mut digits, mut point, mut dashes) = (false, 0, false, 0);
+    for &b in raw {
+        match b {
+            b' ' => {}
+            b'0'..=b'9' => {
+                if digits >= 18 {
+                    return bad;
+                }
+                mantissa = mantissa * 10 + (b - b'0') as i64;
+                digits += 1;
+                if point {
+                    decimals += 1;
+                }
+            }
+            b'.' if !point => point = true,
+            b'-' if digits == 0 && !point && dashes == 0 && !negative => negative = true,
+            b'-' | b'.' => dashes += 1,
+            _ => return bad,
+        }
     }
-    let v = buf.get(..n).unwrap_or(&[]);
-    if v.iter().all(|&b| b == b'-' || b == b'.') {
+    if digits == 0 {
+        // Blank, "-", "---", "--.-": no value.
         return Ok(Reading::Absent);
     }
-    let bad = Error::BadText { field: "medibus value" };
-    let text = core::str::from_utf8(v).map_err(|_| bad.clone())?;
-    text.parse::<Decimal>().map(Reading::Number).map_err(|_| bad)
+    if dashes > 0 {
+        return bad;
+    }
+    match Decimal::new(if negative { -mantissa } else { mantissa }, -decimals) {
+        Some(d) => Ok(Reading::Number(d)),
+        None => bad,
+    }
 }
 
 /// A codepage-1 code medgw maps, with its MDC metric and the unit the device sends it in.
@@ -108,18 +128,27 @@ pub const CP1: &[CodeDef] = &[
     CodeDef { code: 0xCD, metric: code::MDC_PRESS_BLD_ART_ABP_MEAN, unit: unit::MDC_DIM_MMHG, name: "arterial pressure mean" },
 ];
 
+/// Position + 1 in [`CP1`] of every code, 0 for codes not in the table.
+static CP1_INDEX: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < CP1.len() {
+        t[CP1[i].code as usize] = i as u8 + 1;
+        i += 1;
+    }
+    t
+};
+
 /// The definition of a codepage-1 code; unknown codes are unmapped with an unknown unit.
 pub fn lookup(code: u8) -> CodeDef {
-    CP1.iter().find(|d| d.code == code).copied().unwrap_or(CodeDef {
-        code,
-        metric: MdcCode::UNMAPPED,
-        unit: MdcCode::UNMAPPED,
-        name: "unmapped",
-    })
+    match CP1_INDEX[code as usize].checked_sub(1).and_then(|i| CP1.get(i as usize)) {
+        Some(d) => *d,
+        None => CodeDef { code, metric: MdcCode::UNMAPPED, unit: MdcCode::UNMAPPED, name: "unmapped" },
+    }
 }
 
-/// `"0x00"` .. `"0xFF"`: the vendor-code text of every code, without allocating.
-static CODE_NAMES: [[u8; 4]; 256] = {
+/// `0x00` .. `0xFF` as bytes, for [`CODE_NAMES`].
+static CODE_BYTES: [[u8; 4]; 256] = {
     let mut t = [[0u8; 4]; 256];
     let digits = b"0123456789ABCDEF";
     let mut i = 0;
@@ -130,9 +159,23 @@ static CODE_NAMES: [[u8; 4]; 256] = {
     t
 };
 
+/// The vendor-code text of every code, checked once at compile time.
+static CODE_NAMES: [&str; 256] = {
+    let mut t = [""; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = match core::str::from_utf8(&CODE_BYTES[i]) {
+            Ok(s) => s,
+            Err(_) => "",
+        };
+        i += 1;
+    }
+    t
+};
+
 /// The vendor code of a record, `0xNN` with upper-case hex.
 pub fn code_name(code: u8) -> &'static str {
-    core::str::from_utf8(&CODE_NAMES[code as usize]).unwrap_or("0x??")
+    CODE_NAMES[code as usize]
 }
 
 /// What the device says about itself.
@@ -197,6 +240,14 @@ mod tests {
         assert_eq!(parse_value(b" 5.3"), Ok(Reading::Number(Decimal::new(53, -1).unwrap())));
         assert_eq!(parse_value(b"- 12"), Ok(Reading::Number(Decimal::from_int(-12))));
         assert_eq!(parse_value(b"  *7"), Err(Error::BadText { field: "medibus value" }));
+        assert_eq!(parse_value(b"1-2 "), Err(Error::BadText { field: "medibus value" }));
+        assert_eq!(parse_value(b"1.2."), Err(Error::BadText { field: "medibus value" }));
+        assert_eq!(parse_value(b"-.50"), Ok(Reading::Number(Decimal::new(-50, -2).unwrap())));
+        assert_eq!(parse_value(b"  -0"), Ok(Reading::Number(Decimal::from_int(0))));
+        assert!(parse_value(&[b'9'; 40]).is_err(), "no overflow on a long value");
+        for (code, d) in CP1.iter().map(|d| (d.code, d)) {
+            assert_eq!(lookup(code), *d);
+        }
     }
 
     #[test]

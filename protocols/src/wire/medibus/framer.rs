@@ -69,65 +69,95 @@ impl<const N: usize> Framer<N> {
     }
 
     pub fn feed(&mut self, bytes: &[u8], mut f: impl FnMut(FramerEvent<'_>)) {
-        for &b in bytes {
-            let at = self.offset;
-            self.offset += 1;
-            match b {
-                _ if b & 0x80 != 0 => {}
-                DC1 | DC3 => {}
-                CAN => {
-                    self.in_message = false;
-                    self.len = 0;
+        let mut i = 0;
+        while let Some(&b) = bytes.get(i) {
+            // Fast path: the ordinary bytes of a message are copied as one run.
+            if self.in_message && !self.overflowed && !SPECIAL[b as usize] {
+                let run = bytes.get(i..).unwrap_or(&[]).iter().position(|&c| SPECIAL[c as usize]).unwrap_or(bytes.len() - i);
+                // A run that does not fit takes the byte-by-byte path, which reports it.
+                if let Some(dst) = self.buf.get_mut(self.len..self.len.saturating_add(run)) {
+                    dst.copy_from_slice(bytes.get(i..i + run).unwrap_or(&[]));
+                    self.len += run;
+                    self.offset += run as u64;
+                    i += run;
+                    continue;
                 }
-                ESC | SOH => {
-                    if self.in_message && !self.overflowed {
-                        f(FramerEvent::Skipped { offset: self.start, error: Error::BadText { field: "medibus message without CR" } });
-                    }
-                    self.flush_garbage(&mut f);
-                    self.in_message = true;
-                    self.overflowed = false;
-                    self.start = at;
-                    self.len = 0;
-                    if let Some(slot) = self.buf.get_mut(0) {
+            }
+            i += 1;
+            self.push(b, &mut f);
+        }
+    }
+
+    fn push(&mut self, b: u8, f: &mut impl FnMut(FramerEvent<'_>)) {
+        let at = self.offset;
+        self.offset += 1;
+        match b {
+            _ if b & 0x80 != 0 => {}
+            DC1 | DC3 => {}
+            CAN => {
+                self.in_message = false;
+                self.len = 0;
+            }
+            ESC | SOH => {
+                if self.in_message && !self.overflowed {
+                    f(FramerEvent::Skipped { offset: self.start, error: Error::BadText { field: "medibus message without CR" } });
+                }
+                self.flush_garbage(f);
+                self.in_message = true;
+                self.overflowed = false;
+                self.start = at;
+                self.len = 0;
+                if let Some(slot) = self.buf.get_mut(0) {
+                    *slot = b;
+                    self.len = 1;
+                }
+            }
+            CR if self.in_message => {
+                self.in_message = false;
+                if !self.overflowed {
+                    f(FramerEvent::Message(self.buf.get(..self.len).unwrap_or(&[]), self.start));
+                }
+                self.len = 0;
+            }
+            _ if self.in_message => {
+                if self.overflowed {
+                    return;
+                }
+                match self.buf.get_mut(self.len) {
+                    Some(slot) => {
                         *slot = b;
-                        self.len = 1;
+                        self.len += 1;
+                    }
+                    None => {
+                        self.overflowed = true;
+                        f(FramerEvent::Skipped { offset: self.start, error: Error::TooLong { max: N } });
                     }
                 }
-                CR if self.in_message => {
-                    self.in_message = false;
-                    if !self.overflowed {
-                        f(FramerEvent::Message(self.buf.get(..self.len).unwrap_or(&[]), self.start));
-                    }
-                    self.len = 0;
+            }
+            _ => {
+                if self.garbage == 0 {
+                    self.garbage_start = at;
                 }
-                _ if self.in_message => {
-                    if self.overflowed {
-                        continue;
-                    }
-                    match self.buf.get_mut(self.len) {
-                        Some(slot) => {
-                            *slot = b;
-                            self.len += 1;
-                        }
-                        None => {
-                            self.overflowed = true;
-                            f(FramerEvent::Skipped { offset: self.start, error: Error::TooLong { max: N } });
-                        }
-                    }
-                }
-                _ => {
-                    if self.garbage == 0 {
-                        self.garbage_start = at;
-                    }
-                    self.garbage += 1;
-                    if self.garbage >= 4096 {
-                        self.flush_garbage(&mut f);
-                    }
+                self.garbage += 1;
+                if self.garbage >= 4096 {
+                    self.flush_garbage(f);
                 }
             }
         }
     }
 }
+
+/// Bytes that end, start or interrupt a message, or are skipped inside one: everything the
+/// fast path must hand to the byte-by-byte path.
+static SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = i >= 0x80 || matches!(i as u8, ESC | SOH | CR | CAN | DC1 | DC3);
+        i += 1;
+    }
+    t
+};
 
 #[cfg(test)]
 mod tests {
