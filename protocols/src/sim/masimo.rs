@@ -65,9 +65,12 @@ pub struct MasimoSim {
 impl MasimoSim {
     pub fn new(opts: &SimOptions, now: Timestamp) -> MasimoSim {
         let mut rng = Rng::new(opts.seed);
+        // Lines go out on whole seconds when the period allows, so that the time written on a
+        // line (to the second) is the moment it was sent.
+        let start = if opts.period_ms % 1000 == 0 { Timestamp(now.0 + (1000 - now.0.rem_euclid(1000)) % 1000) } else { now };
         MasimoSim {
             opts: opts.clone(),
-            start: now,
+            start,
             line_no: 0,
             serial: format!("{:010}", opts.seed % 10_000_000_000),
             spo2: rng.range(95, 99),
@@ -242,6 +245,16 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn lines_start_on_a_whole_second() {
+        let mut sim = MasimoSim::new(&SimOptions { seed: 3, period_ms: 1000, record: true }, Timestamp(T0.0 - 250));
+        assert_eq!(sim.next_tick(), T0);
+        let mut out = Vec::new();
+        sim.tick(T0, &mut out);
+        assert!(out.starts_with(b"03/15/24 10:22:05 "));
+        assert_eq!(sim.take_sent()[0].device_time, Some(T0));
     }
 
     #[test]
