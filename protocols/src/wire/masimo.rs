@@ -1,1 +1,0 @@
-//! masimo (to be written).

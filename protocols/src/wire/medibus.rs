@@ -1,1 +1,0 @@
-//! medibus (to be written).

@@ -1,1 +1,0 @@
-//! nonin (to be written).

@@ -1,0 +1,340 @@
+//! The Nonin stream decoders (`nonin-df2`, `nonin-df7`, `nonin-df8`).
+//!
+//! Which values are published:
+//! - DF2/DF7: per complete packet (3 per second) one SpO2 and one pulse rate, from the
+//!   **standard 4-beat values** (HR frames 1–2, SpO2 frame 3), not the display values (-D).
+//!   The standard values are updated with every packet and become "missing" (511/127) as soon
+//!   as the signal is lost, whereas the display values are updated only every 1.5 s and hold
+//!   their last value for 10 s after the finger is removed (spec p. 10): publishing them would
+//!   repeat a stale number as if it were current. The extended (8-beat) and display values are
+//!   available on [`super::Packet`] for whoever needs them.
+//! - DF8: per frame (1 per second) one SpO2 and one pulse rate. DF8 carries only the display
+//!   values; while the sensor is off the device may still send the held value for 10 s, which
+//!   is published as the device sent it, flagged [`Flags::SENSOR_OFF`].
+//!
+//! Frames lost whole, without a damaged byte, are invisible to the framing; the count of frames
+//! between SYNC frames catches most such losses, and a pause of more than [`GAP_MS`] between
+//! two `feed` calls drops the packet in progress, which catches the loss of exactly 25·n frames
+//! (at least 333 ms) that the count cannot see. On a UART, lost bytes show up as damaged frames,
+//! which the checksum and the packet rules (see [`super::packet`]) catch.
+//!
+//! Nonin sends no time and no sequence number: `device_time` and `seq` are `None`.
+//! The firmware revision (SREV, frame 4) becomes an identity event the first time it is seen
+//! and whenever it changes.
+
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::frame::{Df8Frame, Format};
+use super::packet::{Packet, PacketAssembler, PacketEvent};
+use super::sync::{Df8Sync, FrameSync, SyncEvent};
+use crate::decimal::Decimal;
+use crate::decode::{Decoder, DecoderOptions, Event};
+use crate::mdc::{code, unit, MdcCode};
+use crate::observation::{AbsentReason, DeviceIdentity, Flags, Measurement, Status, Value};
+use crate::time::Timestamp;
+
+/// A Nonin reading: the value, or absent ([`Flags::UNAVAILABLE`]) for the missing-data value.
+/// Built in one piece: DF8 makes two per 4 bytes, so the copies matter.
+#[inline(always)]
+fn reading(metric: MdcCode, unit: MdcCode, value: Option<i32>, flags: Flags) -> Measurement {
+    let (value, flags) = match value {
+        Some(v) => (Value::Numeric(Decimal::from_int(v)), flags),
+        None => (Value::Absent(AbsentReason::Unavailable), flags | Flags::UNAVAILABLE),
+    };
+    Measurement { metric, vendor: None, value, unit, device_time: None, seq: None, flags, status: Status::Final }
+}
+
+/// The SpO2 measurement of one reading, absent when the device said "missing".
+#[inline(always)]
+pub fn spo2_measurement(value: Option<u8>, flags: Flags) -> Measurement {
+    reading(code::MDC_PULS_OXIM_SAT_O2, unit::MDC_DIM_PERCENT, value.map(i32::from), flags)
+}
+
+/// The pulse-rate measurement of one reading, absent when the device said "missing".
+#[inline(always)]
+pub fn pulse_rate_measurement(value: Option<u16>, flags: Flags) -> Measurement {
+    reading(code::MDC_PULS_OXIM_PULS_RATE, unit::MDC_DIM_BEAT_PER_MIN, value.map(i32::from), flags)
+}
+
+/// The firmware string published for an SREV byte: the raw byte in hex, since the spec gives
+/// no other rendering.
+pub fn firmware_string(srev: u8) -> String {
+    format!("0x{srev:02X}")
+}
+
+/// A pause in the DF2/DF7 byte stream longer than this drops the packet in progress: the device
+/// sends a frame every 13.3 ms, a packet every 333 ms; 200 ms is longer than serial and
+/// Bluetooth delivery jitter and shorter than the 25 frames whose loss the frame count cannot
+/// detect.
+pub const GAP_MS: i64 = 200;
+
+#[derive(Debug)]
+enum Inner {
+    Packets { sync: FrameSync, packets: PacketAssembler, last_srev: Option<u8>, last_rx: Option<Timestamp> },
+    Df8 { sync: Df8Sync },
+}
+
+/// A Nonin decoder for one data format.
+#[derive(Debug)]
+pub struct NoninDecoder {
+    name: &'static str,
+    inner: Inner,
+}
+
+impl NoninDecoder {
+    pub fn df2() -> NoninDecoder {
+        NoninDecoder::packets("nonin-df2", Format::Df2)
+    }
+
+    pub fn df7() -> NoninDecoder {
+        NoninDecoder::packets("nonin-df7", Format::Df7)
+    }
+
+    pub fn df8() -> NoninDecoder {
+        NoninDecoder { name: "nonin-df8", inner: Inner::Df8 { sync: Df8Sync::new() } }
+    }
+
+    fn packets(name: &'static str, format: Format) -> NoninDecoder {
+        NoninDecoder {
+            name,
+            inner: Inner::Packets { sync: FrameSync::new(format), packets: PacketAssembler::new(), last_srev: None, last_rx: None },
+        }
+    }
+}
+
+fn emit_packet(p: &Packet, last_srev: &mut Option<u8>, out: &mut Vec<Event>) {
+    if *last_srev != Some(p.srev()) {
+        *last_srev = Some(p.srev());
+        out.push(Event::Identity(DeviceIdentity {
+            manufacturer: Some(String::from("Nonin")),
+            firmware: Some(firmware_string(p.srev())),
+            ..DeviceIdentity::default()
+        }));
+    }
+    let flags = p.flags();
+    out.push(Event::Measurement(spo2_measurement(p.spo2(), flags)));
+    out.push(Event::Measurement(pulse_rate_measurement(p.hr(), flags)));
+}
+
+fn emit_df8(f: &Df8Frame, out: &mut Vec<Event>) {
+    let flags = f.flags();
+    out.extend([Event::Measurement(spo2_measurement(f.spo2(), flags)), Event::Measurement(pulse_rate_measurement(f.hr(), flags))]);
+}
+
+impl Decoder for NoninDecoder {
+    fn protocol(&self) -> &'static str {
+        self.name
+    }
+
+    fn feed(&mut self, bytes: &[u8], now: Timestamp, out: &mut Vec<Event>) {
+        match &mut self.inner {
+            Inner::Packets { sync, packets, last_srev, last_rx } => {
+                if bytes.is_empty() {
+                    return;
+                }
+                if last_rx.is_some_and(|t| now.0.saturating_sub(t.0) > GAP_MS) {
+                    packets.gap();
+                }
+                *last_rx = Some(now);
+                sync.feed(bytes, |e| match e {
+                    SyncEvent::Skipped { offset, error } => {
+                        packets.skipped();
+                        out.push(Event::Rejected { offset, error });
+                    }
+                    SyncEvent::Frame { frame, offset } => match packets.push(&frame) {
+                        PacketEvent::Pending => {}
+                        PacketEvent::Complete(p) => emit_packet(&p, last_srev, out),
+                        PacketEvent::Broken(error) => out.push(Event::Rejected { offset, error }),
+                    },
+                })
+            }
+            Inner::Df8 { sync } => {
+                // Two measurements per 4-byte frame: reserve once rather than grow per frame.
+                out.reserve(bytes.len() / 2 + 2);
+                sync.feed(bytes, |e| match e {
+                    SyncEvent::Skipped { offset, error } => out.push(Event::Rejected { offset, error }),
+                    SyncEvent::Frame { frame, .. } => emit_df8(&frame, out),
+                })
+            }
+        }
+    }
+
+    fn start(&mut self, _now: Timestamp, _out: &mut Vec<Event>) {
+        match &mut self.inner {
+            Inner::Packets { sync, packets, last_srev, last_rx } => {
+                sync.reset();
+                packets.reset();
+                *last_rx = None;
+                // Another device may be on the other end after a reconnect.
+                *last_srev = None;
+            }
+            Inner::Df8 { sync } => sync.reset(),
+        }
+    }
+}
+
+pub(super) fn make_df2(_: &DecoderOptions) -> Box<dyn Decoder> {
+    Box::new(NoninDecoder::df2())
+}
+
+pub(super) fn make_df7(_: &DecoderOptions) -> Box<dyn Decoder> {
+    Box::new(NoninDecoder::df7())
+}
+
+pub(super) fn make_df8(_: &DecoderOptions) -> Box<dyn Decoder> {
+    Box::new(NoninDecoder::df8())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+    use crate::observation::Value;
+    use crate::wire::nonin::frame::{Frame, Status};
+    use crate::wire::nonin::packet::tests::NP3;
+
+    fn decode(d: &mut NoninDecoder, bytes: &[u8]) -> Vec<Event> {
+        let mut out = Vec::new();
+        d.feed(bytes, Timestamp(0), &mut out);
+        out
+    }
+
+    fn values(events: &[Event]) -> Vec<(u32, Option<Decimal>, Flags)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Measurement(m) => Some((m.metric.0, m.value.numeric(), m.flags)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn np3() -> Vec<u8> {
+        NP3.concat()
+    }
+
+    #[test]
+    fn np3_gives_identity_spo2_and_pulse_rate() {
+        let mut d = NoninDecoder::df2();
+        let ev = decode(&mut d, &np3());
+        assert_eq!(ev.len(), 3, "{ev:?}");
+        let Event::Identity(id) = &ev[0] else { panic!("{:?}", ev[0]) };
+        assert_eq!((id.manufacturer.as_deref(), id.firmware.as_deref()), (Some("Nonin"), Some("0x41")));
+        let Event::Measurement(spo2) = &ev[1] else { panic!() };
+        assert_eq!(spo2.metric, code::MDC_PULS_OXIM_SAT_O2);
+        assert_eq!(spo2.unit, unit::MDC_DIM_PERCENT);
+        assert_eq!(spo2.value, Value::Numeric(Decimal::from_int(97)));
+        assert_eq!((spo2.device_time, spo2.seq, spo2.flags), (None, None, Flags::NONE));
+        let Event::Measurement(pr) = &ev[2] else { panic!() };
+        assert_eq!(
+            (pr.metric, pr.unit, pr.value.numeric()),
+            (code::MDC_PULS_OXIM_PULS_RATE, unit::MDC_DIM_BEAT_PER_MIN, Some(Decimal::from_int(72)))
+        );
+        // The identity is not repeated for the next packet with the same SREV.
+        assert_eq!(decode(&mut d, &np3()).len(), 2);
+    }
+
+    #[test]
+    fn missing_data_is_absent_never_a_number() {
+        let mut raw = NP3;
+        // HR 511: MSB bits 0-1 set, LSB 0x7F; SpO2 127; SNSA set on frame 5.
+        for (i, v) in [(0usize, 0x03u8), (1, 0x7F), (2, 0x7F)] {
+            raw[i][3] = v;
+        }
+        raw[4][1] |= Status::SNSA;
+        let bytes: Vec<u8> = raw
+            .iter()
+            .flat_map(|f| {
+                let fr = Frame { status: Status(f[1]), pleth: f[2] as u16, float: f[3] };
+                let mut b = [0u8; 5];
+                fr.emit(Format::Df2, &mut b).unwrap();
+                b
+            })
+            .collect();
+        let mut d = NoninDecoder::df2();
+        let ev = decode(&mut d, &bytes);
+        let ms: Vec<&Measurement> = ev.iter().filter_map(|e| if let Event::Measurement(m) = e { Some(m) } else { None }).collect();
+        assert_eq!(ms.len(), 2);
+        for m in ms {
+            assert_eq!(m.value, Value::Absent(AbsentReason::Unavailable));
+            assert!(m.flags.contains(Flags::UNAVAILABLE | Flags::SENSOR_OFF), "{:?}", m.flags);
+        }
+    }
+
+    #[test]
+    fn df7_packets_decode_like_df2() {
+        let bytes: Vec<u8> = NP3
+            .iter()
+            .flat_map(|f| {
+                let fr = Frame { status: Status(f[1]), pleth: 0x1234, float: f[3] };
+                let mut b = [0u8; 5];
+                fr.emit(Format::Df7, &mut b).unwrap();
+                b
+            })
+            .collect();
+        let mut d = NoninDecoder::df7();
+        let v = values(&decode(&mut d, &bytes));
+        assert_eq!(v, alloc::vec![(150456, Some(Decimal::from_int(97)), Flags::NONE), (149530, Some(Decimal::from_int(72)), Flags::NONE)]);
+    }
+
+    #[test]
+    fn a_bad_frame_mid_packet_produces_no_values_from_mixed_packets() {
+        let mut stream = np3();
+        stream[5 * 10 + 4] ^= 0xFF; // frame 11's checksum
+        stream.extend(np3());
+        stream.extend(np3());
+        let mut d = NoninDecoder::df2();
+        let ev = decode(&mut d, &stream);
+        assert!(matches!(ev[0], Event::Rejected { offset: 50, error: Error::BadChecksum { .. } }), "{ev:?}");
+        // Packet 1 is broken; packet 2 follows back to back after frame 12..25 of packet 1,
+        // which were contiguous after the skip, so packet 2 and 3 decode.
+        assert_eq!(values(&ev).len(), 4);
+    }
+
+    #[test]
+    fn a_pause_longer_than_the_gap_drops_the_packet_in_progress() {
+        let stream = [np3(), np3()].concat();
+        let mut d = NoninDecoder::df2();
+        let mut out = Vec::new();
+        // Packet 1 in two halves 300 ms apart: dropped. Packet 2 right after: decoded.
+        d.feed(&stream[..60], Timestamp(0), &mut out);
+        d.feed(&stream[60..], Timestamp(300), &mut out);
+        assert_eq!(values(&out).len(), 2, "{out:?}");
+        // Without the pause both packets decode.
+        let mut out = Vec::new();
+        let mut d = NoninDecoder::df2();
+        d.feed(&stream[..60], Timestamp(0), &mut out);
+        d.feed(&stream[60..], Timestamp(150), &mut out);
+        assert_eq!(values(&out).len(), 4);
+    }
+
+    #[test]
+    fn df8_vectors_and_flags() {
+        let mut d = NoninDecoder::df8();
+        // NP-1, NP-2, then SNSA with missing values.
+        let ev = decode(&mut d, &[0x80, 0x48, 0x61, 0x00, 0x81, 0x16, 0x5F, 0x20, 0x83, 0x7F, 0x7F, 0x08]);
+        let v = values(&ev);
+        assert_eq!(v.len(), 6);
+        assert_eq!(v[0], (150456, Some(Decimal::from_int(97)), Flags::NONE));
+        assert_eq!(v[1], (149530, Some(Decimal::from_int(72)), Flags::NONE));
+        assert_eq!(v[2], (150456, Some(Decimal::from_int(95)), Flags::NONE));
+        assert_eq!(v[3], (149530, Some(Decimal::from_int(150)), Flags::NONE));
+        assert_eq!(v[4], (150456, None, Flags::UNAVAILABLE | Flags::SENSOR_OFF));
+        assert_eq!(v[5], (149530, None, Flags::UNAVAILABLE | Flags::SENSOR_OFF));
+    }
+
+    #[test]
+    fn start_drops_a_partial_frame() {
+        let mut d = NoninDecoder::df8();
+        let mut out = Vec::new();
+        d.feed(&[0x80, 0x48], Timestamp(0), &mut out);
+        d.start(Timestamp(0), &mut out);
+        d.feed(&[0x61, 0x00, 0x80, 0x48, 0x61, 0x00], Timestamp(0), &mut out);
+        // The orphaned tail is garbage; the full frame decodes.
+        assert!(matches!(out[0], Event::Rejected { offset: 2, error: Error::Garbage { skipped: 2 } }), "{out:?}");
+        assert_eq!(values(&out).len(), 2);
+    }
+}
