@@ -9,7 +9,7 @@
 //! - `Hello` at boot (after a lone `0x00` that ends any noise on the line) and whenever the
 //!   gateway sends `HelloRequest`;
 //! - `TimeRequest` until a `TimeSync` answers it, then every 10 minutes: the clock offset is the
-//!   gateway's UTC plus half the round trip, minus the uptime (as NTP, RFC 5905 §8, with the
+//!   gateway's UTC plus half the round trip (rounded up), minus the uptime (as NTP, RFC 5905 §8, with the
 //!   gateway's processing time taken as zero). Batches made before the clock was set carry their
 //!   uptime and `CLOCK_NOT_SET`; once the offset is known, the node sends their UTC time instead
 //!   (the uptime clock is the same, so the conversion is exact to the offset's error).
@@ -186,7 +186,7 @@ impl NodeLink {
             Message::TimeSync { utc_ms, echo_uptime_ms } if self.time_request == Some(echo_uptime_ms) => {
                 self.time_request = None;
                 let rtt = now.saturating_sub(echo_uptime_ms);
-                let offset = utc_ms.saturating_add((rtt / 2) as i64).saturating_sub(now as i64);
+                let offset = utc_ms.saturating_add(rtt.div_ceil(2) as i64).saturating_sub(now as i64);
                 self.clock_offset = Some(offset);
                 self.next_time_request = now + TIME_REFRESH_MS;
             }
