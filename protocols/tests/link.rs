@@ -1,5 +1,6 @@
 //! medgw-link: frames, the accumulator, the gateway decoder and the simulated node.
-#![cfg(feature = "sim")]
+#![cfg(feature = "alloc")]
+// The simulator-driven tests need `--features sim`; the rest run with the default features.
 
 use medgw_protocols::decimal::Decimal;
 use medgw_protocols::decode::{Decoder, DecoderOptions, Event};
@@ -7,7 +8,9 @@ use medgw_protocols::error::Error;
 use medgw_protocols::mdc::{code, unit, MdcCode};
 use medgw_protocols::observation::{Measurement, Value};
 use medgw_protocols::quality::{AbsentReason, Flags, Status};
+#[cfg(feature = "sim")]
 use medgw_protocols::sim::link::{LinkNodeSim, CAPACITY};
+#[cfg(feature = "sim")]
 use medgw_protocols::sim::{DeviceSimulator, Fault, SimOptions};
 use medgw_protocols::time::{DeviceTime, Timestamp};
 use medgw_protocols::wire::link::{self, LinkDecoder, LinkObservation, LinkValue, Message, MAX_FRAME, MAX_ITEMS};
@@ -457,6 +460,7 @@ fn registry_rows() {
     let p = &link::PROTOCOLS[0];
     assert_eq!((p.name, p.serial, p.gatt), ("medgw-link", Some((115_200, 8, 'N', 1)), false));
     assert_eq!((p.make)(&DecoderOptions::default()).protocol(), "medgw-link");
+    #[cfg(feature = "sim")]
     assert_eq!(medgw_protocols::sim::link::SIMULATORS[0].0, "medgw-link");
 }
 
@@ -466,6 +470,7 @@ fn registry_rows() {
 
 /// Drives node and gateway decoder together in 100 ms steps; `line_up(t)` says whether the UART
 /// carries bytes at `t` (both directions). Returns all events.
+#[cfg(feature = "sim")]
 fn converse(sim: &mut LinkNodeSim, dec: &mut LinkDecoder, from: i64, to: i64, line_up: impl Fn(i64) -> bool) -> Vec<Event> {
     let mut events = Vec::new();
     let mut out = Vec::new();
@@ -498,15 +503,18 @@ fn converse(sim: &mut LinkNodeSim, dec: &mut LinkDecoder, from: i64, to: i64, li
 }
 
 /// (metric, seq) -> value of everything the node recorded as sent.
+#[cfg(feature = "sim")]
 fn sent_keys(sim: &mut LinkNodeSim) -> std::collections::BTreeMap<(u32, u32), Option<Decimal>> {
     sim.take_sent().into_iter().map(|s| ((s.metric.0, s.seq.unwrap()), s.value)).collect()
 }
 
+#[cfg(feature = "sim")]
 fn received_keys(events: &[Event]) -> std::collections::BTreeMap<(u32, u32), Option<Decimal>> {
     measurements(events).into_iter().map(|m| ((m.metric.0, m.seq.unwrap()), m.value.numeric())).collect()
 }
 
 #[test]
+#[cfg(feature = "sim")]
 fn store_and_forward_over_an_outage_loses_nothing() {
     let opts = SimOptions { seed: 11, period_ms: 1000, record: true };
     let mut sim = LinkNodeSim::new(&opts, Timestamp(T0));
@@ -530,6 +538,7 @@ fn store_and_forward_over_an_outage_loses_nothing() {
 }
 
 #[test]
+#[cfg(feature = "sim")]
 fn an_outage_longer_than_the_node_ring_is_a_reported_gap() {
     let opts = SimOptions { seed: 12, period_ms: 100, record: true };
     let mut sim = LinkNodeSim::new(&opts, Timestamp(T0));
@@ -554,6 +563,7 @@ fn an_outage_longer_than_the_node_ring_is_a_reported_gap() {
 }
 
 #[test]
+#[cfg(feature = "sim")]
 fn faults_cost_a_frame_not_a_batch() {
     let opts = SimOptions { seed: 13, period_ms: 1000, record: true };
     let mut sim = LinkNodeSim::new(&opts, Timestamp(T0));
@@ -616,6 +626,7 @@ fn arb_message() -> impl Strategy<Value = Message> {
     ]
 }
 
+#[cfg(feature = "sim")]
 fn sim_stream(seed: u64, secs: i64) -> Vec<u8> {
     let mut sim = LinkNodeSim::new(&SimOptions { seed, period_ms: 250, record: false }, Timestamp(T0));
     let mut bytes = Vec::new();
@@ -651,6 +662,7 @@ proptest! {
     }
 
     #[test]
+    #[cfg(feature = "sim")]
     fn any_chunking_decodes_the_same(seed in 0u64..1000, cuts in proptest::collection::vec(0usize..2000, 0..40), bytewise in any::<bool>()) {
         let stream = sim_stream(seed, 30);
         let whole = feed_all(&mut LinkDecoder::new(&DecoderOptions { listen_only: true, ..Default::default() }), &stream, T0);
@@ -669,6 +681,23 @@ proptest! {
                 dec.feed(&stream[prev..c], Timestamp(T0), &mut chunked);
                 prev = c;
             }
+        }
+        prop_assert_eq!(chunked, whole);
+    }
+
+    #[test]
+    fn any_chunking_of_a_conversation_decodes_the_same(msgs in proptest::collection::vec(arb_message(), 1..20), cut in 1usize..64) {
+        let mut stream = frame(&hello(3));
+        for m in &msgs {
+            if let Ok(f) = LinkDecoder::frame(m) {
+                stream.extend(f);
+            }
+        }
+        let whole = feed_all(&mut LinkDecoder::new(&DecoderOptions::default()), &stream, T0);
+        let mut dec = LinkDecoder::new(&DecoderOptions::default());
+        let mut chunked = Vec::new();
+        for c in stream.chunks(cut) {
+            dec.feed(c, Timestamp(T0), &mut chunked);
         }
         prop_assert_eq!(chunked, whole);
     }
