@@ -127,9 +127,9 @@ impl LinkDecoder {
         }
     }
 
-    fn on_message(&mut self, msg: Message, offset: u64, now: Timestamp, out: &mut Vec<Event>) {
+    fn on_message(&mut self, msg: &Message, offset: u64, now: Timestamp, out: &mut Vec<Event>) {
         match msg {
-            Message::Hello { version, eui64, model, firmware, boot_id } => {
+            &Message::Hello { version, eui64, ref model, ref firmware, boot_id } => {
                 if version != LINK_VERSION {
                     out.push(Event::Rejected { offset, error: Error::Unsupported { what: "medgw-link version", value: version as u32 } });
                     return;
@@ -150,19 +150,19 @@ impl LinkDecoder {
                     other => *other = Some(Session { boot_id, expected: None, last: None, run_start: true }),
                 }
             }
-            Message::Observations { seq, boot_id, items } => {
+            &Message::Observations { seq, boot_id, ref items } => {
                 let verdict = self.sequence(boot_id, seq, now, out);
                 if let Some((expected, found)) = verdict.gap {
                     out.push(Event::SequenceGap { expected, found });
                 }
-                for item in &items {
+                for item in items {
                     out.push(Event::Measurement(measurement(item, seq)));
                 }
                 if let Some(ack) = verdict.ack {
                     self.transmit(&Message::Ack { boot_id, seq: ack }, out);
                 }
             }
-            Message::TimeRequest { uptime_ms } => {
+            &Message::TimeRequest { uptime_ms } => {
                 self.transmit(&Message::TimeSync { utc_ms: now.0, echo_uptime_ms: uptime_ms }, out);
             }
             other @ (Message::TimeSync { .. } | Message::Ack { .. } | Message::HelloRequest) => {
@@ -258,9 +258,9 @@ impl Decoder for LinkDecoder {
                 Feed::Consumed => return,
                 Feed::Frame { offset, result, rest } => (offset, result.and_then(parse_payload), rest),
             };
-            match result {
+            match &result {
                 Ok(msg) => self.on_message(msg, offset, now, out),
-                Err(error) => out.push(Event::Rejected { offset, error }),
+                Err(error) => out.push(Event::Rejected { offset, error: error.clone() }),
             }
             input = rest;
         }

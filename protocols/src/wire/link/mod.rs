@@ -296,6 +296,14 @@ mod tests {
     }
 
     #[test]
+    fn long_runs_of_delimiters_are_skipped() {
+        let mut acc = FrameAccumulator::new();
+        let zeros = alloc::vec![0u8; 1 << 20];
+        assert_eq!(acc.feed(&zeros), Feed::Consumed);
+        assert_eq!(acc.offset(), 1 << 20);
+    }
+
+    #[test]
     fn accumulator_rejects_overlong_without_buffering_and_recovers() {
         let mut acc = FrameAccumulator::new();
         let long = [0x55u8; MAX_ENCODED + 1];
