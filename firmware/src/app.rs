@@ -48,6 +48,8 @@ pub struct App {
     last: (u32, u32),
     pub missed_samples: u32,
     pub last_estimate: Option<Estimate>,
+    /// The temperature read with the previous estimate, sent with the delayed estimate.
+    pending_temperature: Item,
 }
 
 /// An estimate reading as a stored item: value rounded to the slot's resolution (integers for
@@ -69,6 +71,7 @@ impl App {
             last: (0, 0),
             missed_samples: 0,
             last_estimate: None,
+            pending_temperature: Item::absent(Flags::NONE),
         }
     }
 
@@ -95,7 +98,11 @@ impl App {
                 Some(c) => Item::value(c.clamp(i16::MIN as i32, i16::MAX as i32) as i16, Flags::NONE),
                 None => Item::absent(Flags::NONE),
             };
-            self.link.record(self.next_estimate, [item(&e.spo2), item(&e.pulse_rate), t]);
+            // The estimate describes the window that ended RELEASE_DELAY_MS (one period) ago;
+            // the temperature read then goes with it, so the batch has one true time.
+            let at = self.next_estimate.saturating_sub(crate::dsp::RELEASE_DELAY_MS);
+            let t_then = core::mem::replace(&mut self.pending_temperature, t);
+            self.link.record(at, [item(&e.spo2), item(&e.pulse_rate), t_then]);
             self.last_estimate = Some(e);
             self.next_estimate += ESTIMATE_MS;
             if self.next_estimate <= now_ms {

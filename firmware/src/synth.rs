@@ -68,6 +68,7 @@ pub struct PpgSynth {
     fs: f32,
     n: u32,
     phase: f32,
+    beats: u32,
     beat_len: f32,
     rng: u32,
     motion_left: u32,
@@ -92,6 +93,7 @@ impl PpgSynth {
             fs: crate::dsp::FS,
             n: 0,
             phase: 0.0,
+            beats: 0,
             beat_len: 1.0,
             rng: config.seed.max(1),
             motion_left: 0,
@@ -123,6 +125,13 @@ impl PpgSynth {
         1.0 + self.config.hrv * (2.0 * self.uniform() - 1.0)
     }
 
+    /// Beats generated so far, with the fraction of the current one: the difference over a
+    /// window, per minute, is the true mean pulse rate of that window (with beat-to-beat
+    /// variation it is not exactly the configured rate).
+    pub fn cycles(&self) -> f64 {
+        f64::from(self.beats) + f64::from(self.phase)
+    }
+
     /// Whether a motion burst is under way.
     pub fn in_motion(&self) -> bool {
         self.motion_left > 0
@@ -141,6 +150,7 @@ impl PpgSynth {
         self.phase += c.pulse_rate / 60.0 / self.fs / self.beat_len;
         if self.phase >= 1.0 {
             self.phase -= 1.0;
+            self.beats = self.beats.wrapping_add(1);
             self.beat_len = self.next_beat_len();
         }
         let pulse = beat_shape(self.phase);

@@ -1,14 +1,17 @@
 //! Accuracy of the on-node pulse rate and SpO2 on synthetic PPG of known values.
 //!
 //! Grid: pulse rate 40–180 /min × SpO2 70–100 %, each run 40 s at 100 samples/s, one estimate
-//! per second; the first 12 s are not counted (window, filter settling and the three agreeing
-//! estimates the first number needs: about 10 s, as bedside oximeters take). Conditions:
+//! per second; the first 14 s are not counted (window, filter settling, the three agreeing
+//! estimates the first number needs and the one-second release delay: about 12 s). Conditions:
 //! - `clean`: PI 2 %, 10 counts noise, ±2 % beat-to-beat variation, 0.5 % respiratory baseline;
 //! - `noisy`: PI 1 %, 60 counts noise, ±4 % variation, 2 % baseline;
 //! - `marginal`: PI 0.25 %, 10 counts noise (marginal perfusion: numbers, flagged marginal);
 //! - `motion`: as clean, plus motion bursts (1–4 s, 2.5–7.5 % of DC) every ~8 s;
 //! - `low-perfusion`: PI 0.04 %, 20 counts noise: no number may be given;
 //! - `sensor-off`: no finger.
+//!
+//! The pulse-rate reference is the synthetic pulse's true mean rate over each estimate's 5 s
+//! window (beat-to-beat variation makes it differ from the configured rate by up to ~2 %).
 //!
 //! Requirement (firmware issue): within ±3 /min and ±2 % where the signal is good, and flagged,
 //! not a wrong number, where it is not. So: every number given, in every condition, is within
@@ -22,7 +25,7 @@ use medgw_firmware::synth::{PpgSynth, SynthConfig};
 const RATES: [f32; 10] = [40.0, 50.0, 60.0, 75.0, 90.0, 110.0, 130.0, 150.0, 165.0, 180.0];
 const SATS: [f32; 7] = [70.0, 75.0, 80.0, 85.0, 90.0, 95.0, 100.0];
 const SECONDS: usize = 40;
-const FIRST: usize = 12;
+const FIRST: usize = 14;
 
 #[derive(Default, Clone, Copy)]
 struct Stats {
@@ -58,7 +61,13 @@ impl Stats {
     }
 }
 
+/// `ACCURACY_SEED=n` shifts every seed, to try the grid on other noise and motion.
+fn seed_offset() -> u32 {
+    std::env::var("ACCURACY_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
 fn condition(name: &str, rate: f32, spo2: f32, seed: u32) -> SynthConfig {
+    let seed = seed.wrapping_add(seed_offset());
     let base = SynthConfig { pulse_rate: rate, spo2, seed, ..SynthConfig::default() };
     match name {
         "clean" => base,
@@ -77,15 +86,21 @@ fn run(name: &str, rate: f32, spo2: f32, seed: u32) -> Stats {
     let mut synth = PpgSynth::new(cfg);
     let mut est = Estimator::new();
     let mut s = Stats::default();
+    let mut cycles = [0.0f64; SECONDS + 1];
     for second in 0..SECONDS {
         for _ in 0..100 {
             let (r, i) = synth.next_sample();
             est.push(r, i);
         }
+        cycles[second + 1] = synth.cycles();
         let e = est.estimate();
         if second < FIRST {
             continue;
         }
+        // The reference pulse rate is the true mean over the estimate's 5 s window (as an ECG
+        // reference averaged over the same time would be), the window that ended one second
+        // ago (estimates are released one second late); SpO2 is constant.
+        let window_rate = ((cycles[second] - cycles[second - 5]) * 12.0) as f32;
         s.estimates += 1;
         let check = |r: &Reading, truth: f32, tol: f32, what: &str| -> Option<f32> {
             let v = r.value?;
@@ -96,7 +111,8 @@ fn run(name: &str, rate: f32, spo2: f32, seed: u32) -> Stats {
         // Rounded as the node sends them.
         let hr = Reading { value: e.pulse_rate.value.map(libm::roundf), ..e.pulse_rate };
         let sp = Reading { value: e.spo2.value.map(libm::roundf), ..e.spo2 };
-        if let Some(err) = check(&hr, rate, 3.0, "pulse rate") {
+        assert!(!cfg.finger || (window_rate - rate).abs() < 0.06 * rate, "{window_rate} vs {rate}");
+        if let Some(err) = check(&hr, window_rate, 3.0, "pulse rate") {
             s.hr_given += 1;
             s.hr_abs_sum += err;
             s.hr_max = s.hr_max.max(err);
@@ -232,7 +248,7 @@ fn no_number_without_perfusion_or_finger() {
 
 #[test]
 fn finger_on_off_on() {
-    // Off for 10 s, on for 20 s, off, on: numbers come within 12 s of contact.
+    // Off for 10 s, on for 20 s, off, on: numbers come within 14 s of contact.
     let mut synth = PpgSynth::new(SynthConfig { pulse_rate: 88.0, spo2: 93.0, ..SynthConfig::default() });
     let mut est = Estimator::new();
     let mut first_number = None;
@@ -243,7 +259,8 @@ fn finger_on_off_on() {
             est.push(r, i);
         }
         let e = est.estimate();
-        if !synth.config.finger {
+        // Estimates are released one second late: the second after the finger left.
+        if !synth.config.finger && second != 0 && second != 30 {
             assert!(e.pulse_rate.flags.contains(Flags::SENSOR_OFF), "{second}: {e:?}");
         }
         if let Some(v) = e.pulse_rate.value {
@@ -251,5 +268,52 @@ fn finger_on_off_on() {
             first_number.get_or_insert(second);
         }
     }
-    assert!(first_number.is_some_and(|s| s <= 22), "{first_number:?}");
+    assert!(first_number.is_some_and(|s| s <= 24), "{first_number:?}");
+}
+
+#[test]
+fn real_changes_are_tracked_not_flagged() {
+    // Pulse rate 60 -> 120 /min and SpO2 98 -> 86 % over 30 s (a fast tachycardia with a
+    // desaturation), then steady. Each number must match the truth averaged over its 5 s window
+    // (the window is what the estimate measures); most estimates during the ramp must be numbers.
+    let truth = |t: f32| -> (f32, f32) {
+        let f = ((t - 15.0) / 30.0).clamp(0.0, 1.0);
+        (60.0 + 60.0 * f, 98.0 - 12.0 * f)
+    };
+    let mut synth = PpgSynth::new(SynthConfig { pulse_rate: 60.0, spo2: 98.0, seed: 77, ..SynthConfig::default() });
+    let mut est = Estimator::new();
+    let (mut given, mut total) = (0, 0);
+    for second in 0..70 {
+        for k in 0..100 {
+            let t = second as f32 + k as f32 / 100.0;
+            let (hr, sp) = truth(t);
+            synth.config.pulse_rate = hr;
+            synth.config.spo2 = sp;
+            let (r, i) = synth.next_sample();
+            est.push(r, i);
+        }
+        let e = est.estimate();
+        // Released one second late: the window ended at `second`.
+        let end = second as f32;
+        let (mut hr_mean, mut sp_mean) = (0.0, 0.0);
+        for k in 0..50 {
+            let (h, s) = truth(end - 5.0 + k as f32 * 0.1);
+            hr_mean += h / 50.0;
+            sp_mean += s / 50.0;
+        }
+        if (15..50).contains(&second) {
+            total += 1;
+            if e.pulse_rate.value.is_some() && e.spo2.value.is_some() {
+                given += 1;
+            }
+        }
+        if let Some(v) = e.pulse_rate.value {
+            assert!((libm::roundf(v) - hr_mean).abs() <= 3.0, "t {second}: pulse rate {v} for {hr_mean}");
+        }
+        if let Some(v) = e.spo2.value {
+            assert!((libm::roundf(v) - sp_mean).abs() <= 2.0, "t {second}: SpO2 {v} for {sp_mean}");
+        }
+    }
+    println!("ramp: {given} of {total} estimates with numbers");
+    assert!(given * 10 >= total * 7, "{given} of {total}");
 }

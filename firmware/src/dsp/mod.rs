@@ -81,7 +81,12 @@ pub struct Estimator {
     candidate: Option<(f32, u8)>,
     last_spo2: Option<f32>,
     spo2_candidate: Option<(f32, u8)>,
+    /// The previous window's estimate, released by the next call.
+    pending: Estimate,
 }
+
+/// How much older than the call the released estimate's window end is.
+pub const RELEASE_DELAY_MS: u64 = 1_000;
 
 /// Windows of history for the motion check.
 pub const HISTORY: usize = 16;
@@ -111,6 +116,11 @@ impl Estimator {
             candidate: None,
             last_spo2: None,
             spo2_candidate: None,
+            pending: Estimate {
+                pulse_rate: Reading::absent(Flags::PULSE_SEARCH),
+                spo2: Reading::absent(Flags::PULSE_SEARCH),
+                perfusion_index: 0.0,
+            },
         }
     }
 
@@ -147,7 +157,25 @@ impl Estimator {
     }
 
     /// Estimates from the last [`WINDOW`] samples.
+    /// The estimate of the window that ended [`RELEASE_DELAY_MS`] ago.
+    ///
+    /// Each window's estimate is held back one second and released only if the next window
+    /// shows no motion: a burst that starts in the last moments of a window shifts its estimate
+    /// before there is enough of it to be detected, and is detected one second later.
     pub fn estimate(&mut self) -> Estimate {
+        let current = self.estimate_window();
+        let mut released = core::mem::replace(&mut self.pending, current);
+        if current.pulse_rate.flags.contains(Flags::ARTIFACT) {
+            for r in [&mut released.pulse_rate, &mut released.spo2] {
+                if r.value.is_some() {
+                    *r = Reading::absent(r.flags | Flags::ARTIFACT);
+                }
+            }
+        }
+        released
+    }
+
+    fn estimate_window(&mut self) -> Estimate {
         let (dc_red, dc_ir) = (self.dc_red.value(), self.dc_ir.value());
         if !quality::contact(dc_ir) || self.in_contact == 0 {
             let r = Reading::absent(Flags::SENSOR_OFF);
@@ -183,7 +211,7 @@ impl Estimator {
             let r = Reading::absent(Flags::PULSE_SEARCH);
             return Estimate { pulse_rate: r, spo2: r, perfusion_index: pi };
         }
-        let beats = peaks::beat_intervals(&self.ir, (0.6 * p.lag) as usize);
+        let beats = peaks::beat_intervals(&self.ir, (0.7 * p.lag) as usize, libm::roundf(p.lag) as usize);
         let consistent = beats.is_some_and(|b| {
             (b.median - p.lag).abs() <= quality::MAX_BEAT_DISAGREEMENT * p.lag && b.spread <= quality::MAX_INTERVAL_SPREAD
         });
@@ -247,7 +275,7 @@ impl Estimator {
     }
 
     /// A pulse rate that jumps by more than [`quality::MAX_RATE_JUMP`] from the last one given,
-    /// or the first after contact, is given only once three estimates in a row agree on it: a
+    /// or the first after contact, is given only once [`CONFIRMATIONS`] estimates in a row agree on it: a
     /// heart does not change its rate by a fifth within a second, motion does.
     fn rate_plausible(&mut self, rate: f32) -> bool {
         let jump = quality::MAX_RATE_JUMP * self.last_rate.unwrap_or(rate);
@@ -260,8 +288,12 @@ impl Estimator {
     }
 }
 
+/// Estimates in a row that must agree before a value that jumped (or the first after contact)
+/// is given.
+pub const CONFIRMATIONS: usize = 3;
+
 /// Accepts `v` when it is within `jump` of the last value given; otherwise (or with no last
-/// value) only once three estimates in a row agree within `same`.
+/// value) only once [`CONFIRMATIONS`] estimates in a row agree within `same`.
 fn confirm(last: &mut Option<f32>, candidate: &mut Option<(f32, u8)>, v: f32, jump: f32, same: f32) -> bool {
     if last.is_some_and(|l| (v - l).abs() <= jump) {
         *last = Some(v);
@@ -272,7 +304,7 @@ fn confirm(last: &mut Option<f32>, candidate: &mut Option<(f32, u8)>, v: f32, ju
         Some((c, n)) if (v - c).abs() <= same => n.saturating_add(1),
         _ => 1,
     };
-    if n >= 3 {
+    if usize::from(n) >= CONFIRMATIONS {
         *last = Some(v);
         *candidate = None;
         true

@@ -81,6 +81,9 @@ pub fn period(x: &[f32], min_lag: usize, max_lag: usize, scratch: &mut [f32]) ->
     Some(Period { lag, strength, periodic_power: strength.max(0.0) * r0, power: r0 })
 }
 
+/// Longest window [`beat_intervals`] looks at.
+pub const MAX_BEAT_WINDOW: usize = 512;
+
 /// Beat intervals found by [`beat_intervals`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Beats {
@@ -91,45 +94,83 @@ pub struct Beats {
     pub spread: f32,
 }
 
-/// Median beat interval (samples) from the troughs of `x`, which must be at least `refractory`
-/// samples apart and deeper than half the deepest; `None` with fewer than 2 intervals.
+/// Median beat interval (samples) from the troughs of `x` (see [`beat_intervals`]).
 pub fn median_beat_interval(x: &[f32], refractory: usize) -> Option<f32> {
-    beat_intervals(x, refractory).map(|b| b.median)
+    beat_intervals(x, refractory, refractory).map(|b| b.median)
 }
 
-/// The beat intervals of `x` (see [`median_beat_interval`]).
-pub fn beat_intervals(x: &[f32], refractory: usize) -> Option<Beats> {
-    let deepest = x.iter().copied().fold(0.0f32, f32::min);
+/// Beat intervals of `x` from its troughs (the systolic upstrokes of the raw PPG).
+///
+/// Each sample is first taken relative to the mean of the `span` samples around it (one beat
+/// period): what is slower than the pulse, like the remains of the respiratory baseline, no
+/// longer lifts some troughs above the threshold. A trough is a local minimum deeper than half
+/// the deepest; the deepest point in the `refractory` samples that follow it is the beat, and
+/// the next beat is searched after those (the dicrotic wave falls inside).
+pub fn beat_intervals(x: &[f32], refractory: usize, span: usize) -> Option<Beats> {
+    // Detrend into a stack buffer (2 KiB) with a running sum: O(n).
+    let mut d = [0.0f32; MAX_BEAT_WINDOW];
+    let n = x.len().min(MAX_BEAT_WINDOW);
+    let half = (span / 2).max(1);
+    let (mut lo, mut hi, mut sum) = (0usize, 0usize, 0.0f32);
+    for (i, slot) in d.iter_mut().enumerate().take(n) {
+        let (want_lo, want_hi) = (i.saturating_sub(half), (i + half + 1).min(n));
+        while hi < want_hi {
+            sum += x.get(hi).copied().unwrap_or(0.0);
+            hi += 1;
+        }
+        while lo < want_lo {
+            sum -= x.get(lo).copied().unwrap_or(0.0);
+            lo += 1;
+        }
+        *slot = x.get(i).copied().unwrap_or(0.0) - sum / (hi - lo) as f32;
+    }
+    let detrended = |i: usize| d.get(i).copied().unwrap_or(0.0);
+    let deepest = d.iter().take(n).copied().fold(0.0f32, f32::min);
     if deepest >= 0.0 {
         return None;
     }
     let threshold = 0.5 * deepest;
     let mut beats = [0usize; 32];
-    let mut n = 0;
+    let mut count = 0;
     let mut i = 1;
-    while i + 1 < x.len() {
-        let (p, c, q) = (x[i - 1], x[i], x[i + 1]);
+    let (mut p, mut c) = (detrended(0), detrended(1));
+    while i + 1 < n {
+        let q = detrended(i + 1);
         if c < threshold && c <= p && c < q {
             // The deepest point within the refractory span that follows is the beat.
-            let end = (i + refractory).min(x.len());
-            let (j, _) = x.get(i..end)?.iter().enumerate().fold((0, c), |(bj, bv), (j, &v)| if v < bv { (j, v) } else { (bj, bv) });
-            if n < beats.len() {
-                beats[n] = i + j;
-                n += 1;
+            let end = (i + refractory).min(n);
+            let (mut bj, mut bv) = (i, c);
+            for j in i..end {
+                let v = detrended(j);
+                if v < bv {
+                    bj = j;
+                    bv = v;
+                }
             }
-            i += j + refractory.max(1);
+            if count < beats.len() {
+                beats[count] = bj;
+                count += 1;
+            }
+            i = bj + refractory.max(1);
+            if i + 1 >= n {
+                break;
+            }
+            p = detrended(i - 1);
+            c = detrended(i);
             continue;
         }
+        p = c;
+        c = q;
         i += 1;
     }
-    if n < 3 {
+    if count < 3 {
         return None;
     }
     let mut intervals = [0usize; 31];
-    for k in 1..n {
+    for k in 1..count {
         intervals[k - 1] = beats[k] - beats[k - 1];
     }
-    let iv = intervals.get_mut(..n - 1)?;
+    let iv = intervals.get_mut(..count - 1)?;
     iv.sort_unstable();
     let m = iv.len();
     let median = if m % 2 == 1 { iv[m / 2] as f32 } else { (iv[m / 2 - 1] + iv[m / 2]) as f32 / 2.0 };

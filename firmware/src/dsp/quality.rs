@@ -37,15 +37,15 @@ pub const MAX_INTERVAL_SPREAD: f32 = 1.35;
 /// Largest ratio between the loudest and the quietest second of the window.
 pub const MAX_SEGMENT_RATIO: f32 = 3.0;
 /// Largest ratio of a window's normalised power to the quietest of the last 16 windows.
-pub const MAX_POWER_JUMP: f32 = 2.0;
+pub const MAX_POWER_JUMP: f32 = 1.6;
 /// Largest change of the pulse rate between estimates one second apart (fraction) before it
 /// must be confirmed.
 pub const MAX_RATE_JUMP: f32 = 0.05;
 /// Largest difference (% SpO2) between the saturation of the whole window and of its periodic
 /// part.
-pub const MAX_SPO2_DISAGREEMENT: f32 = 2.5;
+pub const MAX_SPO2_DISAGREEMENT: f32 = 1.5;
 /// Largest change of SpO2 (%) between estimates one second apart before it must be confirmed.
-pub const MAX_SPO2_JUMP: f32 = 3.0;
+pub const MAX_SPO2_JUMP: f32 = 2.0;
 /// Lowest red/IR correlation for SpO2.
 pub const MIN_CORRELATION: f32 = 0.9;
 
