@@ -735,26 +735,20 @@ impl<'s> Reader<'s> {
                 continue;
             };
             let mut t = Tbl { t: table, span: item.span(), path: format!("device[{i}]"), used: BTreeSet::new() };
-            if let Some(d) = self.device(&mut t) {
-                if let Some((_, prev)) = names.iter().find(|(n, _)| *n == d.name) {
+            // Duplicates are found even when a device has other problems.
+            let name = table.iter().find(|(k, _)| k.get_ref().as_ref() == "name").and_then(|(_, v)| v.get_ref().as_str().map(String::from));
+            if let Some(name) = name {
+                if let Some((_, prev)) = names.iter().find(|(n, _)| *n == name) {
                     let (line, _) = self.pos(prev.start);
-                    self.err(
-                        t.span.clone(),
-                        &format!("device[{i}].name"),
-                        format!("{:?} is already used on line {line}", d.name),
-                        Some("device names must be unique within a gateway".into()),
-                    );
+                    self.err(t.span.clone(), &format!("device[{i}].name"), format!("{name:?} is already used on line {line}"), Some("device names must be unique within a gateway".into()));
                 }
-                names.push((d.name.clone(), t.span.clone()));
+                names.push((name, t.span.clone()));
+            }
+            if let Some(d) = self.device(&mut t) {
                 let SourceConfig::Serial { port, .. } = &d.source;
                 if let Some((_, prev)) = ports.iter().find(|(p, _)| p == port) {
                     let (line, _) = self.pos(prev.start);
-                    self.err(
-                        t.span.clone(),
-                        &format!("device[{i}].port"),
-                        format!("{} is already used by the device on line {line}", port.display()),
-                        Some("one device per port".into()),
-                    );
+                    self.err(t.span.clone(), &format!("device[{i}].port"), format!("{} is already used by the device on line {line}", port.display()), Some("one device per port".into()));
                 }
                 ports.push((port.clone(), t.span.clone()));
                 out.push(d);

@@ -80,17 +80,26 @@ pub fn resolve_local(wall: Timestamp, zone: &jiff::tz::TimeZone) -> Option<Times
     Some(Timestamp(zoned.timestamp().as_millisecond()))
 }
 
+/// Readings already seen for one metric at one time (see [`Normalizer::observation`]).
+#[derive(Debug, Default)]
+struct SameTime {
+    time: i64,
+    values: Vec<medgw_protocols::observation::Value>,
+    count: u32,
+}
+
 /// Per-device normalisation state.
 pub struct Normalizer {
     context: Arc<DeviceContext>,
     zone: jiff::tz::TimeZone,
     clock: ClockTracker,
     nomenclature: Arc<Nomenclature>,
+    same_time: std::collections::HashMap<(medgw_protocols::MdcCode, Option<medgw_protocols::observation::VendorCode>), SameTime>,
 }
 
 impl Normalizer {
     pub fn new(context: DeviceContext, zone: jiff::tz::TimeZone, nomenclature: Arc<Nomenclature>) -> Normalizer {
-        Normalizer { context: Arc::new(context), zone, clock: ClockTracker::new(32), nomenclature }
+        Normalizer { context: Arc::new(context), zone, clock: ClockTracker::new(32), nomenclature, same_time: Default::default() }
     }
 
     pub fn context(&self) -> &Arc<DeviceContext> {
@@ -130,7 +139,47 @@ impl Normalizer {
                 time_flags |= Flags::CLOCK_SKEW;
             }
         }
-        Observation::new(self.context.clone(), m, receipt, device_time, time_flags)
+        let o = Observation::new(self.context.clone(), m, receipt, device_time, time_flags);
+        self.distinguish(o)
+    }
+
+    /// Gives different readings with the same metric and time different ids, and the same
+    /// reading re-reported the same id.
+    ///
+    /// - With a sequence number, the id is already unique.
+    /// - Without a device clock the time is the receipt time, and several frames read in one
+    ///   chunk share it: each is its own reading (a clock-less oximeter sends them 1/3 s apart).
+    /// - With a device clock, the same value at the same device time is the device re-reporting
+    ///   one reading (IntelliVue re-sends the last NIBP with every poll): same id, and the
+    ///   pipeline drops the repeat. A different value at the same device time is a different
+    ///   reading (a device clock with one-second resolution).
+    fn distinguish(&mut self, o: Observation) -> Observation {
+        let r = &o.reading;
+        if r.seq.is_some() {
+            return o;
+        }
+        let time = r.device_time.unwrap_or(r.receipt_time).0;
+        let entry = self.same_time.entry((r.metric, r.vendor.clone())).or_default();
+        if entry.time != time {
+            *entry = SameTime { time, values: Vec::new(), count: 0 };
+        }
+        let occurrence = if r.device_time.is_none() {
+            entry.count += 1;
+            entry.count - 1
+        } else {
+            match entry.values.iter().position(|v| *v == r.value) {
+                Some(i) => i as u32,
+                None => {
+                    entry.values.push(r.value.clone());
+                    (entry.values.len() - 1) as u32
+                }
+            }
+        };
+        if occurrence == 0 {
+            o
+        } else {
+            o.with_occurrence(occurrence)
+        }
     }
 
     /// The device clock's estimated offset from the gateway's, for status pages.
@@ -220,6 +269,22 @@ mod tests {
         let o = n.observation(spo2(Some(DeviceTime::Local(Timestamp(1_000_000)))), Timestamp(1_000_100));
         assert!(o.reading.flags.contains(Flags::ZONE_ASSUMED));
         assert_eq!(o.reading.device_time, Some(Timestamp(1_000_000)));
+    }
+
+    #[test]
+    fn readings_at_the_same_time_are_told_apart_and_repeats_are_not() {
+        let mut n = normalizer();
+        // A clock-less device: two frames in one chunk, even with equal values, are two readings.
+        let a = n.observation(spo2(None), Timestamp(5_000));
+        let b = n.observation(spo2(None), Timestamp(5_000));
+        assert_ne!(a.reading.id, b.reading.id);
+        // A device clock: the same reading re-reported keeps its id; another value does not.
+        let t = Some(DeviceTime::Utc(Timestamp(9_000_000)));
+        let c = n.observation(spo2(t), Timestamp(9_000_100));
+        let d = n.observation(spo2(t), Timestamp(9_001_100));
+        assert_eq!(c.reading.id, d.reading.id);
+        let e = n.observation(Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, Decimal::from_int(95), unit::MDC_DIM_PERCENT).with_time(t), Timestamp(9_001_200));
+        assert_ne!(e.reading.id, c.reading.id);
     }
 
     #[test]

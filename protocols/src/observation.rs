@@ -300,7 +300,12 @@ pub fn id_namespace() -> Uuid {
 /// The deterministic observation id (decisions.md): UUID v5 over the device identity key, the
 /// metric (MDC code, or the vendor code when unmapped), the observation time in ms and the
 /// device's sequence number. The same reading decoded twice, by any gateway, gets the same id.
-pub fn observation_id(device_key: &str, metric: MdcCode, vendor: Option<&VendorCode>, time: Timestamp, seq: Option<u32>) -> Uuid {
+///
+/// `occurrence` tells apart different readings that the device gave the same metric, time and
+/// (absent) sequence number: two frames of a clock-less oximeter read in one chunk share the
+/// receipt millisecond. It is 0 for the first, and then not written, so ids of ordinary
+/// readings do not depend on it.
+pub fn observation_id(device_key: &str, metric: MdcCode, vendor: Option<&VendorCode>, time: Timestamp, seq: Option<u32>, occurrence: u32) -> Uuid {
     use core::fmt::Write;
     let mut name = String::with_capacity(device_key.len() + 48);
     name.push_str(device_key);
@@ -316,6 +321,9 @@ pub fn observation_id(device_key: &str, metric: MdcCode, vendor: Option<&VendorC
     let _ = write!(name, "|{}|", time.0);
     if let Some(s) = seq {
         let _ = write!(name, "{s}");
+    }
+    if occurrence > 0 {
+        let _ = write!(name, "|#{occurrence}");
     }
     Uuid::new_v5(&id_namespace(), name.as_bytes())
 }
@@ -387,15 +395,16 @@ impl Observation {
             status: m.status,
         };
         reading.id =
-            observation_id(&context.key(), reading.metric, reading.vendor.as_ref(), device_time.unwrap_or(receipt_time), reading.seq);
+            observation_id(&context.key(), reading.metric, reading.vendor.as_ref(), device_time.unwrap_or(receipt_time), reading.seq, 0);
         Observation { context, reading }
     }
 
-    /// Recomputes the id after the metric was remapped (nomenclature override) or the context's
-    /// identity changed.
-    pub fn refresh_id(&mut self) {
+    /// The id of the `occurrence`-th different reading with the same device, metric, time and
+    /// sequence number (see [`observation_id`]).
+    pub fn with_occurrence(mut self, occurrence: u32) -> Observation {
         let r = &mut self.reading;
-        r.id = observation_id(&self.context.key(), r.metric, r.vendor.as_ref(), r.device_time.unwrap_or(r.receipt_time), r.seq);
+        r.id = observation_id(&self.context.key(), r.metric, r.vendor.as_ref(), r.device_time.unwrap_or(r.receipt_time), r.seq, occurrence);
+        self
     }
 }
 

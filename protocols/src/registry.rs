@@ -5,7 +5,14 @@ use crate::decode::ProtocolInfo;
 
 /// All protocols, in the order `medgw decode --list` prints them.
 pub fn protocols() -> impl Iterator<Item = &'static ProtocolInfo> {
-    let tables: [&'static [ProtocolInfo]; 2] = [crate::wire::intellivue::PROTOCOLS, crate::wire::gatt::PROTOCOLS];
+    let tables: [&'static [ProtocolInfo]; 6] = [
+        crate::wire::nonin::PROTOCOLS,
+        crate::wire::masimo::PROTOCOLS,
+        crate::wire::intellivue::PROTOCOLS,
+        crate::wire::medibus::PROTOCOLS,
+        crate::wire::link::PROTOCOLS,
+        crate::wire::gatt::PROTOCOLS,
+    ];
     tables.into_iter().flatten()
 }
 

@@ -433,6 +433,12 @@ pub fn make_tls(dir: &Path) -> Option<TlsFiles> {
         "-extfile",
         "client.ext",
     ]);
+    // Mosquitto started as root drops to the `mosquitto` user: it must be able to read these.
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755));
+    for f in ["ca.pem", "server.pem", "server.key", "client.pem", "client.key"] {
+        let _ = std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o644));
+    }
     Some(TlsFiles {
         ca: dir.join("ca.pem"),
         server_cert: dir.join("server.pem"),

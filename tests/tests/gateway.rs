@@ -85,8 +85,10 @@ fn every_observation_arrives_in_order_with_its_code_unit_and_value() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Mosquitto::start();
     let sub = Subscriber::start(broker.port, "medgw/v1/#");
-    let sims = [("nonin-df8", "oxi"), ("masimo", "masimo"), ("medibus", "vent")]
-        .map(|(protocol, name)| start_sim(dir.path(), name, protocol, &["--seed", "7", "--period-ms", "250"]));
+    // Masimo writes one line per second with a whole-second time stamp: a faster rate would be
+    // the same reading re-reported, which the gateway rightly publishes once.
+    let sims = [("nonin-df8", "oxi", "250"), ("masimo", "masimo", "1000"), ("medibus", "vent", "250")]
+        .map(|(protocol, name, period)| start_sim(dir.path(), name, protocol, &["--seed", "7", "--period-ms", period]));
     let devices: Vec<(&str, &str, &Path)> =
         vec![("nonin-df8", "oxi", &sims[0].link), ("masimo", "masimo", &sims[1].link), ("medibus", "vent", &sims[2].link)];
     let mut gw = start_gateway(dir.path(), "gw", &config(dir.path(), broker.port, &devices, "", "poll_period_ms = 250"));

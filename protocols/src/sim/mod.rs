@@ -123,7 +123,8 @@ impl Rng {
 
 /// Every simulator, by protocol name.
 pub fn simulators() -> impl Iterator<Item = &'static (&'static str, MakeSimulator)> {
-    let tables: [&'static [(&'static str, MakeSimulator)]; 2] = [intellivue::SIMULATORS, gatt::SIMULATORS];
+    let tables: [&'static [(&'static str, MakeSimulator)]; 6] =
+        [nonin::SIMULATORS, masimo::SIMULATORS, intellivue::SIMULATORS, medibus::SIMULATORS, link::SIMULATORS, gatt::SIMULATORS];
     tables.into_iter().flatten()
 }
 

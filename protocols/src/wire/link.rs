@@ -1,1 +1,0 @@
-//! link (to be written).
