@@ -150,7 +150,7 @@ fn a_full_buffer_drops_the_oldest_and_says_so() {
     broker.stop();
     let mut sim = start_sim(dir.path(), "dev0", "nonin-df8", &["--period-ms", "1"]);
     let mut gw =
-        start_gateway(dir.path(), "gw", &config(dir.path(), port, &[&sim.link], "max_bytes = \"1MB\"\nwhen_full = \"drop-oldest\""));
+        start_gateway(dir.path(), "gw", &config(dir.path(), port, &[&sim.link], "max_bytes = \"1MiB\"\nwhen_full = \"drop-oldest\""));
     std::thread::sleep(Duration::from_secs(15));
     sim.proc.terminate(Duration::from_secs(5));
     broker.restart();
@@ -184,7 +184,7 @@ fn a_full_buffer_with_stop_reading_stops_reading_and_loses_nothing() {
     broker.stop();
     let mut sim = start_sim(dir.path(), "dev0", "nonin-df8", &["--period-ms", "1"]);
     let mut gw =
-        start_gateway(dir.path(), "gw", &config(dir.path(), port, &[&sim.link], "max_bytes = \"1MB\"\nwhen_full = \"stop-reading\""));
+        start_gateway(dir.path(), "gw", &config(dir.path(), port, &[&sim.link], "max_bytes = \"1MiB\"\nwhen_full = \"stop-reading\""));
     std::thread::sleep(Duration::from_secs(15));
     broker.restart();
     let sub = Subscriber::start(port, "medgw/v1/#");
