@@ -299,9 +299,14 @@ fn run(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
                     println!("{}", path.display());
                     let _ = std::io::stdout().flush();
                 }
+                let mut task = task;
                 tokio::select! {
-                    r = task => r.map_err(|e| anyhow::anyhow!("{e}"))?.map_err(|e| anyhow::anyhow!(e))?,
-                    _ = pipeline::signal() => stop.cancel(),
+                    r = &mut task => r.map_err(|e| anyhow::anyhow!("{e}"))?.map_err(|e| anyhow::anyhow!(e))?,
+                    _ = pipeline::signal() => {
+                        // Stop producing, then let the reader take what is still queued.
+                        stop.cancel();
+                        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+                    }
                 }
                 anyhow::Ok(())
             })?;

@@ -159,7 +159,10 @@ impl Normalizer {
             return o;
         }
         let time = r.device_time.unwrap_or(r.receipt_time).0;
-        let entry = self.same_time.entry((r.metric, r.vendor.clone())).or_default();
+        // Keyed like the id: by MDC code, and by the vendor code only when unmapped (two device
+        // codes for one metric, like MEDIBUS etCO2 in mmHg and in kPa, share an MDC code).
+        let vendor = if r.metric.is_unmapped() { r.vendor.clone() } else { None };
+        let entry = self.same_time.entry((r.metric, vendor)).or_default();
         if entry.time != time {
             *entry = SameTime { time, values: Vec::new(), count: 0 };
         }
@@ -285,6 +288,12 @@ mod tests {
         assert_eq!(c.reading.id, d.reading.id);
         let e = n.observation(Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, Decimal::from_int(95), unit::MDC_DIM_PERCENT).with_time(t), Timestamp(9_001_200));
         assert_ne!(e.reading.id, c.reading.id);
+        // One metric from two device codes (etCO2 in mmHg and kPa) in one chunk: two readings.
+        let mmhg = Measurement::numeric(code::MDC_AWAY_CO2_ET, Decimal::from_int(35), unit::MDC_DIM_MMHG).with_vendor("medibus", "0xE6");
+        let kpa = Measurement::numeric(code::MDC_AWAY_CO2_ET, "4.7".parse().unwrap(), unit::MDC_DIM_KILO_PASCAL).with_vendor("medibus", "0xE3");
+        let f = n.observation(mmhg, Timestamp(7_000));
+        let g = n.observation(kpa, Timestamp(7_000));
+        assert_ne!(f.reading.id, g.reading.id);
     }
 
     #[test]

@@ -111,6 +111,27 @@ impl Pty {
         Ok(())
     }
 
+    /// Bytes written by the simulator that the gateway has not read yet.
+    pub fn unread(&self) -> usize {
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one c_int through the pointer, which is valid for the call.
+        let r = unsafe { libc::ioctl(self._slave.as_raw_fd(), libc::FIONREAD, &mut n) };
+        if r == 0 {
+            n.max(0) as usize
+        } else {
+            0
+        }
+    }
+
+    /// Waits (up to `max`) until the gateway has read everything: closing a pty discards what
+    /// is still queued, and a simulator that stops must not lose its last frames that way.
+    pub async fn drain(&self, max: Duration) {
+        let start = tokio::time::Instant::now();
+        while self.unread() > 0 && start.elapsed() < max {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
         loop {
             let mut guard = self.master.readable().await?;
@@ -263,7 +284,10 @@ pub async fn run_pty(
     let mut faults = schedule(&run);
     loop {
         match drive(&mut pty, &mut sim, &mut faults, start, &run, &stop, &mut on_sent).await? {
-            Driven::Done => return Ok(()),
+            Driven::Done => {
+                pty.drain(Duration::from_secs(2)).await;
+                return Ok(());
+            }
             Driven::Unplug(d) => {
                 tracing::info!(protocol = %run.protocol, "simulated unplug");
                 drop(pty);

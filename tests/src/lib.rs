@@ -447,3 +447,14 @@ pub fn make_tls(dir: &Path) -> Option<TlsFiles> {
         client_key: dir.join("client.key"),
     })
 }
+
+/// Compares two sequences and explains the first difference (lengths, the first index that
+/// differs with its neighbourhood), so a failing end-to-end test says what went wrong.
+pub fn assert_same_sequence<T: PartialEq + std::fmt::Debug>(got: &[T], want: &[T], what: &str) {
+    if got == want {
+        return;
+    }
+    let first = got.iter().zip(want).position(|(g, w)| g != w).unwrap_or(got.len().min(want.len()));
+    let window = |v: &[T]| format!("{:?}", &v[first.saturating_sub(2)..(first + 4).min(v.len())]);
+    panic!("{what}: {} received, {} expected; first difference at index {first}:\n  received {}\n  expected {}", got.len(), want.len(), window(got), window(want));
+}

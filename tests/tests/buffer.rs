@@ -74,7 +74,7 @@ fn eight_devices_keep_sending_through_a_broker_outage_and_nothing_is_missing() {
         let want = sent(s);
         let got = delivered(&msgs, &format!("dev{i}"));
         assert!(want.len() > 100, "dev{i} sent {}", want.len());
-        assert_eq!(got, want, "dev{i}: every observation, in order, none missing");
+        assert_same_sequence(&got, &want, &format!("dev{i}: every observation, in order, none missing"));
     }
 }
 
@@ -169,7 +169,7 @@ fn a_full_buffer_drops_the_oldest_and_says_so() {
     assert!(dropped > 0, "a buffer-dropped event with its count: {}", gw.log());
     assert!(got.len() < want.len(), "something had to be dropped");
     // What is left is the newest, in order: the delivered sequence is a suffix of what was sent.
-    assert_eq!(&want[want.len() - got.len()..], got.as_slice(), "the oldest were dropped, the newest kept");
+    assert_same_sequence(&got, &want[want.len() - got.len()..], "the oldest were dropped, the newest kept");
     assert_eq!(got.len() as u64 + dropped, want.len() as u64, "every observation is delivered or counted as dropped");
 }
 
@@ -196,7 +196,12 @@ fn a_full_buffer_with_stop_reading_stops_reading_and_loses_nothing() {
     assert!(events.iter().any(|e| e["kind"] == "buffer-full"), "a buffer-full event: {events:?}");
     assert!(!events.iter().any(|e| e["kind"] == "buffer-dropped"), "nothing is deleted under stop-reading");
     // The device waited (its line stalled) instead of losing data: everything it sent arrived.
-    assert_eq!(delivered(&msgs, "dev0"), sent(&sim));
+    // Everything it sent arrived. With the default live-first replay, current values overtake
+    // the backlog once the broker is back, so compare as multisets.
+    let (mut got, mut want) = (delivered(&msgs, "dev0"), sent(&sim));
+    got.sort();
+    want.sort();
+    assert_same_sequence(&got, &want, "everything the device sent");
 }
 
 #[test]
@@ -244,5 +249,8 @@ fn a_corrupted_buffer_file_is_quarantined_and_the_good_part_kept() {
     let got = delivered(&msgs, "dev0");
     let want = sent(&sim);
     assert!(got.len() > want.len() / 2, "{} of {} delivered", got.len(), want.len());
-    assert_eq!(got.last(), want.last(), "live data after the restart arrives");
+    // Live data after the restart arrives: the newest readings, in order among themselves.
+    let tail = &want[want.len().saturating_sub(20)..];
+    let mut it = got.iter();
+    assert!(tail.iter().all(|w| it.any(|g| g == w)), "the last readings sent arrive in order");
 }

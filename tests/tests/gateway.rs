@@ -71,10 +71,7 @@ fn assert_same(sent: &[Value], received: &[&Received], device: &str) {
         .map(|s| (s["metric"].as_u64().unwrap_or(0), s["value"].as_str().map(String::from), s["unit"].as_u64().unwrap_or(0)))
         .collect();
     assert!(!want.is_empty(), "{device}: the simulator sent nothing");
-    assert_eq!(got.len(), want.len(), "{device}: {} sent, {} received", want.len(), got.len());
-    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-        assert_eq!(g, w, "{device}: observation {i} differs (code, value, unit)");
-    }
+    assert_same_sequence(&got, &want, &format!("{device}: every observation once, in order, with (code, value, unit)"));
 }
 
 #[test]

@@ -146,9 +146,13 @@ impl Outbox {
         self.backlog_maybe = true;
     }
 
-    /// The connection is gone: nothing in flight was delivered.
+    /// The connection is gone: nothing in flight was delivered. The live queue is dropped too:
+    /// its rows are in the buffer, and while the broker is away the buffer may delete the
+    /// oldest of them (policy drop-oldest), which must then not be sent from memory.
     pub fn connection_lost(&mut self) {
         self.in_flight.clear();
+        self.live.clear();
+        self.live_rows.clear();
         self.rescan();
     }
 
