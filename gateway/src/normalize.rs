@@ -283,7 +283,10 @@ mod tests {
         let c = n.observation(spo2(t), Timestamp(9_000_100));
         let d = n.observation(spo2(t), Timestamp(9_001_100));
         assert_eq!(c.reading.id, d.reading.id);
-        let e = n.observation(Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, Decimal::from_int(95), unit::MDC_DIM_PERCENT).with_time(t), Timestamp(9_001_200));
+        let e = n.observation(
+            Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, Decimal::from_int(95), unit::MDC_DIM_PERCENT).with_time(t),
+            Timestamp(9_001_200),
+        );
         assert_ne!(e.reading.id, c.reading.id);
     }
 
