@@ -186,10 +186,75 @@ pub struct SerialSettings {
     pub stop_bits: u8,
 }
 
+/// An address or network allowed to connect to a TCP-server source: `10.1.2.3` or `10.1.2.0/24`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AllowRule {
+    pub net: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+impl AllowRule {
+    pub fn parse(s: &str) -> Option<AllowRule> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p.parse::<u8>().ok()?)),
+            None => (s, None),
+        };
+        let net: std::net::IpAddr = addr.trim().parse().ok()?;
+        let max = if net.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(AllowRule { net, prefix })
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        // An IPv4 peer may arrive as an IPv4-mapped IPv6 address on a dual-stack socket.
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.net, ip) {
+            (std::net::IpAddr::V4(n), std::net::IpAddr::V4(a)) => {
+                let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) };
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (std::net::IpAddr::V6(n), std::net::IpAddr::V6(a)) => {
+                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - self.prefix) };
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Where a device's bytes come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceConfig {
+    /// A local serial port (`port = "/dev/ttyUSB0"`).
     Serial { port: PathBuf, settings: SerialSettings },
+    /// A device server in "TCP server" mode: medgw connects (`port = "tcp://host:4001"`).
+    TcpClient { host: String, port: u16 },
+    /// A device server speaking RFC 2217: medgw connects and sets the remote serial port's
+    /// settings (`port = "rfc2217://host:4001"`).
+    Rfc2217 { host: String, port: u16, settings: SerialSettings },
+    /// A device server in "TCP client" mode: medgw listens and the box connects
+    /// (`listen = "0.0.0.0:4001"`, `allow = ["10.1.2.3"]`).
+    TcpServer { bind: std::net::SocketAddr, allow: Vec<AllowRule> },
+    /// A Bluetooth LE device (`ble = "AA:BB:CC:DD:EE:FF"`, or `ble_name` to find it by name),
+    /// read through the GATT health services in `services` (default: every supported service
+    /// the device offers).
+    Ble { address: Option<String>, name: Option<String>, services: Vec<String> },
 }
+
+/// The Bluetooth GATT health services medgw reads, by the name used in `services`, with the
+/// decoder of each characteristic.
+pub const BLE_SERVICES: &[(&str, &str)] = &[
+    ("heart-rate", "gatt-heart-rate"),
+    ("plx-spot", "gatt-plx-spot"),
+    ("plx-continuous", "gatt-plx-continuous"),
+    ("blood-pressure", "gatt-blood-pressure"),
+    ("temperature", "gatt-temperature"),
+    ("weight", "gatt-weight"),
+    ("glucose", "gatt-glucose"),
+];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceConfig {
@@ -728,7 +793,7 @@ impl<'s> Reader<'s> {
         };
         let mut out = Vec::new();
         let mut names: Vec<(String, Range<usize>)> = Vec::new();
-        let mut ports: Vec<(PathBuf, Range<usize>)> = Vec::new();
+        let mut ports: Vec<(String, Range<usize>)> = Vec::new();
         for (i, item) in array.iter().enumerate() {
             let Some(table) = item.get_ref().as_table() else {
                 self.err(item.span(), &format!("device[{i}]"), "must be a table", None);
@@ -740,17 +805,27 @@ impl<'s> Reader<'s> {
             if let Some(name) = name {
                 if let Some((_, prev)) = names.iter().find(|(n, _)| *n == name) {
                     let (line, _) = self.pos(prev.start);
-                    self.err(t.span.clone(), &format!("device[{i}].name"), format!("{name:?} is already used on line {line}"), Some("device names must be unique within a gateway".into()));
+                    self.err(
+                        t.span.clone(),
+                        &format!("device[{i}].name"),
+                        format!("{name:?} is already used on line {line}"),
+                        Some("device names must be unique within a gateway".into()),
+                    );
                 }
                 names.push((name, t.span.clone()));
             }
             if let Some(d) = self.device(&mut t) {
-                let SourceConfig::Serial { port, .. } = &d.source;
-                if let Some((_, prev)) = ports.iter().find(|(p, _)| p == port) {
+                let port = crate::source::port_name(&d.source);
+                if let Some((_, prev)) = ports.iter().find(|(p, _)| *p == port) {
                     let (line, _) = self.pos(prev.start);
-                    self.err(t.span.clone(), &format!("device[{i}].port"), format!("{} is already used by the device on line {line}", port.display()), Some("one device per port".into()));
+                    self.err(
+                        t.span.clone(),
+                        &format!("device[{i}].port"),
+                        format!("{port} is already used by the device on line {line}"),
+                        Some("one device per port".into()),
+                    );
                 }
-                ports.push((port.clone(), t.span.clone()));
+                ports.push((port, t.span.clone()));
                 out.push(d);
             }
             self.finish(
@@ -759,6 +834,11 @@ impl<'s> Reader<'s> {
                     "name",
                     "protocol",
                     "port",
+                    "listen",
+                    "allow",
+                    "ble",
+                    "ble_name",
+                    "services",
                     "baud",
                     "data_bits",
                     "parity",
@@ -788,7 +868,13 @@ impl<'s> Reader<'s> {
                 );
             }
         }
-        let protocol = self.string(t, "protocol", Some("e.g. protocol = \"nonin-df8\"; `medgw decode --list` lists them"));
+        let is_ble = t.t.iter().any(|(k, _)| matches!(k.get_ref().as_ref(), "ble" | "ble_name"));
+        let protocol = if is_ble {
+            // A Bluetooth device's decoders follow from its GATT services.
+            self.string(t, "protocol", None)
+        } else {
+            self.string(t, "protocol", Some("e.g. protocol = \"nonin-df8\"; `medgw decode --list` lists them"))
+        };
         let info = match &protocol {
             Some((p, span)) => match registry::find(p) {
                 Some(info) => Some(info),
@@ -807,16 +893,21 @@ impl<'s> Reader<'s> {
             None => None,
         };
         if let (Some(info), Some((_, span))) = (info, &protocol) {
-            if info.gatt {
-                self.err(
-                    span.clone(),
-                    &Self::key(t, "protocol"),
-                    format!("{} is a Bluetooth GATT characteristic, not a serial protocol", info.name),
-                    Some("Bluetooth devices are configured with ble = \"AA:BB:CC:DD:EE:FF\" (not yet supported by this build)".into()),
-                );
+            if info.gatt != is_ble {
+                let (message, hint) = if info.gatt {
+                    (
+                        format!("{} is a Bluetooth GATT characteristic, not a serial protocol", info.name),
+                        "a Bluetooth device is configured with ble = \"AA:BB:CC:DD:EE:FF\" and services = [...]",
+                    )
+                } else {
+                    (
+                        format!("{} is a serial protocol, but the device is configured as Bluetooth", info.name),
+                        "a serial device is configured with port = ...",
+                    )
+                };
+                self.err(span.clone(), &Self::key(t, "protocol"), message, Some(hint.into()));
             }
         }
-        let port = self.path(t, "port", Some("the serial port, e.g. port = \"/dev/serial/by-id/usb-FTDI_...\""));
         let defaults = info.and_then(|i| i.serial).unwrap_or((9600, 8, 'N', 1));
         let baud = self.int(t, "baud", 50..=4_000_000, defaults.0 as i64) as u32;
         let data_bits = self.int(t, "data_bits", 5..=8, defaults.1 as i64) as u8;
@@ -855,10 +946,15 @@ impl<'s> Reader<'s> {
         let listen_only = self.boolean(t, "listen_only", false);
         let timezone = self.timezone(t, "timezone");
         let silence_timeout_ms = (self.int(t, "silence_timeout_s", 1..=3600, 10) * 1000) as u32;
-        let source = SourceConfig::Serial { port: port?, settings: SerialSettings { baud, data_bits, parity, stop_bits } };
+        let settings = SerialSettings { baud, data_bits, parity, stop_bits };
+        let source = self.source(t, settings, is_ble)?;
+        let protocol = match (&source, info) {
+            (SourceConfig::Ble { .. }, _) => "ble".to_string(),
+            (_, info) => info?.name.to_string(),
+        };
         Some(DeviceConfig {
             name: name?.0,
-            protocol: info?.name.to_string(),
+            protocol,
             source,
             bed: bed?.0,
             room,
@@ -868,6 +964,151 @@ impl<'s> Reader<'s> {
             timezone,
             silence_timeout_ms,
         })
+    }
+}
+
+impl Reader<'_> {
+    /// Exactly one of `port` (a serial path, `tcp://`, `rfc2217://`), `listen`, `ble`/`ble_name`.
+    fn source(&mut self, t: &mut Tbl, settings: SerialSettings, is_ble: bool) -> Option<SourceConfig> {
+        let has = |k: &str| t.t.iter().any(|(key, _)| key.get_ref().as_ref() == k);
+        let given: Vec<&str> = ["port", "listen", "ble"].into_iter().filter(|k| has(k) || (*k == "ble" && has("ble_name"))).collect();
+        if given.len() != 1 {
+            let span = t.span.clone();
+            let message =
+                if given.is_empty() { "has no source".to_string() } else { format!("has more than one source: {}", given.join(", ")) };
+            self.err(
+                span,
+                &Self::key(t, "port"),
+                message,
+                Some("give one of port = \"/dev/ttyUSB0\" | \"tcp://host:port\" | \"rfc2217://host:port\", listen = \"0.0.0.0:4001\", or ble = \"AA:BB:CC:DD:EE:FF\"".into()),
+            );
+            return None;
+        }
+        if is_ble {
+            let address = self.string(t, "ble", None);
+            if let Some((a, span)) = &address {
+                let ok =
+                    a.len() == 17 && a.split(':').count() == 6 && a.split(':').all(|p| p.len() == 2 && u8::from_str_radix(p, 16).is_ok());
+                if !ok {
+                    self.err(
+                        span.clone(),
+                        &Self::key(t, "ble"),
+                        format!("{a:?} is not a Bluetooth address"),
+                        Some("six hex bytes, e.g. \"AA:BB:CC:DD:EE:FF\" (`medgw ble scan` lists devices)".into()),
+                    );
+                }
+            }
+            let name = self.string(t, "ble_name", None).map(|s| s.0);
+            let mut services = Vec::new();
+            if let Some(v) = self.get(t, "services") {
+                match v.get_ref().as_array() {
+                    Some(items) => {
+                        for item in items.iter() {
+                            match item.get_ref().as_str() {
+                                Some(s) if BLE_SERVICES.iter().any(|(n, _)| *n == s) => services.push(s.to_string()),
+                                _ => {
+                                    let names: Vec<&str> = BLE_SERVICES.iter().map(|(n, _)| *n).collect();
+                                    self.err(
+                                        item.span(),
+                                        &Self::key(t, "services"),
+                                        format!(
+                                            "unknown service {}",
+                                            item.get_ref().as_str().map(|s| format!("{s:?}")).unwrap_or_else(|| "value".into())
+                                        ),
+                                        Some(format!("one of: {}", names.join(", "))),
+                                    );
+                                }
+                            }
+                        }
+                    }
+                    None => self.err(
+                        v.span(),
+                        &Self::key(t, "services"),
+                        "must be an array of service names",
+                        Some("services = [\"plx-continuous\"]".into()),
+                    ),
+                }
+            }
+            return Some(SourceConfig::Ble { address: address.map(|a| a.0), name, services });
+        }
+        if has("listen") {
+            let (bind, span) = self.string(t, "listen", None)?;
+            let Ok(bind) = bind.parse::<std::net::SocketAddr>() else {
+                self.err(
+                    span,
+                    &Self::key(t, "listen"),
+                    format!("{bind:?} is not an address:port"),
+                    Some("e.g. listen = \"0.0.0.0:4001\"".into()),
+                );
+                return None;
+            };
+            let mut allow = Vec::new();
+            match self.get(t, "allow") {
+                None => {
+                    let span = t.span.clone();
+                    self.err(
+                        span,
+                        &Self::key(t, "allow"),
+                        "is required with listen",
+                        Some("the device server's address, e.g. allow = [\"10.1.2.3\"] or a network [\"10.1.2.0/24\"]".into()),
+                    );
+                    return None;
+                }
+                Some(v) => match v.get_ref().as_array() {
+                    Some(items) => {
+                        for item in items.iter() {
+                            match item.get_ref().as_str().and_then(AllowRule::parse) {
+                                Some(r) => allow.push(r),
+                                None => self.err(
+                                    item.span(),
+                                    &Self::key(t, "allow"),
+                                    "is not an IP address or network",
+                                    Some("e.g. \"10.1.2.3\" or \"10.1.2.0/24\"".into()),
+                                ),
+                            }
+                        }
+                    }
+                    None => {
+                        self.err(v.span(), &Self::key(t, "allow"), "must be an array of addresses", Some("allow = [\"10.1.2.3\"]".into()))
+                    }
+                },
+            }
+            return Some(SourceConfig::TcpServer { bind, allow });
+        }
+        let (port, span) = self.string(t, "port", None)?;
+        for (scheme, rfc2217) in [("tcp://", false), ("rfc2217://", true)] {
+            if let Some(rest) = port.strip_prefix(scheme) {
+                let parsed =
+                    rest.rsplit_once(':').and_then(|(h, p)| Some((h.trim_matches(['[', ']']).to_string(), p.parse::<u16>().ok()?)));
+                return match parsed {
+                    Some((host, p)) if !host.is_empty() && p != 0 => Some(if rfc2217 {
+                        SourceConfig::Rfc2217 { host, port: p, settings }
+                    } else {
+                        SourceConfig::TcpClient { host, port: p }
+                    }),
+                    _ => {
+                        self.err(
+                            span,
+                            &Self::key(t, "port"),
+                            format!("{port:?} is not {scheme}host:port"),
+                            Some(format!("e.g. port = \"{scheme}10.1.2.3:4001\"")),
+                        );
+                        None
+                    }
+                };
+            }
+        }
+        if port.contains("://") {
+            self.err(
+                span,
+                &Self::key(t, "port"),
+                format!("{port:?}: unknown scheme"),
+                Some("a serial device path, tcp://host:port or rfc2217://host:port".into()),
+            );
+            return None;
+        }
+        let path = PathBuf::from(&port);
+        Some(SourceConfig::Serial { port: if path.is_relative() { self.base.join(path) } else { path }, settings })
     }
 }
 

@@ -286,7 +286,10 @@ mod tests {
         let c = n.observation(spo2(t), Timestamp(9_000_100));
         let d = n.observation(spo2(t), Timestamp(9_001_100));
         assert_eq!(c.reading.id, d.reading.id);
-        let e = n.observation(Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, Decimal::from_int(95), unit::MDC_DIM_PERCENT).with_time(t), Timestamp(9_001_200));
+        let e = n.observation(
+            Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, Decimal::from_int(95), unit::MDC_DIM_PERCENT).with_time(t),
+            Timestamp(9_001_200),
+        );
         assert_ne!(e.reading.id, c.reading.id);
         // One metric from two device codes (etCO2 in mmHg and kPa) in one chunk: two readings.
         let mmhg = Measurement::numeric(code::MDC_AWAY_CO2_ET, Decimal::from_int(35), unit::MDC_DIM_MMHG).with_vendor("medibus", "0xE6");

@@ -88,6 +88,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             SourceConfig::Serial { port, settings } => {
                 tasks.spawn(serial::run(runner, port.clone(), *settings));
             }
+            other => anyhow::bail!("device {}: {} sources are not supported by this build yet", d.name, crate::source::port_name(other)),
         }
     }
     drop(link);

@@ -57,13 +57,13 @@ fn a_good_file_parses_with_protocol_defaults() {
     assert_eq!(c.buffer.when_full, WhenFull::StopReading);
     assert_eq!(c.buffer.replay, Replay::Ordered);
     assert_eq!(c.devices.len(), 2);
-    let config::SourceConfig::Serial { settings, .. } = &c.devices[0].source;
+    let config::SourceConfig::Serial { settings, .. } = &c.devices[0].source else { panic!("serial") };
     assert_eq!(
         (settings.baud, settings.data_bits, settings.parity, settings.stop_bits),
         (9600, 8, config::Parity::None, 1),
         "Nonin defaults"
     );
-    let config::SourceConfig::Serial { settings, .. } = &c.devices[1].source;
+    let config::SourceConfig::Serial { settings, .. } = &c.devices[1].source else { panic!("serial") };
     assert_eq!((settings.baud, settings.parity), (19200, config::Parity::Even), "MEDIBUS defaults");
     assert_eq!(c.devices[0].patient.as_ref().unwrap().id, "MRN1");
     assert_eq!(c.devices[1].poll_period_ms, 2000);
@@ -161,4 +161,63 @@ fn the_check_config_command_prints_every_problem_and_fails() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_medgw")).args(["run", "--config"]).arg(&file).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("device[0].protocol: unknown protocol"));
+}
+
+#[test]
+fn network_and_bluetooth_sources() {
+    let text = GOOD
+        .replace("port = \"/dev/ttyUSB0\"", "port = \"tcp://10.1.2.3:4001\"")
+        .replace("port = \"/dev/ttyUSB1\"", "port = \"rfc2217://moxa-icu.local:4002\"")
+        + r#"
+[[device]]
+name = "bed3-oximeter"
+protocol = "masimo"
+listen = "0.0.0.0:4003"
+allow = ["10.1.2.4", "10.1.3.0/24"]
+bed = "BED3"
+
+[[device]]
+name = "bed4-cuff"
+ble = "AA:BB:CC:DD:EE:FF"
+services = ["blood-pressure"]
+bed = "BED4"
+"#;
+    let c = config::parse(&text, Path::new("/etc/medgw")).unwrap();
+    assert_eq!(c.devices[0].source, config::SourceConfig::TcpClient { host: "10.1.2.3".into(), port: 4001 });
+    let config::SourceConfig::Rfc2217 { host, port, settings } = &c.devices[1].source else { panic!("{:?}", c.devices[1].source) };
+    assert_eq!(
+        (host.as_str(), *port, settings.baud, settings.parity),
+        ("moxa-icu.local", 4002, 19200, config::Parity::Even),
+        "RFC 2217 keeps the protocol's serial defaults"
+    );
+    let config::SourceConfig::TcpServer { bind, allow } = &c.devices[2].source else { panic!() };
+    assert_eq!(bind.port(), 4003);
+    assert!(allow[0].contains("10.1.2.4".parse().unwrap()));
+    assert!(!allow[0].contains("10.1.2.5".parse().unwrap()));
+    assert!(allow[1].contains("10.1.3.77".parse().unwrap()));
+    assert!(allow[1].contains("::ffff:10.1.3.77".parse().unwrap()), "IPv4-mapped peers on a dual-stack socket");
+    assert!(!allow[1].contains("10.1.4.1".parse().unwrap()));
+    assert_eq!(
+        c.devices[3].source,
+        config::SourceConfig::Ble { address: Some("AA:BB:CC:DD:EE:FF".into()), name: None, services: vec!["blood-pressure".into()] }
+    );
+    assert_eq!(c.devices[3].protocol, "ble");
+}
+
+#[test]
+fn source_problems_are_reported() {
+    let two = GOOD.replace("port = \"/dev/ttyUSB0\"", "port = \"/dev/ttyUSB0\"\nlisten = \"0.0.0.0:4001\"");
+    assert!(find(&errors(&two), "device[0].port").message.contains("more than one source"));
+    let none = GOOD.replace("port = \"/dev/ttyUSB0\"\n", "");
+    assert!(find(&errors(&none), "device[0].port").message.contains("no source"));
+    let bad_url = GOOD.replace("port = \"/dev/ttyUSB0\"", "port = \"tcp://10.1.2.3\"");
+    assert!(find(&errors(&bad_url), "device[0].port").hint.as_deref().unwrap().contains("tcp://10.1.2.3:4001"));
+    let no_allow = GOOD.replace("port = \"/dev/ttyUSB0\"", "listen = \"0.0.0.0:4001\"");
+    assert!(find(&errors(&no_allow), "device[0].allow").message.contains("required"));
+    let bad_ble = GOOD.replace("protocol = \"nonin-df8\"\nport = \"/dev/ttyUSB0\"", "ble = \"AA:BB:CC\"\nservices = [\"heartbeat\"]");
+    let errs = errors(&bad_ble);
+    assert!(find(&errs, "device[0].ble").message.contains("not a Bluetooth address"));
+    assert!(find(&errs, "device[0].services").hint.as_deref().unwrap().contains("heart-rate"));
+    let gatt_on_serial = GOOD.replace("protocol = \"nonin-df8\"", "protocol = \"gatt-heart-rate\"");
+    assert!(find(&errors(&gatt_on_serial), "device[0].protocol").message.contains("Bluetooth GATT"));
 }

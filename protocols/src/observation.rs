@@ -305,7 +305,14 @@ pub fn id_namespace() -> Uuid {
 /// (absent) sequence number: two frames of a clock-less oximeter read in one chunk share the
 /// receipt millisecond. It is 0 for the first, and then not written, so ids of ordinary
 /// readings do not depend on it.
-pub fn observation_id(device_key: &str, metric: MdcCode, vendor: Option<&VendorCode>, time: Timestamp, seq: Option<u32>, occurrence: u32) -> Uuid {
+pub fn observation_id(
+    device_key: &str,
+    metric: MdcCode,
+    vendor: Option<&VendorCode>,
+    time: Timestamp,
+    seq: Option<u32>,
+    occurrence: u32,
+) -> Uuid {
     use core::fmt::Write;
     let mut name = String::with_capacity(device_key.len() + 48);
     name.push_str(device_key);

@@ -95,9 +95,15 @@ impl DeviceStatus {
     }
 }
 
+/// Where a device is attached, as shown in events, the status page and `DeviceContext.port`.
 pub fn port_name(source: &SourceConfig) -> String {
     match source {
         SourceConfig::Serial { port, .. } => port.display().to_string(),
+        SourceConfig::TcpClient { host, port } => format!("tcp://{host}:{port}"),
+        SourceConfig::Rfc2217 { host, port, .. } => format!("rfc2217://{host}:{port}"),
+        SourceConfig::TcpServer { bind, .. } => format!("listen://{bind}"),
+        SourceConfig::Ble { address: Some(a), .. } => format!("ble://{a}"),
+        SourceConfig::Ble { name, .. } => format!("ble-name://{}", name.as_deref().unwrap_or("")),
     }
 }
 

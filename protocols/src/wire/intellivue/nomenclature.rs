@@ -12,10 +12,9 @@
 
 use crate::mdc::{code, unit as mdc_unit, MdcCode};
 
-/// Codes used here that are not in `crate::mdc` yet: Philips NOM_ term = 10101 term (VSC
-/// `AlertSource`), combined with partition 2. To be added to the MDC table by the lead.
+/// Codes the IntelliVue numerics use beyond the vital-sign core (Philips NOM_ term = 10101
+/// term, partition 2); they live in the main table, `crate::mdc`.
 pub mod extra {
-    //! Codes the IntelliVue numerics use beyond the vital-sign core, now in the main table.
     pub use crate::mdc::code::{
         MDC_AWAY_RESP_RATE, MDC_PRESS_BLD, MDC_PRESS_BLD_ART, MDC_PRESS_BLD_ART_DIA, MDC_PRESS_BLD_ART_MEAN, MDC_PRESS_BLD_ART_PULM,
         MDC_PRESS_BLD_ART_PULM_DIA, MDC_PRESS_BLD_ART_PULM_MEAN, MDC_PRESS_BLD_ART_PULM_SYS, MDC_PRESS_BLD_ART_SYS, MDC_PRESS_BLD_DIA,
