@@ -293,7 +293,8 @@ mod tests {
         assert_ne!(e.reading.id, c.reading.id);
         // One metric from two device codes (etCO2 in mmHg and kPa) in one chunk: two readings.
         let mmhg = Measurement::numeric(code::MDC_AWAY_CO2_ET, Decimal::from_int(35), unit::MDC_DIM_MMHG).with_vendor("medibus", "0xE6");
-        let kpa = Measurement::numeric(code::MDC_AWAY_CO2_ET, "4.7".parse().unwrap(), unit::MDC_DIM_KILO_PASCAL).with_vendor("medibus", "0xE3");
+        let kpa =
+            Measurement::numeric(code::MDC_AWAY_CO2_ET, "4.7".parse().unwrap(), unit::MDC_DIM_KILO_PASCAL).with_vendor("medibus", "0xE3");
         let f = n.observation(mmhg, Timestamp(7_000));
         let g = n.observation(kpa, Timestamp(7_000));
         assert_ne!(f.reading.id, g.reading.id);

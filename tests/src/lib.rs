@@ -456,5 +456,11 @@ pub fn assert_same_sequence<T: PartialEq + std::fmt::Debug>(got: &[T], want: &[T
     }
     let first = got.iter().zip(want).position(|(g, w)| g != w).unwrap_or(got.len().min(want.len()));
     let window = |v: &[T]| format!("{:?}", &v[first.saturating_sub(2)..(first + 4).min(v.len())]);
-    panic!("{what}: {} received, {} expected; first difference at index {first}:\n  received {}\n  expected {}", got.len(), want.len(), window(got), window(want));
+    panic!(
+        "{what}: {} received, {} expected; first difference at index {first}:\n  received {}\n  expected {}",
+        got.len(),
+        want.len(),
+        window(got),
+        window(want)
+    );
 }

@@ -378,7 +378,7 @@ async fn publish_loop(
                 packet::encode_publish(version, &out, &mut wbuf)?;
                 continue;
             }
-            let Some(entry) = outbox.next() else { break };
+            let Some(entry) = outbox.next_entry() else { break };
             let Some(pkid) = window.take(Carried::Row(entry.rowid)) else { break };
             in_flight_meta.insert(pkid, (entry.observation.reading.receipt_time.0, Arc::from(entry.observation.context.name.as_str())));
             payload.clear();

@@ -113,7 +113,7 @@ impl Outbox {
     }
 
     /// The next row to publish.
-    pub fn next(&mut self) -> Option<Entry> {
+    pub fn next_entry(&mut self) -> Option<Entry> {
         let e = match self.mode {
             Replay::LiveFirst => self.live.pop_front().or_else(|| self.backlog.pop_front()),
             Replay::Ordered => self.backlog.pop_front(),
@@ -184,7 +184,7 @@ mod tests {
     }
 
     fn drain(o: &mut Outbox) -> Vec<RowId> {
-        std::iter::from_fn(|| o.next().map(|e| e.rowid)).collect()
+        std::iter::from_fn(|| o.next_entry().map(|e| e.rowid)).collect()
     }
 
     #[test]
@@ -207,15 +207,15 @@ mod tests {
         let mut o = Outbox::new(Replay::LiveFirst);
         o.backlog_read(0, (1..=3).map(entry).collect(), 3); // full read: maybe more
         o.push_live(entry(100));
-        assert_eq!(o.next().unwrap().rowid, 100);
-        assert_eq!(o.next().unwrap().rowid, 1);
+        assert_eq!(o.next_entry().unwrap().rowid, 100);
+        assert_eq!(o.next_entry().unwrap().rowid, 1);
     }
 
     #[test]
     fn ordered_sends_strictly_by_row_id() {
         let mut o = Outbox::new(Replay::Ordered);
         o.push_live(entry(9));
-        assert!(o.next().is_none(), "ordered mode only sends what it read in order");
+        assert!(o.next_entry().is_none(), "ordered mode only sends what it read in order");
         o.backlog_read(0, vec![entry(4), entry(9)], BACKLOG_BATCH);
         assert_eq!(drain(&mut o), vec![4, 9]);
     }
@@ -239,7 +239,7 @@ mod tests {
     fn in_flight_rows_are_not_read_twice_and_refusals_are_retried() {
         let mut o = Outbox::new(Replay::LiveFirst);
         o.push_live(entry(1));
-        assert_eq!(o.next().unwrap().rowid, 1);
+        assert_eq!(o.next_entry().unwrap().rowid, 1);
         o.backlog_read(0, vec![entry(1), entry(2)], BACKLOG_BATCH);
         assert_eq!(drain(&mut o), vec![2]);
         o.refused(2);
@@ -253,11 +253,11 @@ mod tests {
     fn a_stale_read_after_a_reset_is_ignored() {
         let mut o = Outbox::new(Replay::LiveFirst);
         o.backlog_read(0, vec![entry(1)], 1);
-        let _ = o.next();
+        let _ = o.next_entry();
         o.connection_lost();
         // A read that was requested with the old cursor arrives late.
         o.backlog_read(1, vec![entry(2)], BACKLOG_BATCH);
-        assert!(o.next().is_none());
+        assert!(o.next_entry().is_none());
     }
 
     #[test]
