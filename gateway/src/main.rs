@@ -86,11 +86,17 @@ enum Command {
     },
     /// Check a configuration file and report every problem with its line and a hint.
     CheckConfig { file: PathBuf },
-    /// Run a device simulator on a pseudo-terminal or a serial port.
+    /// Run a device simulator on a pseudo-terminal or a serial port, or replay a capture.
     Simulate {
         /// The protocol to simulate (`medgw decode --list`).
-        #[arg(long)]
-        device: String,
+        #[arg(long, required_unless_present = "replay")]
+        device: Option<String>,
+        /// Replay a capture made by `medgw record` (with its timing) instead of simulating.
+        #[arg(long, conflicts_with_all = ["device", "port"], requires = "pty")]
+        replay: Option<PathBuf>,
+        /// Replay speed factor (2 = twice as fast).
+        #[arg(long, default_value_t = 1.0, requires = "replay")]
+        speed: f64,
         /// Create a pseudo-terminal; the first line on stdout is its path (or --link's).
         #[arg(long, conflicts_with = "port")]
         pty: bool,
@@ -265,11 +271,30 @@ fn run(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(demo::run(duration, format.into(), status_port))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Simulate { device, pty, port, link, faults, seed, period_ms, sent, duration } => {
+        Command::Simulate { device, replay, speed, pty, port, link, faults, seed, period_ms, sent, duration } => {
             telemetry::init(log, "info");
             if !pty && port.is_none() {
                 anyhow::bail!("give --pty or --port PATH");
             }
+            if let Some(file) = replay {
+                let text = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+                let chunks = capture::read(text.as_slice()).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+                return runtime()?.block_on(async move {
+                    let stop = CancellationToken::new();
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    let mut task = tokio::spawn(simulate::replay_pty(chunks, link, speed, stop.clone(), tx));
+                    if let Ok(path) = rx.await {
+                        println!("{}", path.display());
+                        let _ = std::io::stdout().flush();
+                    }
+                    tokio::select! {
+                        r = &mut task => r.map_err(|e| anyhow::anyhow!("{e}"))?.map_err(|e| anyhow::anyhow!(e))?,
+                        _ = pipeline::signal() => stop.cancel(),
+                    }
+                    anyhow::Ok(ExitCode::SUCCESS)
+                });
+            }
+            let device = device.unwrap_or_default();
             let options = SimOptions { seed, period_ms, record: sent.is_some() };
             let run = simulate::SimRun { protocol: device, options, faults, link, duration };
             let mut sent_file = match &sent {

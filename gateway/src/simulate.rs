@@ -127,8 +127,14 @@ impl Pty {
     /// is still queued, and a simulator that stops must not lose its last frames that way.
     pub async fn drain(&self, max: Duration) {
         let start = tokio::time::Instant::now();
-        while self.unread() > 0 && start.elapsed() < max {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        // Bytes written to the master reach the slave's queue asynchronously (the tty layer's
+        // flip buffer), so a zero right after a write proves nothing: wait a moment, and want
+        // the queue empty twice in a row.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut empty = 0;
+        while empty < 2 && start.elapsed() < max {
+            empty = if self.unread() == 0 { empty + 1 } else { 0 };
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -339,4 +345,35 @@ pub async fn run_port(
             Driven::Unplug(d) => sim.inject(Fault::Silence(d.as_millis() as u32)),
         }
     }
+}
+
+/// Replays a capture (`medgw record`) onto a pseudo-terminal: each chunk the device sent is
+/// written at its recorded offset from the first, so the gateway sees the bytes with their
+/// original timing. Returns when the capture ends (after the reader drained it) or on `stop`.
+pub async fn replay_pty(
+    chunks: Vec<crate::capture::Chunk>,
+    link: Option<PathBuf>,
+    speed: f64,
+    stop: CancellationToken,
+    ready: tokio::sync::oneshot::Sender<PathBuf>,
+) -> Result<(), String> {
+    let pty = Pty::open().map_err(|e| format!("cannot open a pseudo-terminal: {e}"))?;
+    if let Some(link) = &link {
+        relink(link, &pty.path).map_err(|e| format!("cannot link {}: {e}", link.display()))?;
+    }
+    let _ = ready.send(link.clone().unwrap_or_else(|| pty.path.clone()));
+    let rx: Vec<_> = chunks.into_iter().filter(|c| c.direction == crate::capture::Direction::Rx).collect();
+    let Some(t0) = rx.first().map(|c| c.time) else { return Ok(()) };
+    let start = tokio::time::Instant::now();
+    let speed = if speed > 0.0 { speed } else { 1.0 };
+    for c in rx {
+        let at = start + Duration::from_secs_f64(((c.time.0 - t0.0).max(0) as f64 / 1000.0) / speed);
+        tokio::select! {
+            _ = tokio::time::sleep_until(at) => {}
+            _ = stop.cancelled() => return Ok(()),
+        }
+        pty.write_all(&c.bytes).await.map_err(|e| format!("pty write: {e}"))?;
+    }
+    pty.drain(Duration::from_secs(5)).await;
+    Ok(())
 }
