@@ -30,6 +30,9 @@ pub struct BenchOptions {
     pub format: String,
     /// Keep the work directory (config, logs, buffer) for inspection.
     pub keep: bool,
+    /// Drain benchmark: the buffer holds this many observations from an "outage" when the
+    /// gateway starts; measured until all are delivered (live devices keep sending).
+    pub drain: Option<u64>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -46,7 +49,15 @@ pub struct BenchReport {
     pub latency_ms_p99: f64,
     pub latency_ms_max: f64,
     pub gateway_peak_rss_kib: u64,
+    /// CPU time the gateway process used during the measurement, in % of one core.
+    pub gateway_cpu_percent: f64,
     pub cpus: usize,
+    /// Drain benchmark: the backlog size, how long it took to deliver, and the rate.
+    pub drain_backlog: Option<u64>,
+    pub drain_seconds: Option<f64>,
+    pub drain_per_s: Option<f64>,
+    /// Latency of live observations while the backlog drained (live-first), p99 in ms.
+    pub drain_live_p99_ms: Option<f64>,
 }
 
 fn which(name: &str) -> Option<PathBuf> {
@@ -128,6 +139,58 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()))
         .unwrap_or(0)
+}
+
+/// User + system CPU seconds of a process so far (/proc/PID/stat fields 14 and 15).
+fn cpu_seconds(pid: u32) -> f64 {
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| {
+        let rest = s.rsplit_once(')')?.1.split_whitespace().collect::<Vec<_>>();
+        // After the command name: field 3 is rest[0], so utime (14) is rest[11], stime rest[12].
+        Some(rest.get(11)?.parse::<u64>().ok()? + rest.get(12)?.parse::<u64>().ok()?)
+    });
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    ticks.unwrap_or(0) as f64 / hz
+}
+
+/// Writes `n` observations of a "backlog" device into the buffer file, as an outage would have
+/// left them (batches of 8192, one transaction each).
+fn prefill(path: &Path, n: u64) -> anyhow::Result<()> {
+    use medgw_protocols::mdc::{code, unit};
+    use medgw_protocols::observation::{DeviceContext, Flags, Location, Measurement, Observation};
+    let cfg = crate::config::BufferConfig {
+        path: path.to_path_buf(),
+        max_bytes: 8 << 30,
+        when_full: crate::config::WhenFull::DropOldest,
+        commit_interval_ms: 5,
+        replay: crate::config::Replay::LiveFirst,
+    };
+    let (mut store, _) = crate::buffer::SqliteStore::open(&cfg)?;
+    let ctx = std::sync::Arc::new(DeviceContext {
+        gateway: "bench-gw".into(),
+        name: "backlog".into(),
+        protocol: "nonin-df8".into(),
+        port: "/dev/null".into(),
+        location: Location { site: "BENCH".into(), unit: "U".into(), room: None, bed: "BACKLOG".into() },
+        ..Default::default()
+    });
+    let t0 = Timestamp::now().0 - (n as i64) * 2;
+    let mut done = 0u64;
+    while done < n {
+        let batch: Vec<Observation> = (done..(done + 8192).min(n))
+            .map(|i| {
+                let m = Measurement::numeric(
+                    code::MDC_PULS_OXIM_SAT_O2,
+                    medgw_protocols::Decimal::from_int(90 + (i % 10) as i32),
+                    unit::MDC_DIM_PERCENT,
+                );
+                Observation::new(ctx.clone(), m, Timestamp(t0 + i as i64 * 2), None, Flags::NONE)
+            })
+            .collect();
+        done += batch.len() as u64;
+        store.append_group(&[batch.as_slice()])?;
+    }
+    Ok(())
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -236,6 +299,11 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
 
+    if let Some(n) = o.drain {
+        let t = Instant::now();
+        prefill(&dir.path().join("buffer.db"), n)?;
+        eprintln!("buffer prefilled with {n} observations in {:.1} s", t.elapsed().as_secs_f64());
+    }
     let exe = std::env::current_exe()?;
     let log = std::fs::File::create(dir.path().join("gateway.log"))?;
     let gw = Killed(
@@ -243,9 +311,29 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
     );
     let pid = gw.0.id();
 
-    tokio::time::sleep(o.warmup).await;
+    let mut drain_result = None;
+    if let Some(n) = o.drain {
+        // Count until every backlog observation arrived; live ones are told apart by being
+        // less than a minute old (the backlog's receipt times are older).
+        let t = Instant::now();
+        let (mut backlog_seen, mut live) = (0u64, Vec::new());
+        let cpu0 = cpu_seconds(pid);
+        while backlog_seen < n && t.elapsed() < Duration::from_secs(900) {
+            match tokio::time::timeout(Duration::from_secs(30), sample_rx.recv()).await {
+                Ok(Some(latency)) if latency > 60_000.0 => backlog_seen += 1,
+                Ok(Some(latency)) => live.push(latency),
+                _ => break,
+            }
+        }
+        let secs = t.elapsed().as_secs_f64();
+        live.sort_by(|a, b| a.total_cmp(b));
+        drain_result = Some((backlog_seen, secs, percentile(&live, 0.99), (cpu_seconds(pid) - cpu0) / secs * 100.0));
+    } else {
+        tokio::time::sleep(o.warmup).await;
+    }
     while sample_rx.try_recv().is_ok() {}
     let t0 = Instant::now();
+    let cpu0 = cpu_seconds(pid);
     let mut samples = Vec::with_capacity(1 << 20);
     let deadline = tokio::time::Instant::now() + o.duration;
     loop {
@@ -256,6 +344,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
     }
     let secs = t0.elapsed().as_secs_f64();
     let rss = peak_rss_kib(pid);
+    let cpu = (cpu_seconds(pid) - cpu0) / secs * 100.0;
     stop.cancel();
     let _ = sub.await;
     drop(gw);
@@ -277,7 +366,12 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
         latency_ms_p99: percentile(&samples, 0.99),
         latency_ms_max: samples.last().copied().unwrap_or(0.0),
         gateway_peak_rss_kib: rss,
+        gateway_cpu_percent: cpu,
         cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        drain_backlog: drain_result.map(|d| d.0),
+        drain_seconds: drain_result.map(|d| d.1),
+        drain_per_s: drain_result.map(|d| d.0 as f64 / d.1),
+        drain_live_p99_ms: drain_result.map(|d| d.2),
     })
 }
 
@@ -308,6 +402,12 @@ pub fn print(r: &BenchReport, out: &mut impl Write) -> std::io::Result<()> {
         "  latency          p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (gateway receipt -> subscriber)",
         r.latency_ms_p50, r.latency_ms_p99, r.latency_ms_max
     )?;
-    writeln!(out, "  gateway peak RSS {:.1} MiB", r.gateway_peak_rss_kib as f64 / 1024.0)?;
+    writeln!(out, "  gateway peak RSS {:.1} MiB, CPU {:.0} % of one core", r.gateway_peak_rss_kib as f64 / 1024.0, r.gateway_cpu_percent)?;
+    if let (Some(n), Some(s), Some(rate), Some(p99)) = (r.drain_backlog, r.drain_seconds, r.drain_per_s, r.drain_live_p99_ms) {
+        writeln!(
+            out,
+            "  drain            {n} buffered observations delivered in {s:.1} s = {rate:.0}/s; live p99 during the drain {p99:.1} ms"
+        )?;
+    }
     writeln!(out, "{}", serde_json::to_string(r).unwrap_or_default())
 }

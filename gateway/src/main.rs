@@ -180,6 +180,9 @@ enum Command {
         format: String,
         #[arg(long)]
         keep: bool,
+        /// Drain benchmark: start with this many observations buffered (an outage).
+        #[arg(long)]
+        drain: Option<u64>,
     },
     /// Inspect the on-disk buffer (safe while the gateway runs).
     Buffer {
@@ -388,7 +391,7 @@ fn run(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { devices, protocol, period_ms, duration, warmup, tls, format, keep } => {
+        Command::Bench { devices, protocol, period_ms, duration, warmup, tls, format, keep, drain } => {
             telemetry::init(log, "warn");
             let report = runtime()?.block_on(medgw::bench::run(medgw::bench::BenchOptions {
                 devices,
@@ -399,6 +402,7 @@ fn run(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
                 tls,
                 format,
                 keep,
+                drain,
             }))?;
             medgw::bench::print(&report, &mut std::io::stdout())?;
             Ok(ExitCode::SUCCESS)

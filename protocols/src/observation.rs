@@ -292,9 +292,14 @@ impl DeviceContext {
     }
 }
 
-/// The namespace of medgw observation ids: UUID v5 of the URL `urn:medgw:observation`.
+/// The namespace of medgw observation ids: UUID v5 of the URL `urn:medgw:observation`
+/// (`7878266e-ad47-55aa-9457-7248703f9c17`, precomputed: it is hashed for every observation).
+pub const ID_NAMESPACE: Uuid =
+    Uuid::from_bytes([0x78, 0x78, 0x26, 0x6e, 0xad, 0x47, 0x55, 0xaa, 0x94, 0x57, 0x72, 0x48, 0x70, 0x3f, 0x9c, 0x17]);
+
+/// The namespace of medgw observation ids (see [`ID_NAMESPACE`]).
 pub fn id_namespace() -> Uuid {
-    Uuid::new_v5(&Uuid::NAMESPACE_URL, b"urn:medgw:observation")
+    ID_NAMESPACE
 }
 
 /// The deterministic observation id (decisions.md): UUID v5 over the device identity key, the
@@ -468,6 +473,11 @@ mod tests {
         // deliberate. Computed independently with Python: uuid.uuid5(uuid.uuid5(uuid.NAMESPACE_URL,
         // "urn:medgw:observation"), "cfg:gw1:bed4-spo2|150456|1710498125000|").
         assert_eq!(a.reading.id.to_string(), python_uuid5());
+    }
+
+    #[test]
+    fn the_precomputed_namespace_is_the_uuid5_of_its_url() {
+        assert_eq!(ID_NAMESPACE, Uuid::new_v5(&Uuid::NAMESPACE_URL, b"urn:medgw:observation"));
     }
 
     fn python_uuid5() -> String {

@@ -349,7 +349,9 @@ async fn publish_loop(
     let keep_alive = Duration::from_secs(cfg.keep_alive_s as u64);
     let mut last_sent = Instant::now();
     let mut ping_outstanding: Option<Instant> = None;
-    let mut payload = Vec::with_capacity(2048);
+    let mut payload_hint = 512;
+    // Acknowledged rows, handed to the buffer once per batch of PUBACKs read.
+    let mut acked: Vec<crate::buffer::RowId> = Vec::with_capacity(limit as usize);
     let mut closing: Option<Instant> = None;
     loop {
         if rescan_at.is_some_and(|t| t <= Instant::now()) {
@@ -375,23 +377,24 @@ async fn publish_loop(
                     content_type: Some("application/json"),
                     dup: false,
                 };
-                packet::encode_publish(version, &out, &mut wbuf)?;
+                packet::encode_publish(version, out, &mut wbuf)?;
                 continue;
             }
             let Some(entry) = outbox.next_entry() else { break };
             let Some(pkid) = window.take(Carried::Row(entry.rowid)) else { break };
             in_flight_meta.insert(pkid, (entry.observation.reading.receipt_time.0, Arc::from(entry.observation.context.name.as_str())));
-            payload.clear();
+            let mut payload = Vec::with_capacity(payload_hint);
             encode(&entry.observation, cfg.format, &p.nomenclature, &mut payload);
+            payload_hint = payload_hint.max(payload.len() + 64);
             let out = OutgoingPublish {
                 pkid,
                 topic: topics.observations(&entry.observation.context),
-                payload: Bytes::copy_from_slice(&payload),
+                payload: Bytes::from(payload),
                 retain: false,
                 content_type: Some(cfg.format.content_type()),
                 dup: false,
             };
-            packet::encode_publish(version, &out, &mut wbuf)?;
+            packet::encode_publish(version, out, &mut wbuf)?;
             p.stats.published.fetch_add(1, Ordering::Relaxed);
         }
         // 3. Keep-alive (MQTT §3.1.2.10: a control packet within the keep-alive interval).
@@ -433,7 +436,7 @@ async fn publish_loop(
                         Inbound::PubAck { pkid, delivered, reason } => match window.release(pkid) {
                             Some(Carried::Row(row)) if delivered => {
                                 outbox.acked(row);
-                                p.buffer.ack(vec![row]);
+                                acked.push(row);
                                 p.stats.delivered.fetch_add(1, Ordering::Relaxed);
                                 if let Some((receipt, device)) = in_flight_meta.remove(&pkid) {
                                     p.stats.record_delivery(&device, Timestamp::now().0 - receipt);
@@ -457,6 +460,9 @@ async fn publish_loop(
                         Inbound::Disconnect { reason } => return Ok(SessionEnd::Lost(format!("broker disconnected: {reason}"))),
                         Inbound::ConnAck { .. } | Inbound::Other(_) => {}
                     }
+                }
+                if !acked.is_empty() {
+                    p.buffer.ack(std::mem::replace(&mut acked, Vec::with_capacity(limit as usize)));
                 }
             }
             Some(a) = p.aux.recv(), if closing.is_none() => aux.push(a, &p.stats),

@@ -21,7 +21,7 @@ use crate::buffer::{Entry, RowId};
 use crate::config::Replay;
 
 /// Rows read from the buffer per backlog read.
-pub const BACKLOG_BATCH: usize = 512;
+pub const BACKLOG_BATCH: usize = 4096;
 /// Rows of live data held in memory at most; beyond it they are left to the backlog.
 pub const LIVE_CAPACITY: usize = 1024;
 /// Acknowledged rows remembered until the buffer has surely deleted them.
@@ -33,6 +33,7 @@ pub struct Outbox {
     live: VecDeque<Entry>,
     live_rows: HashSet<RowId>,
     backlog: VecDeque<Entry>,
+    backlog_rows: HashSet<RowId>,
     /// Highest row id read from the buffer.
     cursor: RowId,
     /// The buffer may hold rows beyond `cursor` that are not in `live`.
@@ -48,6 +49,7 @@ impl Outbox {
             live: VecDeque::new(),
             live_rows: HashSet::new(),
             backlog: VecDeque::new(),
+            backlog_rows: HashSet::new(),
             cursor: 0,
             // At start-up the buffer may hold anything from before a crash.
             backlog_maybe: true,
@@ -101,13 +103,14 @@ impl Outbox {
         }
         for e in entries {
             self.cursor = self.cursor.max(e.rowid);
-            if self.in_flight.contains(&e.rowid) || self.recent_acks.contains(&e.rowid) || self.backlog.iter().any(|b| b.rowid == e.rowid) {
+            if self.in_flight.contains(&e.rowid) || self.recent_acks.contains(&e.rowid) || self.backlog_rows.contains(&e.rowid) {
                 continue;
             }
             if self.live_rows.remove(&e.rowid) {
                 // Queued live as well: send it once, in backlog order.
                 self.live.retain(|l| l.rowid != e.rowid);
             }
+            self.backlog_rows.insert(e.rowid);
             self.backlog.push_back(e);
         }
     }
@@ -119,6 +122,7 @@ impl Outbox {
             Replay::Ordered => self.backlog.pop_front(),
         }?;
         self.live_rows.remove(&e.rowid);
+        self.backlog_rows.remove(&e.rowid);
         self.in_flight.insert(e.rowid);
         Some(e)
     }
@@ -143,6 +147,7 @@ impl Outbox {
     pub fn rescan(&mut self) {
         self.cursor = 0;
         self.backlog.clear();
+        self.backlog_rows.clear();
         self.backlog_maybe = true;
     }
 

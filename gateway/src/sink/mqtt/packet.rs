@@ -123,11 +123,13 @@ pub fn encode_connect(version: Version, o: &ConnectOptions, buf: &mut BytesMut) 
     }
 }
 
-pub fn encode_publish(version: Version, p: &OutgoingPublish, buf: &mut BytesMut) -> Result<(), PacketError> {
+/// Encodes a PUBLISH; takes the message by value so the payload is never copied before it is
+/// written into `buf` (the hot path: one call per observation).
+pub fn encode_publish(version: Version, p: OutgoingPublish, buf: &mut BytesMut) -> Result<(), PacketError> {
     match version {
         Version::V311 => {
             use rumqttc::mqttbytes::v4::{Packet, Publish};
-            let mut publish = Publish::new(p.topic.clone(), QoS::AtLeastOnce, p.payload.to_vec());
+            let mut publish = Publish::from_bytes(p.topic, QoS::AtLeastOnce, p.payload);
             publish.pkid = p.pkid;
             publish.retain = p.retain;
             publish.dup = p.dup;
@@ -145,7 +147,7 @@ pub fn encode_publish(version: Version, p: &OutgoingPublish, buf: &mut BytesMut)
                 subscription_identifiers: Vec::new(),
                 content_type: Some(ct.to_string()),
             });
-            let mut publish = Publish::new(p.topic.clone(), rumqttc::v5::mqttbytes::QoS::AtLeastOnce, p.payload.clone(), properties);
+            let mut publish = Publish::new(p.topic, rumqttc::v5::mqttbytes::QoS::AtLeastOnce, p.payload, properties);
             publish.pkid = p.pkid;
             publish.retain = p.retain;
             publish.dup = p.dup;
@@ -265,7 +267,7 @@ mod tests {
                 content_type: Some("application/json"),
                 dup: false,
             };
-            encode_publish(v, &p, &mut buf).unwrap();
+            encode_publish(v, p, &mut buf).unwrap();
             // PUBLISH, QoS 1, retain.
             assert_eq!(buf[0], 0x30 | 0x02 | 0x01);
         }
