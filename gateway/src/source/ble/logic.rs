@@ -728,7 +728,7 @@ mod tests {
 
     #[test]
     fn the_cursor_belongs_to_one_device() {
-        let mut s = Session::new(&[], Cursor { device: Some("sn::A:1".into()), glucose_seq: Some(9), plx_last: None });
+        let mut s = Session::new(&[], Cursor { device: Some("sn:::1".into()), glucose_seq: Some(9), plx_last: None });
         s.plan(&meter()).unwrap();
         s.device_information(CharId::new(service::DEVICE_INFORMATION, uuid::SERIAL_NUMBER), b"1").unwrap();
         assert!(s.bind_device("AA:BB:CC:DD:EE:FF").iter().all(|x| !matches!(x, Step::Event(_))));

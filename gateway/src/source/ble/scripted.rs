@@ -145,9 +145,13 @@ impl Device {
             m.receive(request, now, &mut Vec::new());
             response = m.take_racp_indications().pop();
             for _ in 0..count {
+                // Stored records go out at once (the simulator's next tick is due now).
+                let at = Timestamp(now.0.max(m.next_tick().0));
                 let mut out = Vec::new();
-                m.tick(now, &mut out);
-                records.push(out);
+                m.tick(at, &mut out);
+                if !out.is_empty() {
+                    records.push(out);
+                }
             }
         } else if id.service == service::PULSE_OXIMETER {
             let code = match RacpRequest::parse(request) {
