@@ -147,7 +147,9 @@ bed = "BED1"
     let want: Vec<(u64, Option<String>)> = sim
         .sent()
         .iter()
-        .map(|s| (s["metric"].as_u64().unwrap_or(0), s["value"].as_str().map(|v| v.parse::<f64>().map(|f| f.to_string()).unwrap_or_default())))
+        .map(|s| {
+            (s["metric"].as_u64().unwrap_or(0), s["value"].as_str().map(|v| v.parse::<f64>().map(|f| f.to_string()).unwrap_or_default()))
+        })
         .collect();
     let got: Vec<(u64, Option<String>)> =
         got.into_iter().map(|(c, v)| (c, v.map(|v| v.parse::<f64>().map(|f| f.to_string()).unwrap_or(v)))).collect();

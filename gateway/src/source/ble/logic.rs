@@ -264,18 +264,12 @@ impl Session {
         if configured_all {
             missing.clear();
         }
-        let racp = |service: u16| {
-            find(service, uuid::RECORD_ACCESS_CONTROL_POINT).filter(|c| c.props.write && c.props.indicate).map(|c| c.id)
-        };
+        let racp =
+            |service: u16| find(service, uuid::RECORD_ACCESS_CONTROL_POINT).filter(|c| c.props.write && c.props.indicate).map(|c| c.id);
         let has = |k: GattKind| used.iter().any(|(u, _)| *u == k);
         self.glucose_racp = if has(GattKind::Glucose) { racp(service::GLUCOSE) } else { None };
         self.plx_racp = if has(GattKind::PlxSpotCheck) { racp(service::PULSE_OXIMETER) } else { None };
-        let reads = DIS
-            .iter()
-            .filter_map(|u| find(service::DEVICE_INFORMATION, *u))
-            .filter(|c| c.props.read)
-            .map(|c| c.id)
-            .collect();
+        let reads = DIS.iter().filter_map(|u| find(service::DEVICE_INFORMATION, *u)).filter(|c| c.props.read).map(|c| c.id).collect();
         let current_time = find(service::CURRENT_TIME, uuid::CURRENT_TIME).filter(|c| c.props.write).map(|c| c.id);
         let mut subscribe: Vec<CharId> = used.iter().map(|(_, c)| *c).collect();
         subscribe.extend(self.glucose_racp);
@@ -387,8 +381,10 @@ impl Session {
         match &self.transfer {
             Some(t) if now >= t.deadline => {
                 let what = if t.which == Which::Glucose { "glucose" } else { "spot-check" };
-                let mut steps =
-                    vec![Step::Event(format!("{what} record transfer: no answer for {} s; retried on the next connection", RACP_TIMEOUT_MS / 1000))];
+                let mut steps = vec![Step::Event(format!(
+                    "{what} record transfer: no answer for {} s; retried on the next connection",
+                    RACP_TIMEOUT_MS / 1000
+                ))];
                 steps.extend(self.next_transfer(now));
                 steps
             }
@@ -468,21 +464,19 @@ impl Session {
         let what = if t.which == Which::Glucose { "glucose" } else { "spot-check" };
         let mut steps = Vec::new();
         match (t.which, code) {
-            (Which::Glucose, RacpResponseCode::Success) if t.checking_last => {
-                match (t.last_seen, self.cursor.glucose_seq) {
-                    (Some(last), Some(cursor)) if seq_after(cursor, last) => {
-                        steps.push(Step::Event(format!(
-                            "glucose meter's record numbers restarted (last record {last}, {cursor} taken before): fetching all stored records"
-                        )));
-                        self.cursor.glucose_seq = None;
-                        steps.push(Step::Persist);
-                        let control = t.control;
-                        steps.extend(self.begin(Which::Glucose, control, RacpRequest::ReportStoredRecords(RecordFilter::All), now));
-                        return steps;
-                    }
-                    _ => {}
+            (Which::Glucose, RacpResponseCode::Success) if t.checking_last => match (t.last_seen, self.cursor.glucose_seq) {
+                (Some(last), Some(cursor)) if seq_after(cursor, last) => {
+                    steps.push(Step::Event(format!(
+                        "glucose meter's record numbers restarted (last record {last}, {cursor} taken before): fetching all stored records"
+                    )));
+                    self.cursor.glucose_seq = None;
+                    steps.push(Step::Persist);
+                    let control = t.control;
+                    steps.extend(self.begin(Which::Glucose, control, RacpRequest::ReportStoredRecords(RecordFilter::All), now));
+                    return steps;
                 }
-            }
+                _ => {}
+            },
             (Which::Glucose, RacpResponseCode::NoRecordsFound) if !t.checking_last && self.cursor.glucose_seq.is_some() => {
                 // Nothing new — or the meter's numbering restarted below the cursor.
                 let control = t.control;
@@ -623,7 +617,9 @@ mod tests {
         assert_eq!(writes(&steps), [vec![0x01, 0x01]], "all records the first time");
         for seq in 0..3 {
             let st = s.on_value(G, &record(seq), Timestamp(1));
-            assert!(matches!(&st[..], [Step::Decode { flags, taken: Taken::GlucoseRecord(q), .. }] if *flags == Flags::FROM_STORAGE && *q == seq));
+            assert!(
+                matches!(&st[..], [Step::Decode { flags, taken: Taken::GlucoseRecord(q), .. }] if *flags == Flags::FROM_STORAGE && *q == seq)
+            );
         }
         // Not committed yet: the cursor has not moved.
         assert_eq!(s.cursor().glucose_seq, None);

@@ -334,12 +334,7 @@ async fn sleep_opt(t: Option<Instant>) {
 
 /// The device's wall-clock time at `now` in its configured zone (for Current Time).
 fn local_time(runner: &DeviceRunner, now: Timestamp) -> Timestamp {
-    let zone = runner
-        .cfg
-        .timezone
-        .as_deref()
-        .and_then(|z| jiff::tz::TimeZone::get(z).ok())
-        .unwrap_or_else(jiff::tz::TimeZone::system);
+    let zone = runner.cfg.timezone.as_deref().and_then(|z| jiff::tz::TimeZone::get(z).ok()).unwrap_or_else(jiff::tz::TimeZone::system);
     let offset = jiff::Timestamp::from_millisecond(now.0).map(|t| zone.to_offset(t).seconds() as i64 * 1000).unwrap_or(0);
     Timestamp(now.0 + offset)
 }
@@ -362,7 +357,13 @@ async fn handle_values<L: BleLink>(
 
 /// Carries out steps: decodes are committed first (one batch), so that the cursor advances
 /// and the next RACP request goes out only after the records are durable.
-async fn execute<L: BleLink>(runner: &mut DeviceRunner, session: &mut Session, link: &mut L, steps: Vec<Step>, params: &BleParams) -> Option<End> {
+async fn execute<L: BleLink>(
+    runner: &mut DeviceRunner,
+    session: &mut Session,
+    link: &mut L,
+    steps: Vec<Step>,
+    params: &BleParams,
+) -> Option<End> {
     if steps.is_empty() {
         return None;
     }

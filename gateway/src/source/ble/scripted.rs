@@ -229,8 +229,7 @@ impl BleTransport for Scripted {
         if let Some(e) = d.refuse.front() {
             return Err(e.clone());
         }
-        let mut services: Vec<u16> =
-            d.chars.iter().map(|c| c.id.service).filter(|s| HEALTH_SERVICES.iter().any(|(h, _)| h == s)).collect();
+        let mut services: Vec<u16> = d.chars.iter().map(|c| c.id.service).filter(|s| HEALTH_SERVICES.iter().any(|(h, _)| h == s)).collect();
         services.dedup();
         Ok(vec![Advertisement { address: d.address.clone(), name: d.name.clone(), rssi: Some(d.rssi), services }])
     }

@@ -190,7 +190,7 @@ async fn every_service_end_to_end_from_the_public_vectors() {
         (149546, "72"),   // NIBP pulse rate, GP-5
         (150364, "36.7"), // body temperature, GP-6
         (188736, "70.5"), // weight, GP-7 (serde_json drops the trailing zeros of 70.500)
-        (160184, "95"), // capillary whole-blood glucose, GP-8 (95 mg/dL)
+        (160184, "95"),   // capillary whole-blood glucose, GP-8 (95 mg/dL)
     ];
     for w in want {
         assert!(got.iter().any(|g| g.0 == w.0 && g.1 == w.1), "missing {w:?} in {got:?}");

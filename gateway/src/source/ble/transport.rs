@@ -91,7 +91,9 @@ pub enum BleError {
     NotBuilt,
     #[error("no D-Bus system bus ({0}): BlueZ is reached over D-Bus; start dbus (systemctl start dbus)")]
     NoSystemBus(String),
-    #[error("bluetoothd is not running (org.bluez is not on the D-Bus system bus): install bluez and run `systemctl enable --now bluetooth`")]
+    #[error(
+        "bluetoothd is not running (org.bluez is not on the D-Bus system bus): install bluez and run `systemctl enable --now bluetooth`"
+    )]
     NoBluetoothd,
     #[error("D-Bus refused access to BlueZ ({0}): add the medgw user to the `bluetooth` group (README, \"Bluetooth devices\")")]
     PermissionDenied(String),
