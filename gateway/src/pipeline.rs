@@ -95,7 +95,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             }
             SourceConfig::Ble { address, name, services } => {
                 let cursor = ble::cursor_file::path_for(&config.buffer.path, &d.name);
-                let params = ble::BleParams::new(address.as_deref(), name.as_deref(), services, cursor);
+                let mut params = ble::BleParams::new(address.as_deref(), name.as_deref(), services, cursor);
+                params.timezone = d.timezone.clone().or_else(|| config.gateway.timezone.clone());
                 tasks.spawn(ble::run(runner, ble::system_transport(), params));
             }
             other => anyhow::bail!("device {}: {} sources are not supported by this build yet", d.name, crate::source::port_name(other)),

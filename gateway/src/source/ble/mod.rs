@@ -61,6 +61,9 @@ pub struct BleParams {
     pub connect_timeout: Duration,
     /// Back-off between connection attempts: first and longest delay.
     pub backoff: (Duration, Duration),
+    /// The zone of the device's clock (the device's `timezone`, else the gateway's), for
+    /// Current Time; the system zone when neither is configured.
+    pub timezone: Option<String>,
 }
 
 impl BleParams {
@@ -75,6 +78,7 @@ impl BleParams {
             cursor_path,
             connect_timeout: CONNECT_TIMEOUT,
             backoff: (Duration::from_secs(1), Duration::from_secs(60)),
+            timezone: None,
         }
     }
 }
@@ -243,7 +247,7 @@ async fn connected<L: BleLink>(
     }
     // 2. Current Time, in the device's zone.
     if let Some(id) = plan.current_time {
-        let local = local_time(runner, Timestamp::now());
+        let local = local_time(params.timezone.as_deref(), Timestamp::now());
         match link.write(id, &Session::current_time(local)).await {
             Ok(()) => tracing::info!(device = %runner.cfg.name, "device clock set (Current Time)"),
             Err(e @ BleError::Disconnected(_)) => return End::Lost(e.to_string()),
@@ -332,9 +336,10 @@ async fn sleep_opt(t: Option<Instant>) {
     }
 }
 
-/// The device's wall-clock time at `now` in its configured zone (for Current Time).
-fn local_time(runner: &DeviceRunner, now: Timestamp) -> Timestamp {
-    let zone = runner.cfg.timezone.as_deref().and_then(|z| jiff::tz::TimeZone::get(z).ok()).unwrap_or_else(jiff::tz::TimeZone::system);
+/// The device's wall-clock time at `now` in its zone (for Current Time): the same zone the
+/// normaliser reads the device's time stamps with.
+pub fn local_time(zone: Option<&str>, now: Timestamp) -> Timestamp {
+    let zone = zone.and_then(|z| jiff::tz::TimeZone::get(z).ok()).unwrap_or_else(jiff::tz::TimeZone::system);
     let offset = jiff::Timestamp::from_millisecond(now.0).map(|t| zone.to_offset(t).seconds() as i64 * 1000).unwrap_or(0);
     Timestamp(now.0 + offset)
 }

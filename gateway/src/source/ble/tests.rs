@@ -84,6 +84,7 @@ silence_timeout_s = 60
     let mut params = BleParams::new(address.as_deref(), name.as_deref(), services, cursor);
     params.backoff = (Duration::from_millis(20), Duration::from_millis(100));
     params.connect_timeout = Duration::from_millis(200);
+    params.timezone = d.timezone.clone().or_else(|| config.gateway.timezone.clone());
     let task = tokio::spawn(super::run(runner, transport, params));
     Gateway { live, aux, status, shutdown, task, nom, buffer, events: Vec::new() }
 }
@@ -377,6 +378,14 @@ async fn a_replaced_meter_is_read_from_its_first_record() {
     assert_eq!(glucose_seqs(&gw.take(2).await), [0, 1]);
     gw.wait_event(|e| e["detail"].as_str().is_some_and(|d| d.contains("different device"))).await;
     gw.stop().await;
+}
+
+#[test]
+fn current_time_is_the_device_zone_wall_clock() {
+    // 2024-07-01T10:00:00Z is 12:00 in Berlin (summer time).
+    let now = Timestamp(1_719_828_000_000);
+    assert_eq!(super::local_time(Some("Europe/Berlin"), now), Timestamp(now.0 + 2 * 3_600_000));
+    assert_eq!(super::local_time(Some("UTC"), now), now);
 }
 
 #[tokio::test]
