@@ -64,6 +64,16 @@ enum BufferAction {
 }
 
 #[derive(Subcommand)]
+enum BleAction {
+    /// List advertising devices: address, signal strength, name and health services.
+    Scan {
+        /// How long to listen for advertisements.
+        #[arg(long, value_parser = simulate::parse_duration, default_value = "10s")]
+        duration: Duration,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Run the gateway with a configuration file.
     Run {
@@ -188,6 +198,11 @@ enum Command {
     Buffer {
         #[command(subcommand)]
         action: BufferAction,
+    },
+    /// Bluetooth LE: find the health devices in range (for configuring `ble = "..."`).
+    Ble {
+        #[command(subcommand)]
+        action: BleAction,
     },
     /// Convert canonical JSON lines (from `decode`) to FHIR or HL7 v2.
     Encode {
@@ -406,6 +421,19 @@ fn run(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
             }))?;
             medgw::bench::print(&report, &mut std::io::stdout())?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Ble { action: BleAction::Scan { duration } } => {
+            telemetry::init(log, "warn");
+            match runtime()?.block_on(medgw::source::ble::scan(duration)) {
+                Ok(found) => {
+                    medgw::source::ble::print_scan(&found, &mut std::io::stdout())?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("medgw: cannot scan for Bluetooth devices: {e}");
+                    Ok(ExitCode::from(3))
+                }
+            }
         }
         Command::Buffer { action } => match action {
             BufferAction::Stats { path, json } => {

@@ -23,7 +23,7 @@ use crate::config::{Config, SourceConfig};
 use crate::events::{Event, EventKind};
 use crate::sink::mqtt::{self, AuxMessage, SinkParams, SinkStats};
 use crate::sink::topics::Topics;
-use crate::source::{serial, DeviceRunner, DeviceStatus, PipelineLink};
+use crate::source::{ble, serial, DeviceRunner, DeviceStatus, PipelineLink};
 
 /// What a running gateway exposes to the status page, the demo view and the benchmark.
 #[derive(Clone)]
@@ -82,11 +82,22 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let mut tasks = JoinSet::new();
     let mut devices = Vec::new();
     for d in &config.devices {
-        let runner = DeviceRunner::new(&config, d, nom.clone(), link.clone()).map_err(|e| anyhow::anyhow!("device {}: {e}", d.name))?;
+        let runner = match &d.source {
+            // A Bluetooth device has one decoder per GATT characteristic.
+            SourceConfig::Ble { .. } => DeviceRunner::with_decoders(&config, d, nom.clone(), link.clone(), ble::decoders()),
+            _ => DeviceRunner::new(&config, d, nom.clone(), link.clone()),
+        }
+        .map_err(|e| anyhow::anyhow!("device {}: {e}", d.name))?;
         devices.push(runner.status.clone());
         match &d.source {
             SourceConfig::Serial { port, settings } => {
                 tasks.spawn(serial::run(runner, port.clone(), *settings));
+            }
+            SourceConfig::Ble { address, name, services } => {
+                let cursor = ble::cursor_file::path_for(&config.buffer.path, &d.name);
+                let mut params = ble::BleParams::new(address.as_deref(), name.as_deref(), services, cursor);
+                params.timezone = d.timezone.clone().or_else(|| config.gateway.timezone.clone());
+                tasks.spawn(ble::run(runner, ble::system_transport(), params));
             }
             other => anyhow::bail!("device {}: {} sources are not supported by this build yet", d.name, crate::source::port_name(other)),
         }

@@ -1,8 +1,9 @@
-//! Sources: where device bytes come from (serial ports today). A source owns its port and its
-//! reconnect loop; [`DeviceRunner`] is what every source shares — decode, normalise, commit to
-//! the buffer, hand over live, and answer the device — so all transports behave alike.
+//! Sources: where device bytes come from (serial ports, Bluetooth LE). A source owns its port
+//! and its reconnect loop; [`DeviceRunner`] is what every source shares — decode, normalise,
+//! commit to the buffer, hand over live, and answer the device — so all transports behave alike.
 
 pub mod backoff;
+pub mod ble;
 pub mod serial;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -13,7 +14,7 @@ use bytes::Bytes;
 use medgw_protocols::decode::{Decoder, DecoderOptions, Event as DecodeEvent};
 use medgw_protocols::encode::fhir;
 use medgw_protocols::nomenclature::Nomenclature;
-use medgw_protocols::observation::{DeviceContext, Location, Observation};
+use medgw_protocols::observation::{DeviceContext, Flags, Location, Observation};
 use medgw_protocols::{registry, Timestamp};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -126,9 +127,13 @@ pub enum Stop {
 }
 
 /// The per-device half of the pipeline that does not depend on the transport.
+///
+/// A device has one decoder per input stream: a serial device one (its byte stream), a
+/// Bluetooth device one per GATT characteristic it is read through (each characteristic's
+/// values go to their own decoder, see [`DeviceRunner::feed_values`]).
 pub struct DeviceRunner {
     pub cfg: DeviceConfig,
-    decoder: Box<dyn Decoder>,
+    decoders: Vec<Box<dyn Decoder>>,
     normalizer: Normalizer,
     link: PipelineLink,
     rejections: RejectionWindow,
@@ -145,6 +150,21 @@ impl DeviceRunner {
     pub fn new(config: &Config, cfg: &DeviceConfig, nomenclature: Arc<Nomenclature>, link: PipelineLink) -> Result<DeviceRunner, String> {
         let info = registry::find(&cfg.protocol).ok_or_else(|| format!("unknown protocol {}", cfg.protocol))?;
         let decoder = (info.make)(&DecoderOptions { poll_period_ms: cfg.poll_period_ms, listen_only: cfg.listen_only });
+        DeviceRunner::with_decoders(config, cfg, nomenclature, link, vec![decoder])
+    }
+
+    /// A runner with the given decoders (at least one), fed by index with
+    /// [`DeviceRunner::feed_values`]; [`DeviceRunner::feed`] feeds the first.
+    pub fn with_decoders(
+        config: &Config,
+        cfg: &DeviceConfig,
+        nomenclature: Arc<Nomenclature>,
+        link: PipelineLink,
+        decoders: Vec<Box<dyn Decoder>>,
+    ) -> Result<DeviceRunner, String> {
+        if decoders.is_empty() {
+            return Err("no decoder".into());
+        }
         let zone_name = cfg.timezone.as_ref().or(config.gateway.timezone.as_ref());
         let zone = match zone_name {
             Some(z) => jiff::tz::TimeZone::get(z).map_err(|e| format!("time zone {z}: {e}"))?,
@@ -166,7 +186,7 @@ impl DeviceRunner {
         };
         Ok(DeviceRunner {
             cfg: cfg.clone(),
-            decoder,
+            decoders,
             normalizer: Normalizer::new(context, zone, nomenclature),
             link,
             rejections: RejectionWindow::default(),
@@ -182,7 +202,7 @@ impl DeviceRunner {
     }
 
     pub fn next_wakeup(&self) -> Option<Timestamp> {
-        self.decoder.next_wakeup()
+        self.decoders.iter().filter_map(|d| d.next_wakeup()).min()
     }
 
     /// Publishes an event (log + MQTT).
@@ -213,7 +233,9 @@ impl DeviceRunner {
     pub async fn start(&mut self, now: Timestamp) -> Result<Vec<Vec<u8>>, Stop> {
         self.events.clear();
         let mut events = std::mem::take(&mut self.events);
-        self.decoder.start(now, &mut events);
+        for d in &mut self.decoders {
+            d.start(now, &mut events);
+        }
         let r = self.process(&mut events, now).await;
         self.events = events;
         r
@@ -223,17 +245,55 @@ impl DeviceRunner {
     pub async fn feed(&mut self, bytes: &[u8], now: Timestamp) -> Result<Vec<Vec<u8>>, Stop> {
         let mut events = std::mem::take(&mut self.events);
         events.clear();
-        self.decoder.feed(bytes, now, &mut events);
+        self.decoders[0].feed(bytes, now, &mut events);
         let r = self.process(&mut events, now).await;
         self.events = events;
         r
+    }
+
+    /// Whole values that arrived at `now`, each for the decoder at its index (a Bluetooth
+    /// device: one GATT characteristic value each), with quality flags the transport knows and
+    /// the value does not say (a record fetched from the device's storage). Everything they
+    /// decode to is committed as one batch.
+    pub async fn feed_values(&mut self, values: &[(usize, &[u8], Flags)], now: Timestamp) -> Result<Vec<Vec<u8>>, Stop> {
+        let mut events = std::mem::take(&mut self.events);
+        events.clear();
+        for (index, value, flags) in values {
+            let Some(decoder) = self.decoders.get_mut(*index) else { continue };
+            let first = events.len();
+            decoder.feed(value, now, &mut events);
+            if !flags.is_empty() {
+                for e in &mut events[first..] {
+                    if let DecodeEvent::Measurement(m) = e {
+                        m.flags |= *flags;
+                    }
+                }
+            }
+        }
+        let r = self.process(&mut events, now).await;
+        self.events = events;
+        r
+    }
+
+    /// Something learnt about the device outside its decoders (a Bluetooth device's Device
+    /// Information), handled like a decoder's event.
+    pub async fn report(&mut self, event: DecodeEvent, now: Timestamp) -> Result<Vec<Vec<u8>>, Stop> {
+        let mut events = vec![event];
+        self.process(&mut events, now).await
+    }
+
+    /// The device context observations are published with (identity, location, patient).
+    pub fn context(&self) -> &Arc<DeviceContext> {
+        self.normalizer.context()
     }
 
     /// A protocol timer is due.
     pub async fn poll(&mut self, now: Timestamp) -> Result<Vec<Vec<u8>>, Stop> {
         let mut events = std::mem::take(&mut self.events);
         events.clear();
-        self.decoder.poll(now, &mut events);
+        for d in &mut self.decoders {
+            d.poll(now, &mut events);
+        }
         let r = self.process(&mut events, now).await;
         self.events = events;
         r
