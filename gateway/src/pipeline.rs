@@ -81,6 +81,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     };
     let mut tasks = JoinSet::new();
     let mut devices = Vec::new();
+    let mut network = crate::source::network::Network::default();
     for d in &config.devices {
         let runner = DeviceRunner::new(&config, d, nom.clone(), link.clone()).map_err(|e| anyhow::anyhow!("device {}: {e}", d.name))?;
         devices.push(runner.status.clone());
@@ -88,9 +89,15 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             SourceConfig::Serial { port, settings } => {
                 tasks.spawn(serial::run(runner, port.clone(), *settings));
             }
+            SourceConfig::TcpClient { .. } | SourceConfig::Rfc2217 { .. } | SourceConfig::TcpServer { .. } => {
+                if network.spawn(&mut tasks, runner).is_err() {
+                    anyhow::bail!("device {}: not a network source", d.name);
+                }
+            }
             other => anyhow::bail!("device {}: {} sources are not supported by this build yet", d.name, crate::source::port_name(other)),
         }
     }
+    network.start(&mut tasks, &link);
     drop(link);
     let started =
         Event::gateway(EventKind::Gateway, format!("medgw {} started with {} devices", env!("CARGO_PKG_VERSION"), config.devices.len()));

@@ -1,9 +1,15 @@
-//! Sources: where device bytes come from (serial ports today). A source owns its port and its
+//! Sources: where device bytes come from (serial ports, device servers over TCP). A source owns its port and its
 //! reconnect loop; [`DeviceRunner`] is what every source shares — decode, normalise, commit to
 //! the buffer, hand over live, and answer the device — so all transports behave alike.
 
 pub mod backoff;
+pub mod listen;
+pub mod network;
+pub mod rfc2217;
 pub mod serial;
+pub mod session;
+pub mod tcp;
+pub mod telnet;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
