@@ -86,17 +86,29 @@ enum Command {
     },
     /// Check a configuration file and report every problem with its line and a hint.
     CheckConfig { file: PathBuf },
-    /// Run a device simulator on a pseudo-terminal or a serial port.
+    /// Run a device simulator on a pseudo-terminal, a serial port, or behind a simulated
+    /// device server on TCP.
     Simulate {
         /// The protocol to simulate (`medgw decode --list`).
         #[arg(long)]
         device: String,
         /// Create a pseudo-terminal; the first line on stdout is its path (or --link's).
-        #[arg(long, conflicts_with = "port")]
+        #[arg(long, conflicts_with_all = ["port", "tcp", "connect"])]
         pty: bool,
         /// Write to this serial port instead.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["tcp", "connect"])]
         port: Option<PathBuf>,
+        /// Be a device server in TCP-server mode: listen on ADDR (e.g. 127.0.0.1:0) and serve
+        /// one client at a time; the first line on stdout is the bound address.
+        #[arg(long, value_name = "ADDR", conflicts_with = "connect")]
+        tcp: Option<std::net::SocketAddr>,
+        /// Be a device server in TCP-client mode: connect to ADDR (the gateway's `listen`) and
+        /// reconnect whenever the connection ends.
+        #[arg(long, value_name = "ADDR")]
+        connect: Option<String>,
+        /// With --connect: the local address to connect from (the peer address the gateway sees).
+        #[arg(long, value_name = "IP", requires = "connect")]
+        from: Option<std::net::IpAddr>,
         /// Keep a stable symlink to the pseudo-terminal (survives simulated unplugs).
         #[arg(long, requires = "pty")]
         link: Option<PathBuf>,
@@ -265,10 +277,10 @@ fn run(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(demo::run(duration, format.into(), status_port))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Simulate { device, pty, port, link, faults, seed, period_ms, sent, duration } => {
+        Command::Simulate { device, pty, port, tcp, connect, from, link, faults, seed, period_ms, sent, duration } => {
             telemetry::init(log, "info");
-            if !pty && port.is_none() {
-                anyhow::bail!("give --pty or --port PATH");
+            if !pty && port.is_none() && tcp.is_none() && connect.is_none() {
+                anyhow::bail!("give --pty, --port PATH, --tcp ADDR or --connect ADDR");
             }
             let options = SimOptions { seed, period_ms, record: sent.is_some() };
             let run = simulate::SimRun { protocol: device, options, faults, link, duration };
@@ -291,12 +303,20 @@ fn run(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
                         let _ = f.flush();
                     }
                 };
-                let task = match port {
-                    Some(port) => tokio::spawn(simulate::run_port(run, port, stop.clone(), tx, on_sent)),
-                    None => tokio::spawn(simulate::run_pty(run, stop.clone(), tx, on_sent)),
+                // The first stdout line says where the device is: a path or an address.
+                let (addr_tx, addr_rx) = tokio::sync::oneshot::channel::<String>();
+                let task = match (port, tcp, connect) {
+                    (Some(port), _, _) => tokio::spawn(simulate::run_port(run, port, stop.clone(), tx, on_sent)),
+                    (_, Some(addr), _) => tokio::spawn(medgw::simulate_tcp::run_tcp_server(run, addr, stop.clone(), addr_tx, on_sent)),
+                    (_, _, Some(addr)) => tokio::spawn(medgw::simulate_tcp::run_tcp_client(run, addr, from, stop.clone(), addr_tx, on_sent)),
+                    _ => tokio::spawn(simulate::run_pty(run, stop.clone(), tx, on_sent)),
                 };
-                if let Ok(path) = rx.await {
-                    println!("{}", path.display());
+                let first = tokio::select! {
+                    p = rx => p.ok().map(|p| p.display().to_string()),
+                    a = addr_rx => a.ok(),
+                };
+                if let Some(first) = first {
+                    println!("{first}");
                     let _ = std::io::stdout().flush();
                 }
                 let mut task = task;
