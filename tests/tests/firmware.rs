@@ -27,7 +27,18 @@ fn image() -> PathBuf {
     let target_dir = root.join("target/qemu-image");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(&root)
-        .args(["build", "-q", "--release", "--target", "thumbv7em-none-eabihf", "-p", "medgw-firmware", "--bin", "medgw-node", "--target-dir"])
+        .args([
+            "build",
+            "-q",
+            "--release",
+            "--target",
+            "thumbv7em-none-eabihf",
+            "-p",
+            "medgw-firmware",
+            "--bin",
+            "medgw-node",
+            "--target-dir",
+        ])
         .arg(&target_dir)
         .status()
         .expect("cargo");
@@ -39,7 +50,19 @@ fn image() -> PathBuf {
 fn start_qemu(elf: &Path, dir: &Path) -> (Proc, PathBuf) {
     let stderr = dir.join("qemu.log");
     let mut child = Command::new("qemu-system-arm")
-        .args(["-machine", "mps2-an386", "-display", "none", "-monitor", "none", "-chardev", "pty,id=link", "-serial", "chardev:link", "-kernel"])
+        .args([
+            "-machine",
+            "mps2-an386",
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-chardev",
+            "pty,id=link",
+            "-serial",
+            "chardev:link",
+            "-kernel",
+        ])
         .arg(elf)
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&stderr).unwrap())
@@ -94,7 +117,9 @@ fn the_firmware_in_qemu_is_read_by_the_gateway_and_a_gateway_outage_loses_nothin
     );
     let mut gw = start_gateway(dir.path(), "gw", &cfg);
     // The node needs ~12 s for its first numbers (filter settling, agreeing estimates).
-    let msgs = sub.wait_for(Duration::from_secs(60), |m| node_obs(m).iter().filter(|o| o["metric"] == "MDC_PULS_OXIM_SAT_O2" && o["value"].is_number()).count() >= 5);
+    let msgs = sub.wait_for(Duration::from_secs(60), |m| {
+        node_obs(m).iter().filter(|o| o["metric"] == "MDC_PULS_OXIM_SAT_O2" && o["value"].is_number()).count() >= 5
+    });
     let obs = node_obs(&msgs);
     let spo2: Vec<&Value> = obs.iter().filter(|o| o["metric"] == "MDC_PULS_OXIM_SAT_O2" && o["value"].is_number()).collect();
     assert!(spo2.len() >= 5, "SpO2 from the node: {} observations of {}; gateway log:\n{}", spo2.len(), obs.len(), gw.log());
@@ -123,13 +148,15 @@ fn the_firmware_in_qemu_is_read_by_the_gateway_and_a_gateway_outage_loses_nothin
 
     // Every batch the node made after the first one seen is there: the batch sequence numbers
     // of the SpO2 observations (one per batch) are contiguous across the outage.
-    let mut seqs: Vec<u64> = node_obs(&msgs).iter().filter(|o| o["metric"] == "MDC_PULS_OXIM_SAT_O2").filter_map(|o| o["seq"].as_u64()).collect();
+    let mut seqs: Vec<u64> =
+        node_obs(&msgs).iter().filter(|o| o["metric"] == "MDC_PULS_OXIM_SAT_O2").filter_map(|o| o["seq"].as_u64()).collect();
     seqs.sort();
     seqs.dedup();
     let (first, last) = (seqs[0], *seqs.last().unwrap());
     assert!(last - first >= 30, "batches {first}..{last}: the run covers the outage");
     let missing: Vec<u64> = (first..=last).filter(|s| seqs.binary_search(s).is_err()).collect();
     assert!(missing.is_empty(), "batches lost across the gateway outage: {missing:?}");
-    let gaps: Vec<Value> = msgs.iter().filter(|m| m.topic.ends_with("/node/events")).map(Received::json).filter(|e| e["kind"] == "sequence-gap").collect();
+    let gaps: Vec<Value> =
+        msgs.iter().filter(|m| m.topic.ends_with("/node/events")).map(Received::json).filter(|e| e["kind"] == "sequence-gap").collect();
     assert!(gaps.is_empty(), "no sequence gap reported: {gaps:?}");
 }
