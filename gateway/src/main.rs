@@ -186,6 +186,9 @@ enum Command {
         format: String,
         #[arg(long)]
         keep: bool,
+        /// How the simulated devices are attached: pseudo-terminals or device servers on TCP.
+        #[arg(long, value_enum, default_value = "pty")]
+        transport: medgw::bench::BenchTransport,
     },
     /// Inspect the on-disk buffer (safe while the gateway runs).
     Buffer {
@@ -308,7 +311,9 @@ fn run(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
                 let task = match (port, tcp, connect) {
                     (Some(port), _, _) => tokio::spawn(simulate::run_port(run, port, stop.clone(), tx, on_sent)),
                     (_, Some(addr), _) => tokio::spawn(medgw::simulate_tcp::run_tcp_server(run, addr, stop.clone(), addr_tx, on_sent)),
-                    (_, _, Some(addr)) => tokio::spawn(medgw::simulate_tcp::run_tcp_client(run, addr, from, stop.clone(), addr_tx, on_sent)),
+                    (_, _, Some(addr)) => {
+                        tokio::spawn(medgw::simulate_tcp::run_tcp_client(run, addr, from, stop.clone(), addr_tx, on_sent))
+                    }
                     _ => tokio::spawn(simulate::run_pty(run, stop.clone(), tx, on_sent)),
                 };
                 let first = tokio::select! {
@@ -383,9 +388,10 @@ fn run(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { devices, protocol, period_ms, duration, warmup, tls, format, keep } => {
+        Command::Bench { devices, protocol, period_ms, duration, warmup, tls, format, keep, transport } => {
             telemetry::init(log, "warn");
             let report = runtime()?.block_on(medgw::bench::run(medgw::bench::BenchOptions {
+                transport,
                 devices,
                 protocol,
                 period_ms,

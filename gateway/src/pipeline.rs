@@ -90,9 +90,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
                 tasks.spawn(serial::run(runner, port.clone(), *settings));
             }
             SourceConfig::TcpClient { .. } | SourceConfig::Rfc2217 { .. } | SourceConfig::TcpServer { .. } => {
-                if network.spawn(&mut tasks, runner).is_err() {
-                    anyhow::bail!("device {}: not a network source", d.name);
-                }
+                network.spawn(&mut tasks, runner).map_err(|e| anyhow::anyhow!("device {}: {e}", d.name))?;
             }
             other => anyhow::bail!("device {}: {} sources are not supported by this build yet", d.name, crate::source::port_name(other)),
         }

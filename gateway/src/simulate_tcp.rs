@@ -339,7 +339,8 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let stop = CancellationToken::new();
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(run_tcp_client(sim_run(20), addr.to_string(), Some("127.0.0.2".parse().unwrap()), stop.clone(), tx, |_| {}));
+        let task =
+            tokio::spawn(run_tcp_client(sim_run(20), addr.to_string(), Some("127.0.0.2".parse().unwrap()), stop.clone(), tx, |_| {}));
         assert_eq!(rx.await.unwrap(), addr.to_string());
         let (mut a, peer) = tokio::time::timeout(Duration::from_secs(5), listener.accept()).await.unwrap().unwrap();
         assert_eq!(peer.ip().to_string(), "127.0.0.2");

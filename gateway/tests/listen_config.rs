@@ -27,18 +27,16 @@ fn device(name: &str, listen: &str, allow: &str) -> String {
 
 #[test]
 fn devices_may_share_a_listen_address_with_disjoint_allow_lists() {
-    let text = gateway(
-        &[device("a", "0.0.0.0:4001", r#"["10.1.2.3"]"#), device("b", "0.0.0.0:4001", r#"["10.1.2.4", "10.1.3.0/24"]"#)].concat(),
-    );
+    let text =
+        gateway(&[device("a", "0.0.0.0:4001", r#"["10.1.2.3"]"#), device("b", "0.0.0.0:4001", r#"["10.1.2.4", "10.1.3.0/24"]"#)].concat());
     let c = config::parse(&text, Path::new("/etc/medgw")).unwrap();
     assert!(matches!(c.devices[1].source, SourceConfig::TcpServer { .. }));
 }
 
 #[test]
 fn overlapping_allow_lists_on_one_listen_address_are_refused() {
-    let text = gateway(
-        &[device("a", "0.0.0.0:4001", r#"["10.1.2.0/24"]"#), device("b", "0.0.0.0:4001", r#"["10.9.9.9", "10.1.2.77"]"#)].concat(),
-    );
+    let text =
+        gateway(&[device("a", "0.0.0.0:4001", r#"["10.1.2.0/24"]"#), device("b", "0.0.0.0:4001", r#"["10.9.9.9", "10.1.2.77"]"#)].concat());
     let errs = config::parse(&text, Path::new("/etc/medgw")).unwrap_err();
     let e = errs.iter().find(|e| e.key == "device[1].listen").unwrap_or_else(|| panic!("{errs:#?}"));
     assert!(e.message.contains("10.1.2.77/32") && e.message.contains("10.1.2.0/24"), "{}", e.message);

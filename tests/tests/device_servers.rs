@@ -201,8 +201,13 @@ fn raw_tcp_in_both_directions_delivers_every_observation() {
         &["--connect", &listen, "--from", "127.0.0.2"],
         &["--seed", "5", "--period-ms", "1000"],
     );
-    let vent =
-        start_net_sim(dir.path(), "vent", "medibus", &["--connect", &listen, "--from", "127.0.0.3"], &["--seed", "6", "--period-ms", "250"]);
+    let vent = start_net_sim(
+        dir.path(),
+        "vent",
+        "medibus",
+        &["--connect", &listen, "--from", "127.0.0.3"],
+        &["--seed", "6", "--period-ms", "250"],
+    );
     // A peer that belongs to neither device on the shared listen address.
     std::thread::sleep(Duration::from_secs(2));
     let refused = std::net::TcpStream::connect(&listen).map(|mut s| {
@@ -225,8 +230,13 @@ fn raw_tcp_in_both_directions_delivers_every_observation() {
         }
     }
     // The IntelliVue association and MEDIBUS polling ran over the sockets.
-    assert!(events(&msgs, "monitor").iter().any(|e| e["kind"] == "session" && e["detail"] == "associated"), "{:?}", events(&msgs, "monitor"));
-    let connected = |d: &str| events(&msgs, d).into_iter().find(|e| e["kind"] == "connected").unwrap_or_else(|| panic!("{d}: no connected event"));
+    assert!(
+        events(&msgs, "monitor").iter().any(|e| e["kind"] == "session" && e["detail"] == "associated"),
+        "{:?}",
+        events(&msgs, "monitor")
+    );
+    let connected =
+        |d: &str| events(&msgs, d).into_iter().find(|e| e["kind"] == "connected").unwrap_or_else(|| panic!("{d}: no connected event"));
     assert!(connected("oxi")["detail"].as_str().unwrap().contains(&format!("tcp://{}", sims[0].addr)));
     assert!(connected("masimo")["detail"].as_str().unwrap().contains("127.0.0.2:"), "{}", connected("masimo"));
     assert!(connected("vent")["detail"].as_str().unwrap().contains("127.0.0.3:"), "{}", connected("vent"));
@@ -430,7 +440,11 @@ fn a_half_open_device_server_is_found_silent_and_the_gateway_reconnects() {
     let k = kinds(&msgs, "oxi");
     // (After the test server stops listening, the gateway finds the second connection silent
     // too and then cannot connect: events after the first resumption are not this test's.)
-    assert_eq!(k.get(..3), Some(&["connected".to_string(), "silent".into(), "resumed".into()][..]), "nothing failed: the connection was just silent");
+    assert_eq!(
+        k.get(..3),
+        Some(&["connected".to_string(), "silent".into(), "resumed".into()][..]),
+        "nothing failed: the connection was just silent"
+    );
     let silent = events(&msgs, "oxi").into_iter().find(|e| e["kind"] == "silent").unwrap_or_else(|| panic!("no silent event: {k:?}"));
     assert!(span_ms(&silent) >= 1900, "the silent span starts at the last byte: {silent}");
     let resumed = events(&msgs, "oxi").into_iter().find(|e| e["kind"] == "resumed").unwrap_or_else(|| panic!("no resumed event: {k:?}"));
@@ -438,10 +452,8 @@ fn a_half_open_device_server_is_found_silent_and_the_gateway_reconnects() {
     // The gateway reconnected within the silence timeout plus the first back-off.
     let gap = accepted[1] - accepted[0];
     assert!(gap < Duration::from_secs(3 + 2 + 2), "reconnected {gap:?} after the first connection");
-    let want: Vec<Value> = sent
-        .iter()
-        .map(|s| serde_json::json!({"metric": s.metric.0, "value": s.value.map(|v| v.to_string()), "unit": s.unit.0}))
-        .collect();
+    let want: Vec<Value> =
+        sent.iter().map(|s| serde_json::json!({"metric": s.metric.0, "value": s.value.map(|v| v.to_string()), "unit": s.unit.0})).collect();
     assert_same(&want, &observations(&msgs, "oxi"), "oxi");
 }
 
@@ -473,8 +485,7 @@ fn garbage_from_a_device_server_is_rejected_and_everything_else_arrives() {
     let msgs = sub.wait_quiet(Duration::from_secs(6), Duration::from_secs(30));
     gw.terminate(Duration::from_secs(15));
     for (s, name) in sims.iter().zip(["masimo", "oxi"]) {
-        let rejected: u64 =
-            events(&msgs, name).iter().filter(|e| e["kind"] == "rejected").map(|e| e["count"].as_u64().unwrap_or(0)).sum();
+        let rejected: u64 = events(&msgs, name).iter().filter(|e| e["kind"] == "rejected").map(|e| e["count"].as_u64().unwrap_or(0)).sum();
         assert!(rejected >= 1, "{name}: rejections are counted and published: {:?}", events(&msgs, name));
         assert_same(&s.sent(), &observations(&msgs, name), name);
     }

@@ -17,8 +17,8 @@ pub struct Network {
 }
 
 impl Network {
-    /// Starts the device's task. Returns the runner back if its source is not a network one.
-    pub fn spawn(&mut self, tasks: &mut JoinSet<()>, runner: DeviceRunner) -> Result<(), DeviceRunner> {
+    /// Starts the device's task; an error if its source is not a network one.
+    pub fn spawn(&mut self, tasks: &mut JoinSet<()>, runner: DeviceRunner) -> Result<(), String> {
         match runner.cfg.source.clone() {
             SourceConfig::TcpClient { host, port } => {
                 tasks.spawn(session::run(runner, TcpClient { host, port }));
@@ -31,7 +31,7 @@ impl Network {
                 let source = self.listeners.add(bind, allow, &runner.cfg.name);
                 tasks.spawn(session::run(runner, source));
             }
-            _ => return Err(runner),
+            other => return Err(format!("{} is not a network source", super::port_name(&other))),
         }
         Ok(())
     }

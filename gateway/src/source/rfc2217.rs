@@ -156,14 +156,7 @@ impl Rfc2217Client {
         let stream = super::tcp::connect(&self.host, self.port).await?;
         let mut telnet = Telnet::new(self.settings);
         telnet.start();
-        let mut conn = TelnetConn {
-            stream,
-            telnet,
-            raw: vec![0u8; 4096],
-            pending: Vec::new(),
-            out: Vec::new(),
-            name: self.device.clone(),
-        };
+        let mut conn = TelnetConn { stream, telnet, raw: vec![0u8; 4096], pending: Vec::new(), out: Vec::new(), name: self.device.clone() };
         conn.negotiate().await.map_err(|e| format!("rfc2217://{}:{}: {e}", self.host, self.port))?;
         let confirmed = conn.telnet.confirmed();
         let mismatches = confirmed.mismatches(&self.settings);

@@ -78,7 +78,10 @@ impl Transport for TcpClient {
         match connect(&self.host, self.port).await {
             Ok(stream) => {
                 let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-                Step::Opened(Opened { conn: RawConn { stream }, detail: format!("connected to tcp://{}:{} ({peer})", self.host, self.port) })
+                Step::Opened(Opened {
+                    conn: RawConn { stream },
+                    detail: format!("connected to tcp://{}:{} ({peer})", self.host, self.port),
+                })
             }
             Err(e) => Step::Failed(e),
         }

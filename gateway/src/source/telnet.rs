@@ -531,8 +531,7 @@ mod tests {
     /// What ser2net 4.3.11 (Debian bookworm) sends first on a `telnet(rfc2217)` accepter,
     /// captured on this machine: WILL SGA, DO SGA, WILL ECHO, DONT ECHO, DO BINARY,
     /// WILL BINARY, DO COM-PORT-OPTION.
-    const SER2NET_GREETING: &[u8] =
-        &[IAC, WILL, 3, IAC, DO, 3, IAC, WILL, 1, IAC, DONT, 1, IAC, DO, 0, IAC, WILL, 0, IAC, DO, 44];
+    const SER2NET_GREETING: &[u8] = &[IAC, WILL, 3, IAC, DO, 3, IAC, WILL, 1, IAC, DONT, 1, IAC, DO, 0, IAC, WILL, 0, IAC, DO, 44];
 
     fn out(t: &mut Telnet) -> Vec<u8> {
         let mut v = Vec::new();
