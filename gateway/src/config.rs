@@ -223,6 +223,11 @@ impl AllowRule {
             _ => false,
         }
     }
+
+    /// Whether some address is in both rules (CIDR blocks are nested or disjoint).
+    pub fn overlaps(&self, other: &AllowRule) -> bool {
+        (self.prefix <= other.prefix && self.contains(other.net)) || (other.prefix <= self.prefix && other.contains(self.net))
+    }
 }
 
 /// Where a device's bytes come from.
@@ -816,7 +821,11 @@ impl<'s> Reader<'s> {
             }
             if let Some(d) = self.device(&mut t) {
                 let port = crate::source::port_name(&d.source);
-                if let Some((_, prev)) = ports.iter().find(|(p, _)| *p == port) {
+                if let Some((message, hint)) = listen_conflict(&d, &out) {
+                    self.err(t.span.clone(), &format!("device[{i}].listen"), message, Some(hint));
+                } else if let Some((_, prev)) =
+                    ports.iter().find(|(p, _)| *p == port && !matches!(d.source, SourceConfig::TcpServer { .. }))
+                {
                     let (line, _) = self.pos(prev.start);
                     self.err(
                         t.span.clone(),
@@ -1110,6 +1119,33 @@ impl Reader<'_> {
         let path = PathBuf::from(&port);
         Some(SourceConfig::Serial { port: if path.is_relative() { self.base.join(path) } else { path }, settings })
     }
+}
+
+/// Devices may share a listen address when their allow lists are disjoint: each connection is
+/// bound to the device whose list contains the peer (`source/listen.rs`). Two listen addresses
+/// on one port where one is a wildcard cannot both be bound.
+fn listen_conflict(d: &DeviceConfig, earlier: &[DeviceConfig]) -> Option<(String, String)> {
+    let SourceConfig::TcpServer { bind, allow } = &d.source else { return None };
+    for e in earlier {
+        let SourceConfig::TcpServer { bind: b, allow: a } = &e.source else { continue };
+        if b == bind {
+            if let Some((x, y)) = allow.iter().find_map(|x| a.iter().find(|y| x.overlaps(y)).map(|y| (x, y))) {
+                return Some((
+                    format!(
+                        "shares listen {bind} with device {:?}, and both allow lists admit {}/{} and {}/{}: a connection could not be bound to one device",
+                        e.name, x.net, x.prefix, y.net, y.prefix
+                    ),
+                    "make the allow lists of devices on one listen address disjoint, or give each its own port".into(),
+                ));
+            }
+        } else if b.port() == bind.port() && (b.ip().is_unspecified() || bind.ip().is_unspecified()) {
+            return Some((
+                format!("listen {bind} overlaps device {:?}'s listen {b}", e.name),
+                "use the same listen address (with disjoint allow lists) or another port".into(),
+            ));
+        }
+    }
+    None
 }
 
 /// "1GB", "512MB", "64 KiB", "1000000" -> bytes (decimal and binary prefixes).

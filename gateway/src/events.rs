@@ -18,6 +18,8 @@ pub enum EventKind {
     Silent,
     /// Data flows again after silence or disconnection; `span` is the gap.
     Resumed,
+    /// A peer outside the allow list tried to connect to a TCP-server source and was refused.
+    ConnectionRefused,
     /// Frames were rejected (bad checksum, truncated, garbage); `count` in `span`.
     Rejected,
     /// The device's sequence numbers jumped: readings lost before the gateway.
@@ -94,6 +96,7 @@ impl Event {
         match self.kind {
             EventKind::Disconnected
             | EventKind::Silent
+            | EventKind::ConnectionRefused
             | EventKind::SequenceGap
             | EventKind::BufferDropped
             | EventKind::BufferFull

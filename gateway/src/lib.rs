@@ -16,6 +16,7 @@ pub mod nomenclature_file;
 pub mod normalize;
 pub mod pipeline;
 pub mod simulate;
+pub mod simulate_tcp;
 pub mod sink;
 pub mod source;
 pub mod status;

@@ -96,7 +96,8 @@ enum Command {
     },
     /// Check a configuration file and report every problem with its line and a hint.
     CheckConfig { file: PathBuf },
-    /// Run a device simulator on a pseudo-terminal or a serial port, or replay a capture.
+    /// Run a device simulator on a pseudo-terminal, a serial port, or behind a simulated
+    /// device server on TCP; or replay a capture.
     Simulate {
         /// The protocol to simulate (`medgw decode --list`).
         #[arg(long, required_unless_present = "replay")]
@@ -108,11 +109,22 @@ enum Command {
         #[arg(long, default_value_t = 1.0, requires = "replay")]
         speed: f64,
         /// Create a pseudo-terminal; the first line on stdout is its path (or --link's).
-        #[arg(long, conflicts_with = "port")]
+        #[arg(long, conflicts_with_all = ["port", "tcp", "connect"])]
         pty: bool,
         /// Write to this serial port instead.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["tcp", "connect"])]
         port: Option<PathBuf>,
+        /// Be a device server in TCP-server mode: listen on ADDR (e.g. 127.0.0.1:0) and serve
+        /// one client at a time; the first line on stdout is the bound address.
+        #[arg(long, value_name = "ADDR", conflicts_with = "connect")]
+        tcp: Option<std::net::SocketAddr>,
+        /// Be a device server in TCP-client mode: connect to ADDR (the gateway's `listen`) and
+        /// reconnect whenever the connection ends.
+        #[arg(long, value_name = "ADDR")]
+        connect: Option<String>,
+        /// With --connect: the local address to connect from (the peer address the gateway sees).
+        #[arg(long, value_name = "IP", requires = "connect")]
+        from: Option<std::net::IpAddr>,
         /// Keep a stable symlink to the pseudo-terminal (survives simulated unplugs).
         #[arg(long, requires = "pty")]
         link: Option<PathBuf>,
@@ -193,6 +205,9 @@ enum Command {
         /// Drain benchmark: start with this many observations buffered (an outage).
         #[arg(long)]
         drain: Option<u64>,
+        /// How the simulated devices are attached: pseudo-terminals or device servers on TCP.
+        #[arg(long, value_enum, default_value = "pty")]
+        transport: medgw::bench::BenchTransport,
     },
     /// Inspect the on-disk buffer (safe while the gateway runs).
     Buffer {
@@ -289,10 +304,10 @@ fn run(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(demo::run(duration, format.into(), status_port))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Simulate { device, replay, speed, pty, port, link, faults, seed, period_ms, sent, duration } => {
+        Command::Simulate { device, replay, speed, pty, port, tcp, connect, from, link, faults, seed, period_ms, sent, duration } => {
             telemetry::init(log, "info");
-            if !pty && port.is_none() {
-                anyhow::bail!("give --pty or --port PATH");
+            if !pty && port.is_none() && tcp.is_none() && connect.is_none() {
+                anyhow::bail!("give --pty, --port PATH, --tcp ADDR or --connect ADDR");
             }
             if let Some(file) = replay {
                 let text = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
@@ -334,12 +349,22 @@ fn run(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
                         let _ = f.flush();
                     }
                 };
-                let task = match port {
-                    Some(port) => tokio::spawn(simulate::run_port(run, port, stop.clone(), tx, on_sent)),
-                    None => tokio::spawn(simulate::run_pty(run, stop.clone(), tx, on_sent)),
+                // The first stdout line says where the device is: a path or an address.
+                let (addr_tx, addr_rx) = tokio::sync::oneshot::channel::<String>();
+                let task = match (port, tcp, connect) {
+                    (Some(port), _, _) => tokio::spawn(simulate::run_port(run, port, stop.clone(), tx, on_sent)),
+                    (_, Some(addr), _) => tokio::spawn(medgw::simulate_tcp::run_tcp_server(run, addr, stop.clone(), addr_tx, on_sent)),
+                    (_, _, Some(addr)) => {
+                        tokio::spawn(medgw::simulate_tcp::run_tcp_client(run, addr, from, stop.clone(), addr_tx, on_sent))
+                    }
+                    _ => tokio::spawn(simulate::run_pty(run, stop.clone(), tx, on_sent)),
                 };
-                if let Ok(path) = rx.await {
-                    println!("{}", path.display());
+                let first = tokio::select! {
+                    p = rx => p.ok().map(|p| p.display().to_string()),
+                    a = addr_rx => a.ok(),
+                };
+                if let Some(first) = first {
+                    println!("{first}");
                     let _ = std::io::stdout().flush();
                 }
                 let mut task = task;
@@ -406,9 +431,10 @@ fn run(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { devices, protocol, period_ms, duration, warmup, tls, format, keep, drain } => {
+        Command::Bench { devices, protocol, period_ms, duration, warmup, tls, format, keep, drain, transport } => {
             telemetry::init(log, "warn");
             let report = runtime()?.block_on(medgw::bench::run(medgw::bench::BenchOptions {
+                transport,
                 devices,
                 protocol,
                 period_ms,

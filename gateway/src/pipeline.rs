@@ -81,6 +81,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     };
     let mut tasks = JoinSet::new();
     let mut devices = Vec::new();
+    let mut network = crate::source::network::Network::default();
     for d in &config.devices {
         let runner = match &d.source {
             // A Bluetooth device has one decoder per GATT characteristic.
@@ -99,9 +100,12 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
                 params.timezone = d.timezone.clone().or_else(|| config.gateway.timezone.clone());
                 tasks.spawn(ble::run(runner, ble::system_transport(), params));
             }
-            other => anyhow::bail!("device {}: {} sources are not supported by this build yet", d.name, crate::source::port_name(other)),
+            SourceConfig::TcpClient { .. } | SourceConfig::Rfc2217 { .. } | SourceConfig::TcpServer { .. } => {
+                network.spawn(&mut tasks, runner).map_err(|e| anyhow::anyhow!("device {}: {e}", d.name))?;
+            }
         }
     }
+    network.start(&mut tasks, &link);
     drop(link);
     let started =
         Event::gateway(EventKind::Gateway, format!("medgw {} started with {} devices", env!("CARGO_PKG_VERSION"), config.devices.len()));

@@ -4,6 +4,8 @@
 //! serial port, so the demo and the tests go through the real serial path. A stable symlink
 //! (`--link`) names the device the way `/dev/serial/by-id/...` does on a gateway: it survives
 //! an "unplug", which closes the pty and opens a new one under the same link.
+//!
+//! The same simulators run behind a simulated device server over TCP in `simulate_tcp.rs`.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -203,13 +205,13 @@ impl SimIo for tokio_serial::SerialStream {
 }
 
 /// Why [`drive`] returned.
-enum Driven {
+pub(crate) enum Driven {
     Done,
     Unplug(Duration),
 }
 
 /// Runs `sim` over `io` until stop, the end of the run, or an unplug fault is due.
-async fn drive<I: SimIo>(
+pub(crate) async fn drive<I: SimIo>(
     io: &mut I,
     sim: &mut Box<dyn DeviceSimulator>,
     faults: &mut std::iter::Peekable<std::vec::IntoIter<ScheduledFault>>,
@@ -266,7 +268,7 @@ async fn drive<I: SimIo>(
     }
 }
 
-fn schedule(run: &SimRun) -> std::iter::Peekable<std::vec::IntoIter<ScheduledFault>> {
+pub(crate) fn schedule(run: &SimRun) -> std::iter::Peekable<std::vec::IntoIter<ScheduledFault>> {
     let mut faults = run.faults.clone();
     faults.sort_by_key(|f| f.at);
     faults.into_iter().peekable()

@@ -1,10 +1,17 @@
-//! Sources: where device bytes come from (serial ports, Bluetooth LE). A source owns its port
-//! and its reconnect loop; [`DeviceRunner`] is what every source shares — decode, normalise,
-//! commit to the buffer, hand over live, and answer the device — so all transports behave alike.
+//! Sources: where device bytes come from (serial ports, device servers over TCP, Bluetooth LE).
+//! A source owns its port and its reconnect loop; [`DeviceRunner`] is what every source shares —
+//! decode, normalise, commit to the buffer, hand over live, and answer the device — so all
+//! transports behave alike.
 
 pub mod backoff;
 pub mod ble;
+pub mod listen;
+pub mod network;
+pub mod rfc2217;
 pub mod serial;
+pub mod session;
+pub mod tcp;
+pub mod telnet;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,245 @@
+//! The connection loop of a network-attached device: connect (or wait for the device server to
+//! connect), feed the [`DeviceRunner`], reconnect with back-off, detect silence, publish events.
+//!
+//! It is `serial.rs`'s loop with the port replaced by a [`Transport`], so a device behind a
+//! device server behaves exactly like one on a local port: the same `connected`,
+//! `disconnected`, `silent` and `resumed` events with their spans, the same back-off, the same
+//! silence timeout. On TCP the silence timeout is also the read timeout that finds a half-open
+//! connection (a device server that lost power or its cable keeps the socket open but sends
+//! nothing); TCP keep-alive (`tcp.rs`) finds the peers that are gone altogether.
+
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use medgw_protocols::Timestamp;
+use tokio::time::Instant;
+
+use super::backoff::Backoff;
+use super::{DeviceRunner, DeviceState, Stop};
+use crate::events::EventKind;
+
+/// How often rejected-frame counts are reported (as serial.rs).
+const REJECTION_REPORT: Duration = Duration::from_secs(5);
+
+/// A connection that carries the device's bytes.
+pub trait Conn: Send {
+    /// Reads device bytes; `Ok(0)` when the peer closed. Must be cancel-safe: the loop selects
+    /// on it together with timers.
+    fn read(&mut self, buf: &mut [u8]) -> impl Future<Output = std::io::Result<usize>> + Send;
+    /// Writes the protocol's requests to the device.
+    fn write_frames(&mut self, frames: Vec<Vec<u8>>) -> impl Future<Output = std::io::Result<()>> + Send;
+}
+
+/// A connection and what to say about it in the `connected` event.
+pub struct Opened<C> {
+    pub conn: C,
+    pub detail: String,
+}
+
+/// What a transport yields.
+pub enum Step<C> {
+    /// A connection: the gateway connected, or a device server connected to the gateway. While
+    /// another is open it replaces it (a device server that rebooted connects again before the
+    /// old socket dies).
+    Opened(Opened<C>),
+    /// Connecting failed (the gateway retries with back-off).
+    Failed(String),
+    /// An event for this device, e.g. a refused peer or a listener that cannot bind.
+    Event(EventKind, String),
+}
+
+/// How a device's connections are made.
+pub trait Transport: Send {
+    type Conn: Conn;
+    /// The next connection: connects to the device server, or waits for it to connect.
+    fn open(&mut self) -> impl Future<Output = Step<Self::Conn>> + Send;
+    /// What happens while a connection is open (a replacement connection, an event); pending
+    /// for ever for transports that have nothing to say. Must be cancel-safe.
+    fn notice(&mut self) -> impl Future<Output = Step<Self::Conn>> + Send;
+    /// True when the gateway connects (and so paces its retries with back-off); false when it
+    /// waits for the device server.
+    fn connects(&self) -> bool;
+}
+
+/// Runs the device until shutdown.
+pub async fn run<T: Transport>(mut runner: DeviceRunner, mut transport: T) {
+    let shutdown = runner.shutdown_token();
+    let seed = runner.cfg.name.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30), seed);
+    let silence = Duration::from_millis(runner.cfg.silence_timeout_ms as u64);
+    // Start of the current outage (disconnected or silent), for the span of the next event.
+    let mut outage_since: Option<Timestamp> = None;
+    let mut announced_down = false;
+    let mut announced_silent = false;
+    let mut first_open = true;
+    // A connection that arrived while another was open.
+    let mut next: Option<Opened<T::Conn>> = None;
+    runner.publish_device();
+    let mut buf = vec![0u8; 4096];
+    'outer: while !shutdown.is_cancelled() {
+        let opened = match next.take() {
+            Some(o) => o,
+            None => tokio::select! {
+                step = transport.open() => match step {
+                    Step::Opened(o) => o,
+                    Step::Failed(e) => {
+                        if !announced_down {
+                            announced_down = true;
+                            outage_since.get_or_insert_with(Timestamp::now);
+                            runner.status.set_state(DeviceState::Disconnected);
+                            runner.event(runner.device_event(EventKind::Disconnected, e));
+                        }
+                        if pause(&transport, &mut backoff, &shutdown).await {
+                            break;
+                        }
+                        continue;
+                    }
+                    Step::Event(kind, detail) => {
+                        if kind == EventKind::Disconnected {
+                            announced_down = true;
+                            outage_since.get_or_insert_with(Timestamp::now);
+                            runner.status.set_state(DeviceState::Disconnected);
+                        }
+                        runner.event(runner.device_event(kind, detail));
+                        continue;
+                    }
+                },
+                _ = shutdown.cancelled() => break,
+            },
+        };
+        let Opened { mut conn, detail } = opened;
+        runner.status.set_state(DeviceState::Connected);
+        if first_open || announced_down {
+            // Reconnecting after silence is not news; coming back from a disconnection is.
+            runner.event(runner.device_event(EventKind::Connected, detail));
+        }
+        first_open = false;
+        announced_down = false;
+        let frames = match runner.start(Timestamp::now()).await {
+            Ok(f) => f,
+            Err(Stop::Shutdown) => break,
+        };
+        if let Err(e) = conn.write_frames(frames).await {
+            lost(&mut runner, &mut outage_since, &mut announced_down, format!("write failed: {e}"));
+            if pause(&transport, &mut backoff, &shutdown).await {
+                break;
+            }
+            continue;
+        }
+        let mut last_byte = Instant::now();
+        let mut report = tokio::time::interval(REJECTION_REPORT);
+        report.tick().await;
+        loop {
+            let wake = runner.next_wakeup().map(|t| Instant::now() + Duration::from_millis((t.0 - Timestamp::now().0).max(0) as u64));
+            tokio::select! {
+                r = conn.read(&mut buf) => {
+                    let now = Timestamp::now();
+                    match r {
+                        Ok(0) | Err(_) => {
+                            let detail = match r { Err(e) => format!("read failed: {e}"), _ => "the device server closed the connection".to_string() };
+                            lost(&mut runner, &mut outage_since, &mut announced_down, detail);
+                            drop(conn);
+                            if pause(&transport, &mut backoff, &shutdown).await {
+                                break 'outer;
+                            }
+                            continue 'outer;
+                        }
+                        Ok(n) => {
+                            last_byte = Instant::now();
+                            backoff.reset();
+                            if let Some(since) = outage_since.take() {
+                                announced_silent = false;
+                                runner.event(runner.device_event(EventKind::Resumed, "data flows again").with_span(since, now));
+                            }
+                            runner.status.set_state(DeviceState::Connected);
+                            match runner.feed(&buf[..n], now).await {
+                                Ok(frames) => if let Err(e) = conn.write_frames(frames).await {
+                                    lost(&mut runner, &mut outage_since, &mut announced_down, format!("write failed: {e}"));
+                                    drop(conn);
+                                    if pause(&transport, &mut backoff, &shutdown).await {
+                                        break 'outer;
+                                    }
+                                    continue 'outer;
+                                },
+                                Err(Stop::Shutdown) => break 'outer,
+                            }
+                        }
+                    }
+                }
+                _ = sleep_until_opt(wake) => {
+                    match runner.poll(Timestamp::now()).await {
+                        Ok(frames) => if let Err(e) = conn.write_frames(frames).await {
+                            lost(&mut runner, &mut outage_since, &mut announced_down, format!("write failed: {e}"));
+                            drop(conn);
+                            if pause(&transport, &mut backoff, &shutdown).await {
+                                break 'outer;
+                            }
+                            continue 'outer;
+                        },
+                        Err(Stop::Shutdown) => break 'outer,
+                    }
+                }
+                _ = tokio::time::sleep_until(last_byte + silence) => {
+                    let now = Timestamp::now();
+                    let since = *outage_since.get_or_insert(Timestamp(now.0 - silence.as_millis() as i64));
+                    runner.status.set_state(DeviceState::Silent);
+                    if !announced_silent {
+                        announced_silent = true;
+                        let what = if transport.connects() { "reconnecting" } else { "closing the connection; waiting for the device server" };
+                        runner.event(runner.device_event(EventKind::Silent, format!("no data for {} s: {what}", silence.as_secs())).with_span(since, now));
+                    }
+                    // A half-open connection never recovers by itself: close it and connect again.
+                    drop(conn);
+                    if pause(&transport, &mut backoff, &shutdown).await {
+                        break 'outer;
+                    }
+                    continue 'outer;
+                }
+                step = transport.notice() => match step {
+                    Step::Opened(o) => {
+                        runner.status.reconnects.fetch_add(1, Ordering::Relaxed);
+                        // Force a `connected` event for the new connection, whose detail names it.
+                        announced_down = true;
+                        next = Some(Opened { detail: format!("{} (replaces the previous connection)", o.detail), conn: o.conn });
+                        continue 'outer;
+                    }
+                    Step::Event(kind, detail) => runner.event(runner.device_event(kind, detail)),
+                    Step::Failed(detail) => tracing::debug!(device = %runner.cfg.name, %detail, "transport notice"),
+                },
+                _ = report.tick() => runner.flush_rejections(),
+                _ = shutdown.cancelled() => break 'outer,
+            }
+        }
+    }
+    runner.flush_rejections();
+    runner.status.set_state(DeviceState::Disconnected);
+}
+
+/// The connection broke: state, counters and the `disconnected` event.
+fn lost(runner: &mut DeviceRunner, outage_since: &mut Option<Timestamp>, announced_down: &mut bool, detail: String) {
+    runner.status.set_state(DeviceState::Disconnected);
+    runner.status.reconnects.fetch_add(1, Ordering::Relaxed);
+    outage_since.get_or_insert_with(Timestamp::now);
+    *announced_down = true;
+    runner.event(runner.device_event(EventKind::Disconnected, detail));
+}
+
+/// Waits before connecting again (only when the gateway is the one that connects); true when
+/// the gateway is shutting down.
+async fn pause<T: Transport>(transport: &T, backoff: &mut Backoff, shutdown: &tokio_util::sync::CancellationToken) -> bool {
+    if !transport.connects() {
+        return shutdown.is_cancelled();
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(backoff.next_delay()) => false,
+        _ = shutdown.cancelled() => true,
+    }
+}
+
+async fn sleep_until_opt(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
