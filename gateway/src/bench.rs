@@ -147,6 +147,13 @@ fn make_certs(dir: &Path) -> anyhow::Result<()> {
             "c.ext",
         ],
     )?;
+    // Mosquitto started as root drops to its own user, which must read the benchmark's
+    // throw-away keys.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    for f in ["ca.pem", "server.pem", "server.key"] {
+        std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o644))?;
+    }
     Ok(())
 }
 
@@ -222,8 +229,10 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
     let mosquitto = which("mosquitto").ok_or_else(|| anyhow::anyhow!("mosquitto is not installed (apt-get install mosquitto)"))?;
     let dir = tempfile::Builder::new().prefix("medgw-bench-").tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let tls_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    // Both listeners are held while the ports are read, so the two ports differ.
+    let (l1, l2) = (std::net::TcpListener::bind("127.0.0.1:0")?, std::net::TcpListener::bind("127.0.0.1:0")?);
+    let (port, tls_port) = (l1.local_addr()?.port(), l2.local_addr()?.port());
+    drop((l1, l2));
     let mut conf = format!(
         "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 1000000\nmax_inflight_messages 1000\n"
     );
@@ -235,12 +244,13 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
         ));
     }
     std::fs::write(dir.path().join("mosquitto.conf"), conf)?;
-    let _broker = Killed(
-        Command::new(mosquitto).arg("-c").arg(dir.path().join("mosquitto.conf")).stdout(Stdio::null()).stderr(Stdio::null()).spawn()?,
-    );
+    let log = std::fs::File::create(dir.path().join("mosquitto.log"))?;
+    let _broker =
+        Killed(Command::new(mosquitto).arg("-c").arg(dir.path().join("mosquitto.conf")).stdout(Stdio::null()).stderr(log).spawn()?);
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        anyhow::ensure!(start.elapsed() < Duration::from_secs(10), "mosquitto did not start");
+        let log = std::fs::read_to_string(dir.path().join("mosquitto.log")).unwrap_or_default();
+        anyhow::ensure!(start.elapsed() < Duration::from_secs(10), "mosquitto did not start: {log}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 

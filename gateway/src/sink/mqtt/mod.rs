@@ -324,6 +324,15 @@ async fn open(
     Ok((stream, limit))
 }
 
+/// A backlog read under way; aborted if the session ends first.
+struct BacklogRead(tokio::task::JoinHandle<(crate::buffer::RowId, usize, Result<Vec<Entry>, crate::buffer::BufferError>)>);
+
+impl Drop for BacklogRead {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// How long a refused observation waits before it is offered again.
 const REFUSED_RETRY: Duration = Duration::from_secs(30);
 
@@ -345,6 +354,7 @@ async fn publish_loop(
     p.stats.connected.store(true, Ordering::Relaxed);
     p.stats.mqtt5.store(version == Version::V5, Ordering::Relaxed);
     let mut rescan_at: Option<Instant> = None;
+    let mut backlog_read: Option<BacklogRead> = None;
 
     let keep_alive = Duration::from_secs(cfg.keep_alive_s as u64);
     let mut last_sent = Instant::now();
@@ -358,11 +368,12 @@ async fn publish_loop(
             rescan_at = None;
             outbox.rescan();
         }
-        // 1. The backlog, when the outbox wants it.
-        if closing.is_none() {
+        // 1. The backlog, when the outbox wants it: read in its own task, so live data and
+        //    acknowledgements keep flowing while the buffer thread answers.
+        if closing.is_none() && backlog_read.is_none() {
             if let Some((after, limit)) = outbox.backlog_request() {
-                let entries = p.buffer.read_after(after, limit).await?;
-                outbox.backlog_read(after, entries, limit);
+                let buffer = p.buffer.clone();
+                backlog_read = Some(BacklogRead(tokio::spawn(async move { (after, limit, buffer.read_after(after, limit).await) })));
             }
         }
         // 2. Fill the window: retained state and events first, then observations.
@@ -486,6 +497,14 @@ async fn publish_loop(
             _ = tokio::time::sleep(Duration::from_millis(200)), if ping_outstanding.is_some() || closing.is_some() || rescan_at.is_some() || !outbox.idle() => {
                 if p.live_overflow.swap(false, Ordering::Relaxed) {
                     outbox.live_overflowed();
+                }
+            }
+            r = async { backlog_read.as_mut().map(|b| &mut b.0).expect("guarded by is_some").await }, if backlog_read.is_some() => {
+                backlog_read = None;
+                match r {
+                    Ok((after, limit, Ok(entries))) => outbox.backlog_read(after, entries, limit),
+                    Ok((_, _, Err(e))) => return Err(e.into()),
+                    Err(_) => {}
                 }
             }
             _ = p.shutdown.cancelled(), if closing.is_none() => closing = Some(Instant::now()),

@@ -23,7 +23,7 @@ use crate::config::Replay;
 /// Rows read from the buffer per backlog read.
 pub const BACKLOG_BATCH: usize = 4096;
 /// Rows of live data held in memory at most; beyond it they are left to the backlog.
-pub const LIVE_CAPACITY: usize = 1024;
+pub const LIVE_CAPACITY: usize = 4096;
 /// Acknowledged rows remembered until the buffer has surely deleted them.
 const RECENT_ACKS: usize = 16_384;
 
