@@ -91,72 +91,6 @@ impl Drop for Killed {
     }
 }
 
-fn openssl(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("openssl").args(args).current_dir(dir).output()?;
-    anyhow::ensure!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    Ok(())
-}
-
-/// A CA, a broker certificate for 127.0.0.1 and a client certificate.
-fn make_certs(dir: &Path) -> anyhow::Result<()> {
-    openssl(
-        dir,
-        &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=bench CA"],
-    )?;
-    std::fs::write(dir.join("s.ext"), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")?;
-    openssl(dir, &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"])?;
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "s.ext",
-        ],
-    )?;
-    std::fs::write(dir.join("c.ext"), "subjectAltName=DNS:bench-gw\nextendedKeyUsage=clientAuth\n")?;
-    openssl(dir, &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "client.key", "-out", "client.csr", "-subj", "/CN=bench-gw"])?;
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "client.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "client.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "c.ext",
-        ],
-    )?;
-    // Mosquitto started as root drops to its own user, which must read the benchmark's
-    // throw-away keys.
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
-    for f in ["ca.pem", "server.pem", "server.key"] {
-        std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o644))?;
-    }
-    Ok(())
-}
-
 fn peak_rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -237,7 +171,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
         "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 1000000\nmax_inflight_messages 1000\n"
     );
     if o.tls {
-        make_certs(dir.path())?;
+        crate::pki::generate(dir.path(), "bench-gw")?;
         let d = dir.path().display();
         conf.push_str(&format!(
             "listener {tls_port} 127.0.0.1\ncafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key\nrequire_certificate true\n"

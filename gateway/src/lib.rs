@@ -15,6 +15,7 @@ pub mod events;
 pub mod nomenclature_file;
 pub mod normalize;
 pub mod pipeline;
+pub mod pki;
 pub mod simulate;
 pub mod simulate_tcp;
 pub mod sink;

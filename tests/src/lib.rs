@@ -369,83 +369,13 @@ pub fn write(path: &Path, text: &str) {
     f.write_all(text.as_bytes()).expect("write");
 }
 
-/// Generates a CA, a server certificate for 127.0.0.1/localhost and a client certificate with
-/// openssl (the certificates carry subjectAltNames, which rustls requires).
+/// A CA, a broker certificate for 127.0.0.1/localhost and a client certificate (CN `gw-tls`),
+/// made by the gateway's own throw-away PKI ([`medgw::pki`], also used by `medgw bench --tls`);
+/// `None` when openssl is not installed.
 pub fn make_tls(dir: &Path) -> Option<TlsFiles> {
     which("openssl")?;
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
-        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=medgw test CA",
-    ]);
-    write(&dir.join("server.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n");
-    run(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]);
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "server.ext",
-    ]);
-    write(
-        &dir.join("client.ext"),
-        "subjectAltName=DNS:gw-tls\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n",
-    );
-    run(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "client.key", "-out", "client.csr", "-subj", "/CN=gw-tls"]);
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "client.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "client.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "client.ext",
-    ]);
-    // Mosquitto started as root drops to the `mosquitto` user: it must be able to read these.
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755));
-    for f in ["ca.pem", "server.pem", "server.key", "client.pem", "client.key"] {
-        let _ = std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o644));
-    }
-    Some(TlsFiles {
-        ca: dir.join("ca.pem"),
-        server_cert: dir.join("server.pem"),
-        server_key: dir.join("server.key"),
-        client_cert: dir.join("client.pem"),
-        client_key: dir.join("client.key"),
-    })
+    let f = medgw::pki::generate(dir, "gw-tls").expect("generating test certificates");
+    Some(TlsFiles { ca: f.ca, server_cert: f.server_cert, server_key: f.server_key, client_cert: f.client_cert, client_key: f.client_key })
 }
 
 /// Compares two sequences and explains the first difference (lengths, the first index that

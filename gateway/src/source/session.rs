@@ -1,8 +1,8 @@
 //! The connection loop of a network-attached device: connect (or wait for the device server to
 //! connect), feed the [`DeviceRunner`], reconnect with back-off, detect silence, publish events.
 //!
-//! It is `serial.rs`'s loop with the port replaced by a [`Transport`], so a device behind a
-//! device server behaves exactly like one on a local port: the same `connected`,
+//! Local serial ports (`serial.rs`) and every network transport run this one loop, each as a
+//! [`Transport`], so a device behind a device server behaves exactly like one on a local port: the same `connected`,
 //! `disconnected`, `silent` and `resumed` events with their spans, the same back-off, the same
 //! silence timeout. On TCP the silence timeout is also the read timeout that finds a half-open
 //! connection (a device server that lost power or its cable keeps the socket open but sends
@@ -19,7 +19,7 @@ use super::backoff::Backoff;
 use super::{DeviceRunner, DeviceState, Stop};
 use crate::events::EventKind;
 
-/// How often rejected-frame counts are reported (as serial.rs).
+/// How often rejected-frame counts are reported.
 const REJECTION_REPORT: Duration = Duration::from_secs(5);
 
 /// A connection that carries the device's bytes.
@@ -60,6 +60,18 @@ pub trait Transport: Send {
     /// True when the gateway connects (and so paces its retries with back-off); false when it
     /// waits for the device server.
     fn connects(&self) -> bool;
+    /// The `disconnected` event's detail when the peer closed the connection.
+    fn closed(&self) -> &'static str {
+        "the device server closed the connection"
+    }
+    /// What the `silent` event says the gateway does about it.
+    fn on_silence(&self) -> &'static str {
+        if self.connects() {
+            "reconnecting"
+        } else {
+            "closing the connection; waiting for the device server"
+        }
+    }
 }
 
 /// Runs the device until shutdown.
@@ -137,7 +149,7 @@ pub async fn run<T: Transport>(mut runner: DeviceRunner, mut transport: T) {
                     let now = Timestamp::now();
                     match r {
                         Ok(0) | Err(_) => {
-                            let detail = match r { Err(e) => format!("read failed: {e}"), _ => "the device server closed the connection".to_string() };
+                            let detail = match r { Err(e) => format!("read failed: {e}"), _ => transport.closed().to_string() };
                             lost(&mut runner, &mut outage_since, &mut announced_down, detail);
                             drop(conn);
                             if pause(&transport, &mut backoff, &shutdown).await {
@@ -186,7 +198,7 @@ pub async fn run<T: Transport>(mut runner: DeviceRunner, mut transport: T) {
                     runner.status.set_state(DeviceState::Silent);
                     if !announced_silent {
                         announced_silent = true;
-                        let what = if transport.connects() { "reconnecting" } else { "closing the connection; waiting for the device server" };
+                        let what = transport.on_silence();
                         runner.event(runner.device_event(EventKind::Silent, format!("no data for {} s: {what}", silence.as_secs())).with_span(since, now));
                     }
                     // A half-open connection never recovers by itself: close it and connect again.
