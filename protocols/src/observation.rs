@@ -10,6 +10,7 @@
 //! the [`Reading`] half is what the durable buffer stores (postcard, tens of bytes).
 
 use alloc::borrow::Cow;
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -102,7 +103,9 @@ pub struct VendorCode {
 pub struct Measurement {
     /// The MDC code, or [`MdcCode::UNMAPPED`] when only the vendor code is known.
     pub metric: MdcCode,
-    pub vendor: Option<VendorCode>,
+    /// Boxed because it is rare and a `Measurement` is moved several times per reading: inline
+    /// it made every measurement 40 bytes larger, which showed in the decoders' throughput.
+    pub vendor: Option<Box<VendorCode>>,
     pub value: Value,
     /// MDC unit code (partition 4), the device's own unit.
     pub unit: MdcCode,
@@ -158,7 +161,7 @@ impl Measurement {
     }
 
     pub fn with_vendor(mut self, namespace: &'static str, code: impl Into<Cow<'static, str>>) -> Measurement {
-        self.vendor = Some(VendorCode { namespace: Cow::Borrowed(namespace), code: code.into() });
+        self.vendor = Some(Box::new(VendorCode { namespace: Cow::Borrowed(namespace), code: code.into() }));
         self
     }
 }
@@ -397,7 +400,7 @@ impl Observation {
         let mut reading = Reading {
             id: Uuid::nil(),
             metric: m.metric,
-            vendor: m.vendor,
+            vendor: m.vendor.map(|v| *v),
             value: m.value,
             unit: m.unit,
             device_time,

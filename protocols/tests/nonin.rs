@@ -162,6 +162,23 @@ proptest! {
         prop_assert_eq!(decode_chunks(format, &stream, &sizes), whole);
     }
 
+    /// DF8 takes aligned frames whole from the input (fast path) and everything else byte by
+    /// byte: any mix of frames, damaged frames and garbage, in any chunking, gives exactly the
+    /// events of the byte path (one byte per call), errors and offsets included.
+    #[test]
+    fn df8_whole_frame_path_equals_the_byte_path(
+        parts in prop::collection::vec(prop_oneof![
+            (0u8..0x80, 0u8..0x80, 0u8..0x7F).prop_map(|(hr, spo2, s2)| vec![0x80 | (hr & 0x03), hr, spo2.min(100), s2]),
+            prop::collection::vec(any::<u8>(), 1..9),
+        ], 1..60),
+        sizes in prop::collection::vec(1usize..40, 1..8),
+    ) {
+        let stream: Vec<u8> = parts.concat();
+        let bytewise = decode_chunks(None, &stream, &[1]);
+        prop_assert_eq!(decode_chunks(None, &stream, &sizes), bytewise.clone());
+        prop_assert_eq!(decode_chunks(None, &stream, &[stream.len()]), bytewise);
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic(format in any_format(), bytes in prop::collection::vec(any::<u8>(), 0..4096), sizes in prop::collection::vec(1usize..64, 1..8)) {
         let ev = decode_chunks(format, &bytes, &sizes);

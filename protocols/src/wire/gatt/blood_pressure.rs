@@ -217,7 +217,7 @@ impl BloodPressure {
 
     /// [`Self::measurements`], handing each measurement to `out` (no intermediate vector).
     #[cfg(feature = "alloc")]
-    pub fn for_each_measurement(&self, out: &mut dyn FnMut(crate::observation::Measurement)) {
+    pub fn for_each_measurement<F: FnMut(crate::observation::Measurement) + ?Sized>(&self, out: &mut F) {
         use crate::decimal::Decimal;
         use crate::mdc::{code, unit};
         use crate::observation::{Component, Measurement, Value};

@@ -78,7 +78,7 @@ impl GattKind {
     }
 
     /// [`Self::decode`], handing each measurement to `out`.
-    pub fn decode_each(self, value: &[u8], out: &mut dyn FnMut(Measurement)) -> Result<()> {
+    pub fn decode_each<F: FnMut(Measurement) + ?Sized>(self, value: &[u8], out: &mut F) -> Result<()> {
         match self {
             GattKind::HeartRate => heart_rate::HeartRate::parse(value)?.for_each_measurement(out),
             GattKind::PlxSpotCheck => plx::SpotCheck::parse(value)?.for_each_measurement(out),

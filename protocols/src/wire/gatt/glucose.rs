@@ -314,7 +314,7 @@ impl Glucose {
 
     /// [`Self::measurements`], handing each measurement to `out` (no intermediate vector).
     #[cfg(feature = "alloc")]
-    pub fn for_each_measurement(&self, out: &mut dyn FnMut(crate::observation::Measurement)) {
+    pub fn for_each_measurement<F: FnMut(crate::observation::Measurement) + ?Sized>(&self, out: &mut F) {
         use crate::quality::AbsentReason;
         let c = self.concentration;
         let metric = c.and_then(|c| metric_for_type(c.sample_type)).unwrap_or(mdc_glu::MDC_CONC_GLU_CAPILLARY_WHOLEBLOOD);

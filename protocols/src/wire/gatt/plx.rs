@@ -289,7 +289,7 @@ impl SpotCheck {
 
     /// [`Self::measurements`], handing each measurement to `out` (no intermediate vector).
     #[cfg(feature = "alloc")]
-    pub fn for_each_measurement(&self, out: &mut dyn FnMut(crate::observation::Measurement)) {
+    pub fn for_each_measurement<F: FnMut(crate::observation::Measurement) + ?Sized>(&self, out: &mut F) {
         let time = self.timestamp.and_then(|t| t.to_device_time());
         let extra = if self.clock_not_set() { Flags::CLOCK_NOT_SET } else { Flags::NONE };
         let ctx = Ctx { status: self.status, device_status: self.device_status, time, extra };
@@ -409,7 +409,7 @@ impl Continuous {
 
     /// [`Self::measurements`], handing each measurement to `out` (no intermediate vector).
     #[cfg(feature = "alloc")]
-    pub fn for_each_measurement(&self, out: &mut dyn FnMut(crate::observation::Measurement)) {
+    pub fn for_each_measurement<F: FnMut(crate::observation::Measurement) + ?Sized>(&self, out: &mut F) {
         use crate::mdc::{code, unit, MdcCode};
         let ctx = Ctx { status: self.status, device_status: self.device_status, time: None, extra: Flags::NONE };
         ctx.push(out, code::MDC_PULS_OXIM_SAT_O2, None, self.normal.spo2, unit::MDC_DIM_PERCENT);
@@ -441,9 +441,9 @@ impl Ctx {
     /// status bit 13 "measurement unavailable" gives `Unavailable`; else bit 15 "invalid" gives
     /// `Error` (the device says the number must not be used, so it is not published as one;
     /// the INVALID flag says why).
-    fn push(
+    fn push<F: FnMut(crate::observation::Measurement) + ?Sized>(
         &self,
-        out: &mut dyn FnMut(crate::observation::Measurement),
+        out: &mut F,
         metric: crate::mdc::MdcCode,
         vendor: Option<&'static str>,
         v: Sfloat,

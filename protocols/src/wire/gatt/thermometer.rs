@@ -132,7 +132,7 @@ impl Temperature {
 
     /// [`Self::measurements`], handing each measurement to `out` (no intermediate vector).
     #[cfg(feature = "alloc")]
-    pub fn for_each_measurement(&self, out: &mut dyn FnMut(crate::observation::Measurement)) {
+    pub fn for_each_measurement<F: FnMut(crate::observation::Measurement) + ?Sized>(&self, out: &mut F) {
         use crate::mdc::{code, unit};
         let u = if self.is_fahrenheit() { unit::MDC_DIM_FAHR } else { unit::MDC_DIM_DEGC };
         let mut m = super::norm::float_measurement(code::MDC_TEMP_BODY, self.value.value(), u)

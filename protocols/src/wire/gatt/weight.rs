@@ -150,7 +150,7 @@ impl Weight {
 
     /// [`Self::measurements`], handing each measurement to `out` (no intermediate vector).
     #[cfg(feature = "alloc")]
-    pub fn for_each_measurement(&self, out: &mut dyn FnMut(crate::observation::Measurement)) {
+    pub fn for_each_measurement<F: FnMut(crate::observation::Measurement) + ?Sized>(&self, out: &mut F) {
         use crate::mdc::{code, unit};
         use crate::observation::Measurement;
         use crate::quality::AbsentReason;

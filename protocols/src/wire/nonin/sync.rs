@@ -166,37 +166,65 @@ impl Df8Sync {
     }
 
     pub fn feed(&mut self, bytes: &[u8], mut f: impl FnMut(SyncEvent<Df8Frame>)) {
-        for &b in bytes {
-            self.offset += 1;
-            let at = self.offset - 1;
-            if b & 0x80 != 0 {
-                if self.len > 0 {
-                    // A new start before the frame was complete: the partial frame is lost.
-                    let cause = Error::Truncated { needed: DF8_LEN, got: self.len };
-                    self.skip.add(at - self.len as u64, self.len, Some((cause, self.len)), &mut f);
+        let mut rest = bytes;
+        loop {
+            // Fast path, the usual case of an aligned stream: whole frames straight from the
+            // input, without the byte-by-byte copy. It takes exactly the frames the byte path
+            // below would (a start byte followed by three bytes without bit 7), so both paths
+            // give the same events for any chunking.
+            while self.len == 0 {
+                let Some((frame, tail)) = rest.split_first_chunk::<DF8_LEN>() else { break };
+                if frame[0] & 0x80 == 0 || (frame[1] | frame[2] | frame[3]) & 0x80 != 0 {
+                    break;
                 }
-                self.buf[0] = b;
-                self.len = 1;
-                continue;
-            }
-            if self.len == 0 {
-                self.skip.add(at, 1, None, &mut f);
-                continue;
-            }
-            if let Some(slot) = self.buf.get_mut(self.len) {
-                *slot = b;
-            }
-            self.len += 1;
-            if self.len == DF8_LEN {
-                self.len = 0;
-                let start = at + 1 - DF8_LEN as u64;
-                match Df8Frame::parse_bytes(&self.buf) {
+                let start = self.offset;
+                self.offset += DF8_LEN as u64;
+                rest = tail;
+                match Df8Frame::parse_bytes(frame) {
                     Ok(frame) => {
                         self.skip.flush(&mut f);
                         f(SyncEvent::Frame { frame, offset: start });
                     }
                     Err(e) => self.skip.add(start, DF8_LEN, Some((e, DF8_LEN)), &mut f),
                 }
+            }
+            let Some((&b, tail)) = rest.split_first() else { return };
+            rest = tail;
+            self.byte(b, &mut f);
+        }
+    }
+
+    /// The byte path: resynchronisation, and frames split across `feed` calls.
+    fn byte(&mut self, b: u8, mut f: impl FnMut(SyncEvent<Df8Frame>)) {
+        self.offset += 1;
+        let at = self.offset - 1;
+        if b & 0x80 != 0 {
+            if self.len > 0 {
+                // A new start before the frame was complete: the partial frame is lost.
+                let cause = Error::Truncated { needed: DF8_LEN, got: self.len };
+                self.skip.add(at - self.len as u64, self.len, Some((cause, self.len)), &mut f);
+            }
+            self.buf[0] = b;
+            self.len = 1;
+            return;
+        }
+        if self.len == 0 {
+            self.skip.add(at, 1, None, &mut f);
+            return;
+        }
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = b;
+        }
+        self.len += 1;
+        if self.len == DF8_LEN {
+            self.len = 0;
+            let start = at + 1 - DF8_LEN as u64;
+            match Df8Frame::parse_bytes(&self.buf) {
+                Ok(frame) => {
+                    self.skip.flush(&mut f);
+                    f(SyncEvent::Frame { frame, offset: start });
+                }
+                Err(e) => self.skip.add(start, DF8_LEN, Some((e, DF8_LEN)), &mut f),
             }
         }
     }
