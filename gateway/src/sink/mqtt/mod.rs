@@ -13,7 +13,8 @@ pub mod packet;
 pub mod transport;
 pub mod window;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +22,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use medgw_protocols::encode::{canonical, fhir, hl7v2};
 use medgw_protocols::nomenclature::Nomenclature;
-use medgw_protocols::observation::Observation;
+use medgw_protocols::observation::{DeviceContext, Observation};
 use medgw_protocols::Timestamp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -75,7 +76,13 @@ impl SinkStats {
         let i = LATENCY_BUCKETS_MS.iter().position(|b| ms <= *b).unwrap_or(LATENCY_BUCKETS_MS.len());
         self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
         if let Ok(mut m) = self.delivered_by_device.lock() {
-            *m.entry(device.to_string()).or_default() += 1;
+            // No allocation for a device already counted (every delivery but the first).
+            match m.get_mut(device) {
+                Some(n) => *n += 1,
+                None => {
+                    m.insert(device.to_string(), 1);
+                }
+            }
         }
     }
 }
@@ -150,6 +157,54 @@ fn status_payload(gateway: &str, state: &str) -> Bytes {
     Bytes::from(
         serde_json::json!({"gateway": gateway, "state": state, "version": env!("CARGO_PKG_VERSION"), "time": Timestamp::now().rfc3339().to_string()}).to_string(),
     )
+}
+
+/// The observation topic and the shared device name of each device, so that publishing does
+/// not format a topic per message (a measurable share of the sink's time at full speed).
+#[derive(Default)]
+struct TopicCache {
+    /// Device name → (bed, topic, name). The bed is checked because buffered observations
+    /// from before a configuration change may carry another bed for the same device name.
+    by_device: HashMap<String, (String, String, Arc<str>)>,
+}
+
+impl TopicCache {
+    fn get(&mut self, topics: &Topics, ctx: &DeviceContext) -> (String, Arc<str>) {
+        match self.by_device.get(ctx.name.as_str()) {
+            Some((bed, topic, name)) if *bed == ctx.location.bed => (topic.clone(), name.clone()),
+            _ => {
+                let (topic, name) = (topics.observations(ctx), Arc::<str>::from(ctx.name.as_str()));
+                // Bounded: one entry per configured device, plus renamed ones from the backlog.
+                if self.by_device.len() >= 4096 {
+                    self.by_device.clear();
+                }
+                self.by_device.insert(ctx.name.clone(), (ctx.location.bed.clone(), topic.clone(), name.clone()));
+                (topic, name)
+            }
+        }
+    }
+}
+
+/// Packet ids are small distinct integers: hashing them with SipHash (the default) is wasted
+/// work on every publish and acknowledgement.
+#[derive(Default)]
+struct PacketIdHasher(u64);
+
+impl Hasher for PacketIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        // Spread over the high bits too: hashbrown takes its control byte from the top 7 bits.
+        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
 /// Encodes an observation in the configured payload format.
@@ -350,7 +405,9 @@ async fn publish_loop(
     let mut rbuf = BytesMut::with_capacity(8 * 1024);
     let mut window = Window::new(limit);
     // Receipt time and device of each observation in flight, for latency and per-device counts.
-    let mut in_flight_meta: std::collections::HashMap<u16, (i64, Arc<str>)> = std::collections::HashMap::with_capacity(limit as usize);
+    let mut in_flight_meta: HashMap<u16, (i64, Arc<str>), BuildHasherDefault<PacketIdHasher>> =
+        HashMap::with_capacity_and_hasher(limit as usize, Default::default());
+    let mut topic_cache = TopicCache::default();
     p.stats.connected.store(true, Ordering::Relaxed);
     p.stats.mqtt5.store(version == Version::V5, Ordering::Relaxed);
     let mut rescan_at: Option<Instant> = None;
@@ -393,13 +450,14 @@ async fn publish_loop(
             }
             let Some(entry) = outbox.next_entry() else { break };
             let Some(pkid) = window.take(Carried::Row(entry.rowid)) else { break };
-            in_flight_meta.insert(pkid, (entry.observation.reading.receipt_time.0, Arc::from(entry.observation.context.name.as_str())));
+            let (topic, device) = topic_cache.get(topics, &entry.observation.context);
+            in_flight_meta.insert(pkid, (entry.observation.reading.receipt_time.0, device));
             let mut payload = Vec::with_capacity(payload_hint);
             encode(&entry.observation, cfg.format, &p.nomenclature, &mut payload);
             payload_hint = payload_hint.max(payload.len() + 64);
             let out = OutgoingPublish {
                 pkid,
-                topic: topics.observations(&entry.observation.context),
+                topic,
                 payload: Bytes::from(payload),
                 retain: false,
                 content_type: Some(cfg.format.content_type()),
