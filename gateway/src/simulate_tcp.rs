@@ -47,22 +47,27 @@ impl ServerIo {
         Ok(())
     }
 
-    /// Sends FIN and waits (briefly) for the client to read everything and close, so that the
-    /// last frames are not lost to a reset.
+    /// Ends the current connection without losing its last frames.
     async fn finish(&mut self) {
-        if let Some(mut s) = self.stream.take() {
-            let _ = s.shutdown().await;
-            let mut sink = [0u8; 1024];
-            let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                while let Ok(n) = s.read(&mut sink).await {
-                    if n == 0 {
-                        break;
-                    }
-                }
-            })
-            .await;
+        if let Some(s) = self.stream.take() {
+            close_gracefully(s).await;
         }
     }
+}
+
+/// Sends FIN and waits (at most 2 s) for the peer to read everything and close, so that the
+/// last frames are not lost to a reset.
+async fn close_gracefully(mut s: TcpStream) {
+    let _ = s.shutdown().await;
+    let mut sink = [0u8; 1024];
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Ok(n) = s.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 impl SimIo for ServerIo {
@@ -255,18 +260,8 @@ pub async fn run_tcp_client(
     loop {
         match drive(&mut io, &mut sim, &mut faults, start, &run, &stop, &mut on_sent).await? {
             Driven::Done => {
-                if let Some(mut s) = io.stream.take() {
-                    let _ = s.shutdown().await;
-                    // Let the gateway read what is queued before the socket closes.
-                    let mut sink = [0u8; 1024];
-                    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                        while let Ok(n) = s.read(&mut sink).await {
-                            if n == 0 {
-                                break;
-                            }
-                        }
-                    })
-                    .await;
+                if let Some(s) = io.stream.take() {
+                    close_gracefully(s).await;
                 }
                 return Ok(());
             }

@@ -132,96 +132,94 @@ pub async fn run<T: Transport>(mut runner: DeviceRunner, mut transport: T) {
             Ok(f) => f,
             Err(Stop::Shutdown) => break,
         };
-        if let Err(e) = conn.write_frames(frames).await {
-            lost(&mut runner, &mut outage_since, &mut announced_down, format!("write failed: {e}"));
-            if pause(&transport, &mut backoff, &shutdown).await {
-                break;
+        // The connection's life: the block ends when it is lost or silent.
+        'conn: {
+            if let Err(e) = conn.write_frames(frames).await {
+                lost(&mut runner, &mut outage_since, &mut announced_down, format!("write failed: {e}"));
+                break 'conn;
             }
-            continue;
-        }
-        let mut last_byte = Instant::now();
-        let mut report = tokio::time::interval(REJECTION_REPORT);
-        report.tick().await;
-        loop {
-            let wake = runner.next_wakeup().map(|t| Instant::now() + Duration::from_millis((t.0 - Timestamp::now().0).max(0) as u64));
-            tokio::select! {
-                r = conn.read(&mut buf) => {
-                    let now = Timestamp::now();
-                    match r {
-                        Ok(0) | Err(_) => {
-                            let detail = match r { Err(e) => format!("read failed: {e}"), _ => transport.closed().to_string() };
-                            lost(&mut runner, &mut outage_since, &mut announced_down, detail);
-                            drop(conn);
-                            if pause(&transport, &mut backoff, &shutdown).await {
-                                break 'outer;
+            let mut last_byte = Instant::now();
+            let mut report = tokio::time::interval(REJECTION_REPORT);
+            report.tick().await;
+            loop {
+                let wake = runner.next_wakeup().map(|t| Instant::now() + Duration::from_millis((t.0 - Timestamp::now().0).max(0) as u64));
+                // Each wake-up yields the protocol's requests to write (often none).
+                let frames = tokio::select! {
+                    r = conn.read(&mut buf) => {
+                        let now = Timestamp::now();
+                        match r {
+                            Ok(0) | Err(_) => {
+                                let detail = match r { Err(e) => format!("read failed: {e}"), _ => transport.closed().to_string() };
+                                lost(&mut runner, &mut outage_since, &mut announced_down, detail);
+                                break 'conn;
                             }
-                            continue 'outer;
-                        }
-                        Ok(n) => {
-                            last_byte = Instant::now();
-                            backoff.reset();
-                            if let Some(since) = outage_since.take() {
-                                announced_silent = false;
-                                runner.event(runner.device_event(EventKind::Resumed, "data flows again").with_span(since, now));
-                            }
-                            runner.status.set_state(DeviceState::Connected);
-                            match runner.feed(&buf[..n], now).await {
-                                Ok(frames) => if let Err(e) = conn.write_frames(frames).await {
-                                    lost(&mut runner, &mut outage_since, &mut announced_down, format!("write failed: {e}"));
-                                    drop(conn);
-                                    if pause(&transport, &mut backoff, &shutdown).await {
-                                        break 'outer;
-                                    }
-                                    continue 'outer;
-                                },
-                                Err(Stop::Shutdown) => break 'outer,
+                            Ok(n) => {
+                                last_byte = Instant::now();
+                                backoff.reset();
+                                if let Some(since) = outage_since.take() {
+                                    announced_silent = false;
+                                    runner.event(runner.device_event(EventKind::Resumed, "data flows again").with_span(since, now));
+                                }
+                                runner.status.set_state(DeviceState::Connected);
+                                match runner.feed(&buf[..n], now).await {
+                                    Ok(frames) => frames,
+                                    Err(Stop::Shutdown) => break 'outer,
+                                }
                             }
                         }
                     }
-                }
-                _ = sleep_until_opt(wake) => {
-                    match runner.poll(Timestamp::now()).await {
-                        Ok(frames) => if let Err(e) = conn.write_frames(frames).await {
-                            lost(&mut runner, &mut outage_since, &mut announced_down, format!("write failed: {e}"));
-                            drop(conn);
-                            if pause(&transport, &mut backoff, &shutdown).await {
-                                break 'outer;
-                            }
-                            continue 'outer;
-                        },
+                    _ = sleep_until_opt(wake) => match runner.poll(Timestamp::now()).await {
+                        Ok(frames) => frames,
                         Err(Stop::Shutdown) => break 'outer,
+                    },
+                    _ = tokio::time::sleep_until(last_byte + silence) => {
+                        let now = Timestamp::now();
+                        let since = *outage_since.get_or_insert(Timestamp(now.0 - silence.as_millis() as i64));
+                        runner.status.set_state(DeviceState::Silent);
+                        if !announced_silent {
+                            announced_silent = true;
+                            let what = transport.on_silence();
+                            runner.event(runner.device_event(EventKind::Silent, format!("no data for {} s: {what}", silence.as_secs())).with_span(since, now));
+                        }
+                        // A half-open connection never recovers by itself: close it and connect again.
+                        break 'conn;
+                    }
+                    step = transport.notice() => match step {
+                        Step::Opened(o) => {
+                            runner.status.reconnects.fetch_add(1, Ordering::Relaxed);
+                            // Force a `connected` event for the new connection, whose detail names it.
+                            announced_down = true;
+                            next = Some(Opened { detail: format!("{} (replaces the previous connection)", o.detail), conn: o.conn });
+                            continue 'outer;
+                        }
+                        Step::Event(kind, detail) => {
+                            runner.event(runner.device_event(kind, detail));
+                            Vec::new()
+                        }
+                        Step::Failed(detail) => {
+                            tracing::debug!(device = %runner.cfg.name, %detail, "transport notice");
+                            Vec::new()
+                        }
+                    },
+                    _ = report.tick() => {
+                        runner.flush_rejections();
+                        Vec::new()
+                    }
+                    _ = shutdown.cancelled() => break 'outer,
+                };
+                if !frames.is_empty() {
+                    if let Err(e) = conn.write_frames(frames).await {
+                        lost(&mut runner, &mut outage_since, &mut announced_down, format!("write failed: {e}"));
+                        break 'conn;
                     }
                 }
-                _ = tokio::time::sleep_until(last_byte + silence) => {
-                    let now = Timestamp::now();
-                    let since = *outage_since.get_or_insert(Timestamp(now.0 - silence.as_millis() as i64));
-                    runner.status.set_state(DeviceState::Silent);
-                    if !announced_silent {
-                        announced_silent = true;
-                        let what = transport.on_silence();
-                        runner.event(runner.device_event(EventKind::Silent, format!("no data for {} s: {what}", silence.as_secs())).with_span(since, now));
-                    }
-                    // A half-open connection never recovers by itself: close it and connect again.
-                    drop(conn);
-                    if pause(&transport, &mut backoff, &shutdown).await {
-                        break 'outer;
-                    }
-                    continue 'outer;
-                }
-                step = transport.notice() => match step {
-                    Step::Opened(o) => {
-                        runner.status.reconnects.fetch_add(1, Ordering::Relaxed);
-                        // Force a `connected` event for the new connection, whose detail names it.
-                        announced_down = true;
-                        next = Some(Opened { detail: format!("{} (replaces the previous connection)", o.detail), conn: o.conn });
-                        continue 'outer;
-                    }
-                    Step::Event(kind, detail) => runner.event(runner.device_event(kind, detail)),
-                    Step::Failed(detail) => tracing::debug!(device = %runner.cfg.name, %detail, "transport notice"),
-                },
-                _ = report.tick() => runner.flush_rejections(),
-                _ = shutdown.cancelled() => break 'outer,
             }
+        }
+        // Lost or silent: close the connection and connect again (after a pause when the
+        // gateway is the one that connects).
+        drop(conn);
+        if pause(&transport, &mut backoff, &shutdown).await {
+            break;
         }
     }
     runner.flush_rejections();
