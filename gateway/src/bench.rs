@@ -67,6 +67,9 @@ pub struct BenchReport {
     pub gateway_peak_rss_kib: u64,
     /// CPU time the gateway process used during the measurement, in % of one core.
     pub gateway_cpu_percent: f64,
+    /// CPU time Mosquitto used during the measurement, in % of one core: Mosquitto is
+    /// single-threaded, so near 100 % the broker, not the gateway, sets the rate.
+    pub broker_cpu_percent: f64,
     pub cpus: usize,
     /// Drain benchmark: the backlog size, how long it took to deliver, and the rate.
     pub drain_backlog: Option<u64>,
@@ -74,6 +77,9 @@ pub struct BenchReport {
     pub drain_per_s: Option<f64>,
     /// Latency of live observations while the backlog drained (live-first), p99 in ms.
     pub drain_live_p99_ms: Option<f64>,
+    /// CPU of the gateway and of the broker while the backlog drained, in % of one core.
+    pub drain_gateway_cpu_percent: Option<f64>,
+    pub drain_broker_cpu_percent: Option<f64>,
 }
 
 fn which(name: &str) -> Option<PathBuf> {
@@ -179,7 +185,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
     }
     std::fs::write(dir.path().join("mosquitto.conf"), conf)?;
     let log = std::fs::File::create(dir.path().join("mosquitto.log"))?;
-    let _broker =
+    let broker =
         Killed(Command::new(mosquitto).arg("-c").arg(dir.path().join("mosquitto.conf")).stdout(Stdio::null()).stderr(log).spawn()?);
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -292,7 +298,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
         // less than half an hour old (the backlog's receipt times are over an hour old).
         let t = Instant::now();
         let (mut backlog_seen, mut live) = (0u64, Vec::new());
-        let cpu0 = cpu_seconds(pid);
+        let (cpu0, broker_cpu0) = (cpu_seconds(pid), cpu_seconds(broker.0.id()));
         while backlog_seen < n && t.elapsed() < Duration::from_secs(900) {
             match tokio::time::timeout(Duration::from_secs(30), sample_rx.recv()).await {
                 Ok(Some(latency)) if latency > 1_800_000.0 => backlog_seen += 1,
@@ -302,13 +308,19 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
         }
         let secs = t.elapsed().as_secs_f64();
         live.sort_by(|a, b| a.total_cmp(b));
-        drain_result = Some((backlog_seen, secs, percentile(&live, 0.99), (cpu_seconds(pid) - cpu0) / secs * 100.0));
+        drain_result = Some((
+            backlog_seen,
+            secs,
+            percentile(&live, 0.99),
+            (cpu_seconds(pid) - cpu0) / secs * 100.0,
+            (cpu_seconds(broker.0.id()) - broker_cpu0) / secs * 100.0,
+        ));
     } else {
         tokio::time::sleep(o.warmup).await;
     }
     while sample_rx.try_recv().is_ok() {}
     let t0 = Instant::now();
-    let cpu0 = cpu_seconds(pid);
+    let (cpu0, broker_cpu0) = (cpu_seconds(pid), cpu_seconds(broker.0.id()));
     let mut samples = Vec::with_capacity(1 << 20);
     let deadline = tokio::time::Instant::now() + o.duration;
     loop {
@@ -320,6 +332,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
     let secs = t0.elapsed().as_secs_f64();
     let rss = peak_rss_kib(pid);
     let cpu = (cpu_seconds(pid) - cpu0) / secs * 100.0;
+    let broker_cpu = (cpu_seconds(broker.0.id()) - broker_cpu0) / secs * 100.0;
     stop.cancel();
     let _ = sub.await;
     drop(gw);
@@ -343,11 +356,14 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
         latency_ms_max: samples.last().copied().unwrap_or(0.0),
         gateway_peak_rss_kib: rss,
         gateway_cpu_percent: cpu,
+        broker_cpu_percent: broker_cpu,
         cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         drain_backlog: drain_result.map(|d| d.0),
         drain_seconds: drain_result.map(|d| d.1),
         drain_per_s: drain_result.map(|d| d.0 as f64 / d.1),
         drain_live_p99_ms: drain_result.map(|d| d.2),
+        drain_gateway_cpu_percent: drain_result.map(|d| d.3),
+        drain_broker_cpu_percent: drain_result.map(|d| d.4),
     })
 }
 
@@ -379,12 +395,21 @@ pub fn print(r: &BenchReport, out: &mut impl Write) -> std::io::Result<()> {
         "  latency          p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (gateway receipt -> subscriber)",
         r.latency_ms_p50, r.latency_ms_p99, r.latency_ms_max
     )?;
-    writeln!(out, "  gateway peak RSS {:.1} MiB, CPU {:.0} % of one core", r.gateway_peak_rss_kib as f64 / 1024.0, r.gateway_cpu_percent)?;
+    writeln!(
+        out,
+        "  gateway peak RSS {:.1} MiB, CPU {:.0} % of one core (Mosquitto {:.0} %)",
+        r.gateway_peak_rss_kib as f64 / 1024.0,
+        r.gateway_cpu_percent,
+        r.broker_cpu_percent
+    )?;
     if let (Some(n), Some(s), Some(rate), Some(p99)) = (r.drain_backlog, r.drain_seconds, r.drain_per_s, r.drain_live_p99_ms) {
         writeln!(
             out,
             "  drain            {n} buffered observations delivered in {s:.1} s = {rate:.0}/s; live p99 during the drain {p99:.1} ms"
         )?;
+        if let (Some(g), Some(b)) = (r.drain_gateway_cpu_percent, r.drain_broker_cpu_percent) {
+            writeln!(out, "                   during the drain: gateway CPU {g:.0} %, Mosquitto {b:.0} % of one core")?;
+        }
     }
     writeln!(out, "{}", serde_json::to_string(r).unwrap_or_default())
 }

@@ -340,7 +340,21 @@ pub fn observation_id(
     if occurrence > 0 {
         let _ = write!(name, "|#{occurrence}");
     }
-    Uuid::new_v5(&id_namespace(), name.as_bytes())
+    uuid_v5(&id_namespace(), name.as_bytes())
+}
+
+/// A name-based UUID, version 5 (RFC 9562 §5.5: SHA-1 of namespace and name, first 16 bytes,
+/// version and variant bits set) — the same value as `Uuid::new_v5`, computed with a SHA-1
+/// that uses the CPU's SHA instructions.
+pub fn uuid_v5(namespace: &Uuid, name: &[u8]) -> Uuid {
+    use sha1::{Digest, Sha1};
+    let mut h = Sha1::new();
+    h.update(namespace.as_bytes());
+    h.update(name);
+    let digest = h.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_sha1_bytes(bytes).into_uuid()
 }
 
 /// The context-free half of an observation: what the durable buffer stores.
@@ -481,6 +495,15 @@ mod tests {
     #[test]
     fn the_precomputed_namespace_is_the_uuid5_of_its_url() {
         assert_eq!(ID_NAMESPACE, Uuid::new_v5(&Uuid::NAMESPACE_URL, b"urn:medgw:observation"));
+    }
+
+    #[test]
+    fn our_uuid_v5_equals_the_uuid_crates_for_every_name_length() {
+        // Lengths across SHA-1's 64-byte blocks and its padding boundary (55/56 bytes).
+        for len in 0..200usize {
+            let name: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+            assert_eq!(uuid_v5(&ID_NAMESPACE, &name), Uuid::new_v5(&ID_NAMESPACE, &name), "length {len}");
+        }
     }
 
     fn python_uuid5() -> String {

@@ -346,6 +346,21 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+/// The row ids as inclusive runs of consecutive ids, ascending (duplicates merged).
+fn runs(rowids: &[RowId]) -> Vec<(RowId, RowId)> {
+    let mut ids = rowids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut out: Vec<(RowId, RowId)> = Vec::new();
+    for id in ids {
+        match out.last_mut() {
+            Some((_, last)) if *last + 1 == id => *last = id,
+            _ => out.push((id, id)),
+        }
+    }
+    out
+}
+
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(suffix);
@@ -975,9 +990,11 @@ impl Store for SqliteStore {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut removed = 0u64;
         {
-            let mut del = tx.prepare_cached("DELETE FROM entries WHERE id = ?1")?;
-            for id in rowids {
-                removed += del.execute([id])? as u64;
+            // Acknowledgements come mostly in runs of consecutive row ids: one statement per run
+            // rather than per row. A run holds only acknowledged ids, so nothing else goes.
+            let mut del = tx.prepare_cached("DELETE FROM entries WHERE id BETWEEN ?1 AND ?2")?;
+            for (first, last) in runs(rowids) {
+                removed += del.execute([first, last])? as u64;
             }
         }
         let depth = self.depth.saturating_sub(removed);
@@ -1024,4 +1041,16 @@ pub(super) fn file_bytes(path: &Path) -> u64 {
 
 pub(super) fn suffixed(path: &Path, suffix: &str) -> PathBuf {
     with_suffix(path, suffix)
+}
+
+#[cfg(test)]
+mod run_tests {
+    use super::runs;
+
+    #[test]
+    fn row_ids_group_into_runs_of_consecutive_ids() {
+        assert_eq!(runs(&[]), vec![]);
+        assert_eq!(runs(&[7, 3, 4, 5, 9, 10, 4, 1]), vec![(1, 1), (3, 5), (7, 7), (9, 10)]);
+        assert_eq!(runs(&[2]), vec![(2, 2)]);
+    }
 }
