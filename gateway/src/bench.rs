@@ -48,6 +48,9 @@ pub struct BenchOptions {
     /// Drain benchmark: the buffer holds this many observations from an "outage" when the
     /// gateway starts; measured until all are delivered (live devices keep sending).
     pub drain: Option<u64>,
+    /// Drain measured at the broker: done when the gateway's buffer holds no backlog any more
+    /// (every backlog row acknowledged by the broker); the subscriber takes only live topics.
+    pub drain_to_broker: bool,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -77,6 +80,9 @@ pub struct BenchReport {
     pub drain_per_s: Option<f64>,
     /// Latency of live observations while the backlog drained (live-first), p99 in ms.
     pub drain_live_p99_ms: Option<f64>,
+    /// Where the drain was measured: `subscriber` (every backlog message received) or
+    /// `broker` (every backlog message acknowledged to the gateway, not forwarded).
+    pub drain_measured_at: Option<&'static str>,
     /// CPU of the gateway and of the broker while the backlog drained, in % of one core.
     pub drain_gateway_cpu_percent: Option<f64>,
     pub drain_broker_cpu_percent: Option<f64>,
@@ -241,6 +247,8 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
         let d = dir.path().display();
         cfg.push_str(&format!("[mqtt.tls]\nca = \"{d}/ca.pem\"\ncert = \"{d}/client.pem\"\nkey = \"{d}/client.key\"\n"));
     }
+    let status_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    cfg.push_str(&format!("\n[status]\nbind = \"127.0.0.1:{status_port}\"\n"));
     cfg.push_str(&format!("\n[buffer]\npath = \"{}\"\nmax_bytes = \"4GB\"\n", dir.path().join("buffer.db").display()));
     for (i, port) in ports.iter().enumerate() {
         cfg.push_str(&format!(
@@ -258,7 +266,14 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
     opts.set_keep_alive(Duration::from_secs(30));
     opts.set_max_packet_size(1 << 20, 1 << 20);
     let (client, mut events) = rumqttc::AsyncClient::new(opts, 1000);
-    client.subscribe("medgw/v1/+/+/+/obs", rumqttc::QoS::AtMostOnce).await?;
+    if o.drain_to_broker {
+        // Only the live devices (beds BED0..): the backlog's bed is not forwarded to anyone.
+        for i in 0..o.devices {
+            client.subscribe(format!("medgw/v1/+/BED{i}/+/obs"), rumqttc::QoS::AtMostOnce).await?;
+        }
+    } else {
+        client.subscribe("medgw/v1/+/+/+/obs", rumqttc::QoS::AtMostOnce).await?;
+    }
     let format = o.format.clone();
     let sub_stop = stop.clone();
     let sub = tokio::spawn(async move {
@@ -299,7 +314,21 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
         let t = Instant::now();
         let (mut backlog_seen, mut live) = (0u64, Vec::new());
         let (cpu0, broker_cpu0) = (cpu_seconds(pid), cpu_seconds(broker.0.id()));
-        while backlog_seen < n && t.elapsed() < Duration::from_secs(900) {
+        if o.drain_to_broker {
+            // Done when the oldest buffered row is no longer from the outage (over an hour old).
+            loop {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                while let Ok(latency) = sample_rx.try_recv() {
+                    live.push(latency);
+                }
+                let age = oldest_buffered_age_s(status_port).await;
+                if age.is_some_and(|a| a < 1800.0) || t.elapsed() > Duration::from_secs(900) {
+                    backlog_seen = if age.is_some_and(|a| a < 1800.0) { n } else { 0 };
+                    break;
+                }
+            }
+        }
+        while !o.drain_to_broker && backlog_seen < n && t.elapsed() < Duration::from_secs(900) {
             match tokio::time::timeout(Duration::from_secs(30), sample_rx.recv()).await {
                 Ok(Some(latency)) if latency > 1_800_000.0 => backlog_seen += 1,
                 Ok(Some(latency)) => live.push(latency),
@@ -362,9 +391,22 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
         drain_seconds: drain_result.map(|d| d.1),
         drain_per_s: drain_result.map(|d| d.0 as f64 / d.1),
         drain_live_p99_ms: drain_result.map(|d| d.2),
+        drain_measured_at: o.drain.map(|_| if o.drain_to_broker { "broker" } else { "subscriber" }),
         drain_gateway_cpu_percent: drain_result.map(|d| d.3),
         drain_broker_cpu_percent: drain_result.map(|d| d.4),
     })
+}
+
+/// `medgw_buffer_oldest_age_seconds` from the gateway's metrics; `None` while the status
+/// server is not up yet.
+async fn oldest_buffered_age_s(port: u16) -> Option<f64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").await.ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.ok()?;
+    let line = body.lines().find(|l| l.starts_with("medgw_buffer_oldest_age_seconds{"))?;
+    line.rsplit(' ').next()?.parse().ok()
 }
 
 /// The receipt time in a canonical or FHIR payload (FHIR: `issued`).
@@ -405,7 +447,8 @@ pub fn print(r: &BenchReport, out: &mut impl Write) -> std::io::Result<()> {
     if let (Some(n), Some(s), Some(rate), Some(p99)) = (r.drain_backlog, r.drain_seconds, r.drain_per_s, r.drain_live_p99_ms) {
         writeln!(
             out,
-            "  drain            {n} buffered observations delivered in {s:.1} s = {rate:.0}/s; live p99 during the drain {p99:.1} ms"
+            "  drain            {n} buffered observations {} in {s:.1} s = {rate:.0}/s; live p99 during the drain {p99:.1} ms",
+            if r.drain_measured_at == Some("broker") { "acknowledged by the broker" } else { "received by the subscriber" }
         )?;
         if let (Some(g), Some(b)) = (r.drain_gateway_cpu_percent, r.drain_broker_cpu_percent) {
             writeln!(out, "                   during the drain: gateway CPU {g:.0} %, Mosquitto {b:.0} % of one core")?;

@@ -205,6 +205,11 @@ enum Command {
         /// Drain benchmark: start with this many observations buffered (an outage).
         #[arg(long)]
         drain: Option<u64>,
+        /// With --drain: measure the drain as the broker acknowledges it (the gateway's buffer
+        /// empties), with the subscriber taking only the live devices' topics, instead of as the
+        /// subscriber receives the backlog (which makes the broker forward every message).
+        #[arg(long, requires = "drain")]
+        drain_to_broker: bool,
         /// How the simulated devices are attached: pseudo-terminals or device servers on TCP.
         #[arg(long, value_enum, default_value = "pty")]
         transport: medgw::bench::BenchTransport,
@@ -431,7 +436,7 @@ fn run(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { devices, protocol, period_ms, duration, warmup, tls, format, keep, drain, transport } => {
+        Command::Bench { devices, protocol, period_ms, duration, warmup, tls, format, keep, drain, drain_to_broker, transport } => {
             telemetry::init(log, "warn");
             let report = runtime()?.block_on(medgw::bench::run(medgw::bench::BenchOptions {
                 transport,
@@ -444,6 +449,7 @@ fn run(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
                 format,
                 keep,
                 drain,
+                drain_to_broker,
             }))?;
             medgw::bench::print(&report, &mut std::io::stdout())?;
             Ok(ExitCode::SUCCESS)
