@@ -73,6 +73,9 @@ pub struct BenchReport {
     /// CPU time Mosquitto used during the measurement, in % of one core: Mosquitto is
     /// single-threaded, so near 100 % the broker, not the gateway, sets the rate.
     pub broker_cpu_percent: f64,
+    /// CPU time of this process (simulators and subscriber) during the measurement, in % of
+    /// one core: what the harness takes from the machine the gateway and broker share.
+    pub harness_cpu_percent: f64,
     pub cpus: usize,
     /// Drain benchmark: the backlog size, how long it took to deliver, and the rate.
     pub drain_backlog: Option<u64>,
@@ -349,7 +352,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
     }
     while sample_rx.try_recv().is_ok() {}
     let t0 = Instant::now();
-    let (cpu0, broker_cpu0) = (cpu_seconds(pid), cpu_seconds(broker.0.id()));
+    let (cpu0, broker_cpu0, harness_cpu0) = (cpu_seconds(pid), cpu_seconds(broker.0.id()), cpu_seconds(std::process::id()));
     let mut samples = Vec::with_capacity(1 << 20);
     let deadline = tokio::time::Instant::now() + o.duration;
     loop {
@@ -362,6 +365,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
     let rss = peak_rss_kib(pid);
     let cpu = (cpu_seconds(pid) - cpu0) / secs * 100.0;
     let broker_cpu = (cpu_seconds(broker.0.id()) - broker_cpu0) / secs * 100.0;
+    let harness_cpu = (cpu_seconds(std::process::id()) - harness_cpu0) / secs * 100.0;
     stop.cancel();
     let _ = sub.await;
     drop(gw);
@@ -386,6 +390,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
         gateway_peak_rss_kib: rss,
         gateway_cpu_percent: cpu,
         broker_cpu_percent: broker_cpu,
+        harness_cpu_percent: harness_cpu,
         cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         drain_backlog: drain_result.map(|d| d.0),
         drain_seconds: drain_result.map(|d| d.1),
@@ -439,10 +444,11 @@ pub fn print(r: &BenchReport, out: &mut impl Write) -> std::io::Result<()> {
     )?;
     writeln!(
         out,
-        "  gateway peak RSS {:.1} MiB, CPU {:.0} % of one core (Mosquitto {:.0} %)",
+        "  gateway peak RSS {:.1} MiB, CPU {:.0} % of one core (Mosquitto {:.0} %, simulators + subscriber {:.0} %)",
         r.gateway_peak_rss_kib as f64 / 1024.0,
         r.gateway_cpu_percent,
-        r.broker_cpu_percent
+        r.broker_cpu_percent,
+        r.harness_cpu_percent
     )?;
     if let (Some(n), Some(s), Some(rate), Some(p99)) = (r.drain_backlog, r.drain_seconds, r.drain_per_s, r.drain_live_p99_ms) {
         writeln!(
