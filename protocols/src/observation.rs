@@ -98,14 +98,77 @@ pub struct VendorCode {
     pub code: Cow<'static, str>,
 }
 
+impl VendorCode {
+    /// A code whose namespace and code are both known when medgw is built, for a `static`
+    /// that measurements then point at ([`Measurement::with_static_vendor`]).
+    pub const fn new_static(namespace: &'static str, code: &'static str) -> VendorCode {
+        VendorCode { namespace: Cow::Borrowed(namespace), code: Cow::Borrowed(code) }
+    }
+}
+
+/// A measurement's vendor code: a reference to a `static` one when the decoder knows the code
+/// in advance (every GATT code, the tables of the serial protocols), so that a measurement
+/// carrying it costs no allocation; otherwise (a number the device sent, formatted at run
+/// time) a boxed one. Either way it reads as a [`VendorCode`] (`Deref`), and equality is the
+/// code's, not where it lives.
+///
+/// Two words, where an inline `VendorCode` would be six: a `Measurement` is moved several
+/// times per reading, and its size showed in the decoders' throughput.
+#[derive(Clone, Debug)]
+pub enum VendorRef {
+    Static(&'static VendorCode),
+    Owned(Box<VendorCode>),
+}
+
+impl VendorRef {
+    /// The code by value, as a [`Reading`] stores it (a static code's text stays borrowed).
+    pub fn into_owned(self) -> VendorCode {
+        match self {
+            VendorRef::Static(v) => v.clone(),
+            VendorRef::Owned(v) => *v,
+        }
+    }
+}
+
+impl core::ops::Deref for VendorRef {
+    type Target = VendorCode;
+    fn deref(&self) -> &VendorCode {
+        match self {
+            VendorRef::Static(v) => v,
+            VendorRef::Owned(v) => v,
+        }
+    }
+}
+
+impl PartialEq for VendorRef {
+    fn eq(&self, other: &VendorRef) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for VendorRef {}
+
+impl From<&'static VendorCode> for VendorRef {
+    fn from(v: &'static VendorCode) -> VendorRef {
+        VendorRef::Static(v)
+    }
+}
+
+impl From<VendorCode> for VendorRef {
+    fn from(v: VendorCode) -> VendorRef {
+        VendorRef::Owned(Box::new(v))
+    }
+}
+
 /// What a device said about one metric, before the gateway adds context.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Measurement {
     /// The MDC code, or [`MdcCode::UNMAPPED`] when only the vendor code is known.
     pub metric: MdcCode,
-    /// Boxed because it is rare and a `Measurement` is moved several times per reading: inline
-    /// it made every measurement 40 bytes larger, which showed in the decoders' throughput.
-    pub vendor: Option<Box<VendorCode>>,
+    /// A reference, not inline: a `Measurement` is moved several times per reading, and an
+    /// inline `VendorCode` made every measurement 40 bytes larger, which showed in the
+    /// decoders' throughput (see [`VendorRef`]).
+    pub vendor: Option<VendorRef>,
     pub value: Value,
     /// MDC unit code (partition 4), the device's own unit.
     pub unit: MdcCode,
@@ -160,8 +223,16 @@ impl Measurement {
         self
     }
 
+    /// The device's own code, made at run time (one allocation); a code known in advance is
+    /// cheaper as a `static` with [`Self::with_static_vendor`].
     pub fn with_vendor(mut self, namespace: &'static str, code: impl Into<Cow<'static, str>>) -> Measurement {
-        self.vendor = Some(Box::new(VendorCode { namespace: Cow::Borrowed(namespace), code: code.into() }));
+        self.vendor = Some(VendorCode { namespace: Cow::Borrowed(namespace), code: code.into() }.into());
+        self
+    }
+
+    /// The device's own code, from a `static` (no allocation).
+    pub fn with_static_vendor(mut self, vendor: &'static VendorCode) -> Measurement {
+        self.vendor = Some(VendorRef::Static(vendor));
         self
     }
 }
@@ -414,7 +485,7 @@ impl Observation {
         let mut reading = Reading {
             id: Uuid::nil(),
             metric: m.metric,
-            vendor: m.vendor.map(|v| *v),
+            vendor: m.vendor.map(VendorRef::into_owned),
             value: m.value,
             unit: m.unit,
             device_time,
