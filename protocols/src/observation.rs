@@ -25,6 +25,9 @@ use crate::time::{DeviceTime, Timestamp};
 
 pub use crate::quality::{AbsentReason, Flags, Status};
 
+mod components;
+pub use components::Components;
+
 /// A number or the reason there is none; the members of compound values.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Scalar {
@@ -59,7 +62,8 @@ pub struct Enumeration {
 pub enum Value {
     Numeric(Decimal),
     Absent(AbsentReason),
-    Compound(Vec<Component>),
+    /// The members in order; one is stored inline (see [`Components`]).
+    Compound(Components),
     Enumeration(Enumeration),
     Waveform(Waveform),
 }
@@ -618,6 +622,28 @@ mod tests {
         let bytes = postcard::to_allocvec(&o.reading).unwrap();
         assert!(bytes.len() < 60, "{} bytes", bytes.len());
         assert_eq!(postcard::from_bytes::<Reading>(&bytes).unwrap(), o.reading);
+    }
+
+    #[test]
+    fn a_static_vendor_code_is_the_same_code_as_a_boxed_one() {
+        static SPHB: VendorCode = VendorCode::new_static("masimo", "SPHB");
+        let m = Measurement::numeric(MdcCode::UNMAPPED, Decimal::from_int(13), unit::MDC_DIM_DIMLESS);
+        let boxed = m.clone().with_vendor("masimo", "SPHB");
+        let stat = m.clone().with_static_vendor(&SPHB);
+        assert!(matches!(boxed.vendor, Some(VendorRef::Owned(_))));
+        assert!(matches!(stat.vendor, Some(VendorRef::Static(_))));
+        // Equal where it matters: the measurement, the stored reading and its id.
+        assert_eq!(stat, boxed);
+        assert_ne!(stat, m.clone().with_vendor("masimo", "PVI"));
+        assert_eq!(stat.vendor.as_ref().map(|v| (v.namespace.as_ref(), v.code.as_ref())), Some(("masimo", "SPHB")));
+        let t = Timestamp(1_710_498_125_000);
+        let a = Observation::new(ctx(), stat, t, None, Flags::NONE);
+        let b = Observation::new(ctx(), boxed, t, None, Flags::NONE);
+        assert_eq!(a.reading, b.reading);
+        assert_eq!(a.reading.vendor, Some(SPHB.clone()));
+        assert!(a.reading.flags.contains(Flags::UNMAPPED));
+        // The stored form does not know where the code lived.
+        assert_eq!(postcard::to_allocvec(&a.reading).unwrap(), postcard::to_allocvec(&b.reading).unwrap());
     }
 
     #[test]

@@ -310,6 +310,33 @@ mod tests {
     }
 
     #[test]
+    fn every_rr_interval_of_a_full_value_is_kept() {
+        // A 512-byte value (ATT maximum): flags, uint8 HR, then 255 RR intervals. They spill
+        // from the inline member to the heap; none is dropped, and the order is the wire's.
+        use crate::observation::{Scalar, Value};
+        let mut v = alloc::vec![FLAG_RR, 60];
+        for i in 0..255u16 {
+            v.extend_from_slice(&(1000 + i).to_le_bytes());
+        }
+        assert_eq!(v.len(), 512);
+        let mut ms = alloc::vec::Vec::new();
+        HeartRate::parse(&v).unwrap().measurements(&mut ms);
+        let Value::Compound(c) = &ms[1].value else { panic!("{:?}", ms[1]) };
+        assert_eq!(c.len(), 255);
+        for (i, comp) in c.iter().enumerate() {
+            assert_eq!(comp.value, Scalar::Numeric(rr_millis(1000 + i as u16)), "interval {i}");
+        }
+        // One interval: the common case, same value either way.
+        let mut ms = alloc::vec::Vec::new();
+        HeartRate::parse(&[FLAG_RR, 60, 0x00, 0x04]).unwrap().measurements(&mut ms);
+        let Value::Compound(c) = &ms[1].value else { panic!("{:?}", ms[1]) };
+        assert_eq!(
+            c.as_slice(),
+            [crate::observation::Component { metric: MDC_ECG_TIME_PD_RR_GL, value: Scalar::Numeric(rr_millis(1024)) }]
+        );
+    }
+
+    #[test]
     fn rr_conversion_equals_dividing_the_zeros_out_for_every_raw_value() {
         // The counted form against the plain one (multiply by 9765625 × 10^-7, then strip
         // trailing zeros one by one while there are decimals), on all 65536 inputs; Decimal's

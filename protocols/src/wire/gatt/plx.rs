@@ -480,16 +480,17 @@ impl Ctx {
         v: Sfloat,
         unit: crate::mdc::MdcCode,
     ) {
-        let value = match (v.value().to_result(), self.absent) {
-            (Ok(_), Some(reason)) => Err(reason),
-            (other, _) => other,
+        use crate::observation::{Measurement, Value, VendorRef};
+        let (value, flags) = match (v.value().to_result(), self.absent) {
+            (Ok(d), None) => (Value::Numeric(d), self.flags),
+            (Ok(_), Some(r)) | (Err(r), _) => (Value::Absent(r), self.flags | Flags::UNAVAILABLE | super::special_flags(r)),
         };
-        let mut m = super::norm::from_result(metric, value, unit).with_flags(self.flags).with_time(self.time);
-        m.status = self.status;
-        if let Some(code) = vendor {
-            m = m.with_static_vendor(code).with_flags(Flags::UNMAPPED);
-        }
-        out(m);
+        let (vendor, flags) = match vendor {
+            Some(code) => (Some(VendorRef::Static(code)), flags | Flags::UNMAPPED),
+            None => (None, flags),
+        };
+        // One literal, not a chain of `with_*`: the fields are stored once, where they go.
+        out(Measurement { metric, vendor, value, unit, device_time: self.time, seq: None, flags, status: self.status });
     }
 }
 
@@ -530,6 +531,36 @@ mod tests {
         let n = s.emit(&mut out).unwrap();
         assert_eq!(&out[..n], &b[..]);
         assert_eq!(SpotCheck::parse(&b[..18]), Err(Error::Truncated { needed: 19, got: 18 }));
+    }
+
+    #[test]
+    fn absent_reason_precedence_per_measurement() {
+        // Continuous, status "unavailable" (bit 13) and "invalid" (bit 15) together, SpO2 NaN
+        // (0x07FF), PR 72, a fast pair: the special keeps its own reason, the other numbers
+        // take bit 13's; the flags (worked out once for the value) are on every measurement.
+        use crate::observation::Value;
+        use crate::quality::AbsentReason;
+        let b = [0x05, 0xFF, 0x07, 0x48, 0x00, 0x60, 0x00, 0x4A, 0x00, 0x00, 0xA0];
+        let mut ms = alloc::vec::Vec::new();
+        Continuous::parse(&b).unwrap().measurements(&mut ms);
+        let got: alloc::vec::Vec<_> = ms.iter().map(|m| (m.value.clone(), m.flags, m.status)).collect();
+        let f = Flags::UNAVAILABLE | Flags::INVALID;
+        assert_eq!(
+            got,
+            [
+                (Value::Absent(AbsentReason::NotANumber), f, Status::Final),
+                (Value::Absent(AbsentReason::Unavailable), f, Status::Final),
+                (Value::Absent(AbsentReason::Unavailable), f | Flags::UNMAPPED, Status::Final),
+                (Value::Absent(AbsentReason::Unavailable), f | Flags::UNMAPPED, Status::Final),
+            ]
+        );
+        // Invalid alone: `Error`; early estimate: preliminary, numbers kept.
+        let mut ms = alloc::vec::Vec::new();
+        Continuous::parse(&[0x04, 0x61, 0x00, 0x48, 0x00, 0x00, 0x80]).unwrap().measurements(&mut ms);
+        assert!(ms.iter().all(|m| m.value == Value::Absent(AbsentReason::Error) && m.flags == Flags::UNAVAILABLE | Flags::INVALID));
+        let mut ms = alloc::vec::Vec::new();
+        Continuous::parse(&[0x04, 0x61, 0x00, 0x48, 0x00, 0x40, 0x00]).unwrap().measurements(&mut ms);
+        assert!(ms.iter().all(|m| m.value.numeric().is_some() && m.flags == Flags::EARLY_ESTIMATE && m.status == Status::Preliminary));
     }
 
     #[test]
