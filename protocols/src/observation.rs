@@ -111,13 +111,13 @@ impl VendorCode {
 }
 
 /// A measurement's vendor code: a reference to a `static` one when the decoder knows the code
-/// in advance (every GATT code, the tables of the serial protocols), so that a measurement
-/// carrying it costs no allocation; otherwise (a number the device sent, formatted at run
-/// time) a boxed one. Either way it reads as a [`VendorCode`] (`Deref`), and equality is the
-/// code's, not where it lives.
+/// in advance (every GATT code), so that a measurement carrying it costs no allocation;
+/// otherwise (a number the device sent, formatted at run time) a boxed one. Either way it
+/// reads as a [`VendorCode`] (`Deref`), and equality is the code's, not where it lives.
 ///
-/// Two words, where an inline `VendorCode` would be six: a `Measurement` is moved several
-/// times per reading, and its size showed in the decoders' throughput.
+/// Two words (`Option<VendorRef>`), where an inline `VendorCode` would be six and the box
+/// alone was one: a `Measurement` is moved several times per reading, and its size showed in
+/// the decoders' throughput.
 #[derive(Clone, Debug)]
 pub enum VendorRef {
     Static(&'static VendorCode),
