@@ -25,6 +25,9 @@ use crate::time::{DeviceTime, Timestamp};
 
 pub use crate::quality::{AbsentReason, Flags, Status};
 
+mod components;
+pub use components::Components;
+
 /// A number or the reason there is none; the members of compound values.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Scalar {
@@ -59,7 +62,8 @@ pub struct Enumeration {
 pub enum Value {
     Numeric(Decimal),
     Absent(AbsentReason),
-    Compound(Vec<Component>),
+    /// The members in order; one is stored inline (see [`Components`]).
+    Compound(Components),
     Enumeration(Enumeration),
     Waveform(Waveform),
 }
@@ -98,14 +102,77 @@ pub struct VendorCode {
     pub code: Cow<'static, str>,
 }
 
+impl VendorCode {
+    /// A code whose namespace and code are both known when medgw is built, for a `static`
+    /// that measurements then point at ([`Measurement::with_static_vendor`]).
+    pub const fn new_static(namespace: &'static str, code: &'static str) -> VendorCode {
+        VendorCode { namespace: Cow::Borrowed(namespace), code: Cow::Borrowed(code) }
+    }
+}
+
+/// A measurement's vendor code: a reference to a `static` one when the decoder knows the code
+/// in advance (every GATT code), so that a measurement carrying it costs no allocation;
+/// otherwise (a number the device sent, formatted at run time) a boxed one. Either way it
+/// reads as a [`VendorCode`] (`Deref`), and equality is the code's, not where it lives.
+///
+/// Two words (`Option<VendorRef>`), where an inline `VendorCode` would be six and the box
+/// alone was one: a `Measurement` is moved several times per reading, and its size showed in
+/// the decoders' throughput.
+#[derive(Clone, Debug)]
+pub enum VendorRef {
+    Static(&'static VendorCode),
+    Owned(Box<VendorCode>),
+}
+
+impl VendorRef {
+    /// The code by value, as a [`Reading`] stores it (a static code's text stays borrowed).
+    pub fn into_owned(self) -> VendorCode {
+        match self {
+            VendorRef::Static(v) => v.clone(),
+            VendorRef::Owned(v) => *v,
+        }
+    }
+}
+
+impl core::ops::Deref for VendorRef {
+    type Target = VendorCode;
+    fn deref(&self) -> &VendorCode {
+        match self {
+            VendorRef::Static(v) => v,
+            VendorRef::Owned(v) => v,
+        }
+    }
+}
+
+impl PartialEq for VendorRef {
+    fn eq(&self, other: &VendorRef) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for VendorRef {}
+
+impl From<&'static VendorCode> for VendorRef {
+    fn from(v: &'static VendorCode) -> VendorRef {
+        VendorRef::Static(v)
+    }
+}
+
+impl From<VendorCode> for VendorRef {
+    fn from(v: VendorCode) -> VendorRef {
+        VendorRef::Owned(Box::new(v))
+    }
+}
+
 /// What a device said about one metric, before the gateway adds context.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Measurement {
     /// The MDC code, or [`MdcCode::UNMAPPED`] when only the vendor code is known.
     pub metric: MdcCode,
-    /// Boxed because it is rare and a `Measurement` is moved several times per reading: inline
-    /// it made every measurement 40 bytes larger, which showed in the decoders' throughput.
-    pub vendor: Option<Box<VendorCode>>,
+    /// A reference, not inline: a `Measurement` is moved several times per reading, and an
+    /// inline `VendorCode` made every measurement 40 bytes larger, which showed in the
+    /// decoders' throughput (see [`VendorRef`]).
+    pub vendor: Option<VendorRef>,
     pub value: Value,
     /// MDC unit code (partition 4), the device's own unit.
     pub unit: MdcCode,
@@ -160,8 +227,16 @@ impl Measurement {
         self
     }
 
+    /// The device's own code, made at run time (one allocation); a code known in advance is
+    /// cheaper as a `static` with [`Self::with_static_vendor`].
     pub fn with_vendor(mut self, namespace: &'static str, code: impl Into<Cow<'static, str>>) -> Measurement {
-        self.vendor = Some(Box::new(VendorCode { namespace: Cow::Borrowed(namespace), code: code.into() }));
+        self.vendor = Some(VendorCode { namespace: Cow::Borrowed(namespace), code: code.into() }.into());
+        self
+    }
+
+    /// The device's own code, from a `static` (no allocation).
+    pub fn with_static_vendor(mut self, vendor: &'static VendorCode) -> Measurement {
+        self.vendor = Some(VendorRef::Static(vendor));
         self
     }
 }
@@ -414,7 +489,7 @@ impl Observation {
         let mut reading = Reading {
             id: Uuid::nil(),
             metric: m.metric,
-            vendor: m.vendor.map(|v| *v),
+            vendor: m.vendor.map(VendorRef::into_owned),
             value: m.value,
             unit: m.unit,
             device_time,
@@ -547,6 +622,28 @@ mod tests {
         let bytes = postcard::to_allocvec(&o.reading).unwrap();
         assert!(bytes.len() < 60, "{} bytes", bytes.len());
         assert_eq!(postcard::from_bytes::<Reading>(&bytes).unwrap(), o.reading);
+    }
+
+    #[test]
+    fn a_static_vendor_code_is_the_same_code_as_a_boxed_one() {
+        static SPHB: VendorCode = VendorCode::new_static("masimo", "SPHB");
+        let m = Measurement::numeric(MdcCode::UNMAPPED, Decimal::from_int(13), unit::MDC_DIM_DIMLESS);
+        let boxed = m.clone().with_vendor("masimo", "SPHB");
+        let stat = m.clone().with_static_vendor(&SPHB);
+        assert!(matches!(boxed.vendor, Some(VendorRef::Owned(_))));
+        assert!(matches!(stat.vendor, Some(VendorRef::Static(_))));
+        // Equal where it matters: the measurement, the stored reading and its id.
+        assert_eq!(stat, boxed);
+        assert_ne!(stat, m.clone().with_vendor("masimo", "PVI"));
+        assert_eq!(stat.vendor.as_ref().map(|v| (v.namespace.as_ref(), v.code.as_ref())), Some(("masimo", "SPHB")));
+        let t = Timestamp(1_710_498_125_000);
+        let a = Observation::new(ctx(), stat, t, None, Flags::NONE);
+        let b = Observation::new(ctx(), boxed, t, None, Flags::NONE);
+        assert_eq!(a.reading, b.reading);
+        assert_eq!(a.reading.vendor, Some(SPHB.clone()));
+        assert!(a.reading.flags.contains(Flags::UNMAPPED));
+        // The stored form does not know where the code lived.
+        assert_eq!(postcard::to_allocvec(&a.reading).unwrap(), postcard::to_allocvec(&b.reading).unwrap());
     }
 
     #[test]

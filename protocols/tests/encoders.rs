@@ -118,11 +118,14 @@ fn fhir_blood_pressure_is_a_panel_with_components() {
     let m = Measurement {
         metric: code::MDC_PRESS_BLD_NONINV,
         vendor: None,
-        value: Value::Compound(vec![
-            Component { metric: code::MDC_PRESS_BLD_NONINV_SYS, value: Scalar::Numeric(d("120")) },
-            Component { metric: code::MDC_PRESS_BLD_NONINV_DIA, value: Scalar::Numeric(d("80")) },
-            Component { metric: code::MDC_PRESS_BLD_NONINV_MEAN, value: Scalar::Absent(AbsentReason::NotANumber) },
-        ]),
+        value: Value::Compound(
+            vec![
+                Component { metric: code::MDC_PRESS_BLD_NONINV_SYS, value: Scalar::Numeric(d("120")) },
+                Component { metric: code::MDC_PRESS_BLD_NONINV_DIA, value: Scalar::Numeric(d("80")) },
+                Component { metric: code::MDC_PRESS_BLD_NONINV_MEAN, value: Scalar::Absent(AbsentReason::NotANumber) },
+            ]
+            .into(),
+        ),
         unit: unit::MDC_DIM_MMHG,
         device_time: None,
         seq: None,
@@ -340,10 +343,13 @@ fn hl7_absent_values_flags_compounds_and_escaping() {
         Measurement {
             metric: code::MDC_PRESS_BLD_NONINV,
             vendor: None,
-            value: Value::Compound(vec![
-                Component { metric: code::MDC_PRESS_BLD_NONINV_SYS, value: Scalar::Numeric(d("120")) },
-                Component { metric: code::MDC_PRESS_BLD_NONINV_DIA, value: Scalar::Numeric(d("80")) },
-            ]),
+            value: Value::Compound(
+                vec![
+                    Component { metric: code::MDC_PRESS_BLD_NONINV_SYS, value: Scalar::Numeric(d("120")) },
+                    Component { metric: code::MDC_PRESS_BLD_NONINV_DIA, value: Scalar::Numeric(d("80")) },
+                ]
+                .into(),
+            ),
             unit: unit::MDC_DIM_MMHG,
             device_time: None,
             seq: None,

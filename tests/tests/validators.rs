@@ -83,11 +83,14 @@ fn observations() -> Vec<Observation> {
     let bp = Measurement {
         metric: code::MDC_PRESS_BLD_NONINV,
         vendor: None,
-        value: Value::Compound(vec![
-            Component { metric: code::MDC_PRESS_BLD_NONINV_SYS, value: Scalar::Numeric(Decimal::from_int(16)) },
-            Component { metric: code::MDC_PRESS_BLD_NONINV_DIA, value: Scalar::Absent(AbsentReason::NotANumber) },
-            Component { metric: code::MDC_PRESS_BLD_NONINV_MEAN, value: Scalar::Numeric(Decimal::new(120, -1).unwrap()) },
-        ]),
+        value: Value::Compound(
+            vec![
+                Component { metric: code::MDC_PRESS_BLD_NONINV_SYS, value: Scalar::Numeric(Decimal::from_int(16)) },
+                Component { metric: code::MDC_PRESS_BLD_NONINV_DIA, value: Scalar::Absent(AbsentReason::NotANumber) },
+                Component { metric: code::MDC_PRESS_BLD_NONINV_MEAN, value: Scalar::Numeric(Decimal::new(120, -1).unwrap()) },
+            ]
+            .into(),
+        ),
         unit: unit::MDC_DIM_KILO_PASCAL,
         device_time: None,
         seq: None,

@@ -220,16 +220,16 @@ impl BloodPressure {
     pub fn for_each_measurement<F: FnMut(crate::observation::Measurement) + ?Sized>(&self, out: &mut F) {
         use crate::decimal::Decimal;
         use crate::mdc::{code, unit};
-        use crate::observation::{Component, Measurement, Value};
+        use crate::observation::{Component, Components, Measurement, Value};
 
         let time = self.timestamp.and_then(|t| t.to_device_time());
         let status = self.status.unwrap_or_default();
         let u = if self.is_kpa() { unit::MDC_DIM_KILO_PASCAL } else { unit::MDC_DIM_MMHG };
-        let components = alloc::vec![
+        let components = Components::from([
             Component { metric: code::MDC_PRESS_BLD_NONINV_SYS, value: super::norm::scalar(self.systolic.value()) },
             Component { metric: code::MDC_PRESS_BLD_NONINV_DIA, value: super::norm::scalar(self.diastolic.value()) },
             Component { metric: code::MDC_PRESS_BLD_NONINV_MEAN, value: super::norm::scalar(self.mean.value()) },
-        ];
+        ]);
         out(Measurement {
             value: Value::Compound(components),
             ..Measurement::numeric(code::MDC_PRESS_BLD_NONINV, Decimal::from_int(0), u)

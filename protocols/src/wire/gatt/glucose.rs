@@ -332,7 +332,7 @@ impl Glucose {
             }
             let code = GLUCOSE_VENDOR_CODES.get(c.sample_type as usize).and_then(|row| row.get(c.location as usize));
             m = match code {
-                Some(code) => m.with_vendor("gatt", *code),
+                Some(code) => m.with_static_vendor(code),
                 None => m.with_vendor("gatt", alloc::format!("2A18.type.{}.location.{}", c.sample_type, c.location)),
             };
         }
@@ -343,13 +343,15 @@ impl Glucose {
 #[cfg(feature = "alloc")]
 macro_rules! glucose_vendor_codes {
     ($($t:literal)*) => { [$( glucose_vendor_codes!(@row $t 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15) ),*] };
-    (@row $t:literal $($l:literal)*) => { [$( concat!("2A18.type.", $t, ".location.", $l) ),*] };
+    (@row $t:literal $($l:literal)*) => {
+        [$( crate::observation::VendorCode::new_static("gatt", concat!("2A18.type.", $t, ".location.", $l)) ),*]
+    };
 }
 
-/// The vendor codes `2A18.type.<t>.location.<l>`, by [type][location], as static strings so
-/// that decoding a value does not format text.
+/// The vendor codes `2A18.type.<t>.location.<l>`, by [type][location], as statics so that
+/// decoding a value neither formats text nor allocates.
 #[cfg(feature = "alloc")]
-const GLUCOSE_VENDOR_CODES: [[&str; 16]; 16] = glucose_vendor_codes!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
+static GLUCOSE_VENDOR_CODES: [[crate::observation::VendorCode; 16]; 16] = glucose_vendor_codes!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
 
 /// RACP op codes.
 pub mod racp_op {

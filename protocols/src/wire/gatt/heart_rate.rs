@@ -146,15 +146,18 @@ impl<'a> RrIntervals<'a> {
 /// raw × 0.9765625 ms has at most seven decimals, so nothing is rounded; trailing zeros are
 /// dropped, which keeps every digit the conversion produced and no invented ones
 /// (1024 → 1000 ms, 512 → 500 ms, 1 → 0.9765625 ms).
+///
+/// raw × 0.9765625 = raw × 5^10 × 10^-7, and raw × 5^10 has exactly as many trailing decimal
+/// zeros as raw has factors of two (it has at least ten factors of five); dropping k of them
+/// leaves (raw >> k) × 5^(10−k) × 10^(k−7). So the zeros are counted, not divided out one by
+/// one: this runs for every RR interval a chest strap sends.
 pub fn rr_millis(raw: u16) -> crate::decimal::Decimal {
-    let mut m = raw as i64 * 9_765_625;
-    let mut e: i8 = -7;
-    while e < 0 && m % 10 == 0 {
-        m /= 10;
-        e += 1;
-    }
-    // |m| <= 65535 × 9765625 < 10^12: always within Decimal's range.
-    crate::decimal::Decimal::new(m, e).unwrap_or(crate::decimal::Decimal::from_int(0))
+    const POW5: [i64; 11] = [1, 5, 25, 125, 625, 3125, 15_625, 78_125, 390_625, 1_953_125, 9_765_625];
+    // At most 7 zeros (the exponent stops at 0); raw = 0 has 16 "trailing zeros" and gives 0 × 10^0.
+    let k = raw.trailing_zeros().min(7);
+    let m = (raw >> k) as i64 * POW5.get(10 - k as usize).copied().unwrap_or(1);
+    // |m| <= 65535 × 9765625 < 10^12 and -7 <= k - 7 <= 0: always within Decimal's range.
+    crate::decimal::Decimal::new(m, k as i8 - 7).unwrap_or(crate::decimal::Decimal::from_int(0))
 }
 
 /// A validated Heart Rate Measurement.
@@ -252,11 +255,15 @@ impl<'a> HeartRate<'a> {
         if let Some(e) = self.energy_kj {
             let saturated = if e == u16::MAX { Flags::OUT_OF_RANGE } else { Flags::NONE };
             out(Measurement::numeric(crate::mdc::MdcCode::UNMAPPED, Decimal::from_int(e as i32), MDC_DIM_KILO_JOULES)
-                .with_vendor("gatt", "2A37.energy-expended")
+                .with_static_vendor(&ENERGY_EXPENDED)
                 .with_flags(Flags::UNMAPPED | saturated));
         }
     }
 }
+
+/// The vendor code of the energy expended, which has no MDC code here.
+#[cfg(feature = "alloc")]
+static ENERGY_EXPENDED: crate::observation::VendorCode = crate::observation::VendorCode::new_static("gatt", "2A37.energy-expended");
 
 /// MDC_ECG_TIME_PD_RR_GL, 2::16168 (IEEE 11073-10101; public nomenclature headers and the MII
 /// Kardio FHIR IG example `urn:iso:std:iso:11073:10101#147240`). Not yet in `crate::mdc`.
@@ -300,6 +307,48 @@ mod tests {
         assert_eq!(rr_millis(800).to_string(), "781.25");
         assert_eq!(rr_millis(0).to_string(), "0");
         assert_eq!(rr_millis(u16::MAX).to_string(), "63999.0234375");
+    }
+
+    #[test]
+    fn every_rr_interval_of_a_full_value_is_kept() {
+        // A 512-byte value (ATT maximum): flags, uint8 HR, then 255 RR intervals. They spill
+        // from the inline member to the heap; none is dropped, and the order is the wire's.
+        use crate::observation::{Scalar, Value};
+        let mut v = alloc::vec![FLAG_RR, 60];
+        for i in 0..255u16 {
+            v.extend_from_slice(&(1000 + i).to_le_bytes());
+        }
+        assert_eq!(v.len(), 512);
+        let mut ms = alloc::vec::Vec::new();
+        HeartRate::parse(&v).unwrap().measurements(&mut ms);
+        let Value::Compound(c) = &ms[1].value else { panic!("{:?}", ms[1]) };
+        assert_eq!(c.len(), 255);
+        for (i, comp) in c.iter().enumerate() {
+            assert_eq!(comp.value, Scalar::Numeric(rr_millis(1000 + i as u16)), "interval {i}");
+        }
+        // One interval: the common case, same value either way.
+        let mut ms = alloc::vec::Vec::new();
+        HeartRate::parse(&[FLAG_RR, 60, 0x00, 0x04]).unwrap().measurements(&mut ms);
+        let Value::Compound(c) = &ms[1].value else { panic!("{:?}", ms[1]) };
+        assert_eq!(
+            c.as_slice(),
+            [crate::observation::Component { metric: MDC_ECG_TIME_PD_RR_GL, value: Scalar::Numeric(rr_millis(1024)) }]
+        );
+    }
+
+    #[test]
+    fn rr_conversion_equals_dividing_the_zeros_out_for_every_raw_value() {
+        // The counted form against the plain one (multiply by 9765625 × 10^-7, then strip
+        // trailing zeros one by one while there are decimals), on all 65536 inputs; Decimal's
+        // equality compares mantissa and exponent, so "500" and "500.0" differ here.
+        for raw in 0..=u16::MAX {
+            let (mut m, mut e) = (raw as i64 * 9_765_625, -7i8);
+            while e < 0 && m % 10 == 0 {
+                m /= 10;
+                e += 1;
+            }
+            assert_eq!(rr_millis(raw), crate::decimal::Decimal::new(m, e).unwrap(), "raw {raw}");
+        }
     }
 
     #[test]

@@ -292,7 +292,7 @@ impl SpotCheck {
     pub fn for_each_measurement<F: FnMut(crate::observation::Measurement) + ?Sized>(&self, out: &mut F) {
         let time = self.timestamp.and_then(|t| t.to_device_time());
         let extra = if self.clock_not_set() { Flags::CLOCK_NOT_SET } else { Flags::NONE };
-        let ctx = Ctx { status: self.status, device_status: self.device_status, time, extra };
+        let ctx = Ctx::new(self.status, self.device_status, time, extra);
         ctx.push(out, crate::mdc::code::MDC_PULS_OXIM_SAT_O2, None, self.reading.spo2, crate::mdc::unit::MDC_DIM_PERCENT);
         ctx.push(out, crate::mdc::code::MDC_PULS_OXIM_PULS_RATE, None, self.reading.pr, crate::mdc::unit::MDC_DIM_BEAT_PER_MIN);
         if let Some(p) = self.pai {
@@ -411,10 +411,10 @@ impl Continuous {
     #[cfg(feature = "alloc")]
     pub fn for_each_measurement<F: FnMut(crate::observation::Measurement) + ?Sized>(&self, out: &mut F) {
         use crate::mdc::{code, unit, MdcCode};
-        let ctx = Ctx { status: self.status, device_status: self.device_status, time: None, extra: Flags::NONE };
+        let ctx = Ctx::new(self.status, self.device_status, None, Flags::NONE);
         ctx.push(out, code::MDC_PULS_OXIM_SAT_O2, None, self.normal.spo2, unit::MDC_DIM_PERCENT);
         ctx.push(out, code::MDC_PULS_OXIM_PULS_RATE, None, self.normal.pr, unit::MDC_DIM_BEAT_PER_MIN);
-        for (pair, spo2, pr) in [(self.fast, "2A5F.spo2-fast", "2A5F.pr-fast"), (self.slow, "2A5F.spo2-slow", "2A5F.pr-slow")] {
+        for (pair, spo2, pr) in [(self.fast, &SPO2_FAST, &PR_FAST), (self.slow, &SPO2_SLOW, &PR_SLOW)] {
             if let Some(p) = pair {
                 ctx.push(out, MdcCode::UNMAPPED, Some(spo2), p.spo2, unit::MDC_DIM_PERCENT);
                 ctx.push(out, MdcCode::UNMAPPED, Some(pr), p.pr, unit::MDC_DIM_BEAT_PER_MIN);
@@ -426,17 +426,48 @@ impl Continuous {
     }
 }
 
-/// What every value of one PLX characteristic shares.
+/// The vendor codes of the Fast and Slow pairs (see [`Continuous::measurements`]).
+#[cfg(feature = "alloc")]
+static SPO2_FAST: crate::observation::VendorCode = crate::observation::VendorCode::new_static("gatt", "2A5F.spo2-fast");
+#[cfg(feature = "alloc")]
+static PR_FAST: crate::observation::VendorCode = crate::observation::VendorCode::new_static("gatt", "2A5F.pr-fast");
+#[cfg(feature = "alloc")]
+static SPO2_SLOW: crate::observation::VendorCode = crate::observation::VendorCode::new_static("gatt", "2A5F.spo2-slow");
+#[cfg(feature = "alloc")]
+static PR_SLOW: crate::observation::VendorCode = crate::observation::VendorCode::new_static("gatt", "2A5F.pr-slow");
+
+/// What every value of one PLX characteristic shares, worked out once per characteristic
+/// value rather than once per measurement (a continuous value gives up to seven).
 #[cfg(feature = "alloc")]
 struct Ctx {
-    status: Option<MeasurementStatus>,
-    device_status: Option<DeviceSensorStatus>,
+    /// The status bits' flags, the device and sensor status bits' flags and the caller's.
+    flags: Flags,
+    status: Status,
+    /// What replaces every number: status bit 13 or 15 (see [`Ctx::push`]).
+    absent: Option<crate::quality::AbsentReason>,
     time: Option<crate::time::DeviceTime>,
-    extra: Flags,
 }
 
 #[cfg(feature = "alloc")]
 impl Ctx {
+    fn new(
+        status: Option<MeasurementStatus>,
+        device_status: Option<DeviceSensorStatus>,
+        time: Option<crate::time::DeviceTime>,
+        extra: Flags,
+    ) -> Ctx {
+        use crate::quality::AbsentReason;
+        let st = status.unwrap_or_default();
+        let absent = if st.has(MeasurementStatus::UNAVAILABLE) {
+            Some(AbsentReason::Unavailable)
+        } else if st.has(MeasurementStatus::INVALID) {
+            Some(AbsentReason::Error)
+        } else {
+            None
+        };
+        Ctx { flags: st.flags() | device_status.unwrap_or_default().flags() | extra, status: st.status(), absent, time }
+    }
+
     /// One measurement. Precedence for "no number": a float special keeps its own reason; else
     /// status bit 13 "measurement unavailable" gives `Unavailable`; else bit 15 "invalid" gives
     /// `Error` (the device says the number must not be used, so it is not published as one;
@@ -445,25 +476,21 @@ impl Ctx {
         &self,
         out: &mut F,
         metric: crate::mdc::MdcCode,
-        vendor: Option<&'static str>,
+        vendor: Option<&'static crate::observation::VendorCode>,
         v: Sfloat,
         unit: crate::mdc::MdcCode,
     ) {
-        use crate::quality::AbsentReason;
-        let st = self.status.unwrap_or_default();
-        let value = match v.value().to_result() {
-            Ok(_) if st.has(MeasurementStatus::UNAVAILABLE) => Err(AbsentReason::Unavailable),
-            Ok(_) if st.has(MeasurementStatus::INVALID) => Err(AbsentReason::Error),
-            other => other,
+        use crate::observation::{Measurement, Value, VendorRef};
+        let (value, flags) = match (v.value().to_result(), self.absent) {
+            (Ok(d), None) => (Value::Numeric(d), self.flags),
+            (Ok(_), Some(r)) | (Err(r), _) => (Value::Absent(r), self.flags | Flags::UNAVAILABLE | super::special_flags(r)),
         };
-        let mut m = super::norm::from_result(metric, value, unit)
-            .with_flags(st.flags() | self.device_status.unwrap_or_default().flags() | self.extra)
-            .with_time(self.time);
-        m.status = st.status();
-        if let Some(code) = vendor {
-            m = m.with_vendor("gatt", code).with_flags(Flags::UNMAPPED);
-        }
-        out(m);
+        let (vendor, flags) = match vendor {
+            Some(code) => (Some(VendorRef::Static(code)), flags | Flags::UNMAPPED),
+            None => (None, flags),
+        };
+        // One literal, not a chain of `with_*`: the fields are stored once, where they go.
+        out(Measurement { metric, vendor, value, unit, device_time: self.time, seq: None, flags, status: self.status });
     }
 }
 
@@ -504,6 +531,36 @@ mod tests {
         let n = s.emit(&mut out).unwrap();
         assert_eq!(&out[..n], &b[..]);
         assert_eq!(SpotCheck::parse(&b[..18]), Err(Error::Truncated { needed: 19, got: 18 }));
+    }
+
+    #[test]
+    fn absent_reason_precedence_per_measurement() {
+        // Continuous, status "unavailable" (bit 13) and "invalid" (bit 15) together, SpO2 NaN
+        // (0x07FF), PR 72, a fast pair: the special keeps its own reason, the other numbers
+        // take bit 13's; the flags (worked out once for the value) are on every measurement.
+        use crate::observation::Value;
+        use crate::quality::AbsentReason;
+        let b = [0x05, 0xFF, 0x07, 0x48, 0x00, 0x60, 0x00, 0x4A, 0x00, 0x00, 0xA0];
+        let mut ms = alloc::vec::Vec::new();
+        Continuous::parse(&b).unwrap().measurements(&mut ms);
+        let got: alloc::vec::Vec<_> = ms.iter().map(|m| (m.value.clone(), m.flags, m.status)).collect();
+        let f = Flags::UNAVAILABLE | Flags::INVALID;
+        assert_eq!(
+            got,
+            [
+                (Value::Absent(AbsentReason::NotANumber), f, Status::Final),
+                (Value::Absent(AbsentReason::Unavailable), f, Status::Final),
+                (Value::Absent(AbsentReason::Unavailable), f | Flags::UNMAPPED, Status::Final),
+                (Value::Absent(AbsentReason::Unavailable), f | Flags::UNMAPPED, Status::Final),
+            ]
+        );
+        // Invalid alone: `Error`; early estimate: preliminary, numbers kept.
+        let mut ms = alloc::vec::Vec::new();
+        Continuous::parse(&[0x04, 0x61, 0x00, 0x48, 0x00, 0x00, 0x80]).unwrap().measurements(&mut ms);
+        assert!(ms.iter().all(|m| m.value == Value::Absent(AbsentReason::Error) && m.flags == Flags::UNAVAILABLE | Flags::INVALID));
+        let mut ms = alloc::vec::Vec::new();
+        Continuous::parse(&[0x04, 0x61, 0x00, 0x48, 0x00, 0x40, 0x00]).unwrap().measurements(&mut ms);
+        assert!(ms.iter().all(|m| m.value.numeric().is_some() && m.flags == Flags::EARLY_ESTIMATE && m.status == Status::Preliminary));
     }
 
     #[test]

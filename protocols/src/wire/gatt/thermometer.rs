@@ -25,20 +25,24 @@ pub const FLAG_TYPE: u8 = 0x04;
 pub const TEMPERATURE_TYPES: [&str; 10] =
     ["reserved", "armpit", "body (general)", "ear", "finger", "gastro-intestinal tract", "mouth", "rectum", "toe", "tympanum"];
 
-/// The vendor codes `2A1C.type.<n>` of the defined types (and reserved 0), as static strings.
+/// The vendor codes `2A1C.type.<n>` of the defined types (and reserved 0), as statics so that
+/// a measurement points at its code instead of allocating one.
 #[cfg(feature = "alloc")]
-const TEMPERATURE_VENDOR_CODES: [&str; 10] = [
-    "2A1C.type.0",
-    "2A1C.type.1",
-    "2A1C.type.2",
-    "2A1C.type.3",
-    "2A1C.type.4",
-    "2A1C.type.5",
-    "2A1C.type.6",
-    "2A1C.type.7",
-    "2A1C.type.8",
-    "2A1C.type.9",
-];
+static TEMPERATURE_VENDOR_CODES: [crate::observation::VendorCode; 10] = {
+    use crate::observation::VendorCode as V;
+    [
+        V::new_static("gatt", "2A1C.type.0"),
+        V::new_static("gatt", "2A1C.type.1"),
+        V::new_static("gatt", "2A1C.type.2"),
+        V::new_static("gatt", "2A1C.type.3"),
+        V::new_static("gatt", "2A1C.type.4"),
+        V::new_static("gatt", "2A1C.type.5"),
+        V::new_static("gatt", "2A1C.type.6"),
+        V::new_static("gatt", "2A1C.type.7"),
+        V::new_static("gatt", "2A1C.type.8"),
+        V::new_static("gatt", "2A1C.type.9"),
+    ]
+};
 
 /// Checked view of a Temperature Measurement.
 #[derive(Clone, Copy, Debug)]
@@ -139,7 +143,7 @@ impl Temperature {
             .with_time(self.timestamp.and_then(|t| t.to_device_time()));
         if let Some(t) = self.temperature_type {
             m = match TEMPERATURE_VENDOR_CODES.get(t as usize) {
-                Some(code) => m.with_vendor("gatt", *code),
+                Some(code) => m.with_static_vendor(code),
                 None => m.with_vendor("gatt", alloc::format!("2A1C.type.{t}")),
             };
         }

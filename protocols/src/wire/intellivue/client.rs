@@ -616,7 +616,7 @@ fn compound(cmp: &NuObsValueCmp<'_>, time: Option<DeviceTime>, out: &mut Vec<Eve
     out.push(Event::Measurement(Measurement {
         metric: parent,
         vendor: None,
-        value: Value::Compound(components),
+        value: Value::Compound(components.into()),
         unit: nomenclature::unit(unit.unwrap_or(0)),
         device_time: time,
         seq: None,
