@@ -10,7 +10,7 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-use crate::decode::{Decoder, DecoderOptions, Event, ProtocolInfo};
+use crate::decode::{push_event, Decoder, DecoderOptions, Event, ProtocolInfo};
 use crate::error::Result;
 use crate::observation::Measurement;
 use crate::time::Timestamp;
@@ -160,29 +160,6 @@ impl Decoder for GattDecoder {
     /// A reconnect starts a new session: nothing is buffered, only the glucose sequence
     /// memory is kept (the meter's numbering survives a reconnect).
     fn start(&mut self, _now: Timestamp, _out: &mut Vec<Event>) {}
-}
-
-/// `out.push(ev)`, written so that the compiler stores the event's fields straight into the
-/// vector. With a plain `push`, the possible reallocation sits between building the event and
-/// storing it, so the event is first built on the stack, field by field, and then copied in 16
-/// bytes at a time; the first copy reads back stores still in flight, which the CPU cannot
-/// forward (a load spanning several smaller stores), and that stall took 25–40 % of the
-/// heart-rate and PLX decoders' time (perf annotate). Behind a known-free slot there is nothing
-/// between building and storing, and the copy disappears. The caller's vector is reused
-/// across values, so the slow path is rare.
-#[inline(always)]
-fn push_event(out: &mut Vec<Event>, ev: Event) {
-    if out.len() < out.capacity() {
-        out.push(ev)
-    } else {
-        push_grow(out, ev)
-    }
-}
-
-#[cold]
-#[inline(never)]
-fn push_grow(out: &mut Vec<Event>, ev: Event) {
-    out.push(ev)
 }
 
 fn make(kind: GattKind) -> Box<dyn Decoder> {

@@ -35,7 +35,7 @@ use alloc::vec::Vec;
 
 use super::line::{looks_like_timestamp, parse_hex, parse_number, record_start, Line, Reading, Tag, ALARM_WIDTHS, EXC_WIDTHS};
 use super::status::{alarm_flags, exc_flags};
-use crate::decode::{Decoder, DecoderOptions, Event};
+use crate::decode::{push_event, Decoder, DecoderOptions, Event};
 use crate::error::Error;
 use crate::framing::{LineAccumulator, LineEvent};
 use crate::mdc::{code, unit, MdcCode};
@@ -153,7 +153,7 @@ fn decode_line(line: &[u8], offset: u64, last_serial: &mut Option<String>, out: 
     }
     for &(tag, reading) in record.readings.get(..record.count).unwrap_or(&[]) {
         let flags = exc_flags(record.exc, tag) | alarm_flags(record.alarm, tag);
-        out.push(Event::Measurement(measurement(tag, reading, record.time, flags)));
+        push_event(out, Event::Measurement(measurement(tag, reading, record.time, flags)));
     }
 }
 

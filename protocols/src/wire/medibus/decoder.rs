@@ -38,7 +38,7 @@ use alloc::vec::Vec;
 use super::data::{code_name, lookup, parse_device_id, records, Reading};
 use super::frame::{cmd, Kind, Message, NAK};
 use super::framer::{Framer, FramerEvent};
-use crate::decode::{Decoder, DecoderOptions, Event};
+use crate::decode::{push_event, Decoder, DecoderOptions, Event};
 use crate::error::Error;
 use crate::observation::{AbsentReason, DeviceIdentity, Flags, Measurement};
 use crate::time::Timestamp;
@@ -144,7 +144,7 @@ pub fn measurements(data: &[u8], offset: u64, out: &mut Vec<Event>) {
             }
         };
         let flags = if def.metric.is_unmapped() { Flags::UNMAPPED } else { Flags::NONE };
-        out.push(Event::Measurement(m.with_vendor("medibus", code_name(code)).with_flags(flags)));
+        push_event(out, Event::Measurement(m.with_vendor("medibus", code_name(code)).with_flags(flags)));
     }
 }
 
