@@ -199,6 +199,7 @@ pub async fn run(duration: Option<Duration>, format: PayloadFormat, status_port:
             faults: Vec::new(),
             link: Some(link),
             duration: None,
+            write_every: Duration::ZERO,
         };
         let stop = stop.clone();
         tokio::spawn(async move {

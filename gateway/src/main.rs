@@ -213,6 +213,15 @@ enum Command {
         /// How the simulated devices are attached: pseudo-terminals or device servers on TCP.
         #[arg(long, value_enum, default_value = "pty")]
         transport: medgw::bench::BenchTransport,
+        /// Each simulator writes what is due at most this often, as a USB serial adapter hands
+        /// over its bytes in chunks (an FTDI chip's latency timer is 16 ms by default); `0s`
+        /// writes every frame on its own. The frames keep their rate and times.
+        #[arg(long, value_parser = simulate::parse_duration, default_value = "4ms")]
+        write_every: Duration,
+        /// Nice value for the harness (simulators, subscriber) once the gateway and broker
+        /// run, so that on a shared machine it does not take their CPU; 0 leaves it.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i32).range(0..=19))]
+        harness_nice: i32,
     },
     /// Inspect the on-disk buffer (safe while the gateway runs).
     Buffer {
@@ -334,7 +343,7 @@ fn run(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
             }
             let device = device.unwrap_or_default();
             let options = SimOptions { seed, period_ms, record: sent.is_some() };
-            let run = simulate::SimRun { protocol: device, options, faults, link, duration };
+            let run = simulate::SimRun { protocol: device, options, faults, link, duration, write_every: Duration::ZERO };
             let mut sent_file = match &sent {
                 Some(p) => {
                     Some(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?))
@@ -436,9 +445,27 @@ fn run(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { devices, protocol, period_ms, duration, warmup, tls, format, keep, drain, drain_to_broker, transport } => {
+        Command::Bench {
+            devices,
+            protocol,
+            period_ms,
+            duration,
+            warmup,
+            tls,
+            format,
+            keep,
+            drain,
+            drain_to_broker,
+            transport,
+            write_every,
+            harness_nice,
+        } => {
             telemetry::init(log, "warn");
-            let report = runtime()?.block_on(medgw::bench::run(medgw::bench::BenchOptions {
+            // One thread: the harness (simulators, subscriber) should take as little of the
+            // machine the gateway and broker are measured on as it can; a second worker only
+            // adds wake-ups between threads.
+            let rt = runtime()?;
+            let report = rt.block_on(medgw::bench::run(medgw::bench::BenchOptions {
                 transport,
                 devices,
                 protocol,
@@ -450,6 +477,8 @@ fn run(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
                 keep,
                 drain,
                 drain_to_broker,
+                write_every,
+                harness_nice,
             }))?;
             medgw::bench::print(&report, &mut std::io::stdout())?;
             Ok(ExitCode::SUCCESS)

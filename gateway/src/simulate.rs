@@ -169,6 +169,12 @@ pub struct SimRun {
     pub link: Option<PathBuf>,
     /// Stop after this long.
     pub duration: Option<Duration>,
+    /// Write what is due at most this often (zero: every frame when it is due). A USB serial
+    /// adapter hands the host its bytes in such chunks too (an FTDI chip every 16 ms by
+    /// default, its latency timer); `medgw bench` uses it at full speed so the simulators'
+    /// timers and writes do not take the CPU the gateway and broker are measured on. The
+    /// frames keep their own times and rate.
+    pub write_every: Duration,
 }
 
 /// Creates the simulator of `protocol`.
@@ -222,6 +228,7 @@ pub(crate) async fn drive<I: SimIo>(
 ) -> Result<Driven, String> {
     let mut out = Vec::with_capacity(4096);
     let mut buf = vec![0u8; 4096];
+    let mut last_write = tokio::time::Instant::now();
     loop {
         if run.duration.is_some_and(|d| start.elapsed() >= d) || stop.is_cancelled() {
             return Ok(Driven::Done);
@@ -237,7 +244,8 @@ pub(crate) async fn drive<I: SimIo>(
             }
         }
         let now = Timestamp::now();
-        let wait = Duration::from_millis((sim.next_tick().0 - now.0).clamp(0, 1000) as u64);
+        let wait = Duration::from_millis((sim.next_tick().0 - now.0).clamp(0, 1000) as u64)
+            .max(run.write_every.saturating_sub(last_write.elapsed()));
         let next_fault = faults.peek().map(|f| f.at.saturating_sub(start.elapsed())).unwrap_or(Duration::from_secs(3600));
         let end = run.duration.map(|d| d.saturating_sub(start.elapsed())).unwrap_or(Duration::from_secs(3600));
         tokio::select! {
@@ -254,6 +262,7 @@ pub(crate) async fn drive<I: SimIo>(
             },
             _ = tokio::time::sleep(wait) => {
                 out.clear();
+                last_write = tokio::time::Instant::now();
                 sim.tick(Timestamp::now(), &mut out);
                 if !out.is_empty() {
                     io.write_all(&out).await.map_err(|e| format!("write: {e}"))?;

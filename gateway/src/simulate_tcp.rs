@@ -289,6 +289,7 @@ mod tests {
             faults: Vec::new(),
             link: None,
             duration: None,
+            write_every: std::time::Duration::ZERO,
         }
     }
 
