@@ -461,11 +461,7 @@ fn run(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
             harness_nice,
         } => {
             telemetry::init(log, "warn");
-            // One thread: the harness (simulators, subscriber) should take as little of the
-            // machine the gateway and broker are measured on as it can; a second worker only
-            // adds wake-ups between threads.
-            let rt = runtime()?;
-            let report = rt.block_on(medgw::bench::run(medgw::bench::BenchOptions {
+            let report = runtime()?.block_on(medgw::bench::run(medgw::bench::BenchOptions {
                 transport,
                 devices,
                 protocol,

@@ -388,3 +388,63 @@ pub async fn replay_pty(
     pty.drain(Duration::from_secs(5)).await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use medgw_protocols::decode::Event;
+
+    /// A pipe that records each write and never has anything to read.
+    #[derive(Default)]
+    struct Recorder {
+        writes: usize,
+        bytes: Vec<u8>,
+    }
+
+    impl SimIo for Recorder {
+        async fn read(&mut self, _buf: &mut [u8]) -> std::io::Result<usize> {
+            std::future::pending().await
+        }
+        async fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
+            self.writes += 1;
+            self.bytes.extend_from_slice(data);
+            Ok(())
+        }
+    }
+
+    fn values_and_writes(write_every: Duration) -> (usize, usize, usize) {
+        let run = SimRun {
+            protocol: "nonin-df8".into(),
+            options: SimOptions { seed: 3, period_ms: 1, record: true },
+            faults: Vec::new(),
+            link: None,
+            duration: Some(Duration::from_millis(400)),
+            write_every,
+        };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let mut io = Recorder::default();
+        // Values the simulator put on the wire (`Sent` is one per value, not per frame).
+        let mut sent = 0;
+        rt.block_on(async {
+            let mut sim = make(&run.protocol, &run.options).unwrap();
+            let mut faults = schedule(&run);
+            let start = tokio::time::Instant::now();
+            drive(&mut io, &mut sim, &mut faults, start, &run, &CancellationToken::new(), &mut |_| sent += 1).await.unwrap();
+        });
+        let mut decoder = (medgw_protocols::registry::find("nonin-df8").unwrap().make)(&Default::default());
+        let mut events = Vec::new();
+        decoder.feed(&io.bytes, Timestamp(0), &mut events);
+        let measurements = events.iter().filter(|e| matches!(e, Event::Measurement(_))).count();
+        (sent, measurements, io.writes)
+    }
+
+    #[test]
+    fn write_every_coalesces_writes_and_keeps_every_frame() {
+        let (sent, measurements, writes) = values_and_writes(Duration::from_millis(40));
+        // 400 ms at one frame (SpO2 and pulse rate) per ms; every value sent arrives.
+        assert!(sent >= 2 * 300, "{sent} values in 400 ms");
+        assert_eq!(measurements, sent, "every value written decodes");
+        // At most one write per 40 ms (the first at once), however many frames fell due.
+        assert!(writes <= 400 / 40 + 2, "{writes} writes for {sent} values");
+    }
+}
