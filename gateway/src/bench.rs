@@ -31,29 +31,49 @@ pub enum BenchTransport {
     Tcp,
 }
 
-#[derive(Debug, Clone)]
+/// `medgw bench`'s options (its command-line arguments).
+#[derive(Debug, Clone, clap::Args)]
 pub struct BenchOptions {
-    pub transport: BenchTransport,
+    #[arg(long, default_value_t = 32)]
     pub devices: usize,
+    #[arg(long, default_value = "nonin-df8")]
     pub protocol: String,
-    /// Device output period in ms (the simulators' `period_ms`).
+    /// Each simulated device's output period in ms (the rate).
+    #[arg(long, default_value_t = 1000)]
     pub period_ms: u32,
+    #[arg(long, value_parser = simulate::parse_duration, default_value = "20s")]
     pub duration: Duration,
     /// Measure after this warm-up.
+    #[arg(long, value_parser = simulate::parse_duration, default_value = "3s")]
     pub warmup: Duration,
+    /// MQTT over TLS with a client certificate.
+    #[arg(long)]
     pub tls: bool,
+    #[arg(long, default_value = "canonical")]
     pub format: String,
     /// Keep the work directory (config, logs, buffer) for inspection.
+    #[arg(long)]
     pub keep: bool,
-    /// Drain benchmark: the buffer holds this many observations from an "outage" when the
-    /// gateway starts; measured until all are delivered (live devices keep sending).
+    /// Drain benchmark: start with this many observations buffered (an outage); measured until
+    /// all are delivered while the live devices keep sending.
+    #[arg(long)]
     pub drain: Option<u64>,
-    /// Drain measured at the broker: done when the gateway's buffer holds no backlog any more
-    /// (every backlog row acknowledged by the broker); the subscriber takes only live topics.
+    /// With --drain: measure the drain as the broker acknowledges it (the gateway's buffer
+    /// empties), with the subscriber taking only the live devices' topics, instead of as the
+    /// subscriber receives the backlog (which makes the broker forward every message).
+    #[arg(long, requires = "drain")]
     pub drain_to_broker: bool,
-    /// Simulators write what is due at most this often (see `SimRun::write_every`).
+    /// How the simulated devices are attached: pseudo-terminals or device servers on TCP.
+    #[arg(long, value_enum, default_value = "pty")]
+    pub transport: BenchTransport,
+    /// Each simulator writes what is due at most this often, as a USB serial adapter hands
+    /// over its bytes in chunks (an FTDI chip's latency timer is 16 ms by default); `0s`
+    /// writes every frame on its own. The frames keep their rate and times.
+    #[arg(long, value_parser = simulate::parse_duration, default_value = "4ms")]
     pub write_every: Duration,
-    /// Nice value of the harness's threads once the gateway runs (0: unchanged).
+    /// Nice value for the harness (simulators, subscriber) once the gateway and broker
+    /// run, so that on a shared machine it does not take their CPU; 0 leaves it.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i32).range(0..=19))]
     pub harness_nice: i32,
 }
 

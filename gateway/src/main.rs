@@ -183,46 +183,7 @@ enum Command {
     },
     /// Benchmark: N simulated devices through the real path (pseudo-terminals, `medgw run`,
     /// Mosquitto) — observations/s, latency p50/p99 and the gateway's peak memory.
-    Bench {
-        #[arg(long, default_value_t = 32)]
-        devices: usize,
-        #[arg(long, default_value = "nonin-df8")]
-        protocol: String,
-        /// Each simulated device's output period in ms (the rate).
-        #[arg(long, default_value_t = 1000)]
-        period_ms: u32,
-        #[arg(long, value_parser = simulate::parse_duration, default_value = "20s")]
-        duration: Duration,
-        #[arg(long, value_parser = simulate::parse_duration, default_value = "3s")]
-        warmup: Duration,
-        /// MQTT over TLS with a client certificate.
-        #[arg(long)]
-        tls: bool,
-        #[arg(long, default_value = "canonical")]
-        format: String,
-        #[arg(long)]
-        keep: bool,
-        /// Drain benchmark: start with this many observations buffered (an outage).
-        #[arg(long)]
-        drain: Option<u64>,
-        /// With --drain: measure the drain as the broker acknowledges it (the gateway's buffer
-        /// empties), with the subscriber taking only the live devices' topics, instead of as the
-        /// subscriber receives the backlog (which makes the broker forward every message).
-        #[arg(long, requires = "drain")]
-        drain_to_broker: bool,
-        /// How the simulated devices are attached: pseudo-terminals or device servers on TCP.
-        #[arg(long, value_enum, default_value = "pty")]
-        transport: medgw::bench::BenchTransport,
-        /// Each simulator writes what is due at most this often, as a USB serial adapter hands
-        /// over its bytes in chunks (an FTDI chip's latency timer is 16 ms by default); `0s`
-        /// writes every frame on its own. The frames keep their rate and times.
-        #[arg(long, value_parser = simulate::parse_duration, default_value = "4ms")]
-        write_every: Duration,
-        /// Nice value for the harness (simulators, subscriber) once the gateway and broker
-        /// run, so that on a shared machine it does not take their CPU; 0 leaves it.
-        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i32).range(0..=19))]
-        harness_nice: i32,
-    },
+    Bench(medgw::bench::BenchOptions),
     /// Inspect the on-disk buffer (safe while the gateway runs).
     Buffer {
         #[command(subcommand)]
@@ -445,37 +406,9 @@ fn run(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench {
-            devices,
-            protocol,
-            period_ms,
-            duration,
-            warmup,
-            tls,
-            format,
-            keep,
-            drain,
-            drain_to_broker,
-            transport,
-            write_every,
-            harness_nice,
-        } => {
+        Command::Bench(options) => {
             telemetry::init(log, "warn");
-            let report = runtime()?.block_on(medgw::bench::run(medgw::bench::BenchOptions {
-                transport,
-                devices,
-                protocol,
-                period_ms,
-                duration,
-                warmup,
-                tls,
-                format,
-                keep,
-                drain,
-                drain_to_broker,
-                write_every,
-                harness_nice,
-            }))?;
+            let report = runtime()?.block_on(medgw::bench::run(options))?;
             medgw::bench::print(&report, &mut std::io::stdout())?;
             Ok(ExitCode::SUCCESS)
         }
