@@ -18,7 +18,7 @@
 
 use alloc::vec::Vec;
 use core::fmt;
-use core::ops::{Deref, DerefMut};
+use core::ops::Deref;
 
 use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -60,13 +60,6 @@ impl Components {
         }
     }
 
-    pub fn as_mut_slice(&mut self) -> &mut [Component] {
-        match &mut self.0 {
-            Repr::One(c) => core::slice::from_mut(c),
-            Repr::Many(v) => v,
-        }
-    }
-
     /// Appends a member; the second one moves both to the heap.
     pub fn push(&mut self, c: Component) {
         match &mut self.0 {
@@ -94,18 +87,6 @@ impl Components {
 impl Deref for Components {
     type Target = [Component];
     fn deref(&self) -> &[Component] {
-        self.as_slice()
-    }
-}
-
-impl DerefMut for Components {
-    fn deref_mut(&mut self) -> &mut [Component] {
-        self.as_mut_slice()
-    }
-}
-
-impl AsRef<[Component]> for Components {
-    fn as_ref(&self) -> &[Component] {
         self.as_slice()
     }
 }
@@ -149,12 +130,6 @@ impl<const N: usize> From<[Component; N]> for Components {
     }
 }
 
-impl From<Components> for Vec<Component> {
-    fn from(c: Components) -> Vec<Component> {
-        c.into_vec()
-    }
-}
-
 /// Equal when the members are, wherever they are stored.
 impl PartialEq for Components {
     fn eq(&self, other: &Components) -> bool {
@@ -163,12 +138,6 @@ impl PartialEq for Components {
 }
 
 impl Eq for Components {}
-
-impl PartialEq<[Component]> for Components {
-    fn eq(&self, other: &[Component]) -> bool {
-        self.as_slice() == other
-    }
-}
 
 impl PartialEq<Vec<Component>> for Components {
     fn eq(&self, other: &Vec<Component>) -> bool {
