@@ -5,16 +5,19 @@
 //! joined by bounded channels (ARCHITECTURE.md). This crate holds everything with I/O; the
 //! protocol logic is in `medgw-protocols`.
 
+#[cfg(feature = "tools")]
 pub mod bench;
 pub mod buffer;
 pub mod capture;
 pub mod config;
 pub mod decode_cmd;
+#[cfg(feature = "tools")]
 pub mod demo;
 pub mod events;
 pub mod nomenclature_file;
 pub mod normalize;
 pub mod pipeline;
+#[cfg(feature = "tools")]
 pub mod pki;
 pub mod simulate;
 pub mod simulate_tcp;

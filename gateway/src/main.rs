@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use medgw::config::{self, LogFormat, PayloadFormat};
-use medgw::{capture, decode_cmd, demo, pipeline, simulate, telemetry};
+#[cfg(feature = "tools")]
+use medgw::demo;
+use medgw::{capture, decode_cmd, pipeline, simulate, telemetry};
 use medgw_protocols::sim::SimOptions;
 use medgw_protocols::Timestamp;
 use tokio_util::sync::CancellationToken;
@@ -81,6 +83,7 @@ enum Command {
         #[arg(short, long, default_value = "/etc/medgw/medgw.toml")]
         config: PathBuf,
     },
+    #[cfg(feature = "tools")]
     /// The demo: an embedded broker, simulated bedside devices on pseudo-terminals, the gateway
     /// reading them through the real serial path, and a live view of what is published.
     Demo {
@@ -181,6 +184,7 @@ enum Command {
         #[arg(long)]
         nomenclature: Option<PathBuf>,
     },
+    #[cfg(feature = "tools")]
     /// Benchmark: N simulated devices through the real path (pseudo-terminals, `medgw run`,
     /// Mosquitto) — observations/s, latency p50/p99 and the gateway's peak memory.
     Bench(medgw::bench::BenchOptions),
@@ -273,6 +277,7 @@ fn run(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
+        #[cfg(feature = "tools")]
         Command::Demo { duration, format, status_port } => {
             // The embedded broker logs every client it drops; the demo shows only medgw's warnings.
             telemetry::init(log, "warn,rumqttd=off");
@@ -406,6 +411,7 @@ fn run(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        #[cfg(feature = "tools")]
         Command::Bench(options) => {
             telemetry::init(log, "warn");
             let report = runtime()?.block_on(medgw::bench::run(options))?;
