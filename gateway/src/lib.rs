@@ -14,6 +14,7 @@ pub mod demo;
 pub mod events;
 pub mod nomenclature_file;
 pub mod normalize;
+pub mod open_files;
 pub mod pipeline;
 pub mod pki;
 pub mod simulate;
