@@ -402,13 +402,15 @@ fn half_sent_requests_neither_starve_devices_nor_stay_open() {
 
     // A device server connects while they are open, and its observations arrive.
     let sent = dir.path().join("masimo.sent.jsonl");
-    let mut sim = Command::new(medgw_bin())
+    let sim = Command::new(medgw_bin())
         .args(["simulate", "--device", "masimo", "--connect", &listen, "--period-ms", "250", "--sent"])
         .arg(&sent)
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(dir.path().join("masimo.sim.log")).unwrap())
         .spawn()
         .expect("start the simulated device server");
+    // Killed when dropped, also when an assertion fails.
+    let mut sim = Proc { child: sim, name: "masimo".into(), stderr: dir.path().join("masimo.sim.log") };
     let obs = |m: &[Received]| m.iter().filter(|m| m.topic.ends_with("/bed1-masimo/obs")).count();
     let msgs = sub.wait_for(Duration::from_secs(20), |m| obs(m) >= 8);
     assert!(obs(&msgs) >= 8, "{} observations of the device arrived\n{}", obs(&msgs), gw.log());
@@ -423,8 +425,7 @@ fn half_sent_requests_neither_starve_devices_nor_stay_open() {
     assert_eq!(r.status, 200, "{}", r.body);
     let st: Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(st["devices_connected"], 1);
-    let _ = sim.kill();
-    let _ = sim.wait();
+    sim.kill9();
     assert_eq!(gw.terminate(Duration::from_secs(15)), Some(0));
     let log = gw.log();
     assert!(log.contains("too many connections open"), "{log}");
