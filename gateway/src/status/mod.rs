@@ -36,6 +36,8 @@ const PAGE: &str = include_str!("page.html");
 const LOGIN: &str = include_str!("login.html");
 /// The longest a request may take once its headers are in.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// The longest a connection stays open, however busy.
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
 
 #[derive(Clone)]
 struct AppState {
@@ -357,7 +359,11 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(cfg.bind).await?;
     let addr = listener.local_addr()?;
     let app = router(running, cfg.token, addr.port());
-    let limits = server::Limits { max_connections: cfg.max_connections, header_timeout: Duration::from_secs(cfg.header_timeout_s) };
+    let limits = server::Limits {
+        max_connections: cfg.max_connections,
+        header_timeout: Duration::from_secs(cfg.header_timeout_s),
+        lifetime: CONNECTION_LIFETIME,
+    };
     let task = tokio::spawn(server::run(listener, app, limits, shutdown));
     tracing::info!(%addr, max_connections = limits.max_connections, "status page at http://{addr}/");
     Ok((addr, task))

@@ -6,8 +6,10 @@
 //! accepting device connections failed with "Too many open files". Here, hyper serves each
 //! connection with a header-read timeout (which also bounds an idle keep-alive connection:
 //! hyper restarts it while waiting for the next request), the router bounds the time a request
-//! takes, and a semaphore caps the connections open at once: beyond the cap a new connection
-//! is closed at once, never kept waiting.
+//! takes, a connection is closed after a maximum lifetime (after the request it is answering:
+//! this also frees the slot of a client that stops reading its answer), and a semaphore caps
+//! the connections open at once: beyond the cap a new connection is closed at once, never kept
+//! waiting.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,6 +35,8 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 pub struct Limits {
     pub max_connections: usize,
     pub header_timeout: Duration,
+    /// A connection is closed this long after it was accepted (a browser opens another).
+    pub lifetime: Duration,
 }
 
 /// Counts occurrences and says when one is to be logged: the first, then one per
@@ -99,9 +103,15 @@ pub async fn run(listener: TcpListener, app: Router, limits: Limits, shutdown: C
                 .max_buf_size(MAX_HEAD)
                 .serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
-            let r = tokio::select! {
-                r = conn.as_mut() => r,
-                _ = stop.cancelled() => {
+            let end = tokio::select! {
+                r = conn.as_mut() => Some(r),
+                _ = stop.cancelled() => None,
+                _ = tokio::time::sleep(limits.lifetime) => None,
+            };
+            // Shutting down or too old: the request being answered may finish, then it closes.
+            let r = match end {
+                Some(r) => r,
+                None => {
                     conn.as_mut().graceful_shutdown();
                     tokio::time::timeout(DRAIN, conn.as_mut()).await.unwrap_or(Ok(()))
                 }
@@ -150,7 +160,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = Router::new().route("/", axum::routing::get(|| async { "ok" }));
-        let limits = Limits { max_connections: 2, header_timeout: Duration::from_millis(500) };
+        let limits = Limits { max_connections: 2, header_timeout: Duration::from_millis(500), lifetime: Duration::from_secs(60) };
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(run(listener, app, limits, shutdown.clone()));
         let mut held = Vec::new();
@@ -179,6 +189,41 @@ mod tests {
         s.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.unwrap();
         assert!(!closed_within(&mut s, Duration::from_millis(200)).await, "kept alive after the answer");
         assert!(closed_within(&mut s, Duration::from_secs(2)).await, "an idle keep-alive connection is closed");
+        shutdown.cancel();
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_busy_keep_alive_connection_is_closed_after_its_lifetime() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let limits = Limits { max_connections: 1, header_timeout: Duration::from_secs(5), lifetime: Duration::from_millis(600) };
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(run(listener, app, limits, shutdown.clone()));
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let start = tokio::time::Instant::now();
+        let mut answered = 0;
+        let mut buf = [0u8; 1024];
+        // Well within the header timeout, a request every 100 ms: only the lifetime ends it.
+        let closed = loop {
+            if s.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.is_err() {
+                break true;
+            }
+            match tokio::time::timeout(Duration::from_secs(1), s.read(&mut buf)).await {
+                Ok(Ok(0) | Err(_)) => break true,
+                Ok(Ok(_)) => answered += 1,
+                Err(_) => break false,
+            }
+            if start.elapsed() > Duration::from_secs(3) {
+                break false;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert!(closed, "still open after {:?}", start.elapsed());
+        assert!(answered >= 3, "requests were answered until then: {answered}");
+        assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
         shutdown.cancel();
         server.await.unwrap();
     }
