@@ -294,11 +294,23 @@ pub struct StatusConfig {
     pub bind: std::net::SocketAddr,
     /// Required when `bind` is not a loopback address.
     pub token: Option<Secret>,
+    /// Status connections open at once; beyond it a new one is closed at once, so the operator
+    /// surface holds a bounded number of file descriptors and device sources never starve.
+    pub max_connections: usize,
+    /// A client must send a request's headers within this time, also between keep-alive
+    /// requests; a half-sent or idle connection is closed after it.
+    pub header_timeout_s: u64,
 }
 
 impl Default for StatusConfig {
     fn default() -> Self {
-        StatusConfig { enabled: true, bind: std::net::SocketAddr::from(([127, 0, 0, 1], 8080)), token: None }
+        StatusConfig {
+            enabled: true,
+            bind: std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
+            token: None,
+            max_connections: 64,
+            header_timeout_s: 10,
+        }
     }
 }
 
@@ -784,8 +796,11 @@ impl<'s> Reader<'s> {
                 Some("set token_file or token_env (the page shows clinical values), or bind to 127.0.0.1".into()),
             );
         }
-        self.finish(t, &["enabled", "bind", "token_file", "token_env"]);
-        StatusConfig { enabled, bind, token }
+        let defaults = StatusConfig::default();
+        let max_connections = self.int(&mut t, "max_connections", 1..=1024, defaults.max_connections as i64) as usize;
+        let header_timeout_s = self.int(&mut t, "header_timeout_s", 1..=300, defaults.header_timeout_s as i64) as u64;
+        self.finish(t, &["enabled", "bind", "token_file", "token_env", "max_connections", "header_timeout_s"]);
+        StatusConfig { enabled, bind, token, max_connections, header_timeout_s }
     }
 
     fn devices(&mut self, top: &mut Tbl) -> Vec<DeviceConfig> {

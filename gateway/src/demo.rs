@@ -101,7 +101,7 @@ fn demo_config(
             commit_interval_ms: 5,
             replay: Replay::LiveFirst,
         },
-        status: StatusConfig { enabled: true, bind: status_bind, token: None },
+        status: StatusConfig { bind: status_bind, ..StatusConfig::default() },
         devices: devices
             .iter()
             .map(|(path, protocol, bed, name)| {

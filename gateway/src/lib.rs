@@ -16,6 +16,7 @@ pub mod demo;
 pub mod events;
 pub mod nomenclature_file;
 pub mod normalize;
+pub mod open_files;
 pub mod pipeline;
 #[cfg(feature = "tools")]
 pub mod pki;

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use medgw::config::{self, LogFormat, PayloadFormat};
 #[cfg(feature = "tools")]
 use medgw::demo;
-use medgw::{capture, decode_cmd, pipeline, simulate, telemetry};
+use medgw::{capture, decode_cmd, open_files, pipeline, simulate, telemetry};
 use medgw_protocols::sim::SimOptions;
 use medgw_protocols::Timestamp;
 use tokio_util::sync::CancellationToken;
@@ -267,6 +267,17 @@ fn run(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
                 }
             };
             telemetry::init(if log == LogFormat::Json { LogFormat::Json } else { config.gateway.log_format }, "info");
+            let status_connections = if config.status.enabled { config.status.max_connections } else { 0 };
+            let needed = open_files::needed(config.devices.len(), status_connections);
+            match open_files::raise() {
+                Ok((_, after)) if after < needed => tracing::warn!(
+                    limit = after,
+                    needed,
+                    "the limit on open files is low for the configured devices; raise LimitNOFILE (systemd) or ulimit -n"
+                ),
+                Ok((before, after)) => tracing::info!(before, limit = after, needed, "open files limit"),
+                Err(e) => tracing::warn!(error = %e, "cannot raise the limit on open files"),
+            }
             runtime()?.block_on(async {
                 let shutdown = CancellationToken::new();
                 let (_running, done) = pipeline::start(config, shutdown.clone()).await?;

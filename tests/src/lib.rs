@@ -316,11 +316,29 @@ pub fn start_gateway(dir: &Path, name: &str, config: &str) -> Proc {
 /// Like [`start_gateway`], with extra environment variables; the log is appended to, so a
 /// gateway restarted under the same name keeps one log.
 pub fn start_gateway_env(dir: &Path, name: &str, config: &str, env: &[(&str, &Path)]) -> Proc {
+    spawn_gateway(dir, name, config, env, None)
+}
+
+/// Like [`start_gateway`], with the gateway allowed at most `open_files` open files (soft and
+/// hard limit, so it cannot raise them), as on a host with a low limit.
+pub fn start_gateway_limited(dir: &Path, name: &str, config: &str, open_files: u32) -> Proc {
+    spawn_gateway(dir, name, config, &[], Some(open_files))
+}
+
+fn spawn_gateway(dir: &Path, name: &str, config: &str, env: &[(&str, &Path)], open_files: Option<u32>) -> Proc {
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, config).expect("write config");
     let stderr = dir.join(format!("{name}.log"));
     let log = std::fs::OpenOptions::new().create(true).append(true).open(&stderr).expect("log file");
-    let mut cmd = Command::new(medgw_bin());
+    let mut cmd = match open_files {
+        None => Command::new(medgw_bin()),
+        Some(n) => {
+            // The shell sets both limits and execs the gateway (same pid).
+            let mut c = Command::new("sh");
+            c.arg("-c").arg(format!("ulimit -n {n} && exec \"$0\" \"$@\"")).arg(medgw_bin());
+            c
+        }
+    };
     cmd.args(["run", "--config"]).arg(&path).env("MEDGW_LOG", "info").stdout(Stdio::null()).stderr(log);
     for (k, v) in env {
         cmd.env(k, v);

@@ -37,6 +37,8 @@ use crate::sink::mqtt::AuxMessage;
 const HANDOVER: usize = 4;
 /// A refused peer is reported at most this often (the rest are counted).
 pub const REFUSAL_REPORT: Duration = Duration::from_secs(60);
+/// After a failed accept (out of file descriptors, usually), the wait before the next.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(200);
 /// Peers remembered for rate-limiting refusals; the table is cleared beyond this.
 const REFUSAL_PEERS: usize = 1024;
 
@@ -174,6 +176,8 @@ async fn serve(bind: SocketAddr, routes: Vec<Route>, link: PipelineLink) {
     };
     tracing::info!(listen = %bind, devices = ?devices, "listening for device servers");
     let allow: Vec<&[AllowRule]> = routes.iter().map(|r| r.allow.as_slice()).collect();
+    let mut accept_failures = 0u64;
+    let mut last_accept_warning: Option<Instant> = None;
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -182,9 +186,18 @@ async fn serve(bind: SocketAddr, routes: Vec<Route>, link: PipelineLink) {
         let (stream, peer) = match accepted {
             Ok(a) => a,
             Err(e) => {
-                // Out of descriptors and the like: do not spin.
-                tracing::warn!(listen = %bind, error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                // Out of descriptors (EMFILE, ENFILE) and the like: the connection waits in the
+                // backlog; try again shortly, never spin, never give up, and log once a minute.
+                accept_failures += 1;
+                if last_accept_warning.is_none_or(|t: Instant| t.elapsed() >= REFUSAL_REPORT) {
+                    last_accept_warning = Some(Instant::now());
+                    tracing::warn!(listen = %bind, error = %e, failures = accept_failures, "accept failed; retrying");
+                    accept_failures = 0;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(ACCEPT_BACKOFF) => {}
+                    _ = shutdown.cancelled() => return,
+                }
                 continue;
             }
         };

@@ -1,22 +1,30 @@
 //! The operator surface: a status page for the ward PC and the phone, a JSON API, health
 //! endpoints for supervisors and Prometheus metrics.
 //!
-//! Served on loopback by default. Bound to any other address it requires a token (bearer, or
-//! the password of HTTP basic auth so a browser can prompt for it): the page shows bed-level
-//! clinical values. `/healthz` answers without a token so a load balancer can probe it.
+//! Served on loopback by default, where it answers only requests addressed to a loopback name
+//! (`access.rs`: a rebound DNS name is refused). Bound to any other address it requires a
+//! token (bearer, the password of HTTP basic auth so a browser can prompt for it, or the
+//! session cookie `/login` sets for a kiosk display): the page shows bed-level clinical values.
+//! `/healthz` answers without a token so a load balancer can probe it. Every answer is
+//! `no-store` and may not be framed (`headers.rs`); connections are bounded in number and time
+//! (`server.rs`) so the operator surface cannot starve device input of file descriptors.
 
+mod access;
+mod headers;
 mod metrics;
+mod server;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Form, Json, Router};
 use medgw_protocols::Timestamp;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -25,11 +33,22 @@ use crate::config::{Secret, StatusConfig};
 use crate::pipeline::Running;
 
 const PAGE: &str = include_str!("page.html");
+const LOGIN: &str = include_str!("login.html");
+/// The longest a request may take once its headers are in.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// The longest a connection stays open, however busy.
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
 
 #[derive(Clone)]
 struct AppState {
     running: Running,
     token: Option<Arc<Secret>>,
+    /// The session cookie's value, derived from the token.
+    session: Option<Arc<String>>,
+    /// The bound port, for the `Host` check.
+    port: u16,
+    page_policy: Arc<String>,
+    login_policy: Arc<String>,
 }
 
 #[derive(Serialize)]
@@ -81,6 +100,10 @@ pub struct LatestValue {
     pub unit: String,
     pub flags: Vec<&'static str>,
     pub time: Timestamp,
+    /// Seconds since `time` by the gateway's clock, so the page can show how old a value is
+    /// (an intermittent NIBP, or the last values of a device that went silent) without
+    /// trusting the browser's clock.
+    pub age_s: f64,
 }
 
 #[derive(Serialize)]
@@ -134,6 +157,11 @@ pub async fn status_report(r: &Running) -> StatusReport {
     }
 }
 
+/// Seconds from `then` to `now`, never negative.
+fn age_s(now: Timestamp, then: Timestamp) -> f64 {
+    (now.0 - then.0).max(0) as f64 / 1000.0
+}
+
 pub fn device_reports(r: &Running) -> Vec<DeviceReport> {
     let now = Timestamp::now();
     let nom = &r.nomenclature;
@@ -173,6 +201,7 @@ pub fn device_reports(r: &Running) -> Vec<DeviceReport> {
                                 unit: nom.unit(rd.unit).map(|u| u.display.to_string()).unwrap_or_default(),
                                 flags: rd.flags.names().collect(),
                                 time: rd.effective_time(),
+                                age_s: age_s(now, rd.effective_time()),
                             }
                         })
                         .collect()
@@ -195,8 +224,37 @@ pub fn device_reports(r: &Running) -> Vec<DeviceReport> {
         .collect()
 }
 
-async fn page() -> impl IntoResponse {
-    ([(header::CACHE_CONTROL, "no-store"), (header::X_CONTENT_TYPE_OPTIONS, "nosniff")], Html(PAGE))
+async fn page(State(s): State<AppState>) -> impl IntoResponse {
+    ([(header::CONTENT_SECURITY_POLICY, s.page_policy.as_str())], Html(PAGE)).into_response()
+}
+
+/// The sign-in form, with an optional message in place of its marker.
+fn login_page(s: &AppState, status: StatusCode, message: &str) -> Response {
+    let html = LOGIN.replace("<!--message-->", message);
+    (status, [(header::CONTENT_SECURITY_POLICY, s.login_policy.as_str())], Html(html)).into_response()
+}
+
+async fn login_form(State(s): State<AppState>) -> Response {
+    login_page(&s, StatusCode::OK, "")
+}
+
+#[derive(serde::Deserialize)]
+struct Login {
+    token: String,
+}
+
+/// Signs a browser in (a kiosk display cannot put the token in a URL or answer a prompt): the
+/// right token sets the session cookie and goes to the page.
+async fn login(State(s): State<AppState>, headers: HeaderMap, Form(form): Form<Login>) -> Response {
+    let (Some(token), Some(session)) = (&s.token, &s.session) else {
+        return Redirect::to("./").into_response();
+    };
+    if !access::same(form.token.as_bytes(), token.expose().as_bytes()) {
+        tracing::warn!("status page: sign-in refused (wrong token)");
+        return login_page(&s, StatusCode::UNAUTHORIZED, "<p class=\"error\">Wrong token.</p>");
+    }
+    let cookie = access::session_cookie(session, access::via_https(&headers));
+    ([(header::SET_COOKIE, cookie)], Redirect::to("./")).into_response()
 }
 
 async fn api_status(State(s): State<AppState>) -> Json<StatusReport> {
@@ -229,39 +287,52 @@ async fn metrics(State(s): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 
-/// Constant-time comparison, so the token cannot be guessed byte by byte from timings.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-fn authorized(headers: &HeaderMap, token: &str) -> bool {
-    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else { return false };
-    if let Some(bearer) = value.strip_prefix("Bearer ") {
-        return same(bearer.trim().as_bytes(), token.as_bytes());
-    }
-    if let Some(basic) = value.strip_prefix("Basic ") {
-        use base64::Engine;
-        if let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(basic.trim()) {
-            if let Some(pos) = decoded.iter().position(|b| *b == b':') {
-                return same(&decoded[pos + 1..], token.as_bytes());
-            }
-        }
-    }
-    false
-}
-
 async fn require_token(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    match &s.token {
-        Some(t) if !authorized(req.headers(), t.expose()) => {
-            (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Basic realm=\"medgw\", charset=\"UTF-8\"")], "token required\n")
-                .into_response()
-        }
+    match (&s.token, &s.session) {
+        (Some(t), Some(session)) if !access::authorized(req.headers(), t.expose(), session) => (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"medgw\", charset=\"UTF-8\"")],
+            "token required (a browser without a prompt signs in at /login)\n",
+        )
+            .into_response(),
         _ => next.run(req).await,
     }
 }
 
-pub fn router(running: Running, token: Option<Secret>) -> Router {
-    let state = AppState { running, token: token.map(Arc::new) };
+/// Without a token (the loopback default), answers only requests addressed to a loopback name,
+/// so a web page whose DNS name is rebound to 127.0.0.1 cannot read the status surface.
+async fn check_host(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    if s.token.is_none() {
+        let host = req.headers().get(header::HOST).map(|h| h.to_str().unwrap_or(""));
+        if let Some(host) = host {
+            if !access::loopback_host(host, s.port) {
+                tracing::debug!("status page: refused a request for another host name");
+                return (StatusCode::MISDIRECTED_REQUEST, "this status page answers only to localhost (Host header)\n").into_response();
+            }
+        }
+    }
+    next.run(req).await
+}
+
+/// Bounds the time a request takes once its headers are in (reading a form, the buffer).
+async fn deadline(req: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "the request took too long\n").into_response(),
+    }
+}
+
+/// The routes, for a server bound to `port` (the `Host` check needs it).
+pub fn router(running: Running, token: Option<Secret>, port: u16) -> Router {
+    let session = token.as_ref().map(|t| Arc::new(access::session_value(t.expose())));
+    let state = AppState {
+        running,
+        token: token.map(Arc::new),
+        session,
+        port,
+        page_policy: Arc::new(headers::page_policy(PAGE)),
+        login_policy: Arc::new(headers::page_policy(LOGIN)),
+    };
     let protected = Router::new()
         .route("/", get(page))
         .route("/api/status", get(api_status))
@@ -269,7 +340,14 @@ pub fn router(running: Running, token: Option<Secret>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
-    Router::new().route("/healthz", get(healthz)).merge(protected).with_state(state)
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/login", get(login_form).post(login).layer(DefaultBodyLimit::max(4096)))
+        .merge(protected)
+        .layer(middleware::from_fn_with_state(state.clone(), check_host))
+        .layer(middleware::from_fn(deadline))
+        .layer(middleware::from_fn(headers::harden))
+        .with_state(state)
 }
 
 /// Serves the status surface until `shutdown`; returns the bound address once listening.
@@ -280,14 +358,14 @@ pub async fn serve(
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(cfg.bind).await?;
     let addr = listener.local_addr()?;
-    let app = router(running, cfg.token);
-    let task = tokio::spawn(async move {
-        let r = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
-        if let Err(e) = r {
-            tracing::error!(error = %e, "status server stopped");
-        }
-    });
-    tracing::info!(%addr, "status page at http://{addr}/");
+    let app = router(running, cfg.token, addr.port());
+    let limits = server::Limits {
+        max_connections: cfg.max_connections,
+        header_timeout: Duration::from_secs(cfg.header_timeout_s),
+        lifetime: CONNECTION_LIFETIME,
+    };
+    let task = tokio::spawn(server::run(listener, app, limits, shutdown));
+    tracing::info!(%addr, max_connections = limits.max_connections, "status page at http://{addr}/");
     Ok((addr, task))
 }
 
@@ -296,17 +374,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tokens_by_bearer_or_basic_password() {
-        let mut h = HeaderMap::new();
-        assert!(!authorized(&h, "s3cret"));
-        h.insert(header::AUTHORIZATION, "Bearer s3cret".parse().unwrap());
-        assert!(authorized(&h, "s3cret"));
-        h.insert(header::AUTHORIZATION, "Bearer s3cre".parse().unwrap());
-        assert!(!authorized(&h, "s3cret"));
-        // "nurse:s3cret"
-        h.insert(header::AUTHORIZATION, "Basic bnVyc2U6czNjcmV0".parse().unwrap());
-        assert!(authorized(&h, "s3cret"));
-        h.insert(header::AUTHORIZATION, "Basic bnVyc2U6d3Jvbmc=".parse().unwrap());
-        assert!(!authorized(&h, "s3cret"));
+    fn a_value_carries_its_age() {
+        let now = Timestamp(1_000_000);
+        assert_eq!(age_s(now, Timestamp(997_500)), 2.5);
+        assert_eq!(age_s(now, Timestamp(1_000_200)), 0.0, "a device clock ahead is not a negative age");
     }
 }
