@@ -12,6 +12,7 @@ pub mod config;
 pub mod decode_cmd;
 pub mod demo;
 pub mod events;
+pub mod log_limit;
 pub mod nomenclature_file;
 pub mod normalize;
 pub mod pipeline;
