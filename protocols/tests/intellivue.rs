@@ -525,7 +525,11 @@ fn a_release_without_answer_ends_in_an_abort_after_a_second() {
     release(&mut l);
     assert!(l.client.releasing());
     assert_eq!(l.client.session_state(), Some("releasing"));
-    // Poll replies still in flight are dropped quietly while releasing.
+    // A poll reply still in flight is decoded, not dropped.
+    let before = l.measurements().len();
+    l.inject_to_client(&ext_poll_part(0x7777, ro::RORS, None, 96));
+    assert_eq!(l.measurements().len(), before + 1);
+    assert!(l.client.releasing());
     l.run_for(999);
     assert!(l.client.releasing());
     l.run_for(1);

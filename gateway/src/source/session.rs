@@ -11,8 +11,12 @@
 //! Protocol sessions: a device with a session (IntelliVue's association) refuses a new one
 //! while it still holds the old, so the loop ends sessions explicitly. On shutdown with the
 //! connection open it sends the protocol's release and waits up to [`RELEASE_WAIT`] for the
-//! answer; when it drops a connection for an error (a failed read or write, silence) it first
-//! sends the protocol's abort, best effort. Protocols without a session send nothing.
+//! answer. When it drops a connection the device may still hear (silence: a half-open socket,
+//! a device that stopped talking) it first sends the protocol's abort; when the connection
+//! itself failed (read or write error, closed by the peer) there is no one to send it to, and
+//! only the decoder's session is ended. Protocols without a session send nothing. (Writing to
+//! a serial port whose other end is gone can block in the driver's drain, beyond any time-out,
+//! so nothing is written to a connection known to be broken.)
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
@@ -146,7 +150,7 @@ pub async fn run<T: Transport>(mut runner: DeviceRunner, mut transport: T) {
         // The connection's life: the block ends when it is lost or silent.
         'conn: {
             if let Err(e) = conn.write_frames(frames).await {
-                abort(&mut runner, &mut conn).await;
+                abort(&mut runner, None::<&mut T::Conn>).await;
                 lost(&mut runner, &mut outage_since, &mut announced_down, format!("write failed: {e}"));
                 break 'conn;
             }
@@ -162,7 +166,7 @@ pub async fn run<T: Transport>(mut runner: DeviceRunner, mut transport: T) {
                         match r {
                             Ok(0) | Err(_) => {
                                 let detail = match r { Err(e) => format!("read failed: {e}"), _ => transport.closed().to_string() };
-                                abort(&mut runner, &mut conn).await;
+                                abort(&mut runner, None::<&mut T::Conn>).await;
                                 lost(&mut runner, &mut outage_since, &mut announced_down, detail);
                                 break 'conn;
                             }
@@ -195,7 +199,7 @@ pub async fn run<T: Transport>(mut runner: DeviceRunner, mut transport: T) {
                             runner.event(runner.device_event(EventKind::Silent, format!("no data for {} s: {what}", silence.as_secs())).with_span(since, now));
                         }
                         // A half-open connection never recovers by itself: close it and connect again.
-                        abort(&mut runner, &mut conn).await;
+                        abort(&mut runner, Some(&mut conn)).await;
                         break 'conn;
                     }
                     step = transport.notice() => match step {
@@ -226,7 +230,7 @@ pub async fn run<T: Transport>(mut runner: DeviceRunner, mut transport: T) {
                 };
                 if !frames.is_empty() {
                     if let Err(e) = conn.write_frames(frames).await {
-                        abort(&mut runner, &mut conn).await;
+                        abort(&mut runner, None::<&mut T::Conn>).await;
                         lost(&mut runner, &mut outage_since, &mut announced_down, format!("write failed: {e}"));
                         break 'conn;
                     }
@@ -272,14 +276,15 @@ async fn release<C: Conn>(runner: &mut DeviceRunner, conn: &mut C, buf: &mut [u8
     }
     if runner.releasing() {
         tracing::info!(device = %runner.cfg.name, "no answer to the session release: aborting it");
-        abort(runner, conn).await;
+        abort(runner, Some(conn)).await;
     }
 }
 
-/// The connection is dropped for an error: aborts the protocol session, best effort (the
-/// connection may be gone already), so the device need not wait for its own time-out.
-async fn abort<C: Conn>(runner: &mut DeviceRunner, conn: &mut C) {
-    if let Ok(frames) = runner.abort(Timestamp::now()).await {
+/// The connection is dropped for an error: aborts the protocol session, and tells the device
+/// over `conn` when it may still hear it (best effort), so it need not wait for its own
+/// time-out before it accepts a new session.
+async fn abort<C: Conn>(runner: &mut DeviceRunner, conn: Option<&mut C>) {
+    if let (Ok(frames), Some(conn)) = (runner.abort(Timestamp::now()).await, conn) {
         if !frames.is_empty() {
             let _ = tokio::time::timeout(ABORT_WRITE, conn.write_frames(frames)).await;
         }

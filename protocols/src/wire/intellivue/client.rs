@@ -453,7 +453,7 @@ impl Session {
     }
 
     /// While the release is under way: its answer ends it; poll replies still in flight are
-    /// dropped (the gateway is stopping).
+    /// decoded as usual (the monitor measured and sent them; nothing is dropped).
     fn handle_while_releasing(&mut self, spdu: Spdu<'_>, offset: u64, now: Timestamp, out: &mut Vec<Event>) {
         match spdu {
             Spdu::ReleaseResponse => {
@@ -472,7 +472,7 @@ impl Session {
                 out.push(Event::Session("aborted"));
                 self.state = State::Idle;
             }
-            Spdu::Data { .. } => {}
+            Spdu::Data { apdu, .. } => self.handle_data(apdu, offset, now, out),
             Spdu::Connect(_) => self.unexpected(offset, "association request", out),
             Spdu::Accept(_) => self.unexpected(offset, "association result", out),
             Spdu::Refuse => self.unexpected(offset, "association refusal", out),
@@ -575,7 +575,7 @@ impl Session {
     }
 
     fn handle_action_result(&mut self, invoke_id: u16, linked_id: Option<(u8, u8)>, result: &[u8], offset: u64, out: &mut Vec<Event>) {
-        if !matches!(self.state, State::Associated { .. } | State::Listening) {
+        if !matches!(self.state, State::Associated { .. } | State::Listening | State::Releasing { .. }) {
             return self.unexpected(offset, "poll result", out);
         }
         let reply = pdu::ActionResult::parse(result).and_then(|ar| match ar.action_type {
