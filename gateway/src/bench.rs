@@ -255,6 +255,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
             link: (o.transport == BenchTransport::Pty).then(|| link.clone()),
             duration: None,
             write_every: o.write_every,
+            session_timeout: None,
         };
         let stop = stop.clone();
         match o.transport {

@@ -200,6 +200,7 @@ pub async fn run(duration: Option<Duration>, format: PayloadFormat, status_port:
             link: Some(link),
             duration: None,
             write_every: Duration::ZERO,
+            session_timeout: None,
         };
         let stop = stop.clone();
         tokio::spawn(async move {

@@ -38,6 +38,23 @@ pub enum EventKind {
     Gateway,
 }
 
+impl EventKind {
+    /// Logged as a warning (the rest at info).
+    pub fn is_warning(self) -> bool {
+        matches!(
+            self,
+            EventKind::Disconnected
+                | EventKind::Silent
+                | EventKind::ConnectionRefused
+                | EventKind::SequenceGap
+                | EventKind::Rejected
+                | EventKind::BufferDropped
+                | EventKind::BufferFull
+                | EventKind::BufferQuarantined
+        )
+    }
+}
+
 /// An event as published.
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
@@ -92,19 +109,22 @@ impl Event {
 
     /// Logs the event at the level its kind deserves.
     pub fn log(&self) {
+        self.log_repeated(0);
+    }
+
+    /// Logs the event, saying how many like it were counted but not logged before it
+    /// (`crate::log_limit`).
+    pub fn log_repeated(&self, suppressed: u64) {
         let device = self.device.as_deref().unwrap_or("-");
+        let suppressed = (suppressed > 0).then_some(suppressed);
         match self.kind {
-            EventKind::Disconnected
-            | EventKind::Silent
-            | EventKind::ConnectionRefused
-            | EventKind::SequenceGap
-            | EventKind::BufferDropped
-            | EventKind::BufferFull
-            | EventKind::BufferQuarantined => {
-                tracing::warn!(kind = ?self.kind, device, count = self.count, detail = %self.detail, "device event")
+            EventKind::Rejected => {
+                tracing::warn!(kind = ?self.kind, device, count = self.count, detail = %self.detail, suppressed, "frames rejected")
             }
-            EventKind::Rejected => tracing::warn!(kind = ?self.kind, device, count = self.count, detail = %self.detail, "frames rejected"),
-            _ => tracing::info!(kind = ?self.kind, device, detail = %self.detail, "device event"),
+            k if k.is_warning() => {
+                tracing::warn!(kind = ?self.kind, device, count = self.count, detail = %self.detail, suppressed, "device event")
+            }
+            _ => tracing::info!(kind = ?self.kind, device, detail = %self.detail, suppressed, "device event"),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod decode_cmd;
 #[cfg(feature = "tools")]
 pub mod demo;
 pub mod events;
+pub mod log_limit;
 pub mod nomenclature_file;
 pub mod normalize;
 pub mod open_files;

@@ -145,6 +145,10 @@ enum Command {
         sent: Option<PathBuf>,
         #[arg(long, value_parser = simulate::parse_duration)]
         duration: Option<Duration>,
+        /// How long the device keeps a session whose client went quiet, e.g. 30s (IntelliVue:
+        /// the monitor refuses new associations until then unless the old one was released).
+        #[arg(long, value_parser = simulate::parse_duration)]
+        session_timeout: Option<Duration>,
     },
     /// Decode a capture or raw bytes from a device: one observation per line on stdout,
     /// rejected frames on stderr. Exit 0 if every frame decoded, 1 if any was rejected.
@@ -295,7 +299,23 @@ fn run(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(demo::run(duration, format.into(), status_port))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Simulate { device, replay, speed, pty, port, tcp, connect, from, link, faults, seed, period_ms, sent, duration } => {
+        Command::Simulate {
+            device,
+            replay,
+            speed,
+            pty,
+            port,
+            tcp,
+            connect,
+            from,
+            link,
+            faults,
+            seed,
+            period_ms,
+            sent,
+            duration,
+            session_timeout,
+        } => {
             telemetry::init(log, "info");
             if !pty && port.is_none() && tcp.is_none() && connect.is_none() {
                 anyhow::bail!("give --pty, --port PATH, --tcp ADDR or --connect ADDR");
@@ -320,7 +340,7 @@ fn run(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
             }
             let device = device.unwrap_or_default();
             let options = SimOptions { seed, period_ms, record: sent.is_some() };
-            let run = simulate::SimRun { protocol: device, options, faults, link, duration, write_every: Duration::ZERO };
+            let run = simulate::SimRun { protocol: device, options, faults, link, duration, write_every: Duration::ZERO, session_timeout };
             let mut sent_file = match &sent {
                 Some(p) => {
                     Some(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?))

@@ -175,6 +175,21 @@ pub struct SimRun {
     /// timers and writes do not take the CPU the gateway and broker are measured on. The
     /// frames keep their own times and rate.
     pub write_every: Duration,
+    /// How long the device keeps a session whose client went quiet (IntelliVue: the monitor's
+    /// connection time-out, during which it refuses a new association); `None`: the
+    /// protocol's own.
+    pub session_timeout: Option<Duration>,
+}
+
+impl SimRun {
+    /// The simulator of this run, configured.
+    pub fn make(&self) -> Result<Box<dyn DeviceSimulator>, String> {
+        let mut sim = make(&self.protocol, &self.options)?;
+        if let Some(t) = self.session_timeout {
+            sim.set_session_timeout_ms(t.as_millis() as u64);
+        }
+        Ok(sim)
+    }
 }
 
 /// Creates the simulator of `protocol`.
@@ -291,7 +306,7 @@ pub async fn run_pty(
     ready: tokio::sync::oneshot::Sender<PathBuf>,
     mut on_sent: impl FnMut(Sent) + Send,
 ) -> Result<(), String> {
-    let mut sim = make(&run.protocol, &run.options)?;
+    let mut sim = run.make()?;
     let mut pty = Pty::open().map_err(|e| format!("cannot open a pseudo-terminal: {e}"))?;
     if let Some(link) = &run.link {
         relink(link, &pty.path).map_err(|e| format!("cannot link {}: {e}", link.display()))?;
@@ -332,7 +347,7 @@ pub async fn run_port(
     ready: tokio::sync::oneshot::Sender<PathBuf>,
     mut on_sent: impl FnMut(Sent) + Send,
 ) -> Result<(), String> {
-    let mut sim = make(&run.protocol, &run.options)?;
+    let mut sim = run.make()?;
     let (baud, bits, parity, stop_bits) =
         medgw_protocols::registry::find(&run.protocol).and_then(|p| p.serial).unwrap_or((9600, 8, 'N', 1));
     let settings = crate::config::SerialSettings {
@@ -420,6 +435,7 @@ mod tests {
             link: None,
             duration: Some(Duration::from_millis(400)),
             write_every,
+            session_timeout: None,
         };
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let mut io = Recorder::default();

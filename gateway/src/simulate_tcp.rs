@@ -22,7 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::simulate::{drive, make, schedule, Driven, SimIo, SimRun};
+use crate::simulate::{drive, schedule, Driven, SimIo, SimRun};
 
 /// The device server in "TCP server" mode.
 struct ServerIo {
@@ -134,7 +134,7 @@ pub async fn run_tcp_server(
     ready: tokio::sync::oneshot::Sender<String>,
     mut on_sent: impl FnMut(Sent) + Send,
 ) -> Result<(), String> {
-    let mut sim = make(&run.protocol, &run.options)?;
+    let mut sim = run.make()?;
     let listener = TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     let _ = ready.send(bound.to_string());
@@ -252,7 +252,7 @@ pub async fn run_tcp_client(
     ready: tokio::sync::oneshot::Sender<String>,
     mut on_sent: impl FnMut(Sent) + Send,
 ) -> Result<(), String> {
-    let mut sim = make(&run.protocol, &run.options)?;
+    let mut sim = run.make()?;
     let _ = ready.send(addr.clone());
     let mut io = ClientIo { addr, from, stream: None, retry: Duration::from_millis(200) };
     let start = tokio::time::Instant::now();
@@ -290,6 +290,7 @@ mod tests {
             link: None,
             duration: None,
             write_every: std::time::Duration::ZERO,
+            session_timeout: None,
         }
     }
 

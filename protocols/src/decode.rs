@@ -56,6 +56,34 @@ pub trait Decoder: Send {
         None
     }
 
+    /// The gateway is stopping while the connection is open. A protocol with a session ends it
+    /// the way the device expects (IntelliVue: the association release request), so the device
+    /// does not hold the session for its time-out and refuse the next one. While
+    /// [`Decoder::releasing`] is true the gateway goes on feeding the device's answer, for a
+    /// bounded time.
+    fn release(&mut self, now: Timestamp, out: &mut Vec<Event>) {
+        let _ = (now, out);
+    }
+
+    /// True while a release waits for the device's answer.
+    fn releasing(&self) -> bool {
+        false
+    }
+
+    /// The connection is about to be dropped for an error (a failed write, silence): a protocol
+    /// with a session tells the device it is over (IntelliVue: abort), best effort, so that a
+    /// device still listening frees it at once.
+    fn abort(&mut self, now: Timestamp, out: &mut Vec<Event>) {
+        let _ = (now, out);
+    }
+
+    /// The protocol session's state for the status page (IntelliVue: `associating`,
+    /// `associated`, `refused`, ...); `None` for protocols without a session, whose state is
+    /// the connection's.
+    fn session_state(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Whether this protocol sends requests. Listen-only installs (Y-cables, where another
     /// system owns the device's requests) refuse such protocols unless they offer a passive mode.
     fn sends_requests(&self) -> bool {

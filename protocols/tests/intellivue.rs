@@ -447,3 +447,117 @@ fn listen_only_never_transmits() {
     assert!(ev.iter().any(|e| matches!(e, Event::Identity(_))));
     assert!(!ev.iter().any(|e| matches!(e, Event::Transmit(_))));
 }
+
+/// The SPDU type of every frame the client sent (the first user-data byte).
+fn sent_spdus(l: &Link) -> Vec<u8> {
+    l.sent_frames.iter().filter_map(|f| f.get(5).copied()).collect()
+}
+
+/// The gateway restarts: a new client on the same line, as after `medgw` was restarted.
+fn restart_client(l: &mut Link) {
+    l.client = IntelliVueClient::new(&DecoderOptions { poll_period_ms: 1000, listen_only: false });
+    l.events.clear();
+    l.sent_frames.clear();
+    l.start();
+}
+
+fn release(l: &mut Link) {
+    let mut ev = Vec::new();
+    l.client.release(l.now, &mut ev);
+    l.exchange(ev, Vec::new());
+}
+
+#[test]
+fn a_client_that_vanishes_without_release_is_refused_for_the_monitors_hold_time() {
+    let mut l = Link::new(1000, 20);
+    l.sim.set_connection_timeout_ms(Some(30_000));
+    l.start();
+    l.run_for(3_000);
+    assert!(l.client.is_associated() && l.sim.is_associated());
+    // The gateway dies; its successor asks for an association at once and keeps asking.
+    restart_client(&mut l);
+    l.run_for(20_000);
+    assert!(!l.client.is_associated());
+    assert!(l.sessions().iter().all(|s| *s == "association-refused"), "{:?}", l.sessions());
+    assert_eq!(l.client.session_state(), Some("refused"));
+    // The refused requests do not keep the dead association alive: it goes after 30 s.
+    l.run_for(30_000);
+    assert!(l.client.is_associated(), "{:?}", l.sessions());
+}
+
+#[test]
+fn release_on_stop_lets_the_next_client_associate_at_once() {
+    let mut l = Link::new(1000, 21);
+    l.sim.set_connection_timeout_ms(Some(30_000));
+    assert_eq!(l.client.session_state(), Some("idle"));
+    let mut c = IntelliVueClient::new(&DecoderOptions::default());
+    c.start(T0, &mut Vec::new());
+    assert_eq!(c.session_state(), Some("associating"), "AARQ sent, no answer yet");
+    l.start();
+    l.run_for(3_000);
+    assert_eq!(l.client.session_state(), Some("associated"));
+    let before = l.sent_frames.len();
+    release(&mut l);
+    // Release request (SPDU 0x09, protocols.md §3) out, release response back: done.
+    assert_eq!(sent_spdus(&l)[before..], [0x09]);
+    assert_eq!(l.sessions().last(), Some(&"released"));
+    assert!(!l.client.releasing());
+    assert_eq!(l.client.next_wakeup(), None, "nothing more to do after the release");
+    assert!(!l.sim.is_associated());
+    // The next gateway associates at once, not after the monitor's 30 s.
+    restart_client(&mut l);
+    l.run_for(2_000);
+    assert!(l.client.is_associated(), "{:?}", l.sessions());
+    assert!(!l.sessions().contains(&"association-refused"));
+    // Nothing to release when there is no association.
+    let mut c = IntelliVueClient::new(&DecoderOptions::default());
+    let mut ev = Vec::new();
+    c.release(T0, &mut ev);
+    assert!(ev.is_empty() && !c.releasing());
+}
+
+#[test]
+fn a_release_without_answer_ends_in_an_abort_after_a_second() {
+    let mut l = Link::new(1000, 22);
+    l.start();
+    l.run_for(2_500);
+    l.cut_uplink = true;
+    release(&mut l);
+    assert!(l.client.releasing());
+    assert_eq!(l.client.session_state(), Some("releasing"));
+    // A poll reply still in flight is decoded, not dropped.
+    let before = l.measurements().len();
+    l.inject_to_client(&ext_poll_part(0x7777, ro::RORS, None, 96));
+    assert_eq!(l.measurements().len(), before + 1);
+    assert!(l.client.releasing());
+    l.run_for(999);
+    assert!(l.client.releasing());
+    l.run_for(1);
+    assert!(!l.client.releasing());
+    assert_eq!(l.sessions().last(), Some(&"release-timeout"));
+    assert_eq!(sent_spdus(&l).last(), Some(&0x19), "abort after the unanswered release");
+    assert!(l.rejections().is_empty(), "{:?}", l.rejections());
+}
+
+#[test]
+fn abort_on_a_connection_error_frees_the_monitor_at_once() {
+    let mut l = Link::new(1000, 23);
+    l.sim.set_connection_timeout_ms(Some(30_000));
+    l.start();
+    l.run_for(2_500);
+    let mut ev = Vec::new();
+    l.client.abort(l.now, &mut ev);
+    l.exchange(ev, Vec::new());
+    assert_eq!(sent_spdus(&l).last(), Some(&0x19));
+    assert!(!l.sim.is_associated());
+    assert_eq!(l.client.session_state(), Some("idle"));
+    restart_client(&mut l);
+    l.run_for(2_000);
+    assert!(l.client.is_associated(), "{:?}", l.sessions());
+    // An abort with no association sends nothing (a listen-only tap never does).
+    let mut c = IntelliVueClient::new(&DecoderOptions { poll_period_ms: 1000, listen_only: true });
+    let mut ev = Vec::new();
+    c.abort(T0, &mut ev);
+    assert!(ev.is_empty());
+    assert_eq!(c.session_state(), Some("listening"));
+}

@@ -11,12 +11,12 @@
 //!
 //! A peer outside every allow list is refused: the socket is closed at once, a warning names
 //! the peer, and a `connection-refused` event is published (on the device's topic when the
-//! listener serves one device, on the gateway's otherwise), at most once a minute per peer so
-//! that a port scan does not flood the log. An allowed peer that connects again replaces its
+//! listener serves one device, on the gateway's otherwise), at most once a minute per peer with
+//! the number refused meanwhile (`crate::log_limit`), so that a port scan does not flood the
+//! log. The accept loop's other warnings are limited the same way, per device and cause. An allowed peer that connects again replaces its
 //! previous connection (`session.rs`): device servers reconnect after a reboot before the old
 //! socket has timed out.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -31,16 +31,15 @@ use super::tcp::{configure, RawConn};
 use super::PipelineLink;
 use crate::config::AllowRule;
 use crate::events::{Event, EventKind};
+use crate::log_limit::LogLimiter;
 use crate::sink::mqtt::AuxMessage;
 
 /// Connections waiting for their device's task (it takes them within a read).
 const HANDOVER: usize = 4;
 /// A refused peer is reported at most this often (the rest are counted).
-pub const REFUSAL_REPORT: Duration = Duration::from_secs(60);
+pub const REFUSAL_REPORT: Duration = crate::log_limit::REPEAT_INTERVAL;
 /// After a failed accept (out of file descriptors, usually), the wait before the next.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(200);
-/// Peers remembered for rate-limiting refusals; the table is cleared beyond this.
-const REFUSAL_PEERS: usize = 1024;
 
 /// The device entry an accepted peer belongs to: the first whose allow list contains it.
 pub fn route(allow: &[&[AllowRule]], peer: IpAddr) -> Option<usize> {
@@ -48,36 +47,8 @@ pub fn route(allow: &[&[AllowRule]], peer: IpAddr) -> Option<usize> {
 }
 
 /// Decides which refusals are logged and published: the first per peer, then one per
-/// [`REFUSAL_REPORT`] with the number suppressed meanwhile. Time is passed in.
-#[derive(Debug, Default)]
-pub struct RefusalLimiter {
-    peers: HashMap<IpAddr, (Instant, u64)>,
-}
-
-impl RefusalLimiter {
-    /// `Some(suppressed since the last report)` when this refusal is to be reported.
-    pub fn report(&mut self, peer: IpAddr, now: Instant) -> Option<u64> {
-        if self.peers.len() >= REFUSAL_PEERS && !self.peers.contains_key(&peer) {
-            self.peers.clear();
-        }
-        match self.peers.get_mut(&peer) {
-            Some((last, suppressed)) if now.duration_since(*last) < REFUSAL_REPORT => {
-                *suppressed += 1;
-                None
-            }
-            Some((last, suppressed)) => {
-                let n = *suppressed;
-                *last = now;
-                *suppressed = 0;
-                Some(n)
-            }
-            None => {
-                self.peers.insert(peer, (now, 0));
-                Some(0)
-            }
-        }
-    }
-}
+/// [`REFUSAL_REPORT`] with the number suppressed meanwhile.
+pub type RefusalLimiter = LogLimiter<IpAddr>;
 
 /// A device whose device server connects to the gateway.
 pub struct TcpServerSource {
@@ -154,6 +125,8 @@ async fn serve(bind: SocketAddr, routes: Vec<Route>, link: PipelineLink) {
     let shutdown = link.shutdown.clone();
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30), bind.port() as u64);
     let mut limiter = RefusalLimiter::default();
+    // The accept loop's own warnings, per (cause, device).
+    let mut warnings: LogLimiter<(&'static str, usize)> = LogLimiter::default();
     let mut announced = false;
     let devices: Vec<&str> = routes.iter().map(|r| r.device.as_str()).collect();
     let listener = loop {
@@ -176,8 +149,6 @@ async fn serve(bind: SocketAddr, routes: Vec<Route>, link: PipelineLink) {
     };
     tracing::info!(listen = %bind, devices = ?devices, "listening for device servers");
     let allow: Vec<&[AllowRule]> = routes.iter().map(|r| r.allow.as_slice()).collect();
-    let mut accept_failures = 0u64;
-    let mut last_accept_warning: Option<Instant> = None;
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -187,12 +158,10 @@ async fn serve(bind: SocketAddr, routes: Vec<Route>, link: PipelineLink) {
             Ok(a) => a,
             Err(e) => {
                 // Out of descriptors (EMFILE, ENFILE) and the like: the connection waits in the
-                // backlog; try again shortly, never spin, never give up, and log once a minute.
-                accept_failures += 1;
-                if last_accept_warning.is_none_or(|t: Instant| t.elapsed() >= REFUSAL_REPORT) {
-                    last_accept_warning = Some(Instant::now());
-                    tracing::warn!(listen = %bind, error = %e, failures = accept_failures, "accept failed; retrying");
-                    accept_failures = 0;
+                // backlog; try again shortly, never spin, never give up, log at most once a minute.
+                if let Some(suppressed) = warnings.report(("accept", usize::MAX), Instant::now()) {
+                    let suppressed = (suppressed > 0).then_some(suppressed);
+                    tracing::warn!(listen = %bind, error = %e, suppressed, "accept failed; retrying");
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(ACCEPT_BACKOFF) => {}
@@ -205,12 +174,18 @@ async fn serve(bind: SocketAddr, routes: Vec<Route>, link: PipelineLink) {
             Some(i) => {
                 let r = &routes[i];
                 if let Err(e) = configure(&stream) {
-                    tracing::warn!(device = %r.device, %peer, error = %e, "cannot configure the accepted connection");
+                    if let Some(suppressed) = warnings.report(("configure", i), Instant::now()) {
+                        let suppressed = (suppressed > 0).then_some(suppressed);
+                        tracing::warn!(device = %r.device, %peer, error = %e, suppressed, "cannot configure the accepted connection");
+                    }
                 }
                 tracing::debug!(device = %r.device, %peer, listen = %bind, "device server connected");
                 let detail = format!("the device server {peer} connected to {bind}");
                 if r.tx.try_send(Step::Opened(Opened { conn: RawConn { stream }, detail })).is_err() {
-                    tracing::warn!(device = %r.device, %peer, "connection dropped: the device has connections waiting already");
+                    if let Some(suppressed) = warnings.report(("handover", i), Instant::now()) {
+                        let suppressed = (suppressed > 0).then_some(suppressed);
+                        tracing::warn!(device = %r.device, %peer, suppressed, "connection dropped: the device has connections waiting already");
+                    }
                 }
             }
             None => {
@@ -279,9 +254,9 @@ mod tests {
     fn the_refusal_table_stays_bounded() {
         let mut l = RefusalLimiter::default();
         let t0 = Instant::now();
-        for i in 0..(REFUSAL_PEERS as u32 * 3) {
+        for i in 0..3000u32 {
             l.report(IpAddr::from(i.to_be_bytes()), t0);
-            assert!(l.peers.len() <= REFUSAL_PEERS);
+            assert!(l.len() <= 1024);
         }
     }
 }

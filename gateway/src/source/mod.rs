@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use crate::buffer::{BufferHandle, Entry};
 use crate::config::{Config, DeviceConfig, SourceConfig, WhenFull};
 use crate::events::{Event, EventKind, RejectionWindow};
+use crate::log_limit::{self, LogLimiter};
 use crate::normalize::Normalizer;
 use crate::sink::mqtt::AuxMessage;
 use crate::sink::topics::Topics;
@@ -72,6 +73,9 @@ pub struct DeviceStatus {
     pub rejected_by_reason: Mutex<std::collections::BTreeMap<&'static str, u64>>,
     pub gaps: AtomicU64,
     pub reconnects: AtomicU64,
+    /// The protocol session's state (IntelliVue: `associating`, `associated`, `refused`, ...)
+    /// for protocols that have one: the port can be open while the device refuses to talk.
+    pub session: Mutex<Option<&'static str>>,
 }
 
 impl DeviceStatus {
@@ -89,7 +93,12 @@ impl DeviceStatus {
             rejected_by_reason: Mutex::new(Default::default()),
             gaps: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
+            session: Mutex::new(None),
         }
+    }
+
+    pub fn session(&self) -> Option<&'static str> {
+        self.session.lock().ok().and_then(|g| *g)
     }
 
     pub fn set_state(&self, s: DeviceState) {
@@ -144,6 +153,9 @@ pub struct DeviceRunner {
     normalizer: Normalizer,
     link: PipelineLink,
     rejections: RejectionWindow,
+    /// Repeating log lines of this device, by (warning, cause): a device that reconnects in a
+    /// loop logs its first `disconnected` and then one line a minute with the count.
+    log_limit: Mutex<LogLimiter<(bool, String)>>,
     pub status: Arc<DeviceStatus>,
     events: Vec<DecodeEvent>,
     full_announced: bool,
@@ -197,6 +209,7 @@ impl DeviceRunner {
             normalizer: Normalizer::new(context, zone, nomenclature),
             link,
             rejections: RejectionWindow::default(),
+            log_limit: Mutex::new(LogLimiter::default()),
             status: Arc::new(DeviceStatus::new(cfg)),
             events: Vec::with_capacity(64),
             full_announced: false,
@@ -212,9 +225,14 @@ impl DeviceRunner {
         self.decoders.iter().filter_map(|d| d.next_wakeup()).min()
     }
 
-    /// Publishes an event (log + MQTT).
+    /// Publishes an event (MQTT, every one) and logs it (rate-limited per kind and cause, see
+    /// `crate::log_limit`; rejections are counted per window already).
     pub fn event(&self, e: Event) {
-        e.log();
+        if e.kind == EventKind::Rejected {
+            e.log();
+        } else if let Some(suppressed) = self.log_allowed(e.kind.is_warning(), format!("{:?}: {}", e.kind, log_limit::cause(&e.detail))) {
+            e.log_repeated(suppressed);
+        }
         let topic = self.link.topics.device_events(self.normalizer.context());
         if let Ok(json) = serde_json::to_vec(&e) {
             let _ = self.link.aux.try_send(AuxMessage { topic, payload: Bytes::from(json), retain: false, sticky: false });
@@ -306,10 +324,64 @@ impl DeviceRunner {
         r
     }
 
-    /// Reports rejections collected since the last call (called periodically).
+    /// The gateway is stopping with the connection open: the requests that end the protocol
+    /// session (IntelliVue: release request), if any. See [`DeviceRunner::releasing`].
+    pub async fn release(&mut self, now: Timestamp) -> Result<Vec<Vec<u8>>, Stop> {
+        let mut events = std::mem::take(&mut self.events);
+        events.clear();
+        for d in &mut self.decoders {
+            d.release(now, &mut events);
+        }
+        let r = self.process(&mut events, now).await;
+        self.events = events;
+        r
+    }
+
+    /// True while a release waits for the device's answer.
+    pub fn releasing(&self) -> bool {
+        self.decoders.iter().any(|d| d.releasing())
+    }
+
+    /// The connection is dropped for an error: the requests that abort the protocol session
+    /// (IntelliVue: abort), if any.
+    pub async fn abort(&mut self, now: Timestamp) -> Result<Vec<Vec<u8>>, Stop> {
+        let mut events = std::mem::take(&mut self.events);
+        events.clear();
+        for d in &mut self.decoders {
+            d.abort(now, &mut events);
+        }
+        let r = self.process(&mut events, now).await;
+        self.events = events;
+        r
+    }
+
+    /// Whether a log line of this device about `cause` is to be written now:
+    /// `Some(lines like it counted but not written before it)`. For warnings that can repeat
+    /// once per connection or per message.
+    pub fn log_allowed(&self, warning: bool, cause: String) -> Option<u64> {
+        self.log_limit.lock().ok().and_then(|mut l| l.report((warning, cause), std::time::Instant::now()))
+    }
+
+    /// Reports rejections collected since the last call, and the log lines counted but not
+    /// written (called periodically).
     pub fn flush_rejections(&mut self) {
         if let Some(e) = self.rejections.take(&self.cfg.name, &self.cfg.bed) {
             self.event(e);
+        }
+        self.flush_repeated(false);
+    }
+
+    /// Writes one summary line per log line counted but not written: those an interval old,
+    /// or all of them (`all`, when the device stops).
+    pub fn flush_repeated(&self, all: bool) {
+        let now = std::time::Instant::now();
+        let due = self.log_limit.lock().map(|mut l| if all { l.drain() } else { l.due(now) }).unwrap_or_default();
+        for ((warning, cause), suppressed) in due {
+            if warning {
+                tracing::warn!(device = %self.cfg.name, %cause, suppressed, "repeated log lines not written");
+            } else {
+                tracing::info!(device = %self.cfg.name, %cause, suppressed, "repeated log lines not written");
+            }
         }
     }
 
@@ -368,6 +440,11 @@ impl DeviceRunner {
                     );
                 }
                 DecodeEvent::Session(s) => self.event(self.device_event(EventKind::Session, s)),
+            }
+        }
+        if let Some(session) = self.decoders.iter().find_map(|d| d.session_state()) {
+            if let Ok(mut g) = self.status.session.lock() {
+                *g = Some(session);
             }
         }
         if !batch.is_empty() {

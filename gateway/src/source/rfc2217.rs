@@ -25,6 +25,9 @@ pub struct TelnetConn {
     /// Bytes for the server not yet written.
     out: Vec<u8>,
     name: String,
+    /// The server's line-state and flow-control notices can come with every byte: logged once
+    /// a minute per kind with the count (`crate::log_limit`).
+    notices: crate::log_limit::LogLimiter<&'static str>,
 }
 
 impl TelnetConn {
@@ -58,10 +61,16 @@ impl TelnetConn {
             match n {
                 Notice::LineState(s) if s & 0x0E != 0 => {
                     // RFC 2217, p. 10: bit 1 overrun, bit 2 parity error, bit 3 framing error.
-                    tracing::warn!(device = %self.name, line_state = s, "device server reports a line error (overrun, parity or framing)")
+                    if let Some(suppressed) = self.notices.report("line-error", std::time::Instant::now()) {
+                        let suppressed = (suppressed > 0).then_some(suppressed);
+                        tracing::warn!(device = %self.name, line_state = s, suppressed, "device server reports a line error (overrun, parity or framing)")
+                    }
                 }
                 Notice::HeldDropped(n) => {
-                    tracing::warn!(device = %self.name, bytes = n, "device server held flow control too long: requests dropped")
+                    if let Some(suppressed) = self.notices.report("held-dropped", std::time::Instant::now()) {
+                        let suppressed = (suppressed > 0).then_some(suppressed);
+                        tracing::warn!(device = %self.name, bytes = n, suppressed, "device server held flow control too long: requests dropped")
+                    }
                 }
                 other => tracing::debug!(device = %self.name, notice = ?other, "telnet"),
             }
@@ -156,7 +165,15 @@ impl Rfc2217Client {
         let stream = super::tcp::connect(&self.host, self.port).await?;
         let mut telnet = Telnet::new(self.settings);
         telnet.start();
-        let mut conn = TelnetConn { stream, telnet, raw: vec![0u8; 4096], pending: Vec::new(), out: Vec::new(), name: self.device.clone() };
+        let mut conn = TelnetConn {
+            stream,
+            telnet,
+            raw: vec![0u8; 4096],
+            pending: Vec::new(),
+            out: Vec::new(),
+            name: self.device.clone(),
+            notices: Default::default(),
+        };
         conn.negotiate().await.map_err(|e| format!("rfc2217://{}:{}: {e}", self.host, self.port))?;
         let confirmed = conn.telnet.confirmed();
         let mismatches = confirmed.mismatches(&self.settings);

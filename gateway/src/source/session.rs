@@ -7,6 +7,16 @@
 //! silence timeout. On TCP the silence timeout is also the read timeout that finds a half-open
 //! connection (a device server that lost power or its cable keeps the socket open but sends
 //! nothing); TCP keep-alive (`tcp.rs`) finds the peers that are gone altogether.
+//!
+//! Protocol sessions: a device with a session (IntelliVue's association) refuses a new one
+//! while it still holds the old, so the loop ends sessions explicitly. On shutdown with the
+//! connection open it sends the protocol's release and waits up to [`RELEASE_WAIT`] for the
+//! answer. When it drops a connection the device may still hear (silence: a half-open socket,
+//! a device that stopped talking) it first sends the protocol's abort; when the connection
+//! itself failed (read or write error, closed by the peer) there is no one to send it to, and
+//! only the decoder's session is ended. Protocols without a session send nothing. (Writing to
+//! a serial port whose other end is gone can block in the driver's drain, beyond any time-out,
+//! so nothing is written to a connection known to be broken.)
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
@@ -21,6 +31,11 @@ use crate::events::EventKind;
 
 /// How often rejected-frame counts are reported.
 const REJECTION_REPORT: Duration = Duration::from_secs(5);
+/// How long a stopping gateway waits for the device to answer the release of its session
+/// (the shutdown waits for it, so it is short).
+pub const RELEASE_WAIT: Duration = Duration::from_secs(1);
+/// How long an abort may take to write before the connection is dropped anyway.
+const ABORT_WRITE: Duration = Duration::from_millis(250);
 
 /// A connection that carries the device's bytes.
 pub trait Conn: Send {
@@ -135,6 +150,7 @@ pub async fn run<T: Transport>(mut runner: DeviceRunner, mut transport: T) {
         // The connection's life: the block ends when it is lost or silent.
         'conn: {
             if let Err(e) = conn.write_frames(frames).await {
+                abort(&mut runner, None::<&mut T::Conn>).await;
                 lost(&mut runner, &mut outage_since, &mut announced_down, format!("write failed: {e}"));
                 break 'conn;
             }
@@ -150,6 +166,7 @@ pub async fn run<T: Transport>(mut runner: DeviceRunner, mut transport: T) {
                         match r {
                             Ok(0) | Err(_) => {
                                 let detail = match r { Err(e) => format!("read failed: {e}"), _ => transport.closed().to_string() };
+                                abort(&mut runner, None::<&mut T::Conn>).await;
                                 lost(&mut runner, &mut outage_since, &mut announced_down, detail);
                                 break 'conn;
                             }
@@ -182,6 +199,7 @@ pub async fn run<T: Transport>(mut runner: DeviceRunner, mut transport: T) {
                             runner.event(runner.device_event(EventKind::Silent, format!("no data for {} s: {what}", silence.as_secs())).with_span(since, now));
                         }
                         // A half-open connection never recovers by itself: close it and connect again.
+                        abort(&mut runner, Some(&mut conn)).await;
                         break 'conn;
                     }
                     step = transport.notice() => match step {
@@ -205,10 +223,14 @@ pub async fn run<T: Transport>(mut runner: DeviceRunner, mut transport: T) {
                         runner.flush_rejections();
                         Vec::new()
                     }
-                    _ = shutdown.cancelled() => break 'outer,
+                    _ = shutdown.cancelled() => {
+                        release(&mut runner, &mut conn, &mut buf).await;
+                        break 'outer;
+                    }
                 };
                 if !frames.is_empty() {
                     if let Err(e) = conn.write_frames(frames).await {
+                        abort(&mut runner, None::<&mut T::Conn>).await;
                         lost(&mut runner, &mut outage_since, &mut announced_down, format!("write failed: {e}"));
                         break 'conn;
                     }
@@ -223,7 +245,50 @@ pub async fn run<T: Transport>(mut runner: DeviceRunner, mut transport: T) {
         }
     }
     runner.flush_rejections();
+    runner.flush_repeated(true);
     runner.status.set_state(DeviceState::Disconnected);
+}
+
+/// The gateway stops with the connection open: ends the protocol session (release request,
+/// then up to [`RELEASE_WAIT`] for the answer, else an abort). Nothing for protocols without
+/// a session.
+async fn release<C: Conn>(runner: &mut DeviceRunner, conn: &mut C, buf: &mut [u8]) {
+    let Ok(frames) = runner.release(Timestamp::now()).await else { return };
+    if frames.is_empty() {
+        return;
+    }
+    let deadline = Instant::now() + RELEASE_WAIT;
+    if !matches!(tokio::time::timeout_at(deadline, conn.write_frames(frames)).await, Ok(Ok(()))) {
+        return;
+    }
+    while runner.releasing() {
+        let n = match tokio::time::timeout_at(deadline, conn.read(buf)).await {
+            Ok(Ok(n)) if n > 0 => n,
+            _ => break,
+        };
+        match runner.feed(&buf[..n], Timestamp::now()).await {
+            Ok(frames) if !frames.is_empty() => {
+                let _ = tokio::time::timeout_at(deadline, conn.write_frames(frames)).await;
+            }
+            Ok(_) => {}
+            Err(Stop::Shutdown) => break,
+        }
+    }
+    if runner.releasing() {
+        tracing::info!(device = %runner.cfg.name, "no answer to the session release: aborting it");
+        abort(runner, Some(conn)).await;
+    }
+}
+
+/// The connection is dropped for an error: aborts the protocol session, and tells the device
+/// over `conn` when it may still hear it (best effort), so it need not wait for its own
+/// time-out before it accepts a new session.
+async fn abort<C: Conn>(runner: &mut DeviceRunner, conn: Option<&mut C>) {
+    if let (Ok(frames), Some(conn)) = (runner.abort(Timestamp::now()).await, conn) {
+        if !frames.is_empty() {
+            let _ = tokio::time::timeout(ABORT_WRITE, conn.write_frames(frames)).await;
+        }
+    }
 }
 
 /// The connection broke: state, counters and the `disconnected` event.

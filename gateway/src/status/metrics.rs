@@ -71,6 +71,17 @@ pub async fn render(r: &Running) -> String {
             label(&d.bed)
         );
     }
+    family(
+        &mut o,
+        "medgw_device_session_up",
+        "gauge",
+        "1 when the device's protocol session (IntelliVue association) is up, with its state; only protocols with a session.",
+    );
+    for d in &r.devices {
+        let Some(session) = d.session() else { continue };
+        let up = u8::from(matches!(session, "associated" | "listening"));
+        let _ = writeln!(o, "medgw_device_session_up{{gateway=\"{gw}\",device=\"{}\",session=\"{session}\"}} {up}", label(&d.name));
+    }
     family(&mut o, "medgw_device_reconnects_total", "counter", "Port reopenings after a disconnection.");
     for d in &r.devices {
         let _ = writeln!(

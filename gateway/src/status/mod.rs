@@ -113,6 +113,10 @@ pub struct DeviceReport {
     pub protocol: String,
     pub port: String,
     pub state: crate::source::DeviceState,
+    /// The protocol session's state (IntelliVue association: `associating`, `associated`,
+    /// `refused`, ...); absent for protocols without a session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<&'static str>,
     pub last_data_age_s: Option<f64>,
     pub observations: u64,
     pub rejected: u64,
@@ -213,6 +217,7 @@ pub fn device_reports(r: &Running) -> Vec<DeviceReport> {
                 protocol: d.protocol.clone(),
                 port: d.port.clone(),
                 state: d.state(),
+                session: d.session(),
                 last_data_age_s: d.last_data.lock().ok().and_then(|g| *g).map(|t| (now.0 - t.0) as f64 / 1000.0),
                 observations: d.observations.load(Ordering::Relaxed),
                 rejected: d.rejected.load(Ordering::Relaxed),

@@ -15,7 +15,12 @@
 //!   unsupported remote operation is answered with ROER "no such action".
 //! - Release request: release response, unassociated. Abort from the client: unassociated.
 //! - Connection time-out: an association that hears nothing from its client for the time-out of
-//!   the negotiated minimum poll period is aborted by the monitor.
+//!   the negotiated minimum poll period (or the configured one, [`IntelliVueSim::set_connection_timeout_ms`])
+//!   is aborted by the monitor. A serial line does not tell the monitor that its client went
+//!   away, so a client that vanishes without a release leaves the association up until then,
+//!   and the AARQs of a new client are refused meanwhile; they do not count as traffic of the
+//!   old association. After a release (or an abort) the monitor accepts at once. A real monitor
+//!   refused for about 51 s after a gateway restart that did not release.
 //!
 //! Values: HR, SpO2, pleth pulse rate, perfusion index, respiration rate, etCO2, temperature,
 //! NBP pulse (Philips-private id: arrives unmapped) and a non-invasive blood pressure re-measured
@@ -114,6 +119,7 @@ pub struct IntelliVueSim {
     last_rx: Timestamp,
     min_poll_ms: u64,
     min_poll_override: Option<u64>,
+    connection_timeout_override: Option<u64>,
     refuse: bool,
     silence_until: Timestamp,
     bad_checksum: bool,
@@ -153,6 +159,7 @@ impl IntelliVueSim {
             last_rx: now,
             min_poll_ms: 1000,
             min_poll_override: None,
+            connection_timeout_override: None,
             refuse: false,
             silence_until: Timestamp(i64::MIN),
             bad_checksum: false,
@@ -179,6 +186,16 @@ impl IntelliVueSim {
     /// Answer AARQs with this minimum poll period instead of the client's.
     pub fn set_min_poll_period_ms(&mut self, ms: Option<u64>) {
         self.min_poll_override = ms;
+    }
+
+    /// Drop a silent association after this long instead of the protocol's time-out for the
+    /// negotiated poll period (tests: a long hold makes a restart without release visible).
+    pub fn set_connection_timeout_ms(&mut self, ms: Option<u64>) {
+        self.connection_timeout_override = ms;
+    }
+
+    fn connection_timeout(&self) -> i64 {
+        self.connection_timeout_override.unwrap_or_else(|| connection_timeout_ms(self.min_poll_ms)) as i64
     }
 
     pub fn is_associated(&self) -> bool {
@@ -544,6 +561,10 @@ impl IntelliVueSim {
 
     fn handle_frame(&mut self, user_data: &[u8], now: Timestamp, out: &mut Vec<u8>) {
         let Ok(spdu) = session::parse(user_data) else { return };
+        if !matches!(spdu, Spdu::Connect(_)) || self.state == MonState::Unassociated {
+            // A refused AARQ is not traffic of the association that is up (see module doc).
+            self.last_rx = now;
+        }
         match spdu {
             Spdu::Connect(info) => {
                 if self.state != MonState::Unassociated || self.refuse {
@@ -591,7 +612,6 @@ impl DeviceSimulator for IntelliVueSim {
             }
         }
         for f in frames {
-            self.last_rx = now;
             self.handle_frame(&f, now, out);
         }
     }
@@ -602,7 +622,7 @@ impl DeviceSimulator for IntelliVueSim {
         if now < self.silence_until {
             return;
         }
-        if self.state != MonState::Unassociated && now.0 - self.last_rx.0 > connection_timeout_ms(self.min_poll_ms) as i64 {
+        if self.state != MonState::Unassociated && now.0 - self.last_rx.0 > self.connection_timeout() {
             self.send_short(session::encode_abort, out);
             self.state = MonState::Unassociated;
         }
@@ -611,7 +631,7 @@ impl DeviceSimulator for IntelliVueSim {
     fn next_tick(&self) -> Timestamp {
         let mut t = Timestamp(self.last_walk.0 + 1000);
         if self.state != MonState::Unassociated {
-            t = t.min(Timestamp(self.last_rx.0 + connection_timeout_ms(self.min_poll_ms) as i64 + 1));
+            t = t.min(Timestamp(self.last_rx.0 + self.connection_timeout() + 1));
         }
         t.max(self.silence_until)
     }
@@ -628,5 +648,9 @@ impl DeviceSimulator for IntelliVueSim {
 
     fn take_sent(&mut self) -> Vec<Sent> {
         core::mem::take(&mut self.sent)
+    }
+
+    fn set_session_timeout_ms(&mut self, ms: u64) {
+        self.set_connection_timeout_ms(Some(ms));
     }
 }

@@ -85,6 +85,12 @@ pub trait DeviceSimulator: Send {
 
     /// Drains the record of values sent since the last call (empty unless `record` is on).
     fn take_sent(&mut self) -> Vec<Sent>;
+
+    /// How long the device keeps a session whose client went quiet (IntelliVue: the connection
+    /// time-out, during which it refuses new associations). Devices without sessions ignore it.
+    fn set_session_timeout_ms(&mut self, ms: u64) {
+        let _ = ms;
+    }
 }
 
 /// A constructor in the simulator registry.

@@ -184,6 +184,7 @@ pub async fn run<T: BleTransport>(mut runner: DeviceRunner, mut transport: T, pa
     }
     persist(&session, &params);
     runner.flush_rejections();
+    runner.flush_repeated(true);
     runner.status.set_state(DeviceState::Disconnected);
 }
 
@@ -229,7 +230,10 @@ async fn connected<L: BleLink>(
         match link.read(*id).await {
             Ok(v) => {
                 if let Err(e) = session.device_information(*id, &v) {
-                    tracing::warn!(device = %runner.cfg.name, characteristic = %id, error = %e, "malformed Device Information value");
+                    if let Some(suppressed) = runner.log_allowed(true, format!("malformed Device Information {id}")) {
+                        let suppressed = (suppressed > 0).then_some(suppressed);
+                        tracing::warn!(device = %runner.cfg.name, characteristic = %id, error = %e, suppressed, "malformed Device Information value");
+                    }
                 }
             }
             Err(e @ BleError::Disconnected(_)) => return End::Lost(e.to_string()),
@@ -251,7 +255,12 @@ async fn connected<L: BleLink>(
         match link.write(id, &Session::current_time(local)).await {
             Ok(()) => tracing::info!(device = %runner.cfg.name, "device clock set (Current Time)"),
             Err(e @ BleError::Disconnected(_)) => return End::Lost(e.to_string()),
-            Err(e) => tracing::warn!(device = %runner.cfg.name, error = %e, "Current Time write refused"),
+            Err(e) => {
+                if let Some(suppressed) = runner.log_allowed(true, "Current Time write refused".into()) {
+                    let suppressed = (suppressed > 0).then_some(suppressed);
+                    tracing::warn!(device = %runner.cfg.name, error = %e, suppressed, "Current Time write refused");
+                }
+            }
         }
     }
     // 3. Subscriptions.

@@ -8,7 +8,20 @@
 //!                          ▼                     ▼                           │  └── keep-alive poll when idle
 //!                       Backoff ◀────────────────┴──────── abort / release / reply timeout (abort sent)
 //!                          └── after 1 s, 2 s, 4 s … 30 s: AARQ again
+//!
+//!  gateway stops (release):  AwaitMdsCreate / Associated ──▶ Releasing ──▶ Idle
+//!                            (release request sent)     release response, abort, or 1 s (abort sent)
+//!  connection error (abort): any state with an association ──▶ Idle (abort sent)
 //! ```
+//!
+//! Ending the association: a monitor whose client vanishes keeps the association until its
+//! connection time-out (below) and refuses every new association request meanwhile, so a
+//! gateway that restarts without ending it loses that time-out's worth of data. When the gateway
+//! stops, the client therefore sends the release request (SPDU 0x09, ACSE RLRQ; protocols.md
+//! §3 "release request", VSC `rlrq_msg`) and waits up to [`RELEASE_TIMEOUT_MS`] for the release
+//! response (SPDU 0x0A); without one it sends an abort. When the gateway drops the connection
+//! for an error (a failed write, silence), it sends the abort (SPDU 0x19, protocols.md §3) so a
+//! monitor that still hears it frees the association at once.
 //!
 //! Protocol dialog (guide ch. 3; VSC, ICE): the client sends the association request; the
 //! monitor answers with the association result and then an MDS Create Event Report, which the
@@ -74,6 +87,8 @@ pub const MDS_CREATE_TIMEOUT_MS: i64 = 5_000;
 pub const REPLY_TIMEOUT_MS: i64 = 3_000;
 pub const BACKOFF_MIN_MS: i64 = 1_000;
 pub const BACKOFF_MAX_MS: i64 = 30_000;
+/// How long a release waits for the monitor's release response before it aborts instead.
+pub const RELEASE_TIMEOUT_MS: i64 = 1_000;
 /// The shortest poll period medgw uses, whatever the configuration says.
 pub const MIN_POLL_PERIOD_MS: u32 = 100;
 
@@ -110,10 +125,26 @@ struct Pending {
 enum State {
     Idle,
     Listening,
-    AwaitAare { deadline: Timestamp },
-    AwaitMdsCreate { deadline: Timestamp },
-    Associated { next_poll: Timestamp, pending: Option<Pending> },
-    Backoff { until: Timestamp },
+    AwaitAare {
+        deadline: Timestamp,
+    },
+    AwaitMdsCreate {
+        deadline: Timestamp,
+    },
+    Associated {
+        next_poll: Timestamp,
+        pending: Option<Pending>,
+    },
+    /// Waiting before the next association request; `why` the last one ended (a session state
+    /// name, see [`State::session`]).
+    Backoff {
+        until: Timestamp,
+        why: &'static str,
+    },
+    /// The release request is sent; waiting for the release response.
+    Releasing {
+        deadline: Timestamp,
+    },
 }
 
 impl State {
@@ -125,6 +156,19 @@ impl State {
             State::AwaitMdsCreate { .. } => "awaiting MDS create event",
             State::Associated { .. } => "associated",
             State::Backoff { .. } => "backing off",
+            State::Releasing { .. } => "releasing",
+        }
+    }
+
+    /// The association's state as the status page shows it.
+    fn session(&self) -> &'static str {
+        match self {
+            State::Idle => "idle",
+            State::Listening => "listening",
+            State::AwaitAare { .. } | State::AwaitMdsCreate { .. } => "associating",
+            State::Associated { .. } => "associated",
+            State::Backoff { why, .. } => why,
+            State::Releasing { .. } => "releasing",
         }
     }
 }
@@ -248,12 +292,14 @@ impl Session {
         }
     }
 
-    fn enter_backoff(&mut self, now: Timestamp) {
+    /// `why`: what ended the association attempt, shown while waiting (`refused`, `aborted`,
+    /// `timed-out`, `released`).
+    fn enter_backoff(&mut self, now: Timestamp, why: &'static str) {
         if self.listen_only {
             self.state = State::Listening;
             return;
         }
-        self.state = State::Backoff { until: after(now, self.backoff_ms) };
+        self.state = State::Backoff { until: after(now, self.backoff_ms), why };
         self.backoff_ms = (self.backoff_ms * 2).min(BACKOFF_MAX_MS);
         self.linked = None;
     }
@@ -276,17 +322,17 @@ impl Session {
             State::Idle | State::Listening => {}
             State::AwaitAare { deadline } if now >= deadline => {
                 out.push(Event::Session("association-timeout"));
-                self.enter_backoff(now);
+                self.enter_backoff(now, "timed-out");
             }
             State::AwaitMdsCreate { deadline } if now >= deadline => {
                 out.push(Event::Session("mds-create-timeout"));
                 self.send_abort(now, out);
-                self.enter_backoff(now);
+                self.enter_backoff(now, "timed-out");
             }
             State::Associated { pending: Some(p), .. } if now >= p.deadline => {
                 out.push(Event::Session(if p.keep_alive { "keep-alive-timeout" } else { "poll-timeout" }));
                 self.send_abort(now, out);
-                self.enter_backoff(now);
+                self.enter_backoff(now, "timed-out");
             }
             State::Associated { next_poll, pending: None } => {
                 if now >= next_poll {
@@ -301,18 +347,54 @@ impl Session {
                     self.state = State::Associated { next_poll, pending };
                 }
             }
-            State::Backoff { until } if now >= until => self.send_aarq(now, out),
-            State::AwaitAare { .. } | State::AwaitMdsCreate { .. } | State::Associated { .. } | State::Backoff { .. } => {}
+            State::Backoff { until, .. } if now >= until => self.send_aarq(now, out),
+            State::Releasing { deadline } if now >= deadline => {
+                out.push(Event::Session("release-timeout"));
+                self.send_abort(now, out);
+                self.state = State::Idle;
+            }
+            State::AwaitAare { .. }
+            | State::AwaitMdsCreate { .. }
+            | State::Associated { .. }
+            | State::Backoff { .. }
+            | State::Releasing { .. } => {}
         }
     }
 
     fn next_wakeup(&self) -> Option<Timestamp> {
         match self.state {
             State::Idle | State::Listening => None,
-            State::AwaitAare { deadline } | State::AwaitMdsCreate { deadline } => Some(deadline),
+            State::AwaitAare { deadline } | State::AwaitMdsCreate { deadline } | State::Releasing { deadline } => Some(deadline),
             State::Associated { pending: Some(p), .. } => Some(p.deadline),
             State::Associated { next_poll, pending: None } => Some(next_poll.min(after(self.last_tx, self.keep_alive_ms))),
-            State::Backoff { until } => Some(until),
+            State::Backoff { until, .. } => Some(until),
+        }
+    }
+
+    /// Ends the association politely (see the module doc); nothing when there is none.
+    fn release(&mut self, now: Timestamp, out: &mut Vec<Event>) {
+        match self.state {
+            State::AwaitMdsCreate { .. } | State::Associated { .. } => {
+                if let Ok(n) = session::encode_release_request(&mut self.tx) {
+                    self.send(n, now, out);
+                }
+                self.state = State::Releasing { deadline: after(now, RELEASE_TIMEOUT_MS) };
+            }
+            // The monitor may be accepting right now: an abort ends whatever it has started.
+            State::AwaitAare { .. } => self.abort(now, out),
+            State::Idle | State::Listening | State::Backoff { .. } | State::Releasing { .. } => {}
+        }
+    }
+
+    /// Aborts the association, if one is up or being set up or released.
+    fn abort(&mut self, now: Timestamp, out: &mut Vec<Event>) {
+        match self.state {
+            State::AwaitAare { .. } | State::AwaitMdsCreate { .. } | State::Associated { .. } | State::Releasing { .. } => {
+                self.send_abort(now, out);
+                self.state = State::Idle;
+                self.linked = None;
+            }
+            State::Idle | State::Listening | State::Backoff { .. } => {}
         }
     }
 
@@ -321,6 +403,9 @@ impl Session {
             Ok(s) => s,
             Err(e) => return self.reject(offset, e, out),
         };
+        if let State::Releasing { .. } = self.state {
+            return self.handle_while_releasing(spdu, offset, now, out);
+        }
         match spdu {
             Spdu::Accept(info) => match self.state {
                 State::AwaitAare { .. } => {
@@ -335,7 +420,7 @@ impl Session {
             Spdu::Refuse => match self.state {
                 State::AwaitAare { .. } | State::Listening => {
                     out.push(Event::Session("association-refused"));
-                    self.enter_backoff(now);
+                    self.enter_backoff(now, "refused");
                 }
                 _ => self.unexpected(offset, "association refusal", out),
             },
@@ -343,7 +428,7 @@ impl Session {
                 State::Idle | State::Backoff { .. } => self.unexpected(offset, "abort", out),
                 _ => {
                     out.push(Event::Session("aborted"));
-                    self.enter_backoff(now);
+                    self.enter_backoff(now, "aborted");
                 }
             },
             Spdu::ReleaseRequest => match self.state {
@@ -353,7 +438,7 @@ impl Session {
                         self.send(n, now, out);
                     }
                     out.push(Event::Session("released"));
-                    self.enter_backoff(now);
+                    self.enter_backoff(now, "released");
                 }
             },
             Spdu::ReleaseResponse => match self.state {
@@ -364,6 +449,33 @@ impl Session {
             Spdu::Connect(_) if self.listen_only => {}
             Spdu::Connect(_) => self.unexpected(offset, "association request", out),
             Spdu::Data { apdu, .. } => self.handle_data(apdu, offset, now, out),
+        }
+    }
+
+    /// While the release is under way: its answer ends it; poll replies still in flight are
+    /// decoded as usual (the monitor measured and sent them; nothing is dropped).
+    fn handle_while_releasing(&mut self, spdu: Spdu<'_>, offset: u64, now: Timestamp, out: &mut Vec<Event>) {
+        match spdu {
+            Spdu::ReleaseResponse => {
+                out.push(Event::Session("released"));
+                self.state = State::Idle;
+            }
+            // Both sides released at once: answer, and it is over.
+            Spdu::ReleaseRequest => {
+                if let Ok(n) = session::encode_release_response(&mut self.tx) {
+                    self.send(n, now, out);
+                }
+                out.push(Event::Session("released"));
+                self.state = State::Idle;
+            }
+            Spdu::Abort => {
+                out.push(Event::Session("aborted"));
+                self.state = State::Idle;
+            }
+            Spdu::Data { apdu, .. } => self.handle_data(apdu, offset, now, out),
+            Spdu::Connect(_) => self.unexpected(offset, "association request", out),
+            Spdu::Accept(_) => self.unexpected(offset, "association result", out),
+            Spdu::Refuse => self.unexpected(offset, "association refusal", out),
         }
     }
 
@@ -463,7 +575,7 @@ impl Session {
     }
 
     fn handle_action_result(&mut self, invoke_id: u16, linked_id: Option<(u8, u8)>, result: &[u8], offset: u64, out: &mut Vec<Event>) {
-        if !matches!(self.state, State::Associated { .. } | State::Listening) {
+        if !matches!(self.state, State::Associated { .. } | State::Listening | State::Releasing { .. }) {
             return self.unexpected(offset, "poll result", out);
         }
         let reply = pdu::ActionResult::parse(result).and_then(|ar| match ar.action_type {
@@ -674,6 +786,22 @@ impl Decoder for IntelliVueClient {
 
     fn sends_requests(&self) -> bool {
         !self.s.listen_only
+    }
+
+    fn release(&mut self, now: Timestamp, out: &mut Vec<Event>) {
+        self.s.release(now, out);
+    }
+
+    fn releasing(&self) -> bool {
+        matches!(self.s.state, State::Releasing { .. })
+    }
+
+    fn abort(&mut self, now: Timestamp, out: &mut Vec<Event>) {
+        self.s.abort(now, out);
+    }
+
+    fn session_state(&self) -> Option<&'static str> {
+        Some(self.s.state.session())
     }
 }
 
