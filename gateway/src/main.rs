@@ -237,6 +237,9 @@ fn run(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
     match command {
         Command::CheckConfig { file } => match config::load(&file) {
             Ok(c) => {
+                if !c.warnings.is_empty() {
+                    eprintln!("{}", config::ConfigWarnings { file: &file.display().to_string(), warnings: &c.warnings });
+                }
                 println!(
                     "{}: OK ({} devices, broker {}:{}, format {})",
                     file.display(),
@@ -263,6 +266,9 @@ fn run(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
                 }
             };
             telemetry::init(if log == LogFormat::Json { LogFormat::Json } else { config.gateway.log_format }, "info");
+            for w in &config.warnings {
+                tracing::warn!("{}", config::ConfigWarnings { file: &path.display().to_string(), warnings: std::slice::from_ref(w) });
+            }
             runtime()?.block_on(async {
                 let shutdown = CancellationToken::new();
                 let (_running, done) = pipeline::start(config, shutdown.clone()).await?;

@@ -177,7 +177,11 @@ fn off_loopback_the_status_surface_requires_the_token() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Mosquitto::start();
     let oxi = start_sim(dir.path(), "oxi", "nonin-df8", &["--period-ms", "200"]);
-    std::fs::write(dir.path().join("token"), "s3cret-token\n").unwrap();
+    std::fs::write(dir.path().join("token"), "s3cret-token-for-the-ward\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path().join("token"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let http = free_port();
     let cfg = config(
         dir.path(),
@@ -190,14 +194,34 @@ fn off_loopback_the_status_surface_requires_the_token() {
     for path in ["/", "/api/status", "/api/devices", "/metrics", "/readyz"] {
         assert_eq!(get(http, path, None).0, 401, "{path} without a token");
         assert_eq!(get(http, path, Some("Bearer wrong")).0, 401, "{path} with a wrong token");
-        assert_eq!(get(http, path, Some("Bearer s3cret-token")).0, 200, "{path} with the token");
+        assert_eq!(get(http, path, Some("Bearer s3cret-token-for-the-ward")).0, 200, "{path} with the token");
+        // `curl -u anyone:`: any user with an empty password.
+        assert_eq!(get(http, path, Some("Basic YW55b25lOg==")).0, 401, "{path} with an empty password");
     }
     // Basic auth, so a browser can prompt for it: any user name, the token as password.
-    assert_eq!(get(http, "/api/status", Some("Basic bnVyc2U6czNjcmV0LXRva2Vu")).0, 200);
+    assert_eq!(get(http, "/api/status", Some("Basic bnVyc2U6czNjcmV0LXRva2VuLWZvci10aGUtd2FyZA==")).0, 200);
     // Liveness stays open for supervisors and load balancers.
     assert_eq!(get(http, "/healthz", None).0, 200);
     gw.terminate(Duration::from_secs(15));
     assert!(!gw.log().contains("s3cret-token"), "the token never appears in the log");
+
+    // An empty token file would match `-u anyone:`: check-config and run refuse it.
+    std::fs::write(dir.path().join("empty-token"), "\n").unwrap();
+    let empty = config(
+        dir.path(),
+        broker.port,
+        &format!("bind = \"0.0.0.0:{http}\"\ntoken_file = \"{}\"", dir.path().join("empty-token").display()),
+        &[("nonin-df8", "bed1-oximeter", &oxi.link)],
+    );
+    let path = dir.path().join("empty.toml");
+    std::fs::write(&path, empty).unwrap();
+    let out = Command::new(medgw_bin()).arg("check-config").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("status.token_file: ") && String::from_utf8_lossy(&out.stderr).contains("is empty")
+    );
+    let out = Command::new(medgw_bin()).args(["run", "--config"]).arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "run refuses to start");
 
     // The same bind without a token is refused at start.
     let bad = config(dir.path(), broker.port, &format!("bind = \"0.0.0.0:{http}\""), &[("nonin-df8", "bed1-oximeter", &oxi.link)]);

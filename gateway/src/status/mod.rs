@@ -234,7 +234,12 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Whether the request carries `token`. An empty token admits nobody (configuration checking
+/// refuses one; this is the second line, since `-u anyone:` would otherwise match it).
 fn authorized(headers: &HeaderMap, token: &str) -> bool {
+    if token.is_empty() {
+        return false;
+    }
     let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else { return false };
     if let Some(bearer) = value.strip_prefix("Bearer ") {
         return same(bearer.trim().as_bytes(), token.as_bytes());
@@ -278,6 +283,15 @@ pub async fn serve(
     cfg: StatusConfig,
     shutdown: CancellationToken,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    // Off loopback only with a real token, whoever built the configuration.
+    let short = cfg.token.as_ref().is_none_or(|t| t.expose().chars().count() < crate::config::MIN_TOKEN_CHARS);
+    if !cfg.bind.ip().is_loopback() && short {
+        return Err(std::io::Error::other(format!(
+            "refusing to serve {} without a token of at least {} characters",
+            cfg.bind,
+            crate::config::MIN_TOKEN_CHARS
+        )));
+    }
     let listener = tokio::net::TcpListener::bind(cfg.bind).await?;
     let addr = listener.local_addr()?;
     let app = router(running, cfg.token);
@@ -308,5 +322,16 @@ mod tests {
         assert!(authorized(&h, "s3cret"));
         h.insert(header::AUTHORIZATION, "Basic bnVyc2U6d3Jvbmc=".parse().unwrap());
         assert!(!authorized(&h, "s3cret"));
+    }
+
+    #[test]
+    fn an_empty_token_admits_nobody() {
+        let mut h = HeaderMap::new();
+        assert!(!authorized(&h, ""));
+        // `curl -u anyone:` sends "anyone:" with an empty password.
+        h.insert(header::AUTHORIZATION, "Basic YW55b25lOg==".parse().unwrap());
+        assert!(!authorized(&h, ""));
+        h.insert(header::AUTHORIZATION, "Bearer ".parse().unwrap());
+        assert!(!authorized(&h, ""));
     }
 }
