@@ -1141,7 +1141,14 @@ impl Reader<'_> {
         let has = |k: &str| t.t.iter().any(|(key, _)| key.get_ref().as_ref() == k);
         let given: Vec<&str> = ["port", "listen", "ble"].into_iter().filter(|k| has(k) || (*k == "ble" && has("ble_name"))).collect();
         if given.len() != 1 {
-            let span = t.span.clone();
+            // At the second source in the file, or at the device's header when there is none.
+            let mut sources: Vec<Range<usize>> =
+                t.t.iter()
+                    .filter(|(k, _)| matches!(k.get_ref().as_ref(), "port" | "listen" | "ble" | "ble_name"))
+                    .map(|(k, _)| k.span())
+                    .collect();
+            sources.sort_by_key(|s| s.start);
+            let span = sources.get(1).cloned().unwrap_or_else(|| t.span.clone());
             let message =
                 if given.is_empty() { "has no source".to_string() } else { format!("has more than one source: {}", given.join(", ")) };
             self.err(
@@ -1213,7 +1220,6 @@ impl Reader<'_> {
             let mut allow = Vec::new();
             match self.get(t, "allow") {
                 None => {
-                    let span = t.span.clone();
                     self.err(
                         span,
                         &Self::key(t, "allow"),

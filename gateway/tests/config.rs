@@ -207,13 +207,17 @@ bed = "BED4"
 #[test]
 fn source_problems_are_reported() {
     let two = GOOD.replace("port = \"/dev/ttyUSB0\"", "port = \"/dev/ttyUSB0\"\nlisten = \"0.0.0.0:4001\"");
-    assert!(find(&errors(&two), "device[0].port").message.contains("more than one source"));
+    let e = find(&errors(&two), "device[0].port").clone();
+    assert!(e.message.contains("more than one source"));
+    assert_eq!((e.line, e.column), (place(&two, "listen = ").0, 1), "at the second source");
     let none = GOOD.replace("port = \"/dev/ttyUSB0\"\n", "");
     assert!(find(&errors(&none), "device[0].port").message.contains("no source"));
     let bad_url = GOOD.replace("port = \"/dev/ttyUSB0\"", "port = \"tcp://10.1.2.3\"");
     assert!(find(&errors(&bad_url), "device[0].port").hint.as_deref().unwrap().contains("tcp://10.1.2.3:4001"));
     let no_allow = GOOD.replace("port = \"/dev/ttyUSB0\"", "listen = \"0.0.0.0:4001\"");
-    assert!(find(&errors(&no_allow), "device[0].allow").message.contains("required"));
+    let e = find(&errors(&no_allow), "device[0].allow").clone();
+    assert!(e.message.contains("required"));
+    assert_eq!((e.line, e.column), place(&no_allow, "listen = "), "at the listen it belongs to");
     let bad_ble = GOOD.replace("protocol = \"nonin-df8\"\nport = \"/dev/ttyUSB0\"", "ble = \"AA:BB:CC\"\nservices = [\"heartbeat\"]");
     let errs = errors(&bad_ble);
     assert!(find(&errs, "device[0].ble").message.contains("not a Bluetooth address"));
