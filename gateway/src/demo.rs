@@ -133,6 +133,7 @@ fn demo_config(
                 }
             })
             .collect(),
+        warnings: Vec::new(),
     }
 }
 

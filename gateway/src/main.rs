@@ -245,6 +245,9 @@ fn run(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
     match command {
         Command::CheckConfig { file } => match config::load(&file) {
             Ok(c) => {
+                if !c.warnings.is_empty() {
+                    eprintln!("{}", config::ConfigWarnings { file: &file.display().to_string(), warnings: &c.warnings });
+                }
                 println!(
                     "{}: OK ({} devices, broker {}:{}, format {})",
                     file.display(),
@@ -281,6 +284,9 @@ fn run(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
                 ),
                 Ok((before, after)) => tracing::info!(before, limit = after, needed, "open files limit"),
                 Err(e) => tracing::warn!(error = %e, "cannot raise the limit on open files"),
+            }
+            for w in &config.warnings {
+                tracing::warn!("{}", config::ConfigWarnings { file: &path.display().to_string(), warnings: std::slice::from_ref(w) });
             }
             runtime()?.block_on(async {
                 let shutdown = CancellationToken::new();

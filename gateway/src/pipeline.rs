@@ -50,6 +50,12 @@ pub fn nomenclature(config: &Config) -> anyhow::Result<Arc<Nomenclature>> {
 /// stopped after `shutdown` was cancelled.
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<(Running, impl std::future::Future<Output = ()>)> {
     let config = Arc::new(config);
+    // Before anything runs: a sink that cannot connect by construction is a fatal error (the
+    // process exits and systemd restarts and alerts), never a gateway that buffers forever.
+    let tls = match &config.mqtt.tls {
+        Some(t) => Some(mqtt::transport::tls_config(t).map_err(|e| anyhow::anyhow!("MQTT sink cannot start: {e}"))?),
+        None => None,
+    };
     let nom = nomenclature(&config)?;
     let (buffer, startup) = crate::buffer::open(&config.buffer).await?;
     let (live_tx, live_rx) = mpsc::channel(mqtt::outbox::LIVE_CAPACITY);
@@ -60,6 +66,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let sink_shutdown = CancellationToken::new();
     let sink = tokio::spawn(mqtt::run(SinkParams {
         config: config.mqtt.clone(),
+        tls,
         gateway: config.gateway.id.clone(),
         replay: config.buffer.replay,
         buffer: buffer.clone(),

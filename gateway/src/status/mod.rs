@@ -361,6 +361,15 @@ pub async fn serve(
     cfg: StatusConfig,
     shutdown: CancellationToken,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    // Off loopback only with a real token, whoever built the configuration.
+    let short = cfg.token.as_ref().is_none_or(|t| t.expose().chars().count() < crate::config::MIN_TOKEN_CHARS);
+    if !cfg.bind.ip().is_loopback() && short {
+        return Err(std::io::Error::other(format!(
+            "refusing to serve {} without a token of at least {} characters",
+            cfg.bind,
+            crate::config::MIN_TOKEN_CHARS
+        )));
+    }
     let listener = tokio::net::TcpListener::bind(cfg.bind).await?;
     let addr = listener.local_addr()?;
     let app = router(running, cfg.token, addr.port());
@@ -383,5 +392,21 @@ mod tests {
         let now = Timestamp(1_000_000);
         assert_eq!(age_s(now, Timestamp(997_500)), 2.5);
         assert_eq!(age_s(now, Timestamp(1_000_200)), 0.0, "a device clock ahead is not a negative age");
+    }
+
+    #[test]
+    fn an_empty_token_admits_nobody() {
+        let mut h = HeaderMap::new();
+        let session = access::session_value("");
+        assert!(!access::authorized(&h, "", &session));
+        // `curl -u anyone:` sends "anyone:" with an empty password.
+        h.insert(header::AUTHORIZATION, "Basic YW55b25lOg==".parse().unwrap());
+        assert!(!access::authorized(&h, "", &session));
+        h.insert(header::AUTHORIZATION, "Bearer ".parse().unwrap());
+        assert!(!access::authorized(&h, "", &session));
+        // Nor does the session cookie an empty token would sign.
+        h.remove(header::AUTHORIZATION);
+        h.insert(header::COOKIE, format!("medgw_session={session}").parse().unwrap());
+        assert!(!access::authorized(&h, "", &session));
     }
 }
