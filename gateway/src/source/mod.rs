@@ -144,6 +144,7 @@ pub struct DeviceRunner {
     normalizer: Normalizer,
     link: PipelineLink,
     rejections: RejectionWindow,
+    noisy: NoisyLineLimiter,
     pub status: Arc<DeviceStatus>,
     events: Vec<DecodeEvent>,
     full_announced: bool,
@@ -156,7 +157,11 @@ pub struct DeviceRunner {
 impl DeviceRunner {
     pub fn new(config: &Config, cfg: &DeviceConfig, nomenclature: Arc<Nomenclature>, link: PipelineLink) -> Result<DeviceRunner, String> {
         let info = registry::find(&cfg.protocol).ok_or_else(|| format!("unknown protocol {}", cfg.protocol))?;
-        let decoder = (info.make)(&DecoderOptions { poll_period_ms: cfg.poll_period_ms, listen_only: cfg.listen_only });
+        let decoder = (info.make)(&DecoderOptions {
+            poll_period_ms: cfg.poll_period_ms,
+            listen_only: cfg.listen_only,
+            max_frame_rate: cfg.max_frame_rate,
+        });
         DeviceRunner::with_decoders(config, cfg, nomenclature, link, vec![decoder])
     }
 
@@ -197,6 +202,7 @@ impl DeviceRunner {
             normalizer: Normalizer::new(context, zone, nomenclature),
             link,
             rejections: RejectionWindow::default(),
+            noisy: NoisyLineLimiter::default(),
             status: Arc::new(DeviceStatus::new(cfg)),
             events: Vec::with_capacity(64),
             full_announced: false,
@@ -368,6 +374,11 @@ impl DeviceRunner {
                     );
                 }
                 DecodeEvent::Session(s) => self.event(self.device_event(EventKind::Session, s)),
+                DecodeEvent::NoisyLine(why) => {
+                    if let Some(e) = self.noisy.report(now, why, &self.cfg.name, &self.cfg.bed) {
+                        self.event(e);
+                    }
+                }
             }
         }
         if !batch.is_empty() {

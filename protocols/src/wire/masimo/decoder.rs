@@ -83,6 +83,16 @@ fn parse_serial(value: &[u8]) -> Result<Option<&str>, Error> {
     core::str::from_utf8(value).map(Some).map_err(|_| bad)
 }
 
+/// The line has no checksum, so a value the device cannot send marks the line damaged: SpO2,
+/// PI, SpCO and SpMet are percentages of a whole (0–100).
+fn plausible(tag: Tag, d: crate::decimal::Decimal) -> Result<(), Error> {
+    let v = d.to_f64();
+    if tag.percent() && !(0.0..=100.0).contains(&v) {
+        return Err(Error::Implausible { field: tag.name(), value: v.clamp(0.0, u32::MAX as f64) as u32 });
+    }
+    Ok(())
+}
+
 /// What one line said, checked in full before anything is emitted.
 struct Record<'a> {
     time: DeviceTime,
@@ -111,6 +121,9 @@ fn parse_record(rec: &[u8]) -> Result<Record<'_>, Error> {
             Tag::Exc => r.exc = parse_hex(tag, value, EXC_WIDTHS)?,
             _ => {
                 let reading = parse_number(tag, value)?;
+                if let Reading::Number(d) = reading {
+                    plausible(tag, d)?;
+                }
                 if let Some(slot) = r.readings.get_mut(r.count) {
                     *slot = (tag, reading);
                     r.count += 1;
@@ -297,6 +310,8 @@ mod tests {
         assert!(matches!(ev[..], [Event::Rejected { error: Error::BadField { field: "EXC", value: 4 }, .. }]));
         let ev = decode(b"03/15/24 10:22:05 SPO2=097% SPO2=098%\r\n");
         assert!(matches!(ev[..], [Event::Rejected { .. }]));
+        let ev = decode(b"03/15/24 10:22:05 SPO2=107% BPM=072 EXC=000800\r\n");
+        assert_eq!(ev, [Event::Rejected { offset: 0, error: Error::Implausible { field: "SPO2", value: 107 } }]);
     }
 
     #[test]
