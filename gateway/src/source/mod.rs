@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::buffer::{BufferHandle, Entry};
 use crate::config::{Config, DeviceConfig, SourceConfig, WhenFull};
-use crate::events::{Event, EventKind, RejectionWindow};
+use crate::events::{Event, EventKind, NoisyLineLimiter, RejectionWindow};
 use crate::normalize::Normalizer;
 use crate::sink::mqtt::AuxMessage;
 use crate::sink::topics::Topics;

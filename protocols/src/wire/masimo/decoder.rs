@@ -27,7 +27,11 @@
 //! Quality: the EXC and ALARM words of the same line set flags on every value (see
 //! [`super::status`]). A line is decoded whole or not at all: one field that does not parse
 //! means the line is damaged (the format has no checksum), and its other values are not
-//! trusted either.
+//! trusted either; so does a percentage outside 0–100 ([`Error::Implausible`]). The line's
+//! syntax is the format's only guard, and it is a strong one: a line needs a valid
+//! `MM/DD/YY HH:MM:SS` time stamp and `TAG=value` fields whose values parse, which random bytes
+//! and the binary or differently framed output of the other protocols do not produce
+//! (`tests/hostile.rs` feeds both). So Masimo needs no lock or rate gate.
 
 use alloc::boxed::Box;
 use alloc::string::String;

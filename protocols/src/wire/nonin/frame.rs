@@ -1,8 +1,9 @@
 //! One Nonin frame: checked views over the bytes and validated values with `parse`/`emit`.
 //!
 //! DF2 and DF7 frames carry an 8-bit additive checksum (Nonin 9560 OEM spec, pp. 8 and 12);
-//! DF8 has none (p. 16), so its only integrity checks are the bit-7 pattern and the ranges of
-//! its fields.
+//! DF8 has none (p. 16), so a single frame is checked by its bit-7 pattern, its reserved bits
+//! and the ranges of its fields, and the decoder trusts frames only under a confirmed lock on
+//! the stream ([`crate::lock`]).
 
 use crate::error::Error;
 use crate::quality::Flags;
