@@ -221,3 +221,14 @@ fn source_problems_are_reported() {
     let gatt_on_serial = GOOD.replace("protocol = \"nonin-df8\"", "protocol = \"gatt-heart-rate\"");
     assert!(find(&errors(&gatt_on_serial), "device[0].protocol").message.contains("Bluetooth GATT"));
 }
+
+#[test]
+fn max_frame_rate_is_optional_and_range_checked() {
+    let c = config::parse(GOOD, Path::new("/etc/medgw")).unwrap();
+    assert_eq!(c.devices[0].max_frame_rate, None, "the protocol's own limit by default");
+    let text = GOOD.replace("bed = \"BED1\"\n", "bed = \"BED1\"\nmax_frame_rate = 2000\n");
+    let c = config::parse(&text, Path::new("/etc/medgw")).unwrap();
+    assert_eq!(c.devices[0].max_frame_rate, Some(2000));
+    let errs = errors(&GOOD.replace("bed = \"BED1\"\n", "bed = \"BED1\"\nmax_frame_rate = 0\n"));
+    assert!(find(&errs, "device[0].max_frame_rate").message.contains("out of range"), "{errs:#?}");
+}
