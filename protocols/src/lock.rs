@@ -35,9 +35,14 @@ pub const NOISY_FRAMES: u32 = 8;
 /// Bytes skipped without a lock after which the line is reported noisy.
 pub const NOISY_BYTES: u64 = 1024;
 
-/// A token bucket over receipt times: `per_s` frames per second sustained, bursts of up to
-/// three seconds' worth (a backlog after the reader stalled). Sans-IO: the time is the receipt
-/// time given with the bytes, never a clock.
+/// A token bucket over receipt times: `per_s` frames per second sustained, after a burst of up
+/// to `burst` frames at once. The burst is a backlog the receiver itself caused: the gateway
+/// stops reading a device while its buffer is full (policy `stop-reading`), a device server
+/// may keep a port's output while no client is connected, and the serial driver holds what
+/// arrived meanwhile; all of it arrives at once when reading resumes, and must pass. What the
+/// gate stops is a rate kept up beyond that, which no device of the protocol produces: noise at
+/// the speed of a pseudo-terminal, a faster device or protocol. Sans-IO: the time is the
+/// receipt time given with the bytes, never a clock.
 #[derive(Clone, Debug)]
 pub struct RateGate {
     per_s: u32,
@@ -48,9 +53,9 @@ pub struct RateGate {
 }
 
 impl RateGate {
-    pub fn new(per_s: u32) -> RateGate {
+    pub fn new(per_s: u32, burst: u32) -> RateGate {
         let per_s = per_s.max(1);
-        let capacity = u64::from(per_s).saturating_mul(3).max(8).saturating_mul(1000);
+        let capacity = u64::from(burst.max(1)).saturating_mul(1000);
         RateGate { per_s, tokens: capacity, capacity, last: None }
     }
 
@@ -99,11 +104,12 @@ pub struct StreamLock<F> {
 }
 
 impl<F: Copy> StreamLock<F> {
-    pub fn new(max_frame_rate: u32) -> StreamLock<F> {
+    /// A lock whose rate gate passes `burst` frames at once, then `max_frame_rate` a second.
+    pub fn new(max_frame_rate: u32, burst: u32) -> StreamLock<F> {
         StreamLock {
             held: Vec::with_capacity(LOCK_FRAMES),
             locked: false,
-            gate: RateGate::new(max_frame_rate),
+            gate: RateGate::new(max_frame_rate, burst),
             unlocked_frames: 0,
             unlocked_bytes: 0,
             reported: false,
@@ -201,7 +207,7 @@ mod tests {
 
     #[test]
     fn three_back_to_back_frames_lock_and_are_all_published() {
-        let mut l = StreamLock::new(5);
+        let mut l = StreamLock::new(5, 15);
         let ev = run(&mut l, &[(Some(1), 0), (Some(1), 1000)]);
         assert_eq!(published(&ev), 0);
         let ev = run(&mut l, &[(Some(1), 2000), (Some(1), 3000)]);
@@ -211,7 +217,7 @@ mod tests {
 
     #[test]
     fn a_skip_drops_the_lock_and_the_held_frames_are_rejected() {
-        let mut l = StreamLock::new(5);
+        let mut l = StreamLock::new(5, 15);
         let ev =
             run(&mut l, &[(Some(1), 0), (Some(1), 1000), (Some(1), 2000), (None, 2500), (Some(1), 3000), (Some(1), 4000), (None, 4500)]);
         assert_eq!(published(&ev), 3);
@@ -221,8 +227,8 @@ mod tests {
 
     #[test]
     fn the_rate_gate_trips_on_a_burst_and_reports_once() {
-        let mut l = StreamLock::new(2);
-        // Capacity 8 frames, then 2 per second: 100 frames in one instant trip it.
+        let mut l = StreamLock::new(2, 8);
+        // A burst of 8 frames, then 2 per second: 100 frames in one instant trip it.
         let steps: Vec<(Option<u8>, i64)> = (0..100).map(|_| (Some(1), 0)).collect();
         let ev = run(&mut l, &steps);
         assert_eq!(published(&ev), 8);
@@ -235,7 +241,7 @@ mod tests {
 
     #[test]
     fn frames_that_never_lock_are_a_noisy_line() {
-        let mut l = StreamLock::new(100);
+        let mut l = StreamLock::new(100, 300);
         let steps: Vec<(Option<u8>, i64)> = (0..40).map(|i| (if i % 2 == 0 { Some(1) } else { None }, i)).collect();
         let ev = run(&mut l, &steps);
         assert_eq!(published(&ev), 0);

@@ -183,16 +183,25 @@ fn after_noise_a_good_stream_locks_within_three_frames_and_loses_nothing() {
 }
 
 #[test]
-fn the_rate_gate_trips_on_a_burst_and_a_higher_limit_passes_it() {
-    // 100 frames a second from a device that sends one.
-    let (stream, _) = df8_frames(10, 300, T0);
+fn the_rate_gate_passes_a_backlog_trips_on_a_sustained_flood_and_a_higher_limit_passes_it() {
+    // A backlog of an hour of output at once (a reader stalled by a full buffer): every frame.
+    let (backlog, _) = df8_frames(1000, 3600, T0);
+    let at_once: Vec<u8> = backlog.iter().flat_map(|(_, b)| b.iter().copied()).collect();
+    let mut d = NoninDecoder::df8();
+    let mut out = Vec::new();
+    d.feed(&at_once, Timestamp(T0 + 3_600_000), &mut out);
+    assert_eq!(measurements(&out), 7200);
+    assert!(!out.iter().any(|e| matches!(e, Event::NoisyLine(_) | Event::Rejected { .. })));
+    // 100 frames a second for 80 s from a device that sends one: after the burst allowance
+    // (4096 frames) and 20 a second, the gate stops them.
+    let (stream, _) = df8_frames(10, 8000, T0);
     let mut d = NoninDecoder::df8();
     let mut out = Vec::new();
     for (t, b) in &stream {
         d.feed(b, *t, &mut out);
     }
     let published = measurements(&out) / 2;
-    assert!(published < 100, "{published} of 300 frames published at 100 frames/s");
+    assert!(published < 5200, "{published} of 8000 frames published at 100 frames/s");
     assert!(out.iter().any(|e| matches!(e, Event::Rejected { error: Error::RateExceeded { per_s: 20 }, .. })));
     assert_eq!(out.iter().filter(|e| matches!(e, Event::NoisyLine(_))).count(), 1);
     // A simulator configured to run fast, with the limit raised to match: every frame.
@@ -201,6 +210,6 @@ fn the_rate_gate_trips_on_a_burst_and_a_higher_limit_passes_it() {
     for (t, b) in &stream {
         d.feed(b, *t, &mut out);
     }
-    assert_eq!(measurements(&out), 600);
+    assert_eq!(measurements(&out), 16000);
     assert!(!out.iter().any(|e| matches!(e, Event::NoisyLine(_) | Event::Rejected { .. })));
 }

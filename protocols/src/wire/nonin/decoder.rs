@@ -16,7 +16,7 @@
 //! Its frames are published only under a confirmed lock, through a rate gate
 //! ([`crate::lock`]): [`LOCK_FRAMES`](crate::lock::LOCK_FRAMES) frames back to back before
 //! the first value and after every resynchronisation, at most [`DF8_MAX_FRAME_RATE`] frames per
-//! second. DF2 and DF7 need neither: a value takes 25 checksummed frames back to back that
+//! second after a backlog of at most [`DF8_BURST_FRAMES`]. DF2 and DF7 need neither: a value takes 25 checksummed frames back to back that
 //! open with a SYNC frame (see [`super::packet`]), which noise or another protocol's stream
 //! does not produce.
 //!
@@ -82,10 +82,13 @@ pub fn firmware_string(srev: u8) -> String {
 pub const GAP_MS: i64 = 200;
 
 /// The DF8 rate gate's default limit in frames per second. The device sends one frame a second
-/// (spec p. 16); twenty leaves room for a backlog delivered at once after the reader stalled
-/// (the gate also allows a burst of three seconds' worth), and still stops a line that delivers
-/// frames at the speed of noise or of another protocol.
+/// (spec p. 16); twenty is far above that and far below a line that delivers frames at the
+/// speed of noise (a pseudo-terminal: tens of thousands a second).
 pub const DF8_MAX_FRAME_RATE: u32 = 20;
+/// Frames the DF8 rate gate passes at once before the rate applies: a backlog of over an hour
+/// of output (16 KiB), as a reader stalled by a full buffer or a device server's port buffer
+/// delivers it when reading resumes (see [`crate::lock::RateGate`]).
+pub const DF8_BURST_FRAMES: u32 = 4096;
 
 #[derive(Debug)]
 enum Inner {
@@ -116,7 +119,13 @@ impl NoninDecoder {
 
     /// DF8 accepting up to `max_frame_rate` frames per second.
     pub fn df8_with_rate(max_frame_rate: u32) -> NoninDecoder {
-        NoninDecoder { name: "nonin-df8", inner: Inner::Df8 { sync: Df8Sync::new(), lock: StreamLock::new(max_frame_rate) } }
+        NoninDecoder {
+            name: "nonin-df8",
+            inner: Inner::Df8 {
+                sync: Df8Sync::new(),
+                lock: StreamLock::new(max_frame_rate, DF8_BURST_FRAMES.max(max_frame_rate.saturating_mul(3))),
+            },
+        }
     }
 
     fn packets(name: &'static str, format: Format) -> NoninDecoder {
