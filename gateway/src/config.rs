@@ -313,6 +313,9 @@ pub struct DeviceConfig {
     pub timezone: Option<String>,
     /// No bytes for this long: the device is silent (event) and the port is reopened.
     pub silence_timeout_ms: u32,
+    /// The rate gate's limit in frames per second for decoders that have one (`nonin-df8`);
+    /// `None` is the protocol's own limit. Raised only for simulators run faster than a device.
+    pub max_frame_rate: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1033,6 +1036,7 @@ impl<'s> Reader<'s> {
                     "listen_only",
                     "timezone",
                     "silence_timeout_s",
+                    "max_frame_rate",
                 ],
             );
         }
@@ -1129,6 +1133,10 @@ impl<'s> Reader<'s> {
         let listen_only = self.boolean(t, "listen_only", false);
         let timezone = self.timezone(t, "timezone");
         let silence_timeout_ms = (self.int(t, "silence_timeout_s", 1..=3600, 10) * 1000) as u32;
+        let max_frame_rate =
+            t.t.iter()
+                .any(|(key, _)| key.get_ref().as_ref() == "max_frame_rate")
+                .then(|| self.int(t, "max_frame_rate", 1..=1_000_000, 1) as u32);
         let settings = SerialSettings { baud, data_bits, parity, stop_bits };
         let source = self.source(t, settings, is_ble)?;
         let protocol = match (&source, info) {
@@ -1146,6 +1154,7 @@ impl<'s> Reader<'s> {
             listen_only,
             timezone,
             silence_timeout_ms,
+            max_frame_rate,
         })
     }
 }

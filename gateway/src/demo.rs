@@ -130,6 +130,7 @@ fn demo_config(
                     listen_only: false,
                     timezone: None,
                     silence_timeout_ms: 10_000,
+                    max_frame_rate: None,
                 }
             })
             .collect(),

@@ -425,3 +425,14 @@ fn secret_files_others_may_read_are_refused_off_loopback_and_warned_about_on_it(
         "{err}"
     );
 }
+
+#[test]
+fn max_frame_rate_is_optional_and_range_checked() {
+    let c = config::parse(GOOD, Path::new("/etc/medgw")).unwrap();
+    assert_eq!(c.devices[0].max_frame_rate, None, "the protocol's own limit by default");
+    let text = GOOD.replace("bed = \"BED1\"\n", "bed = \"BED1\"\nmax_frame_rate = 2000\n");
+    let c = config::parse(&text, Path::new("/etc/medgw")).unwrap();
+    assert_eq!(c.devices[0].max_frame_rate, Some(2000));
+    let errs = errors(&GOOD.replace("bed = \"BED1\"\n", "bed = \"BED1\"\nmax_frame_rate = 0\n"));
+    assert!(find(&errs, "device[0].max_frame_rate").message.contains("out of range"), "{errs:#?}");
+}

@@ -48,7 +48,7 @@ fn registry_row() {
     let d = (p.make)(&DecoderOptions::default());
     assert_eq!(d.protocol(), "intellivue");
     assert!(d.sends_requests());
-    let d = (p.make)(&DecoderOptions { poll_period_ms: 1000, listen_only: true });
+    let d = (p.make)(&DecoderOptions { poll_period_ms: 1000, listen_only: true, ..Default::default() });
     assert!(!d.sends_requests());
     let sims = medgw_protocols::sim::intellivue::SIMULATORS;
     assert_eq!(sims[0].0, "intellivue");
@@ -433,7 +433,7 @@ fn monitor_release_request_is_answered() {
 
 #[test]
 fn listen_only_never_transmits() {
-    let mut c = IntelliVueClient::new(&DecoderOptions { poll_period_ms: 1000, listen_only: true });
+    let mut c = IntelliVueClient::new(&DecoderOptions { poll_period_ms: 1000, listen_only: true, ..Default::default() });
     let mut ev = Vec::new();
     c.start(T0, &mut ev);
     c.poll(Timestamp(T0.0 + 60_000), &mut ev);

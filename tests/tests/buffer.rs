@@ -16,7 +16,9 @@ fn config(dir: &Path, port: u16, links: &[&Path], buffer_extra: &str) -> String 
     );
     for (i, link) in links.iter().enumerate() {
         c.push_str(&format!(
-            "\n[[device]]\nname = \"dev{i}\"\nprotocol = \"nonin-df8\"\nport = \"{}\"\nbed = \"BED{i}\"\n",
+            // The simulators run up to 1000 times a real DF8 oximeter's rate: the rate gate is
+            // raised to match.
+            "\n[[device]]\nname = \"dev{i}\"\nprotocol = \"nonin-df8\"\nport = \"{}\"\nbed = \"BED{i}\"\nmax_frame_rate = 100000\n",
             link.display()
         ));
     }

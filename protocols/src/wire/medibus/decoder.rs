@@ -543,7 +543,7 @@ mod tests {
 
     #[test]
     fn keep_alive_when_polling_is_slow() {
-        let mut d = MedibusDecoder::new(&DecoderOptions { poll_period_ms: 10_000, listen_only: false });
+        let mut d = MedibusDecoder::new(&DecoderOptions { poll_period_ms: 10_000, listen_only: false, ..Default::default() });
         let mut out = Vec::new();
         d.start(t(0), &mut out);
         feed(&mut d, &response(cmd::ICC, b""), t(0));
@@ -561,7 +561,7 @@ mod tests {
 
     #[test]
     fn listen_only_never_transmits_and_decodes_what_it_sees() {
-        let mut d = MedibusDecoder::new(&DecoderOptions { poll_period_ms: 1000, listen_only: true });
+        let mut d = MedibusDecoder::new(&DecoderOptions { poll_period_ms: 1000, listen_only: true, ..Default::default() });
         assert!(!d.sends_requests());
         let mut out = Vec::new();
         d.start(t(0), &mut out);
