@@ -160,7 +160,7 @@ impl Normalizer {
         }
         let time = r.device_time.unwrap_or(r.receipt_time).0;
         // Keyed like the id: by MDC code, and by the vendor code only when unmapped (two device
-        // codes for one metric, like MEDIBUS etCO2 in mmHg and in kPa, share an MDC code).
+        // codes for one metric share an MDC code).
         let vendor = if r.metric.is_unmapped() { r.vendor.clone() } else { None };
         let entry = self.same_time.entry((r.metric, vendor)).or_default();
         if entry.time != time {
@@ -291,12 +291,11 @@ mod tests {
             Timestamp(9_001_200),
         );
         assert_ne!(e.reading.id, c.reading.id);
-        // One metric from two device codes (etCO2 in mmHg and kPa) in one chunk: two readings.
-        let mmhg = Measurement::numeric(code::MDC_AWAY_CO2_ET, Decimal::from_int(35), unit::MDC_DIM_MMHG).with_vendor("medibus", "0xE6");
-        let kpa =
-            Measurement::numeric(code::MDC_AWAY_CO2_ET, "4.7".parse().unwrap(), unit::MDC_DIM_KILO_PASCAL).with_vendor("medibus", "0xE3");
-        let f = n.observation(mmhg, Timestamp(7_000));
-        let g = n.observation(kpa, Timestamp(7_000));
+        // One metric in one chunk with two values from a clock-less device: two readings.
+        let a = Measurement::numeric(code::MDC_CONC_AWAY_CO2_ET, Decimal::from_int(35), unit::MDC_DIM_MMHG);
+        let b = Measurement::numeric(code::MDC_CONC_AWAY_CO2_ET, Decimal::from_int(36), unit::MDC_DIM_MMHG);
+        let f = n.observation(a, Timestamp(7_000));
+        let g = n.observation(b, Timestamp(7_000));
         assert_ne!(f.reading.id, g.reading.id);
     }
 

@@ -151,15 +151,21 @@ fn fhir_blood_pressure_is_a_panel_with_components() {
 fn fhir_converts_to_the_profile_unit_and_records_the_original() {
     let nom = Nomenclature::builtin();
     let ctx = context(p1(), None);
-    let v = json(&fhir::observation(&obs(&ctx, Measurement::numeric(code::MDC_TEMP_BODY, d("98.6"), unit::MDC_DIM_FAHR)), &nom));
+    let text = fhir::observation(&obs(&ctx, Measurement::numeric(code::MDC_TEMP_BODY, d("98.6"), unit::MDC_DIM_FAHR)), &nom);
+    // 0.1 °F is 0.056 °C: °C needs one more decimal to keep the measurement's resolution.
+    assert!(text.contains(r#""valueQuantity":{"value":37.00,"#), "{text}");
+    let v = json(&text);
     assert_eq!(v["valueQuantity"]["code"], "Cel");
-    assert_eq!(v["valueQuantity"]["value"].to_string(), "37.0");
     let orig = v["extension"].as_array().unwrap().iter().find(|e| e["url"].as_str().unwrap().ends_with("original-value")).unwrap();
     assert_eq!(orig["valueQuantity"]["code"], "[degF]");
     assert_eq!(orig["valueQuantity"]["value"].to_string(), "98.6");
-    let v = json(&fhir::observation(&obs(&ctx, Measurement::numeric(code::MDC_AWAY_CO2_ET, d("5.3"), unit::MDC_DIM_KILO_PASCAL)), &nom));
+    let v =
+        json(&fhir::observation(&obs(&ctx, Measurement::numeric(code::MDC_CONC_AWAY_CO2_ET, d("5.3"), unit::MDC_DIM_KILO_PASCAL)), &nom));
     assert_eq!(v["valueQuantity"]["code"], "mm[Hg]");
-    assert_eq!(v["valueQuantity"]["value"], 40);
+    assert_eq!(v["valueQuantity"]["value"].to_string(), "39.8");
+    // 100 °F = 37.78 °C: published as 37.8, never as 38 (which reads as a 38.0 °C fever threshold).
+    let text = fhir::observation(&obs(&ctx, Measurement::numeric(code::MDC_TEMP_BODY, d("100"), unit::MDC_DIM_FAHR)), &nom);
+    assert!(text.contains(r#""valueQuantity":{"value":37.8,"#), "{text}");
 }
 
 #[test]
