@@ -386,6 +386,22 @@ fn hl7_absent_values_flags_compounds_and_escaping() {
 }
 
 #[test]
+fn hl7_unknown_unit_is_empty_and_line_feeds_are_escaped_as_line_feeds() {
+    let nom = Nomenclature::builtin();
+    let ctx = context(None, None);
+    // A vendor value whose unit has no MDC code: OBX-6 empty, not `0^^MDC`.
+    let m = Measurement::numeric(MdcCode::UNMAPPED, d("13.5"), MdcCode::UNMAPPED).with_vendor("masimo", "SPHB");
+    let msg = hl7v2::oru_r01(&[&obs(&ctx, m)], &nom, "M3", T).unwrap();
+    let obx = fields(msg.split('\r').find(|s| s.starts_with("OBX")).unwrap());
+    assert_eq!((obx[5], obx[6]), ("13.5", ""), "{msg}");
+    assert!(!msg.contains("0^^MDC"), "{msg}");
+    // LF is \X0A\ and CR is \X0D\ (HL7 v2 §2.7.3: the hex of the character itself).
+    let mut s = String::new();
+    hl7v2::escape(&mut s, "a\nb\rc");
+    assert_eq!(s, "a\\X0A\\b\\X0D\\c");
+}
+
+#[test]
 fn canonical_form_has_the_documented_fields_and_round_trips() {
     let nom = Nomenclature::builtin();
     let ctx = context(p1(), Some("0012345678ABCDEF"));
