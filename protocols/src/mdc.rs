@@ -167,6 +167,10 @@ pub mod unit {
     /// Seconds 2176 + the milli prefix 18 (IEEE 11073-10101 unit prefixes; RTMMS and PCD-01
     /// examples `264338^MDC_DIM_MILLI_SEC`). One public table writes 2177, which is deka-.
     pub const MDC_DIM_MILLI_SEC: MdcCode = MdcCode::dim(2194); // 264338
+    /// MDC_DIM_X_JOULES is 3968 (10101 dimension table) and the kilo prefix adds 3, as in
+    /// MDC_DIM_KILO_PASCAL (3840 + 3) and MDC_DIM_KILO_G (1728 + 3). The Bluetooth Heart Rate
+    /// Measurement's energy expended is in kJ.
+    pub const MDC_DIM_KILO_JOULES: MdcCode = MdcCode::dim(3971); // 266115
 }
 
 /// One row of the measurement table.
@@ -382,6 +386,8 @@ pub static UNITS: &[UnitDef] = &[
     unit_def!(MDC_DIM_MILLI_G_PER_DL, "mg/dL", "mg/dL"),
     unit_def!(MDC_DIM_MILLI_MOLE_PER_L, "mmol/L", "mmol/L"),
     unit_def!(MDC_DIM_MILLI_SEC, "ms", "ms"),
+    // UCUM `kJ`: the SI prefix k on the joule `J`.
+    unit_def!(MDC_DIM_KILO_JOULES, "kJ", "kJ"),
 ];
 
 /// The built-in row for a measurement code.
@@ -454,6 +460,7 @@ mod tests {
             (unit::MDC_DIM_MILLI_G_PER_DL, 264274),
             (unit::MDC_DIM_MILLI_MOLE_PER_L, 266866),
             (unit::MDC_DIM_MILLI_SEC, 264338),
+            (unit::MDC_DIM_KILO_JOULES, 266115),
             (code::MDC_PULS_RATE, 149514),
             (code::MDC_PRESS_BLD, 150016),
             (code::MDC_PRESS_BLD_MEAN, 150019),

@@ -218,6 +218,35 @@ fn fhir_unmapped_codes_are_published_in_the_vendor_namespace() {
     assert_eq!(v["valueQuantity"]["value"].to_string(), "13.5");
 }
 
+/// A unit with no UCUM mapping keeps the value (R4 obs-6: `dataAbsentReason` only when there is
+/// no value): Masimo SpHb with an unknown unit, an IntelliVue private unit, energy in kJ.
+#[test]
+fn fhir_keeps_the_value_when_the_unit_has_no_ucum_code() {
+    let nom = Nomenclature::builtin();
+    let ctx = context(p1(), None);
+    // SpHb: the unit is not known at all. A value, no unit, no system/code.
+    let m = Measurement::numeric(MdcCode::UNMAPPED, d("13.5"), MdcCode::UNMAPPED).with_vendor("masimo", "SPHB");
+    let text = fhir::observation(&obs(&ctx, m), &nom);
+    let v = json(&text);
+    assert!(text.contains(r#""valueQuantity":{"value":13.5}"#), "{text}");
+    assert!(v.get("dataAbsentReason").is_none(), "{text}");
+    // A standard MDC unit that has no UCUM row: the value, the unit named, no UCUM system/code.
+    let m = Measurement::numeric(code::MDC_PULS_OXIM_PERF_REL, d("2.5"), MdcCode::dim(3072));
+    let v = json(&fhir::observation(&obs(&ctx, m), &nom));
+    assert_eq!(v["valueQuantity"]["value"].to_string(), "2.5");
+    assert_eq!(v["valueQuantity"]["unit"], "MDC unit 265216");
+    assert!(v["valueQuantity"].get("system").is_none() && v["valueQuantity"].get("code").is_none());
+    assert!(v.get("dataAbsentReason").is_none());
+    // Energy expended in kJ (GATT 0x2A37) has a UCUM code now.
+    let m = Measurement::numeric(MdcCode::UNMAPPED, d("120"), unit::MDC_DIM_KILO_JOULES).with_vendor("gatt", "2A37.energy-expended");
+    let v = json(&fhir::observation(&obs(&ctx, m), &nom));
+    assert_eq!(v["valueQuantity"]["value"], 120);
+    assert_eq!(
+        (v["valueQuantity"]["system"].as_str(), v["valueQuantity"]["code"].as_str()),
+        (Some("http://unitsofmeasure.org"), Some("kJ"))
+    );
+}
+
 /// Every metric of the table encodes to FHIR with its LOINC and MDC codings and a UCUM unit.
 #[test]
 fn every_table_code_encodes() {

@@ -266,10 +266,8 @@ static ENERGY_EXPENDED: crate::observation::VendorCode = crate::observation::Ven
 /// Kardio FHIR IG example `urn:iso:std:iso:11073:10101#147240`). Not yet in `crate::mdc`.
 pub const MDC_ECG_TIME_PD_RR_GL: crate::mdc::MdcCode = crate::mdc::MdcCode::scada(16168);
 
-/// MDC_DIM_KILO_JOULES, 4::3971: MDC_DIM_X_JOULES is 3968 (10101 dimension table, several
-/// public nomenclature headers) and the kilo prefix adds 3, as in MDC_DIM_KILO_PASCAL
-/// (3840 + 3 = 3843) and MDC_DIM_KILO_G (1728 + 3 = 1731). Not yet in `crate::mdc`.
-pub const MDC_DIM_KILO_JOULES: crate::mdc::MdcCode = crate::mdc::MdcCode::dim(3971);
+/// MDC_DIM_KILO_JOULES, 4::3971 (see [`crate::mdc::unit::MDC_DIM_KILO_JOULES`]).
+pub const MDC_DIM_KILO_JOULES: crate::mdc::MdcCode = crate::mdc::unit::MDC_DIM_KILO_JOULES;
 
 #[cfg(test)]
 mod tests {
