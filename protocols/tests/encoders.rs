@@ -430,6 +430,43 @@ fn hl7_unknown_unit_is_empty_and_line_feeds_are_escaped_as_line_feeds() {
     assert_eq!(s, "a\\X0A\\b\\X0D\\c");
 }
 
+/// A value shown while the sensor is off (Nonin holds the display ~10 s), in pulse search or with
+/// low perfusion is marked questionable: OBX-8 `QUES` and a FHIR `interpretation`, not only an
+/// NTE and an extension. A clean value has neither.
+#[test]
+fn questionable_values_are_flagged_in_obx8_and_fhir_interpretation() {
+    let nom = Nomenclature::builtin();
+    let ctx = context(p1(), None);
+    for flag in [Flags::SENSOR_OFF, Flags::PULSE_SEARCH, Flags::LOW_PERFUSION, Flags::ARTIFACT] {
+        let m = Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, d("97"), unit::MDC_DIM_PERCENT).with_flags(flag);
+        let o = obs(&ctx, m);
+        let msg = hl7v2::oru_r01(&[&o], &nom, "Q", T).unwrap();
+        let obx = fields(msg.split('\r').find(|s| s.starts_with("OBX")).unwrap());
+        assert_eq!((obx[5], obx[8]), ("97", "QUES"), "{flag:?}: {msg}");
+        let v = json(&fhir::observation(&o, &nom));
+        assert_eq!(v["valueQuantity"]["value"], 97);
+        let i = &v["interpretation"][0];
+        assert_eq!(
+            (i["coding"][0]["system"].as_str(), i["coding"][0]["code"].as_str()),
+            (Some(fhir::MEASUREMENT_STATUS_SYSTEM), Some("QUES")),
+            "{v}"
+        );
+        assert!(i["text"].as_str().unwrap().contains(flag.names().next().unwrap()), "{v}");
+    }
+    let clean = obs(&ctx, Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, d("97"), unit::MDC_DIM_PERCENT));
+    let msg = hl7v2::oru_r01(&[&clean], &nom, "Q", T).unwrap();
+    assert_eq!(fields(msg.split('\r').find(|s| s.starts_with("OBX")).unwrap())[8], "");
+    assert!(json(&fhir::observation(&clean, &nom)).get("interpretation").is_none());
+    // No value with the sensor off: OFF, and no interpretation next to the dataAbsentReason.
+    let off = obs(
+        &ctx,
+        Measurement::absent(code::MDC_PULS_OXIM_SAT_O2, AbsentReason::Unavailable, unit::MDC_DIM_PERCENT).with_flags(Flags::SENSOR_OFF),
+    );
+    let msg = hl7v2::oru_r01(&[&off], &nom, "Q", T).unwrap();
+    assert_eq!(fields(msg.split('\r').find(|s| s.starts_with("OBX")).unwrap())[8], "OFF");
+    assert!(json(&fhir::observation(&off, &nom)).get("interpretation").is_none());
+}
+
 #[test]
 fn canonical_form_has_the_documented_fields_and_round_trips() {
     let nom = Nomenclature::builtin();

@@ -40,6 +40,11 @@ pub const EUI64_SYSTEM: &str = "urn:oid:1.2.840.10004.1.1.1.0.0.1.0.0.1.2680";
 pub const EXT: &str = "https://medgw.org/fhir/StructureDefinition/";
 /// Namespace for vendor codes that are not mapped to MDC.
 pub const VENDOR_SYSTEM_PREFIX: &str = "https://medgw.org/fhir/CodeSystem/vendor-";
+/// Measurement status of a value, with the codes of IHE PCD TF-2 OBX-8 (`QUES` questionable).
+/// R4 `Observation.interpretation` binds extensibly to ObservationInterpretation, which has no
+/// code for a questionable measurement (its codes judge the patient's value: `A`, `H`, `L`, ...),
+/// so the PCD code is used in medgw's own system.
+pub const MEASUREMENT_STATUS_SYSTEM: &str = "https://medgw.org/fhir/CodeSystem/measurement-status";
 
 #[derive(Serialize)]
 struct Coding<'a> {
@@ -158,6 +163,8 @@ struct FhirObservation<'a> {
     value_sampled_data: Option<SampledData>,
     #[serde(skip_serializing_if = "Option::is_none")]
     data_absent_reason: Option<CodeableConcept<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    interpretation: Vec<CodeableConcept<'a>>,
     device: Reference<'a>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     component: Vec<ObsComponent<'a>>,
@@ -324,6 +331,7 @@ pub fn write_observation(out: &mut Vec<u8>, obs: &Observation, nom: &Nomenclatur
         value_codeable_concept: None,
         value_sampled_data: None,
         data_absent_reason: None,
+        interpretation: Vec::new(),
         device: Reference {
             reference: Some(alloc::format!("Device/{}", device_id(ctx))),
             identifier: None,
@@ -394,7 +402,28 @@ pub fn write_observation(out: &mut Vec<u8>, obs: &Observation, nom: &Nomenclatur
             });
         }
     }
+    if o.data_absent_reason.is_none() && r.flags.intersects(Flags::QUESTIONABLE_VALUE) {
+        o.interpretation.push(questionable(r.flags));
+    }
     super::append_json(out, &o);
+}
+
+/// The `interpretation` of a value that is present but questionable (see
+/// [`Flags::QUESTIONABLE_VALUE`]): `QUES` as in the HL7 output's OBX-8, with the flags as text.
+fn questionable(flags: Flags) -> CodeableConcept<'static> {
+    let mut text = String::from("questionable:");
+    for n in Flags(flags.0 & Flags::QUESTIONABLE_VALUE.0).names() {
+        text.push(' ');
+        text.push_str(n);
+    }
+    CodeableConcept {
+        coding: alloc::vec![Coding {
+            system: Cow::Borrowed(MEASUREMENT_STATUS_SYSTEM),
+            code: Cow::Borrowed("QUES"),
+            display: Some(Cow::Borrowed("Questionable"))
+        }],
+        text: Some(Cow::Owned(text)),
+    }
 }
 
 fn itoa(v: i32) -> heapless::String<12> {

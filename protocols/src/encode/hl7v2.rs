@@ -57,7 +57,15 @@ fn obx8(flags: Flags, absent: Option<AbsentReason>) -> String {
     if flags.contains(Flags::INVALID) {
         v.push("INV");
     }
-    if flags.intersects(Flags::QUESTIONABLE | Flags::ARTIFACT | Flags::OUT_OF_TRACK | Flags::LOW_SIGNAL_QUALITY) {
+    // A value that is present but questionable (sensor off with a held display value, pulse
+    // search, artefact, low perfusion, ...): measurement status QUES, IHE PCD TF-2 OBX-8 (the
+    // PCD extension of HL7 table 0078). Not `A`: that says the patient's value is abnormal.
+    let questionable = match absent {
+        None => Flags::QUESTIONABLE_VALUE,
+        // No value: sensor-off is already `OFF`; the device's own quality flags still say QUES.
+        Some(_) => Flags::QUESTIONABLE | Flags::ARTIFACT | Flags::OUT_OF_TRACK | Flags::LOW_SIGNAL_QUALITY,
+    };
+    if flags.intersects(questionable) {
         v.push("QUES");
     }
     if flags.contains(Flags::CALIBRATING) {
