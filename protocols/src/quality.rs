@@ -53,6 +53,10 @@ flags! {
     LOW_SIGNAL_QUALITY = 16, "low-signal-quality";
     /// A physiological or technical alarm was active on the device for this value.
     ALARM = 17, "alarm";
+    /// A record from the device's memory whose device clock is off by more than 1 s: its
+    /// `device_time` is the device's time corrected by the estimated clock offset (on the
+    /// gateway's clock) and is the effective time. Never the time it was downloaded.
+    TIME_CORRECTED = 18, "time-corrected";
     /// The device's clock differs from the gateway's by more than 1 s (IHE Consistent Time);
     /// the effective time is the gateway's receipt time.
     CLOCK_SKEW = 24, "clock-skew";

@@ -104,6 +104,7 @@ const NTE_FLAGS: Flags = Flags(
         | Flags::PULSE_SEARCH.0
         | Flags::LOW_BATTERY.0
         | Flags::FROM_STORAGE.0
+        | Flags::TIME_CORRECTED.0
         | Flags::OUT_OF_RANGE.0
         | Flags::SENSOR_OFF.0
         | Flags::ARTIFACT.0
