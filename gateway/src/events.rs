@@ -32,8 +32,13 @@ pub enum EventKind {
     BufferDropped,
     /// The buffer is full and devices are not read (policy stop-reading).
     BufferFull,
-    /// The buffer found and quarantined damaged data at start-up.
+    /// The buffer found and quarantined damaged data (at start-up or while running).
     BufferQuarantined,
+    /// The buffer's file system is full: capacity lowered, what happens to new observations in
+    /// `detail`. Once per episode.
+    BufferDiskFull,
+    /// The space returned after `buffer-disk-full`: the disk reserve is in place again.
+    BufferDiskOk,
     /// The gateway started or is stopping.
     Gateway,
 }
@@ -100,6 +105,7 @@ impl Event {
             | EventKind::SequenceGap
             | EventKind::BufferDropped
             | EventKind::BufferFull
+            | EventKind::BufferDiskFull
             | EventKind::BufferQuarantined => {
                 tracing::warn!(kind = ?self.kind, device, count = self.count, detail = %self.detail, "device event")
             }

@@ -64,6 +64,7 @@ pub fn stats(path: &Path) -> Result<BufferStats, BufferError> {
         oldest: oldest.map(Timestamp),
         dropped_total: meta(&conn, "dropped_total")?,
         quarantined: meta(&conn, "quarantined")?,
+        ..BufferStats::default()
     })
 }
 
