@@ -30,7 +30,8 @@ pub enum EventKind {
     Identity,
     /// The buffer was full and the oldest observations were deleted (policy drop-oldest).
     BufferDropped,
-    /// The buffer is full and devices are not read (policy stop-reading).
+    /// The buffer is full and devices are not read (policy stop-reading, or a disk so full
+    /// that nothing more can be made room for).
     BufferFull,
     /// The buffer found and quarantined damaged data (at start-up or while running).
     BufferQuarantined,

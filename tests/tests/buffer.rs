@@ -254,3 +254,118 @@ fn a_corrupted_buffer_file_is_quarantined_and_the_good_part_kept() {
     let mut it = got.iter();
     assert!(tail.iter().all(|w| it.any(|g| g == w)), "the last readings sent arrive in order");
 }
+
+/// A tmpfs of `size` on a fresh directory (root only), unmounted on drop.
+struct Tmpfs {
+    mnt: std::path::PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        let mnt = dir.join("small-disk");
+        std::fs::create_dir(&mnt).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&mnt)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(Tmpfs { mnt })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.mnt).status();
+    }
+}
+
+/// Fills what is left of the file system, as another program's log would.
+fn fill_disk(dir: &Path) -> std::path::PathBuf {
+    use std::io::Write;
+    let ballast = dir.join("other-program.log");
+    let mut f = std::fs::File::create(&ballast).unwrap();
+    for size in [64 << 10, 4 << 10, 512] {
+        let chunk = vec![0x5au8; size];
+        while f.write_all(&chunk).is_ok() {}
+    }
+    ballast
+}
+
+/// Issue 19, item 5: the buffer on a tiny file system with the default `max_bytes` (1 GB). The
+/// broker is down while the device sends and another program fills the disk; then the broker
+/// returns and later the space: data flows again, acknowledgements apply, the condition is
+/// published once and its end too, and the disk reserve is not rewritten in a loop.
+fn small_disk(size: &str) {
+    if missing("mosquitto") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some(disk) = Tmpfs::mount(dir.path(), size) else {
+        eprintln!("SKIPPED small disk ({size}): mounting a tmpfs needs root");
+        return;
+    };
+    let mut broker = Mosquitto::start();
+    let port = broker.port;
+    broker.stop();
+    let mut sim = start_sim(dir.path(), "dev0", "nonin-df8", &["--period-ms", "1"]);
+    // Only the buffer is on the small disk (the config and logs are not).
+    let cfg = config(&disk.mnt, port, &[&sim.link], "when_full = \"drop-oldest\"");
+    let holdoff = Path::new("2000");
+    let mut gw = start_gateway_env(dir.path(), "gw", &cfg, &[("MEDGW_BUFFER_RESERVE_HOLDOFF_MS", holdoff)]);
+    std::thread::sleep(Duration::from_secs(3));
+    let ballast = fill_disk(&disk.mnt);
+    std::thread::sleep(Duration::from_secs(8));
+    // The broker returns while the disk is still full.
+    broker.restart();
+    let sub = Subscriber::start(port, "medgw/v1/#");
+    std::thread::sleep(Duration::from_secs(8));
+    let during = sub.snapshot();
+    // The space returns.
+    std::fs::remove_file(&ballast).unwrap();
+    std::thread::sleep(Duration::from_secs(6));
+    sim.proc.terminate(Duration::from_secs(5));
+    let msgs = sub.wait_quiet(Duration::from_secs(4), Duration::from_secs(60));
+    assert_eq!(gw.terminate(Duration::from_secs(15)), Some(0), "the gateway stops cleanly: {}", gw.log());
+    let log = gw.log();
+    let events: Vec<Value> = msgs.iter().filter(|m| m.topic == "medgw/v1/gw-buf/events").map(|m| m.json()).collect();
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["kind"].as_str()).collect();
+    eprintln!("{size}: events {kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| **k == "buffer-disk-full").count(), 1, "one disk-full event for the episode: {events:?}\n{log}");
+    let full_at = kinds.iter().position(|k| *k == "buffer-disk-full").unwrap();
+    let ok_at = kinds
+        .iter()
+        .position(|k| *k == "buffer-disk-ok")
+        .unwrap_or_else(|| panic!("a disk-ok event once the space returned: {events:?}\n{log}"));
+    assert!(ok_at > full_at);
+    // Not wedged: with the disk still full, data already flowed once the broker was back.
+    assert!(delivered(&during, "dev0").len() > 100, "data flows on the full disk: {} delivered\n{log}", delivered(&during, "dev0").len());
+    // Acknowledgements were applied: the buffer drained (the last readings sent arrived, and
+    // what is left is not the whole backlog).
+    let want = sent(&sim);
+    let got = delivered(&msgs, "dev0");
+    let tail = &want[want.len().saturating_sub(20)..];
+    let mut it = got.iter();
+    assert!(tail.iter().all(|w| it.any(|g| g == w)), "the last readings sent arrive, in order\n{log}");
+    let dropped: u64 = events.iter().filter(|e| e["kind"] == "buffer-dropped").map(|e| e["count"].as_u64().unwrap_or(0)).sum();
+    assert!(
+        got.len() as u64 + dropped >= want.len() as u64 - 100,
+        "every observation delivered or counted as dropped: {} + {dropped} of {}",
+        got.len(),
+        want.len()
+    );
+    // The reserve: written at start and once more after the space returned, not in a loop.
+    let writes = log.matches("disk reserve in place").count();
+    assert!((1..=3).contains(&writes), "reserve written {writes} times\n{log}");
+    drop(disk);
+}
+
+#[test]
+fn a_2_mb_disk_never_wedges_the_gateway_and_it_recovers_when_space_returns() {
+    small_disk("2m");
+}
+
+#[test]
+fn a_20_mb_disk_never_wedges_the_gateway_and_it_recovers_when_space_returns() {
+    small_disk("20m");
+}

@@ -115,9 +115,7 @@ impl Reserve {
 
     /// Whether making the reserve again may be tried now (hold-off and retry period passed).
     pub(super) fn due(&self) -> bool {
-        !self.present
-            && !self.released_at.is_some_and(|t| t.elapsed() < self.holdoff)
-            && !self.last_try.is_some_and(|t| t.elapsed() < RETRY)
+        !self.present && self.released_at.is_none_or(|t| t.elapsed() >= self.holdoff) && self.last_try.is_none_or(|t| t.elapsed() >= RETRY)
     }
 
     /// Makes the reserve again when [`Reserve::due`] and the file system has twice its size

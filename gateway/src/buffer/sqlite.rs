@@ -685,17 +685,28 @@ impl SqliteStore {
             }
             WhenFull::DropOldest => {
                 let target = self.limit();
-                let dropped = {
+                let (depth, dropped_total) = (self.depth, self.dropped_total);
+                let dropping = (|| {
                     let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                    let d = drop_oldest(&tx, target, RowId::MAX, self.depth)?;
+                    let d = drop_oldest(&tx, target, RowId::MAX, depth)?;
                     if d.count > 0 {
                         tx.execute(
                             "INSERT OR REPLACE INTO meta (key, value) VALUES ('dropped_total', ?1)",
-                            [(self.dropped_total + d.count) as i64],
+                            [(dropped_total + d.count) as i64],
                         )?;
                     }
                     tx.commit()?;
-                    d
+                    Ok::<_, BufferError>(d)
+                })();
+                let dropped = match dropping {
+                    Ok(d) => d,
+                    Err(BufferError::DiskFull) => {
+                        // Not even the delete fits: the batch waits at its source (`buffer-full`)
+                        // until acknowledgements or the space return.
+                        tracing::warn!(path = %self.path.display(), "disk full: no room to delete the oldest, new observations refused");
+                        return Ok(refused(batches.len()));
+                    }
+                    Err(e) => return Err(e),
                 };
                 self.note_dropped(dropped);
                 let mut outs = match self.try_append(batches) {
@@ -930,7 +941,7 @@ impl SqliteStore {
         }
         // Giving pages back may itself make the room; on a disk that stays full, try it
         // only every few seconds.
-        if self.reserve.has_room() || !self.last_squeeze.is_some_and(|t| t.elapsed() < reserve::RETRY) {
+        if self.reserve.has_room() || self.last_squeeze.is_none_or(|t| t.elapsed() >= reserve::RETRY) {
             self.last_squeeze = Some(std::time::Instant::now());
             if let Err(e) = self.checkpoint() {
                 tracing::debug!(error = %e, "checkpoint before making the disk reserve failed");
