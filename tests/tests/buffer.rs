@@ -280,6 +280,22 @@ impl Drop for Tmpfs {
     }
 }
 
+/// The whole HTTP response (status line, headers, body) of a GET to the status page.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("status page");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn api_buffer(port: u16) -> Value {
+    let r = http_get(port, "/api/status");
+    let body = r.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    serde_json::from_str::<Value>(body).unwrap_or_else(|e| panic!("{e}: {r}"))["buffer"].clone()
+}
+
 /// Fills what is left of the file system, as another program's log would.
 fn fill_disk(dir: &Path) -> std::path::PathBuf {
     use std::io::Write;
@@ -310,12 +326,24 @@ fn small_disk(size: &str) {
     broker.stop();
     let mut sim = start_sim(dir.path(), "dev0", "nonin-df8", &["--period-ms", "1"]);
     // Only the buffer is on the small disk (the config and logs are not).
-    let cfg = config(&disk.mnt, port, &[&sim.link], "when_full = \"drop-oldest\"");
-    let holdoff = Path::new("2000");
+    let status = free_port();
+    let cfg = config(&disk.mnt, port, &[&sim.link], "when_full = \"drop-oldest\"")
+        .replace("[status]\nenabled = false", &format!("[status]\nbind = \"127.0.0.1:{status}\""));
+    // The reserve's hold-off (60 s by default) shortened so that the test sees the episode end.
+    let holdoff = Path::new("6000");
     let mut gw = start_gateway_env(dir.path(), "gw", &cfg, &[("MEDGW_BUFFER_RESERVE_HOLDOFF_MS", holdoff)]);
     std::thread::sleep(Duration::from_secs(3));
     let ballast = fill_disk(&disk.mnt);
-    std::thread::sleep(Duration::from_secs(8));
+    std::thread::sleep(Duration::from_secs(2));
+    // The condition is on the status page, in the metrics, and the gateway is not ready.
+    let full = api_buffer(status);
+    assert_eq!(full["disk_full"], true, "{full}\n{}", gw.log());
+    let ready = http_get(status, "/readyz");
+    assert!(ready.starts_with("HTTP/1.1 503") && ready.contains("disk is full"), "{ready}");
+    assert!(http_get(status, "/metrics").contains("medgw_buffer_disk_full{gateway=\"gw-buf\"} 1"));
+    // With drop-oldest the buffer may make room for itself meanwhile (the episode then ends
+    // before the other program's file goes: `buffer-disk-ok` comes earlier).
+    std::thread::sleep(Duration::from_secs(6));
     // The broker returns while the disk is still full.
     broker.restart();
     let sub = Subscriber::start(port, "medgw/v1/#");
@@ -326,6 +354,10 @@ fn small_disk(size: &str) {
     std::thread::sleep(Duration::from_secs(6));
     sim.proc.terminate(Duration::from_secs(5));
     let msgs = sub.wait_quiet(Duration::from_secs(4), Duration::from_secs(60));
+    let after = api_buffer(status);
+    assert_eq!(after["disk_full"], false, "{after}");
+    assert_eq!(after["reserve_present"], true, "{after}");
+    assert!(after["reserve_writes"].as_u64().unwrap() <= 2, "the reserve is not rewritten in a loop: {after}");
     assert_eq!(gw.terminate(Duration::from_secs(15)), Some(0), "the gateway stops cleanly: {}", gw.log());
     let log = gw.log();
     let events: Vec<Value> = msgs.iter().filter(|m| m.topic == "medgw/v1/gw-buf/events").map(|m| m.json()).collect();

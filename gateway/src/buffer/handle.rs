@@ -119,22 +119,28 @@ impl BufferHandle {
         let cfg = cfg.clone();
         std::thread::Builder::new()
             .name("medgw-buffer".into())
-            .spawn(move || match SqliteStore::open_with(&cfg, durability) {
-                Ok((store, report)) => {
-                    let _ = opened_tx.send(Ok(report));
-                    Worker {
-                        store,
-                        rx,
-                        acks,
-                        commits,
-                        interval: Duration::from_millis(u64::from(cfg.commit_interval_ms)),
-                        events: events_tx,
+            .spawn(move || {
+                let store = match SqliteStore::open_with(&cfg, durability) {
+                    Ok((store, report)) => {
+                        let _ = opened_tx.send(Ok(report));
+                        store
                     }
+                    Err(e) if no_room(&e, &cfg) => {
+                        // Never wedge at start-up: the pipeline starts, the buffer waits for room.
+                        let report = StartupReport { path: cfg.path.clone(), check: "none", ..StartupReport::default() };
+                        let _ = opened_tx.send(Ok(report));
+                        match open_when_room(&cfg, durability, &rx, &events_tx) {
+                            Some(store) => store,
+                            None => return,
+                        }
+                    }
+                    Err(e) => {
+                        let _ = opened_tx.send(Err(e));
+                        return;
+                    }
+                };
+                Worker { store, rx, acks, commits, interval: Duration::from_millis(u64::from(cfg.commit_interval_ms)), events: events_tx }
                     .run();
-                }
-                Err(e) => {
-                    let _ = opened_tx.send(Err(e));
-                }
             })
             .map_err(|e| BufferError::Storage(format!("cannot start the buffer thread: {e}")))?;
         let report = opened_rx.recv().map_err(|_| BufferError::Closed)??;
@@ -194,6 +200,93 @@ impl BufferHandle {
         match self.call(|reply| Cmd::Close { reply }).await {
             Ok(()) | Err(BufferError::Closed) => {}
             Err(e) => tracing::warn!(error = %e, "buffer close: acknowledgements or checkpoint not completed"),
+        }
+    }
+}
+
+/// How often a buffer that could not open for lack of room tries again.
+const REOPEN_PERIOD: Duration = Duration::from_secs(2);
+
+/// The store could not open because the disk is full (SQLite said so, or it failed otherwise
+/// with almost nothing free: creating the WAL index or the schema fails in several ways).
+fn no_room(e: &BufferError, cfg: &BufferConfig) -> bool {
+    match e {
+        BufferError::DiskFull => true,
+        BufferError::Storage(_) | BufferError::Unusable { .. } => super::reserve::space(&cfg.path).is_some_and(|s| s.avail < 64 << 10),
+        _ => false,
+    }
+}
+
+/// Start-up on a full disk: until the store opens, appends are refused (sources hold their
+/// batches: `buffer-full`), reads are empty and stats say the disk is full; a
+/// `buffer-disk-full` event is sent at once and `buffer-disk-ok` when the store opens with
+/// room. `None` when the handle closed meanwhile.
+fn open_when_room(
+    cfg: &BufferConfig,
+    durability: Durability,
+    rx: &Receiver<Queued>,
+    events: &tokio::sync::mpsc::UnboundedSender<BufferEvent>,
+) -> Option<SqliteStore> {
+    let free = || super::reserve::space(&cfg.path).map(|s| s.avail);
+    tracing::error!(path = %cfg.path.display(), free_bytes = free(), "no room to open the buffer: starting without it until there is");
+    let _ = events.send(BufferEvent::DiskFull {
+        free_bytes: free(),
+        capacity_bytes: 0,
+        detail: "the buffer's file system is full at start-up: no room to open the buffer; devices are not read (their batches wait) until there is".into(),
+    });
+    let mut last_try = Instant::now();
+    loop {
+        match rx.recv_timeout(IDLE_WAKE) {
+            Ok(Queued(cmd, permit)) => {
+                drop(permit);
+                match cmd {
+                    Cmd::Append { reply, .. } => {
+                        let _ = reply.send(Ok(AppendOutcome { refused_full: true, ..AppendOutcome::default() }));
+                    }
+                    Cmd::Read { reply, .. } => {
+                        let _ = reply.send(Ok(Vec::new()));
+                    }
+                    Cmd::Stats { reply } => {
+                        let _ = reply.send(Ok(BufferStats {
+                            max_bytes: cfg.max_bytes,
+                            disk_full: true,
+                            disk_free_bytes: free(),
+                            ..BufferStats::default()
+                        }));
+                    }
+                    Cmd::Close { reply } => {
+                        let _ = reply.send(Ok(()));
+                        return None;
+                    }
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return None,
+        }
+        if last_try.elapsed() < REOPEN_PERIOD {
+            continue;
+        }
+        last_try = Instant::now();
+        match SqliteStore::open_with(cfg, durability) {
+            Ok((mut store, report)) => {
+                tracing::warn!(path = %cfg.path.display(), depth = report.depth, "buffer open after waiting for room");
+                // One episode, one pair of events: the store's own disk-full (no room for its
+                // reserve yet) continues the one already sent.
+                let mut pending = store.take_events();
+                pending.retain(|e| !matches!(e, BufferEvent::DiskFull { .. }));
+                if let Some(q) = report.quarantine {
+                    pending.push(BufferEvent::Quarantined(q));
+                }
+                if !store.disk_full() {
+                    pending.push(BufferEvent::DiskOk { free_bytes: free(), capacity_bytes: store.stats().map_or(0, |s| s.capacity_bytes) });
+                }
+                for e in pending {
+                    let _ = events.send(e);
+                }
+                return Some(store);
+            }
+            Err(e) if no_room(&e, cfg) => tracing::debug!(error = %e, "still no room to open the buffer"),
+            Err(e) => tracing::error!(error = %e, "the buffer cannot be opened; retrying"),
         }
     }
 }

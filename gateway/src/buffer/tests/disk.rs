@@ -256,3 +256,38 @@ async fn damage_found_while_running_is_quarantined_and_the_buffer_carries_on() {
     assert_eq!(store.stats().unwrap().depth, 100);
     assert!(matches!(store.append(&observations(&beds, 0, 1)), Ok(_) | Err(BufferError::DiskFull)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buffer_on_a_disk_full_at_start_up_starts_and_opens_when_there_is_room() {
+    let Some(fs) = Tmpfs::mount("2m", "a_buffer_on_a_disk_full_at_start_up_starts_and_opens_when_there_is_room") else { return };
+    let ballast = fill_disk(&fs.mnt);
+    let cfg = config(&fs.mnt, 1 << 30, WhenFull::DropOldest);
+    let (buffer, report) = BufferHandle::open(&cfg).expect("the buffer starts on a full disk");
+    assert_eq!(report.depth, 0);
+    let mut events = buffer.take_events().unwrap();
+    let beds = beds(2);
+    let out = buffer.append(observations(&beds, 0, 10)).await.unwrap();
+    assert!(out.refused_full && out.rowids.is_empty(), "refused, so the source holds the batch: {out:?}");
+    let stats = buffer.stats().await.unwrap();
+    assert!(stats.disk_full, "{stats:?}");
+    let ev = tokio::time::timeout(Duration::from_secs(5), events.recv()).await.unwrap().unwrap();
+    assert!(matches!(ev, BufferEvent::DiskFull { .. }), "{ev:?}");
+    // The space returns: the buffer opens by itself and accepts the held batch.
+    std::fs::remove_file(&ballast).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let out = loop {
+        let out = buffer.append(observations(&beds, 0, 10)).await.unwrap();
+        if !out.refused_full {
+            break out;
+        }
+        assert!(std::time::Instant::now() < deadline, "the buffer never opened");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(out.rowids.len(), 10);
+    let ev = tokio::time::timeout(Duration::from_secs(5), events.recv()).await.unwrap().unwrap();
+    assert!(matches!(ev, BufferEvent::DiskOk { .. }), "{ev:?}");
+    let stats = buffer.stats().await.unwrap();
+    assert!(!stats.disk_full && stats.reserve_present && stats.depth == 10, "{stats:?}");
+    assert_eq!(buffer.read_after(0, 100).await.unwrap().len(), 10);
+    buffer.close().await;
+}
