@@ -33,10 +33,16 @@ pub enum EventKind {
     Identity,
     /// The buffer was full and the oldest observations were deleted (policy drop-oldest).
     BufferDropped,
-    /// The buffer is full and devices are not read (policy stop-reading).
+    /// The buffer is full and devices are not read (policy stop-reading, or a disk so full
+    /// that nothing more can be made room for).
     BufferFull,
-    /// The buffer found and quarantined damaged data at start-up.
+    /// The buffer found and quarantined damaged data (at start-up or while running).
     BufferQuarantined,
+    /// The buffer's file system is full: capacity lowered, what happens to new observations in
+    /// `detail`. Once per episode.
+    BufferDiskFull,
+    /// The space returned after `buffer-disk-full`: the disk reserve is in place again.
+    BufferDiskOk,
     /// The gateway started or is stopping.
     Gateway,
 }
@@ -54,6 +60,7 @@ impl EventKind {
                 | EventKind::Rejected
                 | EventKind::BufferDropped
                 | EventKind::BufferFull
+                | EventKind::BufferDiskFull
                 | EventKind::BufferQuarantined
         )
     }

@@ -81,6 +81,14 @@ pub struct BufferInfo {
     pub oldest_age_s: Option<f64>,
     pub dropped_total: u64,
     pub quarantined: u64,
+    /// The buffer's file system is full (see the `buffer-disk-full` event).
+    pub disk_full: bool,
+    pub disk_free_bytes: Option<u64>,
+    /// What entries may use now (lower than `max_bytes` on a small or full disk).
+    pub capacity_bytes: u64,
+    pub reserve_bytes: u64,
+    pub reserve_present: bool,
+    pub reserve_writes: u64,
 }
 
 #[derive(Serialize)]
@@ -134,6 +142,12 @@ pub async fn status_report(r: &Running) -> StatusReport {
         oldest_age_s: s.oldest.map(|t| (now.0 - t.0) as f64 / 1000.0),
         dropped_total: s.dropped_total,
         quarantined: s.quarantined,
+        disk_full: s.disk_full,
+        disk_free_bytes: s.disk_free_bytes,
+        capacity_bytes: s.capacity_bytes,
+        reserve_bytes: s.reserve_bytes,
+        reserve_present: s.reserve_present,
+        reserve_writes: s.reserve_writes,
     });
     let c = &r.config;
     StatusReport {
@@ -274,10 +288,16 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Ready when the broker is connected and the buffer answers.
+/// Ready when the broker is connected and the buffer answers and has disk space (on a full
+/// disk observations are dropped or not read, so the gateway is not doing its job).
 async fn readyz(State(s): State<AppState>) -> Response {
     let broker = s.running.sink.connected.load(Ordering::Relaxed);
-    let buffer = s.running.buffer.stats().await.is_ok();
+    let stats = s.running.buffer.stats().await;
+    let buffer = stats.is_ok();
+    if stats.is_ok_and(|b| b.disk_full) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "not ready: the buffer's disk is full (see the buffer-disk-full event)\n")
+            .into_response();
+    }
     match (broker, buffer) {
         (true, true) => (StatusCode::OK, "ready\n").into_response(),
         (false, _) => {
