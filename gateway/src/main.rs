@@ -96,6 +96,10 @@ enum Command {
         /// Port of the status page on 127.0.0.1 (default: a free port, printed).
         #[arg(long)]
         status_port: Option<u16>,
+        /// How the simulated devices are attached: pseudo-terminals (the serial path) or
+        /// device servers on loopback (the network path).
+        #[arg(long, value_enum, default_value = "pty")]
+        transport: demo::DemoTransport,
     },
     /// Check a configuration file and report every problem with its line and a hint.
     CheckConfig { file: PathBuf },
@@ -299,10 +303,10 @@ fn run(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         #[cfg(feature = "tools")]
-        Command::Demo { duration, format, status_port } => {
+        Command::Demo { duration, format, status_port, transport } => {
             // The embedded broker logs every client it drops; the demo shows only medgw's warnings.
             telemetry::init(log, "warn,rumqttd=off");
-            runtime()?.block_on(demo::run(duration, format.into(), status_port))?;
+            runtime()?.block_on(demo::run(duration, format.into(), status_port, transport))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Simulate {

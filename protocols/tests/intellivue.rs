@@ -455,7 +455,7 @@ fn sent_spdus(l: &Link) -> Vec<u8> {
 
 /// The gateway restarts: a new client on the same line, as after `medgw` was restarted.
 fn restart_client(l: &mut Link) {
-    l.client = IntelliVueClient::new(&DecoderOptions { poll_period_ms: 1000, listen_only: false });
+    l.client = IntelliVueClient::new(&DecoderOptions { poll_period_ms: 1000, listen_only: false, ..Default::default() });
     l.events.clear();
     l.sent_frames.clear();
     l.start();
@@ -555,7 +555,7 @@ fn abort_on_a_connection_error_frees_the_monitor_at_once() {
     l.run_for(2_000);
     assert!(l.client.is_associated(), "{:?}", l.sessions());
     // An abort with no association sends nothing (a listen-only tap never does).
-    let mut c = IntelliVueClient::new(&DecoderOptions { poll_period_ms: 1000, listen_only: true });
+    let mut c = IntelliVueClient::new(&DecoderOptions { poll_period_ms: 1000, listen_only: true, ..Default::default() });
     let mut ev = Vec::new();
     c.abort(T0, &mut ev);
     assert!(ev.is_empty());
