@@ -113,9 +113,16 @@ pub fn run(
         events.clear();
         decoder.feed(&bytes, time, &mut events);
         let mut batch: Vec<Observation> = Vec::new();
+        normalizer.observe_clock(
+            events.iter().filter_map(|e| match e {
+                Event::Measurement(m) => Some(m),
+                _ => None,
+            }),
+            time,
+        );
         for e in events.drain(..) {
             match e {
-                Event::Measurement(m) => batch.push(normalizer.observation(m, time)),
+                Event::Measurement(m) => batch.push(normalizer.judged(m, time)),
                 Event::Identity(id) => {
                     normalizer.identity(&id);
                 }

@@ -151,25 +151,50 @@ impl Normalizer {
         }
     }
 
-    /// Turns one measurement into an observation received at `receipt`.
-    pub fn observation(&mut self, mut m: Measurement, receipt: Timestamp) -> Observation {
-        self.nomenclature.apply(&mut m);
-        let mut time_flags = Flags::NONE;
-        let device_time = match m.device_time {
+    /// Turns one measurement, reported alone, into an observation received at `receipt`.
+    pub fn observation(&mut self, m: Measurement, receipt: Timestamp) -> Observation {
+        self.observe_clock(std::iter::once(&m), receipt);
+        self.judged(m, receipt)
+    }
+
+    /// The device time of a measurement on the UTC scale (a local time resolved with the zone).
+    fn device_time(&self, m: &Measurement) -> Option<Timestamp> {
+        match m.device_time {
             None => None,
             Some(DeviceTime::Utc(t)) => Some(t),
-            Some(DeviceTime::Local(wall)) => {
-                time_flags |= Flags::ZONE_ASSUMED;
-                resolve_local(wall, &self.zone)
-            }
-        };
+            Some(DeviceTime::Local(wall)) => resolve_local(wall, &self.zone),
+        }
+    }
+
+    /// Gives the clock tracker the sample of one report of the device (one frame, poll reply
+    /// or line, as decoded from one read): the freshest live reading of the report. A report can
+    /// carry a reading measured earlier beside the current ones (IntelliVue sends the last NIBP,
+    /// taken minutes ago, with every poll of its numerics): that reading's time is its
+    /// measurement time, not the device clock's "now", and taken alone it would look like the
+    /// clock stepping back. Call before [`Normalizer::judged`] for each measurement of the report.
+    pub fn observe_clock<'a>(&mut self, report: impl IntoIterator<Item = &'a Measurement>, receipt: Timestamp) {
+        let freshest = report
+            .into_iter()
+            .filter(|m| !m.flags.intersects(Flags::FROM_STORAGE | Flags::CLOCK_NOT_SET))
+            .filter_map(|m| self.device_time(m))
+            .max();
+        if let Some(t) = freshest {
+            self.clock.observe(t, receipt);
+        }
+    }
+
+    /// Turns one measurement into an observation received at `receipt`, judging its time by the
+    /// clock estimate [`Normalizer::observe_clock`] updated with its report.
+    pub fn judged(&mut self, mut m: Measurement, receipt: Timestamp) -> Observation {
+        self.nomenclature.apply(&mut m);
+        let mut time_flags = Flags::NONE;
+        if matches!(m.device_time, Some(DeviceTime::Local(_))) {
+            time_flags |= Flags::ZONE_ASSUMED;
+        }
+        let device_time = self.device_time(&m);
         let stored = m.flags.contains(Flags::FROM_STORAGE);
         let mut corrected = None;
         if let Some(t) = device_time {
-            let live = !m.flags.intersects(Flags::FROM_STORAGE | Flags::CLOCK_NOT_SET);
-            if live {
-                self.clock.observe(t, receipt);
-            }
             if self.clock.skewed() {
                 match (stored, self.clock.offset_ms()) {
                     // A record from the device's memory was measured at its device time, not at
@@ -390,6 +415,30 @@ mod tests {
         let o = n.observation(spo2(Some(DeviceTime::Utc(Timestamp(rx.0 - 300)))), rx);
         assert!(!o.reading.flags.contains(Flags::CLOCK_SKEW));
         assert_eq!(o.reading.effective_time(), Timestamp(rx.0 - 300));
+    }
+
+    #[test]
+    fn an_earlier_measurement_reported_with_current_ones_keeps_its_time() {
+        // An IntelliVue poll: the current numerics and the last NIBP, measured 40 s before.
+        let mut n = normalizer();
+        let mut nibp_time = None;
+        for i in 0..5i64 {
+            let rx = Timestamp(50_000_000 + i * 1000);
+            let now_dev = Timestamp(rx.0 - 150);
+            let nibp_dev = Timestamp(50_000_000 - 40_000);
+            let mut nibp = spo2(Some(DeviceTime::Utc(nibp_dev)));
+            nibp.metric = medgw_protocols::MdcCode(150_301);
+            let report = [nibp, spo2(Some(DeviceTime::Utc(now_dev)))];
+            n.observe_clock(report.iter(), rx);
+            for m in report {
+                let o = n.judged(m, rx);
+                assert!(!o.reading.flags.contains(Flags::CLOCK_SKEW), "poll {i}: {:?}", o.reading.flags);
+                if o.reading.metric == medgw_protocols::MdcCode(150_301) {
+                    nibp_time = Some(o.reading.effective_time());
+                }
+            }
+            assert_eq!(nibp_time, Some(nibp_dev), "the NIBP keeps its measurement time");
+        }
     }
 
     #[test]

@@ -396,10 +396,17 @@ impl DeviceRunner {
     async fn process(&mut self, events: &mut Vec<DecodeEvent>, now: Timestamp) -> Result<Vec<Vec<u8>>, Stop> {
         let mut batch = Vec::new();
         let mut transmit = Vec::new();
+        self.normalizer.observe_clock(
+            events.iter().filter_map(|e| match e {
+                DecodeEvent::Measurement(m) => Some(m),
+                _ => None,
+            }),
+            now,
+        );
         for e in events.drain(..) {
             match e {
                 DecodeEvent::Measurement(m) => {
-                    let o = self.normalizer.observation(m, now);
+                    let o = self.normalizer.judged(m, now);
                     let key = (o.reading.metric, o.reading.vendor.clone());
                     if self.last_ids.get(&key) == Some(&o.reading.id) {
                         // The same reading again (same device, metric, device time, sequence).
