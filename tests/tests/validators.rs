@@ -31,6 +31,7 @@ fn ctx(patient: bool, eui: bool) -> Arc<DeviceContext> {
         },
         location: Location { site: "HOSP".into(), unit: "ICU".into(), room: Some("12".into()), bed: "BED4".into() },
         patient: patient.then(|| Patient { id: "PAT123".into(), system: Some("urn:oid:1.2.3.4".into()) }),
+        gateway_eui64: None,
     })
 }
 
