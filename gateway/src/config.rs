@@ -558,7 +558,12 @@ impl<'s> Reader<'s> {
         let eui64 = self.string(&mut t, "eui64", None).and_then(|(v, span)| match v.parse() {
             Ok(e) => Some(e),
             Err(_) => {
-                self.err(span, "gateway.eui64", format!("{v:?} is not an EUI-64"), Some("16 hex digits, e.g. eui64 = \"0012345678ABCDEF\"".into()));
+                self.err(
+                    span,
+                    "gateway.eui64",
+                    format!("{v:?} is not an EUI-64"),
+                    Some("16 hex digits, e.g. eui64 = \"0012345678ABCDEF\"".into()),
+                );
                 None
             }
         });
@@ -825,7 +830,13 @@ impl<'s> Reader<'s> {
             let e = Eui64::derived(&format!("cfg:{}:{}", g.id, d.name));
             if let Some((_, other)) = seen.iter().find(|(x, _)| *x == e) {
                 let message = format!("device {:?} would get the EUI-64 {e} of {other}", d.name);
-                self.errors.push(ConfigError { line: 0, column: 0, key: "device.name".into(), message, hint: Some("rename the device".into()) });
+                self.errors.push(ConfigError {
+                    line: 0,
+                    column: 0,
+                    key: "device.name".into(),
+                    message,
+                    hint: Some("rename the device".into()),
+                });
             }
             seen.push((e, format!("device {:?}", d.name)));
         }

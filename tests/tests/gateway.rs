@@ -267,7 +267,8 @@ fn hl7_output_names_equipment_by_eui64_and_carries_the_bed_without_a_patient() {
     if std::process::Command::new("python3").args(["-c", "import hl7apy"]).output().is_ok_and(|o| o.status.success()) {
         let file = dir.path().join("received.hl7");
         write(&file, &text);
-        let out = std::process::Command::new("python3").arg(workspace().join("tests/validators/hl7-validate.py")).arg(&file).output().unwrap();
+        let out =
+            std::process::Command::new("python3").arg(workspace().join("tests/validators/hl7-validate.py")).arg(&file).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     }
 }

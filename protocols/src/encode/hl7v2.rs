@@ -140,14 +140,7 @@ fn patient_visit(m: &mut String, ctx: &DeviceContext) {
             "U"
         }
     };
-    let _ = write!(
-        m,
-        "PV1||{class}|{}^{}^{}^{}\r",
-        esc(&loc.unit),
-        esc(loc.room.as_deref().unwrap_or("")),
-        esc(&loc.bed),
-        esc(&loc.site)
-    );
+    let _ = write!(m, "PV1||{class}|{}^{}^{}^{}\r", esc(&loc.unit), esc(loc.room.as_deref().unwrap_or("")), esc(&loc.bed), esc(&loc.site));
 }
 
 fn code_field(nom: &Nomenclature, code: MdcCode, vendor: Option<&crate::observation::VendorCode>) -> String {
