@@ -835,7 +835,7 @@ impl<'s> Reader<'s> {
                     column: 0,
                     key: "device.name".into(),
                     message,
-                    hint: Some("rename the device".into()),
+                    hint: Some("rename the device, or change gateway.eui64".into()),
                 });
             }
             seen.push((e, format!("device {:?}", d.name)));
