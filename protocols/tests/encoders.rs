@@ -152,15 +152,21 @@ fn fhir_blood_pressure_is_a_panel_with_components() {
 fn fhir_converts_to_the_profile_unit_and_records_the_original() {
     let nom = Nomenclature::builtin();
     let ctx = context(p1(), None);
-    let v = json(&fhir::observation(&obs(&ctx, Measurement::numeric(code::MDC_TEMP_BODY, d("98.6"), unit::MDC_DIM_FAHR)), &nom));
+    let text = fhir::observation(&obs(&ctx, Measurement::numeric(code::MDC_TEMP_BODY, d("98.6"), unit::MDC_DIM_FAHR)), &nom);
+    // 0.1 °F is 0.056 °C: °C needs one more decimal to keep the measurement's resolution.
+    assert!(text.contains(r#""valueQuantity":{"value":37.00,"#), "{text}");
+    let v = json(&text);
     assert_eq!(v["valueQuantity"]["code"], "Cel");
-    assert_eq!(v["valueQuantity"]["value"].to_string(), "37.0");
     let orig = v["extension"].as_array().unwrap().iter().find(|e| e["url"].as_str().unwrap().ends_with("original-value")).unwrap();
     assert_eq!(orig["valueQuantity"]["code"], "[degF]");
     assert_eq!(orig["valueQuantity"]["value"].to_string(), "98.6");
-    let v = json(&fhir::observation(&obs(&ctx, Measurement::numeric(code::MDC_AWAY_CO2_ET, d("5.3"), unit::MDC_DIM_KILO_PASCAL)), &nom));
+    let v =
+        json(&fhir::observation(&obs(&ctx, Measurement::numeric(code::MDC_CONC_AWAY_CO2_ET, d("5.3"), unit::MDC_DIM_KILO_PASCAL)), &nom));
     assert_eq!(v["valueQuantity"]["code"], "mm[Hg]");
-    assert_eq!(v["valueQuantity"]["value"], 40);
+    assert_eq!(v["valueQuantity"]["value"].to_string(), "39.8");
+    // 100 °F = 37.78 °C: published as 37.8, never as 38 (which reads as a 38.0 °C fever threshold).
+    let text = fhir::observation(&obs(&ctx, Measurement::numeric(code::MDC_TEMP_BODY, d("100"), unit::MDC_DIM_FAHR)), &nom);
+    assert!(text.contains(r#""valueQuantity":{"value":37.8,"#), "{text}");
 }
 
 #[test]
@@ -244,6 +250,35 @@ fn fhir_unmapped_codes_are_published_in_the_vendor_namespace() {
     let v = json(&fhir::observation(&o, &nom));
     assert_eq!(codings(&v["code"]), vec![("https://medgw.org/fhir/CodeSystem/vendor-masimo".to_string(), "SPHB".to_string())]);
     assert_eq!(v["valueQuantity"]["value"].to_string(), "13.5");
+}
+
+/// A unit with no UCUM mapping keeps the value (R4 obs-6: `dataAbsentReason` only when there is
+/// no value): Masimo SpHb with an unknown unit, an IntelliVue private unit, energy in kJ.
+#[test]
+fn fhir_keeps_the_value_when_the_unit_has_no_ucum_code() {
+    let nom = Nomenclature::builtin();
+    let ctx = context(p1(), None);
+    // SpHb: the unit is not known at all. A value, no unit, no system/code.
+    let m = Measurement::numeric(MdcCode::UNMAPPED, d("13.5"), MdcCode::UNMAPPED).with_vendor("masimo", "SPHB");
+    let text = fhir::observation(&obs(&ctx, m), &nom);
+    let v = json(&text);
+    assert!(text.contains(r#""valueQuantity":{"value":13.5}"#), "{text}");
+    assert!(v.get("dataAbsentReason").is_none(), "{text}");
+    // A standard MDC unit that has no UCUM row: the value, the unit named, no UCUM system/code.
+    let m = Measurement::numeric(code::MDC_PULS_OXIM_PERF_REL, d("2.5"), MdcCode::dim(3072));
+    let v = json(&fhir::observation(&obs(&ctx, m), &nom));
+    assert_eq!(v["valueQuantity"]["value"].to_string(), "2.5");
+    assert_eq!(v["valueQuantity"]["unit"], "MDC unit 265216");
+    assert!(v["valueQuantity"].get("system").is_none() && v["valueQuantity"].get("code").is_none());
+    assert!(v.get("dataAbsentReason").is_none());
+    // Energy expended in kJ (GATT 0x2A37) has a UCUM code now.
+    let m = Measurement::numeric(MdcCode::UNMAPPED, d("120"), unit::MDC_DIM_KILO_JOULES).with_vendor("gatt", "2A37.energy-expended");
+    let v = json(&fhir::observation(&obs(&ctx, m), &nom));
+    assert_eq!(v["valueQuantity"]["value"], 120);
+    assert_eq!(
+        (v["valueQuantity"]["system"].as_str(), v["valueQuantity"]["code"].as_str()),
+        (Some("http://unitsofmeasure.org"), Some("kJ"))
+    );
 }
 
 /// Every metric of the table encodes to FHIR with its LOINC and MDC codings and a UCUM unit.
@@ -435,6 +470,59 @@ fn hl7_absent_values_flags_compounds_and_escaping() {
     assert!(segs[second_obx + 1].starts_with("NTE|") && segs[second_obx + 1].contains("no-device-clock"), "{msg}");
     // Sensor-off is in OBX-8 (OFF) and, as the flag name, in the NTE after the first OBX.
     assert!(segs[segs.iter().position(|s| s.starts_with("OBX|1|")).unwrap() + 1].contains("sensor-off"));
+}
+
+#[test]
+fn hl7_unknown_unit_is_empty_and_line_feeds_are_escaped_as_line_feeds() {
+    let nom = Nomenclature::builtin();
+    let ctx = context(None, None);
+    // A vendor value whose unit has no MDC code: OBX-6 empty, not `0^^MDC`.
+    let m = Measurement::numeric(MdcCode::UNMAPPED, d("13.5"), MdcCode::UNMAPPED).with_vendor("masimo", "SPHB");
+    let msg = hl7v2::oru_r01(&[&obs(&ctx, m)], &nom, "M3", T).unwrap();
+    let obx = fields(msg.split('\r').find(|s| s.starts_with("OBX")).unwrap());
+    assert_eq!((obx[5], obx[6]), ("13.5", ""), "{msg}");
+    assert!(!msg.contains("0^^MDC"), "{msg}");
+    // LF is \X0A\ and CR is \X0D\ (HL7 v2 §2.7.3: the hex of the character itself).
+    let mut s = String::new();
+    hl7v2::escape(&mut s, "a\nb\rc");
+    assert_eq!(s, "a\\X0A\\b\\X0D\\c");
+}
+
+/// A value shown while the sensor is off (Nonin holds the display ~10 s), in pulse search or with
+/// low perfusion is marked questionable: OBX-8 `QUES` and a FHIR `interpretation`, not only an
+/// NTE and an extension. A clean value has neither.
+#[test]
+fn questionable_values_are_flagged_in_obx8_and_fhir_interpretation() {
+    let nom = Nomenclature::builtin();
+    let ctx = context(p1(), None);
+    for flag in [Flags::SENSOR_OFF, Flags::PULSE_SEARCH, Flags::LOW_PERFUSION, Flags::ARTIFACT] {
+        let m = Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, d("97"), unit::MDC_DIM_PERCENT).with_flags(flag);
+        let o = obs(&ctx, m);
+        let msg = hl7v2::oru_r01(&[&o], &nom, "Q", T).unwrap();
+        let obx = fields(msg.split('\r').find(|s| s.starts_with("OBX")).unwrap());
+        assert_eq!((obx[5], obx[8]), ("97", "QUES"), "{flag:?}: {msg}");
+        let v = json(&fhir::observation(&o, &nom));
+        assert_eq!(v["valueQuantity"]["value"], 97);
+        let i = &v["interpretation"][0];
+        assert_eq!(
+            (i["coding"][0]["system"].as_str(), i["coding"][0]["code"].as_str()),
+            (Some(fhir::MEASUREMENT_STATUS_SYSTEM), Some("QUES")),
+            "{v}"
+        );
+        assert!(i["text"].as_str().unwrap().contains(flag.names().next().unwrap()), "{v}");
+    }
+    let clean = obs(&ctx, Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, d("97"), unit::MDC_DIM_PERCENT));
+    let msg = hl7v2::oru_r01(&[&clean], &nom, "Q", T).unwrap();
+    assert_eq!(fields(msg.split('\r').find(|s| s.starts_with("OBX")).unwrap())[8], "");
+    assert!(json(&fhir::observation(&clean, &nom)).get("interpretation").is_none());
+    // No value with the sensor off: OFF, and no interpretation next to the dataAbsentReason.
+    let off = obs(
+        &ctx,
+        Measurement::absent(code::MDC_PULS_OXIM_SAT_O2, AbsentReason::Unavailable, unit::MDC_DIM_PERCENT).with_flags(Flags::SENSOR_OFF),
+    );
+    let msg = hl7v2::oru_r01(&[&off], &nom, "Q", T).unwrap();
+    assert_eq!(fields(msg.split('\r').find(|s| s.starts_with("OBX")).unwrap())[8], "OFF");
+    assert!(json(&fhir::observation(&off, &nom)).get("interpretation").is_none());
 }
 
 #[test]

@@ -130,6 +130,17 @@ fn observations() -> Vec<Observation> {
     out.push(Observation::new(ctx(false, false), en, T, None, Flags::NONE));
     let unmapped = Measurement::numeric(MdcCode::UNMAPPED, "13.5".parse().unwrap(), unit::MDC_DIM_DIMLESS).with_vendor("masimo", "SPHB");
     out.push(Observation::new(ctx(true, true), unmapped, T, None, Flags::NONE));
+    // A unit with no UCUM code (valueQuantity without system/code), a questionable value
+    // (FHIR interpretation, OBX-8 QUES) and a corrected stored record.
+    let no_ucum = Measurement::numeric(MdcCode::UNMAPPED, "13.5".parse().unwrap(), MdcCode::UNMAPPED).with_vendor("masimo", "SPOC");
+    out.push(Observation::new(ctx(true, true), no_ucum, T, None, Flags::NONE));
+    let private_unit = Measurement::numeric(code::MDC_PULS_OXIM_PERF_REL, "2.5".parse().unwrap(), MdcCode::dim(3072));
+    out.push(Observation::new(ctx(true, true), private_unit, T, Some(T), Flags::NONE));
+    let held = Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, Decimal::from_int(97), unit::MDC_DIM_PERCENT)
+        .with_flags(Flags::SENSOR_OFF | Flags::PULSE_SEARCH);
+    out.push(Observation::new(ctx(true, false), held, T, Some(T), Flags::NONE));
+    let stored = Measurement::numeric(code::MDC_TEMP_BODY, "100".parse().unwrap(), unit::MDC_DIM_FAHR).with_flags(Flags::FROM_STORAGE);
+    out.push(Observation::new(ctx(true, false), stored, T, Some(Timestamp(T.0 - 86_400_000)), Flags::TIME_CORRECTED));
     out
 }
 

@@ -43,6 +43,11 @@ pub const DERIVED_EUI64_SYSTEM: &str = "https://medgw.org/fhir/NamingSystem/deri
 pub const EXT: &str = "https://medgw.org/fhir/StructureDefinition/";
 /// Namespace for vendor codes that are not mapped to MDC.
 pub const VENDOR_SYSTEM_PREFIX: &str = "https://medgw.org/fhir/CodeSystem/vendor-";
+/// Measurement status of a value, with the codes of IHE PCD TF-2 OBX-8 (`QUES` questionable).
+/// R4 `Observation.interpretation` binds extensibly to ObservationInterpretation, which has no
+/// code for a questionable measurement (its codes judge the patient's value: `A`, `H`, `L`, ...),
+/// so the PCD code is used in medgw's own system.
+pub const MEASUREMENT_STATUS_SYSTEM: &str = "https://medgw.org/fhir/CodeSystem/measurement-status";
 
 #[derive(Serialize)]
 struct Coding<'a> {
@@ -59,12 +64,17 @@ struct CodeableConcept<'a> {
     text: Option<Cow<'a, str>>,
 }
 
+/// A FHIR `Quantity`. `system` and `code` only where the unit has a UCUM code (R4 qty-3: a code
+/// needs its system); a unit without one is named in `unit` only.
 #[derive(Serialize)]
 struct Quantity<'a> {
     value: Decimal,
-    unit: Cow<'a, str>,
-    system: &'static str,
-    code: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unit: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<Cow<'a, str>>,
 }
 
 #[derive(Serialize)]
@@ -162,6 +172,8 @@ struct FhirObservation<'a> {
     value_sampled_data: Option<SampledData>,
     #[serde(skip_serializing_if = "Option::is_none")]
     data_absent_reason: Option<CodeableConcept<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    interpretation: Vec<CodeableConcept<'a>>,
     device: Reference<'a>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     component: Vec<ObsComponent<'a>>,
@@ -217,31 +229,42 @@ fn code_of<'a>(nom: &'a Nomenclature, metric: MdcCode, vendor: Option<&'a crate:
 }
 
 /// A quantity in the unit FHIR output expects for `metric` (converting when needed), plus the
-/// `original-value` extension when a conversion happened. `None` when the unit is unknown.
-fn quantity<'a>(nom: &'a Nomenclature, metric: MdcCode, value: Decimal, unit: MdcCode) -> Option<(Quantity<'a>, Option<Extension<'a>>)> {
+/// `original-value` extension when a conversion happened.
+///
+/// A unit medgw has no UCUM code for (a vendor's unit, an IntelliVue private unit) still carries
+/// the value: R4 obs-6 allows `dataAbsentReason` only when there is no value, and the canonical
+/// and HL7 outputs carry the number too. Such a quantity has no `system`/`code` (none is known),
+/// and `unit` names the MDC unit code where there is one.
+fn quantity<'a>(nom: &'a Nomenclature, metric: MdcCode, value: Decimal, unit: MdcCode) -> (Quantity<'a>, Option<Extension<'a>>) {
     let target = nom.metric(metric).and_then(|m| m.fhir_unit).unwrap_or(unit);
     let (value_out, unit_out, converted) = match units::convert(metric, value, unit, target) {
         Some(v) if target != unit => (v, target, true),
         _ => (value, unit, false),
     };
-    let q = |v: Decimal, u: MdcCode| -> Option<Quantity<'a>> {
-        let e = nom.unit(u)?;
-        // Dimensionless units have an empty display, and FHIR forbids empty strings.
-        let unit = if e.display.is_empty() { &e.ucum } else { &e.display };
-        Some(Quantity { value: v, unit: Cow::Borrowed(unit.as_ref()), system: UCUM, code: Cow::Borrowed(e.ucum.as_ref()) })
+    let q = |v: Decimal, u: MdcCode| -> Quantity<'a> {
+        match nom.unit(u) {
+            Some(e) => {
+                // Dimensionless units have an empty display, and FHIR forbids empty strings.
+                let unit = if e.display.is_empty() { &e.ucum } else { &e.display };
+                Quantity {
+                    value: v,
+                    unit: Some(Cow::Borrowed(unit.as_ref())),
+                    system: Some(UCUM),
+                    code: Some(Cow::Borrowed(e.ucum.as_ref())),
+                }
+            }
+            None if u.is_unmapped() => Quantity { value: v, unit: None, system: None, code: None },
+            None => Quantity { value: v, unit: Some(Cow::Owned(alloc::format!("MDC unit {}", u.0))), system: None, code: None },
+        }
     };
-    let out = q(value_out, unit_out)?;
-    let ext = if converted {
-        q(value, unit).map(|orig| Extension {
-            url: alloc::format!("{EXT}original-value"),
-            value_code: None,
-            value_date_time: None,
-            value_quantity: Some(orig),
-        })
-    } else {
-        None
-    };
-    Some((out, ext))
+    let out = q(value_out, unit_out);
+    let ext = converted.then(|| Extension {
+        url: alloc::format!("{EXT}original-value"),
+        value_code: None,
+        value_date_time: None,
+        value_quantity: Some(q(value, unit)),
+    });
+    (out, ext)
 }
 
 fn flag_extensions<'a>(flags: Flags) -> Vec<Extension<'a>> {
@@ -318,6 +341,7 @@ pub fn write_observation(out: &mut Vec<u8>, obs: &Observation, nom: &Nomenclatur
         value_codeable_concept: None,
         value_sampled_data: None,
         data_absent_reason: None,
+        interpretation: Vec::new(),
         device: Reference {
             reference: Some(alloc::format!("Device/{}", device_id(ctx))),
             r#type: None,
@@ -343,24 +367,11 @@ pub fn write_observation(out: &mut Vec<u8>, obs: &Observation, nom: &Nomenclatur
         }
     }
     match &r.value {
-        Value::Numeric(d) => match quantity(nom, r.metric, *d, r.unit) {
-            Some((q, ext)) => {
-                o.value_quantity = Some(q);
-                o.extension.extend(ext);
-            }
-            // A unit medgw cannot name in UCUM: say so rather than send a wrong unit.
-            None => {
-                o.value_codeable_concept = None;
-                o.data_absent_reason = Some(CodeableConcept {
-                    coding: alloc::vec![Coding {
-                        system: Cow::Borrowed(DATA_ABSENT_REASON),
-                        code: Cow::Borrowed("unsupported"),
-                        display: None
-                    }],
-                    text: Some(Cow::Owned(alloc::format!("value {d} in MDC unit {} that has no UCUM mapping", r.unit.0))),
-                });
-            }
-        },
+        Value::Numeric(d) => {
+            let (q, ext) = quantity(nom, r.metric, *d, r.unit);
+            o.value_quantity = Some(q);
+            o.extension.extend(ext);
+        }
         Value::Absent(a) => o.data_absent_reason = Some(data_absent(*a)),
         Value::Compound(components) => {
             for c in components {
@@ -371,13 +382,11 @@ pub fn write_observation(out: &mut Vec<u8>, obs: &Observation, nom: &Nomenclatur
                     extension: Vec::new(),
                 };
                 match c.value {
-                    Scalar::Numeric(d) => match quantity(nom, c.metric, d, r.unit) {
-                        Some((q, ext)) => {
-                            comp.value_quantity = Some(q);
-                            comp.extension.extend(ext);
-                        }
-                        None => comp.data_absent_reason = Some(data_absent(AbsentReason::Error)),
-                    },
+                    Scalar::Numeric(d) => {
+                        let (q, ext) = quantity(nom, c.metric, d, r.unit);
+                        comp.value_quantity = Some(q);
+                        comp.extension.extend(ext);
+                    }
                     Scalar::Absent(a) => comp.data_absent_reason = Some(data_absent(a)),
                 }
                 o.component.push(comp);
@@ -406,6 +415,9 @@ pub fn write_observation(out: &mut Vec<u8>, obs: &Observation, nom: &Nomenclatur
                 data,
             });
         }
+    }
+    if o.data_absent_reason.is_none() && r.flags.intersects(Flags::QUESTIONABLE_VALUE) {
+        o.interpretation.push(questionable(r.flags));
     }
     if ctx.patient.is_none() {
         unassociated(&mut o, ctx);
@@ -451,6 +463,24 @@ fn unassociated(o: &mut FhirObservation, ctx: &DeviceContext) {
     o.code.coding.retain(|c| c.system != LOINC);
     for c in &mut o.component {
         c.code.coding.retain(|c| c.system != LOINC);
+    }
+}
+
+/// The `interpretation` of a value that is present but questionable (see
+/// [`Flags::QUESTIONABLE_VALUE`]): `QUES` as in the HL7 output's OBX-8, with the flags as text.
+fn questionable(flags: Flags) -> CodeableConcept<'static> {
+    let mut text = String::from("questionable:");
+    for n in Flags(flags.0 & Flags::QUESTIONABLE_VALUE.0).names() {
+        text.push(' ');
+        text.push_str(n);
+    }
+    CodeableConcept {
+        coding: alloc::vec![Coding {
+            system: Cow::Borrowed(MEASUREMENT_STATUS_SYSTEM),
+            code: Cow::Borrowed("QUES"),
+            display: Some(Cow::Borrowed("Questionable"))
+        }],
+        text: Some(Cow::Owned(text)),
     }
 }
 

@@ -26,7 +26,9 @@ use crate::time::Timestamp;
 /// The IHE PCD-01 message profile OID (MSH-21 component 3).
 pub const PCD01_PROFILE_OID: &str = "1.3.6.1.4.1.19376.1.6.1.1.1";
 
-/// Writes text with the HL7 escape sequences of the default delimiters (§2.7.1).
+/// Writes text with the HL7 escape sequences of the default delimiters (§2.7.1). CR and LF are
+/// written as the hex escapes of their own bytes (§2.7.3 `\Xdddd...\`): `\X0D\` and `\X0A\`, so
+/// a receiver restores the text as it was.
 pub fn escape(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
@@ -35,7 +37,8 @@ pub fn escape(out: &mut String, text: &str) {
             '&' => out.push_str("\\T\\"),
             '~' => out.push_str("\\R\\"),
             '\\' => out.push_str("\\E\\"),
-            '\r' | '\n' => out.push_str("\\X0D\\"),
+            '\r' => out.push_str("\\X0D\\"),
+            '\n' => out.push_str("\\X0A\\"),
             c => out.push(c),
         }
     }
@@ -56,7 +59,15 @@ fn obx8(flags: Flags, absent: Option<AbsentReason>) -> String {
     if flags.contains(Flags::INVALID) {
         v.push("INV");
     }
-    if flags.intersects(Flags::QUESTIONABLE | Flags::ARTIFACT | Flags::OUT_OF_TRACK | Flags::LOW_SIGNAL_QUALITY) {
+    // A value that is present but questionable (sensor off with a held display value, pulse
+    // search, artefact, low perfusion, ...): measurement status QUES, IHE PCD TF-2 OBX-8 (the
+    // PCD extension of HL7 table 0078). Not `A`: that says the patient's value is abnormal.
+    let questionable = match absent {
+        None => Flags::QUESTIONABLE_VALUE,
+        // No value: sensor-off is already `OFF`; the device's own quality flags still say QUES.
+        Some(_) => Flags::QUESTIONABLE | Flags::ARTIFACT | Flags::OUT_OF_TRACK | Flags::LOW_SIGNAL_QUALITY,
+    };
+    if flags.intersects(questionable) {
         v.push("QUES");
     }
     if flags.contains(Flags::CALIBRATING) {
@@ -95,6 +106,7 @@ const NTE_FLAGS: Flags = Flags(
         | Flags::PULSE_SEARCH.0
         | Flags::LOW_BATTERY.0
         | Flags::FROM_STORAGE.0
+        | Flags::TIME_CORRECTED.0
         | Flags::OUT_OF_RANGE.0
         | Flags::SENSOR_OFF.0
         | Flags::ARTIFACT.0
@@ -157,7 +169,12 @@ fn code_field(nom: &Nomenclature, code: MdcCode, vendor: Option<&crate::observat
     }
 }
 
+/// OBX-6. A unit with no MDC code (code 0, "not mapped") is left empty: `0^^MDC` would name a
+/// unit that does not exist, and OBX-6 is optional (HL7 v2.6 §7.4.2.6).
 fn unit_field(nom: &Nomenclature, unit: MdcCode) -> String {
+    if unit.is_unmapped() {
+        return String::new();
+    }
     match nom.unit(unit) {
         Some(u) => alloc::format!("{}^{}^MDC", unit.0, esc(&u.ref_id)),
         None => alloc::format!("{}^^MDC", unit.0),

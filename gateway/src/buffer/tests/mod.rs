@@ -13,6 +13,7 @@ use crate::config::{BufferConfig, Replay, WhenFull};
 mod cli;
 mod corruption;
 mod crash;
+mod disk;
 mod handle;
 mod store;
 
