@@ -326,6 +326,8 @@ pub struct GatewayConfig {
     pub timezone: Option<String>,
     pub nomenclature: Option<PathBuf>,
     pub log_format: LogFormat,
+    /// The gateway's own EUI-64 (PCD-01 MSH-3); derived from `id` when not set (docs/pcd-01.md).
+    pub eui64: Option<medgw_protocols::observation::Eui64>,
 }
 
 /// The status page, JSON API, health endpoints and metrics.
@@ -401,6 +403,9 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
     let status = r.status(&mut top);
     let devices = r.devices(&mut top);
     r.finish(top, &["gateway", "mqtt", "buffer", "status", "device"]);
+    if let Some(g) = &gateway {
+        r.distinct_eui64s(g, &devices);
+    }
 
     match (gateway, mqtt, buffer, r.errors.is_empty()) {
         (Some(gateway), Some(mqtt), Some(buffer), true) => Ok(Config { gateway, mqtt, buffer, status, devices, warnings: r.warnings }),
@@ -616,8 +621,20 @@ impl<'s> Reader<'s> {
         }
         let nomenclature = nomenclature.map(|(p, _)| p);
         let log_format = self.choice(&mut t, "log_format", &[("human", LogFormat::Human), ("json", LogFormat::Json)], LogFormat::Human);
-        self.finish(t, &["id", "site", "unit", "timezone", "nomenclature", "log_format"]);
-        Some(GatewayConfig { id: id?.0, site: site?.0, unit: unit?.0, timezone, nomenclature, log_format })
+        let eui64 = self.string(&mut t, "eui64", None).and_then(|(v, span)| match v.parse() {
+            Ok(e) => Some(e),
+            Err(_) => {
+                self.err(
+                    span,
+                    "gateway.eui64",
+                    format!("{v:?} is not an EUI-64"),
+                    Some("16 hex digits, e.g. eui64 = \"0012345678ABCDEF\"".into()),
+                );
+                None
+            }
+        });
+        self.finish(t, &["id", "site", "unit", "timezone", "nomenclature", "log_format", "eui64"]);
+        Some(GatewayConfig { id: id?.0, site: site?.0, unit: unit?.0, timezone, nomenclature, log_format, eui64 })
     }
 
     fn timezone(&mut self, t: &mut Tbl, k: &str) -> Option<String> {
@@ -955,6 +972,28 @@ impl<'s> Reader<'s> {
         let header_timeout_s = self.int(&mut t, "header_timeout_s", 1..=300, defaults.header_timeout_s as i64) as u64;
         self.finish(t, &["enabled", "bind", "token_file", "token_env", "max_connections", "header_timeout_s"]);
         StatusConfig { enabled, bind, token, max_connections, header_timeout_s }
+    }
+
+    /// The EUI-64s that PCD-01 output derives for the gateway and for devices that have none
+    /// (from `cfg:<gateway>:<name>` until a device tells its serial) must name one piece of
+    /// equipment each: a 64-bit hash collision is unlikely, not impossible (docs/pcd-01.md).
+    fn distinct_eui64s(&mut self, g: &GatewayConfig, devices: &[DeviceConfig]) {
+        use medgw_protocols::observation::{gateway_eui64, Eui64};
+        let mut seen: Vec<(Eui64, String)> = vec![(g.eui64.unwrap_or_else(|| gateway_eui64(&g.id)), "the gateway".into())];
+        for d in devices {
+            let e = Eui64::derived(&format!("cfg:{}:{}", g.id, d.name));
+            if let Some((_, other)) = seen.iter().find(|(x, _)| *x == e) {
+                let message = format!("device {:?} would get the EUI-64 {e} of {other}", d.name);
+                self.errors.push(ConfigError {
+                    line: 0,
+                    column: 0,
+                    key: "device.name".into(),
+                    message,
+                    hint: Some("rename the device, or change gateway.eui64".into()),
+                });
+            }
+            seen.push((e, format!("device {:?}", d.name)));
+        }
     }
 
     fn devices(&mut self, top: &mut Tbl) -> Vec<DeviceConfig> {

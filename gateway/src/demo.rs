@@ -95,6 +95,7 @@ fn demo_config(
             timezone: Some("UTC".into()),
             nomenclature: None,
             log_format: LogFormat::Human,
+            eui64: None,
         },
         mqtt: MqttConfig {
             host: "127.0.0.1".into(),

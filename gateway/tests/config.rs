@@ -226,6 +226,22 @@ fn source_problems_are_reported() {
     assert!(find(&errors(&gatt_on_serial), "device[0].protocol").message.contains("Bluetooth GATT"));
 }
 
+#[test]
+fn the_gateway_eui64_is_optional_checked_and_distinct_from_the_derived_device_ids() {
+    // Not configured: PCD-01 output derives it from the gateway id.
+    assert_eq!(config::parse(GOOD, Path::new("/etc/medgw")).unwrap().gateway.eui64, None);
+    let with = |eui: &str| GOOD.replace("timezone = \"Europe/Berlin\"", &format!("timezone = \"Europe/Berlin\"\neui64 = \"{eui}\""));
+    let c = config::parse(&with("00-12-34-56-78-AB-CD-EF"), Path::new("/etc/medgw")).unwrap();
+    assert_eq!(c.gateway.eui64.unwrap().to_string(), "0012345678ABCDEF");
+    let errs = errors(&with("0012345678ABCDEZ"));
+    assert!(find(&errs, "gateway.eui64").message.contains("not an EUI-64"), "{errs:#?}");
+    // The EUI-64 that bed1-oximeter derives (cfg:gw-icu-3:bed1-oximeter, computed with Python):
+    // two pieces of equipment with one id would make the receiver merge their data.
+    let errs = errors(&with("CA045A2769F6CB29"));
+    let e = find(&errs, "device.name");
+    assert!(e.message.contains("bed1-oximeter") && e.message.contains("the gateway"), "{e:?}");
+}
+
 /// 1-based line of the first line containing `needle`, and the column of its first `"` (where
 /// a string value starts).
 fn place(text: &str, needle: &str) -> (usize, usize) {

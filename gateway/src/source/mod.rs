@@ -207,6 +207,7 @@ impl DeviceRunner {
                 bed: cfg.bed.clone(),
             },
             patient: cfg.patient.clone(),
+            gateway_eui64: config.gateway.eui64,
         };
         Ok(DeviceRunner {
             cfg: cfg.clone(),

@@ -34,6 +34,7 @@ fn context(bed: usize) -> Arc<DeviceContext> {
         },
         location: Location { site: "HOSP".into(), unit: "ICU".into(), room: Some(format!("R{}", bed / 2)), bed: format!("BED{bed}") },
         patient: Some(Patient { id: format!("P{bed:06}"), system: Some("urn:oid:1.2.3.4".into()) }),
+        gateway_eui64: None,
     })
 }
 
