@@ -236,6 +236,14 @@ fn a_corrupted_buffer_file_is_quarantined_and_the_good_part_kept() {
     std::thread::sleep(Duration::from_secs(6));
     sim.proc.terminate(Duration::from_secs(5));
     let msgs = sub.wait_quiet(Duration::from_secs(3), Duration::from_secs(60));
+    // The good part (before the outage) and the new data both arrived.
+    assert_quarantined_and_delivered(&msgs, &mut gw, dir.path(), &sim, "quarantine");
+}
+
+/// After damage to the buffer file: the gateway kept running, reported the quarantine, kept the
+/// damaged file aside (its name contains `kept_as`), and delivered most of what the simulator
+/// sent, including its newest readings in order.
+fn assert_quarantined_and_delivered(msgs: &[Received], gw: &mut Proc, dir: &Path, sim: &Sim, kept_as: &str) {
     assert_eq!(gw.terminate(Duration::from_secs(15)), Some(0), "the gateway keeps running: {}", gw.log());
     let events: Vec<Value> = msgs.iter().filter(|m| m.topic == "medgw/v1/gw-buf/events").map(|m| m.json()).collect();
     let q = events
@@ -244,14 +252,13 @@ fn a_corrupted_buffer_file_is_quarantined_and_the_good_part_kept() {
         .unwrap_or_else(|| panic!("quarantine reported: {events:?}\n{}", gw.log()));
     assert!(q["detail"].as_str().unwrap().contains("quarantine"), "{q}");
     assert!(
-        std::fs::read_dir(dir.path()).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().contains("quarantine")),
+        std::fs::read_dir(dir).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().contains(kept_as)),
         "the damaged file is kept aside"
     );
-    // The good part (before the outage) and the new data both arrived.
-    let got = delivered(&msgs, "dev0");
-    let want = sent(&sim);
+    let got = delivered(msgs, "dev0");
+    let want = sent(sim);
     assert!(got.len() > want.len() / 2, "{} of {} delivered", got.len(), want.len());
-    // Live data after the restart arrives: the newest readings, in order among themselves.
+    // Live data after the damage arrives: the newest readings, in order among themselves.
     let tail = &want[want.len().saturating_sub(20)..];
     let mut it = got.iter();
     assert!(tail.iter().all(|w| it.any(|g| g == w)), "the last readings sent arrive in order");
@@ -334,6 +341,7 @@ fn small_disk(size: &str) {
     // The reserve's hold-off (60 s by default) shortened so that the test sees the episode end.
     let holdoff = Path::new("6000");
     let mut gw = start_gateway_env(dir.path(), "gw", &cfg, &[("MEDGW_BUFFER_RESERVE_HOLDOFF_MS", holdoff)]);
+    let started = std::time::Instant::now();
     std::thread::sleep(Duration::from_secs(3));
     let ballast = fill_disk(&disk.mnt);
     std::thread::sleep(Duration::from_secs(2));
@@ -359,7 +367,10 @@ fn small_disk(size: &str) {
     let after = api_buffer(status);
     assert_eq!(after["disk_full"], false, "{after}");
     assert_eq!(after["reserve_present"], true, "{after}");
-    assert!(after["reserve_writes"].as_u64().unwrap() <= 2, "the reserve is not rewritten in a loop: {after}");
+    // At most the first write and one rebuild per hold-off (6 s here, 60 s by default); the old
+    // buffer rewrote it as fast as it could (20 times in 40 s on a 20 MB disk).
+    let allowed = 1 + started.elapsed().as_secs().div_ceil(6);
+    assert!(after["reserve_writes"].as_u64().unwrap() <= allowed, "the reserve is not rewritten in a loop (at most {allowed}): {after}");
     assert_eq!(gw.terminate(Duration::from_secs(15)), Some(0), "the gateway stops cleanly: {}", gw.log());
     let log = gw.log();
     let events: Vec<Value> = msgs.iter().filter(|m| m.topic == "medgw/v1/gw-buf/events").map(|m| m.json()).collect();
@@ -437,23 +448,7 @@ fn a_buffer_file_damaged_while_running_is_quarantined_without_a_restart() {
     std::thread::sleep(Duration::from_secs(8));
     sim.proc.terminate(Duration::from_secs(5));
     let msgs = sub.wait_quiet(Duration::from_secs(4), Duration::from_secs(60));
-    assert_eq!(gw.terminate(Duration::from_secs(15)), Some(0), "the gateway keeps running: {}", gw.log());
-    let events: Vec<Value> = msgs.iter().filter(|m| m.topic == "medgw/v1/gw-buf/events").map(|m| m.json()).collect();
-    let q = events
-        .iter()
-        .find(|e| e["kind"] == "buffer-quarantined")
-        .unwrap_or_else(|| panic!("quarantine reported: {events:?}\n{}", gw.log()));
-    assert!(q["detail"].as_str().unwrap().contains("quarantine"), "{q}");
-    assert!(
-        std::fs::read_dir(dir.path()).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().contains("buffer.db.quarantine-")),
-        "the damaged file is kept aside"
-    );
     // The salvaged backlog and the data after the damage arrived.
-    let got = delivered(&msgs, "dev0");
-    let want = sent(&sim);
-    assert!(got.len() > want.len() / 2, "{} of {} delivered", got.len(), want.len());
-    let tail = &want[want.len().saturating_sub(20)..];
-    let mut it = got.iter();
-    assert!(tail.iter().all(|w| it.any(|g| g == w)), "the last readings sent arrive in order");
+    assert_quarantined_and_delivered(&msgs, &mut gw, dir.path(), &sim, "buffer.db.quarantine-");
     assert!(!gw.log().contains("database disk image is malformed; retrying"), "no endless retries");
 }
