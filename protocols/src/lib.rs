@@ -36,6 +36,8 @@ pub mod decode;
 #[cfg(feature = "alloc")]
 pub mod encode;
 #[cfg(feature = "alloc")]
+pub mod hl7;
+#[cfg(feature = "alloc")]
 pub mod nomenclature;
 #[cfg(feature = "alloc")]
 pub mod observation;
