@@ -32,6 +32,8 @@ pub mod units;
 pub mod wire;
 
 #[cfg(feature = "alloc")]
+pub mod association;
+#[cfg(feature = "alloc")]
 pub mod decode;
 #[cfg(feature = "alloc")]
 pub mod encode;
