@@ -127,6 +127,19 @@ fn cancel_transfer_puts_the_patient_back() {
 }
 
 #[test]
+fn cancel_after_a_repeated_admit_still_ends_the_admission() {
+    let mut s = Associations::new(bedmap());
+    s.apply(&admit("4711", "3B", "C1"), t(10)).unwrap();
+    // The feed sends the admission again under a new control id: nothing changes...
+    s.apply(&admit("4711", "3B", "C2"), t(12)).unwrap();
+    assert_eq!(who(&s, "icu-3b", t(11)).as_deref(), Some("4711"));
+    // ...and cancelling "the admission" retracts the one that put the patient there.
+    s.apply(&adt("A11", "C3", &(pid("4711") + &pv1("3B", ""))), t(20)).unwrap();
+    assert_eq!(who(&s, "icu-3b", t(11)), None);
+    assert_eq!(who(&s, "icu-3b", t(21)), None);
+}
+
+#[test]
 fn cancel_that_would_undo_later_events_is_refused() {
     let mut s = Associations::new(bedmap());
     s.apply(&admit("4711", "3B", "C1"), t(10)).unwrap();
@@ -382,7 +395,10 @@ mod properties {
                     }
                 };
                 let ok = s.apply(&msg, t(now)).is_ok();
-                last = match (ok, cancel) {
+                // A repeat of what already held (e.g. an admit into the patient's own bed) is not
+                // what a cancel retracts; the restore property is about events that changed something.
+                let changed = snapshot(&s, now + 5) != before;
+                last = match (ok && changed, cancel) {
                     (true, Some(code)) => Some((code, msg.patients[0].ids[0].id.clone(), now, before)),
                     _ => None,
                 };

@@ -132,6 +132,11 @@ struct Applied {
     entries: Vec<(String, usize)>,
     #[serde(default)]
     retracted: bool,
+    /// A repeat of what was already so (an admit or transfer into the patient's own bed, an
+    /// update): kept for duplicate detection, never the target of a cancel. A cancel after it
+    /// retracts the event that did put the patient there, as the feed then means.
+    #[serde(default)]
+    noop: bool,
 }
 
 /// What a reading taken at some time on some bed is attributed to.
@@ -560,12 +565,11 @@ impl Associations {
             timeline.push(Entry { from: at_eff, state, retracted_by: None });
             entries.push((bed, timeline.len() - 1));
         }
-        self.history.push(Applied { cause, at: at_eff, patients, entries, retracted: false });
+        self.history.push(Applied { cause, at: at_eff, patients, entries, retracted: false, noop: false });
     }
 
     /// A08: refreshes name, other ids and visit where the patient is associated; never moves.
-    /// Recorded as applied with no timeline change, so that a cancel of this message (a repeated
-    /// admit, a transfer within the bed) retracts nothing rather than an earlier event.
+    /// Recorded as applied (for duplicate detection) but as a no-op: see [`Applied::noop`].
     fn update(&mut self, patient: &Patient, cause: Cause, at: Timestamp, mut audit: Vec<AuditEvent>) -> Vec<AuditEvent> {
         self.history.push(Applied {
             cause: cause.clone(),
@@ -573,6 +577,7 @@ impl Associations {
             patients: alloc::vec![patient.clone()],
             entries: Vec::new(),
             retracted: false,
+            noop: true,
         });
         if let Some(bed) = self.bed_of(patient).map(String::from) {
             if let Some((_, entry)) =
@@ -609,7 +614,7 @@ impl Associations {
         let target = self
             .history
             .iter()
-            .rposition(|h| !h.retracted && cancels.contains(&h.cause.event) && h.patients.iter().any(|p| p.is(&patient)));
+            .rposition(|h| !h.retracted && !h.noop && cancels.contains(&h.cause.event) && h.patients.iter().any(|p| p.is(&patient)));
         let Some(i) = target else {
             // Nothing of ours to retract. If we hold the patient, we cannot tell what the
             // cancel restores: unassociate rather than guess.
@@ -646,7 +651,7 @@ impl Associations {
             audit.push(AuditEvent::Retracted { bed, since, cancelled: cancelled.clone(), cause: cause.clone() });
         }
         self.history[i].retracted = true;
-        self.history.push(Applied { cause, at, patients: alloc::vec![patient], entries: Vec::new(), retracted: false });
+        self.history.push(Applied { cause, at, patients: alloc::vec![patient], entries: Vec::new(), retracted: false, noop: false });
         Ok(audit)
     }
 
