@@ -28,11 +28,30 @@ pub struct Receiver {
     /// `None`: in memory only (`medgw adt replay`).
     store: Option<PathBuf>,
     acks: u64,
+    /// How far back readings may still be attributed; older history is pruned so the state
+    /// (cloned, applied and written per message) stays small on a busy hospital feed.
+    retention_ms: i64,
 }
+
+/// Readings older than this are not expected any more (the buffer's replay window is shorter).
+pub const DEFAULT_RETENTION_MS: i64 = 72 * 3_600_000;
 
 impl Receiver {
     pub fn new(state: Associations, zone: jiff::tz::TimeZone, application: &str, facility: &str, store: Option<PathBuf>) -> Receiver {
-        Receiver { state, zone, application: application.into(), facility: facility.into(), store, acks: 0 }
+        Receiver {
+            state,
+            zone,
+            application: application.into(),
+            facility: facility.into(),
+            store,
+            acks: 0,
+            retention_ms: DEFAULT_RETENTION_MS,
+        }
+    }
+
+    pub fn with_retention_ms(mut self, ms: i64) -> Receiver {
+        self.retention_ms = ms;
+        self
     }
 
     pub fn state(&self) -> &Associations {
@@ -58,6 +77,7 @@ impl Receiver {
         let mut next = self.state.clone();
         match next.apply(&msg, at) {
             Ok(audit) => {
+                next.prune(Timestamp(received.as_millis().max(at.as_millis()).saturating_sub(self.retention_ms)));
                 if let Some(path) = &self.store {
                     if let Err(e) = store::save(path, &next) {
                         tracing::error!(error = %e, "ADT state not saved; message refused");
@@ -122,6 +142,11 @@ mod tests {
         // A restart reads the same state back.
         let restored = store::load(&path, beds()).unwrap();
         assert!(restored.patient_at("icu-3b", t).patient().is_some());
+        // Pruning keeps the association in force however old it is.
+        let mut r2 = Receiver::new(restored, jiff::tz::TimeZone::UTC, "", "", None).with_retention_ms(1);
+        let a03_elsewhere = b"MSH|^~\\&|PAS|STMARY|||20270101000000+0000||ADT^A03|C9|P|2.5\rPID|||1^^^STMARY^MR\rPV1||I|WARD^1^1\r";
+        assert_eq!(r2.handle(a03_elsewhere, Timestamp(0)).code, AckCode::AA);
+        assert!(r2.state().patient_at("icu-3b", Timestamp::parse_rfc3339("2027-01-01T00:00:00Z").unwrap()).patient().is_some());
         // Refusals say why.
         let h = r.handle(b"MSH|^~\\&|PAS|STMARY|||20260701101500||ADT^A01|C2|P|2.7\r", Timestamp(0));
         assert_eq!(h.code, AckCode::AR);
