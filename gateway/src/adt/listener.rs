@@ -2,7 +2,8 @@
 //!
 //! Messages on one connection are handled in order and each is answered before the next is
 //! read (HL7 original-mode acknowledgement). All connections share one [`Receiver`]; the
-//! handler fsyncs, so it runs on the blocking pool. TLS is not implemented yet (docs/adt.md).
+//! handler fsyncs, so it runs on the blocking pool. With TLS (`[adt.tls]`) the handshake must
+//! finish within [`HANDSHAKE_TIMEOUT`]; the allow list is checked first either way.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -10,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use medgw_protocols::association::AuditEvent;
 use medgw_protocols::encode::mllp;
 use medgw_protocols::Timestamp;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::Receiver;
@@ -20,8 +21,17 @@ use crate::config::AllowRule;
 /// The largest HL7 message accepted; ADT messages are a few kilobytes.
 pub const MAX_MESSAGE: usize = 1 << 20;
 
+/// A peer that does not complete the TLS handshake in this time is dropped.
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Accepts connections until `shutdown`.
-pub async fn serve(listener: TcpListener, allow: Vec<AllowRule>, receiver: Arc<Mutex<Receiver>>, shutdown: CancellationToken) {
+pub async fn serve(
+    listener: TcpListener,
+    allow: Vec<AllowRule>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    receiver: Arc<Mutex<Receiver>>,
+    shutdown: CancellationToken,
+) {
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -39,12 +49,35 @@ pub async fn serve(listener: TcpListener, allow: Vec<AllowRule>, receiver: Arc<M
             drop(stream);
             continue;
         }
-        tracing::info!(%peer, "ADT feed connected");
-        tokio::spawn(connection(stream, peer, receiver.clone(), shutdown.clone()));
+        let (receiver, shutdown) = (receiver.clone(), shutdown.clone());
+        match &tls {
+            None => {
+                tracing::info!(%peer, "ADT feed connected");
+                tokio::spawn(connection(stream, peer, receiver, shutdown));
+            }
+            Some(cfg) => {
+                let acceptor = tokio_rustls::TlsAcceptor::from(cfg.clone());
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            tracing::info!(%peer, "ADT feed connected (TLS)");
+                            connection(tls, peer, receiver, shutdown).await;
+                        }
+                        Ok(Err(e)) => tracing::warn!(%peer, error = %e, "ADT connection refused: TLS handshake failed"),
+                        Err(_) => tracing::warn!(%peer, "ADT connection refused: TLS handshake timed out"),
+                    }
+                });
+            }
+        }
     }
 }
 
-async fn connection(mut stream: TcpStream, peer: SocketAddr, receiver: Arc<Mutex<Receiver>>, shutdown: CancellationToken) {
+async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    peer: SocketAddr,
+    receiver: Arc<Mutex<Receiver>>,
+    shutdown: CancellationToken,
+) {
     let mut deframer = mllp::Deframer::new(MAX_MESSAGE);
     let mut buf = vec![0u8; 16 * 1024];
     let mut frames = Vec::new();
@@ -118,8 +151,13 @@ pub fn log_audit(event: &AuditEvent) {
 mod tests {
     use super::*;
     use medgw_protocols::association::{Associations, BedMap, BedMapping};
+    use tokio::net::TcpStream;
 
     async fn start(allow: &str) -> (SocketAddr, Arc<Mutex<Receiver>>, CancellationToken) {
+        start_with(allow, None).await
+    }
+
+    async fn start_with(allow: &str, tls: Option<Arc<rustls::ServerConfig>>) -> (SocketAddr, Arc<Mutex<Receiver>>, CancellationToken) {
         let beds = BedMap::new(vec![BedMapping {
             gateway_bed: "icu-3b".into(),
             facility: None,
@@ -132,24 +170,26 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = CancellationToken::new();
-        tokio::spawn(serve(listener, vec![AllowRule::parse(allow).unwrap()], receiver.clone(), stop.clone()));
+        tokio::spawn(serve(listener, vec![AllowRule::parse(allow).unwrap()], tls, receiver.clone(), stop.clone()));
         (addr, receiver, stop)
     }
 
-    async fn read_ack(s: &mut TcpStream) -> Option<String> {
+    /// The next ACK, or `None` when the peer closes (or stalls) first; bytes outside MLLP frames
+    /// (a TLS alert to a plain client) are not an ACK.
+    async fn read_ack<S: AsyncRead + Unpin>(s: &mut S) -> Option<String> {
         let mut d = mllp::Deframer::new(4096);
         let mut out = Vec::new();
         let mut buf = [0u8; 1024];
-        while out.is_empty() {
+        loop {
+            if let Some(pos) = out.iter().position(|f| matches!(f, mllp::Frame::Message(_))) {
+                let mllp::Frame::Message(m) = out.swap_remove(pos) else { unreachable!() };
+                return Some(String::from_utf8(m).unwrap());
+            }
             let n = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf)).await.ok()?.ok()?;
             if n == 0 {
                 return None;
             }
             d.feed(&buf[..n], &mut out);
-        }
-        match out.remove(0) {
-            mllp::Frame::Message(m) => Some(String::from_utf8(m).unwrap()),
-            f => panic!("{f:?}"),
         }
     }
 
@@ -184,5 +224,59 @@ mod tests {
         assert_eq!(read_ack(&mut s).await, None);
         assert!(receiver.lock().unwrap().state().beds().next().is_none());
         stop.cancel();
+    }
+
+    #[cfg(feature = "tools")]
+    #[tokio::test]
+    async fn tls_with_client_certificates() {
+        let dir = std::env::temp_dir().join(format!("medgw-adt-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pki = crate::pki::generate(&dir, "interface-engine").unwrap();
+        let settings =
+            super::super::tls::TlsSettings { cert: pki.server_cert.clone(), key: pki.server_key.clone(), client_ca: Some(pki.ca.clone()) };
+        let (addr, _receiver, stop) = start_with("127.0.0.1", Some(super::super::tls::server_config(&settings).unwrap())).await;
+
+        let mut roots = rustls::RootCertStore::empty();
+        for c in crate::sink::mqtt::transport::read_certs(&pki.ca).unwrap() {
+            roots.add(c).unwrap();
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let client = |with_cert: bool| {
+            let b = rustls::ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots.clone());
+            let cfg = if with_cert {
+                let chain = crate::sink::mqtt::transport::read_certs(&pki.client_cert).unwrap();
+                let key = crate::sink::mqtt::transport::read_key(&pki.client_key).unwrap();
+                b.with_client_auth_cert(chain, key).unwrap()
+            } else {
+                b.with_no_client_auth()
+            };
+            tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        };
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let a01 = mllp::frame(b"MSH|^~\\&|PAS|STMARY|||20260701101500+0000||ADT^A01|T1|P|2.5\rPID|||4711^^^STMARY^MR\rPV1||I|ICU^03^B\r");
+
+        let mut s = client(true).connect(name.clone(), TcpStream::connect(addr).await.unwrap()).await.unwrap();
+        s.write_all(&a01).await.unwrap();
+        let ack = read_ack(&mut s).await.unwrap();
+        assert!(ack.contains("\rMSA|AA|T1\r"), "{ack}");
+
+        // Without a client certificate the handshake fails and nothing is acknowledged.
+        let refused = match client(false).connect(name, TcpStream::connect(addr).await.unwrap()).await {
+            Err(_) => true,
+            Ok(mut s) => {
+                let _ = s.write_all(&a01).await;
+                read_ack(&mut s).await.is_none()
+            }
+        };
+        assert!(refused);
+        // Plain MLLP to the TLS port gets no ACK either.
+        let mut plain = TcpStream::connect(addr).await.unwrap();
+        plain.write_all(&a01).await.unwrap();
+        assert_eq!(read_ack(&mut plain).await, None);
+        stop.cancel();
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -10,6 +10,7 @@ pub mod listener;
 pub mod receiver;
 pub mod settings;
 pub mod store;
+pub mod tls;
 
 pub use receiver::{Handled, Receiver};
 pub use settings::AdtSettings;

@@ -6,6 +6,7 @@
 //! allow = ["10.20.0.15", "10.20.1.0/24"]   # the interface engine(s); everyone else is refused
 //! zone = "Europe/Berlin"                   # for ADT times written without a zone
 //! application = "MEDGW"                    # MSH-3 of our ACKs (default: the message's MSH-5)
+//! tls = { cert = "/etc/medgw/adt.pem", key = "/etc/medgw/adt.key", client_ca = "/etc/medgw/engine-ca.pem" }
 //! [[adt.beds]]
 //! gateway_bed = "icu-3b"
 //! facility = "STMARY"
@@ -48,6 +49,7 @@ struct AdtToml {
     #[serde(default)]
     beds: Vec<BedMapping>,
     state: Option<PathBuf>,
+    tls: Option<super::tls::TlsSettings>,
 }
 
 /// The checked `[adt]` settings.
@@ -61,6 +63,8 @@ pub struct AdtSettings {
     pub beds: BedMap,
     /// Where the association state is kept: `state`, else beside the buffer (`<buffer>.adt.json`).
     pub state: Option<PathBuf>,
+    /// `[adt.tls]`: certificate and key, and optionally the CA of client certificates required.
+    pub tls: Option<super::tls::TlsSettings>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +116,7 @@ impl AdtSettings {
             facility: adt.facility,
             beds: BedMap::new(adt.beds)?,
             state,
+            tls: adt.tls,
         })
     }
 }
@@ -139,5 +144,7 @@ mod tests {
         assert!(matches!(AdtSettings::parse("[adt]\nlisten = \"127.0.0.1:2575\"\n"), Err(SettingsError::NoAllow)));
         assert!(matches!(AdtSettings::parse("[adt]\nallow = [\"nope\"]\n"), Err(SettingsError::Allow(_))));
         assert!(matches!(AdtSettings::parse("[adt]\ntypo = 1\n"), Err(SettingsError::Toml(..))));
+        let tls = AdtSettings::parse("[adt]\ntls = { cert = \"a.pem\", key = \"a.key\" }\n").unwrap().tls.unwrap();
+        assert_eq!((tls.cert.to_str(), tls.client_ca), (Some("a.pem"), None));
     }
 }

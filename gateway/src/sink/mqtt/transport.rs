@@ -50,7 +50,7 @@ pub fn tls_config(tls: &TlsConfig) -> Result<Arc<rustls::ClientConfig>, Transpor
     Ok(Arc::new(config))
 }
 
-fn read_certs(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, TransportError> {
+pub(crate) fn read_certs(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, TransportError> {
     let pem = std::fs::read(path).map_err(|e| TransportError::TlsConfig(format!("{}: {e}", path.display())))?;
     let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut pem.as_slice()).collect();
     let certs = certs.map_err(|e| TransportError::TlsConfig(format!("{}: {e}", path.display())))?;
@@ -60,7 +60,7 @@ fn read_certs(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'stat
     Ok(certs)
 }
 
-fn read_key(path: &Path) -> Result<rustls::pki_types::PrivateKeyDer<'static>, TransportError> {
+pub(crate) fn read_key(path: &Path) -> Result<rustls::pki_types::PrivateKeyDer<'static>, TransportError> {
     let pem = std::fs::read(path).map_err(|e| TransportError::TlsConfig(format!("{}: {e}", path.display())))?;
     rustls_pemfile::private_key(&mut pem.as_slice())
         .map_err(|e| TransportError::TlsConfig(format!("{}: {e}", path.display())))?
