@@ -41,7 +41,8 @@ pub fn replay(file: &Path, settings: &AdtSettings, out: &mut impl std::io::Write
     let data = std::fs::read(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let mut r =
         Receiver::new(Associations::new(settings.beds.clone()), settings.zone.clone(), &settings.application, &settings.facility, None)
-            .with_retention_ms(i64::MAX); // a replayed file may be old: keep its whole history
+            .with_retention_ms(i64::MAX) // a replayed file may be old: keep its whole history
+            .with_processing_id(&settings.processing_id);
     for (i, m) in split_messages(&data).iter().enumerate() {
         let h = r.handle(m, Timestamp::now());
         let control_id = h.ack.split('\r').find(|s| s.starts_with("MSA")).and_then(|s| s.split('|').nth(2)).unwrap_or("").to_string();

@@ -31,6 +31,9 @@ pub struct Receiver {
     /// How far back readings may still be attributed; older history is pruned so the state
     /// (cloned, applied and written per message) stays small on a busy hospital feed.
     retention_ms: i64,
+    /// MSH-11 accepted (table 0103): `P` production by default. A training (`T`) or debugging
+    /// (`D`) feed must never associate patients on a production gateway.
+    processing_id: String,
 }
 
 /// Readings older than this are not expected any more (the buffer's replay window is shorter).
@@ -46,11 +49,17 @@ impl Receiver {
             store,
             acks: 0,
             retention_ms: DEFAULT_RETENTION_MS,
+            processing_id: "P".into(),
         }
     }
 
     pub fn with_retention_ms(mut self, ms: i64) -> Receiver {
         self.retention_ms = ms;
+        self
+    }
+
+    pub fn with_processing_id(mut self, id: &str) -> Receiver {
+        self.processing_id = id.into();
         self
     }
 
@@ -69,6 +78,14 @@ impl Receiver {
                 return self.answer(header.as_ref(), code, Some(err), Vec::new(), received);
             }
         };
+        if msg.header.processing_id != self.processing_id {
+            let err = AckError {
+                code: ErrorCode::UnsupportedProcessingId,
+                text: format!("processing id {:?}; this gateway accepts {:?}", msg.header.processing_id, self.processing_id),
+                location: Some(("MSH", 11)),
+            };
+            return self.answer(Some(&msg.header), AckCode::AR, Some(err), Vec::new(), received);
+        }
         let at = match msg.effective_time() {
             Some(DeviceTime::Utc(t)) => t,
             Some(DeviceTime::Local(t)) => crate::normalize::resolve_local(t, &self.zone).unwrap_or(received),
@@ -151,6 +168,12 @@ mod tests {
         let h = r.handle(b"MSH|^~\\&|PAS|STMARY|||20260701101500||ADT^A01|C2|P|2.7\r", Timestamp(0));
         assert_eq!(h.code, AckCode::AR);
         assert!(h.ack.contains("MSA|AR|C2\rERR||MSH^1^12|203^"), "{}", h.ack);
+        // A training message is refused, not applied.
+        let h =
+            r.handle(b"MSH|^~\\&|PAS|STMARY|||20260701101500||ADT^A03|C3|T|2.5\rPID|||4711^^^STMARY^MR\rPV1||I|ICU^03^B\r", Timestamp(0));
+        assert_eq!(h.code, AckCode::AR);
+        assert!(h.ack.contains("MSA|AR|C3\rERR||MSH^1^11|202^"), "{}", h.ack);
+        assert!(r.state().patient_at("icu-3b", Timestamp(t.0 + 86_400_000)).patient().is_some());
         let h = r.handle(b"garbage", Timestamp(0));
         assert_eq!(h.code, AckCode::AE);
         std::fs::remove_dir_all(dir).unwrap();

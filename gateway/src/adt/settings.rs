@@ -50,6 +50,7 @@ struct AdtToml {
     beds: Vec<BedMapping>,
     state: Option<PathBuf>,
     tls: Option<super::tls::TlsSettings>,
+    processing_id: Option<String>,
 }
 
 /// The checked `[adt]` settings.
@@ -65,6 +66,8 @@ pub struct AdtSettings {
     pub state: Option<PathBuf>,
     /// `[adt.tls]`: certificate and key, and optionally the CA of client certificates required.
     pub tls: Option<super::tls::TlsSettings>,
+    /// MSH-11 accepted: `P` unless configured (`T` for a test system's training feed).
+    pub processing_id: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +120,7 @@ impl AdtSettings {
             beds: BedMap::new(adt.beds)?,
             state,
             tls: adt.tls,
+            processing_id: adt.processing_id.unwrap_or_else(|| "P".into()),
         })
     }
 }
