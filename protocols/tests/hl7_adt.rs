@@ -161,6 +161,11 @@ fn refuses_what_it_cannot_process_with_a_typed_error() {
         Hl7Error::BadValue { segment: "MSH", field: 7, what: "time" }
     );
     assert_eq!(with("MSH|^~|PAS|H").unwrap_err(), Hl7Error::BadEncodingCharacters);
+    // v2.7's fifth (truncation) character is read, so the refusal names the version.
+    assert_eq!(
+        with("MSH|^~\\&#|PAS|H|||20261201081500||ADT^A01|C|P|2.7").unwrap_err(),
+        Hl7Error::UnsupportedVersion { version: "2.7".into() }
+    );
     // Missing PID-3, PV1, and an unterminated escape in the name.
     let msh = "MSH|^~\\&|PAS|H|||20261201081500||ADT^A01|C|P|2.5\r";
     assert_eq!(parse(&format!("{msh}PID|||\rPV1||I|ICU\r")).unwrap_err(), Hl7Error::MissingField { segment: "PID", field: 3 });

@@ -143,7 +143,9 @@ pub fn log_audit(event: &AuditEvent) {
     let json = serde_json::to_value(event).unwrap_or_default();
     let kind = json.get("kind").and_then(|k| k.as_str()).unwrap_or("?");
     let bed = json.get("bed").and_then(|k| k.as_str()).unwrap_or("");
-    tracing::info!(kind, bed, "ADT association event");
+    // A location is not a patient identifier: the unmapped one is named at info.
+    let location = json.get("location").and_then(|k| k.as_str()).unwrap_or("");
+    tracing::info!(kind, bed, location, "ADT association event");
     tracing::debug!(event = %json, "ADT association event detail");
 }
 
