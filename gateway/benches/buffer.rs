@@ -43,6 +43,7 @@ fn beds() -> Vec<Arc<DeviceContext>> {
                     bed: format!("BED{bed}"),
                 },
                 patient: Some(Patient { id: format!("P{bed:06}"), system: Some("urn:oid:1.2.3.4".into()) }),
+                gateway_eui64: None,
             })
         })
         .collect()

@@ -297,7 +297,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
     cfg.push_str(&format!("\n[buffer]\npath = \"{}\"\nmax_bytes = \"4GB\"\n", dir.path().join("buffer.db").display()));
     for (i, port) in ports.iter().enumerate() {
         cfg.push_str(&format!(
-            "\n[[device]]\nname = \"dev{i}\"\nprotocol = \"{}\"\nport = \"{port}\"\nbed = \"BED{i}\"\npoll_period_ms = {}\n",
+            "\n[[device]]\nname = \"dev{i}\"\nprotocol = \"{}\"\nport = \"{port}\"\nbed = \"BED{i}\"\npoll_period_ms = {}\nmax_frame_rate = 1000000\n",
             o.protocol,
             o.period_ms.max(100)
         ));

@@ -57,7 +57,11 @@ pub fn run(
     err: &mut impl Write,
 ) -> Result<Summary, UsageError> {
     let info = registry::find(protocol).ok_or_else(|| UsageError::UnknownProtocol(protocol.to_string()))?;
-    let mut decoder = (info.make)(&DecoderOptions { poll_period_ms: 1000, listen_only: true });
+    // Only a capture keeps the receipt times a rate gate judges; raw input arrives as one chunk,
+    // so its gate is opened wide (the lock on the stream still applies).
+    let timed = capture::is_capture(input);
+    let max_frame_rate = if timed { None } else { Some(u32::MAX) };
+    let mut decoder = (info.make)(&DecoderOptions { poll_period_ms: 1000, listen_only: true, max_frame_rate });
     let nom = Arc::new(Nomenclature::builtin());
     let zone = match timezone {
         Some(z) => jiff::tz::TimeZone::get(z).map_err(|e| UsageError::Input(format!("time zone {z}: {e}")))?,
@@ -74,7 +78,7 @@ pub fn run(
     let mut normalizer = Normalizer::new(context, zone, nom.clone());
     // (receipt time, bytes) chunks: a capture keeps its times, so ids are reproducible; raw
     // input is one chunk at the current time (GATT: one value per line).
-    let chunks: Vec<(Timestamp, Vec<u8>)> = if capture::is_capture(input) {
+    let chunks: Vec<(Timestamp, Vec<u8>)> = if timed {
         capture::read(input)
             .map_err(UsageError::Input)?
             .into_iter()
@@ -109,9 +113,16 @@ pub fn run(
         events.clear();
         decoder.feed(&bytes, time, &mut events);
         let mut batch: Vec<Observation> = Vec::new();
+        normalizer.observe_clock(
+            events.iter().filter_map(|e| match e {
+                Event::Measurement(m) => Some(m),
+                _ => None,
+            }),
+            time,
+        );
         for e in events.drain(..) {
             match e {
-                Event::Measurement(m) => batch.push(normalizer.observation(m, time)),
+                Event::Measurement(m) => batch.push(normalizer.judged(m, time)),
                 Event::Identity(id) => {
                     normalizer.identity(&id);
                 }
@@ -121,6 +132,9 @@ pub fn run(
                 }
                 Event::SequenceGap { expected, found } => {
                     let _ = writeln!(err, "sequence gap: expected {expected}, found {found}");
+                }
+                Event::NoisyLine(why) => {
+                    let _ = writeln!(err, "wrong protocol or noisy line: {why}");
                 }
                 Event::Transmit(_) | Event::Session(_) => {}
             }

@@ -63,11 +63,28 @@ dynamic_filters = true
     Ok(())
 }
 
+/// Where a demo device's simulator is: a pseudo-terminal (the serial path) or a simulated device
+/// server in TCP-server mode on loopback.
+#[derive(Debug, Clone)]
+enum Attached {
+    Pty(PathBuf),
+    Tcp(std::net::SocketAddr),
+}
+
+impl std::fmt::Display for Attached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Attached::Pty(p) => write!(f, "{}", p.display()),
+            Attached::Tcp(a) => write!(f, "tcp://{a}"),
+        }
+    }
+}
+
 fn demo_config(
     dir: &std::path::Path,
     port: u16,
     format: PayloadFormat,
-    devices: &[(PathBuf, &str, &str, &str)],
+    devices: &[(Attached, &str, &str, &str)],
     status_bind: std::net::SocketAddr,
 ) -> Config {
     Config {
@@ -78,6 +95,7 @@ fn demo_config(
             timezone: Some("UTC".into()),
             nomenclature: None,
             log_format: LogFormat::Human,
+            eui64: None,
         },
         mqtt: MqttConfig {
             host: "127.0.0.1".into(),
@@ -104,13 +122,11 @@ fn demo_config(
         status: StatusConfig { bind: status_bind, ..StatusConfig::default() },
         devices: devices
             .iter()
-            .map(|(path, protocol, bed, name)| {
+            .map(|(attached, protocol, bed, name)| {
                 let (baud, data_bits, parity, stop_bits) =
                     medgw_protocols::registry::find(protocol).and_then(|p| p.serial).unwrap_or((9600, 8, 'N', 1));
-                DeviceConfig {
-                    name: name.to_string(),
-                    protocol: protocol.to_string(),
-                    source: SourceConfig::Serial {
+                let source = match attached {
+                    Attached::Pty(path) => SourceConfig::Serial {
                         port: path.clone(),
                         settings: SerialSettings {
                             baud,
@@ -123,6 +139,12 @@ fn demo_config(
                             stop_bits,
                         },
                     },
+                    Attached::Tcp(addr) => SourceConfig::TcpClient { host: addr.ip().to_string(), port: addr.port() },
+                };
+                DeviceConfig {
+                    name: name.to_string(),
+                    protocol: protocol.to_string(),
+                    source,
                     bed: bed.to_string(),
                     room: None,
                     patient: None,
@@ -130,9 +152,11 @@ fn demo_config(
                     listen_only: false,
                     timezone: None,
                     silence_timeout_ms: 10_000,
+                    max_frame_rate: None,
                 }
             })
             .collect(),
+        warnings: Vec::new(),
     }
 }
 
@@ -180,7 +204,22 @@ fn chrono_like(rfc3339: &str) -> String {
     rfc3339.get(11..19).unwrap_or("").to_string()
 }
 
-pub async fn run(duration: Option<Duration>, format: PayloadFormat, status_port: Option<u16>) -> anyhow::Result<()> {
+/// How the demo's simulated devices reach the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoTransport {
+    /// Pseudo-terminals: the serial path, as a device on a USB serial adapter.
+    Pty,
+    /// Device servers in TCP-server mode on loopback: the network path. Also for emulators
+    /// without serial-port ioctls (qemu-user lacks the termios2 calls of the serial driver).
+    Tcp,
+}
+
+pub async fn run(
+    duration: Option<Duration>,
+    format: PayloadFormat,
+    status_port: Option<u16>,
+    transport: DemoTransport,
+) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new().prefix("medgw-demo-").tempdir()?;
     let port = free_port()?;
     start_broker(port)?;
@@ -192,25 +231,39 @@ pub async fn run(duration: Option<Duration>, format: PayloadFormat, status_port:
             continue;
         }
         let link = dir.path().join(format!("tty-{name}"));
-        let (tx, rx) = tokio::sync::oneshot::channel();
         let run = SimRun {
             protocol: protocol.to_string(),
             options: SimOptions { seed: devices.len() as u64 + 1, period_ms: 1000, record: false },
             faults: Vec::new(),
-            link: Some(link),
+            link: (transport == DemoTransport::Pty).then_some(link),
             duration: None,
             write_every: Duration::ZERO,
             session_timeout: None,
         };
         let stop = stop.clone();
-        tokio::spawn(async move {
-            if let Err(e) = simulate::run_pty(run, stop, tx, |_| {}).await {
-                eprintln!("simulator: {e}");
+        let attached = match transport {
+            DemoTransport::Pty => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                tokio::spawn(async move {
+                    if let Err(e) = simulate::run_pty(run, stop, tx, |_| {}).await {
+                        eprintln!("simulator: {e}");
+                    }
+                });
+                Attached::Pty(rx.await?)
             }
-        });
-        let path = rx.await?;
-        println!("  simulated {protocol:<12} on {} ({bed}, {name})", path.display());
-        devices.push((path, *protocol, *bed, *name));
+            DemoTransport::Tcp => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+                tokio::spawn(async move {
+                    if let Err(e) = crate::simulate_tcp::run_tcp_server(run, any, stop, tx, |_| {}).await {
+                        eprintln!("simulator: {e}");
+                    }
+                });
+                Attached::Tcp(rx.await?.parse()?)
+            }
+        };
+        println!("  simulated {protocol:<12} on {attached} ({bed}, {name})");
+        devices.push((attached, *protocol, *bed, *name));
     }
     if devices.is_empty() {
         anyhow::bail!("this build has no device simulators");

@@ -26,14 +26,23 @@ pub enum EventKind {
     SequenceGap,
     /// The protocol session changed state (associated, released, ...).
     Session,
+    /// The bytes do not look like the configured protocol (a wrong protocol or data format, or a
+    /// noisy line): the decoder withholds values until it locks on again.
+    NoisyLine,
     /// The device told who it is (serial, EUI-64, model) for the first time or differently.
     Identity,
     /// The buffer was full and the oldest observations were deleted (policy drop-oldest).
     BufferDropped,
-    /// The buffer is full and devices are not read (policy stop-reading).
+    /// The buffer is full and devices are not read (policy stop-reading, or a disk so full
+    /// that nothing more can be made room for).
     BufferFull,
-    /// The buffer found and quarantined damaged data at start-up.
+    /// The buffer found and quarantined damaged data (at start-up or while running).
     BufferQuarantined,
+    /// The buffer's file system is full: capacity lowered, what happens to new observations in
+    /// `detail`. Once per episode.
+    BufferDiskFull,
+    /// The space returned after `buffer-disk-full`: the disk reserve is in place again.
+    BufferDiskOk,
     /// The gateway started or is stopping.
     Gateway,
 }
@@ -47,9 +56,11 @@ impl EventKind {
                 | EventKind::Silent
                 | EventKind::ConnectionRefused
                 | EventKind::SequenceGap
+                | EventKind::NoisyLine
                 | EventKind::Rejected
                 | EventKind::BufferDropped
                 | EventKind::BufferFull
+                | EventKind::BufferDiskFull
                 | EventKind::BufferQuarantined
         )
     }
@@ -157,5 +168,46 @@ impl RejectionWindow {
             .with_span(self.first.unwrap_or_default(), self.last.unwrap_or_default());
         *self = RejectionWindow::default();
         Some(e)
+    }
+}
+
+/// Turns a decoder's noisy-line reports into at most one `noisy-line` event per device per
+/// [`NoisyLineLimiter::INTERVAL_MS`]: a line that locks and loses its lock over and over would
+/// otherwise report each time. The event's `count` is the reports since the last event.
+#[derive(Debug, Default)]
+pub struct NoisyLineLimiter {
+    last: Option<Timestamp>,
+    suppressed: u64,
+}
+
+impl NoisyLineLimiter {
+    pub const INTERVAL_MS: i64 = 60_000;
+
+    pub fn report(&mut self, now: Timestamp, why: &str, device: &str, bed: &str) -> Option<Event> {
+        if self.last.is_some_and(|l| now.0.saturating_sub(l.0) < Self::INTERVAL_MS) {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last = Some(now);
+        let count = 1 + std::mem::take(&mut self.suppressed);
+        let detail = format!("wrong protocol or noisy line: {why}; values are withheld until the decoder locks on again");
+        Some(Event::device(EventKind::NoisyLine, device, bed, detail).with_count(count))
+    }
+}
+
+#[cfg(test)]
+mod noisy_tests {
+    use super::*;
+
+    #[test]
+    fn noisy_line_events_are_limited_and_counted() {
+        let mut l = NoisyLineLimiter::default();
+        let e = l.report(Timestamp(0), "x", "oxi", "BED1").unwrap();
+        assert_eq!((e.kind, e.count), (EventKind::NoisyLine, Some(1)));
+        assert!(l.report(Timestamp(1_000), "x", "oxi", "BED1").is_none());
+        assert!(l.report(Timestamp(59_999), "x", "oxi", "BED1").is_none());
+        let e = l.report(Timestamp(60_000), "x", "oxi", "BED1").unwrap();
+        assert_eq!(e.count, Some(3));
+        assert_eq!(serde_json::to_value(&e).unwrap()["kind"], "noisy-line");
     }
 }

@@ -119,6 +119,10 @@ enum Command {
         /// Port of the status page on 127.0.0.1 (default: a free port, printed).
         #[arg(long)]
         status_port: Option<u16>,
+        /// How the simulated devices are attached: pseudo-terminals (the serial path) or
+        /// device servers on loopback (the network path).
+        #[arg(long, value_enum, default_value = "pty")]
+        transport: demo::DemoTransport,
     },
     /// Check a configuration file and report every problem with its line and a hint.
     CheckConfig { file: PathBuf },
@@ -268,6 +272,9 @@ fn run(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
     match command {
         Command::CheckConfig { file } => match config::load(&file) {
             Ok(c) => {
+                if !c.warnings.is_empty() {
+                    eprintln!("{}", config::ConfigWarnings { file: &file.display().to_string(), warnings: &c.warnings });
+                }
                 println!(
                     "{}: OK ({} devices, broker {}:{}, format {})",
                     file.display(),
@@ -305,6 +312,9 @@ fn run(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
                 Ok((before, after)) => tracing::info!(before, limit = after, needed, "open files limit"),
                 Err(e) => tracing::warn!(error = %e, "cannot raise the limit on open files"),
             }
+            for w in &config.warnings {
+                tracing::warn!("{}", config::ConfigWarnings { file: &path.display().to_string(), warnings: std::slice::from_ref(w) });
+            }
             runtime()?.block_on(async {
                 let shutdown = CancellationToken::new();
                 let (_running, done) = pipeline::start(config, shutdown.clone()).await?;
@@ -316,10 +326,10 @@ fn run(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         #[cfg(feature = "tools")]
-        Command::Demo { duration, format, status_port } => {
+        Command::Demo { duration, format, status_port, transport } => {
             // The embedded broker logs every client it drops; the demo shows only medgw's warnings.
             telemetry::init(log, "warn,rumqttd=off");
-            runtime()?.block_on(demo::run(duration, format.into(), status_port))?;
+            runtime()?.block_on(demo::run(duration, format.into(), status_port, transport))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Simulate {

@@ -4,7 +4,9 @@
 //! site's nomenclature maps, resolves device time to UTC with the device's zone, and judges the
 //! device's clock against the gateway's (decisions.md, "Time"): the effective time published is
 //! the device's when its clock is within 1 s of the gateway's (the IHE Consistent Time bound),
-//! otherwise the receipt time, and the observation's flags say which and why.
+//! otherwise the receipt time, and the observation's flags say which and why. A record from the
+//! device's memory is never stamped with the time it was downloaded: with a skewed clock its time
+//! is the device's corrected by the estimated offset (`time-corrected`).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -22,6 +24,15 @@ pub const MAX_SKEW_MS: i64 = 1000;
 /// transmission delay and minus the truncation of the device's timestamp (Masimo and MEDIBUS
 /// send whole seconds). Both errors only make the sample smaller, so the largest sample of a
 /// recent window is the best estimate (the same reasoning as NTP's minimum-delay filter).
+///
+/// That reasoning holds only while the clock runs steadily. A clock that is set, reset or jumps
+/// (an RTC reset, the autumn DST fold of a local-time device) makes every later sample differ
+/// from the window's: forwards the maximum follows at once, but backwards the old maximum would
+/// hide the step for a whole window — 32 s of a Masimo, hours of a cuff that measures every
+/// 15 min. So each sample is judged against the current estimate first, and one that is further
+/// below it than delay and truncation explain (more than 1 s beyond the whole-second allowance)
+/// is a step: the window restarts from that sample, and the reading that showed it is judged
+/// with the new offset.
 #[derive(Debug, Clone)]
 pub struct ClockTracker {
     samples: VecDeque<i64>,
@@ -36,13 +47,35 @@ impl ClockTracker {
         ClockTracker { samples: VecDeque::with_capacity(window), window, whole_seconds: true }
     }
 
-    /// Records a live reading.
-    pub fn observe(&mut self, device: Timestamp, receipt: Timestamp) {
+    /// Records a live reading; returns `true` when it shows that the clock stepped (see the type's
+    /// documentation) and the window was restarted.
+    pub fn observe(&mut self, device: Timestamp, receipt: Timestamp) -> bool {
         self.whole_seconds &= device.0 % 1000 == 0;
+        let sample = device.0 - receipt.0;
+        let step = match self.offset_ms() {
+            // Further below the estimate than truncation (whole-second clocks) plus the 1 s bound
+            // explain: the clock went back. Further above by the same margin: it went forward
+            // (the maximum would follow anyway; restarting drops the samples of the old clock).
+            Some(o) => (sample - o).abs() > self.allowance() + MAX_SKEW_MS,
+            None => false,
+        };
+        if step {
+            self.samples.clear();
+        }
         if self.samples.len() == self.window {
             self.samples.pop_front();
         }
-        self.samples.push_back(device.0 - receipt.0);
+        self.samples.push_back(sample);
+        step
+    }
+
+    /// How far a whole-second clock's samples may read below its offset from truncation alone.
+    fn allowance(&self) -> i64 {
+        if self.whole_seconds {
+            999
+        } else {
+            0
+        }
     }
 
     /// The estimated offset (device − gateway) in ms, once there is a sample.
@@ -52,7 +85,7 @@ impl ClockTracker {
 
     /// Whether the device's clock differs from the gateway's by more than 1 s.
     pub fn skewed(&self) -> bool {
-        let allowance = if self.whole_seconds { 999 } else { 0 };
+        let allowance = self.allowance();
         match self.offset_ms() {
             // The offset is under-estimated by up to `allowance` for whole-second clocks.
             Some(o) => o > MAX_SKEW_MS || o + allowance < -MAX_SKEW_MS,
@@ -118,29 +151,71 @@ impl Normalizer {
         }
     }
 
-    /// Turns one measurement into an observation received at `receipt`.
-    pub fn observation(&mut self, mut m: Measurement, receipt: Timestamp) -> Observation {
-        self.nomenclature.apply(&mut m);
-        let mut time_flags = Flags::NONE;
-        let device_time = match m.device_time {
+    /// Turns one measurement, reported alone, into an observation received at `receipt`.
+    pub fn observation(&mut self, m: Measurement, receipt: Timestamp) -> Observation {
+        self.observe_clock(std::iter::once(&m), receipt);
+        self.judged(m, receipt)
+    }
+
+    /// The device time of a measurement on the UTC scale (a local time resolved with the zone).
+    fn device_time(&self, m: &Measurement) -> Option<Timestamp> {
+        match m.device_time {
             None => None,
             Some(DeviceTime::Utc(t)) => Some(t),
-            Some(DeviceTime::Local(wall)) => {
-                time_flags |= Flags::ZONE_ASSUMED;
-                resolve_local(wall, &self.zone)
-            }
-        };
+            Some(DeviceTime::Local(wall)) => resolve_local(wall, &self.zone),
+        }
+    }
+
+    /// Gives the clock tracker the sample of one report of the device (one frame, poll reply
+    /// or line, as decoded from one read): the freshest live reading of the report. A report can
+    /// carry a reading measured earlier beside the current ones (IntelliVue sends the last NIBP,
+    /// taken minutes ago, with every poll of its numerics): that reading's time is its
+    /// measurement time, not the device clock's "now", and taken alone it would look like the
+    /// clock stepping back. Call before [`Normalizer::judged`] for each measurement of the report.
+    pub fn observe_clock<'a>(&mut self, report: impl IntoIterator<Item = &'a Measurement>, receipt: Timestamp) {
+        let freshest = report
+            .into_iter()
+            .filter(|m| !m.flags.intersects(Flags::FROM_STORAGE | Flags::CLOCK_NOT_SET))
+            .filter_map(|m| self.device_time(m))
+            .max();
+        if let Some(t) = freshest {
+            self.clock.observe(t, receipt);
+        }
+    }
+
+    /// Turns one measurement into an observation received at `receipt`, judging its time by the
+    /// clock estimate [`Normalizer::observe_clock`] updated with its report.
+    pub fn judged(&mut self, mut m: Measurement, receipt: Timestamp) -> Observation {
+        self.nomenclature.apply(&mut m);
+        let mut time_flags = Flags::NONE;
+        if matches!(m.device_time, Some(DeviceTime::Local(_))) {
+            time_flags |= Flags::ZONE_ASSUMED;
+        }
+        let device_time = self.device_time(&m);
+        let stored = m.flags.contains(Flags::FROM_STORAGE);
+        let mut corrected = None;
         if let Some(t) = device_time {
-            let live = !m.flags.intersects(Flags::FROM_STORAGE | Flags::CLOCK_NOT_SET);
-            if live {
-                self.clock.observe(t, receipt);
-            }
             if self.clock.skewed() {
-                time_flags |= Flags::CLOCK_SKEW;
+                match (stored, self.clock.offset_ms()) {
+                    // A record from the device's memory was measured at its device time, not at
+                    // the download: put that time on the gateway's clock with the offset the live
+                    // readings gave.
+                    (true, Some(offset)) => {
+                        corrected = Some(Timestamp(t.0 - offset));
+                        time_flags |= Flags::TIME_CORRECTED;
+                    }
+                    _ => time_flags |= Flags::CLOCK_SKEW,
+                }
             }
         }
         let o = Observation::new(self.context.clone(), m, receipt, device_time, time_flags);
-        self.distinguish(o)
+        // The id stays that of the device's own time: the same record downloaded again, with
+        // another offset estimate, is the same observation.
+        let mut o = self.distinguish(o);
+        if let Some(c) = corrected {
+            o.reading.device_time = Some(c);
+        }
+        o
     }
 
     /// Gives different readings with the same metric and time different ids, and the same
@@ -160,7 +235,7 @@ impl Normalizer {
         }
         let time = r.device_time.unwrap_or(r.receipt_time).0;
         // Keyed like the id: by MDC code, and by the vendor code only when unmapped (two device
-        // codes for one metric, like MEDIBUS etCO2 in mmHg and in kPa, share an MDC code).
+        // codes for one metric share an MDC code).
         let vendor = if r.metric.is_unmapped() { r.vendor.clone() } else { None };
         let entry = self.same_time.entry((r.metric, vendor)).or_default();
         if entry.time != time {
@@ -264,6 +339,108 @@ mod tests {
         assert_eq!(o.reading.effective_time(), Timestamp(10_000_000 - 3_600_000));
     }
 
+    /// A device whose clock is 5 s ahead sends records from its memory (GATT RACP, two days old):
+    /// each keeps its own time, corrected by the offset, never the download time.
+    #[test]
+    fn stored_records_of_a_skewed_clock_keep_their_corrected_device_time() {
+        let mut n = normalizer();
+        let now = 200_000_000_000i64;
+        // Live readings: the device is 5 s ahead.
+        for i in 0..3 {
+            let rx = Timestamp(now + i * 1000);
+            let o = n.observation(spo2(Some(DeviceTime::Utc(Timestamp(rx.0 + 5000)))), rx);
+            assert!(o.reading.flags.contains(Flags::CLOCK_SKEW));
+        }
+        let two_days = 2 * 86_400_000;
+        let dev = Timestamp(now + 5000 - two_days);
+        let stored = spo2(Some(DeviceTime::Utc(dev))).with_flags(Flags::FROM_STORAGE);
+        let rx = Timestamp(now + 3000);
+        let o = n.observation(stored.clone(), rx);
+        assert_eq!(o.reading.effective_time(), Timestamp(now - two_days), "corrected by the 5 s offset");
+        assert_ne!(o.reading.effective_time(), rx);
+        assert!(o.reading.flags.contains(Flags::TIME_CORRECTED) && !o.reading.flags.intersects(Flags::TIME_FROM_GATEWAY));
+        // The same record downloaded again, with another estimate, is the same observation.
+        n.observation(spo2(Some(DeviceTime::Utc(Timestamp(now + 4000 + 5200)))), Timestamp(now + 4000));
+        let again = n.observation(stored, Timestamp(now + 5000));
+        assert_eq!(again.reading.id, o.reading.id);
+    }
+
+    /// Masimo sends local time; at the autumn fold its clock reads 02:00 again, which resolves to
+    /// an instant one hour early. The first such reading is flagged, not the 33rd.
+    #[test]
+    fn a_clock_going_back_at_the_dst_fold_is_flagged_from_the_first_reading() {
+        let berlin = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
+        let mut n = Normalizer::new(
+            DeviceContext { gateway: "gw".into(), name: "d".into(), ..Default::default() },
+            berlin,
+            Arc::new(Nomenclature::builtin()),
+        );
+        // 2024-10-27 00:59:50Z .. 00:59:59Z = 02:59:50..02:59:59 CEST: in sync.
+        let utc0 = wall(2024, 10, 27, 0, 59, 50);
+        for i in 0..10 {
+            let o =
+                n.observation(spo2(Some(DeviceTime::Local(wall(2024, 10, 27, 2, 59, 50 + i as u8)))), Timestamp(utc0.0 + i * 1000 + 300));
+            assert!(!o.reading.flags.contains(Flags::CLOCK_SKEW), "sample {i}");
+        }
+        // 01:00:00Z = 02:00:00 CET: the wall clock reads 02:00 again; resolved as CEST, an hour early.
+        for i in 0..5 {
+            let rx = Timestamp(wall(2024, 10, 27, 1, 0, 0).0 + i * 1000 + 300);
+            let o = n.observation(spo2(Some(DeviceTime::Local(wall(2024, 10, 27, 2, 0, i as u8)))), rx);
+            assert!(o.reading.flags.contains(Flags::CLOCK_SKEW), "reading {i} after the fold");
+            assert_eq!(o.reading.effective_time(), rx);
+        }
+    }
+
+    /// A cuff measuring every 15 min whose RTC is reset to 2000-01-01: flagged at once, and trusted
+    /// again from the first reading after the clock is set right.
+    #[test]
+    fn an_rtc_reset_of_a_slow_device_is_flagged_at_once() {
+        let mut n = normalizer();
+        let start = 1_700_000_000_000i64;
+        let every = 15 * 60_000;
+        for i in 0..40 {
+            let rx = Timestamp(start + i * every);
+            let o = n.observation(spo2(Some(DeviceTime::Utc(Timestamp(rx.0 - 400)))), rx);
+            assert!(!o.reading.flags.contains(Flags::CLOCK_SKEW));
+        }
+        let reset = wall(2000, 1, 1, 0, 0, 0);
+        let rx = Timestamp(start + 40 * every);
+        let o = n.observation(spo2(Some(DeviceTime::Utc(reset))), rx);
+        assert!(o.reading.flags.contains(Flags::CLOCK_SKEW));
+        assert_eq!(o.reading.effective_time(), rx);
+        let o = n.observation(spo2(Some(DeviceTime::Utc(Timestamp(reset.0 + every)))), Timestamp(rx.0 + every));
+        assert!(o.reading.flags.contains(Flags::CLOCK_SKEW));
+        // Set right again: a step forward, trusted from its first reading.
+        let rx = Timestamp(rx.0 + 2 * every);
+        let o = n.observation(spo2(Some(DeviceTime::Utc(Timestamp(rx.0 - 300)))), rx);
+        assert!(!o.reading.flags.contains(Flags::CLOCK_SKEW));
+        assert_eq!(o.reading.effective_time(), Timestamp(rx.0 - 300));
+    }
+
+    #[test]
+    fn an_earlier_measurement_reported_with_current_ones_keeps_its_time() {
+        // An IntelliVue poll: the current numerics and the last NIBP, measured 40 s before.
+        let mut n = normalizer();
+        let mut nibp_time = None;
+        for i in 0..5i64 {
+            let rx = Timestamp(50_000_000 + i * 1000);
+            let now_dev = Timestamp(rx.0 - 150);
+            let nibp_dev = Timestamp(50_000_000 - 40_000);
+            let mut nibp = spo2(Some(DeviceTime::Utc(nibp_dev)));
+            nibp.metric = medgw_protocols::MdcCode(150_301);
+            let report = [nibp, spo2(Some(DeviceTime::Utc(now_dev)))];
+            n.observe_clock(report.iter(), rx);
+            for m in report {
+                let o = n.judged(m, rx);
+                assert!(!o.reading.flags.contains(Flags::CLOCK_SKEW), "poll {i}: {:?}", o.reading.flags);
+                if o.reading.metric == medgw_protocols::MdcCode(150_301) {
+                    nibp_time = Some(o.reading.effective_time());
+                }
+            }
+            assert_eq!(nibp_time, Some(nibp_dev), "the NIBP keeps its measurement time");
+        }
+    }
+
     #[test]
     fn no_device_time_and_zone_flags() {
         let mut n = normalizer();
@@ -291,12 +468,11 @@ mod tests {
             Timestamp(9_001_200),
         );
         assert_ne!(e.reading.id, c.reading.id);
-        // One metric from two device codes (etCO2 in mmHg and kPa) in one chunk: two readings.
-        let mmhg = Measurement::numeric(code::MDC_AWAY_CO2_ET, Decimal::from_int(35), unit::MDC_DIM_MMHG).with_vendor("medibus", "0xE6");
-        let kpa =
-            Measurement::numeric(code::MDC_AWAY_CO2_ET, "4.7".parse().unwrap(), unit::MDC_DIM_KILO_PASCAL).with_vendor("medibus", "0xE3");
-        let f = n.observation(mmhg, Timestamp(7_000));
-        let g = n.observation(kpa, Timestamp(7_000));
+        // One metric in one chunk with two values from a clock-less device: two readings.
+        let a = Measurement::numeric(code::MDC_CONC_AWAY_CO2_ET, Decimal::from_int(35), unit::MDC_DIM_MMHG);
+        let b = Measurement::numeric(code::MDC_CONC_AWAY_CO2_ET, Decimal::from_int(36), unit::MDC_DIM_MMHG);
+        let f = n.observation(a, Timestamp(7_000));
+        let g = n.observation(b, Timestamp(7_000));
         assert_ne!(f.reading.id, g.reading.id);
     }
 

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::buffer::BufferHandle;
+use crate::buffer::{BufferEvent, BufferHandle};
 use crate::config::{Config, SourceConfig};
 use crate::events::{Event, EventKind};
 use crate::sink::mqtt::{self, AuxMessage, SinkParams, SinkStats};
@@ -50,6 +50,12 @@ pub fn nomenclature(config: &Config) -> anyhow::Result<Arc<Nomenclature>> {
 /// stopped after `shutdown` was cancelled.
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<(Running, impl std::future::Future<Output = ()>)> {
     let config = Arc::new(config);
+    // Before anything runs: a sink that cannot connect by construction is a fatal error (the
+    // process exits and systemd restarts and alerts), never a gateway that buffers forever.
+    let tls = match &config.mqtt.tls {
+        Some(t) => Some(mqtt::transport::tls_config(t).map_err(|e| anyhow::anyhow!("MQTT sink cannot start: {e}"))?),
+        None => None,
+    };
     let nom = nomenclature(&config)?;
     let (buffer, startup) = crate::buffer::open(&config.buffer).await?;
     let (live_tx, live_rx) = mpsc::channel(mqtt::outbox::LIVE_CAPACITY);
@@ -60,6 +66,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let sink_shutdown = CancellationToken::new();
     let sink = tokio::spawn(mqtt::run(SinkParams {
         config: config.mqtt.clone(),
+        tls,
         gateway: config.gateway.id.clone(),
         replay: config.buffer.replay,
         buffer: buffer.clone(),
@@ -114,21 +121,24 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         let _ = aux_tx.try_send(AuxMessage { topic: topics.gateway_events(), payload: json.into(), retain: false, sticky: false });
     }
     if let Some(q) = &startup.quarantine {
-        let e = Event::gateway(
-            EventKind::BufferQuarantined,
-            format!(
-                "buffer file damaged ({}): moved to {}; {} entries kept, {} undecodable, {} unreadable ranges",
-                q.reason,
-                q.moved_to.display(),
-                q.salvaged,
-                q.undecodable,
-                q.unreadable_ranges.len()
-            ),
-        )
-        .with_count(q.undecodable + q.unreadable_ranges.len() as u64);
+        let e = quarantine_event(q);
         if let Ok(json) = serde_json::to_vec(&e) {
             let _ = aux_tx.try_send(AuxMessage { topic: topics.gateway_events(), payload: json.into(), retain: false, sticky: false });
         }
+    }
+    if let Some(mut events) = buffer.take_events() {
+        // What the storage thread reports while running (disk full and back, damage): logged
+        // and published as gateway events. Ends when the buffer thread does.
+        let (aux, topic) = (aux_tx.clone(), topics.gateway_events());
+        tokio::spawn(async move {
+            while let Some(b) = events.recv().await {
+                let e = buffer_event(&b);
+                e.log();
+                if let Ok(json) = serde_json::to_vec(&e) {
+                    let _ = aux.try_send(AuxMessage { topic: topic.clone(), payload: json.into(), retain: false, sticky: false });
+                }
+            }
+        });
     }
     tracing::info!(depth = startup.depth, check = startup.check, "buffer open");
     drop(aux_tx);
@@ -168,6 +178,36 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         tracing::info!("stopped");
     };
     Ok((running, done))
+}
+
+fn quarantine_event(q: &crate::buffer::QuarantineReport) -> Event {
+    Event::gateway(
+        EventKind::BufferQuarantined,
+        format!(
+            "buffer file damaged ({}): moved to {}; {} entries kept, {} undecodable, {} unreadable ranges",
+            q.reason,
+            q.moved_to.display(),
+            q.salvaged,
+            q.undecodable,
+            q.unreadable_ranges.len()
+        ),
+    )
+    .with_count(q.undecodable + q.unreadable_ranges.len() as u64)
+}
+
+/// The gateway event for what the buffer reported.
+fn buffer_event(b: &BufferEvent) -> Event {
+    match b {
+        BufferEvent::DiskFull { detail, .. } => Event::gateway(EventKind::BufferDiskFull, detail.clone()),
+        BufferEvent::DiskOk { free_bytes, capacity_bytes } => Event::gateway(
+            EventKind::BufferDiskOk,
+            format!(
+                "the buffer's file system has room again ({} bytes free): disk reserve in place, capacity {capacity_bytes} bytes",
+                free_bytes.unwrap_or(0)
+            ),
+        ),
+        BufferEvent::Quarantined(q) => quarantine_event(q),
+    }
 }
 
 /// Waits for SIGTERM or SIGINT.

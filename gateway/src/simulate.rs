@@ -447,7 +447,9 @@ mod tests {
             let start = tokio::time::Instant::now();
             drive(&mut io, &mut sim, &mut faults, start, &run, &CancellationToken::new(), &mut |_| sent += 1).await.unwrap();
         });
-        let mut decoder = (medgw_protocols::registry::find("nonin-df8").unwrap().make)(&Default::default());
+        // One frame per ms, all fed at one time: the rate gate is opened wide.
+        let options = medgw_protocols::decode::DecoderOptions { max_frame_rate: Some(u32::MAX), ..Default::default() };
+        let mut decoder = (medgw_protocols::registry::find("nonin-df8").unwrap().make)(&options);
         let mut events = Vec::new();
         decoder.feed(&io.bytes, Timestamp(0), &mut events);
         let measurements = events.iter().filter(|e| matches!(e, Event::Measurement(_))).count();

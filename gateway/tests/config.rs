@@ -207,17 +207,248 @@ bed = "BED4"
 #[test]
 fn source_problems_are_reported() {
     let two = GOOD.replace("port = \"/dev/ttyUSB0\"", "port = \"/dev/ttyUSB0\"\nlisten = \"0.0.0.0:4001\"");
-    assert!(find(&errors(&two), "device[0].port").message.contains("more than one source"));
+    let e = find(&errors(&two), "device[0].port").clone();
+    assert!(e.message.contains("more than one source"));
+    assert_eq!((e.line, e.column), (place(&two, "listen = ").0, 1), "at the second source");
     let none = GOOD.replace("port = \"/dev/ttyUSB0\"\n", "");
     assert!(find(&errors(&none), "device[0].port").message.contains("no source"));
     let bad_url = GOOD.replace("port = \"/dev/ttyUSB0\"", "port = \"tcp://10.1.2.3\"");
     assert!(find(&errors(&bad_url), "device[0].port").hint.as_deref().unwrap().contains("tcp://10.1.2.3:4001"));
     let no_allow = GOOD.replace("port = \"/dev/ttyUSB0\"", "listen = \"0.0.0.0:4001\"");
-    assert!(find(&errors(&no_allow), "device[0].allow").message.contains("required"));
+    let e = find(&errors(&no_allow), "device[0].allow").clone();
+    assert!(e.message.contains("required"));
+    assert_eq!((e.line, e.column), place(&no_allow, "listen = "), "at the listen it belongs to");
     let bad_ble = GOOD.replace("protocol = \"nonin-df8\"\nport = \"/dev/ttyUSB0\"", "ble = \"AA:BB:CC\"\nservices = [\"heartbeat\"]");
     let errs = errors(&bad_ble);
     assert!(find(&errs, "device[0].ble").message.contains("not a Bluetooth address"));
     assert!(find(&errs, "device[0].services").hint.as_deref().unwrap().contains("heart-rate"));
     let gatt_on_serial = GOOD.replace("protocol = \"nonin-df8\"", "protocol = \"gatt-heart-rate\"");
     assert!(find(&errors(&gatt_on_serial), "device[0].protocol").message.contains("Bluetooth GATT"));
+}
+
+#[test]
+fn the_gateway_eui64_is_optional_checked_and_distinct_from_the_derived_device_ids() {
+    // Not configured: PCD-01 output derives it from the gateway id.
+    assert_eq!(config::parse(GOOD, Path::new("/etc/medgw")).unwrap().gateway.eui64, None);
+    let with = |eui: &str| GOOD.replace("timezone = \"Europe/Berlin\"", &format!("timezone = \"Europe/Berlin\"\neui64 = \"{eui}\""));
+    let c = config::parse(&with("00-12-34-56-78-AB-CD-EF"), Path::new("/etc/medgw")).unwrap();
+    assert_eq!(c.gateway.eui64.unwrap().to_string(), "0012345678ABCDEF");
+    let errs = errors(&with("0012345678ABCDEZ"));
+    assert!(find(&errs, "gateway.eui64").message.contains("not an EUI-64"), "{errs:#?}");
+    // The EUI-64 that bed1-oximeter derives (cfg:gw-icu-3:bed1-oximeter, computed with Python):
+    // two pieces of equipment with one id would make the receiver merge their data.
+    let errs = errors(&with("CA045A2769F6CB29"));
+    let e = find(&errs, "device.name");
+    assert!(e.message.contains("bed1-oximeter") && e.message.contains("the gateway"), "{e:?}");
+}
+
+/// 1-based line of the first line containing `needle`, and the column of its first `"` (where
+/// a string value starts).
+fn place(text: &str, needle: &str) -> (usize, usize) {
+    let i = text.lines().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle} not in the text"));
+    let line = text.lines().nth(i).unwrap();
+    (i + 1, line.find('"').map(|c| c + 1).unwrap_or(1))
+}
+
+/// Writes `text` to FILE and returns the `check-config`-style report of `config::load`.
+fn report(dir: &Path, text: &str) -> (String, String) {
+    let file = dir.join("medgw.toml");
+    std::fs::write(&file, text).unwrap();
+    let e = config::load(&file).expect_err("the configuration should be refused");
+    (file.display().to_string(), e.to_string())
+}
+
+#[test]
+fn problems_print_as_file_line_column_key_message_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    // A bad value: at the value.
+    let text = GOOD.replace("format = \"canonical\"", "format = \"xml\"");
+    let (file, out) = report(dir.path(), &text);
+    let (l, c) = place(&text, "\"xml\"");
+    assert_eq!(out, format!("{file}:{l}:{c}: mqtt.format: unknown value \"xml\" (hint: one of: fhir, hl7v2, canonical)"));
+    // An unknown key: at the key.
+    let text = GOOD.replace("poll_period_ms = 2000", "poll_period_ms = 2000\nbaudd = 9600");
+    let (file, out) = report(dir.path(), &text);
+    let (l, _) = place(&text, "baudd");
+    assert_eq!(out, format!("{file}:{l}:1: device[1].baudd: unknown key (hint: did you mean `baud`?)"));
+    // A TOML syntax error: at the place the parser gives, with no key.
+    let (file, out) = report(dir.path(), "[gateway]\nid = \"x\nsite = 3\n");
+    let rest = out.strip_prefix(&format!("{file}:2:")).unwrap_or_else(|| panic!("{out}"));
+    let (column, message) = rest.split_once(": ").unwrap();
+    assert!(column.parse::<usize>().unwrap() >= 1, "{out}");
+    assert!(message.starts_with("TOML syntax: "), "{out}");
+    // A file that does not exist, found after parsing: at its own `ca =` line and value, not at
+    // the `[mqtt.tls]` header.
+    let text = format!("{GOOD}\n[mqtt.tls]\nca = \"/nonexistent/ca.pem\"\n");
+    let (file, out) = report(dir.path(), &text);
+    let (l, c) = place(&text, "ca = ");
+    assert_eq!((l, c), (text.lines().count(), 6));
+    assert_eq!(out, format!("{file}:{l}:6: mqtt.tls.ca: /nonexistent/ca.pem does not exist (hint: check the path)"));
+    // A file that cannot be read at all: FILE: message.
+    let e = config::load(&dir.path().join("none.toml")).unwrap_err().to_string();
+    assert!(e.starts_with(&format!("{}: cannot read: ", dir.path().join("none.toml").display())), "{e}");
+}
+
+#[test]
+fn problems_found_after_parsing_point_at_their_own_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = GOOD
+        .replace("format = \"canonical\"", "format = \"canonical\"\nqos = 0\ntopic_prefix = \"/medgw\"")
+        .replace("[buffer]", "[status]\nbind = \"0.0.0.0:8080\"\n\n[buffer]")
+        .replace("name = \"bed2-vent\"", "name = \"bed1-oximeter\"")
+        .replace("port = \"/dev/ttyUSB1\"", "port = \"/dev/ttyUSB0\"");
+    let errs = config::parse(&text, dir.path()).unwrap_err();
+    let at = |key: &str| {
+        let e = find(&errs, key);
+        (e.line, e.column)
+    };
+    assert_eq!(at("mqtt.qos"), (place(&text, "qos = 0").0, 7));
+    assert_eq!(at("mqtt.topic_prefix"), place(&text, "topic_prefix"));
+    assert_eq!(at("status.bind"), place(&text, "0.0.0.0:8080"));
+    let second = |needle: &str| {
+        let i = text.lines().enumerate().filter(|(_, l)| l.contains(needle)).nth(1).unwrap().0;
+        (i + 1, text.lines().nth(i).unwrap().find('"').unwrap() + 1)
+    };
+    assert_eq!(at("device[1].name"), second("name = \"bed1-oximeter\""));
+    assert_eq!(at("device[1].port"), second("port = \"/dev/ttyUSB0\""));
+    let e = find(&errs, "device[1].name");
+    assert!(e.message.contains(&format!("already used on line {}", place(&text, "bed1-oximeter").0)), "{e}");
+}
+
+#[test]
+fn check_config_prints_the_standard_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("medgw.toml");
+    let text = format!("{GOOD}\n[mqtt.tls]\nca = \"/nonexistent/ca.pem\"\n");
+    std::fs::write(&file, &text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_medgw")).arg("check-config").arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = text.lines().count();
+    let want = format!("{}:{line}:6: mqtt.tls.ca: /nonexistent/ca.pem does not exist (hint: check the path)", file.display());
+    assert_eq!(err.lines().next(), Some(want.as_str()), "{err}");
+}
+
+fn with_status(status: &str) -> String {
+    GOOD.replace("[buffer]", &format!("[status]\n{status}\n\n[buffer]"))
+}
+
+fn secret_file(dir: &Path, name: &str, text: &str, mode: u32) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    path.display().to_string()
+}
+
+const TOKEN: &str = "0123456789abcdef0123456789abcdef\n";
+
+#[test]
+fn an_empty_or_short_status_token_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = secret_file(dir.path(), "empty", "\n", 0o600);
+    let text = with_status(&format!("bind = \"0.0.0.0:8080\"\ntoken_file = \"{empty}\""));
+    let errs = config::parse(&text, dir.path()).unwrap_err();
+    let e = find(&errs, "status.token_file");
+    assert_eq!((e.line, e.column), place(&text, "token_file"));
+    assert!(e.message.contains("is empty"), "{e}");
+    assert_eq!(errs.len(), 1, "the missing token is not reported twice: {errs:#?}");
+
+    let short = secret_file(dir.path(), "short", "0123456789abcde\n", 0o600);
+    let errs = config::parse(&with_status(&format!("bind = \"0.0.0.0:8080\"\ntoken_file = \"{short}\"")), dir.path()).unwrap_err();
+    let e = find(&errs, "status.token_file");
+    assert!(e.message.contains("15 characters; at least 16"), "{e}");
+
+    // Short is short on loopback too: the token is the only lock once someone rebinds.
+    let errs = config::parse(&with_status(&format!("bind = \"127.0.0.1:8080\"\ntoken_file = \"{short}\"")), dir.path()).unwrap_err();
+    assert!(find(&errs, "status.token_file").message.contains("at least 16"));
+
+    let good = secret_file(dir.path(), "good", TOKEN, 0o600);
+    let c = config::parse(&with_status(&format!("bind = \"0.0.0.0:8080\"\ntoken_file = \"{good}\"")), dir.path()).unwrap();
+    assert_eq!(c.status.token.unwrap().expose(), TOKEN.trim_end());
+    assert!(c.warnings.is_empty(), "{:#?}", c.warnings);
+}
+
+#[test]
+fn an_empty_token_variable_is_refused_by_check_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("medgw.toml");
+    let text = with_status("bind = \"0.0.0.0:8080\"\ntoken_env = \"MEDGW_TEST_STATUS_TOKEN\"");
+    std::fs::write(&file, &text).unwrap();
+    let check = |value: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_medgw"))
+            .arg("check-config")
+            .arg(&file)
+            .env("MEDGW_TEST_STATUS_TOKEN", value)
+            .output()
+            .unwrap()
+    };
+    let out = check("");
+    assert_eq!(out.status.code(), Some(1));
+    let (l, c) = place(&text, "token_env");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{}:{l}:{c}: status.token_env: environment variable MEDGW_TEST_STATUS_TOKEN is empty", file.display())),
+        "{err}"
+    );
+    assert_eq!(check(TOKEN.trim_end()).status.code(), Some(0));
+}
+
+#[test]
+fn secret_files_others_may_read_are_refused_off_loopback_and_warned_about_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = secret_file(dir.path(), "world", TOKEN, 0o644);
+    let group = secret_file(dir.path(), "group", TOKEN, 0o640);
+    for (file, who) in [(&world, "every user"), (&group, "its group")] {
+        let text = with_status(&format!("bind = \"0.0.0.0:8080\"\ntoken_file = \"{file}\""));
+        let errs = config::parse(&text, dir.path()).unwrap_err();
+        let e = find(&errs, "status.token_file");
+        assert_eq!((e.line, e.column), place(&text, "token_file"));
+        assert!(e.message.contains(who), "{e}");
+        assert!(e.hint.as_deref().unwrap().contains("chmod 600"), "{e}");
+    }
+    // On loopback only the gateway's own users could read it: a warning, and the file is accepted.
+    let c = config::parse(&with_status(&format!("bind = \"127.0.0.1:8080\"\ntoken_file = \"{world}\"")), dir.path()).unwrap();
+    assert_eq!(c.warnings.len(), 1, "{:#?}", c.warnings);
+    assert_eq!(c.warnings[0].key, "status.token_file");
+
+    // The MQTT password the same way: a broker elsewhere makes it an error.
+    let pw = |host: &str, file: &str| {
+        GOOD.replace("host = \"127.0.0.1\"", &format!("host = \"{host}\"\nusername = \"gw\"\npassword_file = \"{file}\""))
+    };
+    let errs = config::parse(&pw("mqtt.hospital.example", &world), dir.path()).unwrap_err();
+    assert!(find(&errs, "mqtt.password_file").message.contains("every user"));
+    let c = config::parse(&pw("localhost", &world), dir.path()).unwrap();
+    assert_eq!(c.warnings.iter().map(|w| w.key.as_str()).collect::<Vec<_>>(), ["mqtt.password_file"]);
+    let private = secret_file(dir.path(), "private", "pw\n", 0o600);
+    let c = config::parse(&pw("mqtt.hospital.example", &private), dir.path()).unwrap();
+    assert!(c.warnings.is_empty());
+    let empty = secret_file(dir.path(), "empty-pw", "", 0o600);
+    assert!(find(&config::parse(&pw("mqtt.hospital.example", &empty), dir.path()).unwrap_err(), "mqtt.password_file")
+        .message
+        .contains("is empty"));
+
+    // check-config prints the warning in the standard form and still says OK.
+    let file = dir.path().join("medgw.toml");
+    let text = pw("localhost", &world);
+    std::fs::write(&file, &text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_medgw")).arg("check-config").arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let (l, c) = place(&text, "password_file");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with(&format!("{}:{l}:{c}: warning: mqtt.password_file: {world} is readable by every user", file.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn max_frame_rate_is_optional_and_range_checked() {
+    let c = config::parse(GOOD, Path::new("/etc/medgw")).unwrap();
+    assert_eq!(c.devices[0].max_frame_rate, None, "the protocol's own limit by default");
+    let text = GOOD.replace("bed = \"BED1\"\n", "bed = \"BED1\"\nmax_frame_rate = 2000\n");
+    let c = config::parse(&text, Path::new("/etc/medgw")).unwrap();
+    assert_eq!(c.devices[0].max_frame_rate, Some(2000));
+    let errs = errors(&GOOD.replace("bed = \"BED1\"\n", "bed = \"BED1\"\nmax_frame_rate = 0\n"));
+    assert!(find(&errs, "device[0].max_frame_rate").message.contains("out of range"), "{errs:#?}");
 }

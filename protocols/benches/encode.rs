@@ -17,6 +17,7 @@ fn observation() -> Observation {
         identity: DeviceIdentity { eui64: Some("0012345678ABCDEF".parse().unwrap()), ..Default::default() },
         location: Location { site: "HOSP".into(), unit: "ICU".into(), room: None, bed: "BED4".into() },
         patient: Some(Patient { id: "p1".into(), system: None }),
+        gateway_eui64: None,
     });
     let m = Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, "97".parse().unwrap(), unit::MDC_DIM_PERCENT);
     Observation::new(ctx, m, Timestamp(1_710_498_125_300), Some(Timestamp(1_710_498_125_000)), Flags::NONE)

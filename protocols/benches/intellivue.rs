@@ -14,7 +14,7 @@ use medgw_protocols::Timestamp;
 /// Runs an active client against the simulator, polling every 100 ms of simulated time, and
 /// returns the monitor's bytes (about `polls` extended poll replies).
 fn monitor_stream(polls: usize) -> Vec<u8> {
-    let mut client = IntelliVueClient::new(&DecoderOptions { poll_period_ms: 100, listen_only: false });
+    let mut client = IntelliVueClient::new(&DecoderOptions { poll_period_ms: 100, listen_only: false, ..Default::default() });
     let mut now = Timestamp(1_710_498_125_000);
     let mut sim = IntelliVueSim::new(&SimOptions { seed: 3, period_ms: 1000, record: false }, now);
     let mut stream = Vec::new();
@@ -47,7 +47,7 @@ fn monitor_stream(polls: usize) -> Vec<u8> {
 
 fn decode(c: &mut Criterion) {
     let stream = monitor_stream(2000);
-    let mut check = IntelliVueClient::new(&DecoderOptions { poll_period_ms: 1000, listen_only: true });
+    let mut check = IntelliVueClient::new(&DecoderOptions { poll_period_ms: 1000, listen_only: true, ..Default::default() });
     let mut out = Vec::new();
     check.feed(&stream, Timestamp(0), &mut out);
     let measurements = out.iter().filter(|e| matches!(e, Event::Measurement(_))).count();
@@ -60,7 +60,7 @@ fn decode(c: &mut Criterion) {
     g.bench_function("decode poll replies (listen-only, 4 KiB chunks)", |b| {
         let mut out = Vec::with_capacity(measurements + 64);
         b.iter(|| {
-            let mut d = IntelliVueClient::new(&DecoderOptions { poll_period_ms: 1000, listen_only: true });
+            let mut d = IntelliVueClient::new(&DecoderOptions { poll_period_ms: 1000, listen_only: true, ..Default::default() });
             out.clear();
             for chunk in stream.chunks(4096) {
                 d.feed(black_box(chunk), Timestamp(0), &mut out);

@@ -27,7 +27,7 @@ fn bench(c: &mut Criterion) {
     for (name, listen_only) in [("listen-only", true), ("session", false)] {
         g.bench_function(name, |b| {
             b.iter(|| {
-                let mut d = MedibusDecoder::new(&DecoderOptions { poll_period_ms: 1000, listen_only });
+                let mut d = MedibusDecoder::new(&DecoderOptions { poll_period_ms: 1000, listen_only, ..Default::default() });
                 d.start(T0, &mut out);
                 let mut n = 0;
                 for chunk in data.chunks(CHUNK) {

@@ -29,6 +29,12 @@ pub enum Event {
     SequenceGap { expected: u32, found: u32 },
     /// A protocol session state change worth an event (`associated`, `released`, ...).
     Session(&'static str),
+    /// The bytes do not look like this protocol: well-formed frames that never line up into a
+    /// confirmed lock, or more of them than the device can send. Either the device speaks
+    /// another protocol (or data format) than the one configured, or the line is noisy. Sent
+    /// once when the condition starts, not per frame; values stay withheld until the decoder
+    /// locks on again. The text says which test failed.
+    NoisyLine(&'static str),
 }
 
 /// A device protocol's decoder or session state machine.
@@ -98,11 +104,16 @@ pub struct DecoderOptions {
     pub poll_period_ms: u32,
     /// Never transmit: decode what another system's requests make the device say.
     pub listen_only: bool,
+    /// The most frames per second a decoder with a rate gate accepts (see [`crate::lock`]);
+    /// `None` is the protocol's own limit, set from the rate its device sends at. Raised for
+    /// simulators run faster than a real device, and for byte streams read from a file, whose
+    /// receipt times are not the device's.
+    pub max_frame_rate: Option<u32>,
 }
 
 impl Default for DecoderOptions {
     fn default() -> Self {
-        DecoderOptions { poll_period_ms: 1000, listen_only: false }
+        DecoderOptions { poll_period_ms: 1000, listen_only: false, max_frame_rate: None }
     }
 }
 

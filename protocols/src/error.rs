@@ -47,6 +47,17 @@ pub enum Error {
     /// An output buffer is too small for what must be written into it.
     #[error("output buffer too small: need {needed} bytes")]
     BufferTooSmall { needed: usize },
+    /// A well-formed field holds a value the device cannot measure or send: on a format without
+    /// a checksum this is how noise or a misaligned frame shows itself.
+    #[error("implausible {field}: {value}")]
+    Implausible { field: &'static str, value: u32 },
+    /// Well-formed frames that were held until the decoder confirmed its lock on the stream, and
+    /// were dropped because the stream broke before it did.
+    #[error("{frames} frame(s) not confirmed by a lock on the stream")]
+    Unconfirmed { frames: usize },
+    /// Frames arrived faster than the device sends them: a wrong protocol or a noisy line.
+    #[error("frames arrive faster than the limit of {per_s} per second")]
+    RateExceeded { per_s: u32 },
 }
 
 impl Error {
@@ -66,6 +77,9 @@ impl Error {
             Error::SequenceGap { .. } => "sequence-gap",
             Error::Payload(_) => "payload",
             Error::BufferTooSmall { .. } => "buffer-too-small",
+            Error::Implausible { .. } => "implausible",
+            Error::Unconfirmed { .. } => "unconfirmed",
+            Error::RateExceeded { .. } => "rate-exceeded",
         }
     }
 }

@@ -40,6 +40,8 @@ pub mod encode;
 #[cfg(feature = "alloc")]
 pub mod hl7;
 #[cfg(feature = "alloc")]
+pub mod lock;
+#[cfg(feature = "alloc")]
 pub mod nomenclature;
 #[cfg(feature = "alloc")]
 pub mod observation;

@@ -125,9 +125,12 @@ pub mod code {
                                                               // Respiration (10101).
     pub const MDC_RESP_RATE: MdcCode = MdcCode::scada(20490); // 151562
     pub const MDC_CO2_RESP_RATE: MdcCode = MdcCode::scada(20522); // 151594
-    /// End-tidal CO2 as a partial pressure. [UNCONFIRMED against RTMMS: Philips NOM table only.]
-    pub const MDC_AWAY_CO2_ET: MdcCode = MdcCode::scada(20656); // 151728
-    /// End-tidal CO2 as a concentration (%). [UNCONFIRMED: Philips NOM table only.]
+    /// End-tidal CO2, the code PCD-01 publishes for etCO2 in mmHg or kPa: 10101 (RTMMS) defines
+    /// 151708 `MDC_CONC_AWAY_CO2_ET` as "partial pressure of carbon dioxide in airway gas measured
+    /// at the end of expiration" ("concentration (or partial pressure)"), and vendor PCD-01 feeds
+    /// send `151708^MDC_CONC_AWAY_CO2_ET^MDC` with `MDC_DIM_MMHG` (a public Mindray HL7 parameter
+    /// table). Philips exports the same quantity as NOM_AWAY_CO2_ET (20656), which medgw maps here;
+    /// 151728 is not published.
     pub const MDC_CONC_AWAY_CO2_ET: MdcCode = MdcCode::scada(20636); // 151708
                                                                      // Temperature (10408; Philips NOM_TEMP is the unspecified-site code).
     pub const MDC_TEMP_BODY: MdcCode = MdcCode::scada(19292); // 150364
@@ -164,6 +167,10 @@ pub mod unit {
     /// Seconds 2176 + the milli prefix 18 (IEEE 11073-10101 unit prefixes; RTMMS and PCD-01
     /// examples `264338^MDC_DIM_MILLI_SEC`). One public table writes 2177, which is deka-.
     pub const MDC_DIM_MILLI_SEC: MdcCode = MdcCode::dim(2194); // 264338
+    /// MDC_DIM_X_JOULES is 3968 (10101 dimension table) and the kilo prefix adds 3, as in
+    /// MDC_DIM_KILO_PASCAL (3840 + 3) and MDC_DIM_KILO_G (1728 + 3). The Bluetooth Heart Rate
+    /// Measurement's energy expended is in kJ.
+    pub const MDC_DIM_KILO_JOULES: MdcCode = MdcCode::dim(3971); // 266115
 }
 
 /// One row of the measurement table.
@@ -336,9 +343,8 @@ pub static METRICS: &[MetricDef] = &[
     metric!(MDC_RESP_RATE, "Respiratory rate", ["9279-1"], Some(vs!("resprate")), Some(unit::MDC_DIM_RESP_PER_MIN), [], "10101"),
     metric!(MDC_CO2_RESP_RATE, "Respiratory rate (CO2)", ["9279-1"], Some(vs!("resprate")), Some(unit::MDC_DIM_RESP_PER_MIN), [], "10101"),
     // etCO2 partial pressure: LOINC 19891-1 "Carbon dioxide [Partial pressure] in Exhaled gas
-    // --at end expiration".
-    metric!(MDC_AWAY_CO2_ET, "etCO2", ["19891-1"], None, Some(unit::MDC_DIM_MMHG), [], "Philips"),
-    metric!(MDC_CONC_AWAY_CO2_ET, "etCO2 (concentration)", [], None, Some(unit::MDC_DIM_PERCENT), [], "Philips"),
+    // --at end expiration". 10101 code 151708 (see `code::MDC_CONC_AWAY_CO2_ET`).
+    metric!(MDC_CONC_AWAY_CO2_ET, "etCO2", ["19891-1"], None, Some(unit::MDC_DIM_MMHG), [], "10101"),
     metric!(MDC_TEMP_BODY, "Body temperature", ["8310-5"], Some(vs!("bodytemp")), Some(unit::MDC_DIM_DEGC), [], "10408"),
     metric!(MDC_TEMP, "Temperature (site unspecified)", [], None, Some(unit::MDC_DIM_DEGC), [], "Philips"),
     metric!(MDC_MASS_BODY_ACTUAL, "Body weight", ["29463-7"], Some(vs!("bodyweight")), Some(unit::MDC_DIM_KILO_G), [], "10415"),
@@ -380,6 +386,8 @@ pub static UNITS: &[UnitDef] = &[
     unit_def!(MDC_DIM_MILLI_G_PER_DL, "mg/dL", "mg/dL"),
     unit_def!(MDC_DIM_MILLI_MOLE_PER_L, "mmol/L", "mmol/L"),
     unit_def!(MDC_DIM_MILLI_SEC, "ms", "ms"),
+    // UCUM `kJ`: the SI prefix k on the joule `J`.
+    unit_def!(MDC_DIM_KILO_JOULES, "kJ", "kJ"),
 ];
 
 /// The built-in row for a measurement code.
@@ -429,7 +437,6 @@ mod tests {
             (code::MDC_PRESS_BLD_ART_ABP_MEAN, 150039),
             (code::MDC_RESP_RATE, 151562),
             (code::MDC_CO2_RESP_RATE, 151594),
-            (code::MDC_AWAY_CO2_ET, 151728),
             (code::MDC_CONC_AWAY_CO2_ET, 151708),
             (code::MDC_TEMP_BODY, 150364),
             (code::MDC_TEMP, 150344),
@@ -453,6 +460,7 @@ mod tests {
             (unit::MDC_DIM_MILLI_G_PER_DL, 264274),
             (unit::MDC_DIM_MILLI_MOLE_PER_L, 266866),
             (unit::MDC_DIM_MILLI_SEC, 264338),
+            (unit::MDC_DIM_KILO_JOULES, 266115),
             (code::MDC_PULS_RATE, 149514),
             (code::MDC_PRESS_BLD, 150016),
             (code::MDC_PRESS_BLD_MEAN, 150019),

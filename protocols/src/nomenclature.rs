@@ -368,7 +368,7 @@ mod tests {
             code::MDC_PRESS_BLD_ART_ABP_SYS,
             code::MDC_RESP_RATE,
             code::MDC_TEMP_BODY,
-            code::MDC_AWAY_CO2_ET,
+            code::MDC_CONC_AWAY_CO2_ET,
             code::MDC_PULS_OXIM_PERF_REL,
             code::MDC_MASS_BODY_ACTUAL,
             code::MDC_CONC_GLU_CAPILLARY_WHOLEBLOOD,

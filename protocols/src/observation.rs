@@ -285,6 +285,31 @@ impl core::str::FromStr for Eui64 {
     }
 }
 
+impl Eui64 {
+    /// A stable, locally administered EUI-64 for an identity that has none (docs/pcd-01.md):
+    /// the first 8 octets of SHA-1(`"medgw-eui64|"` + `key`), with the IEEE 802 U/L bit
+    /// (0x02 of the first octet) set, so it cannot be an IEEE-assigned id, and the I/G bit
+    /// (0x01) cleared, so it is an individual address. 62 free bits: two different keys give
+    /// the same id with probability 2^-62 — not impossible, so `medgw check-config` verifies
+    /// that the ids of the configured gateway and devices are distinct.
+    pub fn derived(key: &str) -> Eui64 {
+        use sha1::{Digest, Sha1};
+        let mut h = Sha1::new();
+        h.update(b"medgw-eui64|");
+        h.update(key.as_bytes());
+        let digest = h.finalize();
+        let mut out = [0u8; 8];
+        out.copy_from_slice(&digest[..8]);
+        out[0] = (out[0] | 0x02) & !0x01;
+        Eui64(out)
+    }
+
+    /// Whether the U/L bit says "locally administered" (not assigned by the IEEE).
+    pub fn is_local(&self) -> bool {
+        self.0[0] & 0x02 != 0
+    }
+}
+
 /// What a device says about itself. Fields the device has not told are `None`.
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct DeviceIdentity {
@@ -347,6 +372,11 @@ pub struct DeviceContext {
     pub identity: DeviceIdentity,
     pub location: Location,
     pub patient: Option<Patient>,
+    /// The gateway's own EUI-64 when configured (`gateway.eui64`); otherwise it is derived
+    /// from the gateway id ([`DeviceContext::gateway_eui64`]). Not serialised when absent, so
+    /// the stored contexts of earlier versions read back unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_eui64: Option<Eui64>,
 }
 
 impl DeviceContext {
@@ -368,6 +398,26 @@ impl DeviceContext {
         }
         alloc::format!("cfg:{}:{}", self.gateway, self.name)
     }
+
+    /// The device's EUI-64 for PCD-01 (OBX-18): its own when it has one, otherwise
+    /// [`Eui64::derived`] from its identity key. The flag says whether it was derived.
+    pub fn eui64(&self) -> (Eui64, bool) {
+        match self.identity.eui64 {
+            Some(e) => (e, false),
+            None => (Eui64::derived(&self.key()), true),
+        }
+    }
+
+    /// The gateway's EUI-64 (PCD-01 MSH-3, OBR-3): configured, or derived from `gw:<id>`.
+    pub fn gateway_eui64(&self) -> Eui64 {
+        self.gateway_eui64.unwrap_or_else(|| gateway_eui64(&self.gateway))
+    }
+}
+
+/// The EUI-64 derived for a gateway id (a key no device key can equal: those start with
+/// `eui64:`, `sn:` or `cfg:`).
+pub fn gateway_eui64(gateway_id: &str) -> Eui64 {
+    Eui64::derived(&alloc::format!("gw:{gateway_id}"))
 }
 
 /// The namespace of medgw observation ids: UUID v5 of the URL `urn:medgw:observation`
@@ -527,6 +577,7 @@ mod tests {
             identity: DeviceIdentity::default(),
             location: Location { site: "HOSP".into(), unit: "ICU".into(), room: None, bed: "BED4".into() },
             patient: None,
+            gateway_eui64: None,
         })
     }
 
@@ -644,6 +695,46 @@ mod tests {
         assert!(a.reading.flags.contains(Flags::UNMAPPED));
         // The stored form does not know where the code lived.
         assert_eq!(postcard::to_allocvec(&a.reading).unwrap(), postcard::to_allocvec(&b.reading).unwrap());
+    }
+
+    #[test]
+    fn a_device_without_an_eui64_gets_a_stable_local_one_derived_from_its_identity() {
+        let mut c = (*ctx()).clone();
+        // Pinned, computed independently with Python:
+        // sha1(b"medgw-eui64|cfg:gw1:bed4-spo2").digest()[:8], first octet | 0x02 & ~0x01.
+        assert_eq!(c.eui64(), ("02AA5DD715909A20".parse().unwrap(), true));
+        assert_eq!(c.gateway_eui64().to_string(), "D603793C114C0D9D");
+        c.identity.serial = Some("0000123456".into());
+        c.identity.manufacturer = Some("Masimo".into());
+        let (masimo, derived) = c.eui64();
+        assert!(derived && masimo.is_local() && masimo.0[0] & 0x01 == 0);
+        assert_eq!(masimo.to_string(), "5A984031F2526A5B");
+        // The same identity on another port or gateway keeps its EUI-64.
+        let mut moved = c.clone();
+        moved.port = "/dev/ttyUSB9".into();
+        moved.gateway = "gw2".into();
+        assert_eq!(moved.eui64().0, masimo);
+        // A device's own EUI-64 is kept as it is; a configured gateway EUI-64 wins.
+        let own: Eui64 = "0012345678ABCDEF".parse().unwrap();
+        c.identity.eui64 = Some(own);
+        assert_eq!(c.eui64(), (own, false));
+        c.gateway_eui64 = Some(own);
+        assert_eq!(c.gateway_eui64(), own);
+        // Many keys, no collisions, always local and individual.
+        let mut seen = alloc::collections::BTreeSet::new();
+        for i in 0..5000 {
+            let e = Eui64::derived(&alloc::format!("cfg:gw1:dev{i}"));
+            assert!(e.is_local() && e.0[0] & 0x01 == 0);
+            assert!(seen.insert(e), "collision at {i}");
+        }
+    }
+
+    #[test]
+    fn a_context_without_a_gateway_eui64_serialises_as_before() {
+        let json = serde_json::to_string(&*ctx()).unwrap();
+        assert!(!json.contains("gateway_eui64"), "{json}");
+        let back: DeviceContext = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, *ctx());
     }
 
     #[test]

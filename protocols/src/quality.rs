@@ -53,6 +53,10 @@ flags! {
     LOW_SIGNAL_QUALITY = 16, "low-signal-quality";
     /// A physiological or technical alarm was active on the device for this value.
     ALARM = 17, "alarm";
+    /// A record from the device's memory whose device clock is off by more than 1 s: its
+    /// `device_time` is the device's time corrected by the estimated clock offset (on the
+    /// gateway's clock) and is the effective time. Never the time it was downloaded.
+    TIME_CORRECTED = 18, "time-corrected";
     /// The device's clock differs from the gateway's by more than 1 s (IHE Consistent Time);
     /// the effective time is the gateway's receipt time.
     CLOCK_SKEW = 24, "clock-skew";
@@ -71,6 +75,21 @@ impl Flags {
 
     /// Flags that say the effective time is the gateway's, not the device's.
     pub const TIME_FROM_GATEWAY: Flags = Flags(Flags::CLOCK_SKEW.0 | Flags::NO_DEVICE_CLOCK.0 | Flags::CLOCK_NOT_SET.0);
+
+    /// Flags that make a value that is present questionable: the device says so, or it shows a
+    /// number while the sensor is off (a Nonin holds the last display value for about 10 s after
+    /// the finger is removed), while it searches for the pulse, with motion artefact, lost pulse,
+    /// low perfusion or low signal quality. Encoders mark such a value (HL7 OBX-8 `QUES`, FHIR
+    /// `interpretation`) so that a receiver does not chart it as a clean reading.
+    pub const QUESTIONABLE_VALUE: Flags = Flags(
+        Flags::QUESTIONABLE.0
+            | Flags::SENSOR_OFF.0
+            | Flags::PULSE_SEARCH.0
+            | Flags::ARTIFACT.0
+            | Flags::OUT_OF_TRACK.0
+            | Flags::LOW_PERFUSION.0
+            | Flags::LOW_SIGNAL_QUALITY.0,
+    );
 
     pub const fn contains(&self, other: Flags) -> bool {
         self.0 & other.0 == other.0 && other.0 != 0

@@ -29,6 +29,7 @@ fn context(patient: Option<Patient>, eui: Option<&str>) -> Arc<DeviceContext> {
         },
         location: Location { site: "HOSP".into(), unit: "ICU".into(), room: None, bed: "BED4".into() },
         patient,
+        gateway_eui64: None,
     })
 }
 
@@ -151,28 +152,67 @@ fn fhir_blood_pressure_is_a_panel_with_components() {
 fn fhir_converts_to_the_profile_unit_and_records_the_original() {
     let nom = Nomenclature::builtin();
     let ctx = context(p1(), None);
-    let v = json(&fhir::observation(&obs(&ctx, Measurement::numeric(code::MDC_TEMP_BODY, d("98.6"), unit::MDC_DIM_FAHR)), &nom));
+    let text = fhir::observation(&obs(&ctx, Measurement::numeric(code::MDC_TEMP_BODY, d("98.6"), unit::MDC_DIM_FAHR)), &nom);
+    // 0.1 °F is 0.056 °C: °C needs one more decimal to keep the measurement's resolution.
+    assert!(text.contains(r#""valueQuantity":{"value":37.00,"#), "{text}");
+    let v = json(&text);
     assert_eq!(v["valueQuantity"]["code"], "Cel");
-    assert_eq!(v["valueQuantity"]["value"].to_string(), "37.0");
     let orig = v["extension"].as_array().unwrap().iter().find(|e| e["url"].as_str().unwrap().ends_with("original-value")).unwrap();
     assert_eq!(orig["valueQuantity"]["code"], "[degF]");
     assert_eq!(orig["valueQuantity"]["value"].to_string(), "98.6");
-    let v = json(&fhir::observation(&obs(&ctx, Measurement::numeric(code::MDC_AWAY_CO2_ET, d("5.3"), unit::MDC_DIM_KILO_PASCAL)), &nom));
+    let v =
+        json(&fhir::observation(&obs(&ctx, Measurement::numeric(code::MDC_CONC_AWAY_CO2_ET, d("5.3"), unit::MDC_DIM_KILO_PASCAL)), &nom));
     assert_eq!(v["valueQuantity"]["code"], "mm[Hg]");
-    assert_eq!(v["valueQuantity"]["value"], 40);
+    assert_eq!(v["valueQuantity"]["value"].to_string(), "39.8");
+    // 100 °F = 37.78 °C: published as 37.8, never as 38 (which reads as a 38.0 °C fever threshold).
+    let text = fhir::observation(&obs(&ctx, Measurement::numeric(code::MDC_TEMP_BODY, d("100"), unit::MDC_DIM_FAHR)), &nom);
+    assert!(text.contains(r#""valueQuantity":{"value":37.8,"#), "{text}");
 }
 
 #[test]
-fn fhir_without_a_patient_claims_no_profile_and_no_subject() {
+fn fhir_without_a_patient_takes_the_unassociated_form() {
     let nom = Nomenclature::builtin();
     let v = json(&fhir::observation(
         &obs(&context(None, None), Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, d("97"), unit::MDC_DIM_PERCENT)),
         &nom,
     ));
-    assert!(v.get("subject").is_none());
-    assert!(v.get("meta").is_none());
-    // Still a vital sign by category and code, with its device.
-    assert_eq!(v["category"][0]["coding"][0]["code"], "vital-signs");
+    // The bed is the subject (a Location, by identifier); no profile is claimed and a tag says
+    // that no patient is associated yet.
+    assert_eq!(v["subject"]["type"], "Location");
+    assert_eq!(v["subject"]["identifier"]["system"], "https://medgw.org/fhir/NamingSystem/bed");
+    assert_eq!(v["subject"]["identifier"]["value"], "HOSP/ICU/BED4");
+    assert!(v["meta"].get("profile").is_none(), "{v}");
+    assert_eq!(v["meta"]["tag"][0]["system"], "https://medgw.org/fhir/CodeSystem/association");
+    assert_eq!(v["meta"]["tag"][0]["code"], "unassociated");
+    // Neither the vital-signs category nor a vital-sign LOINC code, which would oblige the
+    // vital-signs profile and so a Patient subject: the MDC code says what it is.
+    assert!(v.get("category").is_none(), "{v}");
+    assert_eq!(codings(&v["code"]), vec![("urn:iso:std:iso:11073:10101".to_string(), "150456".to_string())]);
+    assert_eq!(v["valueQuantity"]["value"], 97);
+    // The blood-pressure panel: no LOINC in its components either.
+    let bp = Measurement {
+        metric: code::MDC_PRESS_BLD_NONINV,
+        vendor: None,
+        value: Value::Compound(
+            vec![
+                Component { metric: code::MDC_PRESS_BLD_NONINV_SYS, value: Scalar::Numeric(d("120")) },
+                Component { metric: code::MDC_PRESS_BLD_NONINV_DIA, value: Scalar::Numeric(d("80")) },
+            ]
+            .into(),
+        ),
+        unit: unit::MDC_DIM_MMHG,
+        device_time: None,
+        seq: None,
+        flags: Flags::NONE,
+        status: Status::Final,
+    };
+    let v = json(&fhir::observation(&obs(&context(None, None), bp.clone()), &nom));
+    let text = v.to_string();
+    assert!(!text.contains("loinc.org") && !text.contains("vital-signs"), "{text}");
+    // Bound: the full vital-signs form, with the LOINC codes.
+    let v = json(&fhir::observation(&obs(&context(p1(), None), bp), &nom));
+    assert!(v.to_string().contains("85354-9") && v["category"][0]["coding"][0]["code"] == "vital-signs", "{v}");
+    assert!(v["meta"].get("tag").is_none(), "{v}");
     let with_system = context(Some(Patient { id: "PAT123".into(), system: Some("urn:oid:1.2.3.4".into()) }), None);
     let v = json(&fhir::observation(
         &obs(&with_system, Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, d("97"), unit::MDC_DIM_PERCENT)),
@@ -210,6 +250,35 @@ fn fhir_unmapped_codes_are_published_in_the_vendor_namespace() {
     let v = json(&fhir::observation(&o, &nom));
     assert_eq!(codings(&v["code"]), vec![("https://medgw.org/fhir/CodeSystem/vendor-masimo".to_string(), "SPHB".to_string())]);
     assert_eq!(v["valueQuantity"]["value"].to_string(), "13.5");
+}
+
+/// A unit with no UCUM mapping keeps the value (R4 obs-6: `dataAbsentReason` only when there is
+/// no value): Masimo SpHb with an unknown unit, an IntelliVue private unit, energy in kJ.
+#[test]
+fn fhir_keeps_the_value_when_the_unit_has_no_ucum_code() {
+    let nom = Nomenclature::builtin();
+    let ctx = context(p1(), None);
+    // SpHb: the unit is not known at all. A value, no unit, no system/code.
+    let m = Measurement::numeric(MdcCode::UNMAPPED, d("13.5"), MdcCode::UNMAPPED).with_vendor("masimo", "SPHB");
+    let text = fhir::observation(&obs(&ctx, m), &nom);
+    let v = json(&text);
+    assert!(text.contains(r#""valueQuantity":{"value":13.5}"#), "{text}");
+    assert!(v.get("dataAbsentReason").is_none(), "{text}");
+    // A standard MDC unit that has no UCUM row: the value, the unit named, no UCUM system/code.
+    let m = Measurement::numeric(code::MDC_PULS_OXIM_PERF_REL, d("2.5"), MdcCode::dim(3072));
+    let v = json(&fhir::observation(&obs(&ctx, m), &nom));
+    assert_eq!(v["valueQuantity"]["value"].to_string(), "2.5");
+    assert_eq!(v["valueQuantity"]["unit"], "MDC unit 265216");
+    assert!(v["valueQuantity"].get("system").is_none() && v["valueQuantity"].get("code").is_none());
+    assert!(v.get("dataAbsentReason").is_none());
+    // Energy expended in kJ (GATT 0x2A37) has a UCUM code now.
+    let m = Measurement::numeric(MdcCode::UNMAPPED, d("120"), unit::MDC_DIM_KILO_JOULES).with_vendor("gatt", "2A37.energy-expended");
+    let v = json(&fhir::observation(&obs(&ctx, m), &nom));
+    assert_eq!(v["valueQuantity"]["value"], 120);
+    assert_eq!(
+        (v["valueQuantity"]["system"].as_str(), v["valueQuantity"]["code"].as_str()),
+        (Some("http://unitsofmeasure.org"), Some("kJ"))
+    );
 }
 
 /// Every metric of the table encodes to FHIR with its LOINC and MDC codings and a UCUM unit.
@@ -269,7 +338,14 @@ fn fhir_device_resource() {
     assert_eq!(v["serialNumber"], "DE12345678");
     assert_eq!(v["manufacturer"], "Philips");
     assert_eq!(v["identifier"][0]["value"], "0012345678ABCDEF");
+    assert_eq!(v["identifier"][0]["system"], fhir::EUI64_SYSTEM);
     assert_eq!(v["location"]["display"], "HOSP ICU BED4");
+    // Without an EUI-64: the derived one that OBX-18 carries, in medgw's system, and the serial.
+    let plain = context(None, None);
+    let dev = json(&fhir::device(&plain));
+    assert_eq!(dev["identifier"][0]["system"], fhir::DERIVED_EUI64_SYSTEM);
+    assert_eq!(dev["identifier"][0]["value"], plain.eui64().0.to_string());
+    assert_eq!(dev["identifier"][1]["value"], "DE12345678");
     // The Observation points at this Device.
     let nom = Nomenclature::builtin();
     let o = json(&fhir::observation(&obs(&ctx, Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, d("97"), unit::MDC_DIM_PERCENT)), &nom));
@@ -299,9 +375,15 @@ fn hl7_matches_hp1() {
     assert_eq!(msh[11], "2.6");
     assert_eq!(msh[6], "20240315102205+0000");
     assert_eq!(msh[20].split('^').nth(2), Some("1.3.6.1.4.1.19376.1.6.1.1.1"));
+    // MSH-3 and OBR-3: the gateway as equipment, by its EUI-64 (derived from gw-icu-1, computed
+    // independently with Python, see docs/pcd-01.md).
+    assert_eq!(msh[2], "MEDGW^D2C61631486D20B2^EUI-64");
     assert_eq!(fields(segs[1])[3], "PAT123^^^HOSP^MR");
+    assert!(fields(segs[1]).get(31).is_none(), "a bound patient is identified: {}", segs[1]);
+    assert_eq!(fields(segs[2])[2], "I");
     assert_eq!(fields(segs[2])[3], "ICU^^BED4^HOSP");
     assert_eq!(fields(segs[3])[0], "OBR");
+    assert_eq!(fields(segs[3])[3], "MSG00001^MEDGW^D2C61631486D20B2^EUI-64");
     assert_eq!(fields(segs[3])[7], "20240315102205+0000");
     let obx1 = fields(segs[4]);
     assert_eq!(obx1[0], "OBX");
@@ -359,8 +441,16 @@ fn hl7_absent_values_flags_compounds_and_escaping() {
     );
     let msg = hl7v2::oru_r01(&[&nan, &art, &bp], &nom, "M2", T).unwrap();
     let segs: Vec<&str> = msg.split('\r').filter(|s| !s.is_empty()).collect();
-    // No patient bound: no PID/PV1, never a guessed patient.
-    assert!(!msg.contains("\rPID|"));
+    // No patient bound: never a guessed patient, but the bed still reaches the receiver: PID of
+    // an unidentified patient (temporary id = the bed, type ANON, PID-31 Identity Unknown Y),
+    // PV1-2 class unknown, PV1-3 the bed.
+    let pid = fields(segs[1]);
+    assert_eq!(pid[0], "PID");
+    assert_eq!(pid[3], "HOSP/ICU/BED4^^^MEDGW^ANON");
+    assert_eq!(pid[5], "^^^^^^U");
+    assert_eq!(pid[31], "Y");
+    let pv1 = fields(segs[2]);
+    assert_eq!((pv1[0], pv1[2], pv1[3]), ("PV1", "U", "ICU^^BED4^HOSP"));
     let obx: Vec<Vec<&str>> = segs.iter().filter(|s| s.starts_with("OBX")).map(|s| fields(s)).collect();
     assert_eq!(obx[0][5], "");
     assert_eq!(obx[0][8], "OFF");
@@ -370,13 +460,69 @@ fn hl7_absent_values_flags_compounds_and_escaping() {
     assert_eq!(obx[2][4], "1.1.2.1");
     assert_eq!(obx[3][4], "1.1.2.2");
     assert_eq!(obx[3][5], "80");
-    // The identity key contains the configured name, escaped.
-    assert!(obx[0][18].starts_with("cfg:gw-icu-1:bed\\F\\4"), "{}", obx[0][18]);
+    // A device without an EUI-64 gets one derived from its identity key (cfg:gw-icu-1:bed|4,
+    // computed independently with Python), marked as assigned by MEDGW, on every OBX row.
+    for row in &obx {
+        assert_eq!(row[18], "96E901FAEABDF715^MEDGW^96E901FAEABDF715^EUI-64");
+    }
     // The pulse rate had no device clock: said in an NTE after its OBX.
     let second_obx = segs.iter().position(|s| s.starts_with("OBX|2|")).unwrap();
     assert!(segs[second_obx + 1].starts_with("NTE|") && segs[second_obx + 1].contains("no-device-clock"), "{msg}");
     // Sensor-off is in OBX-8 (OFF) and, as the flag name, in the NTE after the first OBX.
     assert!(segs[segs.iter().position(|s| s.starts_with("OBX|1|")).unwrap() + 1].contains("sensor-off"));
+}
+
+#[test]
+fn hl7_unknown_unit_is_empty_and_line_feeds_are_escaped_as_line_feeds() {
+    let nom = Nomenclature::builtin();
+    let ctx = context(None, None);
+    // A vendor value whose unit has no MDC code: OBX-6 empty, not `0^^MDC`.
+    let m = Measurement::numeric(MdcCode::UNMAPPED, d("13.5"), MdcCode::UNMAPPED).with_vendor("masimo", "SPHB");
+    let msg = hl7v2::oru_r01(&[&obs(&ctx, m)], &nom, "M3", T).unwrap();
+    let obx = fields(msg.split('\r').find(|s| s.starts_with("OBX")).unwrap());
+    assert_eq!((obx[5], obx[6]), ("13.5", ""), "{msg}");
+    assert!(!msg.contains("0^^MDC"), "{msg}");
+    // LF is \X0A\ and CR is \X0D\ (HL7 v2 §2.7.3: the hex of the character itself).
+    let mut s = String::new();
+    hl7v2::escape(&mut s, "a\nb\rc");
+    assert_eq!(s, "a\\X0A\\b\\X0D\\c");
+}
+
+/// A value shown while the sensor is off (Nonin holds the display ~10 s), in pulse search or with
+/// low perfusion is marked questionable: OBX-8 `QUES` and a FHIR `interpretation`, not only an
+/// NTE and an extension. A clean value has neither.
+#[test]
+fn questionable_values_are_flagged_in_obx8_and_fhir_interpretation() {
+    let nom = Nomenclature::builtin();
+    let ctx = context(p1(), None);
+    for flag in [Flags::SENSOR_OFF, Flags::PULSE_SEARCH, Flags::LOW_PERFUSION, Flags::ARTIFACT] {
+        let m = Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, d("97"), unit::MDC_DIM_PERCENT).with_flags(flag);
+        let o = obs(&ctx, m);
+        let msg = hl7v2::oru_r01(&[&o], &nom, "Q", T).unwrap();
+        let obx = fields(msg.split('\r').find(|s| s.starts_with("OBX")).unwrap());
+        assert_eq!((obx[5], obx[8]), ("97", "QUES"), "{flag:?}: {msg}");
+        let v = json(&fhir::observation(&o, &nom));
+        assert_eq!(v["valueQuantity"]["value"], 97);
+        let i = &v["interpretation"][0];
+        assert_eq!(
+            (i["coding"][0]["system"].as_str(), i["coding"][0]["code"].as_str()),
+            (Some(fhir::MEASUREMENT_STATUS_SYSTEM), Some("QUES")),
+            "{v}"
+        );
+        assert!(i["text"].as_str().unwrap().contains(flag.names().next().unwrap()), "{v}");
+    }
+    let clean = obs(&ctx, Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, d("97"), unit::MDC_DIM_PERCENT));
+    let msg = hl7v2::oru_r01(&[&clean], &nom, "Q", T).unwrap();
+    assert_eq!(fields(msg.split('\r').find(|s| s.starts_with("OBX")).unwrap())[8], "");
+    assert!(json(&fhir::observation(&clean, &nom)).get("interpretation").is_none());
+    // No value with the sensor off: OFF, and no interpretation next to the dataAbsentReason.
+    let off = obs(
+        &ctx,
+        Measurement::absent(code::MDC_PULS_OXIM_SAT_O2, AbsentReason::Unavailable, unit::MDC_DIM_PERCENT).with_flags(Flags::SENSOR_OFF),
+    );
+    let msg = hl7v2::oru_r01(&[&off], &nom, "Q", T).unwrap();
+    assert_eq!(fields(msg.split('\r').find(|s| s.starts_with("OBX")).unwrap())[8], "OFF");
+    assert!(json(&fhir::observation(&off, &nom)).get("interpretation").is_none());
 }
 
 #[test]

@@ -48,7 +48,7 @@ fn registry_row() {
     let d = (p.make)(&DecoderOptions::default());
     assert_eq!(d.protocol(), "intellivue");
     assert!(d.sends_requests());
-    let d = (p.make)(&DecoderOptions { poll_period_ms: 1000, listen_only: true });
+    let d = (p.make)(&DecoderOptions { poll_period_ms: 1000, listen_only: true, ..Default::default() });
     assert!(!d.sends_requests());
     let sims = medgw_protocols::sim::intellivue::SIMULATORS;
     assert_eq!(sims[0].0, "intellivue");
@@ -433,7 +433,7 @@ fn monitor_release_request_is_answered() {
 
 #[test]
 fn listen_only_never_transmits() {
-    let mut c = IntelliVueClient::new(&DecoderOptions { poll_period_ms: 1000, listen_only: true });
+    let mut c = IntelliVueClient::new(&DecoderOptions { poll_period_ms: 1000, listen_only: true, ..Default::default() });
     let mut ev = Vec::new();
     c.start(T0, &mut ev);
     c.poll(Timestamp(T0.0 + 60_000), &mut ev);
@@ -455,7 +455,7 @@ fn sent_spdus(l: &Link) -> Vec<u8> {
 
 /// The gateway restarts: a new client on the same line, as after `medgw` was restarted.
 fn restart_client(l: &mut Link) {
-    l.client = IntelliVueClient::new(&DecoderOptions { poll_period_ms: 1000, listen_only: false });
+    l.client = IntelliVueClient::new(&DecoderOptions { poll_period_ms: 1000, listen_only: false, ..Default::default() });
     l.events.clear();
     l.sent_frames.clear();
     l.start();
@@ -555,7 +555,7 @@ fn abort_on_a_connection_error_frees_the_monitor_at_once() {
     l.run_for(2_000);
     assert!(l.client.is_associated(), "{:?}", l.sessions());
     // An abort with no association sends nothing (a listen-only tap never does).
-    let mut c = IntelliVueClient::new(&DecoderOptions { poll_period_ms: 1000, listen_only: true });
+    let mut c = IntelliVueClient::new(&DecoderOptions { poll_period_ms: 1000, listen_only: true, ..Default::default() });
     let mut ev = Vec::new();
     c.abort(T0, &mut ev);
     assert!(ev.is_empty());

@@ -31,7 +31,7 @@ pub struct Link {
 
 impl Link {
     pub fn new(poll_period_ms: u32, seed: u64) -> Link {
-        let client = IntelliVueClient::new(&DecoderOptions { poll_period_ms, listen_only: false });
+        let client = IntelliVueClient::new(&DecoderOptions { poll_period_ms, listen_only: false, ..Default::default() });
         let sim = IntelliVueSim::new(&SimOptions { seed, period_ms: 1000, record: true }, T0);
         Link {
             client,
@@ -47,7 +47,7 @@ impl Link {
     }
 
     pub fn with_tap(mut self) -> Link {
-        let mut tap = IntelliVueClient::new(&DecoderOptions { poll_period_ms: 1000, listen_only: true });
+        let mut tap = IntelliVueClient::new(&DecoderOptions { poll_period_ms: 1000, listen_only: true, ..Default::default() });
         let mut ev = Vec::new();
         tap.start(self.now, &mut ev);
         assert!(ev.is_empty(), "a listen-only client sends nothing on start: {ev:?}");

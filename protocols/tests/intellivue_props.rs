@@ -24,7 +24,7 @@ fn session_stream() -> &'static [u8] {
 }
 
 fn listen(chunks: &[&[u8]]) -> Vec<Event> {
-    let mut c = IntelliVueClient::new(&DecoderOptions { poll_period_ms: 1000, listen_only: true });
+    let mut c = IntelliVueClient::new(&DecoderOptions { poll_period_ms: 1000, listen_only: true, ..Default::default() });
     let mut out = Vec::new();
     c.start(T0, &mut out);
     for ch in chunks {
@@ -69,7 +69,7 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..3000), sizes in prop::collection::vec(1usize..300, 1..8)) {
         for listen_only in [false, true] {
-            let mut c = IntelliVueClient::new(&DecoderOptions { poll_period_ms: 1000, listen_only });
+            let mut c = IntelliVueClient::new(&DecoderOptions { poll_period_ms: 1000, listen_only, ..Default::default() });
             let mut out = Vec::new();
             c.start(T0, &mut out);
             let mut now = T0;
@@ -114,7 +114,7 @@ proptest! {
                 bytes[k] ^= x | 1;
             }
         }
-        let mut c = IntelliVueClient::new(&DecoderOptions { poll_period_ms: 1000, listen_only: true });
+        let mut c = IntelliVueClient::new(&DecoderOptions { poll_period_ms: 1000, listen_only: true, ..Default::default() });
         let mut out = Vec::new();
         c.feed(&bytes, T0, &mut out);
         // Offsets of rejections are within the stream.

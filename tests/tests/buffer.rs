@@ -16,7 +16,9 @@ fn config(dir: &Path, port: u16, links: &[&Path], buffer_extra: &str) -> String 
     );
     for (i, link) in links.iter().enumerate() {
         c.push_str(&format!(
-            "\n[[device]]\nname = \"dev{i}\"\nprotocol = \"nonin-df8\"\nport = \"{}\"\nbed = \"BED{i}\"\n",
+            // The simulators run up to 1000 times a real DF8 oximeter's rate: the rate gate is
+            // raised to match.
+            "\n[[device]]\nname = \"dev{i}\"\nprotocol = \"nonin-df8\"\nport = \"{}\"\nbed = \"BED{i}\"\nmax_frame_rate = 100000\n",
             link.display()
         ));
     }
@@ -253,4 +255,205 @@ fn a_corrupted_buffer_file_is_quarantined_and_the_good_part_kept() {
     let tail = &want[want.len().saturating_sub(20)..];
     let mut it = got.iter();
     assert!(tail.iter().all(|w| it.any(|g| g == w)), "the last readings sent arrive in order");
+}
+
+/// A tmpfs of `size` on a fresh directory (root only), unmounted on drop.
+struct Tmpfs {
+    mnt: std::path::PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        let mnt = dir.join("small-disk");
+        std::fs::create_dir(&mnt).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&mnt)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(Tmpfs { mnt })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.mnt).status();
+    }
+}
+
+/// The whole HTTP response (status line, headers, body) of a GET to the status page.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("status page");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn api_buffer(port: u16) -> Value {
+    let r = http_get(port, "/api/status");
+    let body = r.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    serde_json::from_str::<Value>(body).unwrap_or_else(|e| panic!("{e}: {r}"))["buffer"].clone()
+}
+
+/// Fills what is left of the file system, as another program's log would.
+fn fill_disk(dir: &Path) -> std::path::PathBuf {
+    use std::io::Write;
+    let ballast = dir.join("other-program.log");
+    let mut f = std::fs::File::create(&ballast).unwrap();
+    for size in [64 << 10, 4 << 10, 512] {
+        let chunk = vec![0x5au8; size];
+        while f.write_all(&chunk).is_ok() {}
+    }
+    ballast
+}
+
+/// Issue 19, item 5: the buffer on a tiny file system with the default `max_bytes` (1 GB). The
+/// broker is down while the device sends and another program fills the disk; then the broker
+/// returns and later the space: data flows again, acknowledgements apply, the condition is
+/// published once and its end too, and the disk reserve is not rewritten in a loop.
+fn small_disk(size: &str) {
+    if missing("mosquitto") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some(disk) = Tmpfs::mount(dir.path(), size) else {
+        eprintln!("SKIPPED small disk ({size}): mounting a tmpfs needs root");
+        return;
+    };
+    let mut broker = Mosquitto::start();
+    let port = broker.port;
+    broker.stop();
+    let mut sim = start_sim(dir.path(), "dev0", "nonin-df8", &["--period-ms", "1"]);
+    // Only the buffer is on the small disk (the config and logs are not).
+    let status = free_port();
+    let cfg = config(&disk.mnt, port, &[&sim.link], "when_full = \"drop-oldest\"")
+        .replace("[status]\nenabled = false", &format!("[status]\nbind = \"127.0.0.1:{status}\""));
+    // The reserve's hold-off (60 s by default) shortened so that the test sees the episode end.
+    let holdoff = Path::new("6000");
+    let mut gw = start_gateway_env(dir.path(), "gw", &cfg, &[("MEDGW_BUFFER_RESERVE_HOLDOFF_MS", holdoff)]);
+    std::thread::sleep(Duration::from_secs(3));
+    let ballast = fill_disk(&disk.mnt);
+    std::thread::sleep(Duration::from_secs(2));
+    // The condition is on the status page, in the metrics, and the gateway is not ready.
+    let full = api_buffer(status);
+    assert_eq!(full["disk_full"], true, "{full}\n{}", gw.log());
+    let ready = http_get(status, "/readyz");
+    assert!(ready.starts_with("HTTP/1.1 503") && ready.contains("disk is full"), "{ready}");
+    assert!(http_get(status, "/metrics").contains("medgw_buffer_disk_full{gateway=\"gw-buf\"} 1"));
+    // With drop-oldest the buffer may make room for itself meanwhile (the episode then ends
+    // before the other program's file goes: `buffer-disk-ok` comes earlier).
+    std::thread::sleep(Duration::from_secs(6));
+    // The broker returns while the disk is still full.
+    broker.restart();
+    let sub = Subscriber::start(port, "medgw/v1/#");
+    std::thread::sleep(Duration::from_secs(8));
+    let during = sub.snapshot();
+    // The space returns.
+    std::fs::remove_file(&ballast).unwrap();
+    std::thread::sleep(Duration::from_secs(6));
+    sim.proc.terminate(Duration::from_secs(5));
+    let msgs = sub.wait_quiet(Duration::from_secs(4), Duration::from_secs(60));
+    let after = api_buffer(status);
+    assert_eq!(after["disk_full"], false, "{after}");
+    assert_eq!(after["reserve_present"], true, "{after}");
+    assert!(after["reserve_writes"].as_u64().unwrap() <= 2, "the reserve is not rewritten in a loop: {after}");
+    assert_eq!(gw.terminate(Duration::from_secs(15)), Some(0), "the gateway stops cleanly: {}", gw.log());
+    let log = gw.log();
+    let events: Vec<Value> = msgs.iter().filter(|m| m.topic == "medgw/v1/gw-buf/events").map(|m| m.json()).collect();
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["kind"].as_str()).collect();
+    eprintln!("{size}: events {kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| **k == "buffer-disk-full").count(), 1, "one disk-full event for the episode: {events:?}\n{log}");
+    let full_at = kinds.iter().position(|k| *k == "buffer-disk-full").unwrap();
+    let ok_at = kinds
+        .iter()
+        .position(|k| *k == "buffer-disk-ok")
+        .unwrap_or_else(|| panic!("a disk-ok event once the space returned: {events:?}\n{log}"));
+    assert!(ok_at > full_at);
+    // Not wedged: with the disk still full, data already flowed once the broker was back.
+    assert!(delivered(&during, "dev0").len() > 100, "data flows on the full disk: {} delivered\n{log}", delivered(&during, "dev0").len());
+    // Acknowledgements were applied: the buffer drained (the last readings sent arrived, and
+    // what is left is not the whole backlog).
+    let want = sent(&sim);
+    let got = delivered(&msgs, "dev0");
+    let tail = &want[want.len().saturating_sub(20)..];
+    let mut it = got.iter();
+    assert!(tail.iter().all(|w| it.any(|g| g == w)), "the last readings sent arrive, in order\n{log}");
+    let dropped: u64 = events.iter().filter(|e| e["kind"] == "buffer-dropped").map(|e| e["count"].as_u64().unwrap_or(0)).sum();
+    assert!(
+        got.len() as u64 + dropped >= want.len() as u64 - 100,
+        "every observation delivered or counted as dropped: {} + {dropped} of {}",
+        got.len(),
+        want.len()
+    );
+    // The reserve: written at start and once more after the space returned, not in a loop.
+    let writes = log.matches("disk reserve in place").count();
+    assert!((1..=3).contains(&writes), "reserve written {writes} times\n{log}");
+    drop(disk);
+}
+
+#[test]
+fn a_2_mb_disk_never_wedges_the_gateway_and_it_recovers_when_space_returns() {
+    small_disk("2m");
+}
+
+#[test]
+fn a_20_mb_disk_never_wedges_the_gateway_and_it_recovers_when_space_returns() {
+    small_disk("20m");
+}
+
+/// Issue 19, item 6: the buffer file is damaged under the running gateway (a failing SD card, a
+/// stray write). The next reads meet the damage; the file is quarantined and salvaged as at
+/// start-up, the condition is published, and data keeps flowing, without a restart.
+#[test]
+fn a_buffer_file_damaged_while_running_is_quarantined_without_a_restart() {
+    if missing("mosquitto") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Mosquitto::start();
+    let port = broker.port;
+    broker.stop();
+    let mut sim = start_sim(dir.path(), "dev0", "nonin-df8", &["--period-ms", "1"]);
+    // A small WAL share (16 MB budget): the backlog is checkpointed into the database file.
+    let mut gw = start_gateway(dir.path(), "gw", &config(dir.path(), port, &[&sim.link], "max_bytes = \"16MB\""));
+    std::thread::sleep(Duration::from_secs(20));
+    let db = dir.path().join("buffer.db");
+    let len = std::fs::metadata(&db).unwrap().len();
+    // Larger than SQLite's page cache (1 MB), so that the damaged pages are read from the file.
+    assert!(len > 3 << 19, "the buffer holds data ({len} bytes)");
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
+        f.seek(SeekFrom::Start(len / 3 / 4096 * 4096)).unwrap();
+        f.write_all(&vec![0xA5u8; 64 << 10]).unwrap();
+        f.sync_all().unwrap();
+    }
+    // The broker returns: the backlog is read, and meets the damage.
+    broker.restart();
+    let sub = Subscriber::start(port, "medgw/v1/#");
+    std::thread::sleep(Duration::from_secs(8));
+    sim.proc.terminate(Duration::from_secs(5));
+    let msgs = sub.wait_quiet(Duration::from_secs(4), Duration::from_secs(60));
+    assert_eq!(gw.terminate(Duration::from_secs(15)), Some(0), "the gateway keeps running: {}", gw.log());
+    let events: Vec<Value> = msgs.iter().filter(|m| m.topic == "medgw/v1/gw-buf/events").map(|m| m.json()).collect();
+    let q = events
+        .iter()
+        .find(|e| e["kind"] == "buffer-quarantined")
+        .unwrap_or_else(|| panic!("quarantine reported: {events:?}\n{}", gw.log()));
+    assert!(q["detail"].as_str().unwrap().contains("quarantine"), "{q}");
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().contains("buffer.db.quarantine-")),
+        "the damaged file is kept aside"
+    );
+    // The salvaged backlog and the data after the damage arrived.
+    let got = delivered(&msgs, "dev0");
+    let want = sent(&sim);
+    assert!(got.len() > want.len() / 2, "{} of {} delivered", got.len(), want.len());
+    let tail = &want[want.len().saturating_sub(20)..];
+    let mut it = got.iter();
+    assert!(tail.iter().all(|w| it.any(|g| g == w)), "the last readings sent arrive in order");
+    assert!(!gw.log().contains("database disk image is malformed; retrying"), "no endless retries");
 }

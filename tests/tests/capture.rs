@@ -86,19 +86,29 @@ fn record_decode_and_replay_a_capture() {
 #[test]
 fn decode_reports_rejections_with_offsets_and_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
-    // NP-1 and NP-2 (Nonin DF8) around garbage bytes without bit 7 and a truncated frame.
+    // NP-1, garbage bytes without bit 7, then NP-2, NP-1, NP-2 (Nonin DF8). DF8 has no
+    // checksum: the garbage drops the lock, so the NP-1 before it is never confirmed and is
+    // rejected; the three frames after it confirm the lock again and are printed.
     let input = dir.path().join("df8.hex");
-    std::fs::write(&input, "80 48 61 00  11 22 33  81 16 5F 20").unwrap();
+    std::fs::write(&input, "80 48 61 00  11 22 33  81 16 5F 20  80 48 61 00  81 16 5F 20").unwrap();
     let (code, obs, err) = decode(&["--protocol", "nonin-df8", "--hex"], &input);
     assert_eq!(code, Some(1), "a rejected frame gives exit 1: {err}");
     assert_eq!(
         values(&obs),
-        vec![(150456, "97".into()), (149530, "72".into()), (150456, "95".into()), (149530, "150".into())],
+        vec![
+            (150456, "95".into()),
+            (149530, "150".into()),
+            (150456, "97".into()),
+            (149530, "72".into()),
+            (150456, "95".into()),
+            (149530, "150".into())
+        ],
         "good frames are still printed"
     );
     assert!(err.contains("rejected at byte 4"), "the offset of the bad bytes: {err}");
+    assert!(err.contains("rejected at byte 0: 1 frame(s) not confirmed"), "the unconfirmed frame: {err}");
     // A clean input: exit 0. An unknown protocol: exit 2.
-    std::fs::write(&input, "80 48 61 00").unwrap();
+    std::fs::write(&input, "80 48 61 00 80 48 61 00 80 48 61 00").unwrap();
     assert_eq!(decode(&["--protocol", "nonin-df8", "--hex"], &input).0, Some(0));
     assert_eq!(decode(&["--protocol", "nonin-9999", "--hex"], &input).0, Some(2));
     // GATT: one characteristic value per line (GP-5, blood pressure) and HL7 output.

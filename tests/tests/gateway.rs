@@ -215,3 +215,60 @@ fn tls_with_a_client_certificate() {
     let log = gw.log();
     assert!(!log.contains("connected to the MQTT broker") && log.contains("cannot connect"), "{log}");
 }
+
+/// What reaches a hospital's HL7 receiver from a device with no EUI-64 and no patient bound:
+/// every OBX row names the device by a derived EUI-64 (the same id as the retained FHIR Device
+/// carries), MSH-3 names the gateway by its configured EUI-64, and PID/PV1 carry the bed with
+/// an unidentified patient (issue 13, items 2 and 3).
+#[test]
+fn hl7_output_names_equipment_by_eui64_and_carries_the_bed_without_a_patient() {
+    if missing("mosquitto") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start();
+    let sub = Subscriber::start(broker.port, "medgw/v1/#");
+    let sim = start_sim(dir.path(), "masimo", "masimo", &["--seed", "7", "--period-ms", "1000"]);
+    let devices: Vec<(&str, &str, &Path)> = vec![("masimo", "masimo", &sim.link)];
+    let cfg = config(dir.path(), broker.port, &devices, "", "room = \"12\"")
+        .replace("timezone = \"UTC\"", "timezone = \"UTC\"\neui64 = \"02-11-22-33-44-55-66-77\"")
+        .replace("format = \"canonical\"", "format = \"hl7v2\"");
+    let mut gw = start_gateway(dir.path(), "gw", &cfg);
+    let msgs = sub.wait_for(Duration::from_secs(30), |m| {
+        observations(m, "masimo").len() >= 3 && m.iter().any(|r| r.topic.ends_with("/masimo/device"))
+    });
+    assert_eq!(gw.terminate(Duration::from_secs(15)), Some(0), "graceful stop: {}", gw.log());
+    let device = msgs.iter().rev().find(|m| m.topic.ends_with("/masimo/device")).expect("the retained Device").json();
+    assert_eq!(device["identifier"][0]["system"], "https://medgw.org/fhir/NamingSystem/derived-eui64", "{device}");
+    let eui = device["identifier"][0]["value"].as_str().unwrap().to_string();
+    assert!(eui.len() == 16 && u8::from_str_radix(&eui[..2], 16).unwrap() & 0x03 == 0x02, "locally administered, unicast: {eui}");
+    assert!(device["serialNumber"].is_string(), "the Masimo serial is kept in the Device: {device}");
+    let obs = observations(&msgs, "masimo");
+    let topics: Vec<&str> = msgs.iter().map(|m| m.topic.as_str()).collect();
+    assert!(obs.len() >= 3, "{topics:?}\n{}", gw.log());
+    let mut text = String::new();
+    for m in &obs {
+        let msg = String::from_utf8(m.payload.clone()).unwrap();
+        let segs: Vec<Vec<&str>> = msg.split('\r').filter(|s| !s.is_empty()).map(|s| s.split('|').collect()).collect();
+        assert_eq!(segs[0][2], "MEDGW^0211223344556677^EUI-64", "{msg}");
+        let pid = segs.iter().find(|s| s[0] == "PID").unwrap_or_else(|| panic!("no PID: {msg}"));
+        assert_eq!((pid[3], pid.get(31).copied()), ("HOSP/ICU/12/BED1^^^MEDGW^ANON", Some("Y")), "{msg}");
+        let pv1 = segs.iter().find(|s| s[0] == "PV1").unwrap_or_else(|| panic!("no PV1: {msg}"));
+        assert_eq!(pv1[3], "ICU^12^BED1^HOSP", "{msg}");
+        let obx: Vec<&Vec<&str>> = segs.iter().filter(|s| s[0] == "OBX").collect();
+        assert!(!obx.is_empty(), "{msg}");
+        for row in obx {
+            assert_eq!(row[18], format!("{eui}^MEDGW^{eui}^EUI-64"), "{msg}");
+        }
+        text.push_str(&msg.replace('\r', "\n"));
+        text.push('\n');
+    }
+    // And the independent structure check, when hl7apy is installed (tests/validators.rs).
+    if std::process::Command::new("python3").args(["-c", "import hl7apy"]).output().is_ok_and(|o| o.status.success()) {
+        let file = dir.path().join("received.hl7");
+        write(&file, &text);
+        let out =
+            std::process::Command::new("python3").arg(workspace().join("tests/validators/hl7-validate.py")).arg(&file).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    }
+}

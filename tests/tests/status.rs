@@ -280,7 +280,11 @@ fn off_loopback_the_status_surface_requires_the_token() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Mosquitto::start();
     let oxi = start_sim(dir.path(), "oxi", "nonin-df8", &["--period-ms", "200"]);
-    std::fs::write(dir.path().join("token"), "s3cret-token\n").unwrap();
+    std::fs::write(dir.path().join("token"), "s3cret-token-for-the-ward\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path().join("token"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let http = free_port();
     let cfg = config(
         dir.path(),
@@ -293,9 +297,11 @@ fn off_loopback_the_status_surface_requires_the_token() {
     for path in ["/", "/api/status", "/api/devices", "/metrics", "/readyz"] {
         assert_eq!(get(http, path, None).0, 401, "{path} without a token");
         assert_eq!(get(http, path, Some("Bearer wrong")).0, 401, "{path} with a wrong token");
-        assert_eq!(get(http, path, Some("Bearer s3cret-token")).0, 200, "{path} with the token");
+        assert_eq!(get(http, path, Some("Bearer s3cret-token-for-the-ward")).0, 200, "{path} with the token");
         // The scheme is case-insensitive (RFC 9110).
-        assert_eq!(get(http, path, Some("bearer s3cret-token")).0, 200, "{path} with `bearer`");
+        assert_eq!(get(http, path, Some("bearer s3cret-token-for-the-ward")).0, 200, "{path} with `bearer`");
+        // `curl -u anyone:`: any user with an empty password.
+        assert_eq!(get(http, path, Some("Basic YW55b25lOg==")).0, 401, "{path} with an empty password");
     }
     let refused = get_with(http, "/api/status", "127.0.0.1", &[]);
     assert_eq!(refused.status, 401);
@@ -318,11 +324,11 @@ fn off_loopback_the_status_surface_requires_the_token() {
         )
         .expect("an answer to the sign-in")
     };
-    let wrong = post("token=s3cret-tokeN");
+    let wrong = post("token=s3cret-token-for-the-warD");
     assert_eq!(wrong.status, 401, "{}", wrong.head);
     assert!(wrong.header("set-cookie").is_none(), "no session for a wrong token");
     assert!(wrong.body.contains("Wrong token"));
-    let ok = post("token=s3cret%2Dtoken");
+    let ok = post("token=s3cret%2Dtoken%2Dfor%2Dthe%2Dward");
     assert_eq!(ok.status, 303, "{}", ok.head);
     let cookie = ok.header("set-cookie").expect("a session cookie").to_string();
     assert!(cookie.contains("httponly") && cookie.contains("samesite=strict"), "{cookie}");
@@ -336,11 +342,29 @@ fn off_loopback_the_status_surface_requires_the_token() {
     let forged = format!("Cookie: medgw_session={}", "0".repeat(64));
     assert_eq!(get_with(http, "/api/status", "127.0.0.1", &[forged]).status, 401);
     // Basic auth, so a browser can prompt for it: any user name, the token as password.
-    assert_eq!(get(http, "/api/status", Some("Basic bnVyc2U6czNjcmV0LXRva2Vu")).0, 200);
+    assert_eq!(get(http, "/api/status", Some("Basic bnVyc2U6czNjcmV0LXRva2VuLWZvci10aGUtd2FyZA==")).0, 200);
     // Liveness stays open for supervisors and load balancers.
     assert_eq!(get(http, "/healthz", None).0, 200);
     gw.terminate(Duration::from_secs(15));
     assert!(!gw.log().contains("s3cret-token"), "the token never appears in the log");
+
+    // An empty token file would match `-u anyone:`: check-config and run refuse it.
+    std::fs::write(dir.path().join("empty-token"), "\n").unwrap();
+    let empty = config(
+        dir.path(),
+        broker.port,
+        &format!("bind = \"0.0.0.0:{http}\"\ntoken_file = \"{}\"", dir.path().join("empty-token").display()),
+        &[("nonin-df8", "bed1-oximeter", &oxi.link)],
+    );
+    let path = dir.path().join("empty.toml");
+    std::fs::write(&path, empty).unwrap();
+    let out = Command::new(medgw_bin()).arg("check-config").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("status.token_file: ") && String::from_utf8_lossy(&out.stderr).contains("is empty")
+    );
+    let out = Command::new(medgw_bin()).args(["run", "--config"]).arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "run refuses to start");
 
     // The same bind without a token is refused at start.
     let bad = config(dir.path(), broker.port, &format!("bind = \"0.0.0.0:{http}\""), &[("nonin-df8", "bed1-oximeter", &oxi.link)]);

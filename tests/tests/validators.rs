@@ -31,6 +31,7 @@ fn ctx(patient: bool, eui: bool) -> Arc<DeviceContext> {
         },
         location: Location { site: "HOSP".into(), unit: "ICU".into(), room: Some("12".into()), bed: "BED4".into() },
         patient: patient.then(|| Patient { id: "PAT123".into(), system: Some("urn:oid:1.2.3.4".into()) }),
+        gateway_eui64: None,
     })
 }
 
@@ -129,6 +130,17 @@ fn observations() -> Vec<Observation> {
     out.push(Observation::new(ctx(false, false), en, T, None, Flags::NONE));
     let unmapped = Measurement::numeric(MdcCode::UNMAPPED, "13.5".parse().unwrap(), unit::MDC_DIM_DIMLESS).with_vendor("masimo", "SPHB");
     out.push(Observation::new(ctx(true, true), unmapped, T, None, Flags::NONE));
+    // A unit with no UCUM code (valueQuantity without system/code), a questionable value
+    // (FHIR interpretation, OBX-8 QUES) and a corrected stored record.
+    let no_ucum = Measurement::numeric(MdcCode::UNMAPPED, "13.5".parse().unwrap(), MdcCode::UNMAPPED).with_vendor("masimo", "SPOC");
+    out.push(Observation::new(ctx(true, true), no_ucum, T, None, Flags::NONE));
+    let private_unit = Measurement::numeric(code::MDC_PULS_OXIM_PERF_REL, "2.5".parse().unwrap(), MdcCode::dim(3072));
+    out.push(Observation::new(ctx(true, true), private_unit, T, Some(T), Flags::NONE));
+    let held = Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, Decimal::from_int(97), unit::MDC_DIM_PERCENT)
+        .with_flags(Flags::SENSOR_OFF | Flags::PULSE_SEARCH);
+    out.push(Observation::new(ctx(true, false), held, T, Some(T), Flags::NONE));
+    let stored = Measurement::numeric(code::MDC_TEMP_BODY, "100".parse().unwrap(), unit::MDC_DIM_FAHR).with_flags(Flags::FROM_STORAGE);
+    out.push(Observation::new(ctx(true, false), stored, T, Some(Timestamp(T.0 - 86_400_000)), Flags::TIME_CORRECTED));
     out
 }
 
@@ -148,12 +160,22 @@ fn fhir_output_passes_the_fhir_r4_json_schema() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("fhir.jsonl");
     let mut text = String::new();
+    let mut unassociated = 0;
     for o in observations() {
-        text.push_str(&fhir::observation(&o, &nom));
+        let json = fhir::observation(&o, &nom);
+        // The unassociated form (no patient bound: the bed as a Location subject, a tag, no
+        // vital-signs category or LOINC code) is among what the validator checks.
+        if o.context.patient.is_none() {
+            assert!(json.contains(r#""subject":{"type":"Location""#) && json.contains(r#""code":"unassociated""#), "{json}");
+            assert!(!json.contains("vital-signs") && !json.contains("loinc.org"), "{json}");
+            unassociated += 1;
+        }
+        text.push_str(&json);
         text.push('\n');
         text.push_str(&fhir::device(&o.context));
         text.push('\n');
     }
+    assert!(unassociated > 10, "{unassociated}");
     std::fs::write(&file, &text).unwrap();
     let (ok, out) = run(Command::new("node").arg(validators.join("fhir-validate.js")).arg(&file));
     assert!(ok, "{out}");
@@ -191,9 +213,20 @@ fn hl7_output_passes_hl7apy_strict_validation() {
     assert!(ok, "{out}");
     assert!(out.contains(&format!("{n}/{n} messages valid", n = obs.len() + 1)), "{out}");
 
+    let first = text.split("\n\n").next().unwrap();
     let broken = dir.path().join("broken.hl7");
-    let first = text.split("\n\n").next().unwrap().replace("ORU^R01^ORU_R01", "ORU^R01^ORU_R01^EXTRA^MORE");
-    std::fs::write(&broken, first).unwrap();
+    std::fs::write(&broken, first.replace("ORU^R01^ORU_R01", "ORU^R01^ORU_R01^EXTRA^MORE")).unwrap();
     let (ok, out) = run(Command::new("python3").arg(&script).arg(&broken));
     assert!(!ok, "a broken message passed: {out}");
+
+    // The PCD-01 checks can fail too: OBX-18 as the identity key (what medgw sent before), and
+    // a message without PID/PV1 (the bed lost).
+    let obx18 = first.lines().find(|l| l.starts_with("OBX|")).unwrap().rsplit('|').next().unwrap();
+    std::fs::write(&broken, first.replace(obx18, "sn:Masimo::0000100001^MEDGW")).unwrap();
+    let (ok, out) = run(Command::new("python3").arg(&script).arg(&broken));
+    assert!(!ok && out.contains("OBX-18"), "an OBX-18 without an EUI-64 passed: {out}");
+    let no_bed: Vec<&str> = first.lines().filter(|l| !l.starts_with("PID") && !l.starts_with("PV1")).collect();
+    std::fs::write(&broken, no_bed.join("\n")).unwrap();
+    let (ok, out) = run(Command::new("python3").arg(&script).arg(&broken));
+    assert!(!ok && out.contains("PV1-3"), "a message without the bed passed: {out}");
 }

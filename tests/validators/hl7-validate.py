@@ -3,14 +3,41 @@
 cardinality, field and component data types, lengths) against the v2.6 ORU_R01 structure.
 
 Usage: hl7-validate.py FILE...  Messages are separated by blank lines; segments by newlines.
-Exit 1 if any message is invalid. Also checks the IHE PCD-01 profile id in MSH-21.
+Exit 1 if any message is invalid. Also checks what IHE PCD-01 (DEC) asks beyond the v2.6
+structure: the profile id in MSH-21, the sending equipment's EUI-64 in MSH-3 and OBR-3, an
+EUI-64 in OBX-18 of every OBX row, and PV1-3 (the bed) in every message.
 """
+import re
 import sys
 
 from hl7apy.parser import parse_message
 from hl7apy.consts import VALIDATION_LEVEL
 
 PCD01 = "1.3.6.1.4.1.19376.1.6.1.1.1"
+EUI64 = re.compile(r"^[0-9A-F]{16}$")
+
+
+def pcd01_checks(er7):
+    """The DEC profile's equipment identity (HL7 table 0301 `EUI-64`) and the bed, read from the
+    raw segments so that hl7apy's group layout does not matter."""
+    segs = [s.split("|") for s in er7.split("\r") if s]
+    field = lambda seg, n: seg[n] if len(seg) > n else ""
+    msh = segs[0]
+    hd = field(msh, 2).split("^")  # MSH-3; MSH-1 is the separator, so MSH-n is index n-1
+    if len(hd) < 3 or hd[2] != "EUI-64" or not EUI64.match(hd[1]):
+        raise ValueError(f"MSH-3 {field(msh, 2)!r} is not <namespace>^<EUI-64>^EUI-64")
+    for seg in segs:
+        if seg[0] == "OBR":
+            ei = field(seg, 3).split("^")
+            if len(ei) < 4 or ei[3] != "EUI-64" or not EUI64.match(ei[2]):
+                raise ValueError(f"OBR-3 {field(seg, 3)!r} is not <id>^<namespace>^<EUI-64>^EUI-64")
+        if seg[0] == "OBX":
+            ei = field(seg, 18).split("^")
+            if len(ei) < 4 or ei[3] != "EUI-64" or not EUI64.match(ei[0]) or ei[2] != ei[0]:
+                raise ValueError(f"OBX {seg[1]}: OBX-18 {field(seg, 18)!r} is not <EUI-64>^<ns>^<EUI-64>^EUI-64")
+    pv1 = [seg for seg in segs if seg[0] == "PV1"]
+    if not pv1 or not field(pv1[0], 3).replace("^", ""):
+        raise ValueError("no PV1-3: the bed does not reach the receiver")
 
 def messages(path):
     text = open(path, encoding="utf-8").read().replace("\r\n", "\n").replace("\r", "\n")
@@ -31,8 +58,9 @@ for path in sys.argv[1:]:
                 raise ValueError(f"MSH-21 {msh21!r} lacks the PCD-01 profile OID")
             if msg.msh.msh_9.to_er7() != "ORU^R01^ORU_R01":
                 raise ValueError(f"MSH-9 is {msg.msh.msh_9.to_er7()!r}")
+            pcd01_checks(er7)
         except Exception as e:  # report every failure with the message number
             bad += 1
             print(f"{path}: message {i}: {type(e).__name__}: {e}")
-print(f"{total - bad}/{total} messages valid (hl7apy strict, HL7 v2.6 ORU_R01)")
+print(f"{total - bad}/{total} messages valid (hl7apy strict, HL7 v2.6 ORU_R01, PCD-01 equipment and bed)")
 sys.exit(0 if bad == 0 and total > 0 else 1)

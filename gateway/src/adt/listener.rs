@@ -239,7 +239,7 @@ mod tests {
         let (addr, _receiver, stop) = start_with("127.0.0.1", Some(super::super::tls::server_config(&settings).unwrap())).await;
 
         let mut roots = rustls::RootCertStore::empty();
-        for c in crate::sink::mqtt::transport::read_certs(&pki.ca).unwrap() {
+        for c in crate::sink::mqtt::transport::read_certs(crate::sink::mqtt::transport::TlsFile::Ca, &pki.ca).unwrap() {
             roots.add(c).unwrap();
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -249,7 +249,8 @@ mod tests {
                 .unwrap()
                 .with_root_certificates(roots.clone());
             let cfg = if with_cert {
-                let chain = crate::sink::mqtt::transport::read_certs(&pki.client_cert).unwrap();
+                let chain =
+                    crate::sink::mqtt::transport::read_certs(crate::sink::mqtt::transport::TlsFile::Cert, &pki.client_cert).unwrap();
                 let key = crate::sink::mqtt::transport::read_key(&pki.client_key).unwrap();
                 b.with_client_auth_cert(chain, key).unwrap()
             } else {

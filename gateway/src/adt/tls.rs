@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::sink::mqtt::transport::{read_certs, read_key};
+use crate::sink::mqtt::transport::{read_certs, read_key, TlsFile};
 
 /// `[adt.tls]`.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -23,7 +23,7 @@ pub fn server_config(t: &TlsSettings) -> Result<Arc<rustls::ServerConfig>, Strin
     let builder = match &t.client_ca {
         Some(ca) => {
             let mut roots = rustls::RootCertStore::empty();
-            for cert in read_certs(ca).map_err(|e| e.to_string())? {
+            for cert in read_certs(TlsFile::Ca, ca).map_err(|e| e.to_string())? {
                 roots.add(cert).map_err(|e| format!("{}: {e}", ca.display()))?;
             }
             let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
@@ -33,7 +33,7 @@ pub fn server_config(t: &TlsSettings) -> Result<Arc<rustls::ServerConfig>, Strin
         }
         None => builder.with_no_client_auth(),
     };
-    let chain = read_certs(&t.cert).map_err(|e| e.to_string())?;
+    let chain = read_certs(TlsFile::Cert, &t.cert).map_err(|e| e.to_string())?;
     let key = read_key(&t.key).map_err(|e| e.to_string())?;
     let config = builder.with_single_cert(chain, key).map_err(|e| format!("{}: {e}", t.cert.display()))?;
     Ok(Arc::new(config))

@@ -57,6 +57,7 @@ pub fn stats(path: &Path) -> Result<BufferStats, BufferError> {
     let conn = open_read_only(path)?;
     let depth: i64 = conn.query_row("SELECT count(*) FROM entries", [], |r| r.get(0))?;
     let oldest: Option<i64> = conn.query_row("SELECT receipt_ms FROM entries ORDER BY id LIMIT 1", [], |r| r.get(0)).optional()?;
+    let reserve_len = std::fs::metadata(super::reserve::Reserve::path_for(path)).ok().map(|m| m.len());
     Ok(BufferStats {
         depth: depth.max(0) as u64,
         bytes: file_bytes(path),
@@ -64,6 +65,12 @@ pub fn stats(path: &Path) -> Result<BufferStats, BufferError> {
         oldest: oldest.map(Timestamp),
         dropped_total: meta(&conn, "dropped_total")?,
         quarantined: meta(&conn, "quarantined")?,
+        // What the file system says; the disk-full state and capacity live in the daemon
+        // (its status page), not in the file.
+        disk_free_bytes: super::reserve::space(path).map(|s| s.avail),
+        reserve_bytes: reserve_len.unwrap_or(0),
+        reserve_present: reserve_len.is_some(),
+        ..BufferStats::default()
     })
 }
 

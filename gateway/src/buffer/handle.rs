@@ -13,6 +13,12 @@
 //! by then. Acknowledgements are not urgent (a lost one means one duplicate delivery, which
 //! receivers remove by observation id), so they are collected and deleted in one transaction
 //! every [`ACK_PERIOD`].
+//!
+//! The thread also keeps the store healthy: every [`MAINTAIN_PERIOD`] it lets the store check
+//! whether the disk space returned after a full disk, and when a call finds the file damaged
+//! (SQLITE_CORRUPT / SQLITE_NOTADB) it has the store quarantine and replace it, then retries
+//! the call once. What the store reports (disk full, disk ok, quarantined) goes to the pipeline
+//! through [`BufferHandle::take_events`].
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,7 +30,7 @@ use medgw_protocols::observation::Observation;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::sqlite::{Durability, SqliteStore, StartupReport};
-use super::{AppendOutcome, BufferError, BufferStats, Entry, RowId, Store};
+use super::{AppendOutcome, BufferError, BufferEvent, BufferStats, Entry, RowId, Store};
 use crate::config::BufferConfig;
 
 /// Commands waiting for the storage thread at most.
@@ -39,6 +45,8 @@ const ACK_BATCH: usize = 8192;
 const ACK_BACKLOG_MAX: usize = 1 << 20;
 /// How long the idle thread sleeps between looks at the pending acks.
 const IDLE_WAKE: Duration = Duration::from_millis(500);
+/// How often the store's housekeeping runs (disk space after a full disk).
+const MAINTAIN_PERIOD: Duration = Duration::from_secs(1);
 
 type Reply<T> = oneshot::Sender<Result<T, BufferError>>;
 
@@ -59,6 +67,7 @@ struct Shared {
     slots: Arc<Semaphore>,
     acks: Arc<Mutex<Vec<RowId>>>,
     commits: Arc<AtomicU64>,
+    events: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<BufferEvent>>>,
 }
 
 /// The buffer as the pipeline sees it. Cheap to clone; the storage thread ends when the last
@@ -80,6 +89,7 @@ fn dup(e: &BufferError) -> BufferError {
     match e {
         BufferError::Storage(s) => BufferError::Storage(s.clone()),
         BufferError::DiskFull => BufferError::DiskFull,
+        BufferError::Corrupt(s) => BufferError::Corrupt(s.clone()),
         BufferError::Unusable { path, reason } => BufferError::Unusable { path: path.clone(), reason: reason.clone() },
         BufferError::Closed => BufferError::Closed,
     }
@@ -97,19 +107,40 @@ impl BufferHandle {
         let (queue, rx) = sync_channel(QUEUE);
         let acks = Arc::new(Mutex::new(Vec::new()));
         let commits = Arc::new(AtomicU64::new(0));
-        let shared = Arc::new(Shared { queue, slots: Arc::new(Semaphore::new(QUEUE)), acks: acks.clone(), commits: commits.clone() });
+        let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            queue,
+            slots: Arc::new(Semaphore::new(QUEUE)),
+            acks: acks.clone(),
+            commits: commits.clone(),
+            events: Mutex::new(Some(events_rx)),
+        });
         let (opened_tx, opened_rx) = sync_channel(1);
         let cfg = cfg.clone();
         std::thread::Builder::new()
             .name("medgw-buffer".into())
-            .spawn(move || match SqliteStore::open_with(&cfg, durability) {
-                Ok((store, report)) => {
-                    let _ = opened_tx.send(Ok(report));
-                    Worker { store, rx, acks, commits, interval: Duration::from_millis(u64::from(cfg.commit_interval_ms)) }.run();
-                }
-                Err(e) => {
-                    let _ = opened_tx.send(Err(e));
-                }
+            .spawn(move || {
+                let store = match SqliteStore::open_with(&cfg, durability) {
+                    Ok((store, report)) => {
+                        let _ = opened_tx.send(Ok(report));
+                        store
+                    }
+                    Err(e) if no_room(&e, &cfg) => {
+                        // Never wedge at start-up: the pipeline starts, the buffer waits for room.
+                        let report = StartupReport { path: cfg.path.clone(), check: "none", ..StartupReport::default() };
+                        let _ = opened_tx.send(Ok(report));
+                        match open_when_room(&cfg, durability, &rx, &events_tx) {
+                            Some(store) => store,
+                            None => return,
+                        }
+                    }
+                    Err(e) => {
+                        let _ = opened_tx.send(Err(e));
+                        return;
+                    }
+                };
+                Worker { store, rx, acks, commits, interval: Duration::from_millis(u64::from(cfg.commit_interval_ms)), events: events_tx }
+                    .run();
             })
             .map_err(|e| BufferError::Storage(format!("cannot start the buffer thread: {e}")))?;
         let report = opened_rx.recv().map_err(|_| BufferError::Closed)??;
@@ -150,6 +181,13 @@ impl BufferHandle {
         self.call(|reply| Cmd::Stats { reply }).await
     }
 
+    /// What the storage thread reports (disk full, disk ok, damage quarantined while running),
+    /// for the pipeline to publish; `None` after the first call. Events that come before it is
+    /// taken wait in the channel.
+    pub fn take_events(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<BufferEvent>> {
+        self.shared.events.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
     /// Append transactions committed (one fsync each) since open.
     pub fn commits(&self) -> u64 {
         self.shared.commits.load(Ordering::Relaxed)
@@ -166,6 +204,93 @@ impl BufferHandle {
     }
 }
 
+/// How often a buffer that could not open for lack of room tries again.
+const REOPEN_PERIOD: Duration = Duration::from_secs(2);
+
+/// The store could not open because the disk is full (SQLite said so, or it failed otherwise
+/// with almost nothing free: creating the WAL index or the schema fails in several ways).
+fn no_room(e: &BufferError, cfg: &BufferConfig) -> bool {
+    match e {
+        BufferError::DiskFull => true,
+        BufferError::Storage(_) | BufferError::Unusable { .. } => super::reserve::space(&cfg.path).is_some_and(|s| s.avail < 64 << 10),
+        _ => false,
+    }
+}
+
+/// Start-up on a full disk: until the store opens, appends are refused (sources hold their
+/// batches: `buffer-full`), reads are empty and stats say the disk is full; a
+/// `buffer-disk-full` event is sent at once and `buffer-disk-ok` when the store opens with
+/// room. `None` when the handle closed meanwhile.
+fn open_when_room(
+    cfg: &BufferConfig,
+    durability: Durability,
+    rx: &Receiver<Queued>,
+    events: &tokio::sync::mpsc::UnboundedSender<BufferEvent>,
+) -> Option<SqliteStore> {
+    let free = || super::reserve::space(&cfg.path).map(|s| s.avail);
+    tracing::error!(path = %cfg.path.display(), free_bytes = free(), "no room to open the buffer: starting without it until there is");
+    let _ = events.send(BufferEvent::DiskFull {
+        free_bytes: free(),
+        capacity_bytes: 0,
+        detail: "the buffer's file system is full at start-up: no room to open the buffer; devices are not read (their batches wait) until there is".into(),
+    });
+    let mut last_try = Instant::now();
+    loop {
+        match rx.recv_timeout(IDLE_WAKE) {
+            Ok(Queued(cmd, permit)) => {
+                drop(permit);
+                match cmd {
+                    Cmd::Append { reply, .. } => {
+                        let _ = reply.send(Ok(AppendOutcome { refused_full: true, ..AppendOutcome::default() }));
+                    }
+                    Cmd::Read { reply, .. } => {
+                        let _ = reply.send(Ok(Vec::new()));
+                    }
+                    Cmd::Stats { reply } => {
+                        let _ = reply.send(Ok(BufferStats {
+                            max_bytes: cfg.max_bytes,
+                            disk_full: true,
+                            disk_free_bytes: free(),
+                            ..BufferStats::default()
+                        }));
+                    }
+                    Cmd::Close { reply } => {
+                        let _ = reply.send(Ok(()));
+                        return None;
+                    }
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return None,
+        }
+        if last_try.elapsed() < REOPEN_PERIOD {
+            continue;
+        }
+        last_try = Instant::now();
+        match SqliteStore::open_with(cfg, durability) {
+            Ok((mut store, report)) => {
+                tracing::warn!(path = %cfg.path.display(), depth = report.depth, "buffer open after waiting for room");
+                // One episode, one pair of events: the store's own disk-full (no room for its
+                // reserve yet) continues the one already sent.
+                let mut pending = store.take_events();
+                pending.retain(|e| !matches!(e, BufferEvent::DiskFull { .. }));
+                if let Some(q) = report.quarantine {
+                    pending.push(BufferEvent::Quarantined(q));
+                }
+                if !store.disk_full() {
+                    pending.push(BufferEvent::DiskOk { free_bytes: free(), capacity_bytes: store.stats().map_or(0, |s| s.capacity_bytes) });
+                }
+                for e in pending {
+                    let _ = events.send(e);
+                }
+                return Some(store);
+            }
+            Err(e) if no_room(&e, cfg) => tracing::debug!(error = %e, "still no room to open the buffer"),
+            Err(e) => tracing::error!(error = %e, "the buffer cannot be opened; retrying"),
+        }
+    }
+}
+
 struct Worker {
     store: SqliteStore,
     rx: Receiver<Queued>,
@@ -174,6 +299,7 @@ struct Worker {
     acks: Arc<Mutex<Vec<RowId>>>,
     commits: Arc<AtomicU64>,
     interval: Duration,
+    events: tokio::sync::mpsc::UnboundedSender<BufferEvent>,
 }
 
 struct Group {
@@ -187,7 +313,20 @@ impl Worker {
         let mut group = Group { batches: Vec::new(), len: 0, deadline: None };
         let mut deferred: VecDeque<Cmd> = VecDeque::new();
         let mut last_acks = Instant::now();
+        let mut last_maintain = Instant::now();
         loop {
+            if last_maintain.elapsed() >= MAINTAIN_PERIOD {
+                last_maintain = Instant::now();
+                if self.store.detached() {
+                    self.heal(&BufferError::Closed);
+                } else {
+                    self.store.maintain();
+                }
+            }
+            for e in self.store.take_events() {
+                // Nobody listening (a CLI or a test): the store has logged it already.
+                let _ = self.events.send(e);
+            }
             let cmd = match deferred.pop_front() {
                 Some(c) => Some(c),
                 None => {
@@ -220,10 +359,26 @@ impl Worker {
                     group.deadline.get_or_insert_with(|| Instant::now() + self.interval);
                 }
                 Some(Cmd::Read { after, limit, reply }) => {
-                    let _ = reply.send(self.store.read_after(after, limit));
+                    let mut r = self.store.read_after(after, limit);
+                    if let Err(e) = &r {
+                        if self.heal(e) {
+                            r = self.store.read_after(after, limit);
+                        }
+                    }
+                    let _ = reply.send(r);
                 }
                 Some(Cmd::Stats { reply }) => {
-                    let r = self.flush_acks().and_then(|()| self.store.stats());
+                    // Stats answer even when the acknowledgements cannot be applied (a full
+                    // disk): they are what shows the trouble.
+                    if let Err(e) = self.flush_acks() {
+                        tracing::warn!(error = %e, "buffer acknowledgements not applied; retrying");
+                    }
+                    let mut r = self.store.stats();
+                    if let Err(e) = &r {
+                        if self.heal(e) {
+                            r = self.store.stats();
+                        }
+                    }
                     let _ = reply.send(r);
                 }
                 Some(Cmd::Close { reply }) => {
@@ -257,12 +412,40 @@ impl Worker {
         self.acks_len() > 0
     }
 
+    /// After a failed call: when the error is damage (or an earlier replacement is still
+    /// unfinished), has the store quarantine the file and open a new one. `true` when a new
+    /// file is open, so the call is worth one retry.
+    fn heal(&mut self, e: &BufferError) -> bool {
+        let reason = match e {
+            BufferError::Corrupt(r) => r.clone(),
+            _ if self.store.detached() => String::new(),
+            _ => return false,
+        };
+        let healed = match self.store.recover_from_corruption(&reason) {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "the damaged buffer file could not be replaced yet; retrying");
+                false
+            }
+        };
+        for e in self.store.take_events() {
+            let _ = self.events.send(e);
+        }
+        healed
+    }
+
     fn flush_acks(&mut self) -> Result<(), BufferError> {
         let ids = std::mem::take(&mut *self.acks.lock().unwrap_or_else(|p| p.into_inner()));
         if ids.is_empty() {
             return Ok(());
         }
-        match self.store.ack(&ids) {
+        let mut r = self.store.ack(&ids);
+        if let Err(e) = &r {
+            if self.heal(e) {
+                r = self.store.ack(&ids);
+            }
+        }
+        match r {
             Ok(()) => Ok(()),
             Err(e) => {
                 let mut acks = self.acks.lock().unwrap_or_else(|p| p.into_inner());
@@ -302,7 +485,12 @@ impl Worker {
         }
         let batches = std::mem::take(&mut group.batches);
         let slices: Vec<&[Observation]> = batches.iter().map(|(b, _)| b.as_slice()).collect();
-        let result = self.store.append_group(&slices);
+        let mut result = self.store.append_group(&slices);
+        if let Err(e) = &result {
+            if self.heal(e) {
+                result = self.store.append_group(&slices);
+            }
+        }
         drop(slices);
         self.commits.store(self.store.commits(), Ordering::Relaxed);
         match result {

@@ -63,8 +63,34 @@ pub struct BufferStats {
     pub dropped_total: u64,
     /// Damage moved aside since the store was created: each entry that could be read but not
     /// decoded (kept in the `quarantine` table), plus each unreadable region of a damaged file
-    /// found at start-up (its entries stay in the quarantined file; see `salvage.rs`).
+    /// found at start-up or at run time (its entries stay in the quarantined file; see
+    /// `salvage.rs`).
     pub quarantined: u64,
+    /// The file system is full (`buffer-disk-full` sent, `buffer-disk-ok` not yet).
+    pub disk_full: bool,
+    /// Free bytes on the buffer's file system, when the OS says.
+    pub disk_free_bytes: Option<u64>,
+    /// What entries may use now: `max_bytes` less the WAL and reserve shares, lower after the
+    /// disk was found full and until the space returns.
+    pub capacity_bytes: u64,
+    /// Size of the disk reserve and whether it is in place.
+    pub reserve_bytes: u64,
+    pub reserve_present: bool,
+    /// Times the disk reserve file was written since open (flash wear).
+    pub reserve_writes: u64,
+    /// Damaged buffer files moved aside while running (not at start-up).
+    pub runtime_quarantines: u64,
+}
+
+/// Something the storage thread reports to the pipeline, which publishes it as a gateway event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BufferEvent {
+    /// The file system is full: what is done about new observations is in `detail`.
+    DiskFull { free_bytes: Option<u64>, capacity_bytes: u64, detail: String },
+    /// The space returned: the reserve is in place again and the capacity raised.
+    DiskOk { free_bytes: Option<u64>, capacity_bytes: u64 },
+    /// The file was found damaged while running, moved aside and salvaged into a new one.
+    Quarantined(QuarantineReport),
 }
 
 /// Errors at the buffer boundary.
@@ -76,6 +102,9 @@ pub enum BufferError {
     /// The disk is full (ENOSPC/SQLITE_FULL); handled like the capacity policy.
     #[error("disk full")]
     DiskFull,
+    /// SQLITE_CORRUPT / SQLITE_NOTADB: the file is damaged; the storage thread quarantines it.
+    #[error("buffer file damaged: {0}")]
+    Corrupt(String),
     #[error("buffer file {path} is not usable: {reason}")]
     Unusable { path: String, reason: String },
     #[error("buffer thread stopped")]

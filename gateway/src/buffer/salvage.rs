@@ -3,8 +3,10 @@
 //!
 //! SQLite itself recovers a torn write-ahead log (frames whose checksum fails are ignored) and
 //! an interrupted transaction; what reaches this module is damage that the start-up check
-//! (`integrity_check` / `quick_check`) found in the database file: a truncated file, pages
-//! overwritten with garbage, a file that is not a database at all.
+//! (`integrity_check` / `quick_check`) found in the database file, or that a statement met
+//! while the store was running (SQLITE_CORRUPT / SQLITE_NOTADB, see
+//! `SqliteStore::recover_from_corruption`): a truncated file, pages overwritten with garbage, a
+//! file that is not a database at all.
 //!
 //! Rows are read in rowid order by one statement. When a step fails (an unreadable B-tree page),
 //! the scan probes `rowid > x` for growing `x` until a seek succeeds, then narrows the gap by

@@ -34,9 +34,9 @@ use rusqlite::config::DbConfig;
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
-use super::reserve::Reserve;
+use super::reserve::{self, Reserve};
 use super::salvage;
-use super::{AppendOutcome, BufferError, BufferStats, Entry, RowId, Store};
+use super::{AppendOutcome, BufferError, BufferEvent, BufferStats, Entry, RowId, Store};
 use crate::config::{BufferConfig, WhenFull};
 
 /// `PRAGMA application_id` of a medgw buffer ("MGBF"): tells our file from another program's.
@@ -56,6 +56,14 @@ const VACUUM_STEP_PAGES: i64 = 2048;
 /// An estimate of the B-tree overhead of one entry (cell pointer, header, rowid and integer
 /// columns) used before the first entries can be measured.
 const ROW_OVERHEAD: u64 = 24;
+/// On a full disk, acknowledged rows are deleted in transactions of at most this many, each
+/// followed by a checkpoint, so that the WAL fits in the room the reserve left.
+const ACK_CHUNK_ON_FULL_DISK: usize = 256;
+
+/// The disk reserve's hold-off; `MEDGW_BUFFER_RESERVE_HOLDOFF_MS` shortens it for tests.
+fn reserve_holdoff() -> Duration {
+    std::env::var("MEDGW_BUFFER_RESERVE_HOLDOFF_MS").ok().and_then(|v| v.parse().ok()).map_or(reserve::HOLDOFF, Duration::from_millis)
+}
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS devices (
@@ -151,6 +159,9 @@ impl From<rusqlite::Error> for BufferError {
         match e.sqlite_error_code() {
             // SQLITE_FULL: the OS said ENOSPC, or max_page_count was reached.
             Some(ErrorCode::DiskFull) => BufferError::DiskFull,
+            // Damage found by whatever statement met it: the storage thread quarantines the
+            // file (`SqliteStore::recover_from_corruption`).
+            Some(ErrorCode::DatabaseCorrupt) | Some(ErrorCode::NotADatabase) => BufferError::Corrupt(e.to_string()),
             _ => BufferError::Storage(e.to_string()),
         }
     }
@@ -184,8 +195,12 @@ pub(crate) fn verify_durability(conn: &Connection, path: &Path) -> Result<(), Bu
     Ok(())
 }
 
-/// Sizes derived from `max_bytes`: the write-ahead log and the disk reserve (`reserve.rs`) get
-/// a share each, entries the rest.
+/// Sizes derived from the room the buffer has (`max_bytes`, or less when the file system is
+/// smaller): the write-ahead log and the disk reserve (`reserve.rs`) get a share each, entries
+/// the rest. Sizing from the file system matters on small disks: with a 1 GB `max_bytes` on a
+/// 20 MB partition a 16 MB WAL share would leave nothing, and a WAL that may grow to 8 MB before
+/// its checkpoint can fill a 2 MB partition on its own, after which no checkpoint (which copies
+/// into the database file) and no delete (which adds to the WAL) can run.
 #[derive(Debug, Clone, Copy)]
 struct Budget {
     /// `journal_size_limit`: the WAL is truncated to this after a checkpoint. Also the size of
@@ -202,9 +217,9 @@ struct Budget {
 }
 
 impl Budget {
-    fn new(max_bytes: u64) -> Budget {
-        let wal_limit = (max_bytes / 16).clamp(256 << 10, 16 << 20);
-        let data_limit = max_bytes.saturating_sub(2 * wal_limit).max(16 * PAGE_SIZE);
+    fn new(room: u64) -> Budget {
+        let wal_limit = (room / 16).clamp(256 << 10, 16 << 20);
+        let data_limit = room.saturating_sub(2 * wal_limit).max(16 * PAGE_SIZE);
         Budget {
             wal_limit,
             autocheckpoint_pages: (wal_limit / 2 / PAGE_SIZE).max(16),
@@ -326,8 +341,25 @@ pub struct SqliteStore {
     when_full: WhenFull,
     budget: Budget,
     /// Live bytes at which the OS last reported the disk full: a lower limit than `max_bytes`
-    /// until the store is reopened.
+    /// until the space returns (`maintain`).
     disk_limit: Option<u64>,
+    /// In a disk-full episode: from the first SQLITE_FULL/ENOSPC (or no room for the reserve)
+    /// until the reserve could be made again.
+    disk_full: bool,
+    /// When `maintain` last gave free pages back while waiting for room.
+    last_squeeze: Option<std::time::Instant>,
+    /// For the events: reported to the storage thread, which forwards them.
+    events: Vec<BufferEvent>,
+    /// Damaged files moved aside while running.
+    runtime_quarantines: u64,
+    /// What the store was opened with, to open it again after damage.
+    cfg: BufferConfig,
+    durability: Durability,
+    /// Run-time damage: set while the damaged file is being replaced (what was found, whether
+    /// its connection is closed, where it was moved).
+    damage: Option<String>,
+    detached: bool,
+    moved_to: Option<PathBuf>,
     depth: u64,
     dropped_total: u64,
     quarantined: u64,
@@ -337,7 +369,8 @@ pub struct SqliteStore {
     commits: u64,
     /// Advisory lock on `<path>.lock`: two daemons on one buffer would each replay the other's
     /// entries.
-    _lock: Flock<File>,
+    /// `None` only briefly while the store is reopened after damage.
+    lock: Option<Flock<File>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -490,7 +523,16 @@ impl SqliteStore {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| BufferError::Unusable { path: path.display().to_string(), reason: e.to_string() })?;
-        let budget = Budget::new(cfg.max_bytes);
+        // The room on the file system: what the buffer's files use now plus what is free.
+        let fs = reserve::space(&path);
+        let room = match fs {
+            Some(s) => cfg.max_bytes.min(file_bytes(&path).saturating_add(s.avail)),
+            None => cfg.max_bytes,
+        };
+        if room < cfg.max_bytes {
+            tracing::warn!(path = %path.display(), max_bytes = cfg.max_bytes, room, "the file system is smaller than buffer.max_bytes: the buffer is sized to it");
+        }
+        let budget = Budget::new(room);
         conn.busy_timeout(Duration::from_secs(5))?;
         // Both only take effect on a new, empty file (they are fixed once a table exists).
         conn.pragma_update(None, "page_size", PAGE_SIZE as i64)?;
@@ -531,9 +573,9 @@ impl SqliteStore {
         let dropped_total = meta("dropped_total")?;
         let quarantined = meta("quarantined")?;
         let depth: i64 = conn.query_row("SELECT count(*) FROM entries", [], |r| r.get(0))?;
-        let mut reserve = Reserve::new(&path, budget.wal_limit);
-        reserve.ensure();
-        let store = SqliteStore {
+        let mut reserve = Reserve::new(&path, budget.wal_limit, reserve_holdoff());
+        let reserve_ok = reserve.ensure();
+        let mut store = SqliteStore {
             conn,
             path,
             reserve,
@@ -541,15 +583,36 @@ impl SqliteStore {
             when_full: cfg.when_full,
             budget,
             disk_limit: None,
+            disk_full: false,
+            last_squeeze: None,
+            events: Vec::new(),
+            runtime_quarantines: 0,
+            cfg: cfg.clone(),
+            durability,
+            damage: None,
+            detached: false,
+            moved_to: None,
             depth: depth.max(0) as u64,
             dropped_total,
             quarantined,
             devices: DeviceCache::default(),
             commits: 0,
-            _lock: lock,
+            lock: Some(lock),
         };
-        // For `medgw buffer stats`, which reads the file without the configuration.
-        store.set_meta("max_bytes", cfg.max_bytes)?;
+        // For `medgw buffer stats`, which reads the file without the configuration. On a full
+        // disk this write may fail: the store starts anyway, in a disk-full episode.
+        match store.set_meta("max_bytes", cfg.max_bytes) {
+            Ok(()) => {}
+            Err(BufferError::DiskFull) => store.enter_disk_full("at start-up"),
+            Err(e) => return Err(e),
+        }
+        if !reserve_ok {
+            store.enter_disk_full("no room for the disk reserve at start-up");
+            // A WAL left large by a previous run: try to fold it into the database file.
+            if let Err(e) = store.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, "checkpoint at start-up on a full disk failed");
+            }
+        }
         Ok(store)
     }
 
@@ -599,6 +662,7 @@ impl SqliteStore {
     /// to make the reserve again), apply the policy like for `max_bytes`, and retry once.
     fn after_disk_full(&mut self, batches: &[&[Observation]]) -> Result<Vec<AppendOutcome>, BufferError> {
         self.devices.clear();
+        self.enter_disk_full("an append");
         let released = self.reserve.release();
         if let Err(e) = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
             tracing::warn!(error = %e, "checkpoint on a full disk failed");
@@ -612,7 +676,7 @@ impl SqliteStore {
             live_bytes = live,
             new_limit = self.limit(),
             reserve_released = released,
-            "disk full: buffer capacity lowered until restart"
+            "disk full: buffer capacity lowered until the space returns"
         );
         match self.when_full {
             WhenFull::StopReading => {
@@ -621,21 +685,41 @@ impl SqliteStore {
             }
             WhenFull::DropOldest => {
                 let target = self.limit();
-                let dropped = {
+                let (depth, dropped_total) = (self.depth, self.dropped_total);
+                let dropping = (|| {
                     let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                    let d = drop_oldest(&tx, target, RowId::MAX, self.depth)?;
+                    let d = drop_oldest(&tx, target, RowId::MAX, depth)?;
                     if d.count > 0 {
                         tx.execute(
                             "INSERT OR REPLACE INTO meta (key, value) VALUES ('dropped_total', ?1)",
-                            [(self.dropped_total + d.count) as i64],
+                            [(dropped_total + d.count) as i64],
                         )?;
                     }
                     tx.commit()?;
-                    d
+                    Ok::<_, BufferError>(d)
+                })();
+                let dropped = match dropping {
+                    Ok(d) => d,
+                    Err(BufferError::DiskFull) => {
+                        // Not even the delete fits: the batch waits at its source (`buffer-full`)
+                        // until acknowledgements or the space return.
+                        tracing::warn!(path = %self.path.display(), "disk full: no room to delete the oldest, new observations refused");
+                        return Ok(refused(batches.len()));
+                    }
+                    Err(e) => return Err(e),
                 };
                 self.note_dropped(dropped);
-                let mut outs = self.try_append(batches)?;
-                self.restore_reserve();
+                let mut outs = match self.try_append(batches) {
+                    Ok(outs) => outs,
+                    Err(BufferError::DiskFull) => {
+                        // Even with the oldest gone the disk has no room (something else
+                        // filled it): the batch is refused, its source holds it and retries
+                        // (`buffer-full` event); the oldest dropped so far are reported.
+                        tracing::warn!(path = %self.path.display(), "disk full: nothing more to drop, new observations refused");
+                        refused(batches.len())
+                    }
+                    Err(e) => return Err(e),
+                };
                 if let Some(first) = outs.first_mut() {
                     let mut d = dropped;
                     d.add(Dropped { count: first.dropped, span: first.dropped_span.map(|(a, b)| (a.0, b.0)) });
@@ -828,16 +912,152 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// After a full disk: gives free pages back to the file system and makes the reserve again
-    /// (at most every few seconds while there is no room).
-    fn restore_reserve(&mut self) {
-        if self.reserve.is_present() {
+    /// Starts a disk-full episode (once: an event, a warning).
+    fn enter_disk_full(&mut self, during: &str) {
+        if self.disk_full {
             return;
         }
-        if let Err(e) = self.checkpoint() {
-            tracing::debug!(error = %e, "checkpoint before making the disk reserve failed");
+        self.disk_full = true;
+        let free = reserve::space(&self.path).map(|s| s.avail);
+        let policy = match self.when_full {
+            WhenFull::DropOldest => "the oldest observations are deleted to make room (buffer-dropped events)",
+            WhenFull::StopReading => "devices are not read until acknowledgements make room (buffer-full events)",
+        };
+        let detail = format!(
+            "the buffer's file system is full ({during}; {} bytes free): capacity lowered; {policy}; new observations that still do not fit are held by their source and not read",
+            free.unwrap_or(0)
+        );
+        tracing::error!(path = %self.path.display(), free_bytes = free, "buffer disk full");
+        self.events.push(BufferEvent::DiskFull { free_bytes: free, capacity_bytes: self.limit(), detail });
+    }
+
+    /// Housekeeping the storage thread runs every second or so: after a full disk, gives free
+    /// pages back and makes the reserve again once the space has returned (see `reserve.rs`
+    /// for the hold-off), which ends the disk-full episode and raises the capacity to what
+    /// the file system holds now.
+    pub(crate) fn maintain(&mut self) {
+        if self.reserve.is_present() || !self.reserve.due() {
+            return;
         }
-        self.reserve.ensure_later();
+        // Giving pages back may itself make the room; on a disk that stays full, try it
+        // only every few seconds.
+        if self.reserve.has_room() || self.last_squeeze.is_none_or(|t| t.elapsed() >= reserve::RETRY) {
+            self.last_squeeze = Some(std::time::Instant::now());
+            if let Err(e) = self.checkpoint() {
+                tracing::debug!(error = %e, "checkpoint before making the disk reserve failed");
+            }
+        }
+        if !self.reserve.restore_if_room() {
+            return;
+        }
+        let free = reserve::space(&self.path);
+        // Room for entries now: what they use plus what is free, less a WAL's worth.
+        let live = Self::live_bytes(&self.conn).unwrap_or(0);
+        let fits = free.map_or(0, |s| live + s.avail.saturating_sub(self.budget.wal_limit + self.budget.drop_slack));
+        self.disk_limit = match self.disk_limit {
+            Some(_) if fits < self.budget.data_limit => Some(fits.max(16 * PAGE_SIZE)),
+            _ => None,
+        };
+        if self.disk_full {
+            self.disk_full = false;
+            tracing::warn!(path = %self.path.display(), capacity = self.limit(), "buffer disk space returned");
+            self.events.push(BufferEvent::DiskOk { free_bytes: free.map(|s| s.avail), capacity_bytes: self.limit() });
+        }
+    }
+
+    /// Events since the last call, for the storage thread to forward.
+    pub(crate) fn take_events(&mut self) -> Vec<BufferEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// In a disk-full episode.
+    pub fn disk_full(&self) -> bool {
+        self.disk_full
+    }
+
+    /// The damaged file was closed but no new one is open yet (see `recover_from_corruption`).
+    pub(crate) fn detached(&self) -> bool {
+        self.detached
+    }
+
+    /// Deletes acknowledged rows in one transaction.
+    fn delete_acked(&mut self, rowids: &[RowId]) -> Result<(), BufferError> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut removed = 0u64;
+        {
+            // Acknowledgements come mostly in runs of consecutive row ids: one statement per run
+            // rather than per row. A run holds only acknowledged ids, so nothing else goes.
+            let mut del = tx.prepare_cached("DELETE FROM entries WHERE id BETWEEN ?1 AND ?2")?;
+            for (first, last) in runs(rowids) {
+                removed += del.execute([first, last])? as u64;
+            }
+        }
+        let depth = self.depth.saturating_sub(removed);
+        let mut gc = false;
+        if depth == 0 && removed > 0 {
+            // Drained: forget the device rows (the quarantine keeps its own copies). Asked of
+            // the table, not of the counter: an orphaned entry would become undecodable.
+            tx.execute("DELETE FROM devices WHERE NOT EXISTS (SELECT 1 FROM entries)", [])?;
+            gc = true;
+        }
+        tx.commit()?;
+        if gc {
+            self.devices.clear();
+        }
+        self.depth = depth;
+        Ok(())
+    }
+
+    /// The file was found damaged while running: closes it, moves it aside and salvages it
+    /// into a new one exactly as at start-up (`salvage.rs`), then carries on with the new
+    /// file. Counters carry over (salvage reads them from the old file).
+    pub(crate) fn recover_from_corruption(&mut self, reason: &str) -> Result<QuarantineReport, BufferError> {
+        let reason = self.damage.get_or_insert_with(|| reason.to_string()).clone();
+        if !self.detached {
+            tracing::error!(path = %self.path.display(), reason, "buffer file damaged while running: moving it aside");
+            // Close the damaged connection first, so that nothing more is written to the file
+            // (or its WAL) once it has been renamed. Until a new file is open, every call
+            // fails and the storage thread tries again.
+            let old = std::mem::replace(&mut self.conn, Connection::open_in_memory()?);
+            self.detached = true;
+            if let Err((_, e)) = old.close() {
+                tracing::warn!(error = %e, "closing the damaged buffer file");
+            }
+            self.devices.clear();
+        }
+        let to = match &self.moved_to {
+            Some(to) => to.clone(),
+            None => {
+                let to = salvage::move_aside(&self.path)?;
+                self.moved_to = Some(to.clone());
+                to
+            }
+        };
+        let lock = match self.lock.take() {
+            Some(l) => l,
+            None => lock(&self.path)?,
+        };
+        let mut fresh = Self::init(self.path.clone(), &self.cfg, self.durability, lock)?;
+        let q = salvage::salvage(&to, reason, &mut fresh)?;
+        fresh.quarantined += q.unreadable_ranges.len() as u64;
+        if let Err(e) = fresh.set_meta("quarantined", fresh.quarantined) {
+            tracing::warn!(error = %e, "quarantine count not saved");
+        }
+        fresh.dropped_total = fresh.dropped_total.max(self.dropped_total);
+        fresh.commits += self.commits;
+        fresh.runtime_quarantines = self.runtime_quarantines + 1;
+        fresh.reserve.add_writes(self.reserve.writes());
+        fresh.events.append(&mut self.events);
+        fresh.events.push(BufferEvent::Quarantined(q.clone()));
+        tracing::error!(
+            salvaged = q.salvaged,
+            undecodable = q.undecodable,
+            unreadable_ranges = q.unreadable_ranges.len(),
+            moved_to = %q.moved_to.display(),
+            "buffer salvaged after damage found while running"
+        );
+        *self = fresh;
+        Ok(q)
     }
 
     /// Writes the WAL into the database file and truncates it; gives free pages back first.
@@ -864,6 +1084,12 @@ impl SqliteStore {
     pub(crate) fn set_max_page_count(&self, pages: i64) -> Result<(), BufferError> {
         self.conn.pragma_update(None, "max_page_count", pages)?;
         Ok(())
+    }
+
+    /// Test hook: how long the reserve stays given up at least.
+    #[cfg(test)]
+    pub(crate) fn set_reserve_holdoff(&mut self, holdoff: Duration) {
+        self.reserve.set_holdoff(holdoff);
     }
 
     /// Test hook: the connection, to damage rows behind the store's back.
@@ -987,35 +1213,31 @@ impl Store for SqliteStore {
         if rowids.is_empty() {
             return Ok(());
         }
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut removed = 0u64;
-        {
-            // Acknowledgements come mostly in runs of consecutive row ids: one statement per run
-            // rather than per row. A run holds only acknowledged ids, so nothing else goes.
-            let mut del = tx.prepare_cached("DELETE FROM entries WHERE id BETWEEN ?1 AND ?2")?;
-            for (first, last) in runs(rowids) {
-                removed += del.execute([first, last])? as u64;
+        match self.delete_acked(rowids) {
+            Ok(()) => {}
+            Err(BufferError::DiskFull) => {
+                // Deleting needs WAL room: give up the reserve, fold the WAL into the database
+                // file, and delete in small transactions with a checkpoint after each, so that
+                // the WAL never needs more than the reserve freed.
+                self.enter_disk_full("applying acknowledgements");
+                self.reserve.release();
+                if let Err(e) = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "checkpoint on a full disk failed");
+                }
+                let mut ids = rowids.to_vec();
+                ids.sort_unstable();
+                for chunk in ids.chunks(ACK_CHUNK_ON_FULL_DISK) {
+                    self.delete_acked(chunk)?;
+                    if let Err(e) = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+                        tracing::debug!(error = %e, "checkpoint between acknowledgement chunks");
+                    }
+                }
             }
+            Err(e) => return Err(e),
         }
-        let depth = self.depth.saturating_sub(removed);
-        let mut gc = false;
-        if depth == 0 && removed > 0 {
-            // Drained: forget the device rows (the quarantine keeps its own copies). Asked of
-            // the table, not of the counter: an orphaned entry would become undecodable.
-            tx.execute("DELETE FROM devices WHERE NOT EXISTS (SELECT 1 FROM entries)", [])?;
-            gc = true;
-        }
-        tx.commit()?;
-        if gc {
-            self.devices.clear();
-        }
-        self.depth = depth;
         if let Err(e) = self.shrink_step() {
             // Only the file size is at stake; the next ack tries again.
             tracing::debug!(error = %e, "incremental vacuum failed");
-        }
-        if !self.reserve.is_present() {
-            self.restore_reserve();
         }
         Ok(())
     }
@@ -1029,6 +1251,13 @@ impl Store for SqliteStore {
             oldest: oldest.map(Timestamp),
             dropped_total: self.dropped_total,
             quarantined: self.quarantined,
+            disk_full: self.disk_full,
+            disk_free_bytes: reserve::space(&self.path).map(|s| s.avail),
+            capacity_bytes: self.limit(),
+            reserve_bytes: self.reserve.size(),
+            reserve_present: self.reserve.is_present(),
+            reserve_writes: self.reserve.writes(),
+            runtime_quarantines: self.runtime_quarantines,
         })
     }
 }

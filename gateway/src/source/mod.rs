@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::buffer::{BufferHandle, Entry};
 use crate::config::{Config, DeviceConfig, SourceConfig, WhenFull};
-use crate::events::{Event, EventKind, RejectionWindow};
+use crate::events::{Event, EventKind, NoisyLineLimiter, RejectionWindow};
 use crate::log_limit::{self, LogLimiter};
 use crate::normalize::Normalizer;
 use crate::sink::mqtt::AuxMessage;
@@ -156,6 +156,7 @@ pub struct DeviceRunner {
     /// Repeating log lines of this device, by (warning, cause): a device that reconnects in a
     /// loop logs its first `disconnected` and then one line a minute with the count.
     log_limit: Mutex<LogLimiter<(bool, String)>>,
+    noisy: NoisyLineLimiter,
     pub status: Arc<DeviceStatus>,
     events: Vec<DecodeEvent>,
     full_announced: bool,
@@ -168,7 +169,11 @@ pub struct DeviceRunner {
 impl DeviceRunner {
     pub fn new(config: &Config, cfg: &DeviceConfig, nomenclature: Arc<Nomenclature>, link: PipelineLink) -> Result<DeviceRunner, String> {
         let info = registry::find(&cfg.protocol).ok_or_else(|| format!("unknown protocol {}", cfg.protocol))?;
-        let decoder = (info.make)(&DecoderOptions { poll_period_ms: cfg.poll_period_ms, listen_only: cfg.listen_only });
+        let decoder = (info.make)(&DecoderOptions {
+            poll_period_ms: cfg.poll_period_ms,
+            listen_only: cfg.listen_only,
+            max_frame_rate: cfg.max_frame_rate,
+        });
         DeviceRunner::with_decoders(config, cfg, nomenclature, link, vec![decoder])
     }
 
@@ -202,6 +207,7 @@ impl DeviceRunner {
                 bed: cfg.bed.clone(),
             },
             patient: cfg.patient.clone(),
+            gateway_eui64: config.gateway.eui64,
         };
         Ok(DeviceRunner {
             cfg: cfg.clone(),
@@ -210,6 +216,7 @@ impl DeviceRunner {
             link,
             rejections: RejectionWindow::default(),
             log_limit: Mutex::new(LogLimiter::default()),
+            noisy: NoisyLineLimiter::default(),
             status: Arc::new(DeviceStatus::new(cfg)),
             events: Vec::with_capacity(64),
             full_announced: false,
@@ -390,10 +397,17 @@ impl DeviceRunner {
     async fn process(&mut self, events: &mut Vec<DecodeEvent>, now: Timestamp) -> Result<Vec<Vec<u8>>, Stop> {
         let mut batch = Vec::new();
         let mut transmit = Vec::new();
+        self.normalizer.observe_clock(
+            events.iter().filter_map(|e| match e {
+                DecodeEvent::Measurement(m) => Some(m),
+                _ => None,
+            }),
+            now,
+        );
         for e in events.drain(..) {
             match e {
                 DecodeEvent::Measurement(m) => {
-                    let o = self.normalizer.observation(m, now);
+                    let o = self.normalizer.judged(m, now);
                     let key = (o.reading.metric, o.reading.vendor.clone());
                     if self.last_ids.get(&key) == Some(&o.reading.id) {
                         // The same reading again (same device, metric, device time, sequence).
@@ -440,6 +454,11 @@ impl DeviceRunner {
                     );
                 }
                 DecodeEvent::Session(s) => self.event(self.device_event(EventKind::Session, s)),
+                DecodeEvent::NoisyLine(why) => {
+                    if let Some(e) = self.noisy.report(now, why, &self.cfg.name, &self.cfg.bed) {
+                        self.event(e);
+                    }
+                }
             }
         }
         if let Some(session) = self.decoders.iter().find_map(|d| d.session_state()) {

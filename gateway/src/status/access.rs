@@ -40,6 +40,11 @@ pub fn via_https(headers: &HeaderMap) -> bool {
 /// Whether the request carries the token: `Authorization: Bearer` or `Basic` (any user name,
 /// the token as password; the scheme in any case, RFC 9110), or the session cookie.
 pub fn authorized(headers: &HeaderMap, token: &str, session: &str) -> bool {
+    // An empty token admits nobody: configuration checking refuses one, and this is the second
+    // line (`curl -u anyone:` sends an empty password, which would match it).
+    if token.is_empty() {
+        return false;
+    }
     if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         let (scheme, credentials) = value.trim().split_once(' ').unwrap_or((value, ""));
         let credentials = credentials.trim();

@@ -128,6 +128,16 @@ pub async fn render(r: &Running) -> String {
         let _ = writeln!(o, "medgw_buffer_oldest_age_seconds{{gateway=\"{gw}\"}} {age}");
         family(&mut o, "medgw_buffer_dropped_total", "counter", "Observations deleted by the drop-oldest policy.");
         let _ = writeln!(o, "medgw_buffer_dropped_total{{gateway=\"{gw}\"}} {}", b.dropped_total);
+        family(&mut o, "medgw_buffer_disk_full", "gauge", "1 while the buffer's file system is full (buffer-disk-full), else 0.");
+        let _ = writeln!(o, "medgw_buffer_disk_full{{gateway=\"{gw}\"}} {}", u8::from(b.disk_full));
+        if let Some(free) = b.disk_free_bytes {
+            family(&mut o, "medgw_buffer_disk_free_bytes", "gauge", "Free bytes on the buffer's file system.");
+            let _ = writeln!(o, "medgw_buffer_disk_free_bytes{{gateway=\"{gw}\"}} {free}");
+        }
+        family(&mut o, "medgw_buffer_capacity_bytes", "gauge", "What buffered entries may use now (lowered on a small or full disk).");
+        let _ = writeln!(o, "medgw_buffer_capacity_bytes{{gateway=\"{gw}\"}} {}", b.capacity_bytes);
+        family(&mut o, "medgw_buffer_reserve_writes_total", "counter", "Times the disk reserve file was written since start (flash wear).");
+        let _ = writeln!(o, "medgw_buffer_reserve_writes_total{{gateway=\"{gw}\"}} {}", b.reserve_writes);
     }
     o
 }

@@ -81,6 +81,14 @@ pub struct BufferInfo {
     pub oldest_age_s: Option<f64>,
     pub dropped_total: u64,
     pub quarantined: u64,
+    /// The buffer's file system is full (see the `buffer-disk-full` event).
+    pub disk_full: bool,
+    pub disk_free_bytes: Option<u64>,
+    /// What entries may use now (lower than `max_bytes` on a small or full disk).
+    pub capacity_bytes: u64,
+    pub reserve_bytes: u64,
+    pub reserve_present: bool,
+    pub reserve_writes: u64,
 }
 
 #[derive(Serialize)]
@@ -134,6 +142,12 @@ pub async fn status_report(r: &Running) -> StatusReport {
         oldest_age_s: s.oldest.map(|t| (now.0 - t.0) as f64 / 1000.0),
         dropped_total: s.dropped_total,
         quarantined: s.quarantined,
+        disk_full: s.disk_full,
+        disk_free_bytes: s.disk_free_bytes,
+        capacity_bytes: s.capacity_bytes,
+        reserve_bytes: s.reserve_bytes,
+        reserve_present: s.reserve_present,
+        reserve_writes: s.reserve_writes,
     });
     let c = &r.config;
     StatusReport {
@@ -274,10 +288,16 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Ready when the broker is connected and the buffer answers.
+/// Ready when the broker is connected and the buffer answers and has disk space (on a full
+/// disk observations are dropped or not read, so the gateway is not doing its job).
 async fn readyz(State(s): State<AppState>) -> Response {
     let broker = s.running.sink.connected.load(Ordering::Relaxed);
-    let buffer = s.running.buffer.stats().await.is_ok();
+    let stats = s.running.buffer.stats().await;
+    let buffer = stats.is_ok();
+    if stats.is_ok_and(|b| b.disk_full) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "not ready: the buffer's disk is full (see the buffer-disk-full event)\n")
+            .into_response();
+    }
     match (broker, buffer) {
         (true, true) => (StatusCode::OK, "ready\n").into_response(),
         (false, _) => {
@@ -361,6 +381,15 @@ pub async fn serve(
     cfg: StatusConfig,
     shutdown: CancellationToken,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    // Off loopback only with a real token, whoever built the configuration.
+    let short = cfg.token.as_ref().is_none_or(|t| t.expose().chars().count() < crate::config::MIN_TOKEN_CHARS);
+    if !cfg.bind.ip().is_loopback() && short {
+        return Err(std::io::Error::other(format!(
+            "refusing to serve {} without a token of at least {} characters",
+            cfg.bind,
+            crate::config::MIN_TOKEN_CHARS
+        )));
+    }
     let listener = tokio::net::TcpListener::bind(cfg.bind).await?;
     let addr = listener.local_addr()?;
     let app = router(running, cfg.token, addr.port());
@@ -383,5 +412,21 @@ mod tests {
         let now = Timestamp(1_000_000);
         assert_eq!(age_s(now, Timestamp(997_500)), 2.5);
         assert_eq!(age_s(now, Timestamp(1_000_200)), 0.0, "a device clock ahead is not a negative age");
+    }
+
+    #[test]
+    fn an_empty_token_admits_nobody() {
+        let mut h = HeaderMap::new();
+        let session = access::session_value("");
+        assert!(!access::authorized(&h, "", &session));
+        // `curl -u anyone:` sends "anyone:" with an empty password.
+        h.insert(header::AUTHORIZATION, "Basic YW55b25lOg==".parse().unwrap());
+        assert!(!access::authorized(&h, "", &session));
+        h.insert(header::AUTHORIZATION, "Bearer ".parse().unwrap());
+        assert!(!access::authorized(&h, "", &session));
+        // Nor does the session cookie an empty token would sign.
+        h.remove(header::AUTHORIZATION);
+        h.insert(header::COOKIE, format!("medgw_session={session}").parse().unwrap());
+        assert!(!access::authorized(&h, "", &session));
     }
 }

@@ -18,8 +18,8 @@ use medgw_protocols::Timestamp;
 
 fn clients() -> [IntelliVueClient; 2] {
     [
-        IntelliVueClient::new(&DecoderOptions { poll_period_ms: 1000, listen_only: false }),
-        IntelliVueClient::new(&DecoderOptions { poll_period_ms: 1000, listen_only: true }),
+        IntelliVueClient::new(&DecoderOptions { poll_period_ms: 1000, listen_only: false, ..Default::default() }),
+        IntelliVueClient::new(&DecoderOptions { poll_period_ms: 1000, listen_only: true, ..Default::default() }),
     ]
 }
 

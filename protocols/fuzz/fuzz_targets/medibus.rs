@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&seed, bytes)) = data.split_first() else { return };
     let chunk = (seed as usize % 32) + 1;
     for listen_only in [false, true] {
-        let mut d = MedibusDecoder::new(&DecoderOptions { poll_period_ms: 500, listen_only });
+        let mut d = MedibusDecoder::new(&DecoderOptions { poll_period_ms: 500, listen_only, ..Default::default() });
         let mut out = Vec::new();
         let mut now = Timestamp(0);
         d.start(now, &mut out);

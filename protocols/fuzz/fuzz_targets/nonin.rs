@@ -1,6 +1,7 @@
 //! Fuzz target: the Nonin DF2, DF7 and DF8 decoders and frame parsers.
 //!
 //! The input is fed in chunks whose sizes come from its first byte, to all three decoders.
+//! Rejected offsets (including frames held for a lock and then dropped) lie inside the input.
 //! Every 5- and 4-byte window that parses as a frame is emitted again and must give back the
 //! same bytes and parse to the same frame. Checksums are not skipped under `cfg(fuzzing)`: the
 //! 8-bit sum is easy for the fuzzer to satisfy.
@@ -14,7 +15,9 @@ use medgw_protocols::wire::nonin::{Df8Frame, Format, Frame};
 fuzz_target!(|data: &[u8]| {
     let Some((&seed, bytes)) = data.split_first() else { return };
     let chunk = (seed as usize % 64) + 1;
-    for mut d in [NoninDecoder::df2(), NoninDecoder::df7(), NoninDecoder::df8()] {
+    // DF8 twice: with its rate gate (which 13 ms steps trip) and with the gate open, so the
+    // lock on the stream is exercised on its own.
+    for mut d in [NoninDecoder::df2(), NoninDecoder::df7(), NoninDecoder::df8(), NoninDecoder::df8_with_rate(u32::MAX)] {
         let mut out = Vec::new();
         for (i, c) in bytes.chunks(chunk).enumerate() {
             // Time moves in 13 ms steps, with a pause now and then.

@@ -225,6 +225,7 @@ pub fn parse(json: &str, gateway: &str) -> Result<Observation, Error> {
         },
         location: c.location,
         patient: c.patient,
+        gateway_eui64: None,
     };
     Ok(Observation {
         context: Arc::new(context),

@@ -1,10 +1,11 @@
 //! HL7 FHIR R4 `Observation` and `Device` resources.
 //!
 //! An observation whose metric has a LOINC vital sign is written to the R4 vital-signs profile
-//! (hl7.org/fhir/R4/vitalsigns.html): `category` vital-signs, a LOINC coding, a UCUM
-//! `valueQuantity` in the profile's unit, `effectiveDateTime`, and `subject` — so the profile is
-//! claimed in `meta.profile` only when a patient is bound, since the profile requires a subject
-//! and medgw never guesses a patient (decisions.md). Blood pressure is the panel 85354-9 with
+//! (hl7.org/fhir/R4/vitalsigns.html) when a patient is bound: `category` vital-signs, a LOINC
+//! coding, a UCUM `valueQuantity` in the profile's unit, `effectiveDateTime`, `subject` and the
+//! profile in `meta.profile`. Without a patient (medgw never guesses one, decisions.md) it takes
+//! the unassociated form instead: the bed as subject, a `meta.tag`, no vital-signs category and
+//! no LOINC coding (`unassociated`, docs/pcd-01.md). Blood pressure is the panel 85354-9 with
 //! systolic/diastolic(/mean) components. A value the device did not give is a `dataAbsentReason`,
 //! never a number. The MDC code is always a second coding (system `urn:iso:std:iso:11073:10101`).
 //!
@@ -36,10 +37,17 @@ pub const DATA_ABSENT_REASON: &str = "http://terminology.hl7.org/CodeSystem/data
 pub const VITAL_SIGNS_PROFILE: &str = "http://hl7.org/fhir/StructureDefinition/vitalsigns";
 /// IEEE EUI-64 as an identifier system, as the HL7 PHD IG writes device system ids.
 pub const EUI64_SYSTEM: &str = "urn:oid:1.2.840.10004.1.1.1.0.0.1.0.0.1.2680";
+/// The EUI-64 medgw derives for a device that has none (locally administered; docs/pcd-01.md).
+pub const DERIVED_EUI64_SYSTEM: &str = "https://medgw.org/fhir/NamingSystem/derived-eui64";
 /// Prefix of medgw's extension URLs.
 pub const EXT: &str = "https://medgw.org/fhir/StructureDefinition/";
 /// Namespace for vendor codes that are not mapped to MDC.
 pub const VENDOR_SYSTEM_PREFIX: &str = "https://medgw.org/fhir/CodeSystem/vendor-";
+/// Measurement status of a value, with the codes of IHE PCD TF-2 OBX-8 (`QUES` questionable).
+/// R4 `Observation.interpretation` binds extensibly to ObservationInterpretation, which has no
+/// code for a questionable measurement (its codes judge the patient's value: `A`, `H`, `L`, ...),
+/// so the PCD code is used in medgw's own system.
+pub const MEASUREMENT_STATUS_SYSTEM: &str = "https://medgw.org/fhir/CodeSystem/measurement-status";
 
 #[derive(Serialize)]
 struct Coding<'a> {
@@ -56,12 +64,17 @@ struct CodeableConcept<'a> {
     text: Option<Cow<'a, str>>,
 }
 
+/// A FHIR `Quantity`. `system` and `code` only where the unit has a UCUM code (R4 qty-3: a code
+/// needs its system); a unit without one is named in `unit` only.
 #[derive(Serialize)]
 struct Quantity<'a> {
     value: Decimal,
-    unit: Cow<'a, str>,
-    system: &'static str,
-    code: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unit: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<Cow<'a, str>>,
 }
 
 #[derive(Serialize)]
@@ -77,6 +90,9 @@ struct Identifier<'a> {
 struct Reference<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     reference: Option<String>,
+    /// The resource type referred to, for a reference by identifier (R4 `Reference.type`).
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    r#type: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     identifier: Option<Identifier<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -85,7 +101,10 @@ struct Reference<'a> {
 
 #[derive(Serialize)]
 struct Meta {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     profile: Vec<Cow<'static, str>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tag: Vec<Coding<'static>>,
 }
 
 #[derive(Serialize)]
@@ -153,6 +172,8 @@ struct FhirObservation<'a> {
     value_sampled_data: Option<SampledData>,
     #[serde(skip_serializing_if = "Option::is_none")]
     data_absent_reason: Option<CodeableConcept<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    interpretation: Vec<CodeableConcept<'a>>,
     device: Reference<'a>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     component: Vec<ObsComponent<'a>>,
@@ -208,31 +229,42 @@ fn code_of<'a>(nom: &'a Nomenclature, metric: MdcCode, vendor: Option<&'a crate:
 }
 
 /// A quantity in the unit FHIR output expects for `metric` (converting when needed), plus the
-/// `original-value` extension when a conversion happened. `None` when the unit is unknown.
-fn quantity<'a>(nom: &'a Nomenclature, metric: MdcCode, value: Decimal, unit: MdcCode) -> Option<(Quantity<'a>, Option<Extension<'a>>)> {
+/// `original-value` extension when a conversion happened.
+///
+/// A unit medgw has no UCUM code for (a vendor's unit, an IntelliVue private unit) still carries
+/// the value: R4 obs-6 allows `dataAbsentReason` only when there is no value, and the canonical
+/// and HL7 outputs carry the number too. Such a quantity has no `system`/`code` (none is known),
+/// and `unit` names the MDC unit code where there is one.
+fn quantity<'a>(nom: &'a Nomenclature, metric: MdcCode, value: Decimal, unit: MdcCode) -> (Quantity<'a>, Option<Extension<'a>>) {
     let target = nom.metric(metric).and_then(|m| m.fhir_unit).unwrap_or(unit);
     let (value_out, unit_out, converted) = match units::convert(metric, value, unit, target) {
         Some(v) if target != unit => (v, target, true),
         _ => (value, unit, false),
     };
-    let q = |v: Decimal, u: MdcCode| -> Option<Quantity<'a>> {
-        let e = nom.unit(u)?;
-        // Dimensionless units have an empty display, and FHIR forbids empty strings.
-        let unit = if e.display.is_empty() { &e.ucum } else { &e.display };
-        Some(Quantity { value: v, unit: Cow::Borrowed(unit.as_ref()), system: UCUM, code: Cow::Borrowed(e.ucum.as_ref()) })
+    let q = |v: Decimal, u: MdcCode| -> Quantity<'a> {
+        match nom.unit(u) {
+            Some(e) => {
+                // Dimensionless units have an empty display, and FHIR forbids empty strings.
+                let unit = if e.display.is_empty() { &e.ucum } else { &e.display };
+                Quantity {
+                    value: v,
+                    unit: Some(Cow::Borrowed(unit.as_ref())),
+                    system: Some(UCUM),
+                    code: Some(Cow::Borrowed(e.ucum.as_ref())),
+                }
+            }
+            None if u.is_unmapped() => Quantity { value: v, unit: None, system: None, code: None },
+            None => Quantity { value: v, unit: Some(Cow::Owned(alloc::format!("MDC unit {}", u.0))), system: None, code: None },
+        }
     };
-    let out = q(value_out, unit_out)?;
-    let ext = if converted {
-        q(value, unit).map(|orig| Extension {
-            url: alloc::format!("{EXT}original-value"),
-            value_code: None,
-            value_date_time: None,
-            value_quantity: Some(orig),
-        })
-    } else {
-        None
-    };
-    Some((out, ext))
+    let out = q(value_out, unit_out);
+    let ext = converted.then(|| Extension {
+        url: alloc::format!("{EXT}original-value"),
+        value_code: None,
+        value_date_time: None,
+        value_quantity: Some(q(value, unit)),
+    });
+    (out, ext)
 }
 
 fn flag_extensions<'a>(flags: Flags) -> Vec<Extension<'a>> {
@@ -298,9 +330,10 @@ pub fn write_observation(out: &mut Vec<u8>, obs: &Observation, nom: &Nomenclatur
             Some(system) => Reference {
                 reference: None,
                 identifier: Some(Identifier { r#type: None, system: Some(Cow::Borrowed(system)), value: Cow::Borrowed(&p.id) }),
+                r#type: None,
                 display: None,
             },
-            None => Reference { reference: Some(alloc::format!("Patient/{}", p.id)), identifier: None, display: None },
+            None => Reference { reference: Some(alloc::format!("Patient/{}", p.id)), r#type: None, identifier: None, display: None },
         }),
         effective_date_time: alloc::format!("{}", r.effective_time().rfc3339()),
         issued: alloc::format!("{}", r.receipt_time.rfc3339()),
@@ -308,14 +341,16 @@ pub fn write_observation(out: &mut Vec<u8>, obs: &Observation, nom: &Nomenclatur
         value_codeable_concept: None,
         value_sampled_data: None,
         data_absent_reason: None,
+        interpretation: Vec::new(),
         device: Reference {
             reference: Some(alloc::format!("Device/{}", device_id(ctx))),
+            r#type: None,
             identifier: None,
             display: Some(device_display(ctx)),
         },
         component: Vec::new(),
     };
-    if vital.is_some() {
+    if vital.is_some() && ctx.patient.is_some() {
         o.category.push(CodeableConcept {
             coding: alloc::vec![Coding {
                 system: Cow::Borrowed(OBSERVATION_CATEGORY),
@@ -325,28 +360,18 @@ pub fn write_observation(out: &mut Vec<u8>, obs: &Observation, nom: &Nomenclatur
             text: None,
         });
         if let (Some(profile), Some(_)) = (vital, &ctx.patient) {
-            o.meta = Some(Meta { profile: alloc::vec![Cow::Borrowed(VITAL_SIGNS_PROFILE), Cow::Owned(String::from(profile.as_ref()))] });
+            o.meta = Some(Meta {
+                profile: alloc::vec![Cow::Borrowed(VITAL_SIGNS_PROFILE), Cow::Owned(String::from(profile.as_ref()))],
+                tag: Vec::new(),
+            });
         }
     }
     match &r.value {
-        Value::Numeric(d) => match quantity(nom, r.metric, *d, r.unit) {
-            Some((q, ext)) => {
-                o.value_quantity = Some(q);
-                o.extension.extend(ext);
-            }
-            // A unit medgw cannot name in UCUM: say so rather than send a wrong unit.
-            None => {
-                o.value_codeable_concept = None;
-                o.data_absent_reason = Some(CodeableConcept {
-                    coding: alloc::vec![Coding {
-                        system: Cow::Borrowed(DATA_ABSENT_REASON),
-                        code: Cow::Borrowed("unsupported"),
-                        display: None
-                    }],
-                    text: Some(Cow::Owned(alloc::format!("value {d} in MDC unit {} that has no UCUM mapping", r.unit.0))),
-                });
-            }
-        },
+        Value::Numeric(d) => {
+            let (q, ext) = quantity(nom, r.metric, *d, r.unit);
+            o.value_quantity = Some(q);
+            o.extension.extend(ext);
+        }
         Value::Absent(a) => o.data_absent_reason = Some(data_absent(*a)),
         Value::Compound(components) => {
             for c in components {
@@ -357,13 +382,11 @@ pub fn write_observation(out: &mut Vec<u8>, obs: &Observation, nom: &Nomenclatur
                     extension: Vec::new(),
                 };
                 match c.value {
-                    Scalar::Numeric(d) => match quantity(nom, c.metric, d, r.unit) {
-                        Some((q, ext)) => {
-                            comp.value_quantity = Some(q);
-                            comp.extension.extend(ext);
-                        }
-                        None => comp.data_absent_reason = Some(data_absent(AbsentReason::Error)),
-                    },
+                    Scalar::Numeric(d) => {
+                        let (q, ext) = quantity(nom, c.metric, d, r.unit);
+                        comp.value_quantity = Some(q);
+                        comp.extension.extend(ext);
+                    }
                     Scalar::Absent(a) => comp.data_absent_reason = Some(data_absent(a)),
                 }
                 o.component.push(comp);
@@ -393,7 +416,72 @@ pub fn write_observation(out: &mut Vec<u8>, obs: &Observation, nom: &Nomenclatur
             });
         }
     }
+    if o.data_absent_reason.is_none() && r.flags.intersects(Flags::QUESTIONABLE_VALUE) {
+        o.interpretation.push(questionable(r.flags));
+    }
+    if ctx.patient.is_none() {
+        unassociated(&mut o, ctx);
+    }
     super::append_json(out, &o);
+}
+
+/// The tag of an observation that no patient is bound to yet (docs/pcd-01.md).
+pub const ASSOCIATION_SYSTEM: &str = "https://medgw.org/fhir/CodeSystem/association";
+/// The identifier system of a bed, `site/unit[/room]/bed` from the gateway's configuration.
+pub const BED_SYSTEM: &str = "https://medgw.org/fhir/NamingSystem/bed";
+
+/// The form of an observation without a bound patient. R4 requires an observation with a
+/// vital-sign code or category to conform to the vital-signs profile, whose `subject` must be a
+/// Patient; medgw never guesses one. So: `subject` is the bed (a `Location` by identifier, which
+/// base R4 allows), no profile is claimed, `meta.tag` says `unassociated`, and neither the
+/// vital-signs category nor any LOINC coding is sent — the MDC coding says what it is. A consumer
+/// that later attributes it to a patient adds those (docs/pcd-01.md).
+fn unassociated(o: &mut FhirObservation, ctx: &DeviceContext) {
+    let loc = &ctx.location;
+    let mut bed = alloc::format!("{}/{}/", loc.site, loc.unit);
+    if let Some(room) = &loc.room {
+        bed.push_str(room);
+        bed.push('/');
+    }
+    bed.push_str(&loc.bed);
+    let display = bed.replace('/', " ");
+    o.subject = Some(Reference {
+        reference: None,
+        r#type: Some("Location"),
+        identifier: Some(Identifier { r#type: None, system: Some(Cow::Borrowed(BED_SYSTEM)), value: Cow::Owned(bed) }),
+        display: Some(display),
+    });
+    o.meta = Some(Meta {
+        profile: Vec::new(),
+        tag: alloc::vec![Coding {
+            system: Cow::Borrowed(ASSOCIATION_SYSTEM),
+            code: Cow::Borrowed("unassociated"),
+            display: Some(Cow::Borrowed("Not yet associated with a patient")),
+        }],
+    });
+    o.category.clear();
+    o.code.coding.retain(|c| c.system != LOINC);
+    for c in &mut o.component {
+        c.code.coding.retain(|c| c.system != LOINC);
+    }
+}
+
+/// The `interpretation` of a value that is present but questionable (see
+/// [`Flags::QUESTIONABLE_VALUE`]): `QUES` as in the HL7 output's OBX-8, with the flags as text.
+fn questionable(flags: Flags) -> CodeableConcept<'static> {
+    let mut text = String::from("questionable:");
+    for n in Flags(flags.0 & Flags::QUESTIONABLE_VALUE.0).names() {
+        text.push(' ');
+        text.push_str(n);
+    }
+    CodeableConcept {
+        coding: alloc::vec![Coding {
+            system: Cow::Borrowed(MEASUREMENT_STATUS_SYSTEM),
+            code: Cow::Borrowed("QUES"),
+            display: Some(Cow::Borrowed("Questionable"))
+        }],
+        text: Some(Cow::Owned(text)),
+    }
 }
 
 fn itoa(v: i32) -> heapless::String<12> {
@@ -447,8 +535,19 @@ struct FhirDevice<'a> {
 pub fn device(ctx: &DeviceContext) -> String {
     let id = &ctx.identity;
     let mut identifier = Vec::new();
-    if let Some(eui) = id.eui64 {
-        identifier.push(Identifier { r#type: None, system: Some(Cow::Borrowed(EUI64_SYSTEM)), value: Cow::Owned(alloc::format!("{eui}")) });
+    match ctx.eui64() {
+        (eui, false) => identifier.push(Identifier {
+            r#type: None,
+            system: Some(Cow::Borrowed(EUI64_SYSTEM)),
+            value: Cow::Owned(alloc::format!("{eui}")),
+        }),
+        // The id PCD-01 OBX-18 carries for a device without an EUI-64: in medgw's own system,
+        // so that no one takes it for an IEEE-assigned id (docs/pcd-01.md).
+        (eui, true) => identifier.push(Identifier {
+            r#type: None,
+            system: Some(Cow::Borrowed(DERIVED_EUI64_SYSTEM)),
+            value: Cow::Owned(alloc::format!("{eui}")),
+        }),
     }
     if let Some(sn) = &id.serial {
         identifier.push(Identifier {
@@ -487,6 +586,7 @@ pub fn device(ctx: &DeviceContext) -> String {
         version: id.firmware.iter().map(|f| Version { value: Cow::Borrowed(f) }).collect(),
         location: Reference {
             reference: None,
+            r#type: None,
             identifier: None,
             display: Some(match &loc.room {
                 Some(room) => alloc::format!("{} {} {} {}", loc.site, loc.unit, room, loc.bed),

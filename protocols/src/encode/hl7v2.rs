@@ -1,13 +1,15 @@
 //! HL7 v2.6 `ORU^R01` as IHE PCD-01 (Communicate PCD Data, DEC profile) specifies it.
 //!
 //! ```text
-//! MSH  MSH-9 ORU^R01^ORU_R01, MSH-12 2.6, MSH-21 IHE_PCD_001^IHE PCD^1.3.6.1.4.1.19376.1.6.1.1.1^ISO
-//! PID  only when a patient is bound (PID-3); PV1-3 the bed: point of care^room^bed^facility
-//! OBR  OBR-3 filler order number (the message id), OBR-4 182777000^monitoring of patient^SCT,
-//!      OBR-7 observation time
+//! MSH  MSH-3 MEDGW^<gateway EUI-64>^EUI-64, MSH-9 ORU^R01^ORU_R01, MSH-12 2.6,
+//!      MSH-21 IHE_PCD_001^IHE PCD^1.3.6.1.4.1.19376.1.6.1.1.1^ISO
+//! PID  always: the bound patient (PID-3), or an unidentified one (PID-31 Y, see `patient_visit`)
+//! PV1  always: PV1-3 the bed, point of care^room^bed^facility
+//! OBR  OBR-3 filler order number <message id>^MEDGW^<gateway EUI-64>^EUI-64,
+//!      OBR-4 182777000^monitoring of patient^SCT, OBR-7 observation time
 //! OBX  one per value: OBX-3 <MDC code>^<REF_ID>^MDC, OBX-4 MDS.VMD.CHAN.METRIC, OBX-5 value,
 //!      OBX-6 <MDC unit>^<REF_ID>^MDC, OBX-8 measurement status, OBX-11 R/P/X, OBX-14 time,
-//!      OBX-18 equipment instance id (EUI-64 when the device has one)
+//!      OBX-18 equipment instance id: the device's EUI-64, or one derived from its identity
 //! NTE  after an OBX whose flags OBX-8 cannot carry (time quality, unmapped code)
 //! ```
 //! Values stay in the device's MDC unit: PCD-01 is MDC-native, so nothing is converted.
@@ -24,7 +26,9 @@ use crate::time::Timestamp;
 /// The IHE PCD-01 message profile OID (MSH-21 component 3).
 pub const PCD01_PROFILE_OID: &str = "1.3.6.1.4.1.19376.1.6.1.1.1";
 
-/// Writes text with the HL7 escape sequences of the default delimiters (§2.7.1).
+/// Writes text with the HL7 escape sequences of the default delimiters (§2.7.1). CR and LF are
+/// written as the hex escapes of their own bytes (§2.7.3 `\Xdddd...\`): `\X0D\` and `\X0A\`, so
+/// a receiver restores the text as it was.
 pub fn escape(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
@@ -33,7 +37,8 @@ pub fn escape(out: &mut String, text: &str) {
             '&' => out.push_str("\\T\\"),
             '~' => out.push_str("\\R\\"),
             '\\' => out.push_str("\\E\\"),
-            '\r' | '\n' => out.push_str("\\X0D\\"),
+            '\r' => out.push_str("\\X0D\\"),
+            '\n' => out.push_str("\\X0A\\"),
             c => out.push(c),
         }
     }
@@ -54,7 +59,15 @@ fn obx8(flags: Flags, absent: Option<AbsentReason>) -> String {
     if flags.contains(Flags::INVALID) {
         v.push("INV");
     }
-    if flags.intersects(Flags::QUESTIONABLE | Flags::ARTIFACT | Flags::OUT_OF_TRACK | Flags::LOW_SIGNAL_QUALITY) {
+    // A value that is present but questionable (sensor off with a held display value, pulse
+    // search, artefact, low perfusion, ...): measurement status QUES, IHE PCD TF-2 OBX-8 (the
+    // PCD extension of HL7 table 0078). Not `A`: that says the patient's value is abnormal.
+    let questionable = match absent {
+        None => Flags::QUESTIONABLE_VALUE,
+        // No value: sensor-off is already `OFF`; the device's own quality flags still say QUES.
+        Some(_) => Flags::QUESTIONABLE | Flags::ARTIFACT | Flags::OUT_OF_TRACK | Flags::LOW_SIGNAL_QUALITY,
+    };
+    if flags.intersects(questionable) {
         v.push("QUES");
     }
     if flags.contains(Flags::CALIBRATING) {
@@ -93,19 +106,53 @@ const NTE_FLAGS: Flags = Flags(
         | Flags::PULSE_SEARCH.0
         | Flags::LOW_BATTERY.0
         | Flags::FROM_STORAGE.0
+        | Flags::TIME_CORRECTED.0
         | Flags::OUT_OF_RANGE.0
         | Flags::SENSOR_OFF.0
         | Flags::ARTIFACT.0
         | Flags::OUT_OF_TRACK.0,
 );
 
-/// OBX-18: the EUI-64 when the device has one (PCD-01 prefers the VMD's or MDS's EUI-64),
-/// otherwise the identity key in the gateway's namespace.
+/// OBX-18: the DEC profile identifies equipment by EUI-64 (HL7 table 0301 `EUI-64`), written
+/// `<EUI-64>^^<EUI-64>^EUI-64` as PCD-01 examples do. A device without one gets the id derived
+/// from its identity key ([`DeviceContext::eui64`]); component 2 (namespace) then says `MEDGW`
+/// assigned it, as GE's B40 names itself where it builds an id from its MAC.
 fn equipment_id(ctx: &DeviceContext) -> String {
-    match ctx.identity.eui64 {
-        Some(e) => alloc::format!("{e}^^{e}^EUI-64"),
-        None => alloc::format!("{}^MEDGW", esc(&ctx.key())),
+    match ctx.eui64() {
+        (e, false) => alloc::format!("{e}^^{e}^EUI-64"),
+        (e, true) => alloc::format!("{e}^MEDGW^{e}^EUI-64"),
     }
+}
+
+/// PID and PV1, always: the bed (PV1-3) must reach the receiver whether or not a patient is
+/// bound, and HL7 v2.6 ORU_R01 carries PV1 only after a PID.
+///
+/// Without a bound patient medgw never guesses one (decisions.md). v2.6 requires PID-3, so the
+/// PID is the one vendor feeds send for an unidentified patient: a temporary identifier — the
+/// bed, `site/unit[/room]/bed`, assigned by `MEDGW`, type `ANON` (table 0203, anonymous
+/// identifier) — with PID-31 Identity Unknown Indicator `Y`, and PV1-2 patient class `U`
+/// (unknown). PID-5 is required: the gateway knows no name, so an empty name of type `U`
+/// (unspecified, table 0200), bound or not.
+fn patient_visit(m: &mut String, ctx: &DeviceContext) {
+    let loc = &ctx.location;
+    let class = match &ctx.patient {
+        Some(p) => {
+            let _ = write!(m, "PID|||{}^^^{}^MR||^^^^^^U\r", esc(&p.id), esc(p.system.as_deref().unwrap_or("")));
+            "I"
+        }
+        None => {
+            let mut bed = alloc::format!("{}/{}/", loc.site, loc.unit);
+            if let Some(room) = &loc.room {
+                bed.push_str(room);
+                bed.push('/');
+            }
+            bed.push_str(&loc.bed);
+            // PID-31 is the 26th field after PID-5.
+            let _ = write!(m, "PID|||{}^^^MEDGW^ANON||^^^^^^U||||||||||||||||||||||||||Y\r", esc(&bed));
+            "U"
+        }
+    };
+    let _ = write!(m, "PV1||{class}|{}^{}^{}^{}\r", esc(&loc.unit), esc(loc.room.as_deref().unwrap_or("")), esc(&loc.bed), esc(&loc.site));
 }
 
 fn code_field(nom: &Nomenclature, code: MdcCode, vendor: Option<&crate::observation::VendorCode>) -> String {
@@ -122,7 +169,12 @@ fn code_field(nom: &Nomenclature, code: MdcCode, vendor: Option<&crate::observat
     }
 }
 
+/// OBX-6. A unit with no MDC code (code 0, "not mapped") is left empty: `0^^MDC` would name a
+/// unit that does not exist, and OBX-6 is optional (HL7 v2.6 §7.4.2.6).
 fn unit_field(nom: &Nomenclature, unit: MdcCode) -> String {
+    if unit.is_unmapped() {
+        return String::new();
+    }
     match nom.unit(unit) {
         Some(u) => alloc::format!("{}^{}^MDC", unit.0, esc(&u.ref_id)),
         None => alloc::format!("{}^^MDC", unit.0),
@@ -167,24 +219,19 @@ pub fn oru_r01(observations: &[&Observation], nom: &Nomenclature, message_id: &s
     let first = observations.first()?;
     let ctx = &first.context;
     let mut m = String::with_capacity(256 + observations.len() * 160);
-    // MSH: sending application = medgw on this gateway, sending facility = site.
+    // MSH: sending application = medgw on this gateway, identified by the gateway's EUI-64
+    // as the DEC profile identifies equipment; sending facility = site.
+    let gw = ctx.gateway_eui64();
     let _ = write!(
         m,
-        "MSH|^~\\&|MEDGW^{gw}^L|{site}|||{now}||ORU^R01^ORU_R01|{id}|P|2.6|||NE|AL||UNICODE UTF-8|||IHE_PCD_001^IHE PCD^{PCD01_PROFILE_OID}^ISO\r",
-        gw = esc(&ctx.gateway),
+        "MSH|^~\\&|MEDGW^{gw}^EUI-64|{site}|||{now}||ORU^R01^ORU_R01|{id}|P|2.6|||NE|AL||UNICODE UTF-8|||IHE_PCD_001^IHE PCD^{PCD01_PROFILE_OID}^ISO\r",
         site = esc(&ctx.location.site),
         now = now.hl7(),
         id = esc(message_id),
     );
-    if let Some(p) = &ctx.patient {
-        // PID-5 is required in v2.6; the gateway knows no name, so it sends an empty name of
-        // type U (unspecified, HL7 table 0200) rather than inventing one.
-        let _ = write!(m, "PID|||{}^^^{}^MR||^^^^^^U\r", esc(&p.id), esc(p.system.as_deref().unwrap_or("")));
-        let loc = &ctx.location;
-        let _ = write!(m, "PV1||I|{}^{}^{}^{}\r", esc(&loc.unit), esc(loc.room.as_deref().unwrap_or("")), esc(&loc.bed), esc(&loc.site));
-    }
+    patient_visit(&mut m, ctx);
     let obr_time = observations.iter().map(|o| o.reading.effective_time()).min().unwrap_or(now);
-    let _ = write!(m, "OBR|1||{}^MEDGW|182777000^monitoring of patient^SCT|||{}\r", esc(message_id), obr_time.hl7());
+    let _ = write!(m, "OBR|1||{}^MEDGW^{gw}^EUI-64|182777000^monitoring of patient^SCT|||{}\r", esc(message_id), obr_time.hl7());
 
     let mut w = ObxWriter { out: &mut m, set_id: 0, time: String::new(), equipment: equipment_id(ctx) };
     // Containment (OBX-4): MDS 1, VMD 1; scalar metrics in channel 1, each compound in its own

@@ -480,13 +480,15 @@ mod tests {
             assert_eq!(decoded(&out), sent(&clean), "{name}");
             let mut t = 3_010;
             // The display values hold for 10 s after the sensor goes off (DF8 sends only those).
+            // Faults are 5 s apart: after each, DF8 holds its frames until three in a row
+            // confirm the lock again, and a fault within those frames would cost them.
             for (fault, ms) in [
-                (Fault::BadChecksum, 3_000),
-                (Fault::Truncate, 3_000),
-                (Fault::Garbage(40), 3_000),
+                (Fault::BadChecksum, 5_000),
+                (Fault::Truncate, 5_000),
+                (Fault::Garbage(40), 5_000),
                 (Fault::SensorOff(true), 12_000),
-                (Fault::Silence(2_000), 3_000),
-                (Fault::SensorOff(false), 3_000),
+                (Fault::Silence(2_000), 5_000),
+                (Fault::SensorOff(false), 5_000),
             ] {
                 sim.inject(fault);
                 run(&mut sim, &mut d, t, ms, &mut out);

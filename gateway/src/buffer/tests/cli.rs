@@ -22,6 +22,8 @@ fn stats_and_export_while_the_store_is_open() {
     assert_eq!(stats.max_bytes, 64 << 20);
     assert_eq!(stats.oldest, Some(batch[5].reading.receipt_time));
     assert!(stats.bytes > 0);
+    assert!(stats.reserve_present && stats.reserve_bytes > 0, "{stats:?}");
+    assert!(stats.disk_free_bytes.is_some());
 
     let mut out = Vec::new();
     let lines = cli::export(&cfg.path, &mut out).unwrap();

@@ -13,6 +13,7 @@ use crate::config::{BufferConfig, Replay, WhenFull};
 mod cli;
 mod corruption;
 mod crash;
+mod disk;
 mod handle;
 mod store;
 
@@ -33,6 +34,7 @@ fn context(bed: usize) -> Arc<DeviceContext> {
         },
         location: Location { site: "HOSP".into(), unit: "ICU".into(), room: Some(format!("R{}", bed / 2)), bed: format!("BED{bed}") },
         patient: Some(Patient { id: format!("P{bed:06}"), system: Some("urn:oid:1.2.3.4".into()) }),
+        gateway_eui64: None,
     })
 }
 

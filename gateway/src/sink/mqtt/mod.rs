@@ -141,6 +141,9 @@ impl AuxQueue {
 /// Everything the sink needs.
 pub struct SinkParams {
     pub config: MqttConfig,
+    /// Built by [`transport::tls_config`] before the gateway starts: a TLS set-up that cannot
+    /// be built stops `medgw run` with an error instead of leaving a sink that never sends.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     pub gateway: String,
     pub replay: Replay,
     pub buffer: BufferHandle,
@@ -225,17 +228,7 @@ pub fn encode(obs: &Observation, format: PayloadFormat, nom: &Nomenclature, out:
 /// acknowledgements in flight, then says goodbye (the status goes to offline).
 pub async fn run(mut p: SinkParams) {
     let topics = Topics::new(&p.config.topic_prefix, &p.gateway);
-    let tls = match &p.config.tls {
-        Some(t) => match transport::tls_config(t) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                tracing::error!(error = %e, "MQTT TLS configuration is unusable; the sink cannot start");
-                p.shutdown.cancelled().await;
-                return;
-            }
-        },
-        None => None,
-    };
+    let tls = p.tls.take();
     let mut outbox = Outbox::new(p.replay);
     let mut aux = AuxQueue::default();
     aux.push(AuxMessage { topic: topics.status(), payload: status_payload(&p.gateway, "online"), retain: true, sticky: true }, &p.stats);

@@ -142,22 +142,19 @@ impl<'a> RrIntervals<'a> {
     }
 }
 
-/// An RR interval of `raw` / 1024 s in milliseconds, exactly: raw × 1000 / 1024 =
-/// raw × 0.9765625 ms has at most seven decimals, so nothing is rounded; trailing zeros are
-/// dropped, which keeps every digit the conversion produced and no invented ones
-/// (1024 → 1000 ms, 512 → 500 ms, 1 → 0.9765625 ms).
+/// An RR interval of `raw` / 1024 s in whole milliseconds.
 ///
-/// raw × 0.9765625 = raw × 5^10 × 10^-7, and raw × 5^10 has exactly as many trailing decimal
-/// zeros as raw has factors of two (it has at least ten factors of five); dropping k of them
-/// leaves (raw >> k) × 5^(10−k) × 10^(k−7). So the zeros are counted, not divided out one by
-/// one: this runs for every RR interval a chest strap sends.
+/// The strap measures in steps of 1/1024 s ≈ 0.98 ms (Bluetooth SIG Heart Rate Measurement,
+/// 0x2A37, "RR-Interval ... resolution of 1/1024 second"), so a millisecond is the decimal step that
+/// keeps that resolution without claiming more: the exact quotient `999.0234375 ms` would claim a
+/// resolution of 10^-7 ms that the measurement does not have (decisions.md, "a value keeps its
+/// precision"). `raw × 1000 / 1024` is rounded half up to the nearest ms; the rounding error is at
+/// most 0.5 ms, about half a step of the measurement (1024 → 1000 ms, 800 → 781 ms, 1 → 1 ms).
 pub fn rr_millis(raw: u16) -> crate::decimal::Decimal {
-    const POW5: [i64; 11] = [1, 5, 25, 125, 625, 3125, 15_625, 78_125, 390_625, 1_953_125, 9_765_625];
-    // At most 7 zeros (the exponent stops at 0); raw = 0 has 16 "trailing zeros" and gives 0 × 10^0.
-    let k = raw.trailing_zeros().min(7);
-    let m = (raw >> k) as i64 * POW5.get(10 - k as usize).copied().unwrap_or(1);
-    // |m| <= 65535 × 9765625 < 10^12 and -7 <= k - 7 <= 0: always within Decimal's range.
-    crate::decimal::Decimal::new(m, k as i8 - 7).unwrap_or(crate::decimal::Decimal::from_int(0))
+    // raw × 1000 <= 65_535_000 fits in u32; adding 512 (half of 1024) rounds half up.
+    let ms = (raw as u32 * 1000 + 512) / 1024;
+    // ms <= 64_000: always an i32 and within Decimal's range.
+    crate::decimal::Decimal::from_int(ms as i32)
 }
 
 /// A validated Heart Rate Measurement.
@@ -269,10 +266,8 @@ static ENERGY_EXPENDED: crate::observation::VendorCode = crate::observation::Ven
 /// Kardio FHIR IG example `urn:iso:std:iso:11073:10101#147240`). Not yet in `crate::mdc`.
 pub const MDC_ECG_TIME_PD_RR_GL: crate::mdc::MdcCode = crate::mdc::MdcCode::scada(16168);
 
-/// MDC_DIM_KILO_JOULES, 4::3971: MDC_DIM_X_JOULES is 3968 (10101 dimension table, several
-/// public nomenclature headers) and the kilo prefix adds 3, as in MDC_DIM_KILO_PASCAL
-/// (3840 + 3 = 3843) and MDC_DIM_KILO_G (1728 + 3 = 1731). Not yet in `crate::mdc`.
-pub const MDC_DIM_KILO_JOULES: crate::mdc::MdcCode = crate::mdc::MdcCode::dim(3971);
+/// MDC_DIM_KILO_JOULES, 4::3971 (see [`crate::mdc::unit::MDC_DIM_KILO_JOULES`]).
+pub const MDC_DIM_KILO_JOULES: crate::mdc::MdcCode = crate::mdc::unit::MDC_DIM_KILO_JOULES;
 
 #[cfg(test)]
 mod tests {
@@ -301,12 +296,14 @@ mod tests {
     }
 
     #[test]
-    fn rr_conversion_is_exact() {
-        assert_eq!(rr_millis(1).to_string(), "0.9765625");
+    fn rr_intervals_are_whole_milliseconds() {
+        // 1/1024 s ≈ 0.98 ms: whole ms keep the resolution and claim no more.
+        assert_eq!(rr_millis(1).to_string(), "1");
         assert_eq!(rr_millis(512).to_string(), "500");
-        assert_eq!(rr_millis(800).to_string(), "781.25");
+        assert_eq!(rr_millis(800).to_string(), "781");
         assert_eq!(rr_millis(0).to_string(), "0");
-        assert_eq!(rr_millis(u16::MAX).to_string(), "63999.0234375");
+        assert_eq!(rr_millis(1023).to_string(), "999");
+        assert_eq!(rr_millis(u16::MAX).to_string(), "63999");
     }
 
     #[test]
@@ -337,17 +334,12 @@ mod tests {
     }
 
     #[test]
-    fn rr_conversion_equals_dividing_the_zeros_out_for_every_raw_value() {
-        // The counted form against the plain one (multiply by 9765625 × 10^-7, then strip
-        // trailing zeros one by one while there are decimals), on all 65536 inputs; Decimal's
-        // equality compares mantissa and exponent, so "500" and "500.0" differ here.
+    fn rr_rounding_is_within_half_a_millisecond_for_every_raw_value() {
         for raw in 0..=u16::MAX {
-            let (mut m, mut e) = (raw as i64 * 9_765_625, -7i8);
-            while e < 0 && m % 10 == 0 {
-                m /= 10;
-                e += 1;
-            }
-            assert_eq!(rr_millis(raw), crate::decimal::Decimal::new(m, e).unwrap(), "raw {raw}");
+            let d = rr_millis(raw);
+            assert_eq!(d.exponent(), 0, "raw {raw}");
+            let exact = raw as f64 * 1000.0 / 1024.0;
+            assert!((d.to_f64() - exact).abs() <= 0.5, "raw {raw}: {d} vs {exact}");
         }
     }
 

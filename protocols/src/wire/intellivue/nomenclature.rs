@@ -111,7 +111,9 @@ pub fn metric(physio_id: u16) -> Option<MdcCode> {
         NOM_AWAY_RESP_RATE => extra::MDC_AWAY_RESP_RATE,
         // etCO2: 20656 as a partial pressure (mmHg/kPa), 20636 as a concentration (%).
         // [UNCONFIRMED against RTMMS: Philips NOM table only; see protocols.md §6.]
-        NOM_AWAY_CO2_ET => code::MDC_AWAY_CO2_ET,
+        // Philips exports etCO2 (mmHg) as NOM_AWAY_CO2_ET; PCD-01 and 10101 (RTMMS) publish it as
+        // 151708 MDC_CONC_AWAY_CO2_ET (see `crate::mdc::code::MDC_CONC_AWAY_CO2_ET`).
+        NOM_AWAY_CO2_ET => code::MDC_CONC_AWAY_CO2_ET,
         NOM_CONC_AWAY_CO2_ET => code::MDC_CONC_AWAY_CO2_ET,
         // NOM_TEMP is the site-unspecified temperature (MDC_TEMP), not MDC_TEMP_BODY.
         NOM_TEMP => code::MDC_TEMP,
@@ -170,7 +172,7 @@ mod tests {
     #[test]
     fn combined_codes_follow_the_partition_rule() {
         // protocols.md §6: SpO2 150456, pleth PR 149538, ECG HR 147842, NIBP 150021..23,
-        // RR 151562, etCO2 151728, PI 150448.
+        // RR 151562, etCO2 151708, PI 150448.
         assert_eq!(metric(0x4BB8), Some(MdcCode(150_456)));
         assert_eq!(metric(18466), Some(MdcCode(149_538)));
         assert_eq!(metric(16770), Some(MdcCode(147_842)));
@@ -178,11 +180,12 @@ mod tests {
         assert_eq!(metric(18950).map(|c| c.0), Some(150_022));
         assert_eq!(metric(18951).map(|c| c.0), Some(150_023));
         assert_eq!(metric(20490).map(|c| c.0), Some(151_562));
-        assert_eq!(metric(20656).map(|c| c.0), Some(151_728));
+        // NOM_AWAY_CO2_ET (20656) is published as 151708 MDC_CONC_AWAY_CO2_ET, not 151728.
+        assert_eq!(metric(20656).map(|c| c.0), Some(151_708));
         assert_eq!(metric(19376).map(|c| c.0), Some(150_448));
-        // Every mapped metric is 0x20000 | its physio id.
+        // Every other mapped metric is 0x20000 | its physio id.
         for id in 0..=u16::MAX {
-            if let Some(c) = metric(id) {
+            if let Some(c) = metric(id).filter(|_| id != physio::NOM_AWAY_CO2_ET) {
                 assert_eq!(c, MdcCode::scada(id), "{id}");
             }
         }

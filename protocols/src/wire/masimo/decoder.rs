@@ -27,7 +27,11 @@
 //! Quality: the EXC and ALARM words of the same line set flags on every value (see
 //! [`super::status`]). A line is decoded whole or not at all: one field that does not parse
 //! means the line is damaged (the format has no checksum), and its other values are not
-//! trusted either.
+//! trusted either; so does a percentage outside 0–100 ([`Error::Implausible`]). The line's
+//! syntax is the format's only guard, and it is a strong one: a line needs a valid
+//! `MM/DD/YY HH:MM:SS` time stamp and `TAG=value` fields whose values parse, which random bytes
+//! and the binary or differently framed output of the other protocols do not produce
+//! (`tests/hostile.rs` feeds both). So Masimo needs no lock or rate gate.
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -83,6 +87,16 @@ fn parse_serial(value: &[u8]) -> Result<Option<&str>, Error> {
     core::str::from_utf8(value).map(Some).map_err(|_| bad)
 }
 
+/// The line has no checksum, so a value the device cannot send marks the line damaged: SpO2,
+/// PI, SpCO and SpMet are percentages of a whole (0–100).
+fn plausible(tag: Tag, d: crate::decimal::Decimal) -> Result<(), Error> {
+    let v = d.to_f64();
+    if tag.percent() && !(0.0..=100.0).contains(&v) {
+        return Err(Error::Implausible { field: tag.name(), value: v.clamp(0.0, u32::MAX as f64) as u32 });
+    }
+    Ok(())
+}
+
 /// What one line said, checked in full before anything is emitted.
 struct Record<'a> {
     time: DeviceTime,
@@ -111,6 +125,9 @@ fn parse_record(rec: &[u8]) -> Result<Record<'_>, Error> {
             Tag::Exc => r.exc = parse_hex(tag, value, EXC_WIDTHS)?,
             _ => {
                 let reading = parse_number(tag, value)?;
+                if let Reading::Number(d) = reading {
+                    plausible(tag, d)?;
+                }
                 if let Some(slot) = r.readings.get_mut(r.count) {
                     *slot = (tag, reading);
                     r.count += 1;
@@ -297,6 +314,8 @@ mod tests {
         assert!(matches!(ev[..], [Event::Rejected { error: Error::BadField { field: "EXC", value: 4 }, .. }]));
         let ev = decode(b"03/15/24 10:22:05 SPO2=097% SPO2=098%\r\n");
         assert!(matches!(ev[..], [Event::Rejected { .. }]));
+        let ev = decode(b"03/15/24 10:22:05 SPO2=107% BPM=072 EXC=000800\r\n");
+        assert_eq!(ev, [Event::Rejected { offset: 0, error: Error::Implausible { field: "SPO2", value: 107 } }]);
     }
 
     #[test]

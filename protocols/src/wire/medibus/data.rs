@@ -112,14 +112,16 @@ pub struct CodeDef {
 
 /// Codepage 1 codes (MEDIBUS.X CP1 table in VSCaptureDrgVent `Class2.cs`, protocols.md §4).
 /// 0xD2/0xC8/0xCD are the invasive arterial pressures (MDC_PRESS_BLD_ART_ABP_*), not NIBP.
-/// 0xDB (etCO2 in %) is a concentration; its MDC code (MDC_CONC_AWAY_CO2_ET) is unconfirmed,
-/// so it stays unmapped with its unit.
+/// etCO2 in mmHg (0xE6) and kPa (0xE3) are one quantity, 151708 MDC_CONC_AWAY_CO2_ET (10101
+/// via RTMMS; the code vendor PCD-01 feeds send with mmHg). 0xDB (etCO2 in %) stays unmapped with
+/// its unit: LOINC 19891-1 is a partial pressure. The three are one reading in three units:
+/// [`super::decoder::measurements`] publishes only one of them.
 pub const CP1: &[CodeDef] = &[
     CodeDef { code: 0xDC, metric: code::MDC_ECG_HEART_RATE, unit: unit::MDC_DIM_BEAT_PER_MIN, name: "heart rate" },
     CodeDef { code: 0xE1, metric: code::MDC_PULS_OXIM_PULS_RATE, unit: unit::MDC_DIM_BEAT_PER_MIN, name: "pulse rate (oximeter)" },
     CodeDef { code: 0xEB, metric: code::MDC_PULS_OXIM_SAT_O2, unit: unit::MDC_DIM_PERCENT, name: "SpO2" },
-    CodeDef { code: 0xE6, metric: code::MDC_AWAY_CO2_ET, unit: unit::MDC_DIM_MMHG, name: "etCO2 (mmHg)" },
-    CodeDef { code: 0xE3, metric: code::MDC_AWAY_CO2_ET, unit: unit::MDC_DIM_KILO_PASCAL, name: "etCO2 (kPa)" },
+    CodeDef { code: 0xE6, metric: code::MDC_CONC_AWAY_CO2_ET, unit: unit::MDC_DIM_MMHG, name: "etCO2 (mmHg)" },
+    CodeDef { code: 0xE3, metric: code::MDC_CONC_AWAY_CO2_ET, unit: unit::MDC_DIM_KILO_PASCAL, name: "etCO2 (kPa)" },
     CodeDef { code: 0xDB, metric: MdcCode::UNMAPPED, unit: unit::MDC_DIM_PERCENT, name: "etCO2 (%)" },
     CodeDef { code: 0xD6, metric: code::MDC_RESP_RATE, unit: unit::MDC_DIM_RESP_PER_MIN, name: "respiratory rate" },
     CodeDef { code: 0xD5, metric: code::MDC_CO2_RESP_RATE, unit: unit::MDC_DIM_RESP_PER_MIN, name: "respiratory rate (CO2)" },
@@ -253,8 +255,8 @@ mod tests {
     #[test]
     fn code_table() {
         assert_eq!(lookup(0xDC).metric, code::MDC_ECG_HEART_RATE);
-        assert_eq!((lookup(0xE3).metric, lookup(0xE3).unit), (code::MDC_AWAY_CO2_ET, unit::MDC_DIM_KILO_PASCAL));
-        assert_eq!((lookup(0xE6).metric, lookup(0xE6).unit), (code::MDC_AWAY_CO2_ET, unit::MDC_DIM_MMHG));
+        assert_eq!((lookup(0xE3).metric, lookup(0xE3).unit), (code::MDC_CONC_AWAY_CO2_ET, unit::MDC_DIM_KILO_PASCAL));
+        assert_eq!((lookup(0xE6).metric, lookup(0xE6).unit), (code::MDC_CONC_AWAY_CO2_ET, unit::MDC_DIM_MMHG));
         assert_eq!(lookup(0xCD).metric, code::MDC_PRESS_BLD_ART_ABP_MEAN);
         assert!(lookup(0x05).metric.is_unmapped());
         assert_eq!(code_name(0x05), "0x05");

@@ -119,13 +119,21 @@ fn wire(m: Message<'_>) -> Vec<u8> {
     v
 }
 
+/// etCO2 records of codepage 1, most preferred first: mmHg (the unit PCD-01 feeds and the FHIR
+/// output use), kPa, %. A Dräger device sends the one reading in each unit it displays.
+const ETCO2_CODES: [u8; 3] = [0xE6, 0xE3, 0xDB];
+
 /// The measurements of a measured-data (codepage 1) response. A record whose value does not
-/// parse is rejected on its own; the others are published.
+/// parse is rejected on its own; the others are published. etCO2 sent in several units is one
+/// reading, so only the most preferred unit is published ([`ETCO2_CODES`]): two observations of
+/// one reading would count twice in a chart or a trend.
 pub fn measurements(data: &[u8], offset: u64, out: &mut Vec<Event>) {
     let recs = match records(data) {
         Ok(r) => r,
         Err(error) => return out.push(Event::Rejected { offset, error }),
     };
+    // The first etCO2 code (in preference order) that the response holds.
+    let etco2 = ETCO2_CODES.iter().copied().find(|c| recs.clone().any(|r| matches!(r, Ok((code, _)) if code == *c)));
     for rec in recs {
         let (code, raw) = match rec {
             Ok(r) => r,
@@ -134,6 +142,9 @@ pub fn measurements(data: &[u8], offset: u64, out: &mut Vec<Event>) {
                 continue;
             }
         };
+        if ETCO2_CODES.contains(&code) && Some(code) != etco2 {
+            continue;
+        }
         let def = lookup(code);
         let m = match super::data::parse_value(raw) {
             Ok(Reading::Number(d)) => Measurement::numeric(def.metric, d, def.unit),
@@ -543,7 +554,7 @@ mod tests {
 
     #[test]
     fn keep_alive_when_polling_is_slow() {
-        let mut d = MedibusDecoder::new(&DecoderOptions { poll_period_ms: 10_000, listen_only: false });
+        let mut d = MedibusDecoder::new(&DecoderOptions { poll_period_ms: 10_000, listen_only: false, ..Default::default() });
         let mut out = Vec::new();
         d.start(t(0), &mut out);
         feed(&mut d, &response(cmd::ICC, b""), t(0));
@@ -561,7 +572,7 @@ mod tests {
 
     #[test]
     fn listen_only_never_transmits_and_decodes_what_it_sees() {
-        let mut d = MedibusDecoder::new(&DecoderOptions { poll_period_ms: 1000, listen_only: true });
+        let mut d = MedibusDecoder::new(&DecoderOptions { poll_period_ms: 1000, listen_only: true, ..Default::default() });
         assert!(!d.sends_requests());
         let mut out = Vec::new();
         d.start(t(0), &mut out);
@@ -590,6 +601,31 @@ mod tests {
         assert_eq!(x.value.numeric(), Some(Decimal::from_int(12)));
         assert_eq!(out[3], Event::Rejected { offset: 7, error: Error::BadText { field: "medibus value" } });
         let Event::Measurement(co2) = &out[4] else { panic!() };
-        assert_eq!((co2.metric, co2.unit, co2.value.numeric()), (code::MDC_AWAY_CO2_ET, unit::MDC_DIM_KILO_PASCAL, Decimal::new(53, -1)));
+        assert_eq!(
+            (co2.metric, co2.unit, co2.value.numeric()),
+            (code::MDC_CONC_AWAY_CO2_ET, unit::MDC_DIM_KILO_PASCAL, Decimal::new(53, -1))
+        );
+    }
+
+    #[test]
+    fn etco2_in_several_units_is_one_observation() {
+        // The same reading in mmHg (0xE6), kPa (0xE3) and % (0xDB): only mmHg is published, as
+        // 151708 MDC_CONC_AWAY_CO2_ET.
+        let mut out = Vec::new();
+        measurements(b"E3 5.3DC  72E6  40DB 5.2", 0, &mut out);
+        let ms: Vec<&Measurement> = out.iter().filter_map(|e| if let Event::Measurement(m) = e { Some(m) } else { None }).collect();
+        assert_eq!(ms.len(), 2, "{ms:?}");
+        assert_eq!((ms[0].metric, ms[0].value.numeric()), (code::MDC_ECG_HEART_RATE, Some(Decimal::from_int(72))));
+        assert_eq!(
+            (ms[1].metric, ms[1].unit, ms[1].value.numeric()),
+            (code::MDC_CONC_AWAY_CO2_ET, unit::MDC_DIM_MMHG, Some(Decimal::from_int(40)))
+        );
+        assert_eq!(code::MDC_CONC_AWAY_CO2_ET.0, 151708);
+        // kPa alone is published; % alone too (unmapped).
+        let mut out = Vec::new();
+        measurements(b"DB 5.2E3 5.3", 0, &mut out);
+        assert_eq!(out.len(), 1);
+        let Event::Measurement(co2) = &out[0] else { panic!() };
+        assert_eq!(co2.unit, unit::MDC_DIM_KILO_PASCAL);
     }
 }

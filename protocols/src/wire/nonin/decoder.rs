@@ -12,6 +12,14 @@
 //!   values; while the sensor is off the device may still send the held value for 10 s, which
 //!   is published as the device sent it, flagged [`Flags::SENSOR_OFF`].
 //!
+//! DF8 has no checksum: random bytes pass its frame checks about once in a thousand positions.
+//! Its frames are published only under a confirmed lock, through a rate gate
+//! ([`crate::lock`]): [`LOCK_FRAMES`](crate::lock::LOCK_FRAMES) frames back to back before
+//! the first value and after every resynchronisation, at most [`DF8_MAX_FRAME_RATE`] frames per
+//! second after a backlog of at most [`DF8_BURST_FRAMES`]. DF2 and DF7 need neither: a value takes 25 checksummed frames back to back that
+//! open with a SYNC frame (see [`super::packet`]), which noise or another protocol's stream
+//! does not produce.
+//!
 //! Frames lost whole, without a damaged byte, are invisible to the framing; the count of frames
 //! between SYNC frames catches most such losses, and a pause of more than [`GAP_MS`] between
 //! two `feed` calls drops the packet in progress, which catches the loss of exactly 25·n frames
@@ -27,11 +35,13 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::frame::{Df8Frame, Format};
+use super::frame::{Df8Frame, Format, DF8_LEN};
 use super::packet::{Packet, PacketAssembler, PacketEvent};
 use super::sync::{Df8Sync, FrameSync, SyncEvent};
 use crate::decimal::Decimal;
 use crate::decode::{push_event, Decoder, DecoderOptions, Event};
+use crate::error::Error;
+use crate::lock::StreamLock;
 use crate::mdc::{code, unit, MdcCode};
 use crate::observation::{AbsentReason, DeviceIdentity, Flags, Measurement, Status, Value};
 use crate::time::Timestamp;
@@ -71,10 +81,19 @@ pub fn firmware_string(srev: u8) -> String {
 /// detect.
 pub const GAP_MS: i64 = 200;
 
+/// The DF8 rate gate's default limit in frames per second. The device sends one frame a second
+/// (spec p. 16); twenty is far above that and far below a line that delivers frames at the
+/// speed of noise (a pseudo-terminal: tens of thousands a second).
+pub const DF8_MAX_FRAME_RATE: u32 = 20;
+/// Frames the DF8 rate gate passes at once before the rate applies: a backlog of over an hour
+/// of output (16 KiB), as a reader stalled by a full buffer or a device server's port buffer
+/// delivers it when reading resumes (see [`crate::lock::RateGate`]).
+pub const DF8_BURST_FRAMES: u32 = 4096;
+
 #[derive(Debug)]
 enum Inner {
     Packets { sync: FrameSync, packets: PacketAssembler, last_srev: Option<u8>, last_rx: Option<Timestamp> },
-    Df8 { sync: Df8Sync },
+    Df8 { sync: Df8Sync, lock: StreamLock<Df8Frame> },
 }
 
 /// A Nonin decoder for one data format.
@@ -93,8 +112,20 @@ impl NoninDecoder {
         NoninDecoder::packets("nonin-df7", Format::Df7)
     }
 
+    /// DF8 with the default rate gate ([`DF8_MAX_FRAME_RATE`]).
     pub fn df8() -> NoninDecoder {
-        NoninDecoder { name: "nonin-df8", inner: Inner::Df8 { sync: Df8Sync::new() } }
+        NoninDecoder::df8_with_rate(DF8_MAX_FRAME_RATE)
+    }
+
+    /// DF8 accepting up to `max_frame_rate` frames per second.
+    pub fn df8_with_rate(max_frame_rate: u32) -> NoninDecoder {
+        NoninDecoder {
+            name: "nonin-df8",
+            inner: Inner::Df8 {
+                sync: Df8Sync::new(),
+                lock: StreamLock::new(max_frame_rate, DF8_BURST_FRAMES.max(max_frame_rate.saturating_mul(3))),
+            },
+        }
     }
 
     fn packets(name: &'static str, format: Format) -> NoninDecoder {
@@ -154,18 +185,26 @@ impl Decoder for NoninDecoder {
                     },
                 })
             }
-            Inner::Df8 { sync } => {
+            Inner::Df8 { sync, lock } => {
                 // Two measurements per 4-byte frame: reserve once rather than grow per frame.
                 out.reserve(bytes.len() / 2 + 2);
                 sync.feed(bytes, |e| match e {
-                    SyncEvent::Skipped { offset, error } => out.push(Event::Rejected { offset, error }),
-                    SyncEvent::Frame { frame, .. } => emit_df8(&frame, out),
+                    SyncEvent::Skipped { offset, error } => {
+                        let skipped = match error {
+                            Error::Garbage { skipped } => skipped,
+                            Error::Truncated { got, .. } => got,
+                            _ => DF8_LEN,
+                        };
+                        out.push(Event::Rejected { offset, error });
+                        lock.skipped(skipped, out);
+                    }
+                    SyncEvent::Frame { frame, offset } => lock.frame(frame, offset, now, out, emit_df8),
                 })
             }
         }
     }
 
-    fn start(&mut self, _now: Timestamp, _out: &mut Vec<Event>) {
+    fn start(&mut self, _now: Timestamp, out: &mut Vec<Event>) {
         match &mut self.inner {
             Inner::Packets { sync, packets, last_srev, last_rx } => {
                 sync.reset();
@@ -174,7 +213,10 @@ impl Decoder for NoninDecoder {
                 // Another device may be on the other end after a reconnect.
                 *last_srev = None;
             }
-            Inner::Df8 { sync } => sync.reset(),
+            Inner::Df8 { sync, lock } => {
+                sync.reset();
+                lock.reset(out);
+            }
         }
     }
 }
@@ -187,8 +229,8 @@ pub(super) fn make_df7(_: &DecoderOptions) -> Box<dyn Decoder> {
     Box::new(NoninDecoder::df7())
 }
 
-pub(super) fn make_df8(_: &DecoderOptions) -> Box<dyn Decoder> {
-    Box::new(NoninDecoder::df8())
+pub(super) fn make_df8(opts: &DecoderOptions) -> Box<dyn Decoder> {
+    Box::new(NoninDecoder::df8_with_rate(opts.max_frame_rate.unwrap_or(DF8_MAX_FRAME_RATE)))
 }
 
 #[cfg(test)]
@@ -335,9 +377,31 @@ mod tests {
         let mut out = Vec::new();
         d.feed(&[0x80, 0x48], Timestamp(0), &mut out);
         d.start(Timestamp(0), &mut out);
-        d.feed(&[0x61, 0x00, 0x80, 0x48, 0x61, 0x00], Timestamp(0), &mut out);
-        // The orphaned tail is garbage; the full frame decodes.
+        d.feed(&[0x61, 0x00, 0x80, 0x48, 0x61, 0x00, 0x80, 0x48, 0x61, 0x00, 0x80, 0x48, 0x61, 0x00], Timestamp(0), &mut out);
+        // The orphaned tail is garbage; the three full frames lock and decode.
         assert!(matches!(out[0], Event::Rejected { offset: 2, error: Error::Garbage { skipped: 2 } }), "{out:?}");
-        assert_eq!(values(&out).len(), 2);
+        assert_eq!(values(&out).len(), 6);
+    }
+
+    #[test]
+    fn df8_publishes_only_under_a_lock_and_start_drops_it() {
+        const NP1: [u8; 4] = [0x80, 0x48, 0x61, 0x00];
+        let mut d = NoninDecoder::df8();
+        let mut out = Vec::new();
+        // Two frames, one second apart: held.
+        d.feed(&NP1, Timestamp(0), &mut out);
+        d.feed(&NP1, Timestamp(1000), &mut out);
+        assert!(values(&out).is_empty(), "{out:?}");
+        // The third confirms the lock: all three are published.
+        d.feed(&NP1, Timestamp(2000), &mut out);
+        assert_eq!(values(&out).len(), 6);
+        // A garbage byte drops the lock; the frame after it is held again.
+        out.clear();
+        d.feed(&[0x11], Timestamp(2500), &mut out);
+        d.feed(&NP1, Timestamp(3000), &mut out);
+        assert!(values(&out).is_empty(), "{out:?}");
+        // A reconnect drops the held frame, reported as unconfirmed.
+        d.start(Timestamp(3500), &mut out);
+        assert!(out.contains(&Event::Rejected { offset: 13, error: Error::Unconfirmed { frames: 1 } }), "{out:?}");
     }
 }

@@ -1,8 +1,9 @@
 //! One Nonin frame: checked views over the bytes and validated values with `parse`/`emit`.
 //!
 //! DF2 and DF7 frames carry an 8-bit additive checksum (Nonin 9560 OEM spec, pp. 8 and 12);
-//! DF8 has none (p. 16), so its only integrity checks are the bit-7 pattern and the ranges of
-//! its fields.
+//! DF8 has none (p. 16), so a single frame is checked by its bit-7 pattern, its reserved bits
+//! and the ranges of its fields, and the decoder trusts frames only under a confirmed lock on
+//! the stream ([`crate::lock`]).
 
 use crate::error::Error;
 use crate::quality::Flags;
@@ -291,8 +292,20 @@ impl Df8Frame {
     pub const SNSA: u8 = 0x08;
     pub const LOW_BAT: u8 = 0x01;
 
-    /// Checks the bit-7 pattern (the only framing DF8 has) and that SpO2 is a percentage or the
-    /// missing-data value: without a checksum these are what catches a misaligned frame.
+    /// Bits the spec marks R (reserved) in STATUS: bit 6 (p. 16 table).
+    pub const STATUS_RESERVED: u8 = 0x40;
+    /// Bits the spec marks R in STATUS2: bits 6, 4, 2 and 1 (p. 16 table).
+    pub const STATUS2_RESERVED: u8 = 0x56;
+    /// The pulse rates a Nonin oximeter measures: 18–321 /min (Onyx II 9560 instructions for
+    /// use, Specifications; \[UNCONFIRMED\]: not in the OEM data-format document). 511 is the
+    /// missing-data value.
+    pub const HR_RANGE: core::ops::RangeInclusive<u16> = 18..=321;
+
+    /// Checks everything a DF8 frame has instead of a checksum (spec p. 16): the bit-7 pattern,
+    /// the reserved bits (clear: the spec defines no use for them, and random bytes set one of
+    /// these five bits 31 times in 32), SpO2 a percentage or the missing-data value, and the
+    /// pulse rate within what the device measures or missing. A firmware that one day sets a
+    /// reserved bit is rejected with this reason, visibly, rather than trusted blindly.
     #[inline]
     pub fn parse<T: AsRef<[u8]>>(view: &Df8View<T>) -> Result<Df8Frame, Error> {
         if view.status() & 0x80 == 0 {
@@ -303,11 +316,20 @@ impl Df8Frame {
                 return Err(Error::BadField { field, value: b as u32 });
             }
         }
+        if view.status() & Self::STATUS_RESERVED != 0 {
+            return Err(Error::BadField { field: "nonin df8 status reserved bit", value: view.status() as u32 });
+        }
+        if view.status2() & Self::STATUS2_RESERVED != 0 {
+            return Err(Error::BadField { field: "nonin df8 status2 reserved bits", value: view.status2() as u32 });
+        }
         let spo2 = view.spo2();
         if spo2 > 100 && spo2 != SPO2_MISSING {
             return Err(Error::BadField { field: "nonin df8 spo2", value: spo2 as u32 });
         }
         let hr = ((view.status() & 0x03) as u16) << 7 | view.hr_lsb() as u16;
+        if hr != HR_MISSING && !Self::HR_RANGE.contains(&hr) {
+            return Err(Error::Implausible { field: "nonin df8 pulse rate", value: hr as u32 });
+        }
         Ok(Df8Frame { status: view.status(), hr, spo2, status2: view.status2() })
     }
 
@@ -316,14 +338,15 @@ impl Df8Frame {
         Df8Frame::parse(&Df8View::new_checked(bytes)?)
     }
 
-    /// Writes the four bytes; the heart rate's bits 8–7 go into the status byte.
+    /// Writes the four bytes; the heart rate's bits 8–7 go into the status byte, reserved bits
+    /// are written clear.
     pub fn emit(&self, out: &mut [u8]) -> Result<usize, Error> {
         let out = out.get_mut(..DF8_LEN).ok_or(Error::BufferTooSmall { needed: DF8_LEN })?;
         let hr = self.hr.min(HR_MISSING);
-        out[0] = Self::ALWAYS | (self.status & 0x7C) | (hr >> 7) as u8;
+        out[0] = Self::ALWAYS | (self.status & 0x3C) | (hr >> 7) as u8;
         out[1] = (hr & 0x7F) as u8;
         out[2] = self.spo2 & 0x7F;
-        out[3] = self.status2 & 0x7F;
+        out[3] = self.status2 & 0x7F & !Self::STATUS2_RESERVED;
         Ok(DF8_LEN)
     }
 
@@ -408,6 +431,26 @@ mod tests {
         assert!(matches!(Df8Frame::parse_bytes(&[0x48, 0x61, 0x00, 0x80]), Err(Error::BadField { .. })));
         assert!(matches!(Df8Frame::parse_bytes(&[0x80, 0x48, 0x65, 0x00]), Err(Error::BadField { value: 0x65, .. })));
         assert!(matches!(Df8Frame::parse_bytes(&[0x80, 0x48]), Err(Error::Truncated { needed: 4, got: 2 })));
+    }
+
+    #[test]
+    fn df8_rejects_reserved_bits_and_implausible_pulse_rates() {
+        // NP-1 with STATUS bit 6, then each STATUS2 reserved bit.
+        assert!(matches!(Df8Frame::parse_bytes(&[0xC0, 0x48, 0x61, 0x00]), Err(Error::BadField { value: 0xC0, .. })));
+        for bit in [0x40, 0x10, 0x04, 0x02] {
+            assert!(matches!(Df8Frame::parse_bytes(&[0x80, 0x48, 0x61, bit]), Err(Error::BadField { .. })), "{bit:#x}");
+        }
+        // The defined STATUS2 bits pass.
+        assert!(Df8Frame::parse_bytes(&[0x80, 0x48, 0x61, 0x29]).is_ok());
+        // Pulse rate 0, 17 and 353 (a DF7 stream read as DF8 gave 353) are outside 18–321.
+        for (msb, lsb, hr) in [(0x80u8, 0x00u8, 0u32), (0x80, 0x11, 17), (0x82, 0x61, 353)] {
+            assert_eq!(
+                Df8Frame::parse_bytes(&[msb, lsb, 0x61, 0x00]),
+                Err(Error::Implausible { field: "nonin df8 pulse rate", value: hr })
+            );
+        }
+        assert_eq!(Df8Frame::parse_bytes(&[0x82, 0x41, 0x61, 0x00]).map(|f| f.hr), Ok(321));
+        assert_eq!(Df8Frame::parse_bytes(&[0x80, 0x12, 0x61, 0x00]).map(|f| f.hr), Ok(18));
     }
 
     #[test]
