@@ -402,7 +402,21 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
     let buffer = r.buffer(&mut top);
     let status = r.status(&mut top);
     let devices = r.devices(&mut top);
-    r.finish(top, &["gateway", "mqtt", "buffer", "status", "device"]);
+    // `[adt]` (docs/adt.md) is read by `medgw adt replay|status`; until `medgw run` starts the
+    // ADT listener, the table is checked here with the same reader and noted as not yet used.
+    if let Some(v) = r.get(&mut top, "adt") {
+        let span = v.span();
+        match crate::adt::settings::AdtSettings::parse(text) {
+            Err(e) => r.err(span, "adt", e.to_string(), Some("see docs/adt.md".into())),
+            Ok(_) => r.warn(
+                span,
+                "adt",
+                "`medgw run` does not start the ADT listener yet; the table is used by `medgw adt replay|status`",
+                Some("docs/adt.md, \"What is implemented\"".into()),
+            ),
+        }
+    }
+    r.finish(top, &["gateway", "mqtt", "buffer", "status", "device", "adt"]);
     if let Some(g) = &gateway {
         r.distinct_eui64s(g, &devices);
     }

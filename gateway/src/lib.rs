@@ -5,6 +5,7 @@
 //! joined by bounded channels (ARCHITECTURE.md). This crate holds everything with I/O; the
 //! protocol logic is in `medgw-protocols`.
 
+pub mod adt;
 #[cfg(feature = "tools")]
 pub mod bench;
 pub mod buffer;

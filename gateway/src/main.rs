@@ -66,6 +66,24 @@ enum BufferAction {
 }
 
 #[derive(Subcommand)]
+enum AdtAction {
+    /// Apply a file of ADT messages (MLLP-framed or one segment per line) to an empty
+    /// association state with the configured bed map; print each ACK and audit event, then the
+    /// beds, as JSON lines. Nothing is persisted.
+    Replay {
+        file: PathBuf,
+        /// The configuration file with the [adt] table.
+        #[arg(short, long, default_value = "/etc/medgw/medgw.toml")]
+        config: PathBuf,
+    },
+    /// The persisted association state of every bed, as JSON.
+    Status {
+        #[arg(short, long, default_value = "/etc/medgw/medgw.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum BleAction {
     /// List advertising devices: address, signal strength, name and health services.
     Scan {
@@ -77,6 +95,11 @@ enum BleAction {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The ADT feed: patient-bed association (docs/adt.md).
+    Adt {
+        #[command(subcommand)]
+        action: AdtAction,
+    },
     /// Run the gateway with a configuration file.
     Run {
         /// The configuration file (see config/medgw.toml).
@@ -471,6 +494,21 @@ fn run(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
                     Ok(ExitCode::from(3))
                 }
             }
+        }
+        Command::Adt { action } => {
+            let (config, replay) = match &action {
+                AdtAction::Replay { file, config } => (config, Some(file)),
+                AdtAction::Status { config } => (config, None),
+            };
+            let settings = medgw::adt::AdtSettings::load(config)?;
+            let mut out = std::io::stdout().lock();
+            match replay {
+                Some(file) => {
+                    medgw::adt::cli::replay(file, &settings, &mut out)?;
+                }
+                None => medgw::adt::cli::status(&settings, &mut out)?,
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Buffer { action } => match action {
             BufferAction::Stats { path, json } => {

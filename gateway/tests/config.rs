@@ -452,3 +452,14 @@ fn max_frame_rate_is_optional_and_range_checked() {
     let errs = errors(&GOOD.replace("bed = \"BED1\"\n", "bed = \"BED1\"\nmax_frame_rate = 0\n"));
     assert!(find(&errs, "device[0].max_frame_rate").message.contains("out of range"), "{errs:#?}");
 }
+
+#[test]
+fn an_adt_table_is_checked_and_noted_as_not_yet_run() {
+    let good = format!("{GOOD}\n[adt]\nlisten = \"127.0.0.1:2575\"\nallow = [\"127.0.0.1\"]\n[[adt.beds]]\ngateway_bed = \"BED1\"\nfacility = \"F\"\npoint_of_care = \"ICU\"\nroom = \"1\"\nbed = \"A\"\n");
+    let c = config::parse(&good, Path::new("/etc/medgw")).unwrap();
+    assert_eq!(c.warnings.iter().map(|w| w.key.as_str()).collect::<Vec<_>>(), ["adt"]);
+    // A listener that would accept no one is an error at the table, as `medgw adt` reports it.
+    let bad = good.replace("allow = [\"127.0.0.1\"]\n", "");
+    let errs = errors(&bad);
+    assert!(find(&errs, "adt").message.contains("allow"), "{errs:#?}");
+}

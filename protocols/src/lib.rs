@@ -32,9 +32,13 @@ pub mod units;
 pub mod wire;
 
 #[cfg(feature = "alloc")]
+pub mod association;
+#[cfg(feature = "alloc")]
 pub mod decode;
 #[cfg(feature = "alloc")]
 pub mod encode;
+#[cfg(feature = "alloc")]
+pub mod hl7;
 #[cfg(feature = "alloc")]
 pub mod lock;
 #[cfg(feature = "alloc")]

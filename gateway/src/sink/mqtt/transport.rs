@@ -100,7 +100,7 @@ fn pem_items(which: TlsFile, path: &Path) -> Result<(Vec<CertificateDer<'static>
     Ok((certs, keys))
 }
 
-fn read_certs(which: TlsFile, path: &Path) -> Result<Vec<CertificateDer<'static>>, TransportError> {
+pub(crate) fn read_certs(which: TlsFile, path: &Path) -> Result<Vec<CertificateDer<'static>>, TransportError> {
     match pem_items(which, path)? {
         (certs, _) if !certs.is_empty() => Ok(certs),
         (_, keys) if !keys.is_empty() => Err(bad(which, path, "holds a private key, not a certificate")),
@@ -108,7 +108,7 @@ fn read_certs(which: TlsFile, path: &Path) -> Result<Vec<CertificateDer<'static>
     }
 }
 
-fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TransportError> {
+pub(crate) fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TransportError> {
     match pem_items(TlsFile::Key, path)? {
         (_, keys) if !keys.is_empty() => Ok(keys.into_iter().next().expect("not empty")),
         (certs, _) if !certs.is_empty() => Err(bad(TlsFile::Key, path, "holds a certificate, not a private key")),
