@@ -376,13 +376,18 @@ fn small_disk(size: &str) {
     let events: Vec<Value> = msgs.iter().filter(|m| m.topic == "medgw/v1/gw-buf/events").map(|m| m.json()).collect();
     let kinds: Vec<&str> = events.iter().filter_map(|e| e["kind"].as_str()).collect();
     eprintln!("{size}: events {kinds:?}");
-    assert_eq!(kinds.iter().filter(|k| **k == "buffer-disk-full").count(), 1, "one disk-full event for the episode: {events:?}\n{log}");
+    // One event per episode, not one per failed write. With drop-oldest the buffer can make
+    // room itself while the other program's file still fills the disk, so the reserve comes back
+    // (`buffer-disk-ok`) and the disk may fill again: at most one episode per reserve hold-off.
+    let episodes = kinds.iter().filter(|k| **k == "buffer-disk-full").count() as u64;
+    assert!((1..=allowed).contains(&episodes), "1 to {allowed} disk-full episodes, one event each: {kinds:?}\n{log}");
     let full_at = kinds.iter().position(|k| *k == "buffer-disk-full").unwrap();
     let ok_at = kinds
         .iter()
-        .position(|k| *k == "buffer-disk-ok")
+        .rposition(|k| *k == "buffer-disk-ok")
         .unwrap_or_else(|| panic!("a disk-ok event once the space returned: {events:?}\n{log}"));
     assert!(ok_at > full_at);
+    assert!(kinds.iter().rposition(|k| *k == "buffer-disk-full").unwrap() < ok_at, "the last episode ended: {kinds:?}");
     // Not wedged: with the disk still full, data already flowed once the broker was back.
     assert!(delivered(&during, "dev0").len() > 100, "data flows on the full disk: {} delivered\n{log}", delivered(&during, "dev0").len());
     // Acknowledgements were applied: the buffer drained (the last readings sent arrived, and
