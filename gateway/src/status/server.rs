@@ -22,12 +22,12 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::log_limit::LogLimiter;
+
 /// The largest request head accepted (hyper's default is about 400 KiB).
 const MAX_HEAD: usize = 64 * 1024;
 /// Connections still answering at shutdown get this long to finish.
 const DRAIN: Duration = Duration::from_secs(2);
-/// Refused connections and failed accepts are logged at most this often.
-const REPORT_EVERY: Duration = Duration::from_secs(60);
 /// After a failed accept (out of descriptors, usually): wait before the next, never spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -39,33 +39,13 @@ pub struct Limits {
     pub lifetime: Duration,
 }
 
-/// Counts occurrences and says when one is to be logged: the first, then one per
-/// [`REPORT_EVERY`] with the number since the last report.
-#[derive(Default)]
-pub struct Throttle {
-    last: Option<Instant>,
-    since: u64,
-}
-
-impl Throttle {
-    pub fn report(&mut self, now: Instant) -> Option<u64> {
-        self.since += 1;
-        match self.last {
-            Some(t) if now.duration_since(t) < REPORT_EVERY => None,
-            _ => {
-                self.last = Some(now);
-                Some(std::mem::take(&mut self.since))
-            }
-        }
-    }
-}
-
 /// Accepts and serves until `shutdown`, then lets open connections finish (up to [`DRAIN`]).
 pub async fn run(listener: TcpListener, app: Router, limits: Limits, shutdown: CancellationToken) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let mut conns = JoinSet::new();
-    let mut refused = Throttle::default();
-    let mut failed = Throttle::default();
+    // Refused connections and failed accepts: the first logged at once, then one line a minute
+    // with the count (the shared limiter of repeating log lines).
+    let mut repeats: LogLimiter<&'static str> = LogLimiter::default();
     let stop = shutdown.child_token();
     loop {
         while conns.try_join_next().is_some() {}
@@ -76,8 +56,8 @@ pub async fn run(listener: TcpListener, app: Router, limits: Limits, shutdown: C
         let stream = match accepted {
             Ok((stream, _)) => stream,
             Err(e) => {
-                if let Some(n) = failed.report(Instant::now()) {
-                    tracing::warn!(error = %e, failures = n, "status server: accept failed; retrying");
+                if let Some(suppressed) = repeats.report("accept", Instant::now()) {
+                    tracing::warn!(error = %e, failures = suppressed + 1, "status server: accept failed; retrying");
                 }
                 tokio::time::sleep(ACCEPT_BACKOFF).await;
                 continue;
@@ -85,10 +65,10 @@ pub async fn run(listener: TcpListener, app: Router, limits: Limits, shutdown: C
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             drop(stream);
-            if let Some(n) = refused.report(Instant::now()) {
+            if let Some(suppressed) = repeats.report("refused", Instant::now()) {
                 tracing::warn!(
                     max_connections = limits.max_connections,
-                    refused = n,
+                    refused = suppressed + 1,
                     "status server: too many connections open; closing new ones"
                 );
             }
@@ -128,16 +108,19 @@ pub async fn run(listener: TcpListener, app: Router, limits: Limits, shutdown: C
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::log_limit::REPEAT_INTERVAL;
 
     #[test]
     fn repeated_failures_are_logged_once_a_minute_with_the_count() {
-        let mut t = Throttle::default();
+        // As the accept loop uses it: the count logged is the occurrences since the last line.
+        let mut t: LogLimiter<&'static str> = LogLimiter::default();
+        let count = |r: Option<u64>| r.map(|suppressed| suppressed + 1);
         let t0 = Instant::now();
-        assert_eq!(t.report(t0), Some(1));
-        assert_eq!(t.report(t0 + Duration::from_secs(1)), None);
-        assert_eq!(t.report(t0 + Duration::from_secs(2)), None);
-        assert_eq!(t.report(t0 + REPORT_EVERY), Some(3));
-        assert_eq!(t.report(t0 + REPORT_EVERY + Duration::from_secs(1)), None);
+        assert_eq!(count(t.report("accept", t0)), Some(1));
+        assert_eq!(count(t.report("accept", t0 + Duration::from_secs(1))), None);
+        assert_eq!(count(t.report("accept", t0 + Duration::from_secs(2))), None);
+        assert_eq!(count(t.report("accept", t0 + REPEAT_INTERVAL)), Some(3));
+        assert_eq!(count(t.report("accept", t0 + REPEAT_INTERVAL + Duration::from_secs(1))), None);
     }
 
     /// Reads until the server closes the connection; `false` when it is still open at `within`.
