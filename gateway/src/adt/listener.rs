@@ -176,23 +176,40 @@ mod tests {
         (addr, receiver, stop)
     }
 
-    /// The next ACK, or `None` when the peer closes (or stalls) first; bytes outside MLLP frames
-    /// (a TLS alert to a plain client) are not an ACK.
-    async fn read_ack<S: AsyncRead + Unpin>(s: &mut S) -> Option<String> {
-        let mut d = mllp::Deframer::new(4096);
-        let mut out = Vec::new();
-        let mut buf = [0u8; 1024];
-        loop {
-            if let Some(pos) = out.iter().position(|f| matches!(f, mllp::Frame::Message(_))) {
-                let mllp::Frame::Message(m) = out.swap_remove(pos) else { unreachable!() };
-                return Some(String::from_utf8(m).unwrap());
+    /// Reads ACKs from one connection. The deframer and frames already read are kept between
+    /// calls: two ACKs can arrive in one read, and the second must not be lost with the first.
+    #[derive(Default)]
+    struct Acks {
+        deframer: Option<mllp::Deframer>,
+        frames: std::collections::VecDeque<mllp::Frame>,
+    }
+
+    impl Acks {
+        /// The next ACK, or `None` when the peer closes (or stalls) first; bytes outside MLLP
+        /// frames (a TLS alert to a plain client) are not an ACK.
+        async fn next<S: AsyncRead + Unpin>(&mut self, s: &mut S) -> Option<String> {
+            let d = self.deframer.get_or_insert_with(|| mllp::Deframer::new(4096));
+            let mut buf = [0u8; 1024];
+            loop {
+                while let Some(f) = self.frames.pop_front() {
+                    if let mllp::Frame::Message(m) = f {
+                        return Some(String::from_utf8(m).unwrap());
+                    }
+                }
+                let n = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf)).await.ok()?.ok()?;
+                if n == 0 {
+                    return None;
+                }
+                let mut out = Vec::new();
+                d.feed(&buf[..n], &mut out);
+                self.frames.extend(out);
             }
-            let n = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf)).await.ok()?.ok()?;
-            if n == 0 {
-                return None;
-            }
-            d.feed(&buf[..n], &mut out);
         }
+    }
+
+    /// The next ACK on a connection that is read for one ACK only.
+    async fn read_ack<S: AsyncRead + Unpin>(s: &mut S) -> Option<String> {
+        Acks::default().next(s).await
     }
 
     #[tokio::test]
@@ -205,9 +222,10 @@ mod tests {
         let both = [mllp::frame(a01), mllp::frame(a28)].concat();
         s.write_all(&both[..10]).await.unwrap();
         s.write_all(&both[10..]).await.unwrap();
-        let first = read_ack(&mut s).await.unwrap();
+        let mut acks = Acks::default();
+        let first = acks.next(&mut s).await.unwrap();
         assert!(first.contains("\rMSA|AA|C1\r"), "{first}");
-        let second = read_ack(&mut s).await.unwrap();
+        let second = acks.next(&mut s).await.unwrap();
         assert!(second.contains("\rMSA|AR|C2\rERR||MSH^1^9|201^Unsupported event code"), "{second}");
         let t = Timestamp::parse_rfc3339("2026-07-01T10:15:00Z").unwrap();
         assert!(receiver.lock().unwrap().state().patient_at("icu-3b", t).patient().is_some());

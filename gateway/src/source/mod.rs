@@ -319,29 +319,32 @@ impl DeviceRunner {
         self.normalizer.context()
     }
 
-    /// A protocol timer is due.
-    pub async fn poll(&mut self, now: Timestamp) -> Result<Vec<Vec<u8>>, Stop> {
+    /// Asks every decoder for its events with `ask` (a timer, a release, an abort) and handles
+    /// them as fed bytes are handled.
+    async fn each_decoder(
+        &mut self,
+        now: Timestamp,
+        ask: fn(&mut dyn Decoder, Timestamp, &mut Vec<DecodeEvent>),
+    ) -> Result<Vec<Vec<u8>>, Stop> {
         let mut events = std::mem::take(&mut self.events);
         events.clear();
         for d in &mut self.decoders {
-            d.poll(now, &mut events);
+            ask(d.as_mut(), now, &mut events);
         }
         let r = self.process(&mut events, now).await;
         self.events = events;
         r
     }
 
+    /// A protocol timer is due.
+    pub async fn poll(&mut self, now: Timestamp) -> Result<Vec<Vec<u8>>, Stop> {
+        self.each_decoder(now, |d, now, out| d.poll(now, out)).await
+    }
+
     /// The gateway is stopping with the connection open: the requests that end the protocol
     /// session (IntelliVue: release request), if any. See [`DeviceRunner::releasing`].
     pub async fn release(&mut self, now: Timestamp) -> Result<Vec<Vec<u8>>, Stop> {
-        let mut events = std::mem::take(&mut self.events);
-        events.clear();
-        for d in &mut self.decoders {
-            d.release(now, &mut events);
-        }
-        let r = self.process(&mut events, now).await;
-        self.events = events;
-        r
+        self.each_decoder(now, |d, now, out| d.release(now, out)).await
     }
 
     /// True while a release waits for the device's answer.
@@ -352,14 +355,7 @@ impl DeviceRunner {
     /// The connection is dropped for an error: the requests that abort the protocol session
     /// (IntelliVue: abort), if any.
     pub async fn abort(&mut self, now: Timestamp) -> Result<Vec<Vec<u8>>, Stop> {
-        let mut events = std::mem::take(&mut self.events);
-        events.clear();
-        for d in &mut self.decoders {
-            d.abort(now, &mut events);
-        }
-        let r = self.process(&mut events, now).await;
-        self.events = events;
-        r
+        self.each_decoder(now, |d, now, out| d.abort(now, out)).await
     }
 
     /// Whether a log line of this device about `cause` is to be written now:
