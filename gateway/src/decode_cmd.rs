@@ -164,7 +164,7 @@ pub fn run(
 pub fn list(out: &mut impl Write) {
     for p in registry::protocols() {
         let serial = match p.serial {
-            Some((baud, bits, parity, stop)) => format!("{baud} {bits}{parity}{stop}"),
+            Some(settings) => settings.to_string(),
             None if p.gatt => "BLE GATT value per line".to_string(),
             None => "-".to_string(),
         };

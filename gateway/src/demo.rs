@@ -123,22 +123,9 @@ fn demo_config(
         devices: devices
             .iter()
             .map(|(attached, protocol, bed, name)| {
-                let (baud, data_bits, parity, stop_bits) =
-                    medgw_protocols::registry::find(protocol).and_then(|p| p.serial).unwrap_or((9600, 8, 'N', 1));
+                let settings = medgw_protocols::registry::find(protocol).and_then(|p| p.serial).unwrap_or_default();
                 let source = match attached {
-                    Attached::Pty(path) => SourceConfig::Serial {
-                        port: path.clone(),
-                        settings: SerialSettings {
-                            baud,
-                            data_bits,
-                            parity: match parity {
-                                'E' => Parity::Even,
-                                'O' => Parity::Odd,
-                                _ => Parity::None,
-                            },
-                            stop_bits,
-                        },
-                    },
+                    Attached::Pty(path) => SourceConfig::Serial { port: path.clone(), settings },
                     Attached::Tcp(addr) => SourceConfig::TcpClient { host: addr.ip().to_string(), port: addr.port() },
                 };
                 DeviceConfig {

@@ -348,18 +348,7 @@ pub async fn run_port(
     mut on_sent: impl FnMut(Sent) + Send,
 ) -> Result<(), String> {
     let mut sim = run.make()?;
-    let (baud, bits, parity, stop_bits) =
-        medgw_protocols::registry::find(&run.protocol).and_then(|p| p.serial).unwrap_or((9600, 8, 'N', 1));
-    let settings = crate::config::SerialSettings {
-        baud,
-        data_bits: bits,
-        parity: match parity {
-            'E' => crate::config::Parity::Even,
-            'O' => crate::config::Parity::Odd,
-            _ => crate::config::Parity::None,
-        },
-        stop_bits,
-    };
+    let settings = medgw_protocols::registry::find(&run.protocol).and_then(|p| p.serial).unwrap_or_default();
     let mut serial = crate::source::serial::open(&port, &settings).map_err(|e| format!("cannot open {}: {e}", port.display()))?;
     let _ = ready.send(port.clone());
     let start = tokio::time::Instant::now();

@@ -11,6 +11,7 @@ use alloc::vec::Vec;
 
 use crate::error::Error;
 use crate::observation::{DeviceIdentity, Measurement};
+use crate::serial::SerialSettings;
 use crate::time::Timestamp;
 
 /// What a decoder produced.
@@ -125,12 +126,22 @@ pub type MakeDecoder = fn(&DecoderOptions) -> Box<dyn Decoder>;
 pub struct ProtocolInfo {
     pub name: &'static str,
     pub description: &'static str,
-    /// Serial defaults: baud, data bits, parity (`'N'`, `'E'`, `'O'`), stop bits.
-    pub serial: Option<(u32, u8, char, u8)>,
+    /// The serial line the device uses by default (`None`: not a serial protocol).
+    pub serial: Option<SerialSettings>,
     /// `true` when the input is one GATT characteristic value per call (not a byte stream).
     pub gatt: bool,
     pub make: MakeDecoder,
 }
+
+/// Registry rows are told apart by name (names are unique: `registry` tests it), so a
+/// configuration holding a `&'static ProtocolInfo` can be compared.
+impl PartialEq for ProtocolInfo {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for ProtocolInfo {}
 
 impl core::fmt::Debug for ProtocolInfo {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {

@@ -27,6 +27,7 @@ pub mod error;
 pub mod framing;
 pub mod mdc;
 pub mod quality;
+pub mod serial;
 pub mod time;
 pub mod units;
 pub mod wire;

@@ -20,3 +20,19 @@ pub fn protocols() -> impl Iterator<Item = &'static ProtocolInfo> {
 pub fn find(name: &str) -> Option<&'static ProtocolInfo> {
     protocols().find(|p| p.name == name)
 }
+
+#[cfg(test)]
+mod tests {
+    use alloc::collections::BTreeSet;
+
+    /// A configuration compares protocols by name (`ProtocolInfo: PartialEq`) and finds them
+    /// by name: two rows with one name would be one protocol to both.
+    #[test]
+    fn names_are_unique_and_found() {
+        let mut seen = BTreeSet::new();
+        for p in super::protocols() {
+            assert!(seen.insert(p.name), "{} twice", p.name);
+            assert_eq!(super::find(p.name), Some(p));
+        }
+    }
+}

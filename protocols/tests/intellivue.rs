@@ -43,7 +43,7 @@ fn registry_row() {
     assert_eq!(PROTOCOLS.len(), 1);
     let p = &PROTOCOLS[0];
     assert_eq!(p.name, "intellivue");
-    assert_eq!(p.serial, Some((115_200, 8, 'N', 1)));
+    assert_eq!(p.serial, Some(medgw_protocols::serial::SerialSettings::new(115_200, 8, medgw_protocols::serial::Parity::None, 1)));
     assert!(!p.gatt);
     let d = (p.make)(&DecoderOptions::default());
     assert_eq!(d.protocol(), "intellivue");

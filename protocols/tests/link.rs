@@ -458,7 +458,10 @@ fn time_requests_hello_requests_and_listen_only() {
 fn registry_rows() {
     assert_eq!(link::PROTOCOLS.len(), 1);
     let p = &link::PROTOCOLS[0];
-    assert_eq!((p.name, p.serial, p.gatt), ("medgw-link", Some((115_200, 8, 'N', 1)), false));
+    assert_eq!(
+        (p.name, p.serial, p.gatt),
+        ("medgw-link", Some(medgw_protocols::serial::SerialSettings::new(115_200, 8, medgw_protocols::serial::Parity::None, 1)), false)
+    );
     assert_eq!((p.make)(&DecoderOptions::default()).protocol(), "medgw-link");
     #[cfg(feature = "sim")]
     assert_eq!(medgw_protocols::sim::link::SIMULATORS[0].0, "medgw-link");

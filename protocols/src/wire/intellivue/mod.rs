@@ -52,7 +52,7 @@ pub use client::IntelliVueClient;
 pub const PROTOCOLS: &[crate::decode::ProtocolInfo] = &[crate::decode::ProtocolInfo {
     name: "intellivue",
     description: "Philips IntelliVue MIB/RS232 Data Export: association, MDS create, extended numeric poll",
-    serial: Some((115_200, 8, 'N', 1)),
+    serial: Some(crate::serial::SerialSettings::new(115_200, 8, crate::serial::Parity::None, 1)),
     gatt: false,
     make: client::make,
 }];

@@ -38,7 +38,7 @@ use crate::time::{DeviceTime, Timestamp};
 pub const PROTOCOLS: &[ProtocolInfo] = &[ProtocolInfo {
     name: PROTOCOL,
     description: "medgw sensor node link: postcard messages in COBS frames with CRC-32 (medgw firmware)",
-    serial: Some((115_200, 8, 'N', 1)),
+    serial: Some(crate::serial::SerialSettings::new(115_200, 8, crate::serial::Parity::None, 1)),
     gatt: false,
     make: make_decoder,
 }];

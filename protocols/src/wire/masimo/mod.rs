@@ -37,7 +37,7 @@ pub use line::{Line, Reading, Tag};
 pub const PROTOCOLS: &[crate::decode::ProtocolInfo] = &[crate::decode::ProtocolInfo {
     name: "masimo",
     description: "Masimo SET serial ASCII 1 lines (Radical-5/7, Rad-8, Rad-87): SpO2, pulse rate, PI, SpCO, SpMet, PVI, ...",
-    serial: Some((9600, 8, 'N', 1)),
+    serial: Some(crate::serial::SerialSettings::new(9600, 8, crate::serial::Parity::None, 1)),
     gatt: false,
     make: decoder::make,
 }];

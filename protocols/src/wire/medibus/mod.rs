@@ -42,7 +42,7 @@ pub use framer::{Framer, FramerEvent};
 pub const PROTOCOLS: &[crate::decode::ProtocolInfo] = &[crate::decode::ProtocolInfo {
     name: "medibus",
     description: "Dräger MEDIBUS (RS-232): polls current measured data (codepage 1); passive with listen_only",
-    serial: Some((19200, 8, 'E', 1)),
+    serial: Some(crate::serial::SerialSettings::new(19200, 8, crate::serial::Parity::Even, 1)),
     gatt: false,
     make: decoder::make,
 }];

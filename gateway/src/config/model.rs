@@ -1,0 +1,227 @@
+//! The checked configuration: what the rest of the gateway reads. Built only by the readers
+//! in this module (or by hand for `demo`), so every value here has passed its checks.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use medgw_protocols::observation::Patient;
+
+use super::diagnostics::ConfigError;
+use super::net::AllowRule;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadFormat {
+    Fhir,
+    Hl7v2,
+    Canonical,
+}
+
+impl PayloadFormat {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PayloadFormat::Fhir => "fhir",
+            PayloadFormat::Hl7v2 => "hl7v2",
+            PayloadFormat::Canonical => "canonical",
+        }
+    }
+
+    /// MQTT 5 content type of the payload.
+    pub fn content_type(&self) -> &'static str {
+        match self {
+            PayloadFormat::Fhir => "application/fhir+json",
+            PayloadFormat::Hl7v2 => "x-application/hl7-v2+er7",
+            PayloadFormat::Canonical => "application/json",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MqttProtocol {
+    /// MQTT 5 first; 3.1.1 if the broker refuses it.
+    Auto,
+    V5,
+    V311,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenFull {
+    /// Delete the oldest buffered observations to make room: counted, logged and published.
+    DropOldest,
+    /// Stop reading devices until the broker drains the buffer: nothing is deleted.
+    StopReading,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// Live data first, the backlog drained in the remaining capacity (nurses want the
+    /// current value first).
+    LiveFirst,
+    /// Strict per-device order: the backlog of a device before its live data.
+    Ordered,
+}
+
+/// Fewest characters of a status token (after its file's trailing newline is removed): the
+/// status page shows bed-level clinical values, so a token must not be guessable.
+/// `openssl rand -hex 16` makes a 32-character one.
+pub const MIN_TOKEN_CHARS: usize = 16;
+
+/// A secret from a file or an environment variable; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub(super) String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    pub ca: PathBuf,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MqttConfig {
+    pub host: String,
+    pub port: u16,
+    pub client_id: String,
+    pub keep_alive_s: u16,
+    pub qos: u8,
+    pub topic_prefix: String,
+    pub format: PayloadFormat,
+    pub protocol: MqttProtocol,
+    pub tls: Option<TlsConfig>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// Messages in flight (unacknowledged) at most.
+    pub max_inflight: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BufferConfig {
+    pub path: PathBuf,
+    pub max_bytes: u64,
+    pub when_full: WhenFull,
+    /// Group commit: the longest an accepted observation waits for its fsync.
+    pub commit_interval_ms: u32,
+    pub replay: Replay,
+}
+
+/// Serial line settings are the protocols crate's, so that a protocol's defaults and a
+/// configured override are one type.
+pub use medgw_protocols::serial::{Parity, SerialSettings};
+
+/// Where a device's bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceConfig {
+    /// A local serial port (`port = "/dev/ttyUSB0"`).
+    Serial { port: PathBuf, settings: SerialSettings },
+    /// A device server in "TCP server" mode: medgw connects (`port = "tcp://host:4001"`).
+    TcpClient { host: String, port: u16 },
+    /// A device server speaking RFC 2217: medgw connects and sets the remote serial port's
+    /// settings (`port = "rfc2217://host:4001"`).
+    Rfc2217 { host: String, port: u16, settings: SerialSettings },
+    /// A device server in "TCP client" mode: medgw listens and the box connects
+    /// (`listen = "0.0.0.0:4001"`, `allow = ["10.1.2.3"]`).
+    TcpServer { bind: std::net::SocketAddr, allow: Vec<AllowRule> },
+    /// A Bluetooth LE device (`ble = "AA:BB:CC:DD:EE:FF"`, or `ble_name` to find it by name),
+    /// read through the GATT health services in `services` (default: every supported service
+    /// the device offers).
+    Ble { address: Option<String>, name: Option<String>, services: Vec<String> },
+}
+
+/// The Bluetooth GATT health services medgw reads, by the name used in `services`, with the
+/// decoder of each characteristic.
+pub const BLE_SERVICES: &[(&str, &str)] = &[
+    ("heart-rate", "gatt-heart-rate"),
+    ("plx-spot", "gatt-plx-spot"),
+    ("plx-continuous", "gatt-plx-continuous"),
+    ("blood-pressure", "gatt-blood-pressure"),
+    ("temperature", "gatt-temperature"),
+    ("weight", "gatt-weight"),
+    ("glucose", "gatt-glucose"),
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceConfig {
+    pub name: String,
+    pub protocol: String,
+    pub source: SourceConfig,
+    pub bed: String,
+    pub room: Option<String>,
+    pub patient: Option<Patient>,
+    pub poll_period_ms: u32,
+    pub listen_only: bool,
+    /// IANA zone of the device's local clock (default: the gateway's).
+    pub timezone: Option<String>,
+    /// No bytes for this long: the device is silent (event) and the port is reopened.
+    pub silence_timeout_ms: u32,
+    /// The rate gate's limit in frames per second for decoders that have one (`nonin-df8`);
+    /// `None` is the protocol's own limit. Raised only for simulators run faster than a device.
+    pub max_frame_rate: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayConfig {
+    pub id: String,
+    pub site: String,
+    pub unit: String,
+    pub timezone: Option<String>,
+    pub nomenclature: Option<PathBuf>,
+    pub log_format: LogFormat,
+    /// The gateway's own EUI-64 (PCD-01 MSH-3); derived from `id` when not set (docs/pcd-01.md).
+    pub eui64: Option<medgw_protocols::observation::Eui64>,
+}
+
+/// The status page, JSON API, health endpoints and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusConfig {
+    pub enabled: bool,
+    pub bind: std::net::SocketAddr,
+    /// Required when `bind` is not a loopback address.
+    pub token: Option<Secret>,
+    /// Status connections open at once; beyond it a new one is closed at once, so the operator
+    /// surface holds a bounded number of file descriptors and device sources never starve.
+    pub max_connections: usize,
+    /// A client must send a request's headers within this time, also between keep-alive
+    /// requests; a half-sent or idle connection is closed after it.
+    pub header_timeout_s: u64,
+}
+
+impl Default for StatusConfig {
+    fn default() -> Self {
+        StatusConfig {
+            enabled: true,
+            bind: std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
+            token: None,
+            max_connections: 64,
+            header_timeout_s: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub gateway: GatewayConfig,
+    pub mqtt: MqttConfig,
+    pub buffer: BufferConfig,
+    pub status: StatusConfig,
+    pub devices: Vec<DeviceConfig>,
+    /// Problems that do not stop the gateway but that an engineer should fix (e.g. a secret
+    /// file others may read, on a loopback-only gateway); `check-config` and `run` print them.
+    pub warnings: Vec<ConfigError>,
+}
