@@ -92,7 +92,7 @@ fn demo_config(
             id: "demo-gw".into(),
             site: "DEMO".into(),
             unit: "ICU".into(),
-            timezone: Some("UTC".into()),
+            timezone: Some(jiff::tz::TimeZone::UTC),
             nomenclature: None,
             log_format: LogFormat::Human,
             eui64: None,
@@ -122,15 +122,17 @@ fn demo_config(
         status: StatusConfig { bind: status_bind, ..StatusConfig::default() },
         devices: devices
             .iter()
-            .map(|(attached, protocol, bed, name)| {
-                let settings = medgw_protocols::registry::find(protocol).and_then(|p| p.serial).unwrap_or_default();
+            .filter_map(|(attached, protocol, bed, name)| {
+                // `run` attaches only simulators of registered protocols.
+                let info = medgw_protocols::registry::find(protocol)?;
+                let settings = info.serial.unwrap_or_default();
                 let source = match attached {
                     Attached::Pty(path) => SourceConfig::Serial { port: path.clone(), settings },
                     Attached::Tcp(addr) => SourceConfig::TcpClient { host: addr.ip().to_string(), port: addr.port() },
                 };
-                DeviceConfig {
+                Some(DeviceConfig {
                     name: name.to_string(),
-                    protocol: protocol.to_string(),
+                    protocol: DeviceProtocol::Stream(info),
                     source,
                     bed: bed.to_string(),
                     room: None,
@@ -140,7 +142,7 @@ fn demo_config(
                     timezone: None,
                     silence_timeout_ms: 10_000,
                     max_frame_rate: None,
-                }
+                })
             })
             .collect(),
         warnings: Vec::new(),

@@ -90,12 +90,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let mut devices = Vec::new();
     let mut network = crate::source::network::Network::default();
     for d in &config.devices {
-        let runner = match &d.source {
-            // A Bluetooth device has one decoder per GATT characteristic.
-            SourceConfig::Ble { .. } => DeviceRunner::with_decoders(&config, d, nom.clone(), link.clone(), ble::decoders()),
-            _ => DeviceRunner::new(&config, d, nom.clone(), link.clone()),
-        }
-        .map_err(|e| anyhow::anyhow!("device {}: {e}", d.name))?;
+        let runner = DeviceRunner::new(&config, d, nom.clone(), link.clone());
         devices.push(runner.status.clone());
         match &d.source {
             SourceConfig::Serial { port, settings } => {
@@ -103,8 +98,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             }
             SourceConfig::Ble { address, name, services } => {
                 let cursor = ble::cursor_file::path_for(&config.buffer.path, &d.name);
-                let mut params = ble::BleParams::new(address.as_deref(), name.as_deref(), services, cursor);
-                params.timezone = d.timezone.clone().or_else(|| config.gateway.timezone.clone());
+                let params = ble::BleParams::new(address.as_deref(), name.as_deref(), services, config.device_zone(d), cursor);
                 tasks.spawn(ble::run(runner, ble::system_transport(), params));
             }
             SourceConfig::TcpClient { .. } | SourceConfig::Rfc2217 { .. } | SourceConfig::TcpServer { .. } => {

@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use medgw::config::{self, ConfigError, PayloadFormat, Replay, WhenFull};
+use medgw::config::{self, ConfigError, PayloadFormat, Replay, SourceConfig, WhenFull};
+use medgw_protocols::wire::gatt::GattKind;
 
 const GOOD: &str = r#"
 [gateway]
@@ -146,6 +147,90 @@ fn the_example_configuration_is_valid_apart_from_machine_specific_paths() {
     assert_eq!(c.devices.len(), 3);
 }
 
+/// The example file with every commented-out device and device key switched on (all kinds of
+/// source), without the TLS files it names under /etc/medgw.
+fn example_with_every_device() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/medgw.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let text: String = text.split("[mqtt.tls]").next().unwrap().to_string() + "[buffer]" + text.split("[buffer]").nth(1).unwrap();
+    let first_device = text.find("\n[[device]]").unwrap();
+    let (head, devices) = text.split_at(first_device);
+    let devices: Vec<&str> = devices
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(rest)
+                if rest == "[[device]]"
+                    || rest.split_once(" = ").is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_')) =>
+            {
+                rest
+            }
+            _ => l,
+        })
+        .collect();
+    format!("{head}{}\n", devices.join("\n"))
+}
+
+/// A file that passes `check-config` starts: the protocol, the GATT services and the zones are
+/// resolved when the file is read, so building a device's runner has nothing left to look up
+/// (`DeviceRunner::new` returns no error). Every device of the example file, of every source
+/// kind, gets its runner with what its entry says.
+#[tokio::test]
+async fn every_example_device_builds_its_runner() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config::parse(&example_with_every_device(), dir.path()).unwrap_or_else(|e| panic!("{e:#?}"));
+    let kinds: Vec<&str> = c
+        .devices
+        .iter()
+        .map(|d| match d.source {
+            SourceConfig::Serial { .. } => "serial",
+            SourceConfig::TcpClient { .. } => "tcp",
+            SourceConfig::Rfc2217 { .. } => "rfc2217",
+            SourceConfig::TcpServer { .. } => "listen",
+            SourceConfig::Ble { .. } => "ble",
+        })
+        .collect();
+    assert_eq!(kinds, ["serial", "serial", "serial", "ble", "tcp", "rfc2217", "listen"]);
+    let ble = &c.devices[3];
+    assert_eq!(
+        (ble.protocol.name(), &ble.source),
+        ("ble", &SourceConfig::Ble { address: Some("C0:26:DA:01:02:03".into()), name: None, services: vec![GattKind::Glucose] })
+    );
+    c.buffer.path = dir.path().join("buffer.db");
+    let (buffer, _) = medgw::buffer::open(&c.buffer).await.unwrap();
+    let (live, _live_rx) = tokio::sync::mpsc::channel(16);
+    let (aux, _aux_rx) = tokio::sync::mpsc::channel(16);
+    let link = medgw::source::PipelineLink {
+        buffer: buffer.clone(),
+        live,
+        live_overflow: Default::default(),
+        aux,
+        topics: medgw::sink::topics::Topics::new(&c.mqtt.topic_prefix, &c.gateway.id),
+        when_full: c.buffer.when_full,
+        shutdown: Default::default(),
+    };
+    let nomenclature = std::sync::Arc::new(medgw_protocols::nomenclature::Nomenclature::builtin());
+    for d in &c.devices {
+        let runner = medgw::source::DeviceRunner::new(&c, d, nomenclature.clone(), link.clone());
+        assert_eq!((runner.status.name.as_str(), runner.status.protocol.as_str()), (d.name.as_str(), d.protocol.name()));
+        assert_eq!(runner.status.port, d.source.port_name());
+    }
+    drop(link);
+    buffer.close().await;
+}
+
+/// A device's zone is decided in one place, for the normaliser and Bluetooth Current Time
+/// alike: its own, else the gateway's, else the system's.
+#[test]
+fn the_device_zone_is_its_own_else_the_gateways_else_the_systems() {
+    let zone = |name: &str| jiff::tz::TimeZone::get(name).unwrap();
+    let text = GOOD.replace("poll_period_ms = 2000", "poll_period_ms = 2000\ntimezone = \"America/New_York\"");
+    let c = config::parse(&text, Path::new("/etc/medgw")).unwrap();
+    assert_eq!(c.device_zone(&c.devices[0]), zone("Europe/Berlin"));
+    assert_eq!(c.device_zone(&c.devices[1]), zone("America/New_York"));
+    let c = config::parse(&GOOD.replace("timezone = \"Europe/Berlin\"\n", ""), Path::new("/etc/medgw")).unwrap();
+    assert_eq!(c.device_zone(&c.devices[0]), jiff::tz::TimeZone::system());
+}
+
 #[test]
 fn the_check_config_command_prints_every_problem_and_fails() {
     let dir = tempfile::tempdir().unwrap();
@@ -199,7 +284,7 @@ bed = "BED4"
     assert!(!allow[1].contains("10.1.4.1".parse().unwrap()));
     assert_eq!(
         c.devices[3].source,
-        config::SourceConfig::Ble { address: Some("AA:BB:CC:DD:EE:FF".into()), name: None, services: vec!["blood-pressure".into()] }
+        config::SourceConfig::Ble { address: Some("AA:BB:CC:DD:EE:FF".into()), name: None, services: vec![GattKind::BloodPressure] }
     );
     assert_eq!(c.devices[3].protocol, "ble");
 }

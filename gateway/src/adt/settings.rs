@@ -15,7 +15,7 @@
 //! bed = "B"
 //! ```
 //! Read on its own from the file (the main configuration ignores unknown tables), until a later
-//! change validates it with the rest of `config.rs`.
+//! change validates it with the rest of `config/`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -10,7 +10,7 @@ use medgw_protocols::registry;
 use toml::de::DeValue;
 
 use super::diagnostics::ConfigError;
-use super::model::{DeviceConfig, GatewayConfig, Parity, SerialSettings, SourceConfig};
+use super::model::{DeviceConfig, DeviceProtocol, GatewayConfig, Parity, SerialSettings, SourceConfig};
 use super::net::ListenIndex;
 use super::reader::{closest, Reader, Tbl};
 
@@ -77,7 +77,7 @@ impl Reader<'_> {
                 }
             }
             if let Some(d) = self.device(&mut t) {
-                let port = crate::source::port_name(&d.source);
+                let port = d.source.port_name();
                 let source_span =
                     ["listen", "port", "ble", "ble_name"].into_iter().find_map(value).map(|v| v.span()).unwrap_or_else(|| t.span.clone());
                 if let Some((message, hint)) = listens.add(&d, out.len(), &out) {
@@ -212,8 +212,8 @@ impl Reader<'_> {
         let settings = SerialSettings { baud, data_bits, parity, stop_bits };
         let source = self.source(t, settings, is_ble)?;
         let protocol = match (&source, info) {
-            (SourceConfig::Ble { .. }, _) => "ble".to_string(),
-            (_, info) => info?.name.to_string(),
+            (SourceConfig::Ble { .. }, _) => DeviceProtocol::Ble,
+            (_, info) => DeviceProtocol::Stream(info?),
         };
         Some(DeviceConfig {
             name: name?.0,

@@ -4,7 +4,10 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use jiff::tz::TimeZone;
+use medgw_protocols::decode::ProtocolInfo;
 use medgw_protocols::observation::Patient;
+use medgw_protocols::wire::gatt::GattKind;
 
 use super::diagnostics::ConfigError;
 use super::net::AllowRule;
@@ -141,33 +144,86 @@ pub enum SourceConfig {
     /// A Bluetooth LE device (`ble = "AA:BB:CC:DD:EE:FF"`, or `ble_name` to find it by name),
     /// read through the GATT health services in `services` (default: every supported service
     /// the device offers).
-    Ble { address: Option<String>, name: Option<String>, services: Vec<String> },
+    Ble { address: Option<String>, name: Option<String>, services: Vec<GattKind> },
+}
+
+impl SourceConfig {
+    /// Where the device is attached, as shown in events, the status page and
+    /// `DeviceContext.port`; also what makes two devices' sources the same (`check-config`
+    /// refuses one port for two devices).
+    pub fn port_name(&self) -> String {
+        match self {
+            SourceConfig::Serial { port, .. } => port.display().to_string(),
+            SourceConfig::TcpClient { host, port } => format!("tcp://{host}:{port}"),
+            SourceConfig::Rfc2217 { host, port, .. } => format!("rfc2217://{host}:{port}"),
+            SourceConfig::TcpServer { bind, .. } => format!("listen://{bind}"),
+            SourceConfig::Ble { address: Some(a), .. } => format!("ble://{a}"),
+            SourceConfig::Ble { name, .. } => format!("ble-name://{}", name.as_deref().unwrap_or("")),
+        }
+    }
 }
 
 /// The Bluetooth GATT health services medgw reads, by the name used in `services`, with the
-/// decoder of each characteristic.
-pub const BLE_SERVICES: &[(&str, &str)] = &[
-    ("heart-rate", "gatt-heart-rate"),
-    ("plx-spot", "gatt-plx-spot"),
-    ("plx-continuous", "gatt-plx-continuous"),
-    ("blood-pressure", "gatt-blood-pressure"),
-    ("temperature", "gatt-temperature"),
-    ("weight", "gatt-weight"),
-    ("glucose", "gatt-glucose"),
+/// characteristic (and so the decoder) each stands for.
+pub const BLE_SERVICES: &[(&str, GattKind)] = &[
+    ("heart-rate", GattKind::HeartRate),
+    ("plx-spot", GattKind::PlxSpotCheck),
+    ("plx-continuous", GattKind::PlxContinuous),
+    ("blood-pressure", GattKind::BloodPressure),
+    ("temperature", GattKind::Temperature),
+    ("weight", GattKind::Weight),
+    ("glucose", GattKind::Glucose),
 ];
+
+/// The configuration's name of a GATT service (`services = [...]`).
+pub fn ble_service_name(kind: GattKind) -> &'static str {
+    BLE_SERVICES.iter().find(|(_, k)| *k == kind).map(|(n, _)| *n).unwrap_or(kind.protocol())
+}
+
+/// What decodes a device's input, found in the registry when the file was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceProtocol {
+    /// A byte stream (serial port or device server) read by this protocol's decoder.
+    Stream(&'static ProtocolInfo),
+    /// A Bluetooth LE device: one GATT decoder per characteristic, chosen by its `services`.
+    Ble,
+}
+
+impl DeviceProtocol {
+    /// The name shown in the status page, metrics and the device context (`ble` for Bluetooth).
+    pub fn name(&self) -> &'static str {
+        match self {
+            DeviceProtocol::Stream(info) => info.name,
+            DeviceProtocol::Ble => "ble",
+        }
+    }
+}
+
+/// By name: `protocol == "nonin-df8"`.
+impl PartialEq<&str> for DeviceProtocol {
+    fn eq(&self, other: &&str) -> bool {
+        self.name() == *other
+    }
+}
+
+impl fmt::Display for DeviceProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceConfig {
     pub name: String,
-    pub protocol: String,
+    pub protocol: DeviceProtocol,
     pub source: SourceConfig,
     pub bed: String,
     pub room: Option<String>,
     pub patient: Option<Patient>,
     pub poll_period_ms: u32,
     pub listen_only: bool,
-    /// IANA zone of the device's local clock (default: the gateway's).
-    pub timezone: Option<String>,
+    /// Zone of the device's local clock (default: the gateway's, see [`Config::device_zone`]).
+    pub timezone: Option<TimeZone>,
     /// No bytes for this long: the device is silent (event) and the port is reopened.
     pub silence_timeout_ms: u32,
     /// The rate gate's limit in frames per second for decoders that have one (`nonin-df8`);
@@ -180,7 +236,8 @@ pub struct GatewayConfig {
     pub id: String,
     pub site: String,
     pub unit: String,
-    pub timezone: Option<String>,
+    /// Zone of devices that send local time (default: the system's, see [`Config::device_zone`]).
+    pub timezone: Option<TimeZone>,
     pub nomenclature: Option<PathBuf>,
     pub log_format: LogFormat,
     /// The gateway's own EUI-64 (PCD-01 MSH-3); derived from `id` when not set (docs/pcd-01.md).
@@ -224,4 +281,13 @@ pub struct Config {
     /// Problems that do not stop the gateway but that an engineer should fix (e.g. a secret
     /// file others may read, on a loopback-only gateway); `check-config` and `run` print them.
     pub warnings: Vec<ConfigError>,
+}
+
+impl Config {
+    /// The zone a device's local time stamps are read in, and its clock is set to: its own
+    /// `timezone`, else the gateway's, else the system's. The one place this is decided, for
+    /// the normaliser and for Bluetooth Current Time alike.
+    pub fn device_zone(&self, d: &DeviceConfig) -> TimeZone {
+        d.timezone.clone().or_else(|| self.gateway.timezone.clone()).unwrap_or_else(TimeZone::system)
+    }
 }

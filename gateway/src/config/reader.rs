@@ -189,18 +189,21 @@ impl<'s> Reader<'s> {
         }
     }
 
-    pub(super) fn timezone(&mut self, t: &mut Tbl, k: &str) -> Option<String> {
+    /// An IANA time zone, looked up once here: what the gateway runs with is what was checked.
+    pub(super) fn timezone(&mut self, t: &mut Tbl, k: &str) -> Option<jiff::tz::TimeZone> {
         let (tz, span) = self.string(t, k, None)?;
-        if jiff::tz::TimeZone::get(&tz).is_err() {
-            self.err(
-                span,
-                &Self::key(t, k),
-                format!("unknown time zone {tz:?}"),
-                Some("an IANA name such as \"Europe/Berlin\" or \"UTC\"".into()),
-            );
-            return None;
+        match jiff::tz::TimeZone::get(&tz) {
+            Ok(zone) => Some(zone),
+            Err(_) => {
+                self.err(
+                    span,
+                    &Self::key(t, k),
+                    format!("unknown time zone {tz:?}"),
+                    Some("an IANA name such as \"Europe/Berlin\" or \"UTC\"".into()),
+                );
+                None
+            }
         }
-        Some(tz)
     }
 }
 
@@ -208,4 +211,20 @@ impl<'s> Reader<'s> {
 /// by edit distance, if within 3 edits.
 pub(super) fn closest<'k>(known: &[&'k str], name: &str) -> Option<&'k str> {
     known.iter().copied().min_by_key(|k| strsim::levenshtein(k, name)).filter(|k| strsim::levenshtein(k, name) <= 3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::closest;
+
+    #[test]
+    fn typo_hints_name_the_nearest_known_key_within_three_edits() {
+        let known = ["baud", "bed", "data_bits", "timezone"];
+        assert_eq!(closest(&known, "baudd"), Some("baud"));
+        assert_eq!(closest(&known, "timzone"), Some("timezone"));
+        // "bad" is one edit from both "baud" and "bed": the first in the list is named.
+        assert_eq!(closest(&known, "bad"), Some("baud"));
+        assert_eq!(closest(&known, "databits!!"), Some("data_bits"), "three edits");
+        assert_eq!(closest(&known, "databits!!!"), None, "four edits: the list of known keys instead");
+    }
 }

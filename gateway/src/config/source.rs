@@ -52,9 +52,9 @@ impl Reader<'_> {
                 match v.get_ref().as_array() {
                     Some(items) => {
                         for item in items.iter() {
-                            match item.get_ref().as_str() {
-                                Some(s) if BLE_SERVICES.iter().any(|(n, _)| *n == s) => services.push(s.to_string()),
-                                _ => {
+                            match item.get_ref().as_str().and_then(|s| BLE_SERVICES.iter().find(|(n, _)| *n == s)) {
+                                Some((_, kind)) => services.push(*kind),
+                                None => {
                                     let names: Vec<&str> = BLE_SERVICES.iter().map(|(n, _)| *n).collect();
                                     self.err(
                                         item.span(),

@@ -22,12 +22,12 @@ use medgw_protocols::decode::{Decoder, DecoderOptions, Event as DecodeEvent};
 use medgw_protocols::encode::fhir;
 use medgw_protocols::nomenclature::Nomenclature;
 use medgw_protocols::observation::{DeviceContext, Flags, Location, Observation};
-use medgw_protocols::{registry, Timestamp};
+use medgw_protocols::Timestamp;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::buffer::{BufferHandle, Entry};
-use crate::config::{Config, DeviceConfig, SourceConfig, WhenFull};
+use crate::config::{Config, DeviceConfig, DeviceProtocol, WhenFull};
 use crate::events::{Event, EventKind, NoisyLineLimiter, RejectionWindow};
 use crate::log_limit::{self, LogLimiter};
 use crate::normalize::Normalizer;
@@ -82,8 +82,8 @@ impl DeviceStatus {
     fn new(cfg: &DeviceConfig) -> DeviceStatus {
         DeviceStatus {
             name: cfg.name.clone(),
-            protocol: cfg.protocol.clone(),
-            port: port_name(&cfg.source),
+            protocol: cfg.protocol.name().to_string(),
+            port: cfg.source.port_name(),
             bed: cfg.bed.clone(),
             state: Mutex::new(DeviceState::Connecting),
             last_data: Mutex::new(None),
@@ -109,18 +109,6 @@ impl DeviceStatus {
 
     pub fn state(&self) -> DeviceState {
         self.state.lock().map(|g| *g).unwrap_or(DeviceState::Disconnected)
-    }
-}
-
-/// Where a device is attached, as shown in events, the status page and `DeviceContext.port`.
-pub fn port_name(source: &SourceConfig) -> String {
-    match source {
-        SourceConfig::Serial { port, .. } => port.display().to_string(),
-        SourceConfig::TcpClient { host, port } => format!("tcp://{host}:{port}"),
-        SourceConfig::Rfc2217 { host, port, .. } => format!("rfc2217://{host}:{port}"),
-        SourceConfig::TcpServer { bind, .. } => format!("listen://{bind}"),
-        SourceConfig::Ble { address: Some(a), .. } => format!("ble://{a}"),
-        SourceConfig::Ble { name, .. } => format!("ble-name://{}", name.as_deref().unwrap_or("")),
     }
 }
 
@@ -167,14 +155,19 @@ pub struct DeviceRunner {
 }
 
 impl DeviceRunner {
-    pub fn new(config: &Config, cfg: &DeviceConfig, nomenclature: Arc<Nomenclature>, link: PipelineLink) -> Result<DeviceRunner, String> {
-        let info = registry::find(&cfg.protocol).ok_or_else(|| format!("unknown protocol {}", cfg.protocol))?;
-        let decoder = (info.make)(&DecoderOptions {
-            poll_period_ms: cfg.poll_period_ms,
-            listen_only: cfg.listen_only,
-            max_frame_rate: cfg.max_frame_rate,
-        });
-        DeviceRunner::with_decoders(config, cfg, nomenclature, link, vec![decoder])
+    /// The runner of a configured device, with its decoders: the protocol's, or for a
+    /// Bluetooth device one per GATT characteristic ([`ble::decoders`]). It cannot fail: the
+    /// protocol and zone were resolved when the configuration was read.
+    pub fn new(config: &Config, cfg: &DeviceConfig, nomenclature: Arc<Nomenclature>, link: PipelineLink) -> DeviceRunner {
+        let decoders = match cfg.protocol {
+            DeviceProtocol::Stream(info) => vec![(info.make)(&DecoderOptions {
+                poll_period_ms: cfg.poll_period_ms,
+                listen_only: cfg.listen_only,
+                max_frame_rate: cfg.max_frame_rate,
+            })],
+            DeviceProtocol::Ble => ble::decoders(),
+        };
+        DeviceRunner::build(config, cfg, nomenclature, link, decoders)
     }
 
     /// A runner with the given decoders (at least one), fed by index with
@@ -189,16 +182,21 @@ impl DeviceRunner {
         if decoders.is_empty() {
             return Err("no decoder".into());
         }
-        let zone_name = cfg.timezone.as_ref().or(config.gateway.timezone.as_ref());
-        let zone = match zone_name {
-            Some(z) => jiff::tz::TimeZone::get(z).map_err(|e| format!("time zone {z}: {e}"))?,
-            None => jiff::tz::TimeZone::system(),
-        };
+        Ok(DeviceRunner::build(config, cfg, nomenclature, link, decoders))
+    }
+
+    fn build(
+        config: &Config,
+        cfg: &DeviceConfig,
+        nomenclature: Arc<Nomenclature>,
+        link: PipelineLink,
+        decoders: Vec<Box<dyn Decoder>>,
+    ) -> DeviceRunner {
         let context = DeviceContext {
             gateway: config.gateway.id.clone(),
             name: cfg.name.clone(),
-            protocol: cfg.protocol.clone(),
-            port: port_name(&cfg.source),
+            protocol: cfg.protocol.name().to_string(),
+            port: cfg.source.port_name(),
             identity: Default::default(),
             location: Location {
                 site: config.gateway.site.clone(),
@@ -209,10 +207,10 @@ impl DeviceRunner {
             patient: cfg.patient.clone(),
             gateway_eui64: config.gateway.eui64,
         };
-        Ok(DeviceRunner {
+        DeviceRunner {
             cfg: cfg.clone(),
             decoders,
-            normalizer: Normalizer::new(context, zone, nomenclature),
+            normalizer: Normalizer::new(context, config.device_zone(cfg), nomenclature),
             link,
             rejections: RejectionWindow::default(),
             log_limit: Mutex::new(LogLimiter::default()),
@@ -221,7 +219,7 @@ impl DeviceRunner {
             events: Vec::with_capacity(64),
             full_announced: false,
             last_ids: std::collections::HashMap::new(),
-        })
+        }
     }
 
     pub fn shutdown_token(&self) -> CancellationToken {

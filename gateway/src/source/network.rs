@@ -31,7 +31,7 @@ impl Network {
                 let source = self.listeners.add(bind, allow, &runner.cfg.name);
                 tasks.spawn(session::run(runner, source));
             }
-            other => return Err(format!("{} is not a network source", super::port_name(&other))),
+            other => return Err(format!("{} is not a network source", other.port_name())),
         }
         Ok(())
     }

@@ -90,15 +90,15 @@ pub fn service_of(kind: GattKind) -> u16 {
 
 /// The configuration's service name (`services = [...]`, `config::BLE_SERVICES`) of a kind.
 pub fn config_name(kind: GattKind) -> &'static str {
-    crate::config::BLE_SERVICES.iter().find(|(_, p)| *p == kind.protocol()).map(|(n, _)| *n).unwrap_or(kind.protocol())
+    crate::config::ble_service_name(kind)
 }
 
-/// The kinds a configuration names (all of them for an empty list).
-pub fn kinds_for(services: &[String]) -> Vec<GattKind> {
+/// The kinds a configuration names, in [`GattKind::ALL`] order (all of them for an empty list).
+pub fn kinds_for(services: &[GattKind]) -> Vec<GattKind> {
     if services.is_empty() {
         return GattKind::ALL.to_vec();
     }
-    GattKind::ALL.into_iter().filter(|k| services.iter().any(|s| s == config_name(*k))).collect()
+    GattKind::ALL.into_iter().filter(|k| services.contains(k)).collect()
 }
 
 /// What has been taken from a device's storage (see the module doc), persisted per device.
@@ -210,8 +210,8 @@ fn encode(request: RacpRequest) -> Vec<u8> {
 const DIS: [u16; 5] = [uuid::MANUFACTURER_NAME, uuid::MODEL_NUMBER, uuid::SERIAL_NUMBER, uuid::FIRMWARE_REVISION, uuid::SYSTEM_ID];
 
 impl Session {
-    /// `services`: the configured service names (empty: every supported one the device has).
-    pub fn new(services: &[String], cursor: Cursor) -> Session {
+    /// `services`: the configured services (empty: every supported one the device has).
+    pub fn new(services: &[GattKind], cursor: Cursor) -> Session {
         Session {
             wanted: kinds_for(services),
             cursor,
@@ -598,13 +598,13 @@ mod tests {
 
     #[test]
     fn plan_orders_reads_time_and_subscriptions() {
-        let mut s = Session::new(&["glucose".into()], Cursor::default());
+        let mut s = Session::new(&[GattKind::Glucose], Cursor::default());
         let p = s.plan(&meter()).unwrap();
         assert_eq!(p.used, [(GattKind::Glucose, G)]);
         assert_eq!(p.reads, [CharId::new(service::DEVICE_INFORMATION, uuid::SERIAL_NUMBER)]);
         assert_eq!(p.current_time, Some(CharId::new(service::CURRENT_TIME, uuid::CURRENT_TIME)));
         assert_eq!(p.subscribe, [G, GR]);
-        let mut s = Session::new(&["heart-rate".into()], Cursor::default());
+        let mut s = Session::new(&[GattKind::HeartRate], Cursor::default());
         let e = s.plan(&meter()).unwrap_err();
         assert!(e.to_string().contains("heart-rate") && e.to_string().contains("0x1808"), "{e}");
     }
@@ -687,7 +687,7 @@ mod tests {
         let spot = CharId::new(service::PULSE_OXIMETER, uuid::PLX_SPOT_CHECK_MEASUREMENT);
         let racp = CharId::new(service::PULSE_OXIMETER, uuid::RECORD_ACCESS_CONTROL_POINT);
         let rec = |n: u8| vec![0x00, 0x60 + n, 0x00, 0x48, 0x00];
-        let mut s = Session::new(&["plx-spot".into()], Cursor::default());
+        let mut s = Session::new(&[GattKind::PlxSpotCheck], Cursor::default());
         s.plan(&chars).unwrap();
         assert_eq!(writes(&s.start_transfers(Timestamp(0))), [vec![0x01, 0x01]]);
         let mut taken = Vec::new();
@@ -714,7 +714,7 @@ mod tests {
         }
         assert_eq!(decoded, [3, 4]);
         // The record taken last is gone from the device: everything is passed on at the end.
-        let mut s = Session::new(&["plx-spot".into()], Cursor { device: None, glucose_seq: None, plx_last: Some(1) });
+        let mut s = Session::new(&[GattKind::PlxSpotCheck], Cursor { device: None, glucose_seq: None, plx_last: Some(1) });
         s.plan(&chars).unwrap();
         s.start_transfers(Timestamp(0));
         assert!(s.on_value(spot, &rec(7), Timestamp(1)).is_empty());

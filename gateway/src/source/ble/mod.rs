@@ -54,20 +54,25 @@ fn decoder_index(kind: GattKind) -> usize {
 #[derive(Debug, Clone)]
 pub struct BleParams {
     pub target: Target,
-    /// Configured service names (empty: every supported service the device offers).
-    pub services: Vec<String>,
+    /// Configured services (empty: every supported service the device offers).
+    pub services: Vec<GattKind>,
     /// Where the stored-records cursor is kept.
     pub cursor_path: PathBuf,
     pub connect_timeout: Duration,
     /// Back-off between connection attempts: first and longest delay.
     pub backoff: (Duration, Duration),
-    /// The zone of the device's clock (the device's `timezone`, else the gateway's), for
-    /// Current Time; the system zone when neither is configured.
-    pub timezone: Option<String>,
+    /// The zone of the device's clock, for Current Time ([`crate::config::Config::device_zone`]).
+    pub timezone: jiff::tz::TimeZone,
 }
 
 impl BleParams {
-    pub fn new(address: Option<&str>, name: Option<&str>, services: &[String], cursor_path: PathBuf) -> BleParams {
+    pub fn new(
+        address: Option<&str>,
+        name: Option<&str>,
+        services: &[GattKind],
+        timezone: jiff::tz::TimeZone,
+        cursor_path: PathBuf,
+    ) -> BleParams {
         let target = match (address, name) {
             (Some(a), _) => Target::Address(a.to_ascii_uppercase()),
             (None, n) => Target::Name(n.unwrap_or_default().to_string()),
@@ -78,7 +83,7 @@ impl BleParams {
             cursor_path,
             connect_timeout: CONNECT_TIMEOUT,
             backoff: (Duration::from_secs(1), Duration::from_secs(60)),
-            timezone: None,
+            timezone,
         }
     }
 }
@@ -251,7 +256,7 @@ async fn connected<L: BleLink>(
     }
     // 2. Current Time, in the device's zone.
     if let Some(id) = plan.current_time {
-        let local = local_time(params.timezone.as_deref(), Timestamp::now());
+        let local = local_time(&params.timezone, Timestamp::now());
         match link.write(id, &Session::current_time(local)).await {
             Ok(()) => tracing::info!(device = %runner.cfg.name, "device clock set (Current Time)"),
             Err(e @ BleError::Disconnected(_)) => return End::Lost(e.to_string()),
@@ -347,8 +352,7 @@ async fn sleep_opt(t: Option<Instant>) {
 
 /// The device's wall-clock time at `now` in its zone (for Current Time): the same zone the
 /// normaliser reads the device's time stamps with.
-pub fn local_time(zone: Option<&str>, now: Timestamp) -> Timestamp {
-    let zone = zone.and_then(|z| jiff::tz::TimeZone::get(z).ok()).unwrap_or_else(jiff::tz::TimeZone::system);
+pub fn local_time(zone: &jiff::tz::TimeZone, now: Timestamp) -> Timestamp {
     let offset = jiff::Timestamp::from_millisecond(now.0).map(|t| zone.to_offset(t).seconds() as i64 * 1000).unwrap_or(0);
     Timestamp(now.0 + offset)
 }

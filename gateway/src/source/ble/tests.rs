@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::logic::{service, Cursor};
 use super::scripted::{Device, Item, Scripted, CONTROL, INDICATE, NOTIFY, READ_WRITE};
 use super::transport::{BleError, CharId, GattValue};
-use super::{cursor_file, decoders, BleParams};
+use super::{cursor_file, BleParams};
 use crate::buffer::Entry;
 use crate::sink::mqtt::AuxMessage;
 use crate::sink::topics::Topics;
@@ -77,14 +77,13 @@ silence_timeout_s = 60
     };
     let nom = Arc::new(Nomenclature::builtin());
     let d = &config.devices[0];
-    let runner = DeviceRunner::with_decoders(&config, d, nom.clone(), link, decoders()).unwrap();
+    let runner = DeviceRunner::new(&config, d, nom.clone(), link);
     let status = runner.status.clone();
     let crate::config::SourceConfig::Ble { address, name, services } = &d.source else { panic!("not BLE") };
     let cursor = cursor_file::path_for(&config.buffer.path, &d.name);
-    let mut params = BleParams::new(address.as_deref(), name.as_deref(), services, cursor);
+    let mut params = BleParams::new(address.as_deref(), name.as_deref(), services, config.device_zone(d), cursor);
     params.backoff = (Duration::from_millis(20), Duration::from_millis(100));
     params.connect_timeout = Duration::from_millis(200);
-    params.timezone = d.timezone.clone().or_else(|| config.gateway.timezone.clone());
     let task = tokio::spawn(super::run(runner, transport, params));
     Gateway { live, aux, status, shutdown, task, nom, buffer, events: Vec::new() }
 }
@@ -384,8 +383,9 @@ async fn a_replaced_meter_is_read_from_its_first_record() {
 fn current_time_is_the_device_zone_wall_clock() {
     // 2024-07-01T10:00:00Z is 12:00 in Berlin (summer time).
     let now = Timestamp(1_719_828_000_000);
-    assert_eq!(super::local_time(Some("Europe/Berlin"), now), Timestamp(now.0 + 2 * 3_600_000));
-    assert_eq!(super::local_time(Some("UTC"), now), now);
+    let zone = |name: &str| jiff::tz::TimeZone::get(name).unwrap();
+    assert_eq!(super::local_time(&zone("Europe/Berlin"), now), Timestamp(now.0 + 2 * 3_600_000));
+    assert_eq!(super::local_time(&zone("UTC"), now), now);
 }
 
 #[tokio::test]
