@@ -214,13 +214,12 @@ impl Stream {
             self.next_seq += 1;
         }
         let Some(seg) = self.open.as_mut() else { return };
-        if !marks.is_empty() && seg.marks.is_empty() {
+        // Marks are kept only once a sample is marked: then one per sample.
+        if !marks.is_empty() || !seg.marks.is_empty() {
             seg.marks.resize(seg.samples.len(), SampleMarks::NONE);
-        }
-        seg.samples.push(value);
-        if !seg.marks.is_empty() {
             seg.marks.push(marks);
         }
+        seg.samples.push(value);
         seg.flags.insert(flags);
         clock.count += 1;
         if seg.samples.len() >= chunk.period.samples_in_ms(cfg.segment_ms) {
