@@ -77,7 +77,7 @@ pub mod code {
     pub const MDC_PULS_OXIM_PLETH: MdcCode = MdcCode::scada(19380); // 150452
     /// ECG lead II, the wave (hospital-integration.md §3; Philips NOM_ECG_ELEC_POTL_II 0x0102).
     pub const MDC_ECG_ELEC_POTL_II: MdcCode = MdcCode::scada(258); // 131330
-                                                                    // ECG heart rate (10101; Philips NOM_ECG_CARD_BEAT_RATE).
+                                                                   // ECG heart rate (10101; Philips NOM_ECG_CARD_BEAT_RATE).
     pub const MDC_ECG_HEART_RATE: MdcCode = MdcCode::scada(16770); // 147842
     /// R-R interval (global), e.g. the RR intervals of the Bluetooth Heart Rate Measurement.
     pub const MDC_ECG_TIME_PD_RR_GL: MdcCode = MdcCode::scada(16168); // 147240

@@ -8,7 +8,9 @@ use medgw_protocols::mdc::{code, unit};
 use medgw_protocols::observation::Flags;
 use medgw_protocols::time::Timestamp;
 use medgw_protocols::wave::{Continuity, SampleMarks, SamplePeriod, Segmenter, SegmenterConfig, WaveChunk};
-use medgw_protocols::wire::intellivue::attributes::{write_attribute_list, write_ava, AbsoluteTime, AttributeList, MeasurementState, RelativeTime};
+use medgw_protocols::wire::intellivue::attributes::{
+    write_attribute_list, write_ava, AbsoluteTime, AttributeList, MeasurementState, RelativeTime,
+};
 use medgw_protocols::wire::intellivue::pdu::{
     action, class, command, parse_apdu, partition, ro, write_action_result, write_operation, ActionResult, Apdu, ManagedObjectId,
     ObjectType, PollReply,

@@ -124,7 +124,18 @@ fn e3_as_pcd01_na_with_rate_and_range_rows() {
     let obr: Vec<&str> = segs[3].split('|').collect();
     assert_eq!((obr[0], obr[7], obr[8]), ("OBR", "20261125103000+0000", "20261125103000.200+0000"));
     let obx: Vec<Vec<&str>> = segs[4..7].iter().map(|s| s.split('|').collect()).collect();
-    assert_eq!(&obx[0][..7], &["OBX", "1", "NA", "150452^MDC_PULS_OXIM_PLETH^MDC", "1.1.1.1", "128^131^140^155^172^188^199^203^198^186^171^158^149^143^139", "262656^MDC_DIM_DIMLESS^MDC"]);
+    assert_eq!(
+        &obx[0][..7],
+        &[
+            "OBX",
+            "1",
+            "NA",
+            "150452^MDC_PULS_OXIM_PLETH^MDC",
+            "1.1.1.1",
+            "128^131^140^155^172^188^199^203^198^186^171^158^149^143^139",
+            "262656^MDC_DIM_DIMLESS^MDC"
+        ]
+    );
     assert_eq!(obx[0][11], "R");
     assert_eq!(obx[0][18], "0012345678ABCDEF^^0012345678ABCDEF^EUI-64");
     assert_eq!(&obx[1][..7], &["OBX", "2", "NM", "0^MDC_ATTR_SAMP_RATE^MDC", "1.1.1.1.1", "75", "264608^MDC_DIM_PER_SEC^MDC"]);

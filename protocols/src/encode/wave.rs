@@ -213,12 +213,7 @@ pub fn write_fhir(out: &mut Vec<u8>, seg: &WaveSegment, ctx: &DeviceContext, nom
     let id = segment_id(ctx, seg);
     let entry = nom.metric(seg.metric);
     let mut extension = alloc::vec![
-        Extension {
-            url: alloc::format!("{EXT}time-source"),
-            value_code: Some("gateway"),
-            value_unsigned_int: None,
-            value_boolean: None
-        },
+        Extension { url: alloc::format!("{EXT}time-source"), value_code: Some("gateway"), value_unsigned_int: None, value_boolean: None },
         Extension {
             url: alloc::format!("{EXT}wave-sequence"),
             value_code: None,
@@ -312,12 +307,7 @@ pub fn hl7(seg: &WaveSegment, ctx: &DeviceContext, nom: &Nomenclature, message_i
     );
     patient_visit(&mut m, ctx);
     let start = seg.start.hl7();
-    let _ = write!(
-        m,
-        "OBR|1||{}^MEDGW^{gw}^EUI-64|182777000^monitoring of patient^SCT|||{start}|{}\r",
-        esc(message_id),
-        seg.end().hl7()
-    );
+    let _ = write!(m, "OBR|1||{}^MEDGW^{gw}^EUI-64|182777000^monitoring of patient^SCT|||{start}|{}\r", esc(message_id), seg.end().hl7());
     let mut values = String::with_capacity(seg.samples.len() * 6);
     for (i, s) in seg.samples.iter().enumerate() {
         if i > 0 {

@@ -405,7 +405,14 @@ mod decoder {
         }
 
         /// One sample array; returns 1 if it was refused for want of context.
-        fn array(&mut self, ctx: &Context, v: &SaObsValue<'_>, rel_time: RelativeTime, start: Timestamp, out: &mut Vec<WaveChunk>) -> Result<usize> {
+        fn array(
+            &mut self,
+            ctx: &Context,
+            v: &SaObsValue<'_>,
+            rel_time: RelativeTime,
+            start: Timestamp,
+            out: &mut Vec<WaveChunk>,
+        ) -> Result<usize> {
             let (Some(ticks), Some(spec), Some(scale)) = (ctx.period_ticks, ctx.spec, ctx.scale) else {
                 self.streams.retain(|s| s.physio_id != v.physio_id);
                 return Ok(1);
