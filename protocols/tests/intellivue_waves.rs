@@ -12,8 +12,8 @@ use medgw_protocols::wire::intellivue::attributes::{
     write_attribute_list, write_ava, AbsoluteTime, AttributeList, MeasurementState, RelativeTime,
 };
 use medgw_protocols::wire::intellivue::pdu::{
-    action, class, command, parse_apdu, partition, ro, write_action_result, write_operation, ActionResult, Apdu, ManagedObjectId,
-    ObjectType, PollReply,
+    action, class, command, encode_ext_poll_request, parse_apdu, ro, write_action_result, write_operation, ActionArgument, ActionResult,
+    Apdu, ManagedObjectId, PollReply, PollRequest,
 };
 use medgw_protocols::wire::intellivue::wave::{
     fixed, id, physio, write_fixed_values, FixedValue, RtsaDecoder, SaObsValue, SaSpec, ScaleRangeSpec16,
@@ -81,7 +81,7 @@ fn rtsa_result(sequence_no: u16, rel_time: u32, objects: &[(u16, Vec<Attr>)]) ->
             w.u16(sequence_no)?;
             w.u32(rel_time)?;
             w.put(&AbsoluteTime::UNSET.0)?; // not supported by the monitor (p. 62)
-            ObjectType { partition: partition::NOM_PART_OBJ, code: class::NOM_MOC_VMO_METRIC_SA_RT }.write(w)?;
+            medgw_protocols::wire::intellivue::wave::WAVES.write(w)?;
             w.u16(0)?; // all attributes: the context comes along (p. 287)
             w.u16(1)?; // one SingleContextPoll
             let at = w.begin_len()?;
@@ -300,6 +300,18 @@ fn malformed_wave_attributes_are_errors() {
     let attrs = vec![Attr::Period(0)];
     assert!(!decode(&mut dec, &rtsa_result(4, 0, &[(0x0305, attrs)]), &mut out).is_empty());
     assert!(out.is_empty());
+}
+
+#[test]
+fn the_wave_poll_request_polls_real_time_sample_arrays_with_their_context() {
+    let mut out = [0u8; 64];
+    let n = encode_ext_poll_request(&mut out, 9, 4, medgw_protocols::wire::intellivue::wave::WAVES, 0).unwrap();
+    let Apdu::Invoke { command: c, argument, .. } = parse_apdu(&out[4..n]).unwrap() else { panic!() };
+    assert_eq!(c, command::CONFIRMED_ACTION);
+    let a = ActionArgument::parse(argument).unwrap();
+    assert_eq!(a.action_type, action::NOM_ACT_POLL_MDIB_DATA_EXT);
+    let p = PollRequest::parse(a.action_type, a.body).unwrap();
+    assert_eq!((p.obj_type.partition, p.obj_type.code, p.attr_group), (1, 9, 0));
 }
 
 proptest! {

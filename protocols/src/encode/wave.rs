@@ -325,9 +325,14 @@ pub fn hl7(seg: &WaveSegment, ctx: &DeviceContext, nom: &Nomenclature, message_i
         code_field(nom, seg.metric, None),
         obx8(seg.flags, None)
     );
-    let _ = write!(m, "OBX|2|NM|0^MDC_ATTR_SAMP_RATE^MDC|1.1.1.1.1|{}|264608^MDC_DIM_PER_SEC^MDC|||||R\r", seg.period.rate_hz());
+    // The child rows name the equipment too: the DEC profile wants OBX-18 on every OBX.
+    let _ = write!(
+        m,
+        "OBX|2|NM|0^MDC_ATTR_SAMP_RATE^MDC|1.1.1.1.1|{}|264608^MDC_DIM_PER_SEC^MDC|||||R|||{start}||||{equipment}\r",
+        seg.period.rate_hz()
+    );
     let (lower, upper) = limits(seg);
-    let _ = write!(m, "OBX|3|NR|0^MDC_ATTR_DATA_RANGE^MDC|1.1.1.1.2|{lower}^{upper}|{unit}|||||R\r");
+    let _ = write!(m, "OBX|3|NR|0^MDC_ATTR_DATA_RANGE^MDC|1.1.1.1.2|{lower}^{upper}|{unit}|||||R|||{start}||||{equipment}\r");
     let mut notes = String::new();
     for (mark, name) in [
         (SampleMarks::MISSING, "missing"),

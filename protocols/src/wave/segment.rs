@@ -75,7 +75,7 @@ fn ratio_exp(num: i128, den: i128, exp: i32, max_decimals: u8) -> Decimal {
     if den == 0 {
         return Decimal::from_int(0);
     }
-    let (num, den) = if den < 0 { (-num, -den) } else { (num, den) };
+    let (num, den) = if den < 0 { (num.checked_neg().unwrap_or(i128::MAX), -den) } else { (num, den) };
     let max = max_decimals as i32;
     // Digits after the point the result needs: k extra powers of ten on the numerator give
     // exponent exp - k.
@@ -88,11 +88,13 @@ fn ratio_exp(num: i128, den: i128, exp: i32, max_decimals: u8) -> Decimal {
             let q = if scaled % den == 0 {
                 scaled / den
             } else {
-                let twice = scaled * 2;
-                if twice >= 0 {
-                    (twice + den) / (2 * den)
+                // Half away from zero: (|scaled| + den/2) / den with the sign put back.
+                let q = (scaled.unsigned_abs() + den.unsigned_abs() / 2) / den.unsigned_abs();
+                let q = i128::try_from(q).unwrap_or(i128::MAX);
+                if scaled < 0 {
+                    -q
                 } else {
-                    (twice - den) / (2 * den)
+                    q
                 }
             };
             return to_decimal(q, e);
@@ -114,21 +116,21 @@ fn to_decimal(mut q: i128, mut e: i32) -> Decimal {
     if q == 0 {
         return Decimal::from_int(0);
     }
-    while e > 0 && q.abs() < 100_000_000_000_000_000 {
+    while e > 0 && q.unsigned_abs() < 100_000_000_000_000_000 {
         q *= 10;
         e -= 1;
     }
-    while q.abs() > 999_999_999_999_999_999 && e < 18 {
+    while q.unsigned_abs() > 999_999_999_999_999_999 && e < 18 {
         q /= 10;
         e += 1;
     }
     i64::try_from(q).ok().and_then(|m| i8::try_from(e).ok().and_then(|e| Decimal::new(m, e))).unwrap_or(Decimal::from_int(0))
 }
 
-/// A decimal as `(mantissa, exponent)` at exponent `at` (≤ its own), as i128.
-fn at_exponent(d: Decimal, at: i32) -> i128 {
+/// The mantissa of `d` at exponent `at` (≤ its own), as i128; `None` if it does not fit.
+fn at_exponent(d: Decimal, at: i32) -> Option<i128> {
     let shift = (d.exponent() as i32 - at).clamp(0, 36) as u32;
-    d.mantissa() as i128 * 10i128.pow(shift)
+    (d.mantissa() as i128).checked_mul(10i128.pow(shift))
 }
 
 /// The linear map from raw sample values to physical ones, given by two points as devices and
@@ -178,8 +180,12 @@ impl WaveScale {
     /// exact where it terminates within nine decimals.
     pub fn factor(&self) -> Decimal {
         let e = self.common_exp();
-        let span = at_exponent(self.upper, e) - at_exponent(self.lower, e);
-        ratio_exp(span, self.upper_raw as i128 - self.lower_raw as i128, e, 9)
+        let den = self.upper_raw as i128 - self.lower_raw as i128;
+        match (at_exponent(self.upper, e), at_exponent(self.lower, e)) {
+            (Some(u), Some(l)) if u.checked_sub(l).is_some() => ratio_exp(u - l, den, e, 9),
+            // Decimals 36 orders of magnitude apart: no device sends them; stay finite.
+            _ => Decimal::from_f64((self.upper.to_f64() - self.lower.to_f64()) / den as f64, 9).unwrap_or(Decimal::from_int(0)),
+        }
     }
 
     /// Physical value of raw 0 (FHIR `origin`): `lower − factor × lower_raw`, computed from the
@@ -191,11 +197,20 @@ impl WaveScale {
     /// The physical value of a raw sample, from the two points, at most nine decimals.
     pub fn physical(&self, raw: i32) -> Decimal {
         let e = self.common_exp();
-        let (l, u) = (at_exponent(self.lower, e), at_exponent(self.upper, e));
         let den = self.upper_raw as i128 - self.lower_raw as i128;
         // lower + (upper − lower)(raw − lower_raw)/den = (lower·den + (u − l)(raw − lower_raw)) / den
-        let num = l * den + (u - l) * (raw as i128 - self.lower_raw as i128);
-        ratio_exp(num, den, e, 9)
+        let exact = (|| {
+            let (l, u) = (at_exponent(self.lower, e)?, at_exponent(self.upper, e)?);
+            l.checked_mul(den)?.checked_add(u.checked_sub(l)?.checked_mul(raw as i128 - self.lower_raw as i128)?)
+        })();
+        match exact {
+            Some(num) => ratio_exp(num, den, e, 9),
+            None => {
+                let (l, u) = (self.lower.to_f64(), self.upper.to_f64());
+                let v = l + (u - l) * (raw as f64 - self.lower_raw as f64) / den as f64;
+                Decimal::from_f64(v, 9).or_else(|| Decimal::from_f64(v, 0)).unwrap_or(Decimal::from_int(0))
+            }
+        }
     }
 }
 
@@ -380,6 +395,25 @@ mod tests {
         let t = WaveScale { lower_raw: 10, upper_raw: 13, lower: d("1"), upper: d("2"), ..i };
         assert_eq!(t.factor(), d("0.333333333"));
         assert_eq!(t.physical(13), d("2"));
+    }
+
+    #[test]
+    fn extreme_decimals_do_not_overflow() {
+        let big = Decimal::new(999_999_999_999_999_999, 18).unwrap();
+        let tiny = Decimal::new(-999_999_999_999_999_999, -18).unwrap();
+        for (lower, upper) in [(tiny, big), (big, tiny), (big, big)] {
+            let s = WaveScale {
+                unit: unit::MDC_DIM_DIMLESS,
+                lower_raw: i32::MIN,
+                upper_raw: i32::MAX,
+                lower,
+                upper,
+                min_raw: i32::MIN,
+                max_raw: i32::MAX,
+            };
+            let _ = (s.factor(), s.origin(), s.physical(i32::MIN), s.physical(i32::MAX));
+        }
+        assert_eq!(ratio(i128::MAX, 3, 6), ratio(i128::MAX, 3, 6));
     }
 
     #[test]

@@ -191,7 +191,7 @@ impl Stream {
         if self.open.is_none() {
             // Re-anchor a stream whose count has drifted from its chunks' time estimate.
             if let Some(est) = estimate_us {
-                if (est - clock.next_us()).abs() > cfg.max_drift_ms as i64 * 1000 {
+                if est.saturating_sub(clock.next_us()).unsigned_abs() > cfg.max_drift_ms as u64 * 1000 {
                     clock.anchor_us = est;
                     clock.count = 0;
                 }

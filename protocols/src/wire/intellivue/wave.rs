@@ -29,6 +29,7 @@
 use crate::error::{Error, Result};
 
 use super::attributes::MeasurementState;
+use super::pdu::{class, partition, ObjectType};
 use super::{Reader, Writer};
 
 /// Attribute ids of wave objects.
@@ -43,9 +44,15 @@ pub mod id {
     pub const NOM_ATTR_SA_FIXED_VAL_SPECN: u16 = 0x0A16;
 }
 
-/// The object class of real-time sample arrays (NOM_MOC_VMO_METRIC_SA_RT), the polled object
-/// type of a wave poll.
-pub const NOM_MOC_VMO_METRIC_SA_RT: u16 = 9;
+/// The polled object type of a wave poll: real-time sample arrays (NOM_MOC_VMO_METRIC_SA_RT).
+/// `pdu::encode_ext_poll_request(.., WAVES, group::ALL)` is the wave poll request; with
+/// attribute group 0 each result also carries one object's context every 1024 ms (p. 287).
+pub const WAVES: ObjectType = ObjectType { partition: partition::NOM_PART_OBJ, code: class::NOM_MOC_VMO_METRIC_SA_RT };
+
+/// The poll-profile extension option that asks for periodic wave results (POLL_EXT_PERIOD_RTSA,
+/// p. 71); it counts only beside a numeric period option such as POLL_EXT_PERIOD_NU_1SEC
+/// (0x80000000), and the association result says whether the monitor granted it (p. 72).
+pub const POLL_EXT_PERIOD_RTSA: u32 = 0x0800_0000;
 
 /// Physio ids of waves medgw names (SCADA partition: the MDC code is 0x20000 | id).
 pub mod physio {
