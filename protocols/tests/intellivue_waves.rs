@@ -303,6 +303,29 @@ fn malformed_wave_attributes_are_errors() {
 }
 
 #[test]
+fn a_whole_poll_result_decodes_every_object_even_after_a_bad_one() {
+    let mut attrs = ecg_context();
+    attrs.push(ecg(vec![7; 8]));
+    let pleth = vec![
+        Attr::Period(64),
+        Attr::Spec(SaSpec { array_size: 2, sample_size: 16, significant_bits: 12, flags: 0 }),
+        Attr::Scale("0", "4095", 0, 4095),
+        Attr::Samples(physio::NOM_PLETH, 0, vec![100, 200]),
+    ];
+    let bad = vec![Attr::Raw(id::NOM_ATTR_SA_SPECN, vec![1, 2, 3])];
+    let bytes = rtsa_result(3, 0x0004_0000, &[(0x0101, attrs), (0x0999, bad), (0x0202, pleth)]);
+    let Apdu::Result { result, .. } = parse_apdu(&bytes[4..]).unwrap() else { panic!() };
+    let ar = ActionResult::parse(result).unwrap();
+    let reply = PollReply::parse(ar.action_type, ar.body).unwrap();
+    let mut dec = RtsaDecoder::new();
+    let mut out = Vec::new();
+    let r = dec.poll_result(&reply, |t| Timestamp(BASE.0 + t.as_millis() as i64), &mut out);
+    assert!(matches!(r, Err(Error::BadField { field: "SaSpec length", .. })), "{r:?}");
+    assert_eq!(out.iter().map(|c| c.metric).collect::<Vec<_>>(), vec![code::MDC_ECG_ELEC_POTL_II, code::MDC_PULS_OXIM_PLETH]);
+    assert!(out.iter().all(|c| c.start == Timestamp(BASE.0 + 0x0004_0000 / 8)));
+}
+
+#[test]
 fn the_wave_poll_request_polls_real_time_sample_arrays_with_their_context() {
     let mut out = [0u8; 64];
     let n = encode_ext_poll_request(&mut out, 9, 4, medgw_protocols::wire::intellivue::wave::WAVES, 0).unwrap();

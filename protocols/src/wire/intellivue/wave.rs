@@ -295,6 +295,7 @@ mod decoder {
 
     use super::super::attributes::{AttributeList, RelativeTime};
     use super::super::nomenclature::{unit as mdc_unit_of, PRIVATE_TERM};
+    use super::super::pdu::PollReply;
     use super::*;
     use crate::mdc::{unit, MdcCode};
     use crate::time::Timestamp;
@@ -409,6 +410,27 @@ mod decoder {
                 return Err(Error::Unconfirmed { frames: unconfirmed });
             }
             Ok(())
+        }
+
+        /// Decodes every wave object of a wave poll result. `to_time` places a relative time
+        /// on the gateway's clock (the client's MDS clock reference). Objects are decoded
+        /// independently: one that fails does not cost the others their samples; the first
+        /// error is returned after all were tried.
+        pub fn poll_result(
+            &mut self,
+            reply: &PollReply<'_>,
+            to_time: impl Fn(RelativeTime) -> Timestamp,
+            out: &mut Vec<WaveChunk>,
+        ) -> Result<()> {
+            let start = to_time(reply.rel_time);
+            let mut first = None;
+            for o in reply.info.observations() {
+                let r = o.and_then(|(_, o)| self.observation(o.handle, &o.attributes, reply.rel_time, start, out));
+                if let (Err(e), None) = (r, &first) {
+                    first = Some(e);
+                }
+            }
+            first.map_or(Ok(()), Err)
         }
 
         /// One sample array; returns 1 if it was refused for want of context.
