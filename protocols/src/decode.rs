@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::observation::{DeviceIdentity, Measurement};
 use crate::serial::SerialSettings;
 use crate::time::Timestamp;
+use crate::wave::WaveChunk;
 
 /// What a decoder produced.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,6 +37,10 @@ pub enum Event {
     /// once when the condition starts, not per frame; values stay withheld until the decoder
     /// locks on again. The text says which test failed.
     NoisyLine(&'static str),
+    /// Wave samples of one metric (pleth, ECG, ...) in the order the device sent them; the
+    /// gateway cuts them into segments with [`crate::wave::Segmenter`]. Boxed: a chunk is
+    /// larger than the other events, and decoders move many events.
+    Wave(Box<WaveChunk>),
 }
 
 /// A device protocol's decoder or session state machine.

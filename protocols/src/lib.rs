@@ -11,6 +11,7 @@
 //! - [`decode`] (`alloc`): the [`decode::Decoder`] interface the gateway drives: bytes and time
 //!   in; measurements, rejections and bytes to send out.
 //! - [`encode`] (`alloc`): canonical JSON, FHIR R4 `Observation`/`Device`, HL7 v2.6 PCD-01, MLLP.
+//! - [`wave`] (`alloc`): waveform chunks and segments, and the segmenter between them.
 //!
 //! Features: `std` (default) implies `alloc`. Without either, the crate is the wire layer, the
 //! MDC tables, [`decimal::Decimal`], [`time`] and [`quality`].
@@ -50,6 +51,8 @@ pub mod observation;
 pub mod registry;
 #[cfg(feature = "sim")]
 pub mod sim;
+#[cfg(feature = "alloc")]
+pub mod wave;
 
 pub use decimal::Decimal;
 pub use error::{Error, Result};

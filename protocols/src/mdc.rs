@@ -75,7 +75,9 @@ pub mod code {
     pub const MDC_PLETH_PULS_RATE: MdcCode = MdcCode::scada(18466); // 149538 (Philips NOM_PLETH_PULS_RATE)
     pub const MDC_PULS_OXIM_PERF_REL: MdcCode = MdcCode::scada(19376); // 150448
     pub const MDC_PULS_OXIM_PLETH: MdcCode = MdcCode::scada(19380); // 150452
-                                                                    // ECG heart rate (10101; Philips NOM_ECG_CARD_BEAT_RATE).
+    /// ECG lead II, the wave (hospital-integration.md §3; Philips NOM_ECG_ELEC_POTL_II 0x0102).
+    pub const MDC_ECG_ELEC_POTL_II: MdcCode = MdcCode::scada(258); // 131330
+                                                                   // ECG heart rate (10101; Philips NOM_ECG_CARD_BEAT_RATE).
     pub const MDC_ECG_HEART_RATE: MdcCode = MdcCode::scada(16770); // 147842
     /// R-R interval (global), e.g. the RR intervals of the Bluetooth Heart Rate Measurement.
     pub const MDC_ECG_TIME_PD_RR_GL: MdcCode = MdcCode::scada(16168); // 147240
@@ -152,6 +154,8 @@ pub mod unit {
     pub const MDC_DIM_BEAT_PER_MIN: MdcCode = MdcCode::dim(2720); // 264864
     pub const MDC_DIM_RESP_PER_MIN: MdcCode = MdcCode::dim(2784); // 264928
     pub const MDC_DIM_MMHG: MdcCode = MdcCode::dim(3872); // 266016
+    /// Millivolt, the unit of ECG waves (MDC_DIM_VOLT 4256 with the milli prefix 18).
+    pub const MDC_DIM_MILLI_VOLT: MdcCode = MdcCode::dim(4274); // 266418
     pub const MDC_DIM_KILO_PASCAL: MdcCode = MdcCode::dim(3843); // 265987
     pub const MDC_DIM_DEGC: MdcCode = MdcCode::dim(6048); // 268192
     /// 10408 defines 4416; one vendor HL7 sample in public code writes 268224 for °F, which is
@@ -246,6 +250,7 @@ pub static METRICS: &[MetricDef] = &[
     // Perfusion index: LOINC 61006-3 "Perfusion index Tissue by Pulse oximetry" (not a vital sign).
     metric!(MDC_PULS_OXIM_PERF_REL, "Perfusion index", ["61006-3"], None, Some(unit::MDC_DIM_PERCENT), [], "10404"),
     metric!(MDC_PULS_OXIM_PLETH, "Plethysmogram", [], None, None, [], "10404"),
+    metric!(MDC_ECG_ELEC_POTL_II, "ECG lead II", [], None, Some(unit::MDC_DIM_MILLI_VOLT), [], "10101"),
     metric!(MDC_ECG_HEART_RATE, "Heart rate (ECG)", ["8867-4"], Some(vs!("heartrate")), Some(unit::MDC_DIM_BEAT_PER_MIN), [], "10101"),
     metric!(MDC_ECG_TIME_PD_RR_GL, "RR interval", [], None, Some(unit::MDC_DIM_MILLI_SEC), [], "10101"),
     metric!(MDC_PULS_RATE_NON_INV, "Pulse rate (NIBP)", ["8867-4"], Some(vs!("heartrate")), Some(unit::MDC_DIM_BEAT_PER_MIN), [], "10407"),
@@ -375,6 +380,7 @@ pub static UNITS: &[UnitDef] = &[
     unit_def!(MDC_DIM_BEAT_PER_MIN, "/min", "bpm"),
     unit_def!(MDC_DIM_RESP_PER_MIN, "/min", "rpm"),
     unit_def!(MDC_DIM_MMHG, "mm[Hg]", "mmHg"),
+    unit_def!(MDC_DIM_MILLI_VOLT, "mV", "mV"),
     unit_def!(MDC_DIM_KILO_PASCAL, "kPa", "kPa"),
     unit_def!(MDC_DIM_DEGC, "Cel", "°C"),
     unit_def!(MDC_DIM_FAHR, "[degF]", "°F"),
@@ -424,6 +430,7 @@ mod tests {
             (code::MDC_PLETH_PULS_RATE, 149538),
             (code::MDC_PULS_OXIM_PERF_REL, 150448),
             (code::MDC_PULS_OXIM_PLETH, 150452),
+            (code::MDC_ECG_ELEC_POTL_II, 131330),
             (code::MDC_ECG_HEART_RATE, 147842),
             (code::MDC_PULS_RATE_NON_INV, 149546),
             (code::MDC_ECG_TIME_PD_RR_GL, 147240),
@@ -445,6 +452,7 @@ mod tests {
             (code::MDC_RATIO_MASS_BODY_LEN_SQ, 188752),
             (code::MDC_CONC_GLU_CAPILLARY_WHOLEBLOOD, 160184),
             (unit::MDC_DIM_DIMLESS, 262656),
+            (unit::MDC_DIM_MILLI_VOLT, 266418),
             (unit::MDC_DIM_PERCENT, 262688),
             (unit::MDC_DIM_BEAT_PER_MIN, 264864),
             (unit::MDC_DIM_RESP_PER_MIN, 264928),

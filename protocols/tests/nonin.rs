@@ -8,6 +8,7 @@ use medgw_protocols::decode::{Decoder, Event};
 use medgw_protocols::sim::nonin::NoninSim;
 use medgw_protocols::sim::{DeviceSimulator, Fault, SimOptions};
 use medgw_protocols::time::Timestamp;
+use medgw_protocols::wave::{SampleMarks, Segmenter, SegmenterConfig};
 use medgw_protocols::wire::nonin::decoder::NoninDecoder;
 use medgw_protocols::wire::nonin::{Format, Frame, Status, PACKET_FRAMES};
 use proptest::prelude::*;
@@ -128,8 +129,83 @@ fn one_byte_at_a_time_equals_all_at_once() {
         let whole = decode_chunks(format, &stream, &[stream.len()]);
         assert!(readings(&whole).len() > 3, "{format:?}");
         assert!(whole.iter().any(|e| matches!(e, Event::Rejected { .. })), "{format:?}: the faults were seen");
-        assert_eq!(decode_chunks(format, &stream, &[1]), whole, "{format:?}");
+        let bytewise = decode_chunks(format, &stream, &[1]);
+        // Pleth chunks follow the reads; their samples, and everything else, do not.
+        assert_eq!(without_waves(&bytewise), without_waves(&whole), "{format:?}");
+        assert_eq!(pleth(&bytewise), pleth(&whole), "{format:?}");
     }
+}
+
+fn without_waves(events: &[Event]) -> Vec<&Event> {
+    events.iter().filter(|e| !matches!(e, Event::Wave(_))).collect()
+}
+
+/// The pleth samples of all wave chunks, in order.
+fn pleth(events: &[Event]) -> Vec<i32> {
+    events.iter().filter_map(|e| if let Event::Wave(w) = e { Some(w.samples.iter().copied()) } else { None }).flatten().collect()
+}
+
+/// Simulator capture: with every fault, the decoded pleth is exactly the samples of the intact
+/// frames the simulator sent, and cut into segments it stays so; the segments after a fault
+/// are marked as following a gap.
+#[test]
+fn pleth_decodes_to_what_the_simulator_sent_and_segments_keep_it() {
+    for (name, format) in [("nonin-df2", Format::Df2), ("nonin-df7", Format::Df7)] {
+        let mut sim = NoninSim::new(name, Some(format), &SimOptions { seed: 5, period_ms: 1000, record: true }, NOW);
+        let mut d = decoder(Some(format));
+        let mut events = Vec::new();
+        let faults = [Fault::BadChecksum, Fault::Garbage(9), Fault::Truncate, Fault::Silence(700), Fault::SensorOff(true)];
+        let mut t = NOW.0;
+        for step in 0..200 {
+            t += 50;
+            let mut bytes = Vec::new();
+            sim.tick(Timestamp(t), &mut bytes);
+            d.feed(&bytes, Timestamp(t), &mut events);
+            if step % 30 == 10 {
+                sim.inject(faults[(step / 30) % faults.len()]);
+            }
+        }
+        let sent: Vec<i32> = sim.take_pleth().into_iter().map(i32::from).collect();
+        assert!(sent.len() > 600, "{name}: {} samples", sent.len());
+        assert_eq!(pleth(&events), sent, "{name}");
+        let mut seg = Segmenter::new(SegmenterConfig::default());
+        let mut segments = Vec::new();
+        for e in &events {
+            if let Event::Wave(w) = e {
+                seg.push(w, &mut segments).unwrap();
+            }
+        }
+        seg.flush(&mut segments);
+        let joined: Vec<i32> = segments.iter().flat_map(|g| g.samples.iter().copied()).collect();
+        assert_eq!(joined, sent, "{name}");
+        let gaps = segments.iter().filter(|g| g.after_gap).count();
+        assert!(gaps >= 4, "{name}: {gaps} segments after a gap");
+        assert!(segments.iter().all(|g| g.samples.len() <= 75));
+        // Sensor off at the end: its samples are marked invalid.
+        assert!(segments.last().is_some_and(|g| g.marks.contains(&SampleMarks::INVALID)), "{name}");
+    }
+}
+
+/// The simulated pleth beats at the simulated pulse rate.
+#[test]
+fn simulated_pleth_beats_at_the_pulse_rate() {
+    let mut sim = NoninSim::new("nonin-df2", Some(Format::Df2), &SimOptions { seed: 3, period_ms: 1000, record: true }, NOW);
+    let mut bytes = Vec::new();
+    sim.tick(Timestamp(NOW.0 + 20_000), &mut bytes);
+    let samples = sim.take_pleth();
+    let hr: Vec<f64> = sim
+        .take_sent()
+        .iter()
+        .filter(|s| s.metric == medgw_protocols::mdc::code::MDC_PULS_OXIM_PULS_RATE)
+        .filter_map(|s| s.value.map(|v| v.to_f64()))
+        .collect();
+    let mean_hr = hr.iter().sum::<f64>() / hr.len() as f64;
+    let (lo, hi) = (*samples.iter().min().unwrap(), *samples.iter().max().unwrap());
+    let mid = (lo + hi) / 2;
+    let beats = samples.windows(2).filter(|w| w[0] < mid && w[1] >= mid).count() as f64;
+    let want = mean_hr * samples.len() as f64 / 75.0 / 60.0;
+    assert!((beats - want).abs() <= 2.0, "{beats} beats, {want:.1} expected at {mean_hr:.1}/min");
+    assert!(hi - lo > 150, "amplitude {lo}..{hi}");
 }
 
 /// Garbage that ends in a frame-shaped SYNC frame (for DF7 a 1-in-512 chance per position) right
@@ -161,7 +237,9 @@ proptest! {
     fn chunking_does_not_change_what_is_decoded(format in any_format(), seed in 0u64..1000, sizes in prop::collection::vec(1usize..300, 1..20)) {
         let stream = sim_stream(format, seed);
         let whole = decode_chunks(format, &stream, &[stream.len()]);
-        prop_assert_eq!(decode_chunks(format, &stream, &sizes), whole);
+        let chunked = decode_chunks(format, &stream, &sizes);
+        prop_assert_eq!(without_waves(&chunked), without_waves(&whole));
+        prop_assert_eq!(pleth(&chunked), pleth(&whole));
     }
 
     /// DF8 takes aligned frames whole from the input (fast path) and everything else byte by

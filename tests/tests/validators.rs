@@ -8,10 +8,11 @@ use std::sync::Arc;
 
 use medgw_e2e::{which, workspace};
 use medgw_protocols::decimal::Decimal;
-use medgw_protocols::encode::{fhir, hl7v2};
+use medgw_protocols::encode::{fhir, hl7v2, wave};
 use medgw_protocols::mdc::{code, unit, MdcCode};
 use medgw_protocols::nomenclature::Nomenclature;
 use medgw_protocols::observation::*;
+use medgw_protocols::wave::{SampleMarks, SamplePeriod, WaveScale, WaveSegment};
 use medgw_protocols::Timestamp;
 
 const T: Timestamp = Timestamp(1_710_498_125_000);
@@ -144,6 +145,46 @@ fn observations() -> Vec<Observation> {
     out
 }
 
+/// Wave segments: DF2 pleth with every per-sample mark (E/L/U in FHIR, empty NA components in
+/// PCD-01), and a scaled ECG lead in mV, with and without a patient.
+fn wave_segments() -> Vec<(WaveSegment, Arc<DeviceContext>)> {
+    let pleth = WaveSegment {
+        metric: code::MDC_PULS_OXIM_PLETH,
+        period: SamplePeriod::per_second(75),
+        scale: WaveScale::identity(unit::MDC_DIM_DIMLESS, 0, 255),
+        start: T,
+        seq: 3,
+        after_gap: true,
+        flags: Flags::ARTIFACT,
+        samples: vec![128, 131, 140, 155, 172, 188, 199, 203, 198, 186, 171, 158, 149, 143, 139],
+        marks: [SampleMarks::MISSING, SampleMarks::INVALID, SampleMarks::BELOW, SampleMarks::ABOVE, SampleMarks::PACER]
+            .into_iter()
+            .chain(std::iter::repeat(SampleMarks::NONE))
+            .take(15)
+            .collect(),
+    };
+    let ecg = WaveSegment {
+        metric: code::MDC_ECG_ELEC_POTL_II,
+        period: SamplePeriod::from_micros(2000),
+        scale: WaveScale {
+            unit: unit::MDC_DIM_MILLI_VOLT,
+            lower_raw: 0,
+            upper_raw: 16383,
+            lower: "-40.96".parse().unwrap(),
+            upper: "40.955".parse().unwrap(),
+            min_raw: 0,
+            max_raw: 16383,
+        },
+        start: T,
+        seq: 0,
+        after_gap: false,
+        flags: Flags::NONE,
+        samples: (0..500).map(|i| 8192 + (i % 50) * 10).collect(),
+        marks: Vec::new(),
+    };
+    vec![(pleth.clone(), ctx(true, true)), (pleth, ctx(false, false)), (ecg.clone(), ctx(true, false)), (ecg, ctx(false, true))]
+}
+
 fn run(cmd: &mut Command) -> (bool, String) {
     let out = cmd.output().expect("run validator");
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
@@ -176,10 +217,17 @@ fn fhir_output_passes_the_fhir_r4_json_schema() {
         text.push('\n');
     }
     assert!(unassociated > 10, "{unassociated}");
+    // Wave segments as valueSampledData.
+    for (seg, c) in wave_segments() {
+        let json = wave::fhir(&seg, &c, &nom, T);
+        assert!(json.contains(r#""valueSampledData""#), "{json}");
+        text.push_str(&json);
+        text.push('\n');
+    }
     std::fs::write(&file, &text).unwrap();
     let (ok, out) = run(Command::new("node").arg(validators.join("fhir-validate.js")).arg(&file));
     assert!(ok, "{out}");
-    assert!(out.contains(&format!("{n}/{n} resources valid", n = 2 * observations().len())), "{out}");
+    assert!(out.contains(&format!("{n}/{n} resources valid", n = 2 * observations().len() + wave_segments().len())), "{out}");
 
     // The validator must be able to fail: a resource with a wrong element is rejected.
     let broken = dir.path().join("broken.jsonl");
@@ -208,10 +256,15 @@ fn hl7_output_passes_hl7apy_strict_validation() {
     }
     let same: Vec<&Observation> = obs.iter().filter(|o| o.context.patient.is_some() && o.context.identity.eui64.is_some()).collect();
     text.push_str(&hl7v2::oru_r01(&same, &nom, "BATCH1", T).unwrap().replace('\r', "\n"));
+    // Wave segments as PCD-01 NA with the sample-rate and data-range rows.
+    for (i, (seg, c)) in wave_segments().iter().enumerate() {
+        text.push_str("\n\n");
+        text.push_str(&wave::hl7(seg, c, &nom, &format!("WAV{i:05}"), T).replace('\r', "\n"));
+    }
     std::fs::write(&file, &text).unwrap();
     let (ok, out) = run(Command::new("python3").arg(&script).arg(&file));
     assert!(ok, "{out}");
-    assert!(out.contains(&format!("{n}/{n} messages valid", n = obs.len() + 1)), "{out}");
+    assert!(out.contains(&format!("{n}/{n} messages valid", n = obs.len() + 1 + wave_segments().len())), "{out}");
 
     let first = text.split("\n\n").next().unwrap();
     let broken = dir.path().join("broken.hl7");

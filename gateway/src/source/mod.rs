@@ -453,6 +453,8 @@ impl DeviceRunner {
                         self.event(e);
                     }
                 }
+                // Waves are decoded but not yet published (docs/waveforms.md).
+                DecodeEvent::Wave(w) => tracing::debug!(device = %self.cfg.name, samples = w.samples.len(), "wave samples not published"),
             }
         }
         if let Some(session) = self.decoders.iter().find_map(|d| d.session_state()) {

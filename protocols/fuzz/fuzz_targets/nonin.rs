@@ -1,6 +1,7 @@
 //! Fuzz target: the Nonin DF2, DF7 and DF8 decoders and frame parsers.
 //!
 //! The input is fed in chunks whose sizes come from its first byte, to all three decoders.
+//! The DF2/DF7 pleth goes through the wave segmenter, which must keep every sample.
 //! Rejected offsets (including frames held for a lock and then dropped) lie inside the input.
 //! Every 5- and 4-byte window that parses as a frame is emitted again and must give back the
 //! same bytes and parse to the same frame. Checksums are not skipped under `cfg(fuzzing)`: the
@@ -9,6 +10,7 @@
 use libfuzzer_sys::fuzz_target;
 use medgw_protocols::decode::{Decoder, Event};
 use medgw_protocols::time::Timestamp;
+use medgw_protocols::wave::{Segmenter, SegmenterConfig};
 use medgw_protocols::wire::nonin::decoder::NoninDecoder;
 use medgw_protocols::wire::nonin::{Df8Frame, Format, Frame};
 
@@ -29,6 +31,19 @@ fuzz_target!(|data: &[u8]| {
                 assert!(*offset < bytes.len() as u64);
             }
         }
+        // The pleth through the segmenter: the segments hold exactly the decoded samples.
+        let mut seg = Segmenter::new(SegmenterConfig::default());
+        let mut segments = Vec::new();
+        let mut samples = Vec::new();
+        for e in &out {
+            if let Event::Wave(w) = e {
+                samples.extend_from_slice(&w.samples);
+                seg.push(w, &mut segments).unwrap();
+            }
+        }
+        seg.flush(&mut segments);
+        let joined: Vec<i32> = segments.iter().flat_map(|s| s.samples.iter().copied()).collect();
+        assert_eq!(joined, samples);
     }
     for format in [Format::Df2, Format::Df7] {
         for w in bytes.windows(5) {

@@ -4,11 +4,13 @@
 //!   (docs/canonical-json.md).
 //! - [`fhir`]: HL7 FHIR R4 `Observation` (vital-signs profiles where they apply) and `Device`.
 //! - [`hl7v2`]: HL7 v2.6 `ORU^R01` per IHE PCD-01, and [`mllp`] framing.
+//! - [`wave`]: wave segments as FHIR `valueSampledData`, PCD-01 `NA` and canonical JSON.
 
 pub mod canonical;
 pub mod fhir;
 pub mod hl7v2;
 pub mod mllp;
+pub mod wave;
 
 /// Appends the JSON of `value` to `out` (streaming with `std`, through a temporary without).
 pub(crate) fn append_json<T: serde::Serialize>(out: &mut alloc::vec::Vec<u8>, value: &T) {

@@ -84,6 +84,7 @@ pub struct NoninSim {
     silence_request: Option<u32>,
     silent_until: Option<Timestamp>,
     sent: Vec<Sent>,
+    pleth_sent: Vec<u16>,
 }
 
 impl NoninSim {
@@ -117,6 +118,7 @@ impl NoninSim {
             silence_request: None,
             silent_until: None,
             sent: Vec::new(),
+            pleth_sent: Vec::new(),
         }
     }
 
@@ -161,17 +163,22 @@ impl NoninSim {
         }
     }
 
-    /// A pleth sample and whether a pulse is being shown (12 frames per beat, spec p. 9).
-    fn pleth(&mut self) -> (u16, bool) {
+    /// A pleth sample, 0–1000 along one beat's shape ([`crate::wave::shape::pleth`]) at the
+    /// simulated pulse rate, and whether a pulse is being shown (12 frames per beat, spec p. 9).
+    fn pleth(&mut self) -> (u32, bool) {
         // Beat phase in 1/65536 of a beat, advanced by hr/(60·75) per frame.
         let step = (self.hr.max(1) as u32 * 65536) / (60 * FRAMES_PER_PERIOD as u32);
         self.beat_phase = self.beat_phase.wrapping_add(step) % 65536;
         let x = self.beat_phase as i64; // 0..65536
-                                        // A rise over the first fifth of the beat, then a slow fall: 0..=255.
-        let v = if x < 13107 { x * 255 / 13107 } else { 255 - (x - 13107) * 255 / (65536 - 13107) };
         let frames_per_beat = (60 * FRAMES_PER_PERIOD) as i64 / self.hr.max(1);
         let showing = x * frames_per_beat / 65536 < 12;
-        (v.clamp(0, 255) as u16, showing)
+        (crate::wave::shape::pleth(self.beat_phase), showing)
+    }
+
+    /// The pleth samples of intact frames sent since the last call, in order (empty unless
+    /// `record` is on): what the gateway's wave must hold.
+    pub fn take_pleth(&mut self) -> Vec<u16> {
+        core::mem::take(&mut self.pleth_sent)
     }
 
     fn garbage_byte(&mut self) -> u8 {
@@ -245,9 +252,11 @@ impl NoninSim {
         }
         let mut frame = Frame {
             status: Status(status),
+            // DF2 shows the beat over most of its 8 bits; DF7 over most of its 16, with the
+            // low byte carrying detail the 8-bit form cannot.
             pleth: match format {
-                Format::Df2 => pleth,
-                Format::Df7 => pleth << 8 | (self.rng.next_u64() as u16 & 0xFF),
+                Format::Df2 => (20 + pleth * 215 / 1000) as u16,
+                Format::Df7 => (5_000 + pleth * 55_000 / 1000) as u16,
             },
             float: self.floats.get(index).copied().unwrap_or(0),
         };
@@ -277,6 +286,9 @@ impl NoninSim {
         }
         let sent = bytes.get(..len).unwrap_or(&[]);
         out.extend_from_slice(sent);
+        if !damaged && self.opts.record {
+            self.pleth_sent.push(frame.pleth);
+        }
         if damaged {
             self.dirty.extend_from_slice(sent);
         } else {

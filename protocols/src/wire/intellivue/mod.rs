@@ -9,6 +9,7 @@
 //!              09 release rq, 0A release rp, 19 abort, E1 data         (session.rs)
 //!  remote op   SPpdu E1 00 ctx:u16 | ROapdus | ROIV/RORS/ROER/ROLRS    (pdu.rs)
 //!  MDIB data   AttributeList / AVA / NuObsValue / NuObsValueCmp / time (attributes.rs)
+//!  waves       SaObsValue / SaSpec / ScaleRangeSpec16 / fixed values     (wave.rs)
 //!  codes       physio id -> MDC metric, NOM_DIM -> MDC unit             (nomenclature.rs)
 //!  client      the Decoder state machine (alloc)                       (client.rs)
 //! ```
@@ -37,6 +38,7 @@ pub mod frame;
 pub mod nomenclature;
 pub mod pdu;
 pub mod session;
+pub mod wave;
 
 use crate::error::{Error, Result};
 

@@ -26,6 +26,17 @@
 //! (at least 333 ms) that the count cannot see. On a UART, lost bytes show up as damaged frames,
 //! which the checksum and the packet rules (see [`super::packet`]) catch.
 //!
+//! DF2/DF7 also give one pleth sample per frame (75 per second), published as
+//! [`Event::Wave`] chunks of [`code::MDC_PULS_OXIM_PLETH`]: every frame that passes its checksum
+//! contributes its sample, whether or not its packet completes (the numerics need the whole
+//! packet, the wave does not). Raw values are kept, 0–255 (DF2) or 0–65535 (DF7), dimensionless,
+//! on the identity scale: the spec gives the pleth no physical unit. A sample from a frame with
+//! the sensor alarm (SNSA) or out-of-track (OOT) bit is marked invalid; a chunk carries the
+//! status flags of its frames. Chunks are one per `feed` (cut where a frame was rejected, after
+//! a pause of more than [`GAP_MS`] and after `start`, which break continuity: frames lost whole
+//! cannot be counted). Nonin sends no time: the first sample's time is the receipt time backed
+//! off by the chunk's duration.
+//!
 //! Nonin sends no time and no sequence number: `device_time` and `seq` are `None`.
 //! The firmware revision (SREV, frame 4) becomes an identity event the first time it is seen
 //! and whenever it changes.
@@ -45,6 +56,7 @@ use crate::lock::StreamLock;
 use crate::mdc::{code, unit, MdcCode};
 use crate::observation::{AbsentReason, DeviceIdentity, Flags, Measurement, Status, Value};
 use crate::time::Timestamp;
+use crate::wave::{Continuity, SampleMarks, SamplePeriod, WaveChunk, WaveScale};
 
 /// A Nonin reading: the value, or absent ([`Flags::UNAVAILABLE`]) for the missing-data value.
 /// Built in one piece: DF8 makes two per 4 bytes, so the copies matter.
@@ -90,9 +102,73 @@ pub const DF8_MAX_FRAME_RATE: u32 = 20;
 /// delivers it when reading resumes (see [`crate::lock::RateGate`]).
 pub const DF8_BURST_FRAMES: u32 = 4096;
 
+/// DF2/DF7 frames per second (spec p. 8): the pleth sample rate.
+pub const PLETH_RATE: SamplePeriod = SamplePeriod::per_second(75);
+
+/// The pleth samples of one `feed`, cut where continuity broke.
+#[derive(Debug)]
+struct PlethChunks {
+    scale: WaveScale,
+    chunks: Vec<WaveChunk>,
+    /// How the next sample continues the last one sent.
+    next: Continuity,
+}
+
+impl PlethChunks {
+    fn new(format: Format) -> PlethChunks {
+        let max = match format {
+            Format::Df2 => 255,
+            Format::Df7 => 65_535,
+        };
+        PlethChunks { scale: WaveScale::identity(unit::MDC_DIM_DIMLESS, 0, max), chunks: Vec::new(), next: Continuity::Broken }
+    }
+
+    fn sample(&mut self, pleth: u16, flags: Flags) {
+        let marks = if flags.intersects(Flags::SENSOR_OFF | Flags::OUT_OF_TRACK) { SampleMarks::INVALID } else { SampleMarks::NONE };
+        let open = self.chunks.last().is_some() && self.next == Continuity::Continuous;
+        if !open {
+            self.chunks.push(WaveChunk {
+                metric: code::MDC_PULS_OXIM_PLETH,
+                period: PLETH_RATE,
+                scale: self.scale,
+                start: Timestamp(0),
+                continuity: self.next,
+                flags: Flags::NONE,
+                samples: Vec::with_capacity(32),
+                marks: Vec::new(),
+            });
+            self.next = Continuity::Continuous;
+        }
+        if let Some(c) = self.chunks.last_mut() {
+            if !marks.is_empty() || !c.marks.is_empty() {
+                c.marks.resize(c.samples.len(), SampleMarks::NONE);
+                c.marks.push(marks);
+            }
+            c.samples.push(pleth as i32);
+            c.flags.insert(flags);
+        }
+    }
+
+    fn broken(&mut self) {
+        self.next = Continuity::Broken;
+    }
+
+    /// Sends this feed's chunks, timing the last sample at `now`.
+    fn emit(&mut self, now: Timestamp, out: &mut Vec<Event>) {
+        let total: u64 = self.chunks.iter().map(|c| c.samples.len() as u64).sum();
+        let mut before = 0u64;
+        for mut c in self.chunks.drain(..) {
+            let after_first = total.saturating_sub(before + 1);
+            c.start = Timestamp(now.0.saturating_sub(PLETH_RATE.offset_us(after_first) / 1000));
+            before += c.samples.len() as u64;
+            out.push(Event::Wave(Box::new(c)));
+        }
+    }
+}
+
 #[derive(Debug)]
 enum Inner {
-    Packets { sync: FrameSync, packets: PacketAssembler, last_srev: Option<u8>, last_rx: Option<Timestamp> },
+    Packets { sync: FrameSync, packets: PacketAssembler, last_srev: Option<u8>, last_rx: Option<Timestamp>, pleth: PlethChunks },
     Df8 { sync: Df8Sync, lock: StreamLock<Df8Frame> },
 }
 
@@ -131,7 +207,13 @@ impl NoninDecoder {
     fn packets(name: &'static str, format: Format) -> NoninDecoder {
         NoninDecoder {
             name,
-            inner: Inner::Packets { sync: FrameSync::new(format), packets: PacketAssembler::new(), last_srev: None, last_rx: None },
+            inner: Inner::Packets {
+                sync: FrameSync::new(format),
+                packets: PacketAssembler::new(),
+                last_srev: None,
+                last_rx: None,
+                pleth: PlethChunks::new(format),
+            },
         }
     }
 }
@@ -165,25 +247,31 @@ impl Decoder for NoninDecoder {
 
     fn feed(&mut self, bytes: &[u8], now: Timestamp, out: &mut Vec<Event>) {
         match &mut self.inner {
-            Inner::Packets { sync, packets, last_srev, last_rx } => {
+            Inner::Packets { sync, packets, last_srev, last_rx, pleth } => {
                 if bytes.is_empty() {
                     return;
                 }
                 if last_rx.is_some_and(|t| now.0.saturating_sub(t.0) > GAP_MS) {
                     packets.gap();
+                    pleth.broken();
                 }
                 *last_rx = Some(now);
                 sync.feed(bytes, |e| match e {
                     SyncEvent::Skipped { offset, error } => {
                         packets.skipped();
+                        pleth.broken();
                         out.push(Event::Rejected { offset, error });
                     }
-                    SyncEvent::Frame { frame, offset } => match packets.push(&frame) {
-                        PacketEvent::Pending => {}
-                        PacketEvent::Complete(p) => emit_packet(&p, last_srev, out),
-                        PacketEvent::Broken(error) => out.push(Event::Rejected { offset, error }),
-                    },
-                })
+                    SyncEvent::Frame { frame, offset } => {
+                        pleth.sample(frame.pleth, frame.status.flags());
+                        match packets.push(&frame) {
+                            PacketEvent::Pending => {}
+                            PacketEvent::Complete(p) => emit_packet(&p, last_srev, out),
+                            PacketEvent::Broken(error) => out.push(Event::Rejected { offset, error }),
+                        }
+                    }
+                });
+                pleth.emit(now, out);
             }
             Inner::Df8 { sync, lock } => {
                 // Two measurements per 4-byte frame: reserve once rather than grow per frame.
@@ -206,9 +294,10 @@ impl Decoder for NoninDecoder {
 
     fn start(&mut self, _now: Timestamp, out: &mut Vec<Event>) {
         match &mut self.inner {
-            Inner::Packets { sync, packets, last_srev, last_rx } => {
+            Inner::Packets { sync, packets, last_srev, last_rx, pleth } => {
                 sync.reset();
                 packets.reset();
+                pleth.broken();
                 *last_rx = None;
                 // Another device may be on the other end after a reconnect.
                 *last_srev = None;
@@ -264,7 +353,9 @@ mod tests {
     #[test]
     fn np3_gives_identity_spo2_and_pulse_rate() {
         let mut d = NoninDecoder::df2();
-        let ev = decode(&mut d, &np3());
+        let mut ev = decode(&mut d, &np3());
+        // The pleth chunk comes last, after the values of the packet it completed.
+        assert!(matches!(ev.pop(), Some(Event::Wave(w)) if w.samples.len() == 25));
         assert_eq!(ev.len(), 3, "{ev:?}");
         let Event::Identity(id) = &ev[0] else { panic!("{:?}", ev[0]) };
         assert_eq!((id.manufacturer.as_deref(), id.firmware.as_deref()), (Some("Nonin"), Some("0x41")));
@@ -279,7 +370,7 @@ mod tests {
             (code::MDC_PULS_OXIM_PULS_RATE, unit::MDC_DIM_BEAT_PER_MIN, Some(Decimal::from_int(72)))
         );
         // The identity is not repeated for the next packet with the same SREV.
-        assert_eq!(decode(&mut d, &np3()).len(), 2);
+        assert_eq!(decode(&mut d, &np3()).len(), 3);
     }
 
     #[test]
@@ -403,5 +494,59 @@ mod tests {
         // A reconnect drops the held frame, reported as unconfirmed.
         d.start(Timestamp(3500), &mut out);
         assert!(out.contains(&Event::Rejected { offset: 13, error: Error::Unconfirmed { frames: 1 } }), "{out:?}");
+    }
+
+    fn waves(events: &[Event]) -> Vec<&WaveChunk> {
+        events.iter().filter_map(|e| if let Event::Wave(w) = e { Some(&**w) } else { None }).collect()
+    }
+
+    #[test]
+    fn every_checksummed_frame_gives_a_pleth_sample_even_in_a_broken_packet() {
+        let mut stream = np3();
+        stream[5 * 10 + 4] ^= 0xFF; // frame 11's checksum
+        stream.extend(np3());
+        let mut d = NoninDecoder::df2();
+        let ev = decode(&mut d, &stream);
+        let w = waves(&ev);
+        // Frames 1-10, then (frame 11 lost) 12-25 and the second packet: 10 + 39 samples.
+        assert_eq!(w.iter().map(|c| c.samples.len()).collect::<Vec<_>>(), alloc::vec![10, 39]);
+        assert_eq!((w[0].continuity, w[1].continuity), (Continuity::Broken, Continuity::Broken));
+        assert!(w.iter().all(|c| c.samples.iter().all(|&s| s == 0x80)));
+        assert_eq!((w[0].metric, w[0].period, w[0].scale.max_raw), (code::MDC_PULS_OXIM_PLETH, PLETH_RATE, 255));
+        // Timing: the last of the 49 samples at the receipt time, the first 48 periods earlier.
+        assert_eq!(w[1].start, Timestamp(-(PLETH_RATE.offset_us(38) / 1000)));
+        assert_eq!(w[0].start, Timestamp(-(PLETH_RATE.offset_us(48) / 1000)));
+        // The numerics are what they were: packet 2 only.
+        assert_eq!(values(&ev).len(), 2);
+        // The next feed continues the stream.
+        let ev = decode(&mut d, &np3());
+        assert_eq!(waves(&ev)[0].continuity, Continuity::Continuous);
+        // A reconnect breaks it.
+        d.start(Timestamp(0), &mut Vec::new());
+        assert_eq!(waves(&decode(&mut d, &np3()))[0].continuity, Continuity::Broken);
+    }
+
+    #[test]
+    fn df7_pleth_is_16_bit_and_sensor_off_samples_are_invalid() {
+        let bytes: Vec<u8> = NP3
+            .iter()
+            .enumerate()
+            .flat_map(|(i, f)| {
+                let status = if i >= 20 { f[1] | Status::SNSA } else { f[1] };
+                let fr = Frame { status: Status(status), pleth: 0x1234 + i as u16, float: f[3] };
+                let mut b = [0u8; 5];
+                fr.emit(Format::Df7, &mut b).unwrap();
+                b
+            })
+            .collect();
+        let mut d = NoninDecoder::df7();
+        let ev = decode(&mut d, &bytes);
+        let w = waves(&ev);
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].samples, (0..25).map(|i| 0x1234 + i).collect::<Vec<i32>>());
+        assert_eq!(w[0].scale.max_raw, 65_535);
+        assert_eq!(w[0].marks.iter().filter(|m| **m == SampleMarks::INVALID).count(), 5);
+        assert_eq!(w[0].mark(19), SampleMarks::NONE);
+        assert!(w[0].flags.contains(Flags::SENSOR_OFF));
     }
 }
