@@ -35,6 +35,10 @@ pub enum Event {
     /// once when the condition starts, not per frame; values stay withheld until the decoder
     /// locks on again. The text says which test failed.
     NoisyLine(&'static str),
+    /// The alarm conditions the device reports active now, complete for the report's scope
+    /// (see [`crate::alarm`]): feed it to the device's [`crate::alarm::AlarmTracker`]. Decoders
+    /// send a report when the set changes and after every (re)start, not with every frame.
+    Alarms(crate::alarm::AlarmReport),
 }
 
 /// A device protocol's decoder or session state machine.

@@ -26,6 +26,12 @@
 //! (at least 333 ms) that the count cannot see. On a UART, lost bytes show up as damaged frames,
 //! which the checksum and the packet rules (see [`super::packet`]) catch.
 //!
+//! Technical alerts: SNSA, OOT, ARTF, low/marginal perfusion (DF8 LPRF/MPRF, DF2/DF7 the
+//! RPRF/GPRF colour) and low battery become an [`Event::Alarms`] report
+//! ([`crate::alarm::flags::NONIN`]) with each published reading whose set of these bits differs
+//! from the last report's, and with the first reading after (re)start. Under the DF8 lock, so
+//! noise raises no alert.
+//!
 //! Nonin sends no time and no sequence number: `device_time` and `seq` are `None`.
 //! The firmware revision (SREV, frame 4) becomes an identity event the first time it is seen
 //! and whenever it changes.
@@ -44,7 +50,19 @@ use crate::error::Error;
 use crate::lock::StreamLock;
 use crate::mdc::{code, unit, MdcCode};
 use crate::observation::{AbsentReason, DeviceIdentity, Flags, Measurement, Status, Value};
+use crate::alarm::{flags as alarm_flags, AlarmReport, ReportScope};
 use crate::time::Timestamp;
+
+/// An alarm report when the alert bits in `flags` differ from the last report's.
+fn alarm_report(flags: Flags, last: &mut Option<Flags>, out: &mut Vec<Event>) {
+    let bits = Flags(flags.0 & alarm_flags::mask(alarm_flags::NONIN).0);
+    if *last == Some(bits) {
+        return;
+    }
+    *last = Some(bits);
+    let conditions = alarm_flags::conditions(bits, alarm_flags::NONIN, "nonin", code::MDC_PULS_OXIM_SAT_O2);
+    out.push(Event::Alarms(AlarmReport::new(ReportScope::All, conditions)));
+}
 
 /// A Nonin reading: the value, or absent ([`Flags::UNAVAILABLE`]) for the missing-data value.
 /// Built in one piece: DF8 makes two per 4 bytes, so the copies matter.
@@ -92,8 +110,8 @@ pub const DF8_BURST_FRAMES: u32 = 4096;
 
 #[derive(Debug)]
 enum Inner {
-    Packets { sync: FrameSync, packets: PacketAssembler, last_srev: Option<u8>, last_rx: Option<Timestamp> },
-    Df8 { sync: Df8Sync, lock: StreamLock<Df8Frame> },
+    Packets { sync: FrameSync, packets: PacketAssembler, last_srev: Option<u8>, last_rx: Option<Timestamp>, last_alarm: Option<Flags> },
+    Df8 { sync: Df8Sync, lock: StreamLock<Df8Frame>, last_alarm: Option<Flags> },
 }
 
 /// A Nonin decoder for one data format.
@@ -124,6 +142,7 @@ impl NoninDecoder {
             inner: Inner::Df8 {
                 sync: Df8Sync::new(),
                 lock: StreamLock::new(max_frame_rate, DF8_BURST_FRAMES.max(max_frame_rate.saturating_mul(3))),
+                last_alarm: None,
             },
         }
     }
@@ -131,12 +150,18 @@ impl NoninDecoder {
     fn packets(name: &'static str, format: Format) -> NoninDecoder {
         NoninDecoder {
             name,
-            inner: Inner::Packets { sync: FrameSync::new(format), packets: PacketAssembler::new(), last_srev: None, last_rx: None },
+            inner: Inner::Packets {
+                sync: FrameSync::new(format),
+                packets: PacketAssembler::new(),
+                last_srev: None,
+                last_rx: None,
+                last_alarm: None,
+            },
         }
     }
 }
 
-fn emit_packet(p: &Packet, last_srev: &mut Option<u8>, out: &mut Vec<Event>) {
+fn emit_packet(p: &Packet, last_srev: &mut Option<u8>, last_alarm: &mut Option<Flags>, out: &mut Vec<Event>) {
     if *last_srev != Some(p.srev()) {
         *last_srev = Some(p.srev());
         out.push(Event::Identity(DeviceIdentity {
@@ -148,6 +173,7 @@ fn emit_packet(p: &Packet, last_srev: &mut Option<u8>, out: &mut Vec<Event>) {
     let flags = p.flags();
     push_event(out, Event::Measurement(spo2_measurement(p.spo2(), flags)));
     push_event(out, Event::Measurement(pulse_rate_measurement(p.hr(), flags)));
+    alarm_report(flags, last_alarm, out);
 }
 
 fn emit_df8(f: &Df8Frame, out: &mut Vec<Event>) {
@@ -165,7 +191,7 @@ impl Decoder for NoninDecoder {
 
     fn feed(&mut self, bytes: &[u8], now: Timestamp, out: &mut Vec<Event>) {
         match &mut self.inner {
-            Inner::Packets { sync, packets, last_srev, last_rx } => {
+            Inner::Packets { sync, packets, last_srev, last_rx, last_alarm } => {
                 if bytes.is_empty() {
                     return;
                 }
@@ -180,12 +206,12 @@ impl Decoder for NoninDecoder {
                     }
                     SyncEvent::Frame { frame, offset } => match packets.push(&frame) {
                         PacketEvent::Pending => {}
-                        PacketEvent::Complete(p) => emit_packet(&p, last_srev, out),
+                        PacketEvent::Complete(p) => emit_packet(&p, last_srev, last_alarm, out),
                         PacketEvent::Broken(error) => out.push(Event::Rejected { offset, error }),
                     },
                 })
             }
-            Inner::Df8 { sync, lock } => {
+            Inner::Df8 { sync, lock, last_alarm } => {
                 // Two measurements per 4-byte frame: reserve once rather than grow per frame.
                 out.reserve(bytes.len() / 2 + 2);
                 sync.feed(bytes, |e| match e {
@@ -198,7 +224,10 @@ impl Decoder for NoninDecoder {
                         out.push(Event::Rejected { offset, error });
                         lock.skipped(skipped, out);
                     }
-                    SyncEvent::Frame { frame, offset } => lock.frame(frame, offset, now, out, emit_df8),
+                    SyncEvent::Frame { frame, offset } => lock.frame(frame, offset, now, out, |f, out| {
+                        emit_df8(f, out);
+                        alarm_report(f.flags(), last_alarm, out);
+                    }),
                 })
             }
         }
@@ -206,14 +235,16 @@ impl Decoder for NoninDecoder {
 
     fn start(&mut self, _now: Timestamp, out: &mut Vec<Event>) {
         match &mut self.inner {
-            Inner::Packets { sync, packets, last_srev, last_rx } => {
+            Inner::Packets { sync, packets, last_srev, last_rx, last_alarm } => {
+                *last_alarm = None;
                 sync.reset();
                 packets.reset();
                 *last_rx = None;
                 // Another device may be on the other end after a reconnect.
                 *last_srev = None;
             }
-            Inner::Df8 { sync, lock } => {
+            Inner::Df8 { sync, lock, last_alarm } => {
+                *last_alarm = None;
                 sync.reset();
                 lock.reset(out);
             }
@@ -265,7 +296,7 @@ mod tests {
     fn np3_gives_identity_spo2_and_pulse_rate() {
         let mut d = NoninDecoder::df2();
         let ev = decode(&mut d, &np3());
-        assert_eq!(ev.len(), 3, "{ev:?}");
+        assert_eq!(ev.len(), 4, "{ev:?}"); // identity, SpO2, pulse rate, the (empty) first alarm report
         let Event::Identity(id) = &ev[0] else { panic!("{:?}", ev[0]) };
         assert_eq!((id.manufacturer.as_deref(), id.firmware.as_deref()), (Some("Nonin"), Some("0x41")));
         let Event::Measurement(spo2) = &ev[1] else { panic!() };
@@ -403,5 +434,47 @@ mod tests {
         // A reconnect drops the held frame, reported as unconfirmed.
         d.start(Timestamp(3500), &mut out);
         assert!(out.contains(&Event::Rejected { offset: 13, error: Error::Unconfirmed { frames: 1 } }), "{out:?}");
+    }
+
+    fn alarm_codes(ev: &[Event]) -> Vec<Vec<&str>> {
+        ev.iter()
+            .filter_map(|e| if let Event::Alarms(r) = e { Some(r.conditions.iter().map(|c| c.vendor.code.as_ref()).collect()) } else { None })
+            .collect()
+    }
+
+    #[test]
+    fn df8_sensor_alarm_starts_and_clears_under_the_lock() {
+        let mut d = NoninDecoder::df8();
+        let normal = [0x80, 0x48, 0x61, 0x00]; // NP-1
+        let off = [0x83, 0x7F, 0x7F, 0x08]; // missing values, SNSA (STATUS2 bit 3, spec p. 16)
+        let mut stream = Vec::new();
+        for _ in 0..6 {
+            stream.extend_from_slice(&normal);
+        }
+        for _ in 0..3 {
+            stream.extend_from_slice(&off);
+        }
+        stream.extend_from_slice(&normal);
+        let ev = decode(&mut d, &stream);
+        assert_eq!(alarm_codes(&ev), [vec![], vec!["SNSA"], vec![]]);
+        let Some(Event::Alarms(r)) = ev.iter().find(|e| matches!(e, Event::Alarms(r) if !r.conditions.is_empty())) else { panic!() };
+        assert_eq!(r.conditions[0].kind, crate::alarm::AlarmKind::Technical);
+        // Noise that never locks raises nothing.
+        let mut d = NoninDecoder::df8();
+        assert!(alarm_codes(&decode(&mut d, &off)).is_empty());
+    }
+
+    #[test]
+    fn df2_packet_artifact_is_an_alert_with_its_mdc_code() {
+        let mut d = NoninDecoder::df2();
+        let mut bytes = np3();
+        // Frame 13: ARTF (STATUS bit 5, spec p. 9).
+        let f = 12 * 5;
+        bytes[f + 1] |= Status::ARTF;
+        bytes[f + 4] = crate::wire::nonin::frame::checksum(&bytes[f..f + 4]);
+        let ev = decode(&mut d, &bytes);
+        let Some(Event::Alarms(r)) = ev.iter().find(|e| matches!(e, Event::Alarms(_))) else { panic!("{ev:?}") };
+        assert_eq!(r.conditions.len(), 1);
+        assert_eq!((r.conditions[0].vendor.code.as_ref(), r.conditions[0].code), ("ARTF", crate::alarm::codes::MDC_EVT_WAVE_ARTIF_ERR));
     }
 }
