@@ -44,7 +44,7 @@ pub fn escape(out: &mut String, text: &str) {
     }
 }
 
-fn esc(text: &str) -> String {
+pub(crate) fn esc(text: &str) -> String {
     let mut s = String::with_capacity(text.len());
     escape(&mut s, text);
     s
@@ -117,7 +117,7 @@ const NTE_FLAGS: Flags = Flags(
 /// `<EUI-64>^^<EUI-64>^EUI-64` as PCD-01 examples do. A device without one gets the id derived
 /// from its identity key ([`DeviceContext::eui64`]); component 2 (namespace) then says `MEDGW`
 /// assigned it, as GE's B40 names itself where it builds an id from its MAC.
-fn equipment_id(ctx: &DeviceContext) -> String {
+pub(crate) fn equipment_id(ctx: &DeviceContext) -> String {
     match ctx.eui64() {
         (e, false) => alloc::format!("{e}^^{e}^EUI-64"),
         (e, true) => alloc::format!("{e}^MEDGW^{e}^EUI-64"),
@@ -133,7 +133,7 @@ fn equipment_id(ctx: &DeviceContext) -> String {
 /// identifier) — with PID-31 Identity Unknown Indicator `Y`, and PV1-2 patient class `U`
 /// (unknown). PID-5 is required: the gateway knows no name, so an empty name of type `U`
 /// (unspecified, table 0200), bound or not.
-fn patient_visit(m: &mut String, ctx: &DeviceContext) {
+pub(crate) fn patient_visit(m: &mut String, ctx: &DeviceContext) {
     let loc = &ctx.location;
     let class = match &ctx.patient {
         Some(p) => {
@@ -171,7 +171,7 @@ fn code_field(nom: &Nomenclature, code: MdcCode, vendor: Option<&crate::observat
 
 /// OBX-6. A unit with no MDC code (code 0, "not mapped") is left empty: `0^^MDC` would name a
 /// unit that does not exist, and OBX-6 is optional (HL7 v2.6 §7.4.2.6).
-fn unit_field(nom: &Nomenclature, unit: MdcCode) -> String {
+pub(crate) fn unit_field(nom: &Nomenclature, unit: MdcCode) -> String {
     if unit.is_unmapped() {
         return String::new();
     }
