@@ -379,3 +379,39 @@ proptest! {
         prop_assert!(seen.values().all(|v| *v == (1, 1)));
     }
 }
+
+#[test]
+fn sensor_node_flags_are_technical_alerts_but_stored_readings_raise_nothing() {
+    use medgw_protocols::quality::Flags;
+    use medgw_protocols::wire::link::{LinkDecoder, LinkObservation, Message};
+    let batch = |seq: u32, flags: Flags| {
+        let mut items = heapless::Vec::new();
+        items.push(LinkObservation::numeric(150456, 262688, 95, 0, T0 + seq as i64 * 1000, flags)).unwrap();
+        LinkDecoder::frame(&Message::Observations { seq, boot_id: 7, items }).unwrap()
+    };
+    let mut d = LinkDecoder::new(&DecoderOptions::default());
+    let mut tracker = AlarmTracker::new("eui64:0012345678ABCDEF");
+    let mut events = Vec::new();
+    for (seq, flags) in [
+        (0, Flags::NONE),
+        (1, Flags::SENSOR_OFF | Flags::FROM_STORAGE),
+        (2, Flags::SENSOR_OFF | Flags::LOW_BATTERY),
+        (3, Flags::LOW_BATTERY),
+        (4, Flags::NONE),
+    ] {
+        let mut out = Vec::new();
+        d.feed(&batch(seq, flags), Timestamp(T0 + seq as i64 * 1000), &mut out);
+        events.extend(out.into_iter().map(|e| (Timestamp(T0 + seq as i64 * 1000), e)));
+    }
+    let ev = track(&mut tracker, &events);
+    assert_eq!(
+        summary(&ev),
+        [
+            (Phase::Start, "sensor-off".to_string()),
+            (Phase::Start, "low-battery".to_string()),
+            (Phase::End, "sensor-off".to_string()),
+            (Phase::End, "low-battery".to_string()),
+        ]
+    );
+    assert_eq!(ev[0].receipt_time, Timestamp(T0 + 2000), "the stored reading raised nothing");
+}
