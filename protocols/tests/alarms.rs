@@ -29,7 +29,14 @@ const T0: i64 = 1_764_000_000_000;
 /// Runs a decoder against a simulator from `from` to `to` ms after T0 in 50 ms steps: the
 /// decoder's requests go to the simulator at once, the simulator's bytes to the decoder.
 /// `faults` are injected at their times. Returns the decoder's events other than Transmit.
-fn run(d: &mut dyn Decoder, sim: &mut dyn DeviceSimulator, from: i64, to: i64, faults: &[(i64, Fault)], start: bool) -> Vec<(Timestamp, Event)> {
+fn run(
+    d: &mut dyn Decoder,
+    sim: &mut dyn DeviceSimulator,
+    from: i64,
+    to: i64,
+    faults: &[(i64, Fault)],
+    start: bool,
+) -> Vec<(Timestamp, Event)> {
     let mut events = Vec::new();
     let mut pending: Vec<Event> = Vec::new();
     if start {
@@ -104,7 +111,12 @@ fn ctx(patient: bool) -> DeviceContext {
 fn masimo_spo2_low_and_sensor_off_start_and_end() {
     let mut sim = MasimoSim::new(&SimOptions::default(), Timestamp(T0));
     let mut d = MasimoDecoder::new();
-    let faults = [(3_000, Fault::Spo2Low(true)), (8_000, Fault::Spo2Low(false)), (12_000, Fault::SensorOff(true)), (15_000, Fault::SensorOff(false))];
+    let faults = [
+        (3_000, Fault::Spo2Low(true)),
+        (8_000, Fault::Spo2Low(false)),
+        (12_000, Fault::SensorOff(true)),
+        (15_000, Fault::SensorOff(false)),
+    ];
     let events = run(&mut d, &mut sim, 0, 20_000, &faults, true);
     let mut tracker = AlarmTracker::new(ctx(false).key());
     let ev = track(&mut tracker, &events);
@@ -234,7 +246,13 @@ fn pcd04_has_the_acm_structure_and_facets() {
 fn pcd04_end_by_disconnect_says_why_and_omits_an_unknown_priority() {
     let nom = Nomenclature::builtin();
     let mut t = AlarmTracker::new("k");
-    let c = AlarmCondition::new(MdcCode::UNMAPPED, VendorCode::new_static("masimo", "EXC:000020"), MdcCode::UNMAPPED, AlarmKind::Technical, "Sensor Off");
+    let c = AlarmCondition::new(
+        MdcCode::UNMAPPED,
+        VendorCode::new_static("masimo", "EXC:000020"),
+        MdcCode::UNMAPPED,
+        AlarmKind::Technical,
+        "Sensor Off",
+    );
     let mut out = Vec::new();
     t.report(&AlarmReport::new(ReportScope::All, vec![c]), Timestamp(T0), &mut out);
     t.disconnected("closed", Timestamp(T0 + 5_000), &mut out);
@@ -333,8 +351,14 @@ fn conditions(set: u8, pri: u8) -> Vec<AlarmCondition> {
         .map(|i| {
             let kind = if i < 3 { AlarmKind::Physiological } else { AlarmKind::Technical };
             let p = [None, Some(Priority::Low), Some(Priority::Medium), Some(Priority::High)][((pri >> (i % 4)) & 3) as usize];
-            AlarmCondition::new(MdcCode::UNMAPPED, VendorCode { namespace: "t".into(), code: format!("C{i}").into() }, MdcCode::UNMAPPED, kind, format!("c{i}"))
-                .with_priority(p)
+            AlarmCondition::new(
+                MdcCode::UNMAPPED,
+                VendorCode { namespace: "t".into(), code: format!("C{i}").into() },
+                MdcCode::UNMAPPED,
+                kind,
+                format!("c{i}"),
+            )
+            .with_priority(p)
         })
         .collect()
 }

@@ -208,7 +208,15 @@ impl AlarmTracker {
         .with_priority(Some(Priority::Medium));
         let id = self.new_id(&c, now);
         self.active.push(Active { id, condition: c.clone(), started: now });
-        out.push(AlarmEvent { id, phase: Phase::Start, condition: c, started: now, receipt_time: now, device_time: None, end_reason: None });
+        out.push(AlarmEvent {
+            id,
+            phase: Phase::Start,
+            condition: c,
+            started: now,
+            receipt_time: now,
+            device_time: None,
+            end_reason: None,
+        });
     }
 
     /// The device is connected again: the gateway's `device-disconnected` alert ends.
@@ -231,8 +239,8 @@ impl AlarmTracker {
 mod tests {
     use super::*;
     use crate::alarm::{codes, ReportScope};
-    use crate::Decimal;
     use crate::mdc::code;
+    use crate::Decimal;
 
     fn spo2_low(priority: Priority) -> AlarmCondition {
         AlarmCondition::new(
@@ -246,7 +254,13 @@ mod tests {
     }
 
     fn sensor_off() -> AlarmCondition {
-        AlarmCondition::new(MdcCode::UNMAPPED, VendorCode::new_static("masimo", "EXC:000020"), MdcCode::UNMAPPED, AlarmKind::Technical, "Sensor Off")
+        AlarmCondition::new(
+            MdcCode::UNMAPPED,
+            VendorCode::new_static("masimo", "EXC:000020"),
+            MdcCode::UNMAPPED,
+            AlarmKind::Technical,
+            "Sensor Off",
+        )
     }
 
     fn report(scope: ReportScope, c: &[AlarmCondition]) -> AlarmReport {

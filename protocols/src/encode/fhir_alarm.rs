@@ -102,15 +102,20 @@ pub fn communication(ev: &AlarmEvent, ctx: &DeviceContext, nom: &Nomenclature) -
         let unit = nom.unit(c.unit);
         let mut q = json!({"contentString": alloc::format!("value {v}{}", unit.as_ref().map(|u| alloc::format!(" {}", u.ucum)).unwrap_or_default())});
         if let Some(o) = q.as_object_mut() {
-            o.insert(String::from("extension"), json!([{"url": alloc::format!("{EXT}alarm-value"), "valueQuantity": match &unit {
-                Some(u) => json!({"value": v, "unit": u.ucum, "system": super::fhir::UCUM, "code": u.ucum}),
-                None => json!({"value": v}),
-            }}]));
+            o.insert(
+                String::from("extension"),
+                json!([{"url": alloc::format!("{EXT}alarm-value"), "valueQuantity": match &unit {
+                    Some(u) => json!({"value": v, "unit": u.ucum, "system": super::fhir::UCUM, "code": u.ucum}),
+                    None => json!({"value": v}),
+                }}]),
+            );
         }
         payload.push(q);
     }
     if let Some(EndReason::Disconnected(why)) = &ev.end_reason {
-        payload.push(json!({"contentString": alloc::format!("ended by medgw: device disconnected ({why}); the device may still be alarming")}));
+        payload.push(
+            json!({"contentString": alloc::format!("ended by medgw: device disconnected ({why}); the device may still be alarming")}),
+        );
     }
     if ev.end_reason == Some(EndReason::Shutdown) {
         payload.push(json!({"contentString": "ended by medgw: gateway shut down; the device may still be alarming"}));

@@ -263,7 +263,10 @@ mod tests {
         let r = list_report(NOM_ATTR_AL_MON_P_AL_LIST, &p_list()).unwrap();
         assert_eq!(r.scope, ReportScope::Physiological);
         let c = &r.conditions[0];
-        assert_eq!((c.code, c.source, c.kind, c.priority), (codes::MDC_EVT_LO, code::MDC_PULS_OXIM_SAT_O2, AlarmKind::Physiological, Some(Priority::High)));
+        assert_eq!(
+            (c.code, c.source, c.kind, c.priority),
+            (codes::MDC_EVT_LO, code::MDC_PULS_OXIM_SAT_O2, AlarmKind::Physiological, Some(Priority::High))
+        );
         assert_eq!((c.text.as_str(), c.state, c.vendor.code.as_ref()), ("**SpO2 85<90", AlarmState::Latched, "19384:62"));
         assert_eq!(c.device_priority, Some(0x400));
     }

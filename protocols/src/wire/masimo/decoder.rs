@@ -44,11 +44,11 @@ use alloc::vec::Vec;
 use super::line::{looks_like_timestamp, parse_hex, parse_number, record_start, Line, Reading, Tag, ALARM_WIDTHS, EXC_WIDTHS};
 use super::status::{self as st, alarm_flags, exc_flags};
 use crate::alarm::{codes, AlarmCondition, AlarmKind, AlarmReport, Inactivation, ReportScope};
-use crate::observation::VendorCode;
 use crate::decode::{push_event, Decoder, DecoderOptions, Event};
 use crate::error::Error;
 use crate::framing::{LineAccumulator, LineEvent};
 use crate::mdc::{code, unit, MdcCode};
+use crate::observation::VendorCode;
 use crate::observation::{AbsentReason, DeviceIdentity, Flags, Measurement};
 use crate::time::{DeviceTime, Timestamp};
 
@@ -213,7 +213,7 @@ pub fn alarm_conditions(alarm: u32, exc: u32, readings: &[(Tag, Reading)]) -> Ve
         if alarm & bit == 0 {
             continue;
         }
-        let (source, unit) = tag.map(|t| mapping(t)).unwrap_or((MdcCode::UNMAPPED, MdcCode::UNMAPPED));
+        let (source, unit) = tag.map(mapping).unwrap_or((MdcCode::UNMAPPED, MdcCode::UNMAPPED));
         let c = AlarmCondition::new(code, vendor("ALARM", 4, bit), source, kind, text).with_value(tag.and_then(value), unit);
         out.push(c);
     }

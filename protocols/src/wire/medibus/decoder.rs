@@ -38,13 +38,13 @@ use alloc::vec::Vec;
 
 use super::alarms::alarm_records;
 use super::data::{code_name, lookup, parse_device_id, records, Reading};
-use crate::alarm::{AlarmCondition, AlarmKind, AlarmReport, ReportScope};
-use crate::mdc::MdcCode;
-use crate::observation::VendorCode;
 use super::frame::{cmd, Kind, Message, NAK};
 use super::framer::{Framer, FramerEvent};
+use crate::alarm::{AlarmCondition, AlarmKind, AlarmReport, ReportScope};
 use crate::decode::{push_event, Decoder, DecoderOptions, Event};
 use crate::error::Error;
+use crate::mdc::MdcCode;
+use crate::observation::VendorCode;
 use crate::observation::{AbsentReason, DeviceIdentity, Flags, Measurement};
 use crate::time::Timestamp;
 

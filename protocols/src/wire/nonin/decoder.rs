@@ -44,13 +44,13 @@ use alloc::vec::Vec;
 use super::frame::{Df8Frame, Format, DF8_LEN};
 use super::packet::{Packet, PacketAssembler, PacketEvent};
 use super::sync::{Df8Sync, FrameSync, SyncEvent};
+use crate::alarm::{flags as alarm_flags, AlarmReport, ReportScope};
 use crate::decimal::Decimal;
 use crate::decode::{push_event, Decoder, DecoderOptions, Event};
 use crate::error::Error;
 use crate::lock::StreamLock;
 use crate::mdc::{code, unit, MdcCode};
 use crate::observation::{AbsentReason, DeviceIdentity, Flags, Measurement, Status, Value};
-use crate::alarm::{flags as alarm_flags, AlarmReport, ReportScope};
 use crate::time::Timestamp;
 
 /// An alarm report when the alert bits in `flags` differ from the last report's.
@@ -438,7 +438,9 @@ mod tests {
 
     fn alarm_codes(ev: &[Event]) -> Vec<Vec<&str>> {
         ev.iter()
-            .filter_map(|e| if let Event::Alarms(r) = e { Some(r.conditions.iter().map(|c| c.vendor.code.as_ref()).collect()) } else { None })
+            .filter_map(
+                |e| if let Event::Alarms(r) = e { Some(r.conditions.iter().map(|c| c.vendor.code.as_ref()).collect()) } else { None },
+            )
             .collect()
     }
 
