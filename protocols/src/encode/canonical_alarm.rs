@@ -52,5 +52,5 @@ pub fn alarm_json(ev: &AlarmEvent, ctx: &DeviceContext) -> Json {
 
 /// [`alarm_json`] as text.
 pub fn alarm_string(ev: &AlarmEvent, ctx: &DeviceContext) -> String {
-    alarm_json(ev, ctx).to_string()
+    serde_json::to_string(&alarm_json(ev, ctx)).unwrap_or_default()
 }
