@@ -71,10 +71,16 @@ fn bed(ctx: &DeviceContext) -> String {
 /// The `Communication` JSON of one alarm event.
 pub fn communication(ev: &AlarmEvent, ctx: &DeviceContext, nom: &Nomenclature) -> Json {
     let c = &ev.condition;
+    // FHIR strings are never empty.
+    let text = if c.text.trim().is_empty() { alloc::format!("{}:{}", c.vendor.namespace, c.vendor.code) } else { c.text.clone() };
     let reason = if c.is_mapped() {
-        json!({"coding": [{"system": MDC, "code": alloc::format!("{}", c.code.0), "display": codes::ref_id(c.code).unwrap_or("")}], "text": c.text})
+        let mut coding = json!({"system": MDC, "code": alloc::format!("{}", c.code.0)});
+        if let (Some(o), Some(r)) = (coding.as_object_mut(), codes::ref_id(c.code)) {
+            o.insert(String::from("display"), json!(r));
+        }
+        json!({"coding": [coding], "text": text})
     } else {
-        json!({"coding": [{"system": alloc::format!("{VENDOR_SYSTEM_PREFIX}{}", c.vendor.namespace), "code": c.vendor.code}], "text": c.text})
+        json!({"coding": [{"system": alloc::format!("{VENDOR_SYSTEM_PREFIX}{}", c.vendor.namespace), "code": c.vendor.code}], "text": text})
     };
     let mut ext: Vec<Json> = alloc::vec![
         json!({"url": alloc::format!("{EXT}alarm-phase"), "valueCode": ev.phase.ihe()}),
@@ -86,8 +92,11 @@ pub fn communication(ev: &AlarmEvent, ctx: &DeviceContext, nom: &Nomenclature) -
         ext.push(json!({"url": alloc::format!("{EXT}alarm-priority"), "valueCode": p.ihe()}));
     }
     if !c.source.is_unmapped() {
-        let display = nom.metric(c.source).map(|m| String::from(m.ref_id.as_ref())).unwrap_or_default();
-        ext.push(json!({"url": alloc::format!("{EXT}alarm-source"), "valueCoding": {"system": MDC, "code": alloc::format!("{}", c.source.0), "display": display}}));
+        let mut coding = json!({"system": MDC, "code": alloc::format!("{}", c.source.0)});
+        if let (Some(o), Some(m)) = (coding.as_object_mut(), nom.metric(c.source)) {
+            o.insert(String::from("display"), json!(m.ref_id));
+        }
+        ext.push(json!({"url": alloc::format!("{EXT}alarm-source"), "valueCoding": coding}));
     }
     if let Some(reason) = &ev.end_reason {
         let code = match reason {
@@ -97,7 +106,7 @@ pub fn communication(ev: &AlarmEvent, ctx: &DeviceContext, nom: &Nomenclature) -
         };
         ext.push(json!({"url": alloc::format!("{EXT}alarm-end-reason"), "valueCode": code}));
     }
-    let mut payload = alloc::vec![json!({"contentString": c.text})];
+    let mut payload = alloc::vec![json!({"contentString": text})];
     if let Some(v) = c.value {
         let unit = nom.unit(c.unit);
         let mut q = json!({"contentString": alloc::format!("value {v}{}", unit.as_ref().map(|u| alloc::format!(" {}", u.ucum)).unwrap_or_default())});

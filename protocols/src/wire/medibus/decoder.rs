@@ -179,7 +179,10 @@ pub fn alarm_report(data: &[u8], offset: u64, out: &mut Vec<Event>) {
     for rec in recs {
         match rec {
             Ok(r) => {
-                let text: String = r.phrase.iter().map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '?' }).collect();
+                let mut text: String = r.phrase.iter().map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '?' }).collect();
+                if text.trim().is_empty() {
+                    text = alloc::format!("alarm {:02X}", r.code);
+                }
                 let vendor = VendorCode { namespace: "medibus".into(), code: alloc::format!("ALARM:{:02X}", r.code).into() };
                 let mut c = AlarmCondition::new(MdcCode::UNMAPPED, vendor, MdcCode::UNMAPPED, AlarmKind::Physiological, text);
                 c.device_priority = Some(u16::from(r.priority));

@@ -30,7 +30,9 @@
 //! RPRF/GPRF colour) and low battery become an [`Event::Alarms`] report
 //! ([`crate::alarm::flags::NONIN`]) with each published reading whose set of these bits differs
 //! from the last report's, and with the first reading after (re)start. Under the DF8 lock, so
-//! noise raises no alert.
+//! noise raises no alert. DF2/DF7 show the perfusion colour only around each pulse, so the last
+//! colour shown stands until another is shown. ARTF and OOT follow the device packet by packet
+//! and may start and end often during motion.
 //!
 //! Nonin sends no time and no sequence number: `device_time` and `seq` are `None`.
 //! The firmware revision (SREV, frame 4) becomes an identity event the first time it is seen
@@ -41,7 +43,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::frame::{Df8Frame, Format, DF8_LEN};
+use super::frame::{perfusion_flags, Df8Frame, Format, Perfusion, DF8_LEN};
 use super::packet::{Packet, PacketAssembler, PacketEvent};
 use super::sync::{Df8Sync, FrameSync, SyncEvent};
 use crate::alarm::{flags as alarm_flags, AlarmReport, ReportScope};
@@ -52,6 +54,17 @@ use crate::lock::StreamLock;
 use crate::mdc::{code, unit, MdcCode};
 use crate::observation::{AbsentReason, DeviceIdentity, Flags, Measurement, Status, Value};
 use crate::time::Timestamp;
+
+/// The alert flags of a DF2/DF7 packet. The perfusion colour is shown for 12 frames per pulse
+/// (spec p. 9), so a packet between pulses shows none: the colour of the last packet that
+/// showed one stands, else low perfusion would start and end with every pulse.
+fn packet_alerts(p: &Packet, colour: &mut Perfusion) -> Flags {
+    if p.perfusion() != Perfusion::None {
+        *colour = p.perfusion();
+    }
+    let perfusion = Flags::LOW_PERFUSION | Flags::MARGINAL_PERFUSION;
+    Flags(p.flags().0 & !perfusion.0) | perfusion_flags(*colour)
+}
 
 /// An alarm report when the alert bits in `flags` differ from the last report's.
 fn alarm_report(flags: Flags, last: &mut Option<Flags>, out: &mut Vec<Event>) {
@@ -110,8 +123,20 @@ pub const DF8_BURST_FRAMES: u32 = 4096;
 
 #[derive(Debug)]
 enum Inner {
-    Packets { sync: FrameSync, packets: PacketAssembler, last_srev: Option<u8>, last_rx: Option<Timestamp>, last_alarm: Option<Flags> },
-    Df8 { sync: Df8Sync, lock: StreamLock<Df8Frame>, last_alarm: Option<Flags> },
+    Packets {
+        sync: FrameSync,
+        packets: PacketAssembler,
+        last_srev: Option<u8>,
+        last_rx: Option<Timestamp>,
+        last_alarm: Option<Flags>,
+        /// The last perfusion colour a packet showed (see [`packet_alerts`]).
+        colour: Perfusion,
+    },
+    Df8 {
+        sync: Df8Sync,
+        lock: StreamLock<Df8Frame>,
+        last_alarm: Option<Flags>,
+    },
 }
 
 /// A Nonin decoder for one data format.
@@ -156,12 +181,13 @@ impl NoninDecoder {
                 last_srev: None,
                 last_rx: None,
                 last_alarm: None,
+                colour: Perfusion::None,
             },
         }
     }
 }
 
-fn emit_packet(p: &Packet, last_srev: &mut Option<u8>, last_alarm: &mut Option<Flags>, out: &mut Vec<Event>) {
+fn emit_packet(p: &Packet, last_srev: &mut Option<u8>, last_alarm: &mut Option<Flags>, colour: &mut Perfusion, out: &mut Vec<Event>) {
     if *last_srev != Some(p.srev()) {
         *last_srev = Some(p.srev());
         out.push(Event::Identity(DeviceIdentity {
@@ -173,7 +199,7 @@ fn emit_packet(p: &Packet, last_srev: &mut Option<u8>, last_alarm: &mut Option<F
     let flags = p.flags();
     push_event(out, Event::Measurement(spo2_measurement(p.spo2(), flags)));
     push_event(out, Event::Measurement(pulse_rate_measurement(p.hr(), flags)));
-    alarm_report(flags, last_alarm, out);
+    alarm_report(packet_alerts(p, colour), last_alarm, out);
 }
 
 fn emit_df8(f: &Df8Frame, out: &mut Vec<Event>) {
@@ -191,7 +217,7 @@ impl Decoder for NoninDecoder {
 
     fn feed(&mut self, bytes: &[u8], now: Timestamp, out: &mut Vec<Event>) {
         match &mut self.inner {
-            Inner::Packets { sync, packets, last_srev, last_rx, last_alarm } => {
+            Inner::Packets { sync, packets, last_srev, last_rx, last_alarm, colour } => {
                 if bytes.is_empty() {
                     return;
                 }
@@ -206,7 +232,7 @@ impl Decoder for NoninDecoder {
                     }
                     SyncEvent::Frame { frame, offset } => match packets.push(&frame) {
                         PacketEvent::Pending => {}
-                        PacketEvent::Complete(p) => emit_packet(&p, last_srev, last_alarm, out),
+                        PacketEvent::Complete(p) => emit_packet(&p, last_srev, last_alarm, colour, out),
                         PacketEvent::Broken(error) => out.push(Event::Rejected { offset, error }),
                     },
                 })
@@ -235,8 +261,9 @@ impl Decoder for NoninDecoder {
 
     fn start(&mut self, _now: Timestamp, out: &mut Vec<Event>) {
         match &mut self.inner {
-            Inner::Packets { sync, packets, last_srev, last_rx, last_alarm } => {
+            Inner::Packets { sync, packets, last_srev, last_rx, last_alarm, colour } => {
                 *last_alarm = None;
+                *colour = Perfusion::None;
                 sync.reset();
                 packets.reset();
                 *last_rx = None;
@@ -478,5 +505,22 @@ mod tests {
         let Some(Event::Alarms(r)) = ev.iter().find(|e| matches!(e, Event::Alarms(_))) else { panic!("{ev:?}") };
         assert_eq!(r.conditions.len(), 1);
         assert_eq!((r.conditions[0].vendor.code.as_ref(), r.conditions[0].code), ("ARTF", crate::alarm::codes::MDC_EVT_WAVE_ARTIF_ERR));
+    }
+
+    #[test]
+    fn df2_perfusion_colour_holds_between_pulses() {
+        let mut d = NoninDecoder::df2();
+        let mut red = np3();
+        // Frames 2..13 of the first packet show red (RPRF only, spec p. 9), as around a pulse.
+        for f in 1..13 {
+            let at = f * 5;
+            red[at + 1] |= Status::RPRF;
+            red[at + 4] = crate::wire::nonin::frame::checksum(&red[at..at + 4]);
+        }
+        let mut stream = red.clone();
+        stream.extend_from_slice(&np3()); // a packet between pulses: no colour
+        stream.extend_from_slice(&red);
+        let ev = decode(&mut d, &stream);
+        assert_eq!(alarm_codes(&ev), [vec!["LPRF"]], "one report: low perfusion, held");
     }
 }
