@@ -36,8 +36,9 @@ pub enum Event {
     /// locks on again. The text says which test failed.
     NoisyLine(&'static str),
     /// The alarm conditions the device reports active now, complete for the report's scope
-    /// (see [`crate::alarm`]): feed it to the device's [`crate::alarm::AlarmTracker`]. Decoders
-    /// send a report when the set changes and after every (re)start, not with every frame.
+    /// (see [`crate::alarm`]): feed it to the device's [`crate::alarm::AlarmTracker`]. Stream
+    /// decoders send a report when the set changes and after every (re)start, not with every
+    /// frame; polled protocols (MEDIBUS) with every answer to their alarm request.
     Alarms(crate::alarm::AlarmReport),
 }
 
