@@ -136,7 +136,7 @@ pub fn run(
                 Event::NoisyLine(why) => {
                     let _ = writeln!(err, "wrong protocol or noisy line: {why}");
                 }
-                Event::Transmit(_) | Event::Session(_) | Event::Wave(_) => {}
+                Event::Transmit(_) | Event::Session(_) | Event::Wave(_) | Event::Alarms(_) => {}
             }
         }
         for o in &batch {

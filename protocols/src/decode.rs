@@ -41,6 +41,11 @@ pub enum Event {
     /// gateway cuts them into segments with [`crate::wave::Segmenter`]. Boxed: a chunk is
     /// larger than the other events, and decoders move many events.
     Wave(Box<WaveChunk>),
+    /// The alarm conditions the device reports active now, complete for the report's scope
+    /// (see [`crate::alarm`]): feed it to the device's [`crate::alarm::AlarmTracker`]. Stream
+    /// decoders send a report when the set changes and after every (re)start, not with every
+    /// frame; polled protocols (MEDIBUS) with every answer to their alarm request.
+    Alarms(crate::alarm::AlarmReport),
 }
 
 /// A device protocol's decoder or session state machine.

@@ -8,6 +8,8 @@
 //!   panics, `no_std`: the firmware uses these with `default-features = false`.
 //! - [`framing`]: fed accumulators that find frames in a byte stream and resynchronise.
 //! - [`observation`], [`nomenclature`] (`alloc`): the canonical model and the codes in use.
+//! - [`alarm`] (`alloc`): alarm conditions as devices report them and the per-device lifecycle
+//!   tracker (start / update / end).
 //! - [`decode`] (`alloc`): the [`decode::Decoder`] interface the gateway drives: bytes and time
 //!   in; measurements, rejections and bytes to send out.
 //! - [`encode`] (`alloc`): canonical JSON, FHIR R4 `Observation`/`Device`, HL7 v2.6 PCD-01, MLLP.
@@ -33,6 +35,8 @@ pub mod time;
 pub mod units;
 pub mod wire;
 
+#[cfg(feature = "alloc")]
+pub mod alarm;
 #[cfg(feature = "alloc")]
 pub mod association;
 #[cfg(feature = "alloc")]

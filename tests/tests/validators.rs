@@ -1,6 +1,7 @@
 //! medgw's FHIR and HL7 v2 output checked by independent validators, not by medgw's own
 //! round-trip: the official FHIR R4 JSON schema (node, tests/validators/fhir-validate.js) and
-//! hl7apy's strict HL7 v2.6 structure validation (python, tests/validators/hl7-validate.py).
+//! hl7apy's strict HL7 v2.6 structure validation (python, tests/validators/hl7-validate.py; for
+//! the PCD-04 alarm messages tests/validators/acm-validate.py, since hl7apy has no ORU_R40).
 //! `.ci/run` installs both; without them the test is skipped with a message.
 
 use std::process::Command;
@@ -282,4 +283,123 @@ fn hl7_output_passes_hl7apy_strict_validation() {
     std::fs::write(&broken, no_bed.join("\n")).unwrap();
     let (ok, out) = run(Command::new("python3").arg(&script).arg(&broken));
     assert!(!ok && out.contains("PV1-3"), "a message without the bed passed: {out}");
+}
+
+/// Alarm events of every shape: physiological with value, limits and priority, updated and
+/// cleared; technical, unmapped, without priority, ended by a disconnect; the gateway's own
+/// device-disconnected alert; ended by shutdown; with and without a patient.
+fn alarm_events() -> Vec<(medgw_protocols::alarm::AlarmEvent, Arc<DeviceContext>)> {
+    use medgw_protocols::alarm::*;
+    let mut out = Vec::new();
+    for (patient, eui) in [(true, true), (false, false)] {
+        let c = ctx(patient, eui);
+        let mut t = AlarmTracker::new(c.key());
+        let mut ev = Vec::new();
+        let mut low = AlarmCondition::new(
+            codes::MDC_EVT_LO,
+            VendorCode::new_static("intellivue", "19384:62"),
+            code::MDC_PULS_OXIM_SAT_O2,
+            AlarmKind::Physiological,
+            "**SpO2 85<90 | low",
+        )
+        .with_priority(Some(Priority::Medium))
+        .with_value(Some(Decimal::from_int(85)), unit::MDC_DIM_PERCENT);
+        low.limits = Some(Limits { low: Some(Decimal::from_int(90)), high: Some(Decimal::from_int(100)) });
+        let off = AlarmCondition::new(
+            MdcCode::UNMAPPED,
+            VendorCode::new_static("masimo", "EXC:000020"),
+            MdcCode::UNMAPPED,
+            AlarmKind::Technical,
+            "Sensor Off",
+        );
+        let hr = AlarmCondition::new(
+            codes::MDC_EVT_HI,
+            VendorCode::new_static("masimo", "ALARM:0004"),
+            code::MDC_PULS_OXIM_PULS_RATE,
+            AlarmKind::Physiological,
+            "PR high",
+        );
+        t.report(&AlarmReport::new(ReportScope::All, vec![low.clone(), off.clone(), hr]), T, &mut ev);
+        let mut higher = low.clone();
+        higher.priority = Some(Priority::High);
+        higher.inactivation = Inactivation::AudioPaused;
+        t.report(&AlarmReport::new(ReportScope::All, vec![higher, off]), Timestamp(T.0 + 1000), &mut ev);
+        t.report(&AlarmReport::new(ReportScope::Physiological, vec![]), Timestamp(T.0 + 2000), &mut ev);
+        t.disconnected("silent", Timestamp(T.0 + 3000), &mut ev);
+        t.shutdown(Timestamp(T.0 + 4000), &mut ev);
+        out.extend(ev.into_iter().map(|e| (e, c.clone())));
+    }
+    out
+}
+
+#[test]
+fn pcd04_output_passes_hl7apy_strict_and_the_acm_checks() {
+    use medgw_protocols::encode::pcd04;
+    let script = workspace().join("tests/validators/acm-validate.py");
+    let has_hl7apy = Command::new("python3").args(["-c", "import hl7apy"]).output().map(|o| o.status.success()).unwrap_or(false);
+    if !has_hl7apy {
+        eprintln!("SKIPPED: hl7apy is not installed (`.ci/run` installs tests/validators/requirements.txt)");
+        return;
+    }
+    let nom = Nomenclature::builtin();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("oru-r40.hl7");
+    let events = alarm_events();
+    let mut text = String::new();
+    for (i, (e, c)) in events.iter().enumerate() {
+        text.push_str(&pcd04::oru_r40(e, c, &nom, &format!("ALM{i:05}"), T).replace('\r', "\n"));
+        text.push('\n');
+    }
+    std::fs::write(&file, &text).unwrap();
+    let (ok, out) = run(Command::new("python3").arg(&script).arg(&file));
+    assert!(ok, "{out}");
+    assert!(out.contains(&format!("{n}/{n} messages valid", n = events.len())), "{out}");
+
+    // The checks can fail: a missing facet, another profile, a priority outside facet 1, a
+    // structure hl7apy rejects.
+    let first = text.split("\n\n").next().unwrap().to_string();
+    let broken = dir.path().join("broken.hl7");
+    let cases = [
+        first.lines().filter(|l| !l.contains("MDC_ATTR_ALERT_TYPE")).collect::<Vec<_>>().join("\n"),
+        first.replace("IHE_PCD_ACM_001^IHE PCD^1.3.6.1.4.1.19376.1.6.1.4.1", "IHE_PCD_001^IHE PCD^1.3.6.1.4.1.19376.1.6.1.1.1"),
+        first.replace("|start||||||R", "|start|||PH|||R"),
+        first.replace("ORU^R40^ORU_R40|", "ORU^R40^ORU_R40^X^Y|"),
+    ];
+    for (i, case) in cases.iter().enumerate() {
+        assert_ne!(case, &first, "case {i} changed nothing");
+        std::fs::write(&broken, case).unwrap();
+        let (ok, out) = run(Command::new("python3").arg(&script).arg(&broken));
+        assert!(!ok, "broken case {i} passed: {out}");
+    }
+    // The other OID seen in the field is accepted.
+    std::fs::write(&broken, first.replace("1.3.6.1.4.1.19376.1.6.1.4.1", "1.3.6.1.4.1.19376.1.6.4.4")).unwrap();
+    let (ok, out) = run(Command::new("python3").arg(&script).arg(&broken));
+    assert!(ok, "{out}");
+}
+
+#[test]
+fn fhir_alarm_communications_pass_the_fhir_r4_json_schema() {
+    use medgw_protocols::encode::fhir_alarm;
+    let validators = workspace().join("tests/validators");
+    if which("node").is_none() || !validators.join("node_modules/@asymmetrik/fhir-json-schema-validator").is_dir() {
+        eprintln!("SKIPPED: the FHIR validator is not installed (`.ci/run` runs `npm ci` in tests/validators)");
+        return;
+    }
+    let nom = Nomenclature::builtin();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("communications.jsonl");
+    let events = alarm_events();
+    let text: String = events.iter().map(|(e, c)| format!("{}\n", fhir_alarm::communication(e, c, &nom))).collect();
+    std::fs::write(&file, &text).unwrap();
+    let (ok, out) = run(Command::new("node").arg(validators.join("fhir-validate.js")).arg(&file));
+    assert!(ok, "{out}");
+    assert!(out.contains(&format!("{n}/{n} resources valid", n = events.len())), "{out}");
+    let broken = dir.path().join("broken.jsonl");
+    // The schema does not enumerate Communication.status (a `code`), but it rejects an element
+    // R4 does not have.
+    let line = text.lines().next().unwrap();
+    assert!(line.contains("\"sent\":"), "{line}");
+    std::fs::write(&broken, line.replace("\"sent\":", "\"sentAt\":") + "\n").unwrap();
+    let (ok, out) = run(Command::new("node").arg(validators.join("fhir-validate.js")).arg(&broken));
+    assert!(!ok, "a broken resource passed: {out}");
 }

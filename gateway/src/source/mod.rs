@@ -448,6 +448,10 @@ impl DeviceRunner {
                     );
                 }
                 DecodeEvent::Session(s) => self.event(self.device_event(EventKind::Session, s)),
+                // Alarm reports are decoded but not yet delivered (docs/alarms.md).
+                DecodeEvent::Alarms(r) => {
+                    tracing::debug!(device = %self.cfg.name, conditions = r.conditions.len(), "alarm report (not forwarded yet)")
+                }
                 DecodeEvent::NoisyLine(why) => {
                     if let Some(e) = self.noisy.report(now, why, &self.cfg.name, &self.cfg.bed) {
                         self.event(e);

@@ -6,14 +6,15 @@
 //! - 1: the rest split at 0xC1 into pieces, each wrapped in a valid frame (good FCS) and fed to
 //!   both clients: the session and PDU parsers see arbitrary user data behind a good frame
 //!   (instead of skipping the FCS under `cfg(fuzzing)`, which this target does not need);
-//! - 2: the parsers directly (session, ROapdus, poll request/reply, attribute types), and the
+//! - 2: the parsers directly (session, ROapdus, poll request/reply, attribute types, the alert
+//!   monitor's alarm lists), and the
 //!   framing round trip encode -> deframe -> same bytes.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use medgw_protocols::decode::{Decoder, DecoderOptions, Event};
 use medgw_protocols::wire::intellivue::attributes::{AbsoluteTime, AttributeList, NuObsValue, NuObsValueCmp, ProductionSpec, SystemModel};
 use medgw_protocols::wire::intellivue::pdu::{self, action};
-use medgw_protocols::wire::intellivue::{frame, session, IntelliVueClient};
+use medgw_protocols::wire::intellivue::{alarms, frame, session, IntelliVueClient};
 use medgw_protocols::Timestamp;
 
 fn clients() -> [IntelliVueClient; 2] {
@@ -59,10 +60,17 @@ fn parsers(data: &[u8]) {
             for (_, o) in r.info.observations().flatten() {
                 for ava in o.attributes.iter().flatten() {
                     let _ = NuObsValue::parse(ava.value);
+                    let _ = alarms::list_report(ava.id, ava.value);
                 }
             }
         }
         let _ = pdu::PollRequest::parse(a, data);
+    }
+    // The alert monitor's alarm lists (decoded from bytes; not polled by the client yet).
+    for id in [alarms::NOM_ATTR_AL_MON_P_AL_LIST, alarms::NOM_ATTR_AL_MON_T_AL_LIST] {
+        if let Ok(r) = alarms::list_report(id, data) {
+            assert!(r.conditions.iter().all(|c| !c.text.is_empty()));
+        }
     }
     let _ = pdu::MdsCreateInfo::parse(data);
     let _ = pdu::EventReport::parse(data);

@@ -9,6 +9,7 @@ use libfuzzer_sys::fuzz_target;
 use medgw_protocols::decode::{Decoder, DecoderOptions, Event};
 use medgw_protocols::time::Timestamp;
 use medgw_protocols::wire::medibus::decoder::MedibusDecoder;
+use medgw_protocols::wire::medibus::alarms::alarm_records;
 use medgw_protocols::wire::medibus::Message;
 
 fuzz_target!(|data: &[u8]| {
@@ -28,6 +29,12 @@ fuzz_target!(|data: &[u8]| {
         }
         if listen_only {
             assert!(!out.iter().any(|e| matches!(e, Event::Transmit(_))));
+        }
+    }
+    // Current-alarm records (the 0x27 answer's data).
+    if let Ok(records) = alarm_records(bytes) {
+        for r in records.flatten() {
+            assert!(r.phrase.len() <= 12);
         }
     }
     for piece in bytes.split(|&b| b == b'\r') {

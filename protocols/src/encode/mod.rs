@@ -5,12 +5,17 @@
 //! - [`fhir`]: HL7 FHIR R4 `Observation` (vital-signs profiles where they apply) and `Device`.
 //! - [`hl7v2`]: HL7 v2.6 `ORU^R01` per IHE PCD-01, and [`mllp`] framing.
 //! - [`wave`]: wave segments as FHIR `valueSampledData`, PCD-01 `NA` and canonical JSON.
+//! - Alarms ([`crate::alarm::AlarmEvent`]): [`pcd04`] (`ORU^R40` per IHE PCD-04),
+//!   [`fhir_alarm`] (FHIR R4 `Communication`), [`canonical_alarm`] (JSON).
 
 pub mod canonical;
+pub mod canonical_alarm;
 pub mod fhir;
+pub mod fhir_alarm;
 pub mod hl7v2;
 pub mod mllp;
 pub mod wave;
+pub mod pcd04;
 
 /// Appends the JSON of `value` to `out` (streaming with `std`, through a temporary without).
 pub(crate) fn append_json<T: serde::Serialize>(out: &mut alloc::vec::Vec<u8>, value: &T) {

@@ -476,6 +476,8 @@ impl DeviceSimulator for GattSim {
         match fault {
             Fault::SensorOff(off) => self.sensor_off = off,
             Fault::Silence(ms) => self.silent_until = Some(Timestamp(self.next.0 + ms as i64)),
+            // No alarm channel simulated for this protocol (yet).
+            Fault::Spo2Low(_) => {}
             other => self.fault = Some(other),
         }
     }

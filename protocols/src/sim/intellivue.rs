@@ -643,6 +643,8 @@ impl DeviceSimulator for IntelliVueSim {
             Fault::Garbage(n) => self.garbage = self.garbage.saturating_add(n),
             Fault::SensorOff(off) => self.sensor_off = off,
             Fault::Silence(ms) => self.silence_until = Timestamp(self.clock.0 + ms as i64),
+            // No alarm channel simulated for this protocol (yet).
+            Fault::Spo2Low(_) => {}
         }
     }
 

@@ -340,6 +340,8 @@ impl DeviceSimulator for LinkNodeSim {
         match fault {
             Fault::SensorOff(off) => self.sensor_off = off,
             Fault::Silence(ms) => self.pending_silence = Some(ms),
+            // No alarm channel simulated for this protocol (yet).
+            Fault::Spo2Low(_) => {}
             other => self.fault = Some(other),
         }
     }

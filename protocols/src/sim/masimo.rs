@@ -54,6 +54,7 @@ pub struct MasimoSim {
     pidelta: i64,
     pvi: i64,
     sensor_off: bool,
+    spo2_low: bool,
     corrupt: bool,
     truncate: bool,
     garbage: usize,
@@ -83,6 +84,7 @@ impl MasimoSim {
             pvi: rng.range(8, 20),
             rng,
             sensor_off: false,
+            spo2_low: false,
             corrupt: false,
             truncate: false,
             garbage: 0,
@@ -102,7 +104,7 @@ impl MasimoSim {
 
     fn walk(&mut self) {
         let r = &mut self.rng;
-        self.spo2 = r.walk(self.spo2, 1, 92, 100);
+        self.spo2 = if self.spo2_low { super::SPO2_LOW_VALUE } else { r.walk(self.spo2.max(92), 1, 92, 100) };
         self.bpm = r.walk(self.bpm, 1, 55, 110);
         self.pi = r.walk(self.pi, 5, 50, 1000);
         self.spco = r.walk(self.spco, 1, 0, 50);
@@ -135,7 +137,9 @@ impl MasimoSim {
         field(&mut s, Tag::Pidelta, format!("{sign}{:02}", self.pidelta.abs()), "+--", Some(Decimal::from_int(self.pidelta as i32)));
         field(&mut s, Tag::Pvi, format!("{:03}", self.pvi), "---", Some(Decimal::from_int(self.pvi as i32)));
         let exc = if off { 0x000020 } else { 0x000800 };
-        let _ = write!(s, " ALARM=0000 EXC={exc:06X}\r\n");
+        // SpO2 low (0x0002) with "alarm active" (0x0010): MD PnP ALARM bits.
+        let alarm = if self.spo2_low && !off { 0x0012 } else { 0x0000 };
+        let _ = write!(s, " ALARM={alarm:04X} EXC={exc:06X}\r\n");
         (s, values)
     }
 
@@ -205,6 +209,12 @@ impl DeviceSimulator for MasimoSim {
             Fault::Garbage(n) => self.garbage = self.garbage.saturating_add(n),
             Fault::SensorOff(off) => self.sensor_off = off,
             Fault::Silence(ms) => self.silence_request = Some(ms),
+            Fault::Spo2Low(low) => {
+                self.spo2_low = low;
+                if low {
+                    self.spo2 = super::SPO2_LOW_VALUE;
+                }
+            }
         }
     }
 

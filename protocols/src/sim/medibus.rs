@@ -7,6 +7,8 @@
 //!   `:` MEDIBUS version, the layout VSCaptureDrgVent writes);
 //! - measured data CP1 (0x24) with 11 records (HR, pulse rate, SpO2, etCO2 in mmHg, kPa and %,
 //!   respiratory rates, arterial pressures) whose values walk slowly;
+//! - current alarms CP1 (0x27) with `SpO2 low` under [`Fault::Spo2Low`] and `SpO2 sensor?`
+//!   under `SensorOff` (none otherwise);
 //! - NOP, stop (which closes the session) and any other command with its echo, since every
 //!   command must be answered;
 //! - a corrupt command with `SOH NAK cs CR`.
@@ -51,6 +53,7 @@ pub struct MedibusSim {
     sys: i64,
     dia: i64,
     sensor_off: bool,
+    spo2_low: bool,
     bad_checksum: bool,
     truncate: bool,
     garbage: usize,
@@ -74,6 +77,7 @@ impl MedibusSim {
             framer: Framer::new(),
             session: false,
             sensor_off: false,
+            spo2_low: false,
             bad_checksum: false,
             truncate: false,
             garbage: 0,
@@ -105,11 +109,27 @@ impl MedibusSim {
         true
     }
 
+    /// The current-alarms answer (wire/medibus/alarms.rs layout): the codes and priorities
+    /// are the simulator's own, not Dräger's (whose code table was not read); the priority
+    /// bytes avoid the framing's control bytes.
+    fn alarms(&self) -> Vec<u8> {
+        let mut data = Vec::new();
+        if self.spo2_low && !self.sensor_off {
+            data.push(30);
+            data.extend_from_slice(b"40SpO2 low    ");
+        }
+        if self.sensor_off {
+            data.push(10);
+            data.extend_from_slice(b"41SpO2 sensor?");
+        }
+        data
+    }
+
     /// The measured-data records and the values they carry.
     fn measured_data(&mut self) -> (String, Vec<(u8, Option<Decimal>)>) {
         let r = &mut self.rng;
         self.hr = r.walk(self.hr, 1, 55, 110);
-        self.spo2 = r.walk(self.spo2, 1, 92, 100);
+        self.spo2 = if self.spo2_low { super::SPO2_LOW_VALUE } else { r.walk(self.spo2.max(92), 1, 92, 100) };
         self.etco2 = r.walk(self.etco2, 1, 30, 45);
         self.rr = r.walk(self.rr, 1, 8, 22);
         self.sys = r.walk(self.sys, 2, 95, 150);
@@ -175,6 +195,10 @@ impl MedibusSim {
                     }
                 }
             }
+            cmd::ALARMS_CP1 => {
+                let alarms = self.alarms();
+                self.answer(Message::response(code, &alarms), out);
+            }
             cmd::STOP => {
                 self.answer(Message::response(code, b""), out);
                 self.session = false;
@@ -226,6 +250,7 @@ impl DeviceSimulator for MedibusSim {
             Fault::Garbage(n) => self.garbage = self.garbage.saturating_add(n),
             Fault::SensorOff(off) => self.sensor_off = off,
             Fault::Silence(ms) => self.silence_request = Some(ms),
+            Fault::Spo2Low(low) => self.spo2_low = low,
         }
     }
 

@@ -35,7 +35,16 @@ pub enum Fault {
     SensorOff(bool),
     /// Send nothing for this many milliseconds (the gateway should call the device silent).
     Silence(u32),
+    /// The SpO2 falls to [`SPO2_LOW_VALUE`] %, below the simulated device's low alarm limit
+    /// [`SPO2_LOW_LIMIT`] % (or recovers with `false`). Devices with an alarm channel report the
+    /// alarm (Masimo ALARM bit 0x0002, MEDIBUS current alarms); the others just send the value.
+    Spo2Low(bool),
 }
+
+/// The SpO2 a simulator sends under [`Fault::Spo2Low`].
+pub const SPO2_LOW_VALUE: i64 = 85;
+/// The low SpO2 alarm limit the simulators report.
+pub const SPO2_LOW_LIMIT: i64 = 90;
 
 /// A value the simulator put on the wire: what the gateway must publish.
 #[derive(Debug, Clone, PartialEq, Eq)]

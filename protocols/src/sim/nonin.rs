@@ -67,6 +67,7 @@ pub struct NoninSim {
     hr_d: u16,
     spo2_d: u8,
     sensor_off: bool,
+    spo2_low: bool,
     sensor_off_since: Option<Timestamp>,
     beat_phase: u32,
     /// The packet in progress (DF2/DF7).
@@ -104,6 +105,7 @@ impl NoninSim {
             hr_d: hr as u16,
             spo2_d: spo2 as u8,
             sensor_off: false,
+            spo2_low: false,
             sensor_off_since: None,
             beat_phase: 0,
             floats: [0; PACKET_FRAMES],
@@ -141,7 +143,8 @@ impl NoninSim {
     /// Moves the values once per period and keeps the display values (held after sensor off).
     fn update_values(&mut self, t: Timestamp) {
         self.hr = self.rng.walk(self.hr, 1, 55, 110);
-        self.spo2 = self.rng.walk(self.spo2, 1, 92, 100);
+        // Nonin frames carry no alarm bits: a low SpO2 is just the value.
+        self.spo2 = if self.spo2_low { super::SPO2_LOW_VALUE } else { self.rng.walk(self.spo2.max(92), 1, 92, 100) };
         if self.sensor_off {
             let since = *self.sensor_off_since.get_or_insert(t);
             if t.0 - since.0 >= DISPLAY_HOLD_PERIODS * self.period() as i64 {
@@ -418,6 +421,7 @@ impl DeviceSimulator for NoninSim {
             Fault::Garbage(n) => self.garbage = self.garbage.saturating_add(n),
             Fault::SensorOff(off) => self.sensor_off = off,
             Fault::Silence(ms) => self.silence_request = Some(ms),
+            Fault::Spo2Low(low) => self.spo2_low = low,
         }
     }
 

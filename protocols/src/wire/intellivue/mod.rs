@@ -31,6 +31,7 @@
 //! Each fact below names its sources; those with one source only are marked
 //! **[single source]** and covered by a test.
 
+pub mod alarms;
 pub mod attributes;
 #[cfg(feature = "alloc")]
 pub mod client;

@@ -10,6 +10,14 @@
 //! measurements to its disk buffer before it writes the transmit bytes to the port; a crash in
 //! between loses only the ack, and the node resends the batch.
 //!
+//! # Alarms
+//!
+//! The node's quality flags that are technical alerts ([`crate::alarm::flags::SENSOR_NODE`]:
+//! sensor off, pulse lost, artifact, low perfusion, low signal quality, low battery, invalid)
+//! become an [`Event::Alarms`] report for the whole node (the union over the batch's current
+//! readings) when that set changes, and with the first batch after (re)start. Readings from
+//! the node's memory ([`Flags::FROM_STORAGE`]) describe the past and raise nothing.
+//!
 //! # Time
 //!
 //! `time_ms` is UTC when the node's clock is synchronised: the measurement gets
@@ -26,6 +34,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::{parse_payload, Feed, FrameAccumulator, LinkObservation, LinkValue, Message, LINK_VERSION, MAX_FRAME, PROTOCOL};
+use crate::alarm::{flags as alarm_flags, AlarmReport, ReportScope};
 use crate::decimal::Decimal;
 use crate::decode::{Decoder, DecoderOptions, Event, ProtocolInfo};
 use crate::error::Error;
@@ -81,6 +90,8 @@ pub struct LinkDecoder {
     /// The boot of the last `Hello`, to tell a restart of the node.
     hello_boot: Option<u32>,
     last_hello_request: Option<Timestamp>,
+    /// The alert flags of the last alarm report.
+    last_alarm: Option<Flags>,
 }
 
 impl LinkDecoder {
@@ -91,6 +102,7 @@ impl LinkDecoder {
             session: None,
             hello_boot: None,
             last_hello_request: None,
+            last_alarm: None,
         }
     }
 
@@ -155,8 +167,20 @@ impl LinkDecoder {
                 if let Some((expected, found)) = verdict.gap {
                     out.push(Event::SequenceGap { expected, found });
                 }
+                let mut alerts = Flags::NONE;
+                let mut current = false;
                 for item in items {
+                    let flags = Flags(item.flags);
+                    if !flags.contains(Flags::FROM_STORAGE) {
+                        current = true;
+                        alerts |= Flags(flags.0 & alarm_flags::mask(alarm_flags::SENSOR_NODE).0);
+                    }
                     out.push(Event::Measurement(measurement(item, seq)));
+                }
+                if current && self.last_alarm != Some(alerts) {
+                    self.last_alarm = Some(alerts);
+                    let conditions = alarm_flags::conditions(alerts, alarm_flags::SENSOR_NODE, NAMESPACE, crate::mdc::MdcCode::UNMAPPED);
+                    out.push(Event::Alarms(AlarmReport::new(ReportScope::All, conditions)));
                 }
                 if let Some(ack) = verdict.ack {
                     self.transmit(&Message::Ack { boot_id, seq: ack }, out);
@@ -271,6 +295,7 @@ impl Decoder for LinkDecoder {
     fn start(&mut self, now: Timestamp, out: &mut Vec<Event>) {
         self.acc.clear();
         self.last_hello_request = None;
+        self.last_alarm = None;
         self.request_hello(now, out);
     }
 

@@ -24,6 +24,10 @@
 //! [`MdcCode::UNMAPPED`] too, rather than a guess. Every measurement carries its vendor code
 //! (`masimo`, tag), mapped or not, so a site can also correct a mapping.
 //!
+//! Alarms: the ALARM and EXC words also become an [`Event::Alarms`] report (scope all), sent
+//! for the first line after (re)start and whenever either word changes (table in
+//! [`alarm_conditions`]).
+//!
 //! Quality: the EXC and ALARM words of the same line set flags on every value (see
 //! [`super::status`]). A line is decoded whole or not at all: one field that does not parse
 //! means the line is damaged (the format has no checksum), and its other values are not
@@ -38,11 +42,13 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::line::{looks_like_timestamp, parse_hex, parse_number, record_start, Line, Reading, Tag, ALARM_WIDTHS, EXC_WIDTHS};
-use super::status::{alarm_flags, exc_flags};
+use super::status::{self as st, alarm_flags, exc_flags};
+use crate::alarm::{codes, AlarmCondition, AlarmKind, AlarmReport, Inactivation, ReportScope};
 use crate::decode::{push_event, Decoder, DecoderOptions, Event};
 use crate::error::Error;
 use crate::framing::{LineAccumulator, LineEvent};
 use crate::mdc::{code, unit, MdcCode};
+use crate::observation::VendorCode;
 use crate::observation::{AbsentReason, DeviceIdentity, Flags, Measurement};
 use crate::time::{DeviceTime, Timestamp};
 
@@ -138,8 +144,120 @@ fn parse_record(rec: &[u8]) -> Result<Record<'_>, Error> {
     Ok(r)
 }
 
+/// ALARM bits → conditions (MD PnP `poxrad_discrete.h`; bits 0–5 agree with remkolems' Rad-8
+/// experiments; [PARTLY UNCONFIRMED], see [`super::status`]): (bit, text, kind, event code,
+/// source tag). Limit alarms use MDC_EVT_HI / MDC_EVT_LO with the parameter as source.
+const ALARM_BITS: &[(u32, &str, AlarmKind, crate::mdc::MdcCode, Option<Tag>)] = &[
+    (st::ALARM_SPO2_HIGH, "SpO2 high", AlarmKind::Physiological, codes::MDC_EVT_HI, Some(Tag::Spo2)),
+    (st::ALARM_SPO2_LOW, "SpO2 low", AlarmKind::Physiological, codes::MDC_EVT_LO, Some(Tag::Spo2)),
+    (st::ALARM_PR_HIGH, "pulse rate high", AlarmKind::Physiological, codes::MDC_EVT_HI, Some(Tag::Bpm)),
+    (st::ALARM_PR_LOW, "pulse rate low", AlarmKind::Physiological, codes::MDC_EVT_LO, Some(Tag::Bpm)),
+    (st::ALARM_LOW_BATTERY, "low battery", AlarmKind::Technical, MdcCode::UNMAPPED, None),
+    (st::ALARM_SPCO_HIGH, "SpCO high", AlarmKind::Physiological, codes::MDC_EVT_HI, Some(Tag::Spco)),
+    (st::ALARM_SPCO_LOW, "SpCO low", AlarmKind::Physiological, codes::MDC_EVT_LO, Some(Tag::Spco)),
+    (st::ALARM_SPMET_HIGH, "SpMet high", AlarmKind::Physiological, codes::MDC_EVT_HI, Some(Tag::Spmet)),
+    (st::ALARM_SPMET_LOW, "SpMet low", AlarmKind::Physiological, codes::MDC_EVT_LO, Some(Tag::Spmet)),
+    (st::ALARM_DESAT_INDEX, "desaturation index", AlarmKind::Physiological, MdcCode::UNMAPPED, Some(Tag::Desat)),
+    (st::ALARM_PI_DELTA, "PI rate of change", AlarmKind::Physiological, MdcCode::UNMAPPED, Some(Tag::Pidelta)),
+];
+
+/// EXC bits → technical alerts (Rad-8 Operator's Manual p. 4-24, MD PnP; see
+/// [`super::status`]). 0x000800 (Masimo SET running) is the normal state and no alert.
+const EXC_BITS: &[(u32, &str)] = &[
+    (st::EXC_NO_SENSOR, "No Sensor"),
+    (st::EXC_DEFECTIVE_SENSOR, "Defective Sensor"),
+    (st::EXC_LOW_PERFUSION, "Low Perfusion"),
+    (st::EXC_PULSE_SEARCH, "Pulse Search"),
+    (st::EXC_INTERFERENCE, "Interference"),
+    (st::EXC_SENSOR_OFF, "Sensor Off"),
+    (st::EXC_AMBIENT_LIGHT, "Ambient Light"),
+    (st::EXC_UNRECOGNIZED_SENSOR, "Unrecognized Sensor"),
+    (st::EXC_INCOMPATIBLE_SENSOR, "Incompatible Sensor"),
+    (st::EXC_LOW_SIGNAL_IQ, "Low Signal IQ"),
+    (st::EXC_NO_CABLE, "No Cable"),
+    (st::EXC_CABLE_LIFE_EXPIRED, "Cable Life Expired"),
+    (st::EXC_INCOMPATIBLE_CABLE, "Incompatible Cable"),
+    (st::EXC_UNRECOGNIZED_CABLE, "Unrecognized Cable"),
+    (st::EXC_DEFECTIVE_CABLE, "Defective Cable"),
+    (st::EXC_SENSOR_CALIBRATING, "Sensor Calibrating"),
+    (st::EXC_SENSOR_LIFE_EXPIRED, "Sensor Life Expired"),
+    (st::EXC_EMITTER_TEMP, "Emitter Temp Out of Range"),
+    (st::EXC_CURRENT_LIMIT, "Sensor Current Limit Exceeded"),
+    (st::EXC_SPCO_LOW_CONFIDENCE, "SpCO Low Confidence"),
+    (st::EXC_SPMET_LOW_CONFIDENCE, "SpMET Low Confidence"),
+];
+
+/// The alarm conditions of one line's ALARM and EXC words. Vendor codes are `ALARM:hhhh` and
+/// `EXC:hhhhhh` (the bit, in the line's hex). Bits the tables do not know are passed through
+/// unchanged as conditions of their own (ALARM: physiological, since the word is the alarm
+/// word and over-reporting is safer; EXC: technical), so nothing the device says is lost.
+/// 0x0010 "alarm active" with no parameter bit becomes one generic MDC_EVT_ALARM condition;
+/// 0x0020 "alarm silenced" sets every condition's inactivation to audio-paused. The line has
+/// no priorities and no limits: priority is `None`. The triggering value is the same line's
+/// value of the source parameter.
+pub fn alarm_conditions(alarm: u32, exc: u32, readings: &[(Tag, Reading)]) -> Vec<AlarmCondition> {
+    let value = |tag: Tag| {
+        readings.iter().find(|(t, _)| *t == tag).and_then(|(_, r)| match r {
+            Reading::Number(d) => Some(*d),
+            Reading::Absent => None,
+        })
+    };
+    let vendor = |word: &str, width: usize, bit: u32| VendorCode {
+        namespace: "masimo".into(),
+        code: alloc::format!("{word}:{bit:0width$X}").into(),
+    };
+    let mut out = Vec::new();
+    let mut known = st::ALARM_ACTIVE | st::ALARM_SILENCED;
+    for &(bit, text, kind, code, tag) in ALARM_BITS {
+        known |= bit;
+        if alarm & bit == 0 {
+            continue;
+        }
+        let (source, unit) = tag.map(mapping).unwrap_or((MdcCode::UNMAPPED, MdcCode::UNMAPPED));
+        let c = AlarmCondition::new(code, vendor("ALARM", 4, bit), source, kind, text).with_value(tag.and_then(value), unit);
+        out.push(c);
+    }
+    for b in 0..32 {
+        let bit = 1u32 << b;
+        if alarm & bit != 0 && known & bit == 0 {
+            let text = alloc::format!("unknown alarm bit 0x{bit:04X}");
+            out.push(AlarmCondition::new(MdcCode::UNMAPPED, vendor("ALARM", 4, bit), MdcCode::UNMAPPED, AlarmKind::Physiological, text));
+        }
+    }
+    if alarm & st::ALARM_ACTIVE != 0 && out.iter().all(|c| c.kind != AlarmKind::Physiological) {
+        let c = AlarmCondition::new(
+            codes::MDC_EVT_ALARM,
+            vendor("ALARM", 4, st::ALARM_ACTIVE),
+            MdcCode::UNMAPPED,
+            AlarmKind::Physiological,
+            "alarm active (not specified)",
+        );
+        out.push(c);
+    }
+    let mut known_exc = st::EXC_MASIMO_SET;
+    for &(bit, text) in EXC_BITS {
+        known_exc |= bit;
+        if exc & bit != 0 {
+            out.push(AlarmCondition::new(MdcCode::UNMAPPED, vendor("EXC", 6, bit), MdcCode::UNMAPPED, AlarmKind::Technical, text));
+        }
+    }
+    for b in 0..32 {
+        let bit = 1u32 << b;
+        if exc & bit != 0 && known_exc & bit == 0 {
+            let text = alloc::format!("unknown exception bit 0x{bit:06X}");
+            out.push(AlarmCondition::new(MdcCode::UNMAPPED, vendor("EXC", 6, bit), MdcCode::UNMAPPED, AlarmKind::Technical, text));
+        }
+    }
+    if alarm & st::ALARM_SILENCED != 0 {
+        for c in &mut out {
+            c.inactivation = Inactivation::AudioPaused;
+        }
+    }
+    out
+}
+
 /// Decodes one line (without its terminator) that started at stream offset `offset`.
-fn decode_line(line: &[u8], offset: u64, last_serial: &mut Option<String>, out: &mut Vec<Event>) {
+fn decode_line(line: &[u8], offset: u64, last_serial: &mut Option<String>, last_words: &mut Option<(u32, u32)>, out: &mut Vec<Event>) {
     let Some(start) = record_start(line) else {
         out.push(Event::Rejected { offset, error: Error::BadText { field: "masimo timestamp" } });
         return;
@@ -168,9 +286,17 @@ fn decode_line(line: &[u8], offset: u64, last_serial: &mut Option<String>, out: 
             }));
         }
     }
-    for &(tag, reading) in record.readings.get(..record.count).unwrap_or(&[]) {
+    let readings = record.readings.get(..record.count).unwrap_or(&[]);
+    for &(tag, reading) in readings {
         let flags = exc_flags(record.exc, tag) | alarm_flags(record.alarm, tag);
         push_event(out, Event::Measurement(measurement(tag, reading, record.time, flags)));
+    }
+    let words = (record.alarm, record.exc);
+    if *last_words != Some(words) {
+        *last_words = Some(words);
+        let mut report = AlarmReport::new(ReportScope::All, alarm_conditions(record.alarm, record.exc, readings));
+        report.device_time = Some(record.time);
+        out.push(Event::Alarms(report));
     }
 }
 
@@ -179,6 +305,8 @@ fn decode_line(line: &[u8], offset: u64, last_serial: &mut Option<String>, out: 
 pub struct MasimoDecoder {
     lines: LineAccumulator<MAX_LINE>,
     last_serial: Option<String>,
+    /// The ALARM and EXC words of the last alarm report.
+    last_words: Option<(u32, u32)>,
 }
 
 impl MasimoDecoder {
@@ -193,11 +321,11 @@ impl Decoder for MasimoDecoder {
     }
 
     fn feed(&mut self, bytes: &[u8], _now: Timestamp, out: &mut Vec<Event>) {
-        let MasimoDecoder { lines, last_serial } = self;
+        let MasimoDecoder { lines, last_serial, last_words } = self;
         for &b in bytes {
             match lines.push(b) {
                 LineEvent::Pending => {}
-                LineEvent::Line(line, offset) => decode_line(line, offset, last_serial, out),
+                LineEvent::Line(line, offset) => decode_line(line, offset, last_serial, last_words, out),
                 LineEvent::Overflow(offset) => out.push(Event::Rejected { offset, error: Error::TooLong { max: MAX_LINE } }),
             }
         }
@@ -206,6 +334,7 @@ impl Decoder for MasimoDecoder {
     fn start(&mut self, _now: Timestamp, _out: &mut Vec<Event>) {
         self.lines.clear();
         self.last_serial = None;
+        self.last_words = None;
     }
 }
 
@@ -339,5 +468,47 @@ mod tests {
         let ev = decode(&stream);
         assert_eq!(ev[0], Event::Rejected { offset: 0, error: Error::TooLong { max: MAX_LINE } });
         assert_eq!(measurements(&ev).len(), 3);
+    }
+
+    fn reports(ev: &[Event]) -> Vec<&AlarmReport> {
+        ev.iter().filter_map(|e| if let Event::Alarms(r) = e { Some(r) } else { None }).collect()
+    }
+
+    #[test]
+    fn alarm_and_exc_bits_become_a_report_when_they_change() {
+        // MP-1: no alarm, EXC = SET only: one empty report (the first line), then none.
+        let ev = decode(&[MP1, MP1].concat());
+        let r = reports(&ev);
+        assert_eq!(r.len(), 1);
+        assert!(r[0].conditions.is_empty() && r[0].scope == ReportScope::All);
+        // MP-2: No Sensor + Sensor Off, technical, unmapped, vendor codes kept.
+        let ev = decode(MP2);
+        let c = &reports(&ev)[0].conditions;
+        let got: Vec<(&str, AlarmKind, bool)> = c.iter().map(|c| (c.vendor.code.as_ref(), c.kind, c.is_mapped())).collect();
+        assert_eq!(got, [("EXC:000001", AlarmKind::Technical, false), ("EXC:000020", AlarmKind::Technical, false)]);
+        assert_eq!(c[1].text, "Sensor Off");
+    }
+
+    #[test]
+    fn spo2_low_carries_the_value_the_code_and_silencing() {
+        let line = b"01/01/25 00:00:00 SPO2=084% BPM=131 ALARM=0036 EXC=000800\r\n";
+        let ev = decode(line);
+        let r = reports(&ev);
+        let c = &r[0].conditions;
+        assert_eq!(c.len(), 2, "{c:?}");
+        assert_eq!((c[0].code, c[0].source, c[0].value), (codes::MDC_EVT_LO, code::MDC_PULS_OXIM_SAT_O2, Some(Decimal::from_int(84))));
+        assert_eq!(c[0].unit, unit::MDC_DIM_PERCENT);
+        assert_eq!((c[1].code, c[1].source, c[1].value), (codes::MDC_EVT_HI, code::MDC_PULS_OXIM_PULS_RATE, Some(Decimal::from_int(131))));
+        assert!(c.iter().all(|c| c.inactivation == Inactivation::AudioPaused && c.priority.is_none()));
+        assert_eq!(r[0].device_time, local(2025, 1, 1, 0, 0, 0));
+    }
+
+    #[test]
+    fn unknown_bits_pass_through_and_alarm_active_alone_is_generic() {
+        let c = alarm_conditions(0x8010, 0x000A00, &[]);
+        let codes_: Vec<&str> = c.iter().map(|c| c.vendor.code.as_ref()).collect();
+        assert_eq!(codes_, ["ALARM:8000", "EXC:000200"]);
+        let c = alarm_conditions(0x0010, 0, &[]);
+        assert_eq!((c[0].code, c[0].kind), (codes::MDC_EVT_ALARM, AlarmKind::Physiological));
     }
 }

@@ -5,7 +5,8 @@
 //!                       ▲                                              │ SOH R … (identity)
 //!                       │ timeout × 3, NAK, STOP                       ▼
 //!                       └──────────────────────────────────────── [active]
-//!                                   every poll period: request 0x24 (measured data CP1)
+//!                                   every poll period: request 0x24 (measured data CP1),
+//!                                   and on its answer 0x27 (current alarms CP1)
 //!                                   idle for KEEPALIVE_MS: NOP
 //! ```
 //!
@@ -35,11 +36,15 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use super::alarms::alarm_records;
 use super::data::{code_name, lookup, parse_device_id, records, Reading};
 use super::frame::{cmd, Kind, Message, NAK};
 use super::framer::{Framer, FramerEvent};
+use crate::alarm::{AlarmCondition, AlarmKind, AlarmReport, ReportScope};
 use crate::decode::{push_event, Decoder, DecoderOptions, Event};
 use crate::error::Error;
+use crate::mdc::MdcCode;
+use crate::observation::VendorCode;
 use crate::observation::{AbsentReason, DeviceIdentity, Flags, Measurement};
 use crate::time::Timestamp;
 
@@ -159,6 +164,36 @@ pub fn measurements(data: &[u8], offset: u64, out: &mut Vec<Event>) {
     }
 }
 
+/// The alarm report of a current-alarms (codepage 1) response ([`super::alarms`]): one
+/// condition per record, vendor code `ALARM:hh`, the phrase as text, the device's priority
+/// number kept as `device_priority`. MEDIBUS says neither the alert type nor an IEC priority:
+/// kind is physiological (the more urgent class, so a technical alarm is over- rather than
+/// under-stated) and priority `None`. A damaged record is rejected on its own; a damaged
+/// response sends no report (the last one stands).
+pub fn alarm_report(data: &[u8], offset: u64, out: &mut Vec<Event>) {
+    let recs = match alarm_records(data) {
+        Ok(r) => r,
+        Err(error) => return out.push(Event::Rejected { offset, error }),
+    };
+    let mut conditions = Vec::new();
+    for rec in recs {
+        match rec {
+            Ok(r) => {
+                let mut text: String = r.phrase.iter().map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '?' }).collect();
+                if text.trim().is_empty() {
+                    text = alloc::format!("alarm {:02X}", r.code);
+                }
+                let vendor = VendorCode { namespace: "medibus".into(), code: alloc::format!("ALARM:{:02X}", r.code).into() };
+                let mut c = AlarmCondition::new(MdcCode::UNMAPPED, vendor, MdcCode::UNMAPPED, AlarmKind::Physiological, text);
+                c.device_priority = Some(u16::from(r.priority));
+                conditions.push(c);
+            }
+            Err(error) => out.push(Event::Rejected { offset, error }),
+        }
+    }
+    out.push(Event::Alarms(AlarmReport::new(ReportScope::All, conditions)));
+}
+
 /// The identity of a device-identification response.
 pub fn identity(data: &[u8]) -> Result<DeviceIdentity, Error> {
     let d = parse_device_id(data)?;
@@ -240,6 +275,7 @@ impl Session {
         if self.listen_only {
             match code {
                 cmd::CUR_DATA_CP1 => measurements(data, offset, out),
+                cmd::ALARMS_CP1 => alarm_report(data, offset, out),
                 cmd::DEVICE_ID => match identity(data) {
                     Ok(id) => out.push(Event::Identity(id)),
                     Err(error) => out.push(Event::Rejected { offset, error }),
@@ -285,7 +321,12 @@ impl Session {
                     self.next_poll = now;
                 }
             }
-            cmd::CUR_DATA_CP1 => measurements(data, offset, out),
+            cmd::CUR_DATA_CP1 => {
+                measurements(data, offset, out);
+                // The alarms right after the values, so both describe the same moment.
+                self.request(cmd::ALARMS_CP1, 1, now, out);
+            }
+            cmd::ALARMS_CP1 => alarm_report(data, offset, out),
             _ => {}
         }
     }
@@ -413,6 +454,8 @@ mod tests {
 
     /// DP-1 (request measured data CP1) and DP-3 (ICC, device id, NOP).
     const DP1: &[u8] = &[0x1B, 0x24, 0x33, 0x46, 0x0D];
+    /// Request current alarms CP1: ESC '\'' "42" CR (0x1B + 0x27 = 0x42).
+    const ALARMS: &[u8] = &[0x1B, 0x27, 0x34, 0x32, 0x0D];
     const ICC: &[u8] = &[0x1B, 0x51, 0x36, 0x43, 0x0D];
     const DEVID: &[u8] = &[0x1B, 0x52, 0x36, 0x44, 0x0D];
     const NOP: &[u8] = &[0x1B, 0x30, 0x34, 0x42, 0x0D];
@@ -481,6 +524,10 @@ mod tests {
         );
         assert_eq!(ms[0].vendor.as_ref().map(|v| v.code.as_ref()), Some("0xDC"));
         assert!(ms.iter().all(|m| m.device_time.is_none() && m.seq.is_none() && m.flags == Flags::NONE));
+        // The alarms are asked for right after the values; none active.
+        assert_eq!(sent(&ev), [ALARMS]);
+        let ev = feed(&mut d, &response(cmd::ALARMS_CP1, b""), t(30));
+        assert!(matches!(&ev[..], [Event::Alarms(r)] if r.conditions.is_empty()), "{ev:?}");
         // The next poll one period after the first (sent at t(10)).
         assert_eq!(d.next_wakeup(), Some(t(1010)));
         let mut out = Vec::new();
@@ -559,7 +606,8 @@ mod tests {
         d.start(t(0), &mut out);
         feed(&mut d, &response(cmd::ICC, b""), t(0));
         feed(&mut d, &response(cmd::DEVICE_ID, b"0161"), t(0));
-        feed(&mut d, DP2, t(10));
+        feed(&mut d, DP2, t(0));
+        feed(&mut d, &response(cmd::ALARMS_CP1, b""), t(0));
         assert_eq!(d.next_wakeup(), Some(t(KEEPALIVE_MS)));
         let mut out = Vec::new();
         d.poll(t(KEEPALIVE_MS), &mut out);
@@ -627,5 +675,25 @@ mod tests {
         assert_eq!(out.len(), 1);
         let Event::Measurement(co2) = &out[0] else { panic!() };
         assert_eq!(co2.unit, unit::MDC_DIM_KILO_PASCAL);
+    }
+
+    #[test]
+    fn current_alarms_become_a_report_with_text_and_device_priority() {
+        let mut d = active();
+        feed(&mut d, DP2, t(10));
+        let ev = feed(&mut d, &response(cmd::ALARMS_CP1, b"\x1e40SpO2 low    \x0a41SpO2 sensor?"), t(20));
+        let [Event::Alarms(r)] = &ev[..] else { panic!("{ev:?}") };
+        let got: Vec<(&str, &str, Option<u16>)> =
+            r.conditions.iter().map(|c| (c.vendor.code.as_ref(), c.text.as_str(), c.device_priority)).collect();
+        assert_eq!(got, [("ALARM:40", "SpO2 low", Some(30)), ("ALARM:41", "SpO2 sensor?", Some(10))]);
+        assert!(r.conditions.iter().all(|c| c.priority.is_none()));
+        // A damaged record is rejected alone; the report still comes.
+        let mut out = Vec::new();
+        d.poll(t(1000), &mut out);
+        assert_eq!(sent(&out), [DP1]);
+        feed(&mut d, DP2, t(1010));
+        let ev = feed(&mut d, &response(cmd::ALARMS_CP1, b"\x1eZZSpO2 low    \x0a41SpO2 sensor?"), t(1020));
+        assert!(matches!(ev[0], Event::Rejected { .. }));
+        assert!(matches!(&ev[1], Event::Alarms(r) if r.conditions.len() == 1));
     }
 }

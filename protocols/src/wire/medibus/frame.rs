@@ -53,6 +53,7 @@ pub mod cmd {
             DEVICE_ID => "device identification",
             STOP => "stop",
             CUR_DATA_CP1 => "current measured data (codepage 1)",
+            ALARMS_CP1 => "current alarms (codepage 1)",
             CUR_DATA_CP2 => "current measured data (codepage 2)",
             _ => "command",
         }

@@ -23,10 +23,13 @@
 //!        settings 0x29, text 0x2A; NAK 0x15 (response to a corrupt/refused command)
 //! ```
 //!
+//! current alarms (0x27 response): | priority: 1 byte | code: 2 hex chars | phrase: 12 chars | × n
+//!
 //! Layers: [`frame`] (one message: checked view, parse/emit, checksum), [`framer`] (the stream
-//! accumulator), [`data`] (measured-data records, codes, device identification) and, with
+//! accumulator), [`data`] (measured-data records, codes, device identification), [`alarms`] (current alarms) and, with
 //! `alloc`, the session state machine in `decoder`.
 
+pub mod alarms;
 pub mod data;
 pub mod frame;
 pub mod framer;
@@ -41,7 +44,7 @@ pub use framer::{Framer, FramerEvent};
 #[cfg(feature = "alloc")]
 pub const PROTOCOLS: &[crate::decode::ProtocolInfo] = &[crate::decode::ProtocolInfo {
     name: "medibus",
-    description: "Dräger MEDIBUS (RS-232): polls current measured data (codepage 1); passive with listen_only",
+    description: "Dräger MEDIBUS (RS-232): polls current measured data and current alarms (codepage 1); passive with listen_only",
     serial: Some(crate::serial::SerialSettings::new(19200, 8, crate::serial::Parity::Even, 1)),
     gatt: false,
     make: decoder::make,

@@ -36,6 +36,13 @@
 //! a pause of more than [`GAP_MS`] and after `start`, which break continuity: frames lost whole
 //! cannot be counted). Nonin sends no time: the first sample's time is the receipt time backed
 //! off by the chunk's duration.
+//! Technical alerts: SNSA, OOT, ARTF, low/marginal perfusion (DF8 LPRF/MPRF, DF2/DF7 the
+//! RPRF/GPRF colour) and low battery become an [`Event::Alarms`] report
+//! ([`crate::alarm::flags::NONIN`]) with each published reading whose set of these bits differs
+//! from the last report's, and with the first reading after (re)start. Under the DF8 lock, so
+//! noise raises no alert. DF2/DF7 show the perfusion colour only around each pulse, so the last
+//! colour shown stands until another is shown. ARTF and OOT follow the device packet by packet
+//! and may start and end often during motion.
 //!
 //! Nonin sends no time and no sequence number: `device_time` and `seq` are `None`.
 //! The firmware revision (SREV, frame 4) becomes an identity event the first time it is seen
@@ -46,9 +53,10 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::frame::{Df8Frame, Format, DF8_LEN};
+use super::frame::{perfusion_flags, Df8Frame, Format, Perfusion, DF8_LEN};
 use super::packet::{Packet, PacketAssembler, PacketEvent};
 use super::sync::{Df8Sync, FrameSync, SyncEvent};
+use crate::alarm::{flags as alarm_flags, AlarmReport, ReportScope};
 use crate::decimal::Decimal;
 use crate::decode::{push_event, Decoder, DecoderOptions, Event};
 use crate::error::Error;
@@ -57,6 +65,28 @@ use crate::mdc::{code, unit, MdcCode};
 use crate::observation::{AbsentReason, DeviceIdentity, Flags, Measurement, Status, Value};
 use crate::time::Timestamp;
 use crate::wave::{Continuity, SampleMarks, SamplePeriod, WaveChunk, WaveScale};
+
+/// The alert flags of a DF2/DF7 packet. The perfusion colour is shown for 12 frames per pulse
+/// (spec p. 9), so a packet between pulses shows none: the colour of the last packet that
+/// showed one stands, else low perfusion would start and end with every pulse.
+fn packet_alerts(p: &Packet, colour: &mut Perfusion) -> Flags {
+    if p.perfusion() != Perfusion::None {
+        *colour = p.perfusion();
+    }
+    let perfusion = Flags::LOW_PERFUSION | Flags::MARGINAL_PERFUSION;
+    Flags(p.flags().0 & !perfusion.0) | perfusion_flags(*colour)
+}
+
+/// An alarm report when the alert bits in `flags` differ from the last report's.
+fn alarm_report(flags: Flags, last: &mut Option<Flags>, out: &mut Vec<Event>) {
+    let bits = Flags(flags.0 & alarm_flags::mask(alarm_flags::NONIN).0);
+    if *last == Some(bits) {
+        return;
+    }
+    *last = Some(bits);
+    let conditions = alarm_flags::conditions(bits, alarm_flags::NONIN, "nonin", code::MDC_PULS_OXIM_SAT_O2);
+    out.push(Event::Alarms(AlarmReport::new(ReportScope::All, conditions)));
+}
 
 /// A Nonin reading: the value, or absent ([`Flags::UNAVAILABLE`]) for the missing-data value.
 /// Built in one piece: DF8 makes two per 4 bytes, so the copies matter.
@@ -168,8 +198,21 @@ impl PlethChunks {
 
 #[derive(Debug)]
 enum Inner {
-    Packets { sync: FrameSync, packets: PacketAssembler, last_srev: Option<u8>, last_rx: Option<Timestamp>, pleth: PlethChunks },
-    Df8 { sync: Df8Sync, lock: StreamLock<Df8Frame> },
+    Packets {
+        sync: FrameSync,
+        packets: PacketAssembler,
+        last_srev: Option<u8>,
+        last_rx: Option<Timestamp>,
+        pleth: PlethChunks,
+        last_alarm: Option<Flags>,
+        /// The last perfusion colour a packet showed (see [`packet_alerts`]).
+        colour: Perfusion,
+    },
+    Df8 {
+        sync: Df8Sync,
+        lock: StreamLock<Df8Frame>,
+        last_alarm: Option<Flags>,
+    },
 }
 
 /// A Nonin decoder for one data format.
@@ -200,6 +243,7 @@ impl NoninDecoder {
             inner: Inner::Df8 {
                 sync: Df8Sync::new(),
                 lock: StreamLock::new(max_frame_rate, DF8_BURST_FRAMES.max(max_frame_rate.saturating_mul(3))),
+                last_alarm: None,
             },
         }
     }
@@ -213,12 +257,14 @@ impl NoninDecoder {
                 last_srev: None,
                 last_rx: None,
                 pleth: PlethChunks::new(format),
+                last_alarm: None,
+                colour: Perfusion::None,
             },
         }
     }
 }
 
-fn emit_packet(p: &Packet, last_srev: &mut Option<u8>, out: &mut Vec<Event>) {
+fn emit_packet(p: &Packet, last_srev: &mut Option<u8>, last_alarm: &mut Option<Flags>, colour: &mut Perfusion, out: &mut Vec<Event>) {
     if *last_srev != Some(p.srev()) {
         *last_srev = Some(p.srev());
         out.push(Event::Identity(DeviceIdentity {
@@ -230,6 +276,7 @@ fn emit_packet(p: &Packet, last_srev: &mut Option<u8>, out: &mut Vec<Event>) {
     let flags = p.flags();
     push_event(out, Event::Measurement(spo2_measurement(p.spo2(), flags)));
     push_event(out, Event::Measurement(pulse_rate_measurement(p.hr(), flags)));
+    alarm_report(packet_alerts(p, colour), last_alarm, out);
 }
 
 fn emit_df8(f: &Df8Frame, out: &mut Vec<Event>) {
@@ -247,7 +294,7 @@ impl Decoder for NoninDecoder {
 
     fn feed(&mut self, bytes: &[u8], now: Timestamp, out: &mut Vec<Event>) {
         match &mut self.inner {
-            Inner::Packets { sync, packets, last_srev, last_rx, pleth } => {
+            Inner::Packets { sync, packets, last_srev, last_rx, pleth, last_alarm, colour } => {
                 if bytes.is_empty() {
                     return;
                 }
@@ -266,14 +313,14 @@ impl Decoder for NoninDecoder {
                         pleth.sample(frame.pleth, frame.status.flags());
                         match packets.push(&frame) {
                             PacketEvent::Pending => {}
-                            PacketEvent::Complete(p) => emit_packet(&p, last_srev, out),
+                            PacketEvent::Complete(p) => emit_packet(&p, last_srev, last_alarm, colour, out),
                             PacketEvent::Broken(error) => out.push(Event::Rejected { offset, error }),
                         }
                     }
                 });
                 pleth.emit(now, out);
             }
-            Inner::Df8 { sync, lock } => {
+            Inner::Df8 { sync, lock, last_alarm } => {
                 // Two measurements per 4-byte frame: reserve once rather than grow per frame.
                 out.reserve(bytes.len() / 2 + 2);
                 sync.feed(bytes, |e| match e {
@@ -286,7 +333,10 @@ impl Decoder for NoninDecoder {
                         out.push(Event::Rejected { offset, error });
                         lock.skipped(skipped, out);
                     }
-                    SyncEvent::Frame { frame, offset } => lock.frame(frame, offset, now, out, emit_df8),
+                    SyncEvent::Frame { frame, offset } => lock.frame(frame, offset, now, out, |f, out| {
+                        emit_df8(f, out);
+                        alarm_report(f.flags(), last_alarm, out);
+                    }),
                 })
             }
         }
@@ -294,7 +344,9 @@ impl Decoder for NoninDecoder {
 
     fn start(&mut self, _now: Timestamp, out: &mut Vec<Event>) {
         match &mut self.inner {
-            Inner::Packets { sync, packets, last_srev, last_rx, pleth } => {
+            Inner::Packets { sync, packets, last_srev, last_rx, pleth, last_alarm, colour } => {
+                *last_alarm = None;
+                *colour = Perfusion::None;
                 sync.reset();
                 packets.reset();
                 pleth.broken();
@@ -302,7 +354,8 @@ impl Decoder for NoninDecoder {
                 // Another device may be on the other end after a reconnect.
                 *last_srev = None;
             }
-            Inner::Df8 { sync, lock } => {
+            Inner::Df8 { sync, lock, last_alarm } => {
+                *last_alarm = None;
                 sync.reset();
                 lock.reset(out);
             }
@@ -356,7 +409,7 @@ mod tests {
         let mut ev = decode(&mut d, &np3());
         // The pleth chunk comes last, after the values of the packet it completed.
         assert!(matches!(ev.pop(), Some(Event::Wave(w)) if w.samples.len() == 25));
-        assert_eq!(ev.len(), 3, "{ev:?}");
+        assert_eq!(ev.len(), 4, "{ev:?}"); // identity, SpO2, pulse rate, the (empty) first alarm report
         let Event::Identity(id) = &ev[0] else { panic!("{:?}", ev[0]) };
         assert_eq!((id.manufacturer.as_deref(), id.firmware.as_deref()), (Some("Nonin"), Some("0x41")));
         let Event::Measurement(spo2) = &ev[1] else { panic!() };
@@ -548,5 +601,66 @@ mod tests {
         assert_eq!(w[0].marks.iter().filter(|m| **m == SampleMarks::INVALID).count(), 5);
         assert_eq!(w[0].mark(19), SampleMarks::NONE);
         assert!(w[0].flags.contains(Flags::SENSOR_OFF));
+    }
+
+    fn alarm_codes(ev: &[Event]) -> Vec<Vec<&str>> {
+        ev.iter()
+            .filter_map(
+                |e| if let Event::Alarms(r) = e { Some(r.conditions.iter().map(|c| c.vendor.code.as_ref()).collect()) } else { None },
+            )
+            .collect()
+    }
+
+    #[test]
+    fn df8_sensor_alarm_starts_and_clears_under_the_lock() {
+        let mut d = NoninDecoder::df8();
+        let normal = [0x80, 0x48, 0x61, 0x00]; // NP-1
+        let off = [0x83, 0x7F, 0x7F, 0x08]; // missing values, SNSA (STATUS2 bit 3, spec p. 16)
+        let mut stream = Vec::new();
+        for _ in 0..6 {
+            stream.extend_from_slice(&normal);
+        }
+        for _ in 0..3 {
+            stream.extend_from_slice(&off);
+        }
+        stream.extend_from_slice(&normal);
+        let ev = decode(&mut d, &stream);
+        assert_eq!(alarm_codes(&ev), [vec![], vec!["SNSA"], vec![]]);
+        let Some(Event::Alarms(r)) = ev.iter().find(|e| matches!(e, Event::Alarms(r) if !r.conditions.is_empty())) else { panic!() };
+        assert_eq!(r.conditions[0].kind, crate::alarm::AlarmKind::Technical);
+        // Noise that never locks raises nothing.
+        let mut d = NoninDecoder::df8();
+        assert!(alarm_codes(&decode(&mut d, &off)).is_empty());
+    }
+
+    #[test]
+    fn df2_packet_artifact_is_an_alert_with_its_mdc_code() {
+        let mut d = NoninDecoder::df2();
+        let mut bytes = np3();
+        // Frame 13: ARTF (STATUS bit 5, spec p. 9).
+        let f = 12 * 5;
+        bytes[f + 1] |= Status::ARTF;
+        bytes[f + 4] = crate::wire::nonin::frame::checksum(&bytes[f..f + 4]);
+        let ev = decode(&mut d, &bytes);
+        let Some(Event::Alarms(r)) = ev.iter().find(|e| matches!(e, Event::Alarms(_))) else { panic!("{ev:?}") };
+        assert_eq!(r.conditions.len(), 1);
+        assert_eq!((r.conditions[0].vendor.code.as_ref(), r.conditions[0].code), ("ARTF", crate::alarm::codes::MDC_EVT_WAVE_ARTIF_ERR));
+    }
+
+    #[test]
+    fn df2_perfusion_colour_holds_between_pulses() {
+        let mut d = NoninDecoder::df2();
+        let mut red = np3();
+        // Frames 2..13 of the first packet show red (RPRF only, spec p. 9), as around a pulse.
+        for f in 1..13 {
+            let at = f * 5;
+            red[at + 1] |= Status::RPRF;
+            red[at + 4] = crate::wire::nonin::frame::checksum(&red[at..at + 4]);
+        }
+        let mut stream = red.clone();
+        stream.extend_from_slice(&np3()); // a packet between pulses: no colour
+        stream.extend_from_slice(&red);
+        let ev = decode(&mut d, &stream);
+        assert_eq!(alarm_codes(&ev), [vec!["LPRF"]], "one report: low perfusion, held");
     }
 }

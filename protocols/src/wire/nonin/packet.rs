@@ -129,6 +129,13 @@ impl Packet {
         self.stat2() & STAT2_SPA != 0
     }
 
+    /// The worst perfusion colour shown in the packet ([`Perfusion::None`] when no frame of it
+    /// showed one: the colour is shown for 12 frames per pulse, so a packet between pulses has
+    /// none).
+    pub fn perfusion(&self) -> Perfusion {
+        self.perfusion
+    }
+
     /// The packet's quality flags: ARTF/OOT/SNSA of any frame, the worst perfusion colour of any
     /// frame (red → low, yellow → marginal) and STAT2 LOW BAT.
     pub fn flags(&self) -> Flags {
