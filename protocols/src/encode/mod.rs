@@ -6,6 +6,7 @@
 //! - [`hl7v2`]: HL7 v2.6 `ORU^R01` per IHE PCD-01, and [`mllp`] framing.
 
 pub mod canonical;
+pub mod containment;
 pub mod fhir;
 pub mod hl7v2;
 pub mod mllp;
