@@ -132,7 +132,7 @@ fn the_mds_row_names_the_kind_of_device() {
     for (protocol, mds, vmd_of_unmapped) in [
         ("masimo", "69641", "69642"),
         ("nonin-df8", "69641", "69642"),
-        ("medgw-link", "69641", "69642"),
+        ("medgw-link", "69965", "69966"),
         ("medibus", "70001", "70002"),
         ("intellivue", "69965", "69966"),
         ("gatt-blood-pressure", "528391", "69966"),

@@ -56,8 +56,8 @@ const TEMP: Vmd = Vmd { vmd: dev(69902, "MDC_DEV_METER_TEMP_VMD"), chan: dev(699
 /// The MDS row's code: what kind of system the device is, by its protocol.
 pub fn mds(protocol: &str) -> DevCode {
     match protocol {
-        // Pulse oximeters; the medgw sensor node is a PPG pulse oximeter.
-        "masimo" | "medgw-link" => SAT_O2_MDS,
+        // Pulse oximeters. (The medgw sensor node also measures temperature: a monitor.)
+        "masimo" => SAT_O2_MDS,
         p if p.starts_with("nonin") => SAT_O2_MDS,
         // Dräger MEDIBUS speakers are ventilators and anaesthesia workstations.
         "medibus" => VENT_MDS,
