@@ -291,7 +291,7 @@ fn hl7_output_passes_hl7apy_strict_validation() {
     // channel, a waveform, an enumeration, an absent value, method and site).
     let sets = hl7v2::group_sets(&obs, hl7v2::SetLimits::default());
     for set in &sets {
-        text.push_str("\n");
+        text.push('\n');
         text.push_str(&hl7v2::oru_r01_set(set, &nom, T).unwrap().replace('\r', "\n"));
     }
     let instant = one_instant();
@@ -299,7 +299,7 @@ fn hl7_output_passes_hl7apy_strict_validation() {
     assert_eq!(grouped.len(), 1);
     let set_message = hl7v2::oru_r01_set(&grouped[0], &nom, T).unwrap();
     assert!(set_message.matches("\rOBX|").count() > 15, "{set_message}");
-    text.push_str("\n");
+    text.push('\n');
     text.push_str(&set_message.replace('\r', "\n"));
     std::fs::write(&file, &text).unwrap();
     let (ok, out) = run(Command::new("python3").arg(&script).arg(&file));
@@ -308,7 +308,7 @@ fn hl7_output_passes_hl7apy_strict_validation() {
 
     // The containment check can fail: the set without its first channel row.
     let no_channel: Vec<&str> = set_message.split('\r').filter(|s| !s.contains("|1.1.1.0|")).collect();
-    std::fs::write(&broken_path(&dir), renumber(&no_channel)).unwrap();
+    std::fs::write(broken_path(&dir), renumber(&no_channel)).unwrap();
     let (ok, out) = run(Command::new("python3").arg(&script).arg(broken_path(&dir)));
     assert!(!ok && out.contains("containment tree"), "a metric without its channel row passed: {out}");
 

@@ -387,10 +387,8 @@ pub fn oru_r01(observations: &[&Observation], nom: &Nomenclature, message_id: &s
         if members().any(|o| !matches!(o.reading.value, Value::Compound(_))) {
             c += 1;
             w.description(vmd.chan, (v, c));
-            let mut n = 0u32;
-            for o in members().filter(|o| !matches!(o.reading.value, Value::Compound(_))) {
-                metric_rows(&mut w, nom, o, v, c, n);
-                n += 1;
+            for (n, o) in members().filter(|o| !matches!(o.reading.value, Value::Compound(_))).enumerate() {
+                metric_rows(&mut w, nom, o, v, c, n as u32);
             }
         }
         for o in members().filter(|o| matches!(o.reading.value, Value::Compound(_))) {
