@@ -14,8 +14,8 @@
 //! `MDC_DEV_ANALY_SAT_O2_VMD`/`_CHAN` (Philips, GE B40), 70686/70687
 //! `MDC_DEV_PRESS_BLD_NONINV_VMD`/`_CHAN` (Philips, IHE PCD example), 69854/69855
 //! `MDC_DEV_METER_PRESS_BLD_VMD`/`_CHAN`, 69798 `MDC_DEV_ECG_VMD`, 69902/69903
-//! `MDC_DEV_METER_TEMP_VMD`/`_CHAN` (GE); 70001/70002 `MDC_DEV_SYS_PT_VENT_MDS`/`_VMD` (HL7
-//! Germany ventilator profiles). The others here follow the +1/+2/+3 rule from those.
+//! `MDC_DEV_METER_TEMP_VMD`/`_CHAN` (GE); 70001/70002 `MDC_DEV_SYS_PT_VENT_MDS`/`_VMD` (a public
+//! German FHIR profile of ventilator devices, T-CABS). The others here follow the +1/+2/+3 rule from those.
 //! Personal health devices (Bluetooth GATT, whose services "correspond to ISO/IEEE 11073-104xx")
 //! name their MDS by the 11073-20601 device specialisation, partition 8: 528384 + (104xx − 10400),
 //! e.g. 528388 `MDC_DEV_SPEC_PROFILE_PULS_OXIM` (protocols.md), 528391 `_BP`, 528399 `_SCALE`.
