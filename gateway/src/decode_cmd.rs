@@ -1,4 +1,5 @@
-//! `medgw decode`: a capture or raw bytes in, one observation per line out.
+//! `medgw decode`: a capture or raw bytes in, one observation per line out (`hl7v2`: one
+//! PCD-01 message per observation set).
 //!
 //! For an engineer with a capture from the field: which values would the gateway publish, and
 //! which frames does it reject and why (with the byte offset, so the bad frame can be found in
@@ -109,6 +110,7 @@ pub fn run(
     let mut summary = Summary::default();
     let mut events = Vec::new();
     let mut line = Vec::with_capacity(1024);
+    let mut pending: Vec<Observation> = Vec::new();
     for (time, bytes) in chunks {
         events.clear();
         decoder.feed(&bytes, time, &mut events);
@@ -139,25 +141,43 @@ pub fn run(
                 Event::Transmit(_) | Event::Session(_) | Event::Wave(_) | Event::Alarms(_) => {}
             }
         }
+        summary.observations += batch.len() as u64;
+        if format == PayloadFormat::Hl7v2 {
+            // PCD-01: one message per observation set. A set can go on in the next chunk (a
+            // line split across reads), so the last set waits for it.
+            pending.append(&mut batch);
+            let sizes: Vec<usize> = hl7v2::group_sets(&pending, hl7v2::SetLimits::default()).iter().map(Vec::len).collect();
+            let done: usize = sizes[..sizes.len().saturating_sub(1)].iter().sum();
+            write_sets(out, &pending[..done], &nom);
+            pending.drain(..done);
+            continue;
+        }
         for o in &batch {
-            summary.observations += 1;
             line.clear();
             match format {
                 PayloadFormat::Canonical => canonical::write(&mut line, o, &nom),
                 PayloadFormat::Fhir => fhir::write_observation(&mut line, o, &nom),
-                PayloadFormat::Hl7v2 => {
-                    if let Some(m) = hl7v2::oru_r01(&[o], &nom, &o.reading.id.to_string(), time) {
-                        // One message per observation, segments on their own lines for reading.
-                        line.extend_from_slice(m.replace('\r', "\n").trim_end().as_bytes());
-                        line.push(b'\n');
-                    }
-                }
+                PayloadFormat::Hl7v2 => {}
             }
             line.push(b'\n');
             let _ = out.write_all(&line);
         }
     }
+    write_sets(out, &pending, &nom);
     Ok(summary)
+}
+
+/// Writes `observations` as PCD-01 messages, one per observation set ([`hl7v2::group_sets`]),
+/// segments on their own lines for reading and a blank line after each message. MSH-7 is the
+/// latest receipt time in the set, so a capture decodes to the same messages every time.
+fn write_sets(out: &mut impl Write, observations: &[Observation], nom: &Nomenclature) {
+    for set in hl7v2::group_sets(observations, hl7v2::SetLimits::default()) {
+        let sent = set.iter().map(|o| o.reading.receipt_time).max().unwrap_or_else(Timestamp::now);
+        if let Some(m) = hl7v2::oru_r01_set(&set, nom, sent) {
+            let _ = out.write_all(m.replace('\r', "\n").trim_end().as_bytes());
+            let _ = out.write_all(b"\n\n");
+        }
+    }
 }
 
 /// `medgw decode --list`.

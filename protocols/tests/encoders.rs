@@ -11,6 +11,8 @@ use medgw_protocols::observation::*;
 use medgw_protocols::time::{DeviceTime, Timestamp};
 use serde_json::Value as Json;
 
+mod pcd01_check;
+
 /// 2024-03-15T10:22:05Z.
 const T: Timestamp = Timestamp(1_710_498_125_000);
 
@@ -356,6 +358,11 @@ fn fields(segment: &str) -> Vec<&str> {
     segment.split('|').collect()
 }
 
+/// The first metric row (OBX-2 set) of a message: the rows before it describe the device.
+fn first_metric(msg: &str) -> Vec<&str> {
+    msg.split('\r').map(fields).find(|f| f[0] == "OBX" && !f[2].is_empty()).unwrap()
+}
+
 /// HP-1: the PCD-01 message of the reference vectors, rebuilt from observations.
 #[test]
 fn hl7_matches_hp1() {
@@ -385,7 +392,15 @@ fn hl7_matches_hp1() {
     assert_eq!(fields(segs[3])[0], "OBR");
     assert_eq!(fields(segs[3])[3], "MSG00001^MEDGW^D2C61631486D20B2^EUI-64");
     assert_eq!(fields(segs[3])[7], "20240315102205+0000");
-    let obx1 = fields(segs[4]);
+    // The containment tree before the metrics: MDS (an IntelliVue is a multi-parameter monitor),
+    // the SpO2 VMD and its channel, each with OBX-18.
+    assert_eq!(
+        segs[4],
+        "OBX|1||69965^MDC_DEV_MON_PHYSIO_MULTI_PARAM_MDS^MDC|1.0.0.0|||||||X|||||||0012345678ABCDEF^^0012345678ABCDEF^EUI-64"
+    );
+    assert_eq!(segs[5], "OBX|2||69642^MDC_DEV_ANALY_SAT_O2_VMD^MDC|1.1.0.0|||||||X|||||||0012345678ABCDEF^^0012345678ABCDEF^EUI-64");
+    assert_eq!(segs[6], "OBX|3||69643^MDC_DEV_ANALY_SAT_O2_CHAN^MDC|1.1.1.0|||||||X|||||||0012345678ABCDEF^^0012345678ABCDEF^EUI-64");
+    let obx1 = fields(segs[7]);
     assert_eq!(obx1[0], "OBX");
     assert_eq!(obx1[2], "NM");
     assert_eq!(obx1[3], "150456^MDC_PULS_OXIM_SAT_O2^MDC");
@@ -395,11 +410,12 @@ fn hl7_matches_hp1() {
     assert_eq!(obx1[11], "R");
     assert_eq!(obx1[14], "20240315102205+0000");
     assert_eq!(obx1[18], "0012345678ABCDEF^^0012345678ABCDEF^EUI-64");
-    let obx2 = fields(segs[5]);
+    let obx2 = fields(segs[8]);
     assert_eq!(obx2[3], "149530^MDC_PULS_OXIM_PULS_RATE^MDC");
     assert_eq!(obx2[4], "1.1.1.2");
     assert_eq!(obx2[6], "264864^MDC_DIM_BEAT_PER_MIN^MDC");
-    assert_eq!(segs.len(), 6);
+    assert_eq!(segs.len(), 9);
+    pcd01_check::check(&msg).unwrap();
 }
 
 #[test]
@@ -451,25 +467,28 @@ fn hl7_absent_values_flags_compounds_and_escaping() {
     assert_eq!(pid[31], "Y");
     let pv1 = fields(segs[2]);
     assert_eq!((pv1[0], pv1[2], pv1[3]), ("PV1", "U", "ICU^^BED4^HOSP"));
-    let obx: Vec<Vec<&str>> = segs.iter().filter(|s| s.starts_with("OBX")).map(|s| fields(s)).collect();
+    let all_obx: Vec<Vec<&str>> = segs.iter().filter(|s| s.starts_with("OBX")).map(|s| fields(s)).collect();
+    let obx: Vec<&Vec<&str>> = all_obx.iter().filter(|f| !f[2].is_empty()).collect();
     assert_eq!(obx[0][5], "");
     assert_eq!(obx[0][8], "OFF");
     assert_eq!(obx[0][11], "X");
     assert_eq!(obx[1][8], "QUES");
     assert_eq!(obx[2][3], "150021^MDC_PRESS_BLD_NONINV_SYS^MDC");
-    assert_eq!(obx[2][4], "1.1.2.1");
-    assert_eq!(obx[3][4], "1.1.2.2");
+    // The panel is one channel of the NIBP VMD (the second VMD after the SpO2 one).
+    assert_eq!(obx[2][4], "1.2.1.1");
+    assert_eq!(obx[3][4], "1.2.1.2");
     assert_eq!(obx[3][5], "80");
     // A device without an EUI-64 gets one derived from its identity key (cfg:gw-icu-1:bed|4,
     // computed independently with Python), marked as assigned by MEDGW, on every OBX row.
-    for row in &obx {
+    for row in &all_obx {
         assert_eq!(row[18], "96E901FAEABDF715^MEDGW^96E901FAEABDF715^EUI-64");
     }
+    pcd01_check::check(&msg).unwrap();
     // The pulse rate had no device clock: said in an NTE after its OBX.
-    let second_obx = segs.iter().position(|s| s.starts_with("OBX|2|")).unwrap();
+    let second_obx = segs.iter().position(|s| s.contains("|149530^")).unwrap();
     assert!(segs[second_obx + 1].starts_with("NTE|") && segs[second_obx + 1].contains("no-device-clock"), "{msg}");
     // Sensor-off is in OBX-8 (OFF) and, as the flag name, in the NTE after the first OBX.
-    assert!(segs[segs.iter().position(|s| s.starts_with("OBX|1|")).unwrap() + 1].contains("sensor-off"));
+    assert!(segs[segs.iter().position(|s| s.contains("|150456^")).unwrap() + 1].contains("sensor-off"));
 }
 
 #[test]
@@ -479,7 +498,7 @@ fn hl7_unknown_unit_is_empty_and_line_feeds_are_escaped_as_line_feeds() {
     // A vendor value whose unit has no MDC code: OBX-6 empty, not `0^^MDC`.
     let m = Measurement::numeric(MdcCode::UNMAPPED, d("13.5"), MdcCode::UNMAPPED).with_vendor("masimo", "SPHB");
     let msg = hl7v2::oru_r01(&[&obs(&ctx, m)], &nom, "M3", T).unwrap();
-    let obx = fields(msg.split('\r').find(|s| s.starts_with("OBX")).unwrap());
+    let obx = first_metric(&msg);
     assert_eq!((obx[5], obx[6]), ("13.5", ""), "{msg}");
     assert!(!msg.contains("0^^MDC"), "{msg}");
     // LF is \X0A\ and CR is \X0D\ (HL7 v2 §2.7.3: the hex of the character itself).
@@ -499,7 +518,7 @@ fn questionable_values_are_flagged_in_obx8_and_fhir_interpretation() {
         let m = Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, d("97"), unit::MDC_DIM_PERCENT).with_flags(flag);
         let o = obs(&ctx, m);
         let msg = hl7v2::oru_r01(&[&o], &nom, "Q", T).unwrap();
-        let obx = fields(msg.split('\r').find(|s| s.starts_with("OBX")).unwrap());
+        let obx = first_metric(&msg);
         assert_eq!((obx[5], obx[8]), ("97", "QUES"), "{flag:?}: {msg}");
         let v = json(&fhir::observation(&o, &nom));
         assert_eq!(v["valueQuantity"]["value"], 97);
@@ -513,7 +532,7 @@ fn questionable_values_are_flagged_in_obx8_and_fhir_interpretation() {
     }
     let clean = obs(&ctx, Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, d("97"), unit::MDC_DIM_PERCENT));
     let msg = hl7v2::oru_r01(&[&clean], &nom, "Q", T).unwrap();
-    assert_eq!(fields(msg.split('\r').find(|s| s.starts_with("OBX")).unwrap())[8], "");
+    assert_eq!(first_metric(&msg)[8], "");
     assert!(json(&fhir::observation(&clean, &nom)).get("interpretation").is_none());
     // No value with the sensor off: OFF, and no interpretation next to the dataAbsentReason.
     let off = obs(
@@ -521,7 +540,7 @@ fn questionable_values_are_flagged_in_obx8_and_fhir_interpretation() {
         Measurement::absent(code::MDC_PULS_OXIM_SAT_O2, AbsentReason::Unavailable, unit::MDC_DIM_PERCENT).with_flags(Flags::SENSOR_OFF),
     );
     let msg = hl7v2::oru_r01(&[&off], &nom, "Q", T).unwrap();
-    assert_eq!(fields(msg.split('\r').find(|s| s.starts_with("OBX")).unwrap())[8], "OFF");
+    assert_eq!(first_metric(&msg)[8], "OFF");
     assert!(json(&fhir::observation(&off, &nom)).get("interpretation").is_none());
 }
 

@@ -104,7 +104,7 @@ fn marks_become_e_l_u_and_unassociated_segments_name_the_bed() {
 
     let m = wave::hl7(&seg, &ctx(false), &nom, "WAV0001", T);
     let obx: Vec<&str> = m.split('\r').filter(|s| s.starts_with("OBX")).collect();
-    let f: Vec<&str> = obx[0].split('|').collect();
+    let f: Vec<&str> = obx[3].split('|').collect();
     // Invalid and missing samples are empty components; L/U keep the device's number.
     assert_eq!(f[5], "^131^140^^172^188^199^203^198^186^171^158^149^143^139");
     let nte = m.split('\r').find(|s| s.starts_with("NTE")).unwrap();
@@ -123,12 +123,22 @@ fn e3_as_pcd01_na_with_rate_and_range_rows() {
     assert!(segs[2].starts_with("PV1||I|4E^136^B^HOSP"));
     let obr: Vec<&str> = segs[3].split('|').collect();
     assert_eq!((obr[0], obr[7], obr[8]), ("OBR", "20261125103000+0000", "20261125103000.200+0000"));
-    let obx: Vec<Vec<&str>> = segs[4..7].iter().map(|s| s.split('|').collect()).collect();
+    let obx: Vec<Vec<&str>> = segs[4..10].iter().map(|s| s.split('|').collect()).collect();
+    // The containment tree before the wave: MDS, VMD, channel (PCD-01).
+    let tree: Vec<(&str, &str)> = obx[..3].iter().map(|o| (o[3], o[4])).collect();
     assert_eq!(
-        &obx[0][..7],
+        tree,
+        [
+            ("69641^MDC_DEV_ANALY_SAT_O2_MDS^MDC", "1.0.0.0"),
+            ("69642^MDC_DEV_ANALY_SAT_O2_VMD^MDC", "1.1.0.0"),
+            ("69643^MDC_DEV_ANALY_SAT_O2_CHAN^MDC", "1.1.1.0")
+        ]
+    );
+    assert_eq!(
+        &obx[3][..7],
         &[
             "OBX",
-            "1",
+            "4",
             "NA",
             "150452^MDC_PULS_OXIM_PLETH^MDC",
             "1.1.1.1",
@@ -136,11 +146,11 @@ fn e3_as_pcd01_na_with_rate_and_range_rows() {
             "262656^MDC_DIM_DIMLESS^MDC"
         ]
     );
-    assert_eq!(obx[0][11], "R");
-    assert_eq!(obx[0][18], "0012345678ABCDEF^^0012345678ABCDEF^EUI-64");
-    assert_eq!(&obx[1][..7], &["OBX", "2", "NM", "0^MDC_ATTR_SAMP_RATE^MDC", "1.1.1.1.1", "75", "264608^MDC_DIM_PER_SEC^MDC"]);
-    assert_eq!(&obx[2][..7], &["OBX", "3", "NR", "0^MDC_ATTR_DATA_RANGE^MDC", "1.1.1.1.2", "0^255", "262656^MDC_DIM_DIMLESS^MDC"]);
-    assert_eq!(segs.len(), 7, "{segs:?}");
+    assert_eq!(obx[3][11], "R");
+    assert_eq!(obx[3][18], "0012345678ABCDEF^^0012345678ABCDEF^EUI-64");
+    assert_eq!(&obx[4][..7], &["OBX", "5", "NM", "0^MDC_ATTR_SAMP_RATE^MDC", "1.1.1.1.1", "75", "264608^MDC_DIM_PER_SEC^MDC"]);
+    assert_eq!(&obx[5][..7], &["OBX", "6", "NR", "0^MDC_ATTR_DATA_RANGE^MDC", "1.1.1.1.2", "0^255", "262656^MDC_DIM_DIMLESS^MDC"]);
+    assert_eq!(segs.len(), 10, "{segs:?}");
 }
 
 /// An IntelliVue-style ECG segment: raw 0..16383 over -40.96..40.955 mV.
@@ -178,10 +188,10 @@ fn scaled_ecg_keeps_raw_data_with_factor_and_origin() {
     // origin + factor × data is the physical value, which PCD-01 writes.
     let m = wave::hl7(&ecg(), &ctx(true), &nom, "W2", T);
     let obx: Vec<&str> = m.split('\r').filter(|s| s.starts_with("OBX")).collect();
-    assert_eq!(obx[0].split('|').nth(5), Some("0^1^-0.96"));
-    assert_eq!(obx[0].split('|').nth(6), Some("266418^MDC_DIM_MILLI_VOLT^MDC"));
-    assert_eq!(obx[1].split('|').nth(5), Some("500"));
-    assert_eq!(obx[2].split('|').nth(5), Some("-40.96^40.955"));
+    assert_eq!(obx[3].split('|').nth(5), Some("0^1^-0.96"));
+    assert_eq!(obx[3].split('|').nth(6), Some("266418^MDC_DIM_MILLI_VOLT^MDC"));
+    assert_eq!(obx[4].split('|').nth(5), Some("500"));
+    assert_eq!(obx[5].split('|').nth(5), Some("-40.96^40.955"));
 }
 
 #[test]

@@ -83,6 +83,33 @@ fn record_decode_and_replay_a_capture() {
     assert_eq!(values(&replayed), values(&obs), "the replay carries the capture's bytes");
 }
 
+/// OBX-4 of every OBX row of `medgw decode --format hl7v2` output.
+fn sub_ids(text: &str) -> Vec<String> {
+    text.lines().filter(|l| l.starts_with("OBX|")).map(|l| l.split('|').nth(4).unwrap().to_string()).collect()
+}
+
+/// `decode --format hl7v2` prints one PCD-01 message per observation set (issue 13): what a
+/// Nonin frame reports (SpO2 and pulse rate) is one message with the containment tree, not one
+/// message per number; a second frame at the same instant is a set of its own.
+#[test]
+fn decode_hl7v2_prints_one_message_per_observation_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("df8.hex");
+    std::fs::write(&input, "80 48 61 00 81 16 5F 20 80 48 61 00").unwrap();
+    let out =
+        Command::new(medgw_bin()).args(["decode", "--protocol", "nonin-df8", "--hex", "--format", "hl7v2"]).arg(&input).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let messages: Vec<&str> = text.split("\n\n").filter(|m| !m.trim().is_empty()).collect();
+    assert_eq!(messages.len(), 3, "three frames, three sets of two: {text}");
+    for m in &messages {
+        assert_eq!(sub_ids(m), ["1.0.0.0", "1.1.0.0", "1.1.1.0", "1.1.1.1", "1.1.1.2"], "{m}");
+        assert!(m.contains("|69641^MDC_DEV_ANALY_SAT_O2_MDS^MDC|1.0.0.0|") && m.contains("|150456^") && m.contains("|149530^"), "{m}");
+    }
+    // Deterministic MSH-10, different per set.
+    let ids: std::collections::BTreeSet<&str> = messages.iter().map(|m| m.split('|').nth(9).unwrap()).collect();
+    assert_eq!(ids.len(), 3, "{text}");
+}
+
 #[test]
 fn decode_reports_rejections_with_offsets_and_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
@@ -117,6 +144,10 @@ fn decode_reports_rejections_with_offsets_and_exit_codes() {
         Command::new(medgw_bin()).args(["decode", "--protocol", "gatt-blood-pressure", "--format", "hl7v2"]).arg(&input).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("150021^MDC_PRESS_BLD_NONINV_SYS^MDC") && text.contains("|120|266016^MDC_DIM_MMHG^MDC|"), "{text}");
+    // One measurement (the panel and its pulse rate) is one PCD-01 message: the BP VMD with the
+    // pulse rate's channel and the panel's.
+    assert_eq!(text.matches("MSH|").count(), 1, "{text}");
+    assert_eq!(sub_ids(&text), ["1.0.0.0", "1.1.0.0", "1.1.1.0", "1.1.1.1", "1.1.2.0", "1.1.2.1", "1.1.2.2", "1.1.2.3"], "{text}");
     let list = Command::new(medgw_bin()).args(["decode", "--list"]).output().unwrap();
     let list = String::from_utf8_lossy(&list.stdout);
     for name in [

@@ -186,6 +186,84 @@ fn wave_segments() -> Vec<(WaveSegment, Arc<DeviceContext>)> {
     vec![(pleth.clone(), ctx(true, true)), (pleth, ctx(false, false)), (ecg.clone(), ctx(true, false)), (ecg, ctx(false, true))]
 }
 
+/// What one monitor reports for one instant, with a bound patient and the device's EUI-64.
+fn one_instant() -> Vec<Observation> {
+    let c = ctx(true, true);
+    let at = |m: Measurement| Observation::new(c.clone(), m, T, Some(T), Flags::NONE);
+    let bp = Measurement {
+        metric: code::MDC_PRESS_BLD_NONINV,
+        vendor: None,
+        value: Value::Compound(
+            vec![
+                Component { metric: code::MDC_PRESS_BLD_NONINV_SYS, value: Scalar::Numeric(Decimal::from_int(120)) },
+                Component { metric: code::MDC_PRESS_BLD_NONINV_DIA, value: Scalar::Absent(AbsentReason::NotANumber) },
+                Component { metric: code::MDC_PRESS_BLD_NONINV_MEAN, value: Scalar::Numeric(Decimal::from_int(93)) },
+            ]
+            .into(),
+        ),
+        unit: unit::MDC_DIM_MMHG,
+        device_time: None,
+        seq: None,
+        flags: Flags::NONE,
+        status: Status::Final,
+    };
+    let wave = Measurement {
+        metric: code::MDC_PULS_OXIM_PLETH,
+        vendor: None,
+        value: Value::Waveform(Waveform { period_us: 13_333, samples: vec![1, 5, -3, 200, 0] }),
+        unit: unit::MDC_DIM_DIMLESS,
+        device_time: None,
+        seq: None,
+        flags: Flags::NONE,
+        status: Status::Final,
+    };
+    let en = Measurement {
+        metric: code::MDC_ECG_HEART_RATE,
+        vendor: None,
+        value: Value::Enumeration(Enumeration { code: Some(MdcCode(196608 + 5)), text: "lead off".into() }),
+        unit: unit::MDC_DIM_DIMLESS,
+        device_time: None,
+        seq: None,
+        flags: Flags::NONE,
+        status: Status::Final,
+    };
+    vec![
+        at(Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, Decimal::from_int(97), unit::MDC_DIM_PERCENT).with_flags(Flags::PULSE_SEARCH)),
+        at(Measurement::numeric(code::MDC_PULS_OXIM_PULS_RATE, Decimal::from_int(72), unit::MDC_DIM_BEAT_PER_MIN)),
+        at(wave),
+        at(bp),
+        at(Measurement::numeric(code::MDC_PULS_RATE_NON_INV, Decimal::from_int(71), unit::MDC_DIM_BEAT_PER_MIN)),
+        at(Measurement::numeric(code::MDC_PRESS_BLD_ART_MEAN, Decimal::from_int(90), unit::MDC_DIM_MMHG)),
+        at(en),
+        at(Measurement::numeric(code::MDC_TEMP_BODY, "37.2".parse().unwrap(), unit::MDC_DIM_DEGC).with_vendor("gatt", "2A1C.type.9")),
+        at(Measurement::absent(code::MDC_RESP_RATE, AbsentReason::Unavailable, unit::MDC_DIM_RESP_PER_MIN)),
+        at(Measurement::numeric(MdcCode::UNMAPPED, "13.5".parse().unwrap(), MdcCode::UNMAPPED).with_vendor("masimo", "SPHB")),
+    ]
+}
+
+fn broken_path(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    dir.path().join("broken-set.hl7")
+}
+
+/// Segments as lines, OBX-1 renumbered from 1 (so that only the removed row is wrong).
+fn renumber(segs: &[&str]) -> String {
+    let mut n = 0;
+    let mut out = String::new();
+    for s in segs.iter().filter(|s| !s.is_empty()) {
+        match s.strip_prefix("OBX|") {
+            Some(rest) => {
+                n += 1;
+                out.push_str(&format!("OBX|{n}|{}\n", rest.split_once('|').unwrap().1));
+            }
+            None => {
+                out.push_str(s);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
 fn run(cmd: &mut Command) -> (bool, String) {
     let out = cmd.output().expect("run validator");
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
@@ -257,6 +335,21 @@ fn hl7_output_passes_hl7apy_strict_validation() {
     }
     let same: Vec<&Observation> = obs.iter().filter(|o| o.context.patient.is_some() && o.context.identity.eui64.is_some()).collect();
     text.push_str(&hl7v2::oru_r01(&same, &nom, "BATCH1", T).unwrap().replace('\r', "\n"));
+    // PCD-01 observation sets as the encoder groups them: every observation in order, and a
+    // set of one device for one instant with values of every kind (several VMDs, a panel in its
+    // channel, a waveform, an enumeration, an absent value, method and site).
+    let sets = hl7v2::group_sets(&obs, hl7v2::SetLimits::default());
+    for set in &sets {
+        text.push('\n');
+        text.push_str(&hl7v2::oru_r01_set(set, &nom, T).unwrap().replace('\r', "\n"));
+    }
+    let instant = one_instant();
+    let grouped = hl7v2::group_sets(&instant, hl7v2::SetLimits::default());
+    assert_eq!(grouped.len(), 1);
+    let set_message = hl7v2::oru_r01_set(&grouped[0], &nom, T).unwrap();
+    assert!(set_message.matches("\rOBX|").count() > 15, "{set_message}");
+    text.push('\n');
+    text.push_str(&set_message.replace('\r', "\n"));
     // Wave segments as PCD-01 NA with the sample-rate and data-range rows.
     for (i, (seg, c)) in wave_segments().iter().enumerate() {
         text.push_str("\n\n");
@@ -265,7 +358,13 @@ fn hl7_output_passes_hl7apy_strict_validation() {
     std::fs::write(&file, &text).unwrap();
     let (ok, out) = run(Command::new("python3").arg(&script).arg(&file));
     assert!(ok, "{out}");
-    assert!(out.contains(&format!("{n}/{n} messages valid", n = obs.len() + 1 + wave_segments().len())), "{out}");
+    assert!(out.contains(&format!("{n}/{n} messages valid", n = obs.len() + 2 + sets.len() + wave_segments().len())), "{out}");
+
+    // The containment check can fail: the set without its first channel row.
+    let no_channel: Vec<&str> = set_message.split('\r').filter(|s| !s.contains("|1.1.1.0|")).collect();
+    std::fs::write(broken_path(&dir), renumber(&no_channel)).unwrap();
+    let (ok, out) = run(Command::new("python3").arg(&script).arg(broken_path(&dir)));
+    assert!(!ok && out.contains("containment tree"), "a metric without its channel row passed: {out}");
 
     let first = text.split("\n\n").next().unwrap();
     let broken = dir.path().join("broken.hl7");
@@ -402,4 +501,48 @@ fn fhir_alarm_communications_pass_the_fhir_r4_json_schema() {
     std::fs::write(&broken, line.replace("\"sent\":", "\"sentAt\":") + "\n").unwrap();
     let (ok, out) = run(Command::new("node").arg(validators.join("fhir-validate.js")).arg(&broken));
     assert!(!ok, "a broken resource passed: {out}");
+}
+
+/// The captures in tests/captures (one per device family, the ones docs/pcd-01.md shows) decoded
+/// by `medgw decode --format hl7v2`: one PCD-01 message per observation set, every message valid
+/// for hl7apy (strict v2.6) and medgw's PCD-01 checks (containment tree, OBX-18, MSH-21, bed).
+#[test]
+fn decoded_captures_of_every_device_family_pass_pcd01_validation() {
+    let script = workspace().join("tests/validators/hl7-validate.py");
+    let has_hl7apy = Command::new("python3").args(["-c", "import hl7apy"]).output().map(|o| o.status.success()).unwrap_or(false);
+    if !has_hl7apy {
+        eprintln!("SKIPPED: hl7apy is not installed (`.ci/run` installs tests/validators/requirements.txt)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (capture, protocol, min_sets, max_rows) in [
+        ("masimo.cap", "masimo", 3, 8),
+        ("nonin-df8.cap", "nonin-df8", 2, 2),
+        ("intellivue.cap", "intellivue", 5, 64),
+        ("medibus.cap", "medibus", 5, 64),
+        ("medgw-link.cap", "medgw-link", 2, 64),
+        ("gatt-blood-pressure.hex", "gatt-blood-pressure", 1, 4),
+        ("gatt-temperature.hex", "gatt-temperature", 1, 1),
+    ] {
+        let out = Command::new(medgw_e2e::medgw_bin())
+            .args(["decode", "--protocol", protocol, "--format", "hl7v2", "--timezone", "UTC"])
+            .arg(workspace().join("tests/captures").join(capture))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{capture}: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout).unwrap();
+        let messages: Vec<&str> = text.split("\n\n").filter(|m| !m.trim().is_empty()).collect();
+        assert!(messages.len() >= min_sets, "{capture}: {} sets", messages.len());
+        let rows = |m: &str| m.lines().filter(|l| l.starts_with("OBX|") && l.split('|').nth(2) != Some("")).count();
+        assert!(messages.iter().all(|m| rows(m) <= max_rows), "{capture}");
+        // Sets, not one message per number, where the device reports several values at once.
+        if max_rows > 1 {
+            assert!(messages.iter().any(|m| rows(m) > 1), "{capture}: no set of more than one value: {text}");
+        }
+        let file = dir.path().join(format!("{capture}.hl7"));
+        std::fs::write(&file, &text).unwrap();
+        let (ok, out) = run(Command::new("python3").arg(&script).arg(&file));
+        assert!(ok, "{capture}: {out}");
+        assert!(out.contains(&format!("{n}/{n} messages valid", n = messages.len())), "{capture}: {out}");
+    }
 }

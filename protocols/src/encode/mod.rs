@@ -10,12 +10,13 @@
 
 pub mod canonical;
 pub mod canonical_alarm;
+pub mod containment;
 pub mod fhir;
 pub mod fhir_alarm;
 pub mod hl7v2;
 pub mod mllp;
-pub mod wave;
 pub mod pcd04;
+pub mod wave;
 
 /// Appends the JSON of `value` to `out` (streaming with `std`, through a temporary without).
 pub(crate) fn append_json<T: serde::Serialize>(out: &mut alloc::vec::Vec<u8>, value: &T) {

@@ -38,7 +38,7 @@
 use alloc::string::String;
 use core::fmt::Write;
 
-use super::hl7v2::{equipment_id, esc, patient_visit, unit_field};
+use super::hl7v2::{equipment_id, esc, patient_visit, unit_text};
 use crate::alarm::{codes, AlarmEvent, EndReason, Phase};
 use crate::mdc::MdcCode;
 use crate::nomenclature::Nomenclature;
@@ -118,7 +118,7 @@ pub fn oru_r40(ev: &AlarmEvent, ctx: &DeviceContext, nom: &Nomenclature, message
             None => String::new(),
         };
         let source = if c.source.is_unmapped() { String::from("0^UNMAPPED^99MEDGW") } else { metric_field(nom, c.source) };
-        obx(&mut m, "NM", &source, 2, &alloc::format!("{v}"), &alloc::format!("|{}|{}||||R", unit_field(nom, c.unit), esc(&limits)));
+        obx(&mut m, "NM", &source, 2, &alloc::format!("{v}"), &alloc::format!("|{}|{}||||R", unit_text(nom, c.unit), esc(&limits)));
     } else if !c.source.is_unmapped() {
         obx(&mut m, "CWE", "68480^MDC_ATTR_ALERT_SOURCE^MDC", 2, &metric_field(nom, c.source), "||||||R");
     }

@@ -28,8 +28,9 @@ use core::fmt::Write;
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::containment;
 use super::fhir::{device_id, ASSOCIATION_SYSTEM, BED_SYSTEM, EXT, MDC, UCUM};
-use super::hl7v2::{code_field, equipment_id, esc, obx8, patient_visit, unit_field, PCD01_PROFILE_OID};
+use super::hl7v2::{code_text, equipment_id, esc, obx8_text, patient_visit, unit_text, PCD01_PROFILE_OID};
 use crate::decimal::Decimal;
 use crate::nomenclature::Nomenclature;
 use crate::observation::{observation_id, DeviceContext, Flags, Location, Patient};
@@ -317,22 +318,29 @@ pub fn hl7(seg: &WaveSegment, ctx: &DeviceContext, nom: &Nomenclature, message_i
             let _ = write!(values, "{}", seg.scale.physical(*s));
         }
     }
-    let unit = unit_field(nom, seg.scale.unit);
+    let unit = unit_text(nom, seg.scale.unit);
     let equipment = equipment_id(ctx);
+    // The PCD-01 containment tree (see [`super::containment`]): MDS, the VMD and channel of the
+    // wave's measurement subsystem, then the wave as the channel's metric.
+    let mds = containment::mds(&ctx.protocol);
+    let vmd = containment::vmd(seg.metric, mds);
+    for (n, (dev, sub)) in [(mds, "1.0.0.0"), (vmd.vmd, "1.1.0.0"), (vmd.chan, "1.1.1.0")].into_iter().enumerate() {
+        let _ = write!(m, "OBX|{}||{}^{}^MDC|{sub}|||||||X|||||||{equipment}\r", n + 1, dev.code, dev.ref_id);
+    }
     let _ = write!(
         m,
-        "OBX|1|NA|{}|1.1.1.1|{values}|{unit}||{}|||R|||{start}||||{equipment}\r",
-        code_field(nom, seg.metric, None),
-        obx8(seg.flags, None)
+        "OBX|4|NA|{}|1.1.1.1|{values}|{unit}||{}|||R|||{start}||||{equipment}\r",
+        code_text(nom, seg.metric, None),
+        obx8_text(seg.flags, None)
     );
     // The child rows name the equipment too: the DEC profile wants OBX-18 on every OBX.
     let _ = write!(
         m,
-        "OBX|2|NM|0^MDC_ATTR_SAMP_RATE^MDC|1.1.1.1.1|{}|264608^MDC_DIM_PER_SEC^MDC|||||R|||{start}||||{equipment}\r",
+        "OBX|5|NM|0^MDC_ATTR_SAMP_RATE^MDC|1.1.1.1.1|{}|264608^MDC_DIM_PER_SEC^MDC|||||R|||{start}||||{equipment}\r",
         seg.period.rate_hz()
     );
     let (lower, upper) = limits(seg);
-    let _ = write!(m, "OBX|3|NR|0^MDC_ATTR_DATA_RANGE^MDC|1.1.1.1.2|{lower}^{upper}|{unit}|||||R|||{start}||||{equipment}\r");
+    let _ = write!(m, "OBX|6|NR|0^MDC_ATTR_DATA_RANGE^MDC|1.1.1.1.2|{lower}^{upper}|{unit}|||||R|||{start}||||{equipment}\r");
     let mut notes = String::new();
     for (mark, name) in [
         (SampleMarks::MISSING, "missing"),
