@@ -65,6 +65,10 @@ struct Harness {
 
 impl Harness {
     fn new(format: PayloadFormat, protocol: MqttProtocol) -> Harness {
+        Harness::with_replay(format, protocol, Replay::LiveFirst)
+    }
+
+    fn with_replay(format: PayloadFormat, protocol: MqttProtocol, replay: Replay) -> Harness {
         let stats = Arc::new(SinkStats::default());
         let now = Instant::now();
         let cfg = SessionConfig {
@@ -74,7 +78,7 @@ impl Harness {
             topics: Topics::new("medgw/v1", "gw"),
             gateway: "gw".into(),
             nomenclature: Arc::new(Nomenclature::builtin()),
-            replay: Replay::LiveFirst,
+            replay,
         };
         Harness {
             s: Session::new(cfg, stats.clone(), now),
@@ -510,11 +514,13 @@ struct World {
     seen: usize,
     acked_seen: usize,
     closes_seen: usize,
+    /// The broker's Receive Maximum.
+    limit: u16,
 }
 
 impl World {
-    fn new() -> World {
-        let mut h = Harness::new(PayloadFormat::Hl7v2, MqttProtocol::V311);
+    fn new(replay: Replay, limit: u16) -> World {
+        let mut h = Harness::with_replay(PayloadFormat::Hl7v2, MqttProtocol::V311, replay);
         h.s.group_rows(same_device_and_time);
         World {
             h,
@@ -528,6 +534,7 @@ impl World {
             seen: 0,
             acked_seen: 0,
             closes_seen: 0,
+            limit,
         }
     }
 
@@ -581,7 +588,7 @@ impl World {
         if !self.h.connects.is_empty() && !self.h.s.is_connected() {
             self.h.connects.clear();
             self.h.reads.clear();
-            self.h.s.connected(5, self.h.now);
+            self.h.s.connected(self.limit, self.h.now);
             self.run();
         }
     }
@@ -658,8 +665,12 @@ proptest! {
     /// acknowledged a message carrying it, at most once; every committed row is eventually
     /// deleted once the broker answers; no packet id is reused while unanswered.
     #[test]
-    fn every_row_is_acknowledged_exactly_once_and_only_when_the_broker_did(steps in prop::collection::vec(step(), 1..120)) {
-        let mut w = World::new();
+    fn every_row_is_acknowledged_exactly_once_and_only_when_the_broker_did(
+        steps in prop::collection::vec(step(), 1..120),
+        ordered in any::<bool>(),
+        limit in 1u16..6,
+    ) {
+        let mut w = World::new(if ordered { Replay::Ordered } else { Replay::LiveFirst }, limit);
         w.run();
         for s in steps {
             w.apply(s);
