@@ -141,4 +141,38 @@ mod tests {
         assert!(w.is_empty());
         assert_eq!(w.free.len(), 3);
     }
+
+    proptest::proptest! {
+        /// Against a model: ids stay within the broker's limit, an id in flight is never handed
+        /// out again, a release returns exactly what was taken, and the window is full exactly
+        /// when `limit` messages are in flight.
+        #[test]
+        fn the_window_matches_a_model(limit in 1u16..8, ops in proptest::collection::vec((proptest::prelude::any::<bool>(), 0u16..10), 0..200)) {
+            let mut w = Window::new(limit);
+            let mut model: std::collections::HashMap<u16, Carried> = std::collections::HashMap::new();
+            let mut next = 0i64;
+            for (take, pick) in ops {
+                if take {
+                    next += 1;
+                    match w.take(rows(&[next])) {
+                        Some(pkid) => {
+                            proptest::prop_assert!((1..=limit).contains(&pkid));
+                            proptest::prop_assert!(model.insert(pkid, rows(&[next])).is_none(), "id {} handed out twice", pkid);
+                        }
+                        None => proptest::prop_assert_eq!(model.len(), limit as usize),
+                    }
+                } else {
+                    proptest::prop_assert_eq!(w.release(pick), model.remove(&pick));
+                }
+                proptest::prop_assert_eq!(w.len(), model.len());
+                proptest::prop_assert_eq!(w.has_room(), model.len() < limit as usize);
+            }
+            let mut lost = w.reset();
+            let mut expected: Vec<Carried> = model.into_values().collect();
+            let key = |c: &Carried| match c { Carried::Rows(d) => d.rows.as_slice()[0], Carried::Aux(id) => *id as i64 };
+            lost.sort_by_key(key);
+            expected.sort_by_key(key);
+            proptest::prop_assert_eq!(lost, expected);
+        }
+    }
 }
