@@ -107,12 +107,7 @@ pub fn encode(obs: &Observation, format: PayloadFormat, nom: &Nomenclature, out:
     match format {
         PayloadFormat::Fhir => fhir::write_observation(out, obs, nom),
         PayloadFormat::Canonical => canonical::write(out, obs, nom),
-        PayloadFormat::Hl7v2 => {
-            let id = obs.reading.id.to_string();
-            if let Some(m) = hl7v2::oru_r01(&[obs], nom, &id, Timestamp::now()) {
-                out.extend_from_slice(m.as_bytes());
-            }
-        }
+        PayloadFormat::Hl7v2 => encode_hl7_set(&[obs], nom, out),
     }
 }
 
