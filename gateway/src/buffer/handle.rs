@@ -343,7 +343,9 @@ impl Worker {
                         Err(RecvTimeoutError::Timeout) => None,
                         Err(RecvTimeoutError::Disconnected) => {
                             self.commit(&mut group, &mut deferred);
-                            let _ = self.flush_acks();
+                            if let Err(e) = self.flush_acks() {
+                                tracing::warn!(error = %e, "buffer acknowledgements at shutdown not applied; the rows are sent again after the restart");
+                            }
                             if let Err(e) = self.store.checkpoint() {
                                 tracing::warn!(error = %e, "buffer checkpoint at shutdown failed");
                             }

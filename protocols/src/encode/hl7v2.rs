@@ -467,32 +467,59 @@ where
     I: IntoIterator<Item = &'a Observation>,
 {
     let mut sets: alloc::vec::Vec<alloc::vec::Vec<&'a Observation>> = alloc::vec::Vec::new();
-    let (mut rows, mut bytes) = (0usize, 0usize);
+    let mut cursor: Option<SetCursor> = None;
     for o in observations {
-        let (r, b) = weight(o);
-        let joins = match sets.last() {
-            Some(set) => {
-                same_set(set[0], o)
-                    && rows + r <= limits.max_metrics
-                    && bytes + b <= limits.max_bytes
-                    && !set.iter().any(|x| x.reading.metric == o.reading.metric && x.reading.vendor == o.reading.vendor)
-            }
-            None => false,
+        let joins = match (sets.last(), cursor.as_mut()) {
+            (Some(set), Some(c)) => c.admit(set.iter().copied(), o),
+            _ => false,
         };
-        match (joins, sets.last_mut()) {
-            (true, Some(set)) => {
-                set.push(o);
-                rows += r;
-                bytes += b;
-            }
+        match sets.last_mut() {
+            Some(set) if joins => set.push(o),
             _ => {
                 sets.push(alloc::vec![o]);
-                rows = r;
-                bytes = b + 600;
+                cursor = Some(SetCursor::start(o, limits));
             }
         }
     }
     sets
+}
+
+/// [`group_sets`] one observation at a time, for a caller that takes observations from a
+/// queue (the MQTT sink groups the rows it is about to send): start a set with its first
+/// observation, then ask [`SetCursor::admit`] for each next one, in order, until it says no.
+#[derive(Clone, Copy, Debug)]
+pub struct SetCursor {
+    limits: SetLimits,
+    rows: usize,
+    bytes: usize,
+}
+
+impl SetCursor {
+    /// A set that begins with `first`.
+    pub fn start(first: &Observation, limits: SetLimits) -> SetCursor {
+        let (rows, bytes) = weight(first);
+        // The message's own segments (MSH, PID, PV1, OBR, the MDS row) count too.
+        SetCursor { limits, rows, bytes: bytes + 600 }
+    }
+
+    /// Whether `next` joins `set` (the observations admitted so far, the first included):
+    /// same device and time, no metric repeated, within the limits. Counts it when it does.
+    pub fn admit<'a>(&mut self, set: impl IntoIterator<Item = &'a Observation>, next: &Observation) -> bool {
+        let mut set = set.into_iter();
+        let Some(first) = set.next() else { return false };
+        let (r, b) = weight(next);
+        let repeats = |x: &Observation| x.reading.metric == next.reading.metric && x.reading.vendor == next.reading.vendor;
+        let joins = same_set(first, next)
+            && self.rows + r <= self.limits.max_metrics
+            && self.bytes + b <= self.limits.max_bytes
+            && !repeats(first)
+            && !set.any(repeats);
+        if joins {
+            self.rows += r;
+            self.bytes += b;
+        }
+        joins
+    }
 }
 
 /// MSH-10 (and OBR-3) of a set: deterministic, so a re-sent set has the id it had, and unique

@@ -1,7 +1,7 @@
 //! MQTT packets for the sink, over rumqttc's packet codecs for MQTT 3.1.1 and MQTT 5.
 //!
-//! medgw drives the MQTT session itself (see `session.rs` for why) and uses rumqttc only for
-//! what it does well: encoding and decoding packets. This module hides the two protocol
+//! medgw drives the MQTT session itself (`session.rs`; `window.rs` says why) and uses rumqttc
+//! only for what it does well: encoding and decoding packets. This module hides the two protocol
 //! versions behind one small vocabulary: what the sink sends and what it needs to know back.
 
 use bytes::{Bytes, BytesMut};

@@ -14,6 +14,16 @@
 //!
 //! No row is sent twice on one connection: rows in flight, queued, or acknowledged but not
 //! yet deleted are skipped when the backlog is read.
+//!
+//! Rows go out in *sets*: one message may carry several rows ([`Outbox::next_entry`] opens a
+//! set, [`Outbox::next_if`] adds the rows queued right behind it that belong with it), and the
+//! sink acknowledges or refuses every row of a set together (see `delivery.rs`).
+//!
+//! Nothing here knows MQTT: the outbox speaks rows, and a sink speaks it in these calls —
+//! `push_live`/`live_overflowed` as rows arrive, `backlog_request`/`backlog_read` to read the
+//! buffer, `next_entry`/`next_if` to fill a message, `acked`/`refused` per row as the peer
+//! answers, `connection_lost` when the connection goes. The MLLP sink is meant to drive the
+//! same calls with its own framing and ACKs.
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
 
@@ -40,6 +50,14 @@ pub struct Outbox {
     backlog_maybe: bool,
     in_flight: HashSet<RowId>,
     recent_acks: BTreeSet<RowId>,
+    /// The queue the last row came from: the rows of one set come from one queue, in order.
+    last_from: Option<Queue>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Queue {
+    Live,
+    Backlog,
 }
 
 impl Outbox {
@@ -55,6 +73,7 @@ impl Outbox {
             backlog_maybe: true,
             in_flight: HashSet::new(),
             recent_acks: BTreeSet::new(),
+            last_from: None,
         }
     }
 
@@ -115,11 +134,39 @@ impl Outbox {
         }
     }
 
-    /// The next row to publish.
+    /// The next row to publish: the first of a new set.
     pub fn next_entry(&mut self) -> Option<Entry> {
-        let e = match self.mode {
-            Replay::LiveFirst => self.live.pop_front().or_else(|| self.backlog.pop_front()),
-            Replay::Ordered => self.backlog.pop_front(),
+        let from = match self.mode {
+            Replay::LiveFirst if !self.live.is_empty() => Queue::Live,
+            _ if !self.backlog.is_empty() => Queue::Backlog,
+            _ => {
+                self.last_from = None;
+                return None;
+            }
+        };
+        self.last_from = Some(from);
+        self.take(from)
+    }
+
+    /// The row queued right behind the last one taken, if `belongs` says it goes into the same
+    /// set (for HL7 PCD-01: same device and effective time). Never reorders: a row that does
+    /// not belong ends the set.
+    pub fn next_if(&mut self, belongs: impl FnOnce(&Entry) -> bool) -> Option<Entry> {
+        let from = self.last_from?;
+        let front = match from {
+            Queue::Live => self.live.front(),
+            Queue::Backlog => self.backlog.front(),
+        }?;
+        if !belongs(front) {
+            return None;
+        }
+        self.take(from)
+    }
+
+    fn take(&mut self, from: Queue) -> Option<Entry> {
+        let e = match from {
+            Queue::Live => self.live.pop_front(),
+            Queue::Backlog => self.backlog.pop_front(),
         }?;
         self.live_rows.remove(&e.rowid);
         self.backlog_rows.remove(&e.rowid);
@@ -145,6 +192,7 @@ impl Outbox {
     /// Reads the whole buffer again from the start (after a reconnect or a refusal): anything
     /// not acknowledged goes out again. Receivers de-duplicate by observation id.
     pub fn rescan(&mut self) {
+        self.last_from = None;
         self.cursor = 0;
         self.backlog.clear();
         self.backlog_rows.clear();
@@ -156,6 +204,7 @@ impl Outbox {
     /// oldest of them (policy drop-oldest), which must then not be sent from memory.
     pub fn connection_lost(&mut self) {
         self.in_flight.clear();
+        self.last_from = None;
         self.live.clear();
         self.live_rows.clear();
         self.rescan();
@@ -167,6 +216,11 @@ impl Outbox {
 
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
+    }
+
+    /// Whether `row` is out with the peer, unanswered.
+    pub fn is_in_flight(&self, row: RowId) -> bool {
+        self.in_flight.contains(&row)
     }
 
     /// Nothing queued and nothing known to be waiting in the buffer.
@@ -263,6 +317,28 @@ mod tests {
         // A read that was requested with the old cursor arrives late.
         o.backlog_read(1, vec![entry(2)], BACKLOG_BATCH);
         assert!(o.next_entry().is_none());
+    }
+
+    #[test]
+    fn a_set_takes_only_the_rows_right_behind_it_from_the_same_queue() {
+        let mut o = Outbox::new(Replay::LiveFirst);
+        o.backlog_read(0, vec![entry(1), entry(2)], 2);
+        for r in [10, 11, 12, 20] {
+            o.push_live(entry(r));
+        }
+        let first = o.next_entry().unwrap();
+        assert_eq!(first.rowid, 10);
+        // Rows 10..=12 belong together; 20 does not, and the backlog is never mixed in.
+        let mut set = vec![first.rowid];
+        while let Some(e) = o.next_if(|e| e.rowid < 20) {
+            set.push(e.rowid);
+        }
+        assert_eq!(set, vec![10, 11, 12]);
+        assert_eq!(o.in_flight(), 3);
+        assert_eq!(o.next_entry().unwrap().rowid, 20);
+        assert!(o.next_if(|_| true).is_none(), "the live queue is empty: the set ends");
+        assert_eq!(drain(&mut o), vec![1, 2]);
+        assert!(o.next_if(|_| true).is_none());
     }
 
     #[test]
