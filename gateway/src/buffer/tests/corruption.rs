@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::io::{Seek, SeekFrom, Write};
 
 use super::*;
-use crate::buffer::{BufferError, RowId, SqliteStore, Store};
+use crate::buffer::{BufferError, RowId, SqliteStore};
 use rusqlite::config::DbConfig;
 
 const N: u64 = 5000;
