@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+// The doc comments are the help text: `[adt]` names the TOML table, not a link.
+#[allow(rustdoc::broken_intra_doc_links)]
 #[derive(Subcommand)]
 pub enum AdtAction {
     /// Apply a file of ADT messages (MLLP-framed or one segment per line) to an empty

@@ -53,7 +53,7 @@ pub const OPT_SGA: u8 = 3;
 pub const OPT_COM_PORT: u8 = 44;
 
 /// RFC 2217, pp. 3-4: COM-PORT-OPTION commands as the client sends them; the access server's
-/// replies and notifications carry the same number plus [`SERVER`].
+/// replies and notifications carry the same number plus [`cmd::SERVER`].
 pub mod cmd {
     pub const SIGNATURE: u8 = 0;
     pub const SET_BAUDRATE: u8 = 1;
