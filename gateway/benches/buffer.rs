@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, Throughput};
-use medgw::buffer::{BufferHandle, SqliteStore, Store};
+use medgw::buffer::{BufferHandle, SqliteStore};
 use medgw::config::{BufferConfig, Replay, WhenFull};
 use medgw_protocols::decimal::Decimal;
 use medgw_protocols::mdc::{code, unit};

@@ -10,6 +10,7 @@ pub mod adt;
 pub mod bench;
 pub mod buffer;
 pub mod capture;
+pub mod cli;
 pub mod config;
 pub mod decode_cmd;
 #[cfg(feature = "tools")]

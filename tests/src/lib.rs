@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The workspace root (this crate lives in `tests/`).
@@ -17,21 +17,22 @@ pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
 }
 
-/// The `medgw` binary, built once per test run (same profile as the tests).
+/// The `medgw` binary under test: `MEDGW_BIN` when set (e.g. a release or packaged build),
+/// otherwise the one cargo built for this test run. This package builds the gateway's own
+/// `main.rs` as its binary `medgw-under-test` (see Cargo.toml), so `cargo test` compiles it
+/// with the same features and profile as the tests, beside the test executables, instead of a
+/// second `cargo build -p medgw` inside the run (which resolved features differently and
+/// recompiled the dependencies).
 pub fn medgw_bin() -> PathBuf {
-    static BUILD: Once = Once::new();
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target"));
-    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
-    BUILD.call_once(|| {
-        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.current_dir(workspace()).args(["build", "-q", "-p", "medgw", "--bin", "medgw"]);
-        if profile == "release" {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build");
-        assert!(status.success(), "cargo build -p medgw failed");
-    });
-    target.join(profile).join("medgw")
+    if let Some(bin) = std::env::var_os("MEDGW_BIN") {
+        return PathBuf::from(bin);
+    }
+    // A test executable is `target/<profile>/deps/<test>-<hash>`; binaries are one level up.
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let dir = exe.parent().and_then(|deps| if deps.ends_with("deps") { deps.parent() } else { Some(deps) }).expect("target directory");
+    let bin = dir.join(format!("medgw-under-test{}", std::env::consts::EXE_SUFFIX));
+    assert!(bin.is_file(), "{} is missing: run the tests through cargo (`cargo test -p medgw-e2e`), which builds it", bin.display());
+    bin
 }
 
 pub fn free_port() -> u16 {

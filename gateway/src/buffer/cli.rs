@@ -17,7 +17,8 @@ use medgw_protocols::Timestamp;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
-use super::sqlite::{decode_reading, file_bytes, suffixed, APPLICATION_ID};
+use super::files::{file_bytes, reserve_path, suffixed};
+use super::format::{decode_reading, APPLICATION_ID};
 use super::{BufferError, BufferStats, RowId};
 
 /// Rows per read statement: each is its own short read transaction.
@@ -57,7 +58,7 @@ pub fn stats(path: &Path) -> Result<BufferStats, BufferError> {
     let conn = open_read_only(path)?;
     let depth: i64 = conn.query_row("SELECT count(*) FROM entries", [], |r| r.get(0))?;
     let oldest: Option<i64> = conn.query_row("SELECT receipt_ms FROM entries ORDER BY id LIMIT 1", [], |r| r.get(0)).optional()?;
-    let reserve_len = std::fs::metadata(super::reserve::Reserve::path_for(path)).ok().map(|m| m.len());
+    let reserve_len = std::fs::metadata(reserve_path(path)).ok().map(|m| m.len());
     Ok(BufferStats {
         depth: depth.max(0) as u64,
         bytes: file_bytes(path),

@@ -30,7 +30,7 @@ use medgw_protocols::observation::Observation;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::sqlite::{Durability, SqliteStore, StartupReport};
-use super::{AppendOutcome, BufferError, BufferEvent, BufferStats, Entry, RowId, Store};
+use super::{AppendOutcome, BufferError, BufferEvent, BufferStats, Entry, RowId};
 use crate::config::BufferConfig;
 
 /// Commands waiting for the storage thread at most.

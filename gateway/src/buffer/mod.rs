@@ -6,13 +6,15 @@
 //! of truth, not the MQTT client's memory (rumqttc drops unacknowledged QoS 1 messages on a
 //! reconnect without session resumption, style.md).
 //!
-//! Layout: [`Store`] is the synchronous storage engine (SQLite, see `sqlite.rs`), owned by one
+//! Layout: [`SqliteStore`] is the synchronous storage engine (`sqlite.rs`), owned by one
 //! dedicated thread; [`BufferHandle`] is the async face the pipeline uses. Storage calls never run
 //! on the async executor's threads.
 
 use std::sync::Arc;
 
 pub mod cli;
+mod files;
+mod format;
 mod handle;
 mod reserve;
 mod salvage;
@@ -21,7 +23,8 @@ mod sqlite;
 mod tests;
 
 pub use handle::BufferHandle;
-pub use sqlite::{QuarantineReport, SqliteStore, StartupReport};
+pub use salvage::QuarantineReport;
+pub use sqlite::{SqliteStore, StartupReport};
 
 use medgw_protocols::observation::{DeviceContext, Observation};
 use medgw_protocols::Timestamp;
@@ -109,17 +112,6 @@ pub enum BufferError {
     Unusable { path: String, reason: String },
     #[error("buffer thread stopped")]
     Closed,
-}
-
-/// The synchronous storage engine. One thread owns it.
-pub trait Store: Send {
-    /// Appends a batch in one transaction and returns after it is durable (fsync).
-    fn append(&mut self, batch: &[Observation]) -> Result<AppendOutcome, BufferError>;
-    /// Up to `limit` entries with `rowid > after`, in rowid order.
-    fn read_after(&mut self, after: RowId, limit: usize) -> Result<Vec<Entry>, BufferError>;
-    /// Deletes acknowledged entries.
-    fn ack(&mut self, rowids: &[RowId]) -> Result<(), BufferError>;
-    fn stats(&mut self) -> Result<BufferStats, BufferError>;
 }
 
 /// The context of an entry read back from the store is shared by all entries of its device.

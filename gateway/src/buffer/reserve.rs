@@ -21,7 +21,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::sqlite::{suffixed, sync_dir};
+use super::files::{reserve_path, sync_dir};
 
 /// After a failed attempt, the reserve is not tried again for this long.
 pub(super) const RETRY: Duration = Duration::from_secs(10);
@@ -59,11 +59,7 @@ pub(super) struct Reserve {
 
 impl Reserve {
     pub(super) fn new(db: &Path, size: u64, holdoff: Duration) -> Reserve {
-        Reserve { path: suffixed(db, ".reserve"), size, present: false, last_try: None, released_at: None, holdoff, writes: 0 }
-    }
-
-    pub(super) fn path_for(db: &Path) -> PathBuf {
-        suffixed(db, ".reserve")
+        Reserve { path: reserve_path(db), size, present: false, last_try: None, released_at: None, holdoff, writes: 0 }
     }
 
     pub(super) fn is_present(&self) -> bool {

@@ -20,8 +20,37 @@ use medgw_protocols::observation::DeviceContext;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
-use super::sqlite::{decode_reading, now_ms, suffixed, sync_dir, QuarantineReport, RawRow, SqliteStore};
+use super::files::{suffixed, sync_dir};
+use super::format::{decode_reading, now_ms, RawRow};
 use super::{BufferError, RowId};
+
+/// A damaged buffer file moved aside and what could be saved from it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct QuarantineReport {
+    /// Where the damaged file (and its `-wal`, `-shm`) now is, untouched, for an engineer.
+    pub moved_to: PathBuf,
+    /// What the check said.
+    pub reason: String,
+    /// Entries copied into the new store, with their rowids.
+    pub salvaged: u64,
+    /// Entries that could be read but not decoded; kept in the new store's `quarantine` table.
+    pub undecodable: u64,
+    /// Rowid ranges (both bounds exclusive) that could not be read: whatever entries were there
+    /// are only in the quarantined file.
+    pub unreadable_ranges: Vec<(RowId, RowId)>,
+}
+
+/// Where salvaged rows go: the new store. The store implements it (`sqlite.rs`), so this
+/// module reads damaged files without knowing the store, and the dependency runs one way.
+pub(super) trait Target {
+    /// Inserts rows read from the damaged file with their original rowids, in one transaction.
+    fn import(&mut self, rows: &[(RowId, String, i64, Vec<u8>)], device_ids: &mut HashMap<String, i64>) -> Result<(), BufferError>;
+    /// Keeps rows that read but do not decode in the quarantine table.
+    fn quarantine_rows(&mut self, rows: &[(RawRow, String)]) -> Result<(), BufferError>;
+    /// Rowids continue after `at_least`, so no id of the damaged file is issued again; the
+    /// damaged file's counters carry over.
+    fn raise_sequence(&mut self, at_least: RowId, dropped_total: u64, quarantined_before: u64) -> Result<(), BufferError>;
+}
 
 /// Salvaged rows are written in transactions of this many.
 const IMPORT_BATCH: usize = 4096;
@@ -109,7 +138,7 @@ fn find_resume(src: &Connection, last_good: RowId) -> Option<RowId> {
 }
 
 /// Copies every readable row of the quarantined file at `from` into `store`.
-pub(super) fn salvage(from: &Path, reason: String, store: &mut SqliteStore) -> Result<QuarantineReport, BufferError> {
+pub(super) fn salvage(from: &Path, reason: String, store: &mut impl Target) -> Result<QuarantineReport, BufferError> {
     let mut report = QuarantineReport { moved_to: from.to_path_buf(), reason, ..QuarantineReport::default() };
     // Read-only: the quarantined file (and its WAL) stay exactly as they were found.
     let src = match Connection::open_with_flags(from, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX) {

@@ -27,20 +27,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use medgw_protocols::observation::{DeviceContext, Observation, Reading};
+use medgw_protocols::observation::{DeviceContext, Observation};
 use medgw_protocols::Timestamp;
 use nix::fcntl::{Flock, FlockArg};
 use rusqlite::config::DbConfig;
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
+use super::files::{file_bytes, io_err, suffixed, sync_dir};
+use super::format::{decode_reading, now_ms, RawRow, APPLICATION_ID};
 use super::reserve::{self, Reserve};
-use super::salvage;
-use super::{AppendOutcome, BufferError, BufferEvent, BufferStats, Entry, RowId, Store};
+use super::salvage::{self, QuarantineReport};
+use super::{AppendOutcome, BufferError, BufferEvent, BufferStats, Entry, RowId};
 use crate::config::{BufferConfig, WhenFull};
 
-/// `PRAGMA application_id` of a medgw buffer ("MGBF"): tells our file from another program's.
-pub(super) const APPLICATION_ID: i64 = 0x4d47_4246;
 /// `PRAGMA user_version`: the schema below.
 const SCHEMA_VERSION: i64 = 1;
 const PAGE_SIZE: u64 = 4096;
@@ -105,22 +105,6 @@ pub struct StartupReport {
     pub quarantine: Option<QuarantineReport>,
 }
 
-/// A damaged buffer file moved aside and what could be saved from it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct QuarantineReport {
-    /// Where the damaged file (and its `-wal`, `-shm`) now is, untouched, for an engineer.
-    pub moved_to: PathBuf,
-    /// What the check said.
-    pub reason: String,
-    /// Entries copied into the new store, with their rowids.
-    pub salvaged: u64,
-    /// Entries that could be read but not decoded; kept in the new store's `quarantine` table.
-    pub undecodable: u64,
-    /// Rowid ranges (both bounds exclusive) that could not be read: whatever entries were there
-    /// are only in the quarantined file.
-    pub unreadable_ranges: Vec<(RowId, RowId)>,
-}
-
 /// How the store syncs. Only `Full` exists outside tests; `UnsafeNormal` lets the tests show
 /// that the start-up check refuses it and that the power-cut emulation catches what it loses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,13 +149,6 @@ impl From<rusqlite::Error> for BufferError {
             _ => BufferError::Storage(e.to_string()),
         }
     }
-}
-
-fn io_err(what: &str, path: &Path, e: std::io::Error) -> BufferError {
-    if e.kind() == std::io::ErrorKind::StorageFull {
-        return BufferError::DiskFull;
-    }
-    BufferError::Storage(format!("{what} {}: {e}", path.display()))
 }
 
 /// Refuses a connection that would not keep a committed transaction across a power cut: WAL
@@ -298,24 +275,6 @@ impl DeviceCache {
     }
 }
 
-/// Decodes a stored reading; trailing bytes count as damage.
-pub(super) fn decode_reading(blob: &[u8]) -> Result<Reading, String> {
-    match postcard::take_from_bytes::<Reading>(blob) {
-        Ok((r, [])) => Ok(r),
-        Ok((_, rest)) => Err(format!("{} trailing bytes after the reading", rest.len())),
-        Err(e) => Err(format!("reading: {e}")),
-    }
-}
-
-/// A row to quarantine: read from the entries (or salvaged) but not usable.
-#[derive(Debug, Clone)]
-pub(super) struct RawRow {
-    pub id: RowId,
-    pub context: Option<String>,
-    pub receipt_ms: Option<i64>,
-    pub reading: Option<Vec<u8>>,
-}
-
 /// What one drop-oldest step deleted.
 #[derive(Debug, Default, Clone, Copy)]
 struct Dropped {
@@ -394,26 +353,6 @@ fn runs(rowids: &[RowId]) -> Vec<(RowId, RowId)> {
     out
 }
 
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
-}
-
-/// fsync of the directory holding `path`, so that a created or renamed file survives a power
-/// cut (SQLite does this itself for the WAL, not for the database file).
-pub(super) fn sync_dir(path: &Path) -> Result<(), BufferError> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io_err("fsync directory", dir, e))
-}
-
-pub(super) fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
 /// The result of the start-up check of an existing file.
 enum Health {
     Good,
@@ -456,7 +395,7 @@ fn check_health(path: &Path, size: u64) -> Result<(Health, &'static str), Buffer
 }
 
 fn lock(path: &Path) -> Result<Flock<File>, BufferError> {
-    let lock_path = with_suffix(path, ".lock");
+    let lock_path = suffixed(path, ".lock");
     let file = File::options().create(true).truncate(false).write(true).open(&lock_path).map_err(|e| io_err("open", &lock_path, e))?;
     Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| BufferError::Unusable {
         path: path.display().to_string(),
@@ -488,33 +427,45 @@ impl SqliteStore {
                 damaged = Some(reason);
             }
         }
-        let moved = match damaged {
+        let store = match damaged {
             Some(reason) => {
                 let to = salvage::move_aside(&path)?;
                 tracing::error!(path = %path.display(), moved_to = %to.display(), reason = %reason, "buffer file damaged: moved aside, salvaging");
-                Some((to, reason))
+                let (store, q) = Self::rebuild(path, cfg, durability, lock, &to, reason)?;
+                store.set_meta("quarantined", store.quarantined)?;
+                tracing::error!(
+                    salvaged = q.salvaged,
+                    undecodable = q.undecodable,
+                    unreadable_ranges = q.unreadable_ranges.len(),
+                    moved_to = %q.moved_to.display(),
+                    "buffer salvaged after damage"
+                );
+                report.quarantine = Some(q);
+                store
             }
-            None => None,
+            None => Self::init(path, cfg, durability, lock)?,
         };
-        let mut store = Self::init(path, cfg, durability, lock)?;
-        if let Some((to, reason)) = moved {
-            let q = salvage::salvage(&to, reason, &mut store)?;
-            // Undecodable rows were counted as they were quarantined; each unreadable region
-            // counts once (how many entries it held is unknown: acknowledged rows leave gaps).
-            store.quarantined += q.unreadable_ranges.len() as u64;
-            store.set_meta("quarantined", store.quarantined)?;
-            tracing::error!(
-                salvaged = q.salvaged,
-                undecodable = q.undecodable,
-                unreadable_ranges = q.unreadable_ranges.len(),
-                moved_to = %q.moved_to.display(),
-                "buffer salvaged after damage"
-            );
-            report.quarantine = Some(q);
-        }
         report.depth = store.depth;
         tracing::info!(path = %store.path.display(), depth = store.depth, check = report.check, created = report.created, "buffer open");
         Ok((store, report))
+    }
+
+    /// A new store at `path` filled from the damaged file moved aside to `moved_to`: the one
+    /// salvage of both start-up and damage found while running. Undecodable rows are counted
+    /// as they are quarantined; each unreadable region counts once (how many entries it held is
+    /// unknown: acknowledged rows leave gaps). The caller saves the count.
+    fn rebuild(
+        path: PathBuf,
+        cfg: &BufferConfig,
+        durability: Durability,
+        lock: Flock<File>,
+        moved_to: &Path,
+        reason: String,
+    ) -> Result<(SqliteStore, QuarantineReport), BufferError> {
+        let mut store = Self::init(path, cfg, durability, lock)?;
+        let q = salvage::salvage(moved_to, reason, &mut store)?;
+        store.quarantined += q.unreadable_ranges.len() as u64;
+        Ok((store, q))
     }
 
     fn init(path: PathBuf, cfg: &BufferConfig, durability: Durability, lock: Flock<File>) -> Result<SqliteStore, BufferError> {
@@ -827,7 +778,7 @@ impl SqliteStore {
 
     /// Moves unusable entries into the quarantine table (kept for an engineer, shown by
     /// `medgw buffer export`) and out of the way of the drain.
-    pub(super) fn quarantine_rows(&mut self, rows: &[(RawRow, String)]) -> Result<(), BufferError> {
+    fn quarantine_rows(&mut self, rows: &[(RawRow, String)]) -> Result<(), BufferError> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -850,52 +801,6 @@ impl SqliteStore {
         self.quarantined = total;
         self.depth = self.depth.saturating_sub(removed);
         tracing::error!(rows = rows.len(), quarantined_total = total, "undecodable buffer entries quarantined");
-        Ok(())
-    }
-
-    /// Salvage: inserts rows read from a damaged file with their original rowids.
-    pub(super) fn import(
-        &mut self,
-        rows: &[(RowId, String, i64, Vec<u8>)],
-        device_ids: &mut HashMap<String, i64>,
-    ) -> Result<(), BufferError> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut added = 0u64;
-        {
-            let mut ins = tx.prepare_cached("INSERT OR IGNORE INTO entries (id, device, receipt_ms, reading) VALUES (?1, ?2, ?3, ?4)")?;
-            for (id, ctx, receipt, blob) in rows {
-                let device = match device_ids.get(ctx) {
-                    Some(d) => *d,
-                    None => {
-                        tx.execute("INSERT OR IGNORE INTO devices (context) VALUES (?1)", [ctx])?;
-                        let d: i64 = tx.query_row("SELECT id FROM devices WHERE context = ?1", [ctx], |r| r.get(0))?;
-                        device_ids.insert(ctx.clone(), d);
-                        d
-                    }
-                };
-                added += ins.execute(params![id, device, receipt, blob])? as u64;
-            }
-        }
-        tx.commit()?;
-        self.depth += added;
-        Ok(())
-    }
-
-    /// Salvage: rowids continue after `at_least`, so no id of the damaged file is issued again.
-    pub(super) fn raise_sequence(&mut self, at_least: RowId, dropped_total: u64, quarantined_before: u64) -> Result<(), BufferError> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let n = tx.execute("UPDATE sqlite_sequence SET seq = max(seq, ?1) WHERE name = 'entries'", [at_least])?;
-        if n == 0 {
-            tx.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('entries', ?1)", [at_least])?;
-        }
-        if dropped_total > self.dropped_total {
-            tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('dropped_total', ?1)", [dropped_total as i64])?;
-        }
-        let quarantined = self.quarantined + quarantined_before;
-        tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('quarantined', ?1)", [quarantined as i64])?;
-        tx.commit()?;
-        self.dropped_total = self.dropped_total.max(dropped_total);
-        self.quarantined = quarantined;
         Ok(())
     }
 
@@ -1037,9 +942,7 @@ impl SqliteStore {
             Some(l) => l,
             None => lock(&self.path)?,
         };
-        let mut fresh = Self::init(self.path.clone(), &self.cfg, self.durability, lock)?;
-        let q = salvage::salvage(&to, reason, &mut fresh)?;
-        fresh.quarantined += q.unreadable_ranges.len() as u64;
+        let (mut fresh, q) = Self::rebuild(self.path.clone(), &self.cfg, self.durability, lock, &to, reason)?;
         if let Err(e) = fresh.set_meta("quarantined", fresh.quarantined) {
             tracing::warn!(error = %e, "quarantine count not saved");
         }
@@ -1143,13 +1046,63 @@ fn drop_oldest(tx: &Connection, target: u64, before: RowId, depth: u64) -> Resul
     Ok(total)
 }
 
-impl Store for SqliteStore {
-    fn append(&mut self, batch: &[Observation]) -> Result<AppendOutcome, BufferError> {
+/// The salvage writes into a new store through these.
+impl salvage::Target for SqliteStore {
+    fn import(&mut self, rows: &[(RowId, String, i64, Vec<u8>)], device_ids: &mut HashMap<String, i64>) -> Result<(), BufferError> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut added = 0u64;
+        {
+            let mut ins = tx.prepare_cached("INSERT OR IGNORE INTO entries (id, device, receipt_ms, reading) VALUES (?1, ?2, ?3, ?4)")?;
+            for (id, ctx, receipt, blob) in rows {
+                let device = match device_ids.get(ctx) {
+                    Some(d) => *d,
+                    None => {
+                        tx.execute("INSERT OR IGNORE INTO devices (context) VALUES (?1)", [ctx])?;
+                        let d: i64 = tx.query_row("SELECT id FROM devices WHERE context = ?1", [ctx], |r| r.get(0))?;
+                        device_ids.insert(ctx.clone(), d);
+                        d
+                    }
+                };
+                added += ins.execute(params![id, device, receipt, blob])? as u64;
+            }
+        }
+        tx.commit()?;
+        self.depth += added;
+        Ok(())
+    }
+
+    fn raise_sequence(&mut self, at_least: RowId, dropped_total: u64, quarantined_before: u64) -> Result<(), BufferError> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let n = tx.execute("UPDATE sqlite_sequence SET seq = max(seq, ?1) WHERE name = 'entries'", [at_least])?;
+        if n == 0 {
+            tx.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('entries', ?1)", [at_least])?;
+        }
+        if dropped_total > self.dropped_total {
+            tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('dropped_total', ?1)", [dropped_total as i64])?;
+        }
+        let quarantined = self.quarantined + quarantined_before;
+        tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('quarantined', ?1)", [quarantined as i64])?;
+        tx.commit()?;
+        self.dropped_total = self.dropped_total.max(dropped_total);
+        self.quarantined = quarantined;
+        Ok(())
+    }
+
+    fn quarantine_rows(&mut self, rows: &[(RawRow, String)]) -> Result<(), BufferError> {
+        SqliteStore::quarantine_rows(self, rows)
+    }
+}
+
+/// What the storage thread does for the pipeline.
+impl SqliteStore {
+    /// Appends a batch in one transaction and returns after it is durable (fsync).
+    pub fn append(&mut self, batch: &[Observation]) -> Result<AppendOutcome, BufferError> {
         let mut outs = self.append_group(&[batch])?;
         Ok(outs.pop().unwrap_or_default())
     }
 
-    fn read_after(&mut self, after: RowId, limit: usize) -> Result<Vec<Entry>, BufferError> {
+    /// Up to `limit` entries with `rowid > after`, in rowid order.
+    pub fn read_after(&mut self, after: RowId, limit: usize) -> Result<Vec<Entry>, BufferError> {
         let mut out = Vec::with_capacity(limit.min(4096));
         let mut cursor = after;
         loop {
@@ -1209,7 +1162,8 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    fn ack(&mut self, rowids: &[RowId]) -> Result<(), BufferError> {
+    /// Deletes acknowledged entries.
+    pub fn ack(&mut self, rowids: &[RowId]) -> Result<(), BufferError> {
         if rowids.is_empty() {
             return Ok(());
         }
@@ -1242,7 +1196,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn stats(&mut self) -> Result<BufferStats, BufferError> {
+    pub fn stats(&mut self) -> Result<BufferStats, BufferError> {
         let oldest: Option<i64> = self.conn.query_row("SELECT receipt_ms FROM entries ORDER BY id LIMIT 1", [], |r| r.get(0)).optional()?;
         Ok(BufferStats {
             depth: self.depth,
@@ -1260,16 +1214,6 @@ impl Store for SqliteStore {
             runtime_quarantines: self.runtime_quarantines,
         })
     }
-}
-
-/// Bytes on disk: the database file, its write-ahead log and the disk reserve.
-pub(super) fn file_bytes(path: &Path) -> u64 {
-    let len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-    len(path) + len(&with_suffix(path, "-wal")) + len(&Reserve::path_for(path))
-}
-
-pub(super) fn suffixed(path: &Path, suffix: &str) -> PathBuf {
-    with_suffix(path, suffix)
 }
 
 #[cfg(test)]

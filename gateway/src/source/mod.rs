@@ -11,7 +11,6 @@ pub mod rfc2217;
 pub mod serial;
 pub mod session;
 pub mod tcp;
-pub mod telnet;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

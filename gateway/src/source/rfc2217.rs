@@ -1,15 +1,16 @@
 //! RFC 2217 device servers (`port = "rfc2217://host:4001"`): the gateway connects, negotiates
 //! the COM-PORT-OPTION and sets the remote port's baud rate, data bits, parity and stop bits
 //! from the device entry, as it would on a local port. The Telnet layer itself is the sans-IO
-//! [`Telnet`](super::telnet::Telnet); this file only moves its bytes.
+//! [`Telnet`] of `medgw_protocols::wire::telnet`; this file only moves its bytes.
 
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use medgw_protocols::wire::telnet::{self, ComPort, Notice, PortSettings, Telnet};
+
 use super::session::{Conn, Opened, Step, Transport};
-use super::telnet::{ComPort, Notice, Telnet};
 use crate::config::{Parity, SerialSettings};
 
 /// How long the device server may take to agree to COM-PORT-OPTION and confirm the settings.
@@ -149,6 +150,16 @@ pub struct Rfc2217Client {
     pub device: String,
 }
 
+/// The device entry's port settings as the Telnet layer asks for them.
+fn port_settings(s: &SerialSettings) -> PortSettings {
+    let parity = match s.parity {
+        Parity::None => telnet::Parity::None,
+        Parity::Odd => telnet::Parity::Odd,
+        Parity::Even => telnet::Parity::Even,
+    };
+    PortSettings { baud: s.baud, data_bits: s.data_bits, parity, stop_bits: s.stop_bits }
+}
+
 /// `19200 8E1` — how the settings are shown in events.
 pub fn describe(s: &SerialSettings) -> String {
     let p = match s.parity {
@@ -163,7 +174,7 @@ impl Rfc2217Client {
     /// Connects and negotiates; the connection comes back with the port configured.
     pub async fn connect(&self) -> Result<(TelnetConn, String), String> {
         let stream = super::tcp::connect(&self.host, self.port).await?;
-        let mut telnet = Telnet::new(self.settings);
+        let mut telnet = Telnet::new(port_settings(&self.settings));
         telnet.start();
         let mut conn = TelnetConn {
             stream,
@@ -176,7 +187,7 @@ impl Rfc2217Client {
         };
         conn.negotiate().await.map_err(|e| format!("rfc2217://{}:{}: {e}", self.host, self.port))?;
         let confirmed = conn.telnet.confirmed();
-        let mismatches = confirmed.mismatches(&self.settings);
+        let mismatches = confirmed.mismatches(&port_settings(&self.settings));
         let detail = if mismatches.is_empty() {
             format!("connected to rfc2217://{}:{}, port set to {}", self.host, self.port, describe(&self.settings))
         } else {
@@ -217,7 +228,8 @@ impl Transport for Rfc2217Client {
 #[cfg(test)]
 mod tests {
     //! The client against a scripted RFC 2217 server on loopback: the exact bytes on the wire.
-    use super::super::telnet::*;
+    use medgw_protocols::wire::telnet::{DO, DONT, IAC, SB, SE, WILL, WONT};
+
     use super::*;
 
     const SETTINGS: SerialSettings = SerialSettings { baud: 38400, data_bits: 8, parity: Parity::Odd, stop_bits: 1 };

@@ -1,7 +1,7 @@
 //! `medgw buffer stats|export`, beside a running store and on a copy.
 
 use super::*;
-use crate::buffer::{cli, BufferError, SqliteStore, Store};
+use crate::buffer::{cli, BufferError, SqliteStore};
 use medgw_protocols::encode::canonical;
 use medgw_protocols::nomenclature::Nomenclature;
 

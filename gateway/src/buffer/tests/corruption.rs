@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::io::{Seek, SeekFrom, Write};
 
 use super::*;
-use crate::buffer::{BufferError, RowId, SqliteStore, Store};
+use crate::buffer::{BufferError, RowId, SqliteStore};
 use rusqlite::config::DbConfig;
 
 const N: u64 = 5000;
@@ -230,4 +230,54 @@ fn undecodable_rows_in_a_damaged_file_are_quarantined_by_the_salvage() {
     let n: i64 = store.conn().query_row("SELECT count(*) FROM quarantine WHERE entry_id IN (2, 3)", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 2);
     assert_eq!(store.stats().unwrap().quarantined, 2 + q.unreadable_ranges.len() as u64);
+}
+
+/// What the salvage handed to its target (`salvage::Target`), recorded instead of stored.
+#[derive(Default)]
+struct Recorded {
+    /// One entry per import call (a transaction in the store): rowid, context JSON, reading.
+    imports: Vec<Vec<(RowId, String, Vec<u8>)>>,
+    quarantined: Vec<RowId>,
+    floor: Option<(RowId, u64, u64)>,
+}
+
+impl crate::buffer::salvage::Target for Recorded {
+    fn import(&mut self, rows: &[(RowId, String, i64, Vec<u8>)], _: &mut HashMap<String, i64>) -> Result<(), BufferError> {
+        self.imports.push(rows.iter().map(|(id, ctx, _, blob)| (*id, ctx.clone(), blob.clone())).collect());
+        Ok(())
+    }
+    fn quarantine_rows(&mut self, rows: &[(crate::buffer::format::RawRow, String)]) -> Result<(), BufferError> {
+        self.quarantined.extend(rows.iter().map(|(r, _)| r.id));
+        Ok(())
+    }
+    fn raise_sequence(&mut self, at_least: RowId, dropped_total: u64, quarantined_before: u64) -> Result<(), BufferError> {
+        self.floor = Some((at_least, dropped_total, quarantined_before));
+        Ok(())
+    }
+}
+
+/// The salvage reads a file into any target, independent of the store: an intact file gives
+/// every rowid once, in order, with its own device and reading, in bounded transactions, and
+/// the rowid floor covers every id the file issued.
+#[test]
+fn the_salvage_hands_every_row_of_a_file_to_its_target_in_bounded_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, all) = filled(dir.path());
+    let mut target = Recorded::default();
+    let q = crate::buffer::salvage::salvage(&cfg.path, "test".into(), &mut target).unwrap();
+    assert_eq!((q.salvaged, q.undecodable, q.unreadable_ranges.len()), (N, 0, 0), "{q:?}");
+    assert!(target.imports.len() > 1 && target.imports.iter().all(|b| !b.is_empty() && b.len() <= 4096), "{:?}", target.imports.len());
+    let rows: Vec<_> = target.imports.concat();
+    let mut want: Vec<RowId> = all.keys().copied().collect();
+    want.sort_unstable();
+    assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), want);
+    for (id, ctx, blob) in &rows {
+        let o = &all[id];
+        assert_eq!(crate::buffer::format::decode_reading(blob).unwrap(), o.reading, "rowid {id}");
+        assert_eq!(&serde_json::from_str::<medgw_protocols::observation::DeviceContext>(ctx).unwrap(), &*o.context, "rowid {id}");
+    }
+    assert!(target.quarantined.is_empty());
+    let (floor, dropped, quarantined) = target.floor.expect("the rowid floor is raised");
+    assert!(floor >= N as RowId, "{floor}");
+    assert_eq!((dropped, quarantined), (0, 0));
 }

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::buffer::sqlite::Durability;
-use crate::buffer::{BufferHandle, RowId, SqliteStore, Store};
+use crate::buffer::{BufferHandle, RowId, SqliteStore};
 
 const CHILD_PATH: &str = "MEDGW_BUFFER_CRASH_CHILD";
 const CHILD_SYNC: &str = "MEDGW_BUFFER_CRASH_SYNC";

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::*;
-use crate::buffer::{BufferError, BufferEvent, BufferHandle, RowId, SqliteStore, Store};
+use crate::buffer::{BufferError, BufferEvent, BufferHandle, RowId, SqliteStore};
 
 /// A tmpfs of `size` mounted on a fresh directory, unmounted on drop.
 struct Tmpfs {

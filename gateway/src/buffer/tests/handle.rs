@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use super::*;
-use crate::buffer::{BufferError, BufferHandle, RowId, SqliteStore, Store};
+use crate::buffer::{BufferError, BufferHandle, RowId, SqliteStore};
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()

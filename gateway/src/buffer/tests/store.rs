@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use super::*;
 use crate::buffer::sqlite::{verify_durability, Durability};
-use crate::buffer::{BufferError, RowId, SqliteStore, Store};
+use crate::buffer::{BufferError, RowId, SqliteStore};
 
 fn all_rowids(store: &mut SqliteStore) -> Vec<RowId> {
     let mut out = Vec::new();

@@ -8,7 +8,7 @@
 //! metrics are those of serial devices — and reconnects with back-off when the link drops.
 //!
 //! The radio is behind [`transport::BleTransport`]: [`bluez`] talks to BlueZ over D-Bus
-//! (cargo feature `ble`), [`scripted`] replays GATT values for tests. Without an adapter (or
+//! (cargo feature `ble`), `scripted` (tests only) replays GATT values. Without an adapter (or
 //! D-Bus, or bluetoothd) the device is reported `disconnected` with what is missing, and
 //! retried; other devices are not affected.
 
@@ -16,6 +16,7 @@
 pub mod bluez;
 pub mod cursor_file;
 pub mod logic;
+#[cfg(test)]
 pub mod scripted;
 pub mod transport;
 

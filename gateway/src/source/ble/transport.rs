@@ -1,8 +1,9 @@
 //! The boundary between the Bluetooth source's logic and the radio.
 //!
 //! Everything above this trait (discovery → subscribe → decode → observations, reconnects,
-//! Record Access Control Point transfers) is tested without a radio against
-//! [`super::scripted`]; only [`super::bluez`] (BlueZ over D-Bus) needs hardware.
+//! Record Access Control Point transfers) is tested without a radio against the scripted
+//! peripheral (`scripted.rs`, built for tests only); only [`super::bluez`] (BlueZ over D-Bus)
+//! needs hardware.
 //!
 //! Characteristics are named by their 16-bit Bluetooth SIG UUIDs together with the service
 //! they belong to ([`CharId`]): the Record Access Control Point (0x2A52) has the same UUID in

@@ -1,5 +1,7 @@
 //! Telnet with the COM-PORT-OPTION (RFC 2217), sans-IO: bytes from the network in, device
-//! bytes and bytes to send back out. No sockets, no clocks; `rfc2217.rs` drives it over TCP.
+//! bytes and bytes to send back out. No sockets, no clocks; the gateway's `source/rfc2217.rs`
+//! drives it over TCP. Bytes from the network are hostile input: nothing here panics, and what
+//! it keeps is bounded ([`SB_MAX`], [`HELD_MAX`]); the fuzz target `telnet` holds it to that.
 //!
 //! A device server in RFC 2217 mode carries the serial port's bytes inside a Telnet connection
 //! (RFC 854) and lets the client set the remote port's baud rate, data size, parity and stop
@@ -29,7 +31,9 @@
 //! medgw's side (the client "WILL"; RFC 2217, p. 2). Every other option is refused with DONT
 //! or WONT (RFC 854, p. 3: a party may refuse any option).
 
-use crate::config::{Parity, SerialSettings};
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
 
 /// RFC 854, p. 14: the Telnet command codes.
 pub const SE: u8 = 240;
@@ -49,7 +53,7 @@ pub const OPT_SGA: u8 = 3;
 pub const OPT_COM_PORT: u8 = 44;
 
 /// RFC 2217, pp. 3-4: COM-PORT-OPTION commands as the client sends them; the access server's
-/// replies and notifications carry the same number plus [`SERVER`].
+/// replies and notifications carry the same number plus [`cmd::SERVER`].
 pub mod cmd {
     pub const SIGNATURE: u8 = 0;
     pub const SET_BAUDRATE: u8 = 1;
@@ -79,8 +83,29 @@ pub const SB_MAX: usize = 256;
 /// this the oldest requests are dropped (a poll that late is worthless anyway).
 pub const HELD_MAX: usize = 4096;
 
-/// The signature medgw gives when the server asks for it (RFC 2217, p. 5).
+/// The signature medgw gives when the server asks for it (RFC 2217, p. 5); the workspace's
+/// version, which the gateway shares.
 const SIGNATURE: &[u8] = concat!("medgw ", env!("CARGO_PKG_VERSION")).as_bytes();
+
+/// The serial port settings asked of the device server: what SET-BAUDRATE, SET-DATASIZE,
+/// SET-PARITY and SET-STOPSIZE send (RFC 2217, pp. 6-7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortSettings {
+    pub baud: u32,
+    /// 5 to 8.
+    pub data_bits: u8,
+    pub parity: Parity,
+    /// The RFC 2217 stop size code: 1 one, 2 two, 3 one and a half.
+    pub stop_bits: u8,
+}
+
+/// The parities medgw asks for (RFC 2217 also names mark and space, which no device here uses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parity {
+    None,
+    Odd,
+    Even,
+}
 
 /// One side of an option (RFC 1143, section 7, without the queue bit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -124,7 +149,7 @@ impl Confirmed {
     }
 
     /// Differences between what was asked and what the server reports, for the log.
-    pub fn mismatches(&self, asked: &SerialSettings) -> Vec<String> {
+    pub fn mismatches(&self, asked: &PortSettings) -> Vec<String> {
         let mut out = Vec::new();
         if let Some(b) = self.baud.filter(|b| *b != asked.baud) {
             out.push(format!("baud {b} (asked {})", asked.baud));
@@ -178,7 +203,7 @@ enum Rx {
 /// The client side of a Telnet connection with COM-PORT-OPTION.
 #[derive(Debug)]
 pub struct Telnet {
-    settings: SerialSettings,
+    settings: PortSettings,
     rx: Rx,
     sb_option: u8,
     sb: Vec<u8>,
@@ -197,7 +222,7 @@ pub struct Telnet {
     notices: Vec<Notice>,
 }
 
-/// RFC 2217 parity code for a configured parity (p. 7).
+/// RFC 2217 parity code (p. 7).
 pub fn parity_code(p: Parity) -> u8 {
     match p {
         Parity::None => 1,
@@ -208,7 +233,7 @@ pub fn parity_code(p: Parity) -> u8 {
 
 impl Telnet {
     /// A connection that will configure the remote port to `settings`.
-    pub fn new(settings: SerialSettings) -> Telnet {
+    pub fn new(settings: PortSettings) -> Telnet {
         Telnet {
             settings,
             rx: Rx::Data,
@@ -265,7 +290,7 @@ impl Telnet {
     }
 
     pub fn take_notices(&mut self) -> Vec<Notice> {
-        std::mem::take(&mut self.notices)
+        core::mem::take(&mut self.notices)
     }
 
     /// Network bytes in; the device's bytes are appended to `data`. Any chunking works: the
@@ -526,7 +551,7 @@ mod tests {
     use super::*;
 
     /// The device entry of the tests: 19200 baud, 7 data bits, even parity, 2 stop bits.
-    const SETTINGS: SerialSettings = SerialSettings { baud: 19200, data_bits: 7, parity: Parity::Even, stop_bits: 2 };
+    const SETTINGS: PortSettings = PortSettings { baud: 19200, data_bits: 7, parity: Parity::Even, stop_bits: 2 };
 
     /// What ser2net 4.3.11 (Debian bookworm) sends first on a `telnet(rfc2217)` accepter,
     /// captured on this machine: WILL SGA, DO SGA, WILL ECHO, DONT ECHO, DO BINARY,
@@ -670,7 +695,7 @@ mod tests {
 
     #[test]
     fn baud_rates_with_ff_bytes_are_escaped_in_requests() {
-        let mut t = Telnet::new(SerialSettings { baud: 0x0001_FFFF, ..SETTINGS });
+        let mut t = Telnet::new(PortSettings { baud: 0x0001_FFFF, ..SETTINGS });
         feed(&mut t, &[IAC, DO, 44]);
         let o = out(&mut t);
         assert_eq!(&o[3..16], &[IAC, SB, 44, 1, 0x00, 0x01, IAC, IAC, IAC, IAC, IAC, SE, IAC]);
@@ -723,7 +748,7 @@ mod tests {
         assert_eq!(out(&mut t), b"x\r\0y\r\n");
         // An over-long subnegotiation is read to its end, dropped, and the stream goes on.
         let mut long = vec![IAC, SB, 44, 100];
-        long.extend(std::iter::repeat_n(b'z', 5000));
+        long.extend(core::iter::repeat_n(b'z', 5000));
         long.extend_from_slice(&[IAC, SE, b'k']);
         assert_eq!(feed(&mut t, &long), b"k");
         // IAC + a command inside SB ends it; the command is obeyed.
