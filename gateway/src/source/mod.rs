@@ -6,6 +6,7 @@
 pub mod backoff;
 pub mod ble;
 pub mod listen;
+pub mod liveness;
 pub mod network;
 pub mod rfc2217;
 pub mod serial;

@@ -31,11 +31,10 @@ use tokio::time::Instant;
 use self::logic::{Session, Step};
 use self::transport::{Advertisement, BleError, BleLink, BleTransport, GattValue, Target};
 use super::backoff::Backoff;
+use super::liveness::{Failures, Liveness, Now};
 use super::{DeviceRunner, DeviceState, Stop};
 use crate::events::EventKind;
 
-/// How often rejected-value counts are reported.
-const REJECTION_REPORT: Duration = Duration::from_secs(5);
 /// How long to look for a device before a connection attempt fails.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Values committed as one batch at most (what arrived while the last batch was committed).
@@ -134,11 +133,9 @@ enum End {
 pub async fn run<T: BleTransport>(mut runner: DeviceRunner, mut transport: T, params: BleParams) {
     let shutdown = runner.shutdown_token();
     let seed = runner.cfg.name.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
-    let mut backoff = Backoff::new(params.backoff.0, params.backoff.1, seed);
+    // A device that stays away for one reason is one event, not one per retry.
+    let mut liveness = Liveness::new(Backoff::new(params.backoff.0, params.backoff.1, seed), Failures::WhenChanged);
     let mut session = Session::new(&params.services, cursor_file::load(&params.cursor_path));
-    let mut outage_since: Option<Timestamp> = None;
-    // The last problem announced, so a device that stays away is one event, not one per retry.
-    let mut announced: Option<String> = None;
     runner.publish_device();
     while !shutdown.is_cancelled() {
         let attempt = tokio::select! {
@@ -153,30 +150,27 @@ pub async fn run<T: BleTransport>(mut runner: DeviceRunner, mut transport: T, pa
                 } else {
                     format!("cannot connect to {}: {e}", params.target)
                 };
-                outage_since.get_or_insert_with(Timestamp::now);
                 runner.status.set_state(DeviceState::Disconnected);
-                if announced.as_deref() != Some(detail.as_str()) {
-                    runner.event(runner.device_event(EventKind::Disconnected, detail.clone()));
-                    announced = Some(detail);
+                if liveness.connect_failed(&detail, Now::read()) {
+                    runner.event(runner.device_event(EventKind::Disconnected, detail));
                 }
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff.next_delay()) => continue,
+                    _ = tokio::time::sleep(liveness.retry_delay()) => continue,
                     _ = shutdown.cancelled() => break,
                 }
             }
         };
-        match connected(&mut runner, &mut session, link, &params, &mut outage_since, &mut backoff).await {
+        match connected(&mut runner, &mut session, link, &params, &mut liveness).await {
             End::Shutdown => break,
             End::Lost(detail) => {
                 session.disconnected();
                 persist(&session, &params);
                 runner.status.set_state(DeviceState::Disconnected);
                 runner.status.reconnects.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                outage_since.get_or_insert_with(Timestamp::now);
-                runner.event(runner.device_event(EventKind::Disconnected, detail.clone()));
-                announced = Some(detail);
+                liveness.lost(&detail, Now::read());
+                runner.event(runner.device_event(EventKind::Disconnected, detail));
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff.next_delay()) => {}
+                    _ = tokio::time::sleep(liveness.retry_delay()) => {}
                     _ = shutdown.cancelled() => break,
                 }
             }
@@ -206,8 +200,7 @@ async fn connected<L: BleLink>(
     session: &mut Session,
     mut link: L,
     params: &BleParams,
-    outage_since: &mut Option<Timestamp>,
-    backoff: &mut Backoff,
+    liveness: &mut Liveness,
 ) -> End {
     let shutdown = runner.shutdown_token();
     let address = link.address();
@@ -220,7 +213,9 @@ async fn connected<L: BleLink>(
     };
     let used: Vec<&str> = plan.used.iter().map(|(k, _)| logic::config_name(*k)).collect();
     runner.status.set_state(DeviceState::Connected);
-    runner.event(runner.device_event(EventKind::Connected, format!("connected to {address}: {}", used.join(", "))));
+    if liveness.opened() {
+        runner.event(runner.device_event(EventKind::Connected, format!("connected to {address}: {}", used.join(", "))));
+    }
     if !plan.missing.is_empty() {
         let missing: Vec<&str> = plan.missing.iter().map(|k| logic::config_name(*k)).collect();
         runner.event(runner.device_event(EventKind::Session, format!("the device does not offer {}", missing.join(", "))));
@@ -280,25 +275,20 @@ async fn connected<L: BleLink>(
         return end;
     }
     let silence = streams(session).then(|| Duration::from_millis(runner.cfg.silence_timeout_ms as u64));
-    let mut last_value = Instant::now();
-    let mut silent = false;
-    let mut report = tokio::time::interval(REJECTION_REPORT);
-    report.tick().await;
+    liveness.watch(silence, Now::read());
     loop {
         let wake = session.next_wakeup().map(|t| Instant::now() + Duration::from_millis((t.0 - Timestamp::now().0).max(0) as u64));
+        let due = liveness.next_wakeup().map(Instant::from_std);
         tokio::select! {
             r = link.next_value() => {
                 let first = match r {
                     Ok(v) => v,
                     Err(e) => return End::Lost(e.to_string()),
                 };
-                let now = Timestamp::now();
-                last_value = Instant::now();
-                backoff.reset();
-                if let Some(since) = outage_since.take() {
-                    runner.event(runner.device_event(EventKind::Resumed, "data flows again").with_span(since, now));
+                let now = Now::read();
+                if let Some(since) = liveness.data(now) {
+                    runner.event(runner.device_event(EventKind::Resumed, "data flows again").with_span(since, now.wall));
                 }
-                silent = false;
                 runner.status.set_state(DeviceState::Connected);
                 let mut values = vec![first];
                 while values.len() < MAX_BATCH {
@@ -307,7 +297,7 @@ async fn connected<L: BleLink>(
                         None => break,
                     }
                 }
-                if let Some(end) = handle_values(runner, session, &mut link, values, params, now).await {
+                if let Some(end) = handle_values(runner, session, &mut link, values, params, now.wall).await {
                     return end;
                 }
             }
@@ -317,19 +307,23 @@ async fn connected<L: BleLink>(
                     return end;
                 }
             }
-            _ = sleep_opt(silence.map(|s| last_value + s)), if !silent => {
-                let now = Timestamp::now();
-                let s = silence.unwrap_or_default();
-                silent = true;
-                outage_since.get_or_insert(Timestamp(now.0 - s.as_millis() as i64));
-                runner.status.set_state(DeviceState::Silent);
-                runner.event(
-                    runner
-                        .device_event(EventKind::Silent, format!("connected but no values for {} s", s.as_secs()))
-                        .with_span(Timestamp(now.0 - s.as_millis() as i64), now),
-                );
+            _ = sleep_opt(due) => {
+                let now = Now::read();
+                let due = liveness.poll(now);
+                if due.rejections {
+                    runner.flush_rejections();
+                }
+                if let Some(s) = due.silence {
+                    // Bluetooth keeps the link: a streaming device may be between readings.
+                    runner.status.set_state(DeviceState::Silent);
+                    if s.announce {
+                        let secs = silence.unwrap_or_default().as_secs();
+                        runner.event(
+                            runner.device_event(EventKind::Silent, format!("connected but no values for {secs} s")).with_span(s.since, now.wall),
+                        );
+                    }
+                }
             }
-            _ = report.tick() => runner.flush_rejections(),
             _ = shutdown.cancelled() => {
                 link.disconnect().await;
                 return End::Shutdown;
