@@ -5,6 +5,7 @@
 
 pub mod backoff;
 pub mod ble;
+pub mod error;
 pub mod listen;
 pub mod liveness;
 pub mod network;
@@ -34,6 +35,8 @@ use crate::log_limit::{self, LogLimiter};
 use crate::normalize::Normalizer;
 use crate::sink::mqtt::AuxMessage;
 use crate::sink::topics::Topics;
+
+pub use self::error::SourceError;
 
 /// The pipeline endpoints a source writes into.
 #[derive(Clone)]
@@ -168,8 +171,13 @@ pub struct DeviceRunner {
 }
 
 impl DeviceRunner {
-    pub fn new(config: &Config, cfg: &DeviceConfig, nomenclature: Arc<Nomenclature>, link: PipelineLink) -> Result<DeviceRunner, String> {
-        let info = registry::find(&cfg.protocol).ok_or_else(|| format!("unknown protocol {}", cfg.protocol))?;
+    pub fn new(
+        config: &Config,
+        cfg: &DeviceConfig,
+        nomenclature: Arc<Nomenclature>,
+        link: PipelineLink,
+    ) -> Result<DeviceRunner, SourceError> {
+        let info = registry::find(&cfg.protocol).ok_or_else(|| SourceError::UnknownProtocol(cfg.protocol.clone()))?;
         let decoder = (info.make)(&DecoderOptions {
             poll_period_ms: cfg.poll_period_ms,
             listen_only: cfg.listen_only,
@@ -186,13 +194,13 @@ impl DeviceRunner {
         nomenclature: Arc<Nomenclature>,
         link: PipelineLink,
         decoders: Vec<Box<dyn Decoder>>,
-    ) -> Result<DeviceRunner, String> {
+    ) -> Result<DeviceRunner, SourceError> {
         if decoders.is_empty() {
-            return Err("no decoder".into());
+            return Err(SourceError::NoDecoder);
         }
         let zone_name = cfg.timezone.as_ref().or(config.gateway.timezone.as_ref());
         let zone = match zone_name {
-            Some(z) => jiff::tz::TimeZone::get(z).map_err(|e| format!("time zone {z}: {e}"))?,
+            Some(z) => jiff::tz::TimeZone::get(z).map_err(|source| SourceError::TimeZone { zone: z.clone(), source })?,
             None => jiff::tz::TimeZone::system(),
         };
         let context = DeviceContext {

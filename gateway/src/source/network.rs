@@ -7,7 +7,7 @@ use tokio::task::JoinSet;
 use super::listen::Listeners;
 use super::rfc2217::Rfc2217Client;
 use super::tcp::TcpClient;
-use super::{session, DeviceRunner, PipelineLink};
+use super::{session, DeviceRunner, PipelineLink, SourceError};
 use crate::config::SourceConfig;
 
 /// The network devices of a gateway while it starts.
@@ -18,7 +18,7 @@ pub struct Network {
 
 impl Network {
     /// Starts the device's task; an error if its source is not a network one.
-    pub fn spawn(&mut self, tasks: &mut JoinSet<()>, runner: DeviceRunner) -> Result<(), String> {
+    pub fn spawn(&mut self, tasks: &mut JoinSet<()>, runner: DeviceRunner) -> Result<(), SourceError> {
         match runner.cfg.source.clone() {
             SourceConfig::TcpClient { host, port } => {
                 tasks.spawn(session::run(runner, TcpClient { host, port }));
@@ -31,7 +31,7 @@ impl Network {
                 let source = self.listeners.add(bind, allow, &runner.cfg.name);
                 tasks.spawn(session::run(runner, source));
             }
-            other => return Err(format!("{} is not a network source", super::port_name(&other))),
+            other => return Err(SourceError::NotNetwork { port: super::port_name(&other) }),
         }
         Ok(())
     }

@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_serial::{DataBits, Parity as SerialParity, SerialPortBuilderExt, SerialStream, StopBits};
 
 use super::session::{self, Conn, Opened, Step, Transport};
-use super::DeviceRunner;
+use super::{DeviceRunner, SourceError};
 use crate::config::{Parity, SerialSettings};
 
 /// Opens a serial port in raw mode with the device's settings.
@@ -66,7 +66,7 @@ impl Transport for SerialPort {
             Ok(port) => {
                 Step::Opened(Opened { conn: port, detail: format!("{} opened at {} baud", self.path.display(), self.settings.baud) })
             }
-            Err(e) => Step::Failed(format!("cannot open {}: {e}", self.path.display())),
+            Err(source) => Step::Failed(SourceError::SerialOpen { path: self.path.clone(), source }),
         }
     }
 

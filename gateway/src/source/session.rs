@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 use super::backoff::Backoff;
 use super::liveness::{Failures, Liveness, Now};
-use super::{DeviceRunner, DeviceState, Stop};
+use super::{DeviceRunner, DeviceState, SourceError, Stop};
 use crate::events::EventKind;
 
 /// How long a stopping gateway waits for the device to answer the release of its session
@@ -58,7 +58,7 @@ pub enum Step<C> {
     /// old socket dies).
     Opened(Opened<C>),
     /// Connecting failed (the gateway retries with back-off).
-    Failed(String),
+    Failed(SourceError),
     /// An event for this device, e.g. a refused peer or a listener that cannot bind.
     Event(EventKind, String),
 }

@@ -32,7 +32,7 @@ use self::logic::{Session, Step};
 use self::transport::{Advertisement, BleError, BleLink, BleTransport, GattValue, Target};
 use super::backoff::Backoff;
 use super::liveness::{Failures, Liveness, Now};
-use super::{DeviceRunner, DeviceState, Stop};
+use super::{DeviceRunner, DeviceState, SourceError, Stop};
 use crate::events::EventKind;
 
 /// How long to look for a device before a connection attempt fails.
@@ -126,7 +126,7 @@ pub fn print_scan(found: &[Advertisement], out: &mut impl std::io::Write) -> std
 /// Why a connection ended.
 enum End {
     Shutdown,
-    Lost(String),
+    Lost(SourceError),
 }
 
 /// Runs the device until shutdown.
@@ -145,11 +145,7 @@ pub async fn run<T: BleTransport>(mut runner: DeviceRunner, mut transport: T, pa
         let link = match attempt {
             Ok(link) => link,
             Err(e) => {
-                let detail = if e.is_host_problem() {
-                    format!("Bluetooth unavailable: {e}")
-                } else {
-                    format!("cannot connect to {}: {e}", params.target)
-                };
+                let detail = SourceError::ble_connect(&params.target, e).to_string();
                 runner.status.set_state(DeviceState::Disconnected);
                 if liveness.connect_failed(&detail, Now::read()) {
                     runner.event(runner.device_event(EventKind::Disconnected, detail));
@@ -162,7 +158,8 @@ pub async fn run<T: BleTransport>(mut runner: DeviceRunner, mut transport: T, pa
         };
         match connected(&mut runner, &mut session, link, &params, &mut liveness).await {
             End::Shutdown => break,
-            End::Lost(detail) => {
+            End::Lost(e) => {
+                let detail = e.to_string();
                 session.disconnected();
                 persist(&session, &params);
                 runner.status.set_state(DeviceState::Disconnected);
@@ -208,7 +205,7 @@ async fn connected<L: BleLink>(
         Ok(p) => p,
         Err(e) => {
             link.disconnect().await;
-            return End::Lost(format!("{address}: {e}"));
+            return End::Lost(SourceError::BleServices { address, source: e });
         }
     };
     let used: Vec<&str> = plan.used.iter().map(|(k, _)| logic::config_name(*k)).collect();
@@ -231,7 +228,7 @@ async fn connected<L: BleLink>(
                     }
                 }
             }
-            Err(e @ BleError::Disconnected(_)) => return End::Lost(e.to_string()),
+            Err(e @ BleError::Disconnected(_)) => return End::Lost(e.into()),
             Err(e) => tracing::debug!(device = %runner.cfg.name, characteristic = %id, error = %e, "Device Information not readable"),
         }
     }
@@ -249,7 +246,7 @@ async fn connected<L: BleLink>(
         let local = local_time(params.timezone.as_deref(), Timestamp::now());
         match link.write(id, &Session::current_time(local)).await {
             Ok(()) => tracing::info!(device = %runner.cfg.name, "device clock set (Current Time)"),
-            Err(e @ BleError::Disconnected(_)) => return End::Lost(e.to_string()),
+            Err(e @ BleError::Disconnected(_)) => return End::Lost(e.into()),
             Err(e) => {
                 if let Some(suppressed) = runner.log_allowed(true, "Current Time write refused".into()) {
                     let suppressed = (suppressed > 0).then_some(suppressed);
@@ -262,7 +259,7 @@ async fn connected<L: BleLink>(
     for id in &plan.subscribe {
         if let Err(e) = link.subscribe(*id).await {
             link.disconnect().await;
-            return End::Lost(format!("cannot subscribe to {id}: {e}"));
+            return End::Lost(SourceError::BleSubscribe { id: *id, source: e });
         }
     }
     match runner.start(Timestamp::now()).await {
@@ -283,7 +280,7 @@ async fn connected<L: BleLink>(
             r = link.next_value() => {
                 let first = match r {
                     Ok(v) => v,
-                    Err(e) => return End::Lost(e.to_string()),
+                    Err(e) => return End::Lost(e.into()),
                 };
                 let now = Now::read();
                 if let Some(since) = liveness.data(now) {
@@ -404,7 +401,7 @@ async fn execute<L: BleLink>(
     }
     for (id, value) in writes {
         if let Err(e) = link.write(id, &value).await {
-            return Some(End::Lost(format!("write to {id} failed: {e}")));
+            return Some(End::Lost(SourceError::BleWrite { id, source: e }));
         }
     }
     None
