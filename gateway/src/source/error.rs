@@ -10,7 +10,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::ble::logic::SessionError;
+use super::ble::gatt_client::GattClientError;
 use super::ble::transport::{BleError, CharId, Target};
 
 /// Errors at the source boundary.
@@ -86,7 +86,7 @@ pub enum SourceError {
     BleServices {
         address: String,
         #[source]
-        source: SessionError,
+        source: GattClientError,
     },
     #[error("cannot subscribe to {id}: {source}")]
     BleSubscribe {

@@ -5,13 +5,13 @@
 
 pub mod backoff;
 pub mod ble;
+pub mod connection;
 pub mod error;
 pub mod listen;
 pub mod liveness;
 pub mod network;
 pub mod rfc2217;
 pub mod serial;
-pub mod session;
 pub mod tcp;
 pub mod telnet;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::session::{Conn, Opened, Step, Transport};
+use super::connection::{Conn, Opened, Step, Transport};
 use super::telnet::{ComPort, Notice, Telnet};
 use super::SourceError;
 use crate::config::{Parity, SerialSettings};

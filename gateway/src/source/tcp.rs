@@ -4,14 +4,14 @@
 //! Every device socket (client or accepted) gets TCP keep-alive with short intervals and a TCP
 //! user timeout, so a device server that vanished (power cut, cable pulled, switch rebooted)
 //! is found within seconds even while the gateway has nothing to send; a device server that is
-//! alive but sends nothing is the silence timeout's job (`session.rs`).
+//! alive but sends nothing is the silence timeout's job (`connection.rs`).
 
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::session::{Conn, Opened, Step, Transport};
+use super::connection::{Conn, Opened, Step, Transport};
 use super::SourceError;
 
 /// Keep-alive: first probe after this much idle time...
