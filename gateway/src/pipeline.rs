@@ -127,13 +127,13 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         }
     }
     if let Some(mut events) = buffer.take_events() {
-        // What the storage thread reports while running (disk full and back, damage): logged
-        // and published as gateway events. Ends when the buffer thread does.
+        // What the storage thread reports while running (disk full and back, damage):
+        // published as gateway events. Not logged again: the buffer logged each where it
+        // happened. Ends when the buffer thread does.
         let (aux, topic) = (aux_tx.clone(), topics.gateway_events());
         tokio::spawn(async move {
             while let Some(b) = events.recv().await {
                 let e = buffer_event(&b);
-                e.log();
                 if let Ok(json) = serde_json::to_vec(&e) {
                     let _ = aux.try_send(AuxMessage { topic: topic.clone(), payload: json.into(), retain: false, sticky: false });
                 }

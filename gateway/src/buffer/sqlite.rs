@@ -162,7 +162,7 @@ impl From<rusqlite::Error> for BufferError {
             // Damage found by whatever statement met it: the storage thread quarantines the
             // file (`SqliteStore::recover_from_corruption`).
             Some(ErrorCode::DatabaseCorrupt) | Some(ErrorCode::NotADatabase) => BufferError::Corrupt(e.to_string()),
-            _ => BufferError::Storage(e.to_string()),
+            _ => BufferError::storage("", e),
         }
     }
 }
@@ -171,7 +171,7 @@ fn io_err(what: &str, path: &Path, e: std::io::Error) -> BufferError {
     if e.kind() == std::io::ErrorKind::StorageFull {
         return BufferError::DiskFull;
     }
-    BufferError::Storage(format!("{what} {}: {e}", path.display()))
+    BufferError::storage(format!("{what} {}", path.display()), e)
 }
 
 /// Refuses a connection that would not keep a committed transaction across a power cut: WAL
@@ -256,7 +256,7 @@ impl DeviceCache {
         let id = match known {
             Some(id) => id,
             None => {
-                let json = serde_json::to_string(&**ctx).map_err(|e| BufferError::Storage(format!("device context: {e}")))?;
+                let json = serde_json::to_string(&**ctx).map_err(|e| BufferError::storage("device context", e))?;
                 let found: Option<i64> =
                     conn.prepare_cached("SELECT id FROM devices WHERE context = ?1")?.query_row([&json], |r| r.get(0)).optional()?;
                 match found {
@@ -764,7 +764,7 @@ impl SqliteStore {
                     for obs in batch.iter() {
                         let device = devices.id_for(&tx, &obs.context)?;
                         buf.clear();
-                        buf = postcard::to_extend(&obs.reading, buf).map_err(|e| BufferError::Storage(format!("encode reading: {e}")))?;
+                        buf = postcard::to_extend(&obs.reading, buf).map_err(|e| BufferError::storage("encode reading", e))?;
                         insert.execute(params![device, obs.reading.receipt_time.0, &buf[..]])?;
                         let id = tx.last_insert_rowid();
                         first_new.get_or_insert(id);
