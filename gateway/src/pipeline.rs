@@ -166,13 +166,21 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let done = async move {
         shutdown.cancelled().await;
         tracing::info!("stopping: sources finish what they read, the sink waits for acknowledgements in flight");
-        while tasks.join_next().await.is_some() {}
+        while let Some(done) = tasks.join_next().await {
+            if let Err(e) = done {
+                tracing::error!(error = %e, "a device task failed");
+            }
+        }
         // Sources are gone, so the live channel closes; the sink drains and disconnects.
         sink_shutdown.cancel();
-        let _ = sink.await;
+        if let Err(e) = sink.await {
+            tracing::error!(error = %e, "the MQTT sink task failed");
+        }
         status_shutdown.cancel();
         if let Some(t) = status_task {
-            let _ = t.await;
+            if let Err(e) = t.await {
+                tracing::error!(error = %e, "the status server task failed");
+            }
         }
         buffer.close().await;
         tracing::info!("stopped");

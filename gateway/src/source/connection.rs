@@ -246,7 +246,8 @@ async fn release<C: Conn>(runner: &mut DeviceRunner, conn: &mut C, buf: &mut [u8
         return;
     }
     let deadline = Instant::now() + RELEASE_WAIT;
-    if !matches!(tokio::time::timeout_at(deadline, conn.write_frames(frames)).await, Ok(Ok(()))) {
+    if let Err(why) = within(deadline, conn.write_frames(frames)).await {
+        tracing::debug!(device = %runner.cfg.name, error = %why, "session release not sent");
         return;
     }
     while runner.releasing() {
@@ -256,7 +257,9 @@ async fn release<C: Conn>(runner: &mut DeviceRunner, conn: &mut C, buf: &mut [u8
         };
         match runner.feed(&buf[..n], Timestamp::now()).await {
             Ok(frames) if !frames.is_empty() => {
-                let _ = tokio::time::timeout_at(deadline, conn.write_frames(frames)).await;
+                if let Err(why) = within(deadline, conn.write_frames(frames)).await {
+                    tracing::debug!(device = %runner.cfg.name, error = %why, "answer during the session release not sent");
+                }
             }
             Ok(_) => {}
             Err(Stop::Shutdown) => break,
@@ -274,8 +277,20 @@ async fn release<C: Conn>(runner: &mut DeviceRunner, conn: &mut C, buf: &mut [u8
 async fn abort<C: Conn>(runner: &mut DeviceRunner, conn: Option<&mut C>) {
     if let (Ok(frames), Some(conn)) = (runner.abort(Timestamp::now()).await, conn) {
         if !frames.is_empty() {
-            let _ = tokio::time::timeout(ABORT_WRITE, conn.write_frames(frames)).await;
+            if let Err(why) = within(Instant::now() + ABORT_WRITE, conn.write_frames(frames)).await {
+                // Best effort: the device ends the session by its own time-out instead.
+                tracing::debug!(device = %runner.cfg.name, error = %why, "session abort not sent");
+            }
         }
+    }
+}
+
+/// A write that must be done by `deadline`: its error, or that it was not done in time.
+async fn within(deadline: Instant, write: impl Future<Output = std::io::Result<()>>) -> Result<(), String> {
+    match tokio::time::timeout_at(deadline, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("timed out".to_string()),
     }
 }
 

@@ -515,7 +515,12 @@ impl DeviceRunner {
             }
             if let Ok(mut f) = log.lock() {
                 use std::io::Write;
-                let _ = f.write_all(text.as_bytes());
+                if let Err(e) = f.write_all(text.as_bytes()) {
+                    if let Some(suppressed) = self.log_allowed(true, "accept log".into()) {
+                        let suppressed = (suppressed > 0).then_some(suppressed);
+                        tracing::warn!(device = %self.cfg.name, error = %e, suppressed, "cannot write the accept log (MEDGW_ACCEPT_LOG)");
+                    }
+                }
             }
         }
         if outcome.dropped > 0 {
