@@ -1,5 +1,8 @@
-//! The connection loop of a network-attached device: connect (or wait for the device server to
-//! connect), feed the [`DeviceRunner`], reconnect with back-off, detect silence, publish events.
+//! The connection loop of a serial or network-attached device: connect (or wait for the device
+//! server to connect), feed the [`DeviceRunner`], reconnect with back-off, detect silence,
+//! publish events. What counts as an outage or a silence, which events to publish with which
+//! spans, and how long to back off is [`Liveness`]'s to say (sans-IO, shared with the Bluetooth
+//! loop); this loop does the I/O and the waiting.
 //!
 //! Local serial ports (`serial.rs`) and every network transport run this one loop, each as a
 //! [`Transport`], so a device behind a device server behaves exactly like one on a local port: the same `connected`,
