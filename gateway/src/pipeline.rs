@@ -121,13 +121,13 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         }
     }
     if let Some(mut events) = buffer.take_events() {
-        // What the storage thread reports while running (disk full and back, damage): logged
-        // and published as gateway events. Ends when the buffer thread does.
+        // What the storage thread reports while running (disk full and back, damage):
+        // published as gateway events. Not logged again: the buffer logged each where it
+        // happened. Ends when the buffer thread does.
         let (aux, topic) = (aux_tx.clone(), topics.gateway_events());
         tokio::spawn(async move {
             while let Some(b) = events.recv().await {
                 let e = buffer_event(&b);
-                e.log();
                 if let Ok(json) = serde_json::to_vec(&e) {
                     let _ = aux.try_send(AuxMessage { topic: topic.clone(), payload: json.into(), retain: false, sticky: false });
                 }
@@ -160,13 +160,21 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let done = async move {
         shutdown.cancelled().await;
         tracing::info!("stopping: sources finish what they read, the sink waits for acknowledgements in flight");
-        while tasks.join_next().await.is_some() {}
+        while let Some(done) = tasks.join_next().await {
+            if let Err(e) = done {
+                tracing::error!(error = %e, "a device task failed");
+            }
+        }
         // Sources are gone, so the live channel closes; the sink drains and disconnects.
         sink_shutdown.cancel();
-        let _ = sink.await;
+        if let Err(e) = sink.await {
+            tracing::error!(error = %e, "the MQTT sink task failed");
+        }
         status_shutdown.cancel();
         if let Some(t) = status_task {
-            let _ = t.await;
+            if let Err(e) = t.await {
+                tracing::error!(error = %e, "the status server task failed");
+            }
         }
         buffer.close().await;
         tracing::info!("stopped");

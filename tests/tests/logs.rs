@@ -94,3 +94,23 @@ fn terminal_gets_colour_unless_no_color() {
     assert!(String::from_utf8_lossy(&plain).contains("WARN"), "nothing on the terminal: {:?}", String::from_utf8_lossy(&plain));
     assert!(!has_escape(&plain), "NO_COLOR=1 must turn colour off: {:?}", String::from_utf8_lossy(&plain));
 }
+
+/// One thing that happened, one log line: a buffer file found damaged at start-up is moved
+/// aside and salvaged, and what was salvaged is logged once (the store logs it where it
+/// happens; the start-up path and the event publisher do not repeat it).
+#[test]
+fn a_quarantine_at_start_up_is_logged_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // Not a database at all: SQLite says SQLITE_NOTADB, the store quarantines the file.
+    std::fs::write(dir.path().join("buffer.db"), vec![0xA5u8; 64 * 1024]).unwrap();
+    let log = dir.path().join("stderr.log");
+    run_briefly(dir.path(), Stdio::from(File::create(&log).unwrap()), Some("1"));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().contains("quarantine")),
+        "the damaged file was moved aside:\n{text}"
+    );
+    let outcome: Vec<&str> = text.lines().filter(|l| l.contains("salvaged=")).collect();
+    assert_eq!(outcome.len(), 1, "the salvage is logged once:\n{text}");
+    assert!(outcome[0].contains("ERROR"), "at error level: {}", outcome[0]);
+}

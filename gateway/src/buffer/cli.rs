@@ -91,7 +91,7 @@ fn int(v: ValueRef<'_>) -> Option<i64> {
 }
 
 fn write_line<W: Write>(out: &mut W, line: &[u8]) -> Result<(), BufferError> {
-    out.write_all(line).and_then(|()| out.write_all(b"\n")).map_err(|e| BufferError::Storage(format!("export: {e}")))
+    out.write_all(line).and_then(|()| out.write_all(b"\n")).map_err(|e| BufferError::storage("export", e))
 }
 
 /// Writes every buffered observation as one JSON line, oldest first, and then the quarantined
@@ -195,6 +195,6 @@ pub fn export<W: Write>(path: &Path, out: &mut W) -> Result<u64, BufferError> {
             break;
         }
     }
-    out.flush().map_err(|e| BufferError::Storage(format!("export: {e}")))?;
+    out.flush().map_err(|e| BufferError::storage("export", e))?;
     Ok(lines)
 }

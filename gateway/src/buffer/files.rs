@@ -30,7 +30,7 @@ pub(super) fn io_err(what: &str, path: &Path, e: std::io::Error) -> BufferError 
     if e.kind() == std::io::ErrorKind::StorageFull {
         return BufferError::DiskFull;
     }
-    BufferError::Storage(format!("{what} {}: {e}", path.display()))
+    BufferError::storage(format!("{what} {}", path.display()), e)
 }
 
 /// fsync of the directory holding `path`, so that a created or renamed file survives a power

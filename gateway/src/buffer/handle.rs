@@ -83,11 +83,11 @@ impl std::fmt::Debug for BufferHandle {
     }
 }
 
-/// `BufferError` is not `Clone` (it may grow variants that hold sources); a group's callers
-/// each get an equal copy.
+/// `BufferError` is not `Clone` (a variant may hold a cause that is not); a group's callers
+/// each get an equal copy, sharing the cause.
 fn dup(e: &BufferError) -> BufferError {
     match e {
-        BufferError::Storage(s) => BufferError::Storage(s.clone()),
+        BufferError::Storage { context, source } => BufferError::Storage { context: context.clone(), source: source.clone() },
         BufferError::DiskFull => BufferError::DiskFull,
         BufferError::Corrupt(s) => BufferError::Corrupt(s.clone()),
         BufferError::Unusable { path, reason } => BufferError::Unusable { path: path.clone(), reason: reason.clone() },
@@ -142,7 +142,7 @@ impl BufferHandle {
                 Worker { store, rx, acks, commits, interval: Duration::from_millis(u64::from(cfg.commit_interval_ms)), events: events_tx }
                     .run();
             })
-            .map_err(|e| BufferError::Storage(format!("cannot start the buffer thread: {e}")))?;
+            .map_err(|e| BufferError::storage("cannot start the buffer thread", e))?;
         let report = opened_rx.recv().map_err(|_| BufferError::Closed)??;
         Ok((BufferHandle { shared }, report))
     }
@@ -212,7 +212,7 @@ const REOPEN_PERIOD: Duration = Duration::from_secs(2);
 fn no_room(e: &BufferError, cfg: &BufferConfig) -> bool {
     match e {
         BufferError::DiskFull => true,
-        BufferError::Storage(_) | BufferError::Unusable { .. } => super::reserve::space(&cfg.path).is_some_and(|s| s.avail < 64 << 10),
+        BufferError::Storage { .. } | BufferError::Unusable { .. } => super::reserve::space(&cfg.path).is_some_and(|s| s.avail < 64 << 10),
         _ => false,
     }
 }
@@ -344,7 +344,9 @@ impl Worker {
                         Err(RecvTimeoutError::Disconnected) => {
                             self.commit(&mut group, &mut deferred);
                             if let Err(e) = self.flush_acks() {
-                                tracing::warn!(error = %e, "buffer acknowledgements at shutdown not applied; the rows are sent again after the restart");
+                                // Not lost: the rows stay in the buffer and are sent again after
+                                // the restart (same ids; a receiver drops the duplicates).
+                                tracing::warn!(error = %e, "buffer acknowledgements at shutdown not applied");
                             }
                             if let Err(e) = self.store.checkpoint() {
                                 tracing::warn!(error = %e, "buffer checkpoint at shutdown failed");

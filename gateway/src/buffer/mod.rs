@@ -100,8 +100,15 @@ pub enum BufferEvent {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BufferError {
-    #[error("buffer storage: {0}")]
-    Storage(String),
+    /// SQLite or the file system failed. `context` says at what (empty when SQLite's message
+    /// says it all); the cause (a `rusqlite::Error`, an `io::Error`, ...) is kept, shared so
+    /// that every caller of a failed group commit gets it.
+    #[error("buffer storage: {}{source}", storage_context(context))]
+    Storage {
+        context: String,
+        #[source]
+        source: Arc<dyn std::error::Error + Send + Sync>,
+    },
     /// The disk is full (ENOSPC/SQLITE_FULL); handled like the capacity policy.
     #[error("disk full")]
     DiskFull,
@@ -114,22 +121,29 @@ pub enum BufferError {
     Closed,
 }
 
+impl BufferError {
+    /// A storage failure at `context` (may be empty), keeping its cause.
+    pub(crate) fn storage(context: impl Into<String>, cause: impl std::error::Error + Send + Sync + 'static) -> BufferError {
+        BufferError::Storage { context: context.into(), source: Arc::new(cause) }
+    }
+}
+
+fn storage_context(context: &str) -> String {
+    if context.is_empty() {
+        String::new()
+    } else {
+        format!("{context}: ")
+    }
+}
+
 /// The context of an entry read back from the store is shared by all entries of its device.
 pub type SharedContext = Arc<DeviceContext>;
 
 /// Opens the buffer of the configuration for the pipeline: the start-up check runs on a
-/// blocking thread, and what it found is logged (a quarantine at error level).
+/// blocking thread. What it found is logged where it was found (a quarantine at error level,
+/// by the store), once.
 pub async fn open(cfg: &crate::config::BufferConfig) -> Result<(BufferHandle, StartupReport), BufferError> {
     let cfg = cfg.clone();
     let (handle, report) = tokio::task::spawn_blocking(move || BufferHandle::open(&cfg)).await.map_err(|_| BufferError::Closed)??;
-    if let Some(q) = &report.quarantine {
-        tracing::error!(
-            moved_to = %q.moved_to.display(),
-            salvaged = q.salvaged,
-            undecodable = q.undecodable,
-            unreadable_ranges = q.unreadable_ranges.len(),
-            "the buffer file was damaged: moved aside, readable entries kept"
-        );
-    }
     Ok((handle, report))
 }

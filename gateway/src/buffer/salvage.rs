@@ -69,7 +69,7 @@ pub(super) fn move_aside(path: &Path) -> Result<PathBuf, BufferError> {
         n += 1;
     }
     let rename =
-        |from: &Path, to: &Path| std::fs::rename(from, to).map_err(|e| BufferError::Storage(format!("quarantine {}: {e}", from.display())));
+        |from: &Path, to: &Path| std::fs::rename(from, to).map_err(|e| BufferError::storage(format!("quarantine {}", from.display()), e));
     rename(path, &to)?;
     for suffix in ["-wal", "-shm"] {
         let from = suffixed(path, suffix);

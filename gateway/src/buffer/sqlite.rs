@@ -146,7 +146,7 @@ impl From<rusqlite::Error> for BufferError {
             // Damage found by whatever statement met it: the storage thread quarantines the
             // file (`SqliteStore::recover_from_corruption`).
             Some(ErrorCode::DatabaseCorrupt) | Some(ErrorCode::NotADatabase) => BufferError::Corrupt(e.to_string()),
-            _ => BufferError::Storage(e.to_string()),
+            _ => BufferError::storage("", e),
         }
     }
 }
@@ -233,7 +233,7 @@ impl DeviceCache {
         let id = match known {
             Some(id) => id,
             None => {
-                let json = serde_json::to_string(&**ctx).map_err(|e| BufferError::Storage(format!("device context: {e}")))?;
+                let json = serde_json::to_string(&**ctx).map_err(|e| BufferError::storage("device context", e))?;
                 let found: Option<i64> =
                     conn.prepare_cached("SELECT id FROM devices WHERE context = ?1")?.query_row([&json], |r| r.get(0)).optional()?;
                 match found {
@@ -715,7 +715,7 @@ impl SqliteStore {
                     for obs in batch.iter() {
                         let device = devices.id_for(&tx, &obs.context)?;
                         buf.clear();
-                        buf = postcard::to_extend(&obs.reading, buf).map_err(|e| BufferError::Storage(format!("encode reading: {e}")))?;
+                        buf = postcard::to_extend(&obs.reading, buf).map_err(|e| BufferError::storage("encode reading", e))?;
                         insert.execute(params![device, obs.reading.receipt_time.0, &buf[..]])?;
                         let id = tx.last_insert_rowid();
                         first_new.get_or_insert(id);

@@ -14,7 +14,7 @@
 //! listener serves one device, on the gateway's otherwise), at most once a minute per peer with
 //! the number refused meanwhile (`crate::log_limit`), so that a port scan does not flood the
 //! log. The accept loop's other warnings are limited the same way, per device and cause. An allowed peer that connects again replaces its
-//! previous connection (`session.rs`): device servers reconnect after a reboot before the old
+//! previous connection (`connection.rs`): device servers reconnect after a reboot before the old
 //! socket has timed out.
 
 use std::net::{IpAddr, SocketAddr};
@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::backoff::Backoff;
-use super::session::{Opened, Step, Transport};
+use super::connection::{Opened, Step, Transport};
 use super::tcp::{configure, RawConn};
 use super::PipelineLink;
 use crate::config::AllowRule;

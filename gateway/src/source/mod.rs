@@ -5,11 +5,13 @@
 
 pub mod backoff;
 pub mod ble;
+pub mod connection;
+pub mod error;
 pub mod listen;
+pub mod liveness;
 pub mod network;
 pub mod rfc2217;
 pub mod serial;
-pub mod session;
 pub mod tcp;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -32,6 +34,8 @@ use crate::log_limit::{self, LogLimiter};
 use crate::normalize::Normalizer;
 use crate::sink::mqtt::AuxMessage;
 use crate::sink::topics::Topics;
+
+pub use self::error::SourceError;
 
 /// The pipeline endpoints a source writes into.
 #[derive(Clone)]
@@ -177,9 +181,9 @@ impl DeviceRunner {
         nomenclature: Arc<Nomenclature>,
         link: PipelineLink,
         decoders: Vec<Box<dyn Decoder>>,
-    ) -> Result<DeviceRunner, String> {
+    ) -> Result<DeviceRunner, SourceError> {
         if decoders.is_empty() {
-            return Err("no decoder".into());
+            return Err(SourceError::NoDecoder);
         }
         Ok(DeviceRunner::build(config, cfg, nomenclature, link, decoders))
     }
@@ -509,7 +513,12 @@ impl DeviceRunner {
             }
             if let Ok(mut f) = log.lock() {
                 use std::io::Write;
-                let _ = f.write_all(text.as_bytes());
+                if let Err(e) = f.write_all(text.as_bytes()) {
+                    if let Some(suppressed) = self.log_allowed(true, "accept log".into()) {
+                        let suppressed = (suppressed > 0).then_some(suppressed);
+                        tracing::warn!(device = %self.cfg.name, error = %e, suppressed, "cannot write the accept log (MEDGW_ACCEPT_LOG)");
+                    }
+                }
             }
         }
         if outcome.dropped > 0 {

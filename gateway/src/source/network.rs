@@ -7,7 +7,7 @@ use tokio::task::JoinSet;
 use super::listen::Listeners;
 use super::rfc2217::Rfc2217Client;
 use super::tcp::TcpClient;
-use super::{session, DeviceRunner, PipelineLink};
+use super::{connection, DeviceRunner, PipelineLink, SourceError};
 use crate::config::SourceConfig;
 
 /// The network devices of a gateway while it starts.
@@ -18,20 +18,20 @@ pub struct Network {
 
 impl Network {
     /// Starts the device's task; an error if its source is not a network one.
-    pub fn spawn(&mut self, tasks: &mut JoinSet<()>, runner: DeviceRunner) -> Result<(), String> {
+    pub fn spawn(&mut self, tasks: &mut JoinSet<()>, runner: DeviceRunner) -> Result<(), SourceError> {
         match runner.cfg.source.clone() {
             SourceConfig::TcpClient { host, port } => {
-                tasks.spawn(session::run(runner, TcpClient { host, port }));
+                tasks.spawn(connection::run(runner, TcpClient { host, port }));
             }
             SourceConfig::Rfc2217 { host, port, settings } => {
                 let device = runner.cfg.name.clone();
-                tasks.spawn(session::run(runner, Rfc2217Client { host, port, settings, device }));
+                tasks.spawn(connection::run(runner, Rfc2217Client { host, port, settings, device }));
             }
             SourceConfig::TcpServer { bind, allow } => {
                 let source = self.listeners.add(bind, allow, &runner.cfg.name);
-                tasks.spawn(session::run(runner, source));
+                tasks.spawn(connection::run(runner, source));
             }
-            other => return Err(format!("{} is not a network source", other.port_name())),
+            other => return Err(SourceError::NotNetwork { port: other.port_name() }),
         }
         Ok(())
     }

@@ -10,7 +10,8 @@ use tokio::net::TcpStream;
 
 use medgw_protocols::wire::telnet::{self, ComPort, Notice, PortSettings, Telnet};
 
-use super::session::{Conn, Opened, Step, Transport};
+use super::connection::{Conn, Opened, Step, Transport};
+use super::SourceError;
 use crate::config::{Parity, SerialSettings};
 
 /// How long the device server may take to agree to COM-PORT-OPTION and confirm the settings.
@@ -78,29 +79,29 @@ impl TelnetConn {
         }
     }
 
-    /// Reads from the network until the negotiation is settled or the time is up.
-    async fn negotiate(&mut self) -> Result<(), String> {
+    /// Reads from the network until the negotiation is settled or the time is up; `url` names
+    /// the device server in the error.
+    async fn negotiate(&mut self, url: &str) -> Result<(), SourceError> {
         let deadline = tokio::time::Instant::now() + NEGOTIATION_TIMEOUT;
+        let url = || url.to_string();
         loop {
-            self.flush().await.map_err(|e| format!("write failed during RFC 2217 negotiation: {e}"))?;
+            self.flush().await.map_err(|e| SourceError::NegotiationIo { url: url(), during: "write", source: e.into() })?;
             match self.telnet.com_port() {
                 ComPort::Configured => return Ok(()),
-                ComPort::Refused => {
-                    return Err("the device server refused the RFC 2217 COM-PORT-OPTION (is it in raw TCP mode? then use tcp://)".into())
-                }
+                ComPort::Refused => return Err(SourceError::ComPortRefused { url: url() }),
                 ComPort::Offered | ComPort::Configuring => {}
             }
             let n = match tokio::time::timeout_at(deadline, self.stream.read(&mut self.raw)).await {
-                Ok(Ok(0)) => return Err("the device server closed the connection during RFC 2217 negotiation".into()),
+                Ok(Ok(0)) => return Err(SourceError::NegotiationClosed { url: url() }),
                 Ok(Ok(n)) => n,
-                Ok(Err(e)) => return Err(format!("read failed during RFC 2217 negotiation: {e}")),
+                Ok(Err(e)) => return Err(SourceError::NegotiationIo { url: url(), during: "read", source: e.into() }),
                 Err(_) => {
                     let stage = if self.telnet.com_port() == ComPort::Offered {
                         "no answer to WILL COM-PORT-OPTION"
                     } else {
                         "the port settings were not confirmed"
                     };
-                    return Err(format!("RFC 2217 negotiation failed: {stage} within {} s", NEGOTIATION_TIMEOUT.as_secs()));
+                    return Err(SourceError::NegotiationTimeout { url: url(), stage, secs: NEGOTIATION_TIMEOUT.as_secs() });
                 }
             };
             let raw = std::mem::take(&mut self.raw);
@@ -172,7 +173,7 @@ pub fn describe(s: &SerialSettings) -> String {
 
 impl Rfc2217Client {
     /// Connects and negotiates; the connection comes back with the port configured.
-    pub async fn connect(&self) -> Result<(TelnetConn, String), String> {
+    pub async fn connect(&self) -> Result<(TelnetConn, String), SourceError> {
         let stream = super::tcp::connect(&self.host, self.port).await?;
         let mut telnet = Telnet::new(port_settings(&self.settings));
         telnet.start();
@@ -185,7 +186,7 @@ impl Rfc2217Client {
             name: self.device.clone(),
             notices: Default::default(),
         };
-        conn.negotiate().await.map_err(|e| format!("rfc2217://{}:{}: {e}", self.host, self.port))?;
+        conn.negotiate(&format!("rfc2217://{}:{}", self.host, self.port)).await?;
         let confirmed = conn.telnet.confirmed();
         let mismatches = confirmed.mismatches(&port_settings(&self.settings));
         let detail = if mismatches.is_empty() {
@@ -296,6 +297,6 @@ mod tests {
         });
         let client = Rfc2217Client { host: "127.0.0.1".into(), port, settings: SETTINGS, device: "t".into() };
         let e = client.connect().await.err().unwrap();
-        assert!(e.contains("refused the RFC 2217 COM-PORT-OPTION"), "{e}");
+        assert!(e.to_string().contains("refused the RFC 2217 COM-PORT-OPTION"), "{e}");
     }
 }

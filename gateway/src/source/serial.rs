@@ -3,7 +3,7 @@
 //! One task per device. The port is reopened with back-off when it vanishes (USB unplugged:
 //! reads fail with EIO) and when the device is silent for its timeout (a wedged adapter or a
 //! pulled cable often looks like silence), with a `disconnected`, `silent` or `resumed` event
-//! carrying the time span of the gap. The loop itself is `session.rs`'s, shared with the
+//! carrying the time span of the gap. The loop itself is `connection.rs`'s, shared with the
 //! network transports; this module only opens the port.
 
 use std::path::{Path, PathBuf};
@@ -12,8 +12,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_serial::{DataBits, Parity as SerialParity, SerialPortBuilderExt, SerialStream, StopBits};
 
-use super::session::{self, Conn, Opened, Step, Transport};
-use super::DeviceRunner;
+use super::connection::{self, Conn, Opened, Step, Transport};
+use super::{DeviceRunner, SourceError};
 use crate::config::{Parity, SerialSettings};
 
 /// Opens a serial port in raw mode with the device's settings.
@@ -38,7 +38,7 @@ pub fn open(path: &Path, s: &SerialSettings) -> Result<SerialStream, tokio_seria
         .open_native_async()
 }
 
-/// A local serial port as a [`Transport`] of the device loop in `session.rs`: the same
+/// A local serial port as a [`Transport`] of the device loop in `connection.rs`: the same
 /// reconnect, back-off, silence and event logic as a device behind a device server.
 pub struct SerialPort {
     pub path: PathBuf,
@@ -66,7 +66,7 @@ impl Transport for SerialPort {
             Ok(port) => {
                 Step::Opened(Opened { conn: port, detail: format!("{} opened at {} baud", self.path.display(), self.settings.baud) })
             }
-            Err(e) => Step::Failed(format!("cannot open {}: {e}", self.path.display())),
+            Err(source) => Step::Failed(SourceError::SerialOpen { path: self.path.clone(), source }),
         }
     }
 
@@ -90,5 +90,5 @@ impl Transport for SerialPort {
 
 /// Runs the device until shutdown.
 pub async fn run(runner: DeviceRunner, path: PathBuf, settings: SerialSettings) {
-    session::run(runner, SerialPort { path, settings }).await
+    connection::run(runner, SerialPort { path, settings }).await
 }

@@ -4,14 +4,15 @@
 //! Every device socket (client or accepted) gets TCP keep-alive with short intervals and a TCP
 //! user timeout, so a device server that vanished (power cut, cable pulled, switch rebooted)
 //! is found within seconds even while the gateway has nothing to send; a device server that is
-//! alive but sends nothing is the silence timeout's job (`session.rs`).
+//! alive but sends nothing is the silence timeout's job (`connection.rs`).
 
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::session::{Conn, Opened, Step, Transport};
+use super::connection::{Conn, Opened, Step, Transport};
+use super::SourceError;
 
 /// Keep-alive: first probe after this much idle time...
 pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(5);
@@ -37,13 +38,14 @@ pub fn configure(stream: &TcpStream) -> std::io::Result<()> {
 }
 
 /// Connects to `host:port` with a timeout and configures the socket.
-pub async fn connect(host: &str, port: u16) -> Result<TcpStream, String> {
+pub async fn connect(host: &str, port: u16) -> Result<TcpStream, SourceError> {
+    let addr = || format!("{host}:{port}");
     let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host, port))).await {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(format!("cannot connect to {host}:{port}: {e}")),
-        Err(_) => return Err(format!("cannot connect to {host}:{port}: no answer in {} s", CONNECT_TIMEOUT.as_secs())),
+        Ok(Err(e)) => return Err(SourceError::connect(addr(), e)),
+        Err(_) => return Err(SourceError::ConnectTimeout { addr: addr(), secs: CONNECT_TIMEOUT.as_secs() }),
     };
-    configure(&stream).map_err(|e| format!("cannot configure the connection to {host}:{port}: {e}"))?;
+    configure(&stream).map_err(|e| SourceError::Configure { addr: addr(), source: e.into() })?;
     Ok(stream)
 }
 
@@ -119,7 +121,7 @@ mod tests {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut t = TcpClient { host: "127.0.0.1".into(), port };
         match t.open().await {
-            Step::Failed(e) => assert!(e.contains(&format!("127.0.0.1:{port}")), "{e}"),
+            Step::Failed(e) => assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}"),
             _ => panic!("connected to a closed port"),
         }
     }

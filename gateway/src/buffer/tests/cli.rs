@@ -89,3 +89,32 @@ fn stats_refuses_what_is_not_a_buffer() {
     // And never creates a file.
     assert!(!dir.path().join("missing.db").exists());
 }
+
+/// An export whose output fails (a closed pipe, a full disk) says so and keeps the cause, so
+/// the caller can tell what the operating system said.
+#[test]
+fn a_failing_export_keeps_the_io_cause() {
+    struct Closed;
+    impl std::io::Write for Closed {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), 64 << 20, WhenFull::DropOldest);
+    let (mut store, _) = SqliteStore::open(&cfg).unwrap();
+    store.append(&observations(&beds(1), 0, 3)).unwrap();
+    let e = cli::export(&cfg.path, &mut Closed).unwrap_err();
+    assert!(e.to_string().starts_with("buffer storage: export: "), "{e}");
+    match &e {
+        BufferError::Storage { source, .. } => {
+            let io = source.downcast_ref::<std::io::Error>().expect("the io::Error is kept");
+            assert_eq!(io.kind(), std::io::ErrorKind::BrokenPipe);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(std::error::Error::source(&e).is_some());
+}

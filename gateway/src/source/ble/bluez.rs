@@ -98,7 +98,9 @@ impl Bluez {
                 break Err(BleError::NotFound(target.to_string()));
             }
         };
-        let _ = adapter.stop_scan().await;
+        if let Err(e) = adapter.stop_scan().await {
+            tracing::debug!(error = %e, "stopping the Bluetooth scan failed");
+        }
         found
     }
 
@@ -123,7 +125,9 @@ impl BleTransport for Bluez {
         let adapter = self.adapter().await?;
         adapter.start_scan(ScanFilter::default()).await.map_err(|e| classify(&e))?;
         tokio::time::sleep(duration).await;
-        let _ = adapter.stop_scan().await;
+        if let Err(e) = adapter.stop_scan().await {
+            tracing::debug!(error = %e, "stopping the Bluetooth scan failed");
+        }
         let mut out = Vec::new();
         for p in adapter.peripherals().await.map_err(|e| classify(&e))? {
             if let Some(a) = Self::advertisement(&p).await {
@@ -268,7 +272,9 @@ impl BleLink for BluezLink {
     }
 
     async fn disconnect(self) {
-        let _ = self.peripheral.disconnect().await;
+        if let Err(e) = self.peripheral.disconnect().await {
+            tracing::debug!(error = %e, "Bluetooth disconnect failed");
+        }
     }
 }
 

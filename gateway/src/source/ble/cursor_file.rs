@@ -10,7 +10,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::logic::Cursor;
+use super::gatt_client::Cursor;
 
 /// The cursor file of device `name` next to the buffer at `buffer_path`.
 pub fn path_for(buffer_path: &Path, name: &str) -> PathBuf {

@@ -2,7 +2,7 @@
 //! thermometer, weight scale, glucose meter) read through their GATT services.
 //!
 //! One task per device, like serial.rs: it connects (finding the device by address or name),
-//! runs the session of [`logic`] (Device Information → Current Time → subscribe → fetch stored
+//! runs the [`gatt_client`] (Device Information → Current Time → subscribe → fetch stored
 //! records), feeds every characteristic value whole to that characteristic's decoder in the
 //! shared [`DeviceRunner`] — so normalisation, the durable commit, live hand-over, events and
 //! metrics are those of serial devices — and reconnects with back-off when the link drops.
@@ -15,7 +15,7 @@
 #[cfg(feature = "ble")]
 pub mod bluez;
 pub mod cursor_file;
-pub mod logic;
+pub mod gatt_client;
 #[cfg(test)]
 pub mod scripted;
 pub mod transport;
@@ -29,14 +29,13 @@ use medgw_protocols::wire::gatt::{GattDecoder, GattKind};
 use medgw_protocols::Timestamp;
 use tokio::time::Instant;
 
-use self::logic::{Session, Step};
+use self::gatt_client::{GattClient, Step};
 use self::transport::{Advertisement, BleError, BleLink, BleTransport, GattValue, Target};
 use super::backoff::Backoff;
-use super::{DeviceRunner, DeviceState, Stop};
+use super::liveness::{Failures, Liveness, Now};
+use super::{DeviceRunner, DeviceState, SourceError, Stop};
 use crate::events::EventKind;
 
-/// How often rejected-value counts are reported.
-const REJECTION_REPORT: Duration = Duration::from_secs(5);
 /// How long to look for a device before a connection attempt fails.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Values committed as one batch at most (what arrived while the last batch was committed).
@@ -116,7 +115,7 @@ pub fn print_scan(found: &[Advertisement], out: &mut impl std::io::Write) -> std
         let services: Vec<String> = a
             .services
             .iter()
-            .filter_map(|s| logic::HEALTH_SERVICES.iter().find(|(u, _)| u == s).map(|(u, n)| format!("{n} (0x{u:04X})")))
+            .filter_map(|s| gatt_client::HEALTH_SERVICES.iter().find(|(u, _)| u == s).map(|(u, n)| format!("{n} (0x{u:04X})")))
             .collect();
         writeln!(
             out,
@@ -133,18 +132,16 @@ pub fn print_scan(found: &[Advertisement], out: &mut impl std::io::Write) -> std
 /// Why a connection ended.
 enum End {
     Shutdown,
-    Lost(String),
+    Lost(SourceError),
 }
 
 /// Runs the device until shutdown.
 pub async fn run<T: BleTransport>(mut runner: DeviceRunner, mut transport: T, params: BleParams) {
     let shutdown = runner.shutdown_token();
     let seed = runner.cfg.name.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
-    let mut backoff = Backoff::new(params.backoff.0, params.backoff.1, seed);
-    let mut session = Session::new(&params.services, cursor_file::load(&params.cursor_path));
-    let mut outage_since: Option<Timestamp> = None;
-    // The last problem announced, so a device that stays away is one event, not one per retry.
-    let mut announced: Option<String> = None;
+    // A device that stays away for one reason is one event, not one per retry.
+    let mut liveness = Liveness::new(Backoff::new(params.backoff.0, params.backoff.1, seed), Failures::WhenChanged);
+    let mut client = GattClient::new(&params.services, cursor_file::load(&params.cursor_path));
     runner.publish_device();
     while !shutdown.is_cancelled() {
         let attempt = tokio::select! {
@@ -154,113 +151,108 @@ pub async fn run<T: BleTransport>(mut runner: DeviceRunner, mut transport: T, pa
         let link = match attempt {
             Ok(link) => link,
             Err(e) => {
-                let detail = if e.is_host_problem() {
-                    format!("Bluetooth unavailable: {e}")
-                } else {
-                    format!("cannot connect to {}: {e}", params.target)
-                };
-                outage_since.get_or_insert_with(Timestamp::now);
+                let detail = SourceError::ble_connect(&params.target, e).to_string();
                 runner.status.set_state(DeviceState::Disconnected);
-                if announced.as_deref() != Some(detail.as_str()) {
-                    runner.event(runner.device_event(EventKind::Disconnected, detail.clone()));
-                    announced = Some(detail);
+                if liveness.connect_failed(&detail, Now::read()) {
+                    runner.event(runner.device_event(EventKind::Disconnected, detail));
                 }
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff.next_delay()) => continue,
+                    _ = tokio::time::sleep(liveness.retry_delay()) => continue,
                     _ = shutdown.cancelled() => break,
                 }
             }
         };
-        match connected(&mut runner, &mut session, link, &params, &mut outage_since, &mut backoff).await {
+        match connected(&mut runner, &mut client, link, &params, &mut liveness).await {
             End::Shutdown => break,
-            End::Lost(detail) => {
-                session.disconnected();
-                persist(&session, &params);
+            End::Lost(e) => {
+                let detail = e.to_string();
+                client.disconnected();
+                persist(&client, &params);
                 runner.status.set_state(DeviceState::Disconnected);
                 runner.status.reconnects.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                outage_since.get_or_insert_with(Timestamp::now);
-                runner.event(runner.device_event(EventKind::Disconnected, detail.clone()));
-                announced = Some(detail);
+                liveness.lost(&detail, Now::read());
+                runner.event(runner.device_event(EventKind::Disconnected, detail));
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff.next_delay()) => {}
+                    _ = tokio::time::sleep(liveness.retry_delay()) => {}
                     _ = shutdown.cancelled() => break,
                 }
             }
         }
     }
-    persist(&session, &params);
+    persist(&client, &params);
     runner.flush_rejections();
     runner.flush_repeated(true);
     runner.status.set_state(DeviceState::Disconnected);
 }
 
-fn persist(session: &Session, params: &BleParams) {
-    if let Err(e) = cursor_file::store(&params.cursor_path, session.cursor()) {
+fn persist(client: &GattClient, params: &BleParams) {
+    if let Err(e) = cursor_file::store(&params.cursor_path, client.cursor()) {
         tracing::error!(path = %params.cursor_path.display(), error = %e, "cannot save the Bluetooth record cursor");
     }
 }
 
 /// Whether the device streams values (its silence means something): heart rate and PLX
 /// continuous do; cuffs, thermometers, scales and meters speak when a measurement is taken.
-fn streams(session: &Session) -> bool {
-    session.used().iter().any(|(k, _)| matches!(k, GattKind::HeartRate | GattKind::PlxContinuous))
+fn streams(client: &GattClient) -> bool {
+    client.used().iter().any(|(k, _)| matches!(k, GattKind::HeartRate | GattKind::PlxContinuous))
 }
 
 /// One connection, from discovery to its end.
 async fn connected<L: BleLink>(
     runner: &mut DeviceRunner,
-    session: &mut Session,
+    client: &mut GattClient,
     mut link: L,
     params: &BleParams,
-    outage_since: &mut Option<Timestamp>,
-    backoff: &mut Backoff,
+    liveness: &mut Liveness,
 ) -> End {
     let shutdown = runner.shutdown_token();
     let address = link.address();
-    let plan = match session.plan(&link.characteristics()) {
+    let plan = match client.plan(&link.characteristics()) {
         Ok(p) => p,
         Err(e) => {
             link.disconnect().await;
-            return End::Lost(format!("{address}: {e}"));
+            return End::Lost(SourceError::BleServices { address, source: e });
         }
     };
-    let used: Vec<&str> = plan.used.iter().map(|(k, _)| logic::config_name(*k)).collect();
+    let used: Vec<&str> = plan.used.iter().map(|(k, _)| gatt_client::config_name(*k)).collect();
     runner.status.set_state(DeviceState::Connected);
-    runner.event(runner.device_event(EventKind::Connected, format!("connected to {address}: {}", used.join(", "))));
+    if liveness.opened() {
+        runner.event(runner.device_event(EventKind::Connected, format!("connected to {address}: {}", used.join(", "))));
+    }
     if !plan.missing.is_empty() {
-        let missing: Vec<&str> = plan.missing.iter().map(|k| logic::config_name(*k)).collect();
+        let missing: Vec<&str> = plan.missing.iter().map(|k| gatt_client::config_name(*k)).collect();
         runner.event(runner.device_event(EventKind::Session, format!("the device does not offer {}", missing.join(", "))));
     }
     // 1. Device Information.
     for id in &plan.reads {
         match link.read(*id).await {
             Ok(v) => {
-                if let Err(e) = session.device_information(*id, &v) {
+                if let Err(e) = client.device_information(*id, &v) {
                     if let Some(suppressed) = runner.log_allowed(true, format!("malformed Device Information {id}")) {
                         let suppressed = (suppressed > 0).then_some(suppressed);
                         tracing::warn!(device = %runner.cfg.name, characteristic = %id, error = %e, suppressed, "malformed Device Information value");
                     }
                 }
             }
-            Err(e @ BleError::Disconnected(_)) => return End::Lost(e.to_string()),
+            Err(e @ BleError::Disconnected(_)) => return End::Lost(e.into()),
             Err(e) => tracing::debug!(device = %runner.cfg.name, characteristic = %id, error = %e, "Device Information not readable"),
         }
     }
-    if let Some(id) = session.identity().cloned() {
+    if let Some(id) = client.identity().cloned() {
         if let Err(Stop::Shutdown) = runner.report(DecodeEvent::Identity(id), Timestamp::now()).await {
             return End::Shutdown;
         }
     }
-    let steps = session.bind_device(&address);
-    if let Some(end) = execute(runner, session, &mut link, steps, params).await {
+    let steps = client.bind_device(&address);
+    if let Some(end) = execute(runner, client, &mut link, steps, params).await {
         return end;
     }
     // 2. Current Time, in the device's zone.
     if let Some(id) = plan.current_time {
         let local = local_time(&params.timezone, Timestamp::now());
-        match link.write(id, &Session::current_time(local)).await {
+        match link.write(id, &GattClient::current_time(local)).await {
             Ok(()) => tracing::info!(device = %runner.cfg.name, "device clock set (Current Time)"),
-            Err(e @ BleError::Disconnected(_)) => return End::Lost(e.to_string()),
+            Err(e @ BleError::Disconnected(_)) => return End::Lost(e.into()),
             Err(e) => {
                 if let Some(suppressed) = runner.log_allowed(true, "Current Time write refused".into()) {
                     let suppressed = (suppressed > 0).then_some(suppressed);
@@ -273,7 +265,7 @@ async fn connected<L: BleLink>(
     for id in &plan.subscribe {
         if let Err(e) = link.subscribe(*id).await {
             link.disconnect().await;
-            return End::Lost(format!("cannot subscribe to {id}: {e}"));
+            return End::Lost(SourceError::BleSubscribe { id: *id, source: e });
         }
     }
     match runner.start(Timestamp::now()).await {
@@ -281,30 +273,25 @@ async fn connected<L: BleLink>(
         Err(Stop::Shutdown) => return End::Shutdown,
     }
     // 4. Stored records.
-    let steps = session.start_transfers(Timestamp::now());
-    if let Some(end) = execute(runner, session, &mut link, steps, params).await {
+    let steps = client.start_transfers(Timestamp::now());
+    if let Some(end) = execute(runner, client, &mut link, steps, params).await {
         return end;
     }
-    let silence = streams(session).then(|| Duration::from_millis(runner.cfg.silence_timeout_ms as u64));
-    let mut last_value = Instant::now();
-    let mut silent = false;
-    let mut report = tokio::time::interval(REJECTION_REPORT);
-    report.tick().await;
+    let silence = streams(client).then(|| Duration::from_millis(runner.cfg.silence_timeout_ms as u64));
+    liveness.watch(silence, Now::read());
     loop {
-        let wake = session.next_wakeup().map(|t| Instant::now() + Duration::from_millis((t.0 - Timestamp::now().0).max(0) as u64));
+        let wake = client.next_wakeup().map(|t| Instant::now() + Duration::from_millis((t.0 - Timestamp::now().0).max(0) as u64));
+        let due = liveness.next_wakeup().map(Instant::from_std);
         tokio::select! {
             r = link.next_value() => {
                 let first = match r {
                     Ok(v) => v,
-                    Err(e) => return End::Lost(e.to_string()),
+                    Err(e) => return End::Lost(e.into()),
                 };
-                let now = Timestamp::now();
-                last_value = Instant::now();
-                backoff.reset();
-                if let Some(since) = outage_since.take() {
-                    runner.event(runner.device_event(EventKind::Resumed, "data flows again").with_span(since, now));
+                let now = Now::read();
+                if let Some(since) = liveness.data(now) {
+                    runner.event(runner.device_event(EventKind::Resumed, "data flows again").with_span(since, now.wall));
                 }
-                silent = false;
                 runner.status.set_state(DeviceState::Connected);
                 let mut values = vec![first];
                 while values.len() < MAX_BATCH {
@@ -313,29 +300,33 @@ async fn connected<L: BleLink>(
                         None => break,
                     }
                 }
-                if let Some(end) = handle_values(runner, session, &mut link, values, params, now).await {
+                if let Some(end) = handle_values(runner, client, &mut link, values, params, now.wall).await {
                     return end;
                 }
             }
             _ = sleep_opt(wake) => {
-                let steps = session.poll(Timestamp::now());
-                if let Some(end) = execute(runner, session, &mut link, steps, params).await {
+                let steps = client.poll(Timestamp::now());
+                if let Some(end) = execute(runner, client, &mut link, steps, params).await {
                     return end;
                 }
             }
-            _ = sleep_opt(silence.map(|s| last_value + s)), if !silent => {
-                let now = Timestamp::now();
-                let s = silence.unwrap_or_default();
-                silent = true;
-                outage_since.get_or_insert(Timestamp(now.0 - s.as_millis() as i64));
-                runner.status.set_state(DeviceState::Silent);
-                runner.event(
-                    runner
-                        .device_event(EventKind::Silent, format!("connected but no values for {} s", s.as_secs()))
-                        .with_span(Timestamp(now.0 - s.as_millis() as i64), now),
-                );
+            _ = sleep_opt(due) => {
+                let now = Now::read();
+                let due = liveness.poll(now);
+                if due.rejections {
+                    runner.flush_rejections();
+                }
+                if let Some(s) = due.silence {
+                    // Bluetooth keeps the link: a streaming device may be between readings.
+                    runner.status.set_state(DeviceState::Silent);
+                    if s.announce {
+                        let secs = silence.unwrap_or_default().as_secs();
+                        runner.event(
+                            runner.device_event(EventKind::Silent, format!("connected but no values for {secs} s")).with_span(s.since, now.wall),
+                        );
+                    }
+                }
             }
-            _ = report.tick() => runner.flush_rejections(),
             _ = shutdown.cancelled() => {
                 link.disconnect().await;
                 return End::Shutdown;
@@ -358,10 +349,10 @@ pub fn local_time(zone: &jiff::tz::TimeZone, now: Timestamp) -> Timestamp {
     Timestamp(now.0 + offset)
 }
 
-/// Session steps for a batch of values, then one commit, then the writes.
+/// The GATT client's steps for a batch of values, then one commit, then the writes.
 async fn handle_values<L: BleLink>(
     runner: &mut DeviceRunner,
-    session: &mut Session,
+    client: &mut GattClient,
     link: &mut L,
     values: Vec<GattValue>,
     params: &BleParams,
@@ -369,16 +360,16 @@ async fn handle_values<L: BleLink>(
 ) -> Option<End> {
     let mut steps = Vec::new();
     for v in &values {
-        steps.extend(session.on_value(v.id, &v.value, now));
+        steps.extend(client.on_value(v.id, &v.value, now));
     }
-    execute(runner, session, link, steps, params).await
+    execute(runner, client, link, steps, params).await
 }
 
 /// Carries out steps: decodes are committed first (one batch), so that the cursor advances
 /// and the next RACP request goes out only after the records are durable.
 async fn execute<L: BleLink>(
     runner: &mut DeviceRunner,
-    session: &mut Session,
+    client: &mut GattClient,
     link: &mut L,
     steps: Vec<Step>,
     params: &BleParams,
@@ -408,14 +399,14 @@ async fn execute<L: BleLink>(
             return Some(End::Shutdown);
         }
         // Committed: the cursor may move past these records.
-        save |= session.committed(&taken);
+        save |= client.committed(&taken);
     }
     if save {
-        persist(session, params);
+        persist(client, params);
     }
     for (id, value) in writes {
         if let Err(e) = link.write(id, &value).await {
-            return Some(End::Lost(format!("write to {id} failed: {e}")));
+            return Some(End::Lost(SourceError::BleWrite { id, source: e }));
         }
     }
     None

@@ -17,7 +17,7 @@ use medgw_protocols::wire::gatt::uuid;
 use medgw_protocols::Timestamp;
 use tokio::sync::Notify;
 
-use super::logic::{service, HEALTH_SERVICES};
+use super::gatt_client::{service, HEALTH_SERVICES};
 use super::transport::{Advertisement, BleError, BleLink, BleTransport, CharId, CharacteristicInfo, GattValue, Props, Target};
 
 /// One step of a script.

@@ -16,7 +16,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::logic::{service, Cursor};
+use super::gatt_client::{service, Cursor};
 use super::scripted::{Device, Item, Scripted, CONTROL, INDICATE, NOTIFY, READ_WRITE};
 use super::transport::{BleError, CharId, GattValue};
 use super::{cursor_file, BleParams};

@@ -1,4 +1,4 @@
-//! The Bluetooth session without I/O: which characteristics to use, in which order, and the
+//! The GATT client without I/O: which characteristics to use, in which order, and the
 //! Record Access Control Point (RACP) transfers that fetch what a device stored while it was not
 //! connected. The source task ([`super::run`]) does the I/O and feeds the results back; time is
 //! passed in.
@@ -26,7 +26,7 @@
 //! The cursor is bound to the device's identity (System ID, else serial number, else
 //! address): a different meter behind the same configuration starts from the beginning. A
 //! meter whose numbering restarted (reset, new firmware) answers "no records found" for
-//! sequence numbers beyond the cursor; the session then asks for the *last* record, and if its
+//! sequence numbers beyond the cursor; the client then asks for the *last* record, and if its
 //! number is below the cursor, fetches all records again.
 //!
 //! A disconnection in the middle of a transfer loses nothing: the cursor stays at the last
@@ -129,7 +129,7 @@ pub struct Plan {
 
 /// Why a connection cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SessionError {
+pub enum GattClientError {
     #[error("the device offers none of the configured services ({wanted}); it offers: {offered}")]
     NoWantedService { wanted: String, offered: String },
 }
@@ -177,9 +177,11 @@ struct Transfer {
     held: Vec<Vec<u8>>,
 }
 
-/// The per-device session (lives across reconnects; the cursor across restarts).
+/// The per-device GATT client (lives across reconnects; the cursor across restarts). Not a
+/// "session": in medgw that word means a protocol's session with its peer (an IntelliVue
+/// association, an MQTT session), which a Bluetooth health device does not have.
 #[derive(Debug)]
-pub struct Session {
+pub struct GattClient {
     wanted: Vec<GattKind>,
     cursor: Cursor,
     used: Vec<(GattKind, CharId)>,
@@ -209,10 +211,10 @@ fn encode(request: RacpRequest) -> Vec<u8> {
 
 const DIS: [u16; 5] = [uuid::MANUFACTURER_NAME, uuid::MODEL_NUMBER, uuid::SERIAL_NUMBER, uuid::FIRMWARE_REVISION, uuid::SYSTEM_ID];
 
-impl Session {
+impl GattClient {
     /// `services`: the configured services (empty: every supported one the device has).
-    pub fn new(services: &[GattKind], cursor: Cursor) -> Session {
-        Session {
+    pub fn new(services: &[GattKind], cursor: Cursor) -> GattClient {
+        GattClient {
             wanted: kinds_for(services),
             cursor,
             used: Vec::new(),
@@ -235,7 +237,7 @@ impl Session {
     }
 
     /// Decides what to use on a fresh connection from the discovered characteristics.
-    pub fn plan(&mut self, chars: &[CharacteristicInfo]) -> Result<Plan, SessionError> {
+    pub fn plan(&mut self, chars: &[CharacteristicInfo]) -> Result<Plan, GattClientError> {
         self.transfer = None;
         self.queue.clear();
         self.identity = DeviceIdentity::default();
@@ -254,7 +256,7 @@ impl Session {
                 s.dedup();
                 s.iter().map(|s| format!("0x{s:04X}")).collect()
             };
-            return Err(SessionError::NoWantedService {
+            return Err(GattClientError::NoWantedService {
                 wanted: self.wanted.iter().map(|k| config_name(*k)).collect::<Vec<_>>().join(", "),
                 offered: if offered.is_empty() { "nothing".into() } else { offered.join(", ") },
             });
@@ -372,7 +374,7 @@ impl Session {
         vec![Step::Write { id: control, value: encode(request) }]
     }
 
-    /// When [`Session::poll`] is due (an RACP transfer's time-out).
+    /// When [`GattClient::poll`] is due (an RACP transfer's time-out).
     pub fn next_wakeup(&self) -> Option<Timestamp> {
         self.transfer.as_ref().map(|t| t.deadline)
     }
@@ -598,20 +600,20 @@ mod tests {
 
     #[test]
     fn plan_orders_reads_time_and_subscriptions() {
-        let mut s = Session::new(&[GattKind::Glucose], Cursor::default());
+        let mut s = GattClient::new(&[GattKind::Glucose], Cursor::default());
         let p = s.plan(&meter()).unwrap();
         assert_eq!(p.used, [(GattKind::Glucose, G)]);
         assert_eq!(p.reads, [CharId::new(service::DEVICE_INFORMATION, uuid::SERIAL_NUMBER)]);
         assert_eq!(p.current_time, Some(CharId::new(service::CURRENT_TIME, uuid::CURRENT_TIME)));
         assert_eq!(p.subscribe, [G, GR]);
-        let mut s = Session::new(&[GattKind::HeartRate], Cursor::default());
+        let mut s = GattClient::new(&[GattKind::HeartRate], Cursor::default());
         let e = s.plan(&meter()).unwrap_err();
         assert!(e.to_string().contains("heart-rate") && e.to_string().contains("0x1808"), "{e}");
     }
 
     #[test]
     fn glucose_fetches_everything_first_then_only_what_is_new() {
-        let mut s = Session::new(&[], Cursor::default());
+        let mut s = GattClient::new(&[], Cursor::default());
         s.plan(&meter()).unwrap();
         let steps = s.start_transfers(Timestamp(0));
         assert_eq!(writes(&steps), [vec![0x01, 0x01]], "all records the first time");
@@ -639,7 +641,7 @@ mod tests {
 
     #[test]
     fn a_meter_whose_numbering_restarted_is_read_from_the_beginning() {
-        let mut s = Session::new(&[], Cursor { device: None, glucose_seq: Some(40), plx_last: None });
+        let mut s = GattClient::new(&[], Cursor { device: None, glucose_seq: Some(40), plx_last: None });
         s.plan(&meter()).unwrap();
         s.start_transfers(Timestamp(0));
         let st = s.on_value(GR, &response(6), Timestamp(1));
@@ -652,7 +654,7 @@ mod tests {
         assert!(st.iter().any(|x| matches!(x, Step::Event(d) if d.contains("restarted"))));
         assert_eq!(s.cursor().glucose_seq, None);
         // Last record at or beyond the cursor: nothing new, the transfer ends.
-        let mut s = Session::new(&[], Cursor { device: None, glucose_seq: Some(40), plx_last: None });
+        let mut s = GattClient::new(&[], Cursor { device: None, glucose_seq: Some(40), plx_last: None });
         s.plan(&meter()).unwrap();
         s.start_transfers(Timestamp(0));
         s.on_value(GR, &response(6), Timestamp(1));
@@ -663,7 +665,7 @@ mod tests {
 
     #[test]
     fn a_refused_filter_falls_back_to_all_and_silence_times_out() {
-        let mut s = Session::new(&[], Cursor { device: None, glucose_seq: Some(7), plx_last: None });
+        let mut s = GattClient::new(&[], Cursor { device: None, glucose_seq: Some(7), plx_last: None });
         s.plan(&meter()).unwrap();
         s.start_transfers(Timestamp(0));
         let st = s.on_value(GR, &response(4), Timestamp(1));
@@ -687,7 +689,7 @@ mod tests {
         let spot = CharId::new(service::PULSE_OXIMETER, uuid::PLX_SPOT_CHECK_MEASUREMENT);
         let racp = CharId::new(service::PULSE_OXIMETER, uuid::RECORD_ACCESS_CONTROL_POINT);
         let rec = |n: u8| vec![0x00, 0x60 + n, 0x00, 0x48, 0x00];
-        let mut s = Session::new(&[GattKind::PlxSpotCheck], Cursor::default());
+        let mut s = GattClient::new(&[GattKind::PlxSpotCheck], Cursor::default());
         s.plan(&chars).unwrap();
         assert_eq!(writes(&s.start_transfers(Timestamp(0))), [vec![0x01, 0x01]]);
         let mut taken = Vec::new();
@@ -714,7 +716,7 @@ mod tests {
         }
         assert_eq!(decoded, [3, 4]);
         // The record taken last is gone from the device: everything is passed on at the end.
-        let mut s = Session::new(&[GattKind::PlxSpotCheck], Cursor { device: None, glucose_seq: None, plx_last: Some(1) });
+        let mut s = GattClient::new(&[GattKind::PlxSpotCheck], Cursor { device: None, glucose_seq: None, plx_last: Some(1) });
         s.plan(&chars).unwrap();
         s.start_transfers(Timestamp(0));
         assert!(s.on_value(spot, &rec(7), Timestamp(1)).is_empty());
@@ -724,7 +726,7 @@ mod tests {
 
     #[test]
     fn the_cursor_belongs_to_one_device() {
-        let mut s = Session::new(&[], Cursor { device: Some("sn:::1".into()), glucose_seq: Some(9), plx_last: None });
+        let mut s = GattClient::new(&[], Cursor { device: Some("sn:::1".into()), glucose_seq: Some(9), plx_last: None });
         s.plan(&meter()).unwrap();
         s.device_information(CharId::new(service::DEVICE_INFORMATION, uuid::SERIAL_NUMBER), b"1").unwrap();
         assert!(s.bind_device("AA:BB:CC:DD:EE:FF").iter().all(|x| !matches!(x, Step::Event(_))));

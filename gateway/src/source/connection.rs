@@ -1,5 +1,8 @@
-//! The connection loop of a network-attached device: connect (or wait for the device server to
-//! connect), feed the [`DeviceRunner`], reconnect with back-off, detect silence, publish events.
+//! The connection loop of a serial or network-attached device: connect (or wait for the device
+//! server to connect), feed the [`DeviceRunner`], reconnect with back-off, detect silence,
+//! publish events. What counts as an outage or a silence, which events to publish with which
+//! spans, and how long to back off is [`Liveness`]'s to say (sans-IO, shared with the Bluetooth
+//! loop); this loop does the I/O and the waiting.
 //!
 //! Local serial ports (`serial.rs`) and every network transport run this one loop, each as a
 //! [`Transport`], so a device behind a device server behaves exactly like one on a local port: the same `connected`,
@@ -26,11 +29,10 @@ use medgw_protocols::Timestamp;
 use tokio::time::Instant;
 
 use super::backoff::Backoff;
-use super::{DeviceRunner, DeviceState, Stop};
+use super::liveness::{Failures, Liveness, Now};
+use super::{DeviceRunner, DeviceState, SourceError, Stop};
 use crate::events::EventKind;
 
-/// How often rejected-frame counts are reported.
-const REJECTION_REPORT: Duration = Duration::from_secs(5);
 /// How long a stopping gateway waits for the device to answer the release of its session
 /// (the shutdown waits for it, so it is short).
 pub const RELEASE_WAIT: Duration = Duration::from_secs(1);
@@ -59,7 +61,7 @@ pub enum Step<C> {
     /// old socket dies).
     Opened(Opened<C>),
     /// Connecting failed (the gateway retries with back-off).
-    Failed(String),
+    Failed(SourceError),
     /// An event for this device, e.g. a refused peer or a listener that cannot bind.
     Event(EventKind, String),
 }
@@ -93,13 +95,8 @@ pub trait Transport: Send {
 pub async fn run<T: Transport>(mut runner: DeviceRunner, mut transport: T) {
     let shutdown = runner.shutdown_token();
     let seed = runner.cfg.name.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
-    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30), seed);
+    let mut liveness = Liveness::new(Backoff::new(Duration::from_millis(500), Duration::from_secs(30), seed), Failures::Once);
     let silence = Duration::from_millis(runner.cfg.silence_timeout_ms as u64);
-    // Start of the current outage (disconnected or silent), for the span of the next event.
-    let mut outage_since: Option<Timestamp> = None;
-    let mut announced_down = false;
-    let mut announced_silent = false;
-    let mut first_open = true;
     // A connection that arrived while another was open.
     let mut next: Option<Opened<T::Conn>> = None;
     runner.publish_device();
@@ -111,21 +108,19 @@ pub async fn run<T: Transport>(mut runner: DeviceRunner, mut transport: T) {
                 step = transport.open() => match step {
                     Step::Opened(o) => o,
                     Step::Failed(e) => {
-                        if !announced_down {
-                            announced_down = true;
-                            outage_since.get_or_insert_with(Timestamp::now);
+                        let detail = e.to_string();
+                        if liveness.connect_failed(&detail, Now::read()) {
                             runner.status.set_state(DeviceState::Disconnected);
-                            runner.event(runner.device_event(EventKind::Disconnected, e));
+                            runner.event(runner.device_event(EventKind::Disconnected, detail));
                         }
-                        if pause(&transport, &mut backoff, &shutdown).await {
+                        if pause(&transport, &mut liveness, &shutdown).await {
                             break;
                         }
                         continue;
                     }
                     Step::Event(kind, detail) => {
                         if kind == EventKind::Disconnected {
-                            announced_down = true;
-                            outage_since.get_or_insert_with(Timestamp::now);
+                            liveness.lost(&detail, Now::read());
                             runner.status.set_state(DeviceState::Disconnected);
                         }
                         runner.event(runner.device_event(kind, detail));
@@ -137,12 +132,10 @@ pub async fn run<T: Transport>(mut runner: DeviceRunner, mut transport: T) {
         };
         let Opened { mut conn, detail } = opened;
         runner.status.set_state(DeviceState::Connected);
-        if first_open || announced_down {
+        if liveness.opened() {
             // Reconnecting after silence is not news; coming back from a disconnection is.
             runner.event(runner.device_event(EventKind::Connected, detail));
         }
-        first_open = false;
-        announced_down = false;
         let frames = match runner.start(Timestamp::now()).await {
             Ok(f) => f,
             Err(Stop::Shutdown) => break,
@@ -151,34 +144,30 @@ pub async fn run<T: Transport>(mut runner: DeviceRunner, mut transport: T) {
         'conn: {
             if let Err(e) = conn.write_frames(frames).await {
                 abort(&mut runner, None::<&mut T::Conn>).await;
-                lost(&mut runner, &mut outage_since, &mut announced_down, format!("write failed: {e}"));
+                lost(&mut runner, &mut liveness, format!("write failed: {e}"));
                 break 'conn;
             }
-            let mut last_byte = Instant::now();
-            let mut report = tokio::time::interval(REJECTION_REPORT);
-            report.tick().await;
+            liveness.watch(Some(silence), Now::read());
             loop {
                 let wake = runner.next_wakeup().map(|t| Instant::now() + Duration::from_millis((t.0 - Timestamp::now().0).max(0) as u64));
+                let due = liveness.next_wakeup().map(Instant::from_std);
                 // Each wake-up yields the protocol's requests to write (often none).
                 let frames = tokio::select! {
                     r = conn.read(&mut buf) => {
-                        let now = Timestamp::now();
+                        let now = Now::read();
                         match r {
                             Ok(0) | Err(_) => {
                                 let detail = match r { Err(e) => format!("read failed: {e}"), _ => transport.closed().to_string() };
                                 abort(&mut runner, None::<&mut T::Conn>).await;
-                                lost(&mut runner, &mut outage_since, &mut announced_down, detail);
+                                lost(&mut runner, &mut liveness, detail);
                                 break 'conn;
                             }
                             Ok(n) => {
-                                last_byte = Instant::now();
-                                backoff.reset();
-                                if let Some(since) = outage_since.take() {
-                                    announced_silent = false;
-                                    runner.event(runner.device_event(EventKind::Resumed, "data flows again").with_span(since, now));
+                                if let Some(since) = liveness.data(now) {
+                                    runner.event(runner.device_event(EventKind::Resumed, "data flows again").with_span(since, now.wall));
                                 }
                                 runner.status.set_state(DeviceState::Connected);
-                                match runner.feed(&buf[..n], now).await {
+                                match runner.feed(&buf[..n], now.wall).await {
                                     Ok(frames) => frames,
                                     Err(Stop::Shutdown) => break 'outer,
                                 }
@@ -189,24 +178,29 @@ pub async fn run<T: Transport>(mut runner: DeviceRunner, mut transport: T) {
                         Ok(frames) => frames,
                         Err(Stop::Shutdown) => break 'outer,
                     },
-                    _ = tokio::time::sleep_until(last_byte + silence) => {
-                        let now = Timestamp::now();
-                        let since = *outage_since.get_or_insert(Timestamp(now.0 - silence.as_millis() as i64));
-                        runner.status.set_state(DeviceState::Silent);
-                        if !announced_silent {
-                            announced_silent = true;
-                            let what = transport.on_silence();
-                            runner.event(runner.device_event(EventKind::Silent, format!("no data for {} s: {what}", silence.as_secs())).with_span(since, now));
+                    _ = sleep_until_opt(due) => {
+                        let now = Now::read();
+                        let due = liveness.poll(now);
+                        if due.rejections {
+                            runner.flush_rejections();
                         }
-                        // A half-open connection never recovers by itself: close it and connect again.
-                        abort(&mut runner, Some(&mut conn)).await;
-                        break 'conn;
+                        if let Some(s) = due.silence {
+                            runner.status.set_state(DeviceState::Silent);
+                            if s.announce {
+                                let what = transport.on_silence();
+                                runner.event(runner.device_event(EventKind::Silent, format!("no data for {} s: {what}", silence.as_secs())).with_span(s.since, now.wall));
+                            }
+                            // A half-open connection never recovers by itself: close it and connect again.
+                            abort(&mut runner, Some(&mut conn)).await;
+                            break 'conn;
+                        }
+                        Vec::new()
                     }
                     step = transport.notice() => match step {
                         Step::Opened(o) => {
                             runner.status.reconnects.fetch_add(1, Ordering::Relaxed);
                             // Force a `connected` event for the new connection, whose detail names it.
-                            announced_down = true;
+                            liveness.replaced();
                             next = Some(Opened { detail: format!("{} (replaces the previous connection)", o.detail), conn: o.conn });
                             continue 'outer;
                         }
@@ -214,15 +208,11 @@ pub async fn run<T: Transport>(mut runner: DeviceRunner, mut transport: T) {
                             runner.event(runner.device_event(kind, detail));
                             Vec::new()
                         }
-                        Step::Failed(detail) => {
-                            tracing::debug!(device = %runner.cfg.name, %detail, "transport notice");
+                        Step::Failed(e) => {
+                            tracing::debug!(device = %runner.cfg.name, error = %e, "transport notice");
                             Vec::new()
                         }
                     },
-                    _ = report.tick() => {
-                        runner.flush_rejections();
-                        Vec::new()
-                    }
                     _ = shutdown.cancelled() => {
                         release(&mut runner, &mut conn, &mut buf).await;
                         break 'outer;
@@ -231,7 +221,7 @@ pub async fn run<T: Transport>(mut runner: DeviceRunner, mut transport: T) {
                 if !frames.is_empty() {
                     if let Err(e) = conn.write_frames(frames).await {
                         abort(&mut runner, None::<&mut T::Conn>).await;
-                        lost(&mut runner, &mut outage_since, &mut announced_down, format!("write failed: {e}"));
+                        lost(&mut runner, &mut liveness, format!("write failed: {e}"));
                         break 'conn;
                     }
                 }
@@ -239,8 +229,9 @@ pub async fn run<T: Transport>(mut runner: DeviceRunner, mut transport: T) {
         }
         // Lost or silent: close the connection and connect again (after a pause when the
         // gateway is the one that connects).
+        liveness.closed();
         drop(conn);
-        if pause(&transport, &mut backoff, &shutdown).await {
+        if pause(&transport, &mut liveness, &shutdown).await {
             break;
         }
     }
@@ -258,7 +249,8 @@ async fn release<C: Conn>(runner: &mut DeviceRunner, conn: &mut C, buf: &mut [u8
         return;
     }
     let deadline = Instant::now() + RELEASE_WAIT;
-    if !matches!(tokio::time::timeout_at(deadline, conn.write_frames(frames)).await, Ok(Ok(()))) {
+    if let Err(why) = within(deadline, conn.write_frames(frames)).await {
+        tracing::debug!(device = %runner.cfg.name, error = %why, "session release not sent");
         return;
     }
     while runner.releasing() {
@@ -268,7 +260,9 @@ async fn release<C: Conn>(runner: &mut DeviceRunner, conn: &mut C, buf: &mut [u8
         };
         match runner.feed(&buf[..n], Timestamp::now()).await {
             Ok(frames) if !frames.is_empty() => {
-                let _ = tokio::time::timeout_at(deadline, conn.write_frames(frames)).await;
+                if let Err(why) = within(deadline, conn.write_frames(frames)).await {
+                    tracing::debug!(device = %runner.cfg.name, error = %why, "answer during the session release not sent");
+                }
             }
             Ok(_) => {}
             Err(Stop::Shutdown) => break,
@@ -286,28 +280,39 @@ async fn release<C: Conn>(runner: &mut DeviceRunner, conn: &mut C, buf: &mut [u8
 async fn abort<C: Conn>(runner: &mut DeviceRunner, conn: Option<&mut C>) {
     if let (Ok(frames), Some(conn)) = (runner.abort(Timestamp::now()).await, conn) {
         if !frames.is_empty() {
-            let _ = tokio::time::timeout(ABORT_WRITE, conn.write_frames(frames)).await;
+            if let Err(why) = within(Instant::now() + ABORT_WRITE, conn.write_frames(frames)).await {
+                // Best effort: the device ends the session by its own time-out instead.
+                tracing::debug!(device = %runner.cfg.name, error = %why, "session abort not sent");
+            }
         }
     }
 }
 
+/// A write that must be done by `deadline`: its error, or that it was not done in time.
+async fn within(deadline: Instant, write: impl Future<Output = std::io::Result<()>>) -> Result<(), String> {
+    match tokio::time::timeout_at(deadline, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("timed out".to_string()),
+    }
+}
+
 /// The connection broke: state, counters and the `disconnected` event.
-fn lost(runner: &mut DeviceRunner, outage_since: &mut Option<Timestamp>, announced_down: &mut bool, detail: String) {
+fn lost(runner: &mut DeviceRunner, liveness: &mut Liveness, detail: String) {
     runner.status.set_state(DeviceState::Disconnected);
     runner.status.reconnects.fetch_add(1, Ordering::Relaxed);
-    outage_since.get_or_insert_with(Timestamp::now);
-    *announced_down = true;
+    liveness.lost(&detail, Now::read());
     runner.event(runner.device_event(EventKind::Disconnected, detail));
 }
 
 /// Waits before connecting again (only when the gateway is the one that connects); true when
 /// the gateway is shutting down.
-async fn pause<T: Transport>(transport: &T, backoff: &mut Backoff, shutdown: &tokio_util::sync::CancellationToken) -> bool {
+async fn pause<T: Transport>(transport: &T, liveness: &mut Liveness, shutdown: &tokio_util::sync::CancellationToken) -> bool {
     if !transport.connects() {
         return shutdown.is_cancelled();
     }
     tokio::select! {
-        _ = tokio::time::sleep(backoff.next_delay()) => false,
+        _ = tokio::time::sleep(liveness.retry_delay()) => false,
         _ = shutdown.cancelled() => true,
     }
 }
