@@ -30,7 +30,7 @@ fn ctx(patient: bool, eui: bool) -> Arc<DeviceContext> {
             firmware: Some("M.00.03".into()),
         },
         location: Location { site: "HOSP".into(), unit: "ICU".into(), room: Some("12".into()), bed: "BED4".into() },
-        patient: patient.then(|| Patient { id: "PAT123".into(), system: Some("urn:oid:1.2.3.4".into()) }),
+        patient: patient.then(|| Patient::configured("PAT123", Some("urn:oid:1.2.3.4".into()))),
         gateway_eui64: None,
     })
 }
