@@ -364,6 +364,8 @@ pub struct Config {
     pub buffer: BufferConfig,
     pub status: StatusConfig,
     pub devices: Vec<DeviceConfig>,
+    /// `[adt]`: the hospital's ADT feed and the bed map (docs/adt.md).
+    pub adt: Option<crate::adt::AdtSettings>,
     /// Problems that do not stop the gateway but that an engineer should fix (e.g. a secret
     /// file others may read, on a loopback-only gateway); `check-config` and `run` print them.
     pub warnings: Vec<ConfigError>,
@@ -402,18 +404,13 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
     let buffer = r.buffer(&mut top);
     let status = r.status(&mut top);
     let devices = r.devices(&mut top);
-    // `[adt]` (docs/adt.md) is read by `medgw adt replay|status`; until `medgw run` starts the
-    // ADT listener, the table is checked here with the same reader and noted as not yet used.
+    // `[adt]` (docs/adt.md) has its own reader (`adt/settings.rs`), shared with `medgw adt`.
+    let mut adt = None;
     if let Some(v) = r.get(&mut top, "adt") {
         let span = v.span();
         match crate::adt::settings::AdtSettings::parse(text) {
             Err(e) => r.err(span, "adt", e.to_string(), Some("see docs/adt.md".into())),
-            Ok(_) => r.warn(
-                span,
-                "adt",
-                "`medgw run` does not start the ADT listener yet; the table is used by `medgw adt replay|status`",
-                Some("docs/adt.md, \"What is implemented\"".into()),
-            ),
+            Ok(s) => adt = Some(s),
         }
     }
     r.finish(top, &["gateway", "mqtt", "buffer", "status", "device", "adt"]);
@@ -422,7 +419,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
     }
 
     match (gateway, mqtt, buffer, r.errors.is_empty()) {
-        (Some(gateway), Some(mqtt), Some(buffer), true) => Ok(Config { gateway, mqtt, buffer, status, devices, warnings: r.warnings }),
+        (Some(gateway), Some(mqtt), Some(buffer), true) => Ok(Config { gateway, mqtt, buffer, status, devices, adt, warnings: r.warnings }),
         _ => Err(r.errors),
     }
 }

@@ -156,6 +156,7 @@ fn demo_config(
                 }
             })
             .collect(),
+        adt: None,
         warnings: Vec::new(),
     }
 }

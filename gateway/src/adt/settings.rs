@@ -54,7 +54,7 @@ struct AdtToml {
 }
 
 /// The checked `[adt]` settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdtSettings {
     pub listen: Option<SocketAddr>,
     pub allow: Vec<AllowRule>,

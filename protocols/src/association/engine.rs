@@ -422,6 +422,11 @@ impl Associations {
         (&self.unmapped, self.unmapped_other)
     }
 
+    /// The configured bed map.
+    pub fn bedmap(&self) -> &BedMap {
+        &self.bedmap
+    }
+
     /// The gateway beds that have any state.
     pub fn beds(&self) -> impl Iterator<Item = &str> {
         self.beds.keys().map(String::as_str)
