@@ -410,7 +410,17 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
         let span = v.span();
         match crate::adt::settings::AdtSettings::parse(text) {
             Err(e) => r.err(span, "adt", e.to_string(), Some("see docs/adt.md".into())),
-            Ok(s) => adt = Some(s),
+            Ok(s) => {
+                for m in s.beds.mappings().iter().filter(|m| !devices.iter().any(|d| d.bed == m.gateway_bed)) {
+                    r.warn(
+                        span.clone(),
+                        "adt.beds",
+                        format!("gateway_bed {:?} is not the bed of any device: its patients reach no device", m.gateway_bed),
+                        Some("gateway_bed is a device's `bed`, as spelled there".into()),
+                    );
+                }
+                adt = Some(s)
+            }
         }
     }
     r.finish(top, &["gateway", "mqtt", "buffer", "status", "device", "adt"]);
