@@ -361,9 +361,10 @@ fn adt_events_decide_the_patient_of_each_reading_by_its_time() {
 }
 
 /// A restart with the feed down keeps every association (state beside the buffer); a manual
-/// `patient` on a bed the feed also associates is a conflict: readings carry no patient.
+/// `patient` on a bed the feed also associates is a conflict: readings carry no patient; a
+/// merge (A40) gives later readings the surviving identifier.
 #[test]
-fn associations_survive_a_restart_and_a_manual_binding_conflicts() {
+fn associations_survive_a_restart_conflict_with_a_manual_binding_and_follow_a_merge() {
     if missing("mosquitto") || no_python_hl7() {
         return;
     }
@@ -399,11 +400,20 @@ fn associations_survive_a_restart_and_a_manual_binding_conflicts() {
     std::thread::sleep(Duration::from_secs(6));
     let (_, body) = http_get(http, "/api/devices", true);
     assert!(body.contains("\"conflict\""), "BED2 reports the conflict: {body}");
+    // The feed comes back with a merge (A40): P4711Q's records become P7777Q's, so readings
+    // from then on carry the surviving identifier.
+    let merge_sent = Timestamp::now();
+    let merge = adt("A40", "R3", soon(), &(pid("P7777Q", "Zyxdoe^Qjane") + "MRG|P4711Q^^^STMARY&2.16.840.1.113883.3.999&ISO^MR\r"));
+    assert_eq!(send(adt_port, &[merge])[0].code, "AA");
+    let merge_done = Timestamp::now();
+    std::thread::sleep(Duration::from_secs(3));
     assert_eq!(gw.terminate(Duration::from_secs(15)), Some(0), "{}", gw.log());
     let _ = (s1, s2);
     let msgs = sub.wait_quiet(Duration::from_secs(3), Duration::from_secs(30));
-    assert_between(&msgs, "oxi1", t1, Timestamp::now(), Some("P4711Q"));
-    assert_between(&msgs, "oxi1", restarted, Timestamp::now(), Some("P4711Q"));
+    assert_between(&msgs, "oxi1", t1, merge_sent, Some("P4711Q"));
+    assert_between(&msgs, "oxi1", restarted, merge_sent, Some("P4711Q"));
+    assert_between(&msgs, "oxi1", merge_done, Timestamp::now(), Some("P7777Q"));
+    assert!(has_event(&msgs, "merged", Some("BED1")), "{:#?}", events(&msgs));
     assert_between(&msgs, "oxi2", t0, t1, Some("MRN-MANUAL"));
     assert_between(&msgs, "oxi2", t1, Timestamp::now(), None);
     assert!(has_event(&msgs, "manual-conflict", Some("BED2")), "{:#?}", events(&msgs));
