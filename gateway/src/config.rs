@@ -410,7 +410,8 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
         let span = v.span();
         match crate::adt::settings::AdtSettings::parse(text) {
             Err(e) => r.err(span, "adt", e.to_string(), Some("see docs/adt.md".into())),
-            Ok(s) => {
+            Ok(mut s) => {
+                s.resolve(base);
                 for m in s.beds.mappings().iter().filter(|m| !devices.iter().any(|d| d.bed == m.gateway_bed)) {
                     r.warn(
                         span.clone(),
