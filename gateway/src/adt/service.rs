@@ -72,3 +72,55 @@ impl AdtService {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use medgw_protocols::encode::mllp;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn settings(dir: &std::path::Path) -> AdtSettings {
+        let mut s = AdtSettings::parse(
+            "[adt]\nlisten = \"127.0.0.1:0\"\nallow = [\"127.0.0.1\"]\nzone = \"UTC\"\n[[adt.beds]]\ngateway_bed = \"BED1\"\npoint_of_care = \"ICU\"\nroom = \"01\"\nbed = \"A\"\n",
+        )
+        .unwrap();
+        s.state = Some(dir.join("state.json"));
+        s
+    }
+
+    /// A state file that cannot be read stops the start: never an empty state in its place.
+    #[tokio::test]
+    async fn an_unreadable_state_stops_the_start() {
+        let dir = std::env::temp_dir().join(format!("medgw-adt-svc-{}-a", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("state.json"), b"{broken").unwrap();
+        let err = AdtService::start(&settings(&dir), std::iter::empty()).await.err().expect("refused");
+        assert!(err.to_string().contains("state"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Started: the listener answers, the change reaches the snapshot and the audit channel,
+    /// a manual binding on the same bed is a conflict; stopped: the port is closed.
+    #[tokio::test]
+    async fn starts_listens_publishes_and_stops() {
+        let dir = std::env::temp_dir().join(format!("medgw-adt-svc-{}-b", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let manual = Patient::configured("M1", None);
+        let (svc, mut audit) = AdtService::start(&settings(&dir), [("BED1", &manual)]).await.unwrap();
+        let addr = svc.addr.expect("listening");
+        let before = svc.shared.version();
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let a01 = b"MSH|^~\\&|PAS|H|||20260701101500+0000||ADT^A01|C1|P|2.5\rPID|||4711^^^H^MR\rPV1||I|ICU^01^A\r";
+        s.write_all(&mllp::frame(a01)).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf)).await.unwrap().unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).contains("MSA|AA|C1"));
+        assert!(svc.shared.version() > before, "the snapshot was replaced");
+        let kinds: Vec<&str> = std::iter::from_fn(|| audit.try_recv().ok()).map(|a| super::super::audit::kind(&a)).collect();
+        assert_eq!(kinds, ["associated", "manual-conflict"]);
+        assert!(dir.join("state.json").exists(), "persisted");
+        svc.stop().await;
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the listener is closed after stop");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
