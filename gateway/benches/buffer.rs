@@ -42,7 +42,7 @@ fn beds() -> Vec<Arc<DeviceContext>> {
                     room: Some(format!("R{}", bed / 2)),
                     bed: format!("BED{bed}"),
                 },
-                patient: Some(Patient { id: format!("P{bed:06}"), system: Some("urn:oid:1.2.3.4".into()) }),
+                patient: Some(Patient::configured(format!("P{bed:06}"), Some("urn:oid:1.2.3.4".into()))),
                 gateway_eui64: None,
             })
         })

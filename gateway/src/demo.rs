@@ -145,6 +145,7 @@ fn demo_config(
                 })
             })
             .collect(),
+        adt: None,
         warnings: Vec::new(),
     }
 }

@@ -45,6 +45,17 @@ pub enum EventKind {
     BufferDiskOk,
     /// The gateway started or is stopping.
     Gateway,
+    /// A bed's patient association changed (ADT feed; `change` says how: associated,
+    /// unassociated, ended, displaced, retracted, updated, merged, ...). Never names the patient.
+    Association,
+    /// Two sources name different patients for one bed (a configured `patient` and the ADT
+    /// feed, or a merge that made one patient of two beds): readings carry no patient.
+    AssociationConflict,
+    /// A device reports a patient id that is not the ADT patient of its bed: readings carry no
+    /// patient until the ids agree (`change` = `mismatch-resolved` then).
+    PatientMismatch,
+    /// The ADT feed named a location that is not one of this gateway's beds (once per location).
+    UnmappedLocation,
 }
 
 impl EventKind {
@@ -62,6 +73,8 @@ impl EventKind {
                 | EventKind::BufferFull
                 | EventKind::BufferDiskFull
                 | EventKind::BufferQuarantined
+                | EventKind::AssociationConflict
+                | EventKind::PatientMismatch
         )
     }
 }
@@ -81,6 +94,9 @@ pub struct Event {
     pub span: Option<Span>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
+    /// For association events: what changed (the audit event's kind, docs/adt.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change: Option<&'static str>,
     /// Human-readable detail: the error, the reason; never patient data.
     pub detail: String,
 }
@@ -93,7 +109,7 @@ pub struct Span {
 
 impl Event {
     pub fn gateway(kind: EventKind, detail: impl Into<String>) -> Event {
-        Event { kind, time: Timestamp::now(), device: None, bed: None, span: None, count: None, detail: detail.into() }
+        Event { kind, time: Timestamp::now(), device: None, bed: None, span: None, count: None, change: None, detail: detail.into() }
     }
 
     pub fn device(kind: EventKind, device: &str, bed: &str, detail: impl Into<String>) -> Event {
@@ -104,6 +120,7 @@ impl Event {
             bed: Some(bed.to_string()),
             span: None,
             count: None,
+            change: None,
             detail: detail.into(),
         }
     }

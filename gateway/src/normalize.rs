@@ -121,8 +121,99 @@ struct SameTime {
     count: u32,
 }
 
+/// Attributes a device's readings to the patient of its bed at each reading's effective time,
+/// from the ADT association state (`crate::adt`). The context with that patient is kept while
+/// the state's version and the reading times stay within the answer's span, so consecutive
+/// readings share one `Arc` (and one buffer context row) and cost one atomic load each.
+pub struct Attributor {
+    shared: Arc<crate::adt::Shared>,
+    /// The writer, for patient ids the device reports (rare: a lock per report).
+    receiver: Arc<std::sync::Mutex<crate::adt::Receiver>>,
+    bed: String,
+    cache: Option<Attributed>,
+}
+
+struct Attributed {
+    version: u64,
+    from: Timestamp,
+    until: Timestamp,
+    /// The base context it was made from (identity changes replace the base).
+    base: Arc<DeviceContext>,
+    context: Arc<DeviceContext>,
+}
+
+impl Attributor {
+    pub fn new(shared: Arc<crate::adt::Shared>, receiver: Arc<std::sync::Mutex<crate::adt::Receiver>>, bed: &str) -> Attributor {
+        Attributor { shared, receiver, bed: bed.into(), cache: None }
+    }
+
+    /// The device reported its own patient id at `t` (e.g. a monitor's patient demographics):
+    /// checked against the bed's ADT patient; a disagreement holds readings back from the
+    /// patient until it agrees again (docs/adt.md, rule 7).
+    pub fn device_reported(&self, device_id: &str, t: Timestamp) -> Option<medgw_protocols::association::AuditEvent> {
+        self.receiver.lock().unwrap_or_else(|p| p.into_inner()).device_reported(&self.bed, device_id, t)
+    }
+
+    /// The context for a reading effective at `t`: the base context with the ADT patient of
+    /// the bed at `t`; the base as configured for a manual binding that nothing contradicts;
+    /// without a patient when the bed is unassociated, in conflict or in mismatch.
+    fn context(&mut self, base: &Arc<DeviceContext>, t: Timestamp) -> Arc<DeviceContext> {
+        use medgw_protocols::association::{Attribution, Source};
+        let version = self.shared.version();
+        if let Some(c) = &self.cache {
+            if c.version == version && c.from <= t && t < c.until && Arc::ptr_eq(&c.base, base) {
+                return c.context.clone();
+            }
+        }
+        let snap = self.shared.snapshot();
+        let (from, until) = snap.span_at(&self.bed, t);
+        let patient = match snap.patient_at(&self.bed, t) {
+            Attribution::Patient { source: Source::Manual, .. } => base.patient.clone(),
+            Attribution::Patient { patient, .. } => Some(observation_patient(&patient, &snap, &self.bed)),
+            Attribution::Unassociated | Attribution::Conflict { .. } | Attribution::Mismatch { .. } => None,
+        };
+        let context = match &self.cache {
+            // The same answer under a new version: keep the context (and its buffer row).
+            Some(c) if Arc::ptr_eq(&c.base, base) && c.context.patient == patient => c.context.clone(),
+            _ if base.patient == patient => base.clone(),
+            _ => Arc::new(DeviceContext { patient, ..(**base).clone() }),
+        };
+        self.cache = Some(Attributed { version, from, until, base: base.clone(), context: context.clone() });
+        context
+    }
+}
+
+/// The observation's patient for an ADT patient: keyed by the identifier the association uses,
+/// with the fields the outputs repeat as received (PV1-3: the bed as the bed map spells it,
+/// which is how the feed spells it, since locations are matched exactly).
+fn observation_patient(
+    p: &medgw_protocols::association::Patient,
+    snap: &medgw_protocols::association::Associations,
+    bed: &str,
+) -> medgw_protocols::observation::Patient {
+    use medgw_protocols::hl7::{Hd, Pl};
+    let location = snap.bedmap().mappings().iter().find(|m| m.gateway_bed == bed).map(|m| Pl {
+        point_of_care: m.point_of_care.clone(),
+        room: m.room.clone(),
+        bed: m.bed.clone(),
+        facility: Hd { namespace: m.facility.clone().unwrap_or_default(), ..Default::default() },
+        ..Default::default()
+    });
+    medgw_protocols::observation::Patient {
+        id: p.id.id.clone(),
+        system: medgw_protocols::observation::AdtFields::system_of(&p.id),
+        adt: Some(Box::new(medgw_protocols::observation::AdtFields {
+            identifier: p.id.clone(),
+            name: p.name.clone(),
+            location,
+            visit: p.visit.clone(),
+        })),
+    }
+}
+
 /// Per-device normalisation state.
 pub struct Normalizer {
+    association: Option<Attributor>,
     context: Arc<DeviceContext>,
     zone: jiff::tz::TimeZone,
     clock: ClockTracker,
@@ -132,7 +223,24 @@ pub struct Normalizer {
 
 impl Normalizer {
     pub fn new(context: DeviceContext, zone: jiff::tz::TimeZone, nomenclature: Arc<Nomenclature>) -> Normalizer {
-        Normalizer { context: Arc::new(context), zone, clock: ClockTracker::new(32), nomenclature, same_time: Default::default() }
+        Normalizer {
+            association: None,
+            context: Arc::new(context),
+            zone,
+            clock: ClockTracker::new(32),
+            nomenclature,
+            same_time: Default::default(),
+        }
+    }
+
+    /// Attributes readings with the ADT association state (`[adt]` configured) instead of the
+    /// configured patient alone.
+    pub fn set_association(&mut self, attributor: Attributor) {
+        self.association = Some(attributor);
+    }
+
+    pub fn association(&self) -> Option<&Attributor> {
+        self.association.as_ref()
     }
 
     pub fn context(&self) -> &Arc<DeviceContext> {
@@ -214,6 +322,10 @@ impl Normalizer {
         let mut o = self.distinguish(o);
         if let Some(c) = corrected {
             o.reading.device_time = Some(c);
+        }
+        if let Some(a) = &mut self.association {
+            // The patient at the reading's effective time, not at its publication.
+            o.context = a.context(&self.context, o.reading.effective_time());
         }
         o
     }
@@ -474,6 +586,70 @@ mod tests {
         let f = n.observation(a, Timestamp(7_000));
         let g = n.observation(b, Timestamp(7_000));
         assert_ne!(f.reading.id, g.reading.id);
+    }
+
+    /// ADT association: a reading goes to the patient of the bed at its effective time, also
+    /// when it is normalised after a transfer; a mismatch or a manual conflict leaves it without
+    /// a patient; consecutive readings share one context.
+    #[test]
+    fn readings_carry_the_patient_of_their_effective_time() {
+        use medgw_protocols::association::{Associations, BedMap, BedMapping};
+        let beds = BedMap::new(vec![BedMapping {
+            gateway_bed: "BED1".into(),
+            facility: None,
+            point_of_care: "ICU".into(),
+            room: "03".into(),
+            bed: "B".into(),
+        }])
+        .unwrap();
+        let (shared, mut audit) = crate::adt::Shared::new(Associations::new(beds.clone()));
+        let receiver = Arc::new(std::sync::Mutex::new(
+            crate::adt::Receiver::new(Associations::new(beds), jiff::tz::TimeZone::UTC, "", "", None).with_shared(shared.clone()),
+        ));
+        let mut n = Normalizer::new(
+            DeviceContext { gateway: "gw".into(), name: "d".into(), ..Default::default() },
+            jiff::tz::TimeZone::UTC,
+            Arc::new(Nomenclature::builtin()),
+        );
+        n.set_association(Attributor::new(shared.clone(), receiver.clone(), "BED1"));
+        let at = |s: &str| Timestamp::parse_rfc3339(s).unwrap();
+        let reading = |n: &mut Normalizer, t: &str| {
+            let t = at(t);
+            n.observation(spo2(Some(DeviceTime::Utc(t))), Timestamp(t.0 + 200))
+        };
+        let who = |o: &Observation| o.context.patient.as_ref().map(|p| p.id.clone());
+        assert_eq!(who(&reading(&mut n, "2026-07-01T10:00:00Z")), None, "nobody admitted yet");
+        // Received when sent (history older than 72 h before the receipt is pruned).
+        let msg = |s: &str| receiver.lock().unwrap().handle(s.as_bytes(), at("2026-07-01T12:00:00Z")).code;
+        use medgw_protocols::hl7::AckCode;
+        assert_eq!(msg("MSH|^~\\&|PAS|H|||20260701101500+0000||ADT^A01|C1|P|2.5\rPID|||4711^^^H^MR||Doe^Jane\rPV1||I|ICU^03^B||||||||||||||||V1^^^H^VN\r"), AckCode::AA);
+        assert!(matches!(audit.try_recv(), Ok(medgw_protocols::association::AuditEvent::Associated { .. })));
+        let a = reading(&mut n, "2026-07-01T10:20:00Z");
+        assert_eq!(who(&a).as_deref(), Some("4711"));
+        let adt = a.context.patient.as_ref().unwrap().adt.as_ref().unwrap();
+        assert_eq!((adt.visit.as_ref().unwrap().id.as_str(), adt.location.as_ref().unwrap().room.as_str()), ("V1", "03"));
+        let b = reading(&mut n, "2026-07-01T10:20:01Z");
+        assert!(Arc::ptr_eq(&a.context, &b.context), "one context for one association");
+        assert_eq!(
+            msg("MSH|^~\\&|PAS|H|||20260701110000+0000||ADT^A02|C2|P|2.5\rPID|||4711^^^H^MR\rPV1||I|WARD^1^1|||ICU^03^B\r"),
+            AckCode::AA
+        );
+        // Taken at 10:59 and normalised after the 11:00 transfer: still the patient of 10:59.
+        assert_eq!(who(&reading(&mut n, "2026-07-01T10:59:00Z")).as_deref(), Some("4711"));
+        assert_eq!(who(&reading(&mut n, "2026-07-01T11:01:00Z")), None);
+        // Admitted again; the device then reports another patient: no patient from then on.
+        assert_eq!(msg("MSH|^~\\&|PAS|H|||20260701120000+0000||ADT^A01|C3|P|2.5\rPID|||5822^^^H^MR\rPV1||I|ICU^03^B\r"), AckCode::AA);
+        assert_eq!(who(&reading(&mut n, "2026-07-01T12:05:00Z")).as_deref(), Some("5822"));
+        let e = n.association().unwrap().device_reported("9999", at("2026-07-01T12:10:00Z"));
+        assert!(matches!(e, Some(medgw_protocols::association::AuditEvent::PatientMismatch { .. })), "{e:?}");
+        assert_eq!(who(&reading(&mut n, "2026-07-01T12:11:00Z")), None, "mismatch: unassociated output");
+        assert_eq!(who(&reading(&mut n, "2026-07-01T12:09:00Z")).as_deref(), Some("5822"), "before the mismatch");
+        n.association().unwrap().device_reported("5822", at("2026-07-01T12:20:00Z"));
+        assert_eq!(who(&reading(&mut n, "2026-07-01T12:21:00Z")).as_deref(), Some("5822"));
+        // A manual binding for the same bed: a conflict, and neither patient is used.
+        let conflict = receiver.lock().unwrap().set_manual("BED1", &medgw_protocols::observation::Patient::configured("MRN9", None));
+        assert!(matches!(conflict, Some(medgw_protocols::association::AuditEvent::ManualConflict { .. })));
+        assert_eq!(who(&reading(&mut n, "2026-07-01T12:22:00Z")), None, "manual + ADT: no patient");
     }
 
     #[test]

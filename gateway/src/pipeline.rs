@@ -36,7 +36,22 @@ pub struct Running {
     pub started: medgw_protocols::Timestamp,
     /// Where the status page listens, if it is enabled and bound.
     pub status_addr: Option<std::net::SocketAddr>,
+    /// The ADT association, when `[adt]` is configured.
+    pub adt: Option<AdtView>,
 }
+
+/// What the status page shows of the ADT association.
+#[derive(Clone)]
+pub struct AdtView {
+    pub shared: Arc<crate::adt::Shared>,
+    /// Where the MLLP listener accepts the feed.
+    pub listen: Option<std::net::SocketAddr>,
+    /// The latest association events (no patient data), newest last.
+    pub recent: Arc<std::sync::Mutex<std::collections::VecDeque<Event>>>,
+}
+
+/// Association events the status page keeps.
+const RECENT_ADT_EVENTS: usize = 50;
 
 /// Loads the nomenclature: built-in tables plus the site's override file.
 pub fn nomenclature(config: &Config) -> anyhow::Result<Arc<Nomenclature>> {
@@ -86,11 +101,56 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         when_full: config.buffer.when_full,
         shutdown: shutdown.clone(),
     };
+    // The association state before any device reads: no reading is attributed without it.
+    let manual: Vec<(&str, &medgw_protocols::observation::Patient)> =
+        config.devices.iter().filter_map(|d| d.patient.as_ref().map(|p| (d.bed.as_str(), p))).collect();
+    let (adt, adt_view, adt_forward) = match &config.adt {
+        Some(settings) => {
+            let (svc, mut audit) = crate::adt::service::AdtService::start(settings, manual).await?;
+            let view = AdtView { shared: svc.shared.clone(), listen: svc.addr, recent: Default::default() };
+            // Every audit event: logged (identifiers at debug only), published as a gateway
+            // event, kept for the status page.
+            let (aux, topic, recent, stop) = (aux_tx.clone(), topics.gateway_events(), view.recent.clone(), CancellationToken::new());
+            let stop2 = stop.clone();
+            let task = tokio::spawn(async move {
+                let forward = |a: medgw_protocols::association::AuditEvent| {
+                    crate::adt::listener::log_audit(&a);
+                    let e = crate::adt::audit::event(&a);
+                    if let Ok(json) = serde_json::to_vec(&e) {
+                        let _ = aux.try_send(AuxMessage { topic: topic.clone(), payload: json.into(), retain: false, sticky: false });
+                    }
+                    if let Ok(mut r) = recent.lock() {
+                        if r.len() == RECENT_ADT_EVENTS {
+                            r.pop_front();
+                        }
+                        r.push_back(e);
+                    }
+                };
+                loop {
+                    tokio::select! {
+                        _ = stop2.cancelled() => break,
+                        a = audit.recv() => match a {
+                            Some(a) => forward(a),
+                            None => return,
+                        },
+                    }
+                }
+                while let Ok(a) = audit.try_recv() {
+                    forward(a);
+                }
+            });
+            (Some(svc), Some(view), Some((stop, task)))
+        }
+        None => (None, None, None),
+    };
     let mut tasks = JoinSet::new();
     let mut devices = Vec::new();
     let mut network = crate::source::network::Network::default();
     for d in &config.devices {
-        let runner = DeviceRunner::new(&config, d, nom.clone(), link.clone());
+        let mut runner = DeviceRunner::new(&config, d, nom.clone(), link.clone());
+        if let Some(adt) = &adt {
+            runner.associate(adt);
+        }
         devices.push(runner.status.clone());
         match &d.source {
             SourceConfig::Serial { port, settings } => {
@@ -144,6 +204,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         nomenclature: nom,
         started: medgw_protocols::Timestamp::now(),
         status_addr: None,
+        adt: adt_view,
     };
     let status_shutdown = CancellationToken::new();
     let mut status_task = None;
@@ -164,6 +225,14 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             if let Err(e) = done {
                 tracing::error!(error = %e, "a device task failed");
             }
+        }
+        if let Some(adt) = adt {
+            // The feed is answered no more; what it sent and we acknowledged is persisted.
+            adt.stop().await;
+        }
+        if let Some((stop, task)) = adt_forward {
+            stop.cancel();
+            let _ = task.await;
         }
         // Sources are gone, so the live channel closes; the sink drains and disconnects.
         sink_shutdown.cancel();

@@ -539,10 +539,16 @@ fn max_frame_rate_is_optional_and_range_checked() {
 }
 
 #[test]
-fn an_adt_table_is_checked_and_noted_as_not_yet_run() {
+fn an_adt_table_is_checked_and_used_by_run() {
     let good = format!("{GOOD}\n[adt]\nlisten = \"127.0.0.1:2575\"\nallow = [\"127.0.0.1\"]\n[[adt.beds]]\ngateway_bed = \"BED1\"\nfacility = \"F\"\npoint_of_care = \"ICU\"\nroom = \"1\"\nbed = \"A\"\n");
     let c = config::parse(&good, Path::new("/etc/medgw")).unwrap();
-    assert_eq!(c.warnings.iter().map(|w| w.key.as_str()).collect::<Vec<_>>(), ["adt"]);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let adt = c.adt.expect("[adt] read for medgw run");
+    assert_eq!(adt.beds.mappings()[0].gateway_bed, "BED1");
+    // A mapped bed that no device uses is a warning: likely a typo, and that bed's patients
+    // would reach no device.
+    let typo = config::parse(&good.replace("gateway_bed = \"BED1\"", "gateway_bed = \"BDE1\""), Path::new("/etc/medgw")).unwrap();
+    assert_eq!(typo.warnings.iter().map(|w| w.key.as_str()).collect::<Vec<_>>(), ["adt.beds"]);
     // A listener that would accept no one is an error at the table, as `medgw adt` reports it.
     let bad = good.replace("allow = [\"127.0.0.1\"]\n", "");
     let errs = errors(&bad);

@@ -20,7 +20,7 @@ fn observation_of(metric: medgw_protocols::mdc::MdcCode, value: &str, u: medgw_p
         port: "/dev/ttyUSB0".into(),
         identity: DeviceIdentity { eui64: Some("0012345678ABCDEF".parse().unwrap()), ..Default::default() },
         location: Location { site: "HOSP".into(), unit: "ICU".into(), room: None, bed: "BED4".into() },
-        patient: Some(Patient { id: "p1".into(), system: None }),
+        patient: Some(Patient::configured("p1", None)),
         gateway_eui64: None,
     });
     let m = Measurement::numeric(metric, value.parse().unwrap(), u);

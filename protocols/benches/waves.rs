@@ -63,7 +63,7 @@ fn bench(c: &mut Criterion) {
         port: "/dev/ttyUSB0".into(),
         identity: DeviceIdentity { eui64: Some("0012345678ABCDEF".parse().unwrap()), ..Default::default() },
         location: Location { site: "HOSP".into(), unit: "ICU".into(), room: None, bed: "BED4".into() },
-        patient: Some(Patient { id: "p1".into(), system: None }),
+        patient: Some(Patient::configured("p1", None)),
         gateway_eui64: None,
     };
     g.throughput(Throughput::Elements(1));

@@ -356,6 +356,45 @@ pub struct Patient {
     pub id: String,
     /// Identifier system (FHIR `identifier.system`) or HL7 assigning authority.
     pub system: Option<String>,
+    /// What the hospital's ADT feed said, for a patient associated by it (docs/adt.md); absent
+    /// for a configured binding. The HL7 output repeats these fields as received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adt: Option<Box<AdtFields>>,
+}
+
+impl Patient {
+    /// A patient bound by configuration.
+    pub fn configured(id: impl Into<String>, system: Option<String>) -> Patient {
+        Patient { id: id.into(), system, adt: None }
+    }
+}
+
+/// PID-3 (the identifier the association is keyed on), PID-5, PV1-3 (the bed as the feed
+/// spells it) and PV1-19 (the visit), as the ADT feed sent them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdtFields {
+    pub identifier: crate::hl7::Cx,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<crate::hl7::Xpn>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<crate::hl7::Pl>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visit: Option<crate::hl7::Cx>,
+}
+
+impl AdtFields {
+    /// The FHIR `identifier.system` for an HL7 assigning authority: `urn:oid:` for an ISO OID,
+    /// the universal id itself for a URI or UUID, else the namespace as the hospital names it.
+    pub fn system_of(cx: &crate::hl7::Cx) -> Option<String> {
+        let hd = &cx.assigning_authority;
+        match hd.universal_id_type.as_str() {
+            "ISO" if !hd.universal_id.is_empty() => Some(alloc::format!("urn:oid:{}", hd.universal_id)),
+            "URI" if !hd.universal_id.is_empty() => Some(hd.universal_id.clone()),
+            "UUID" if !hd.universal_id.is_empty() => Some(alloc::format!("urn:uuid:{}", hd.universal_id)),
+            _ if !hd.namespace.is_empty() => Some(hd.namespace.clone()),
+            _ => None,
+        }
+    }
 }
 
 /// Everything about the source of an observation that is the same for all its observations.

@@ -102,7 +102,7 @@ fn ctx(patient: bool) -> DeviceContext {
         protocol: "masimo".into(),
         port: "/dev/ttyUSB0".into(),
         location: Location { site: "HOSP".into(), unit: "ICU".into(), room: Some("12".into()), bed: "BED4".into() },
-        patient: patient.then(|| Patient { id: "MRN12345".into(), system: Some("urn:oid:1.2.3.4.5".into()) }),
+        patient: patient.then(|| Patient::configured("MRN12345", Some("urn:oid:1.2.3.4.5".into()))),
         ..DeviceContext::default()
     }
 }

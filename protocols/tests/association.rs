@@ -416,3 +416,28 @@ mod properties {
         }
     }
 }
+
+/// `span_at` is the interval over which `patient_at` does not change: a cache keyed on it gives
+/// the answer a fresh lookup would, on both sides of a transfer and of a mismatch.
+#[test]
+fn span_at_bounds_the_interval_of_one_answer() {
+    let mut s = Associations::new(bedmap());
+    assert_eq!(s.span_at("icu-3b", t(5)), (Timestamp(i64::MIN), Timestamp(i64::MAX)));
+    s.apply(&admit("4711", "3B", "C1"), t(10)).unwrap();
+    s.apply(&adt("A02", "C2", &(pid("4711") + &pv1("4A", "3B"))), t(20)).unwrap();
+    assert_eq!(s.span_at("icu-3b", t(5)), (Timestamp(i64::MIN), t(10)));
+    assert_eq!(s.span_at("icu-3b", t(15)), (t(10), t(20)));
+    assert_eq!(s.span_at("icu-3b", t(25)), (t(20), Timestamp(i64::MAX)));
+    s.device_reported("icu-4a", "9999", t(30));
+    assert_eq!(s.span_at("icu-4a", t(25)), (t(20), t(30)));
+    assert_eq!(s.span_at("icu-4a", t(35)), (t(30), Timestamp(i64::MAX)));
+    for m in [1, 9, 10, 15, 19, 20, 25, 29, 30, 40] {
+        for bed in ["icu-3b", "icu-4a"] {
+            let (from, until) = s.span_at(bed, t(m));
+            assert!(from <= t(m) && t(m) < until);
+            let here = s.patient_at(bed, t(m));
+            assert_eq!(s.patient_at(bed, from.max(t(0))), here, "{bed} at {m}: start of its span");
+            assert_eq!(s.patient_at(bed, Timestamp(until.0.min(t(100).0) - 1)), here, "{bed} at {m}: end of its span");
+        }
+    }
+}

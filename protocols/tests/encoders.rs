@@ -36,7 +36,7 @@ fn context(patient: Option<Patient>, eui: Option<&str>) -> Arc<DeviceContext> {
 }
 
 fn p1() -> Option<Patient> {
-    Some(Patient { id: "p1".into(), system: None })
+    Some(Patient::configured("p1", None))
 }
 
 fn obs(ctx: &Arc<DeviceContext>, m: Measurement) -> Observation {
@@ -215,7 +215,7 @@ fn fhir_without_a_patient_takes_the_unassociated_form() {
     let v = json(&fhir::observation(&obs(&context(p1(), None), bp), &nom));
     assert!(v.to_string().contains("85354-9") && v["category"][0]["coding"][0]["code"] == "vital-signs", "{v}");
     assert!(v["meta"].get("tag").is_none(), "{v}");
-    let with_system = context(Some(Patient { id: "PAT123".into(), system: Some("urn:oid:1.2.3.4".into()) }), None);
+    let with_system = context(Some(Patient::configured("PAT123", Some("urn:oid:1.2.3.4".into()))), None);
     let v = json(&fhir::observation(
         &obs(&with_system, Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, d("97"), unit::MDC_DIM_PERCENT)),
         &nom,
@@ -367,7 +367,7 @@ fn first_metric(msg: &str) -> Vec<&str> {
 #[test]
 fn hl7_matches_hp1() {
     let nom = Nomenclature::builtin();
-    let ctx = context(Some(Patient { id: "PAT123".into(), system: Some("HOSP".into()) }), Some("0012345678ABCDEF"));
+    let ctx = context(Some(Patient::configured("PAT123", Some("HOSP".into()))), Some("0012345678ABCDEF"));
     let a = obs(&ctx, Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, d("97"), unit::MDC_DIM_PERCENT));
     let b = obs(&ctx, Measurement::numeric(code::MDC_PULS_OXIM_PULS_RATE, d("72"), unit::MDC_DIM_BEAT_PER_MIN));
     let msg = hl7v2::oru_r01(&[&a, &b], &nom, "MSG00001", T).unwrap();
@@ -576,4 +576,70 @@ fn canonical_form_has_the_documented_fields_and_round_trips() {
     assert!(v["device_time"].is_null());
     assert!(v["value"].is_null());
     assert_eq!(v["flags"], serde_json::json!(["unavailable", "no-device-clock"]));
+}
+
+/// A patient associated by the ADT feed: FHIR names it by its identifier (system from the
+/// assigning authority) with the vital-signs profile and the visit as `encounter`; HL7 repeats
+/// PID-3, PID-5, PV1-3 and PV1-19 as the feed sent them (escaped again where needed).
+#[test]
+fn an_adt_patient_reaches_fhir_and_hl7_as_received() {
+    use medgw_protocols::hl7::{Cx, Hd, Pl, Xpn};
+    let nom = Nomenclature::builtin();
+    let adt = AdtFields {
+        identifier: Cx {
+            id: "4711".into(),
+            assigning_authority: Hd {
+                namespace: "STMARY".into(),
+                universal_id: "2.16.840.1.113883.3.999".into(),
+                universal_id_type: "ISO".into(),
+            },
+            id_type: "MR".into(),
+        },
+        name: Some(Xpn { family: "O^Brien".into(), given: "Ann".into(), ..Default::default() }),
+        location: Some(Pl {
+            point_of_care: "ICU".into(),
+            room: "03".into(),
+            bed: "B".into(),
+            facility: Hd { namespace: "STMARY".into(), ..Default::default() },
+            ..Default::default()
+        }),
+        visit: Some(Cx {
+            id: "V100".into(),
+            assigning_authority: Hd { namespace: "STMARY".into(), ..Default::default() },
+            id_type: "VN".into(),
+        }),
+    };
+    let system = AdtFields::system_of(&adt.identifier);
+    assert_eq!(system.as_deref(), Some("urn:oid:2.16.840.1.113883.3.999"));
+    let patient = Patient { id: "4711".into(), system, adt: Some(Box::new(adt)) };
+    let ctx = context(Some(patient), None);
+    let o = obs(&ctx, Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, d("97"), unit::MDC_DIM_PERCENT));
+    let v = json(&fhir::observation(&o, &nom));
+    assert_eq!(v["subject"]["identifier"]["system"], "urn:oid:2.16.840.1.113883.3.999");
+    assert_eq!(v["subject"]["identifier"]["value"], "4711");
+    assert_eq!(v["encounter"]["type"], "Encounter");
+    assert_eq!(v["encounter"]["identifier"]["value"], "V100");
+    assert_eq!(v["encounter"]["identifier"]["system"], "STMARY");
+    assert_eq!(v["category"][0]["coding"][0]["code"], "vital-signs", "{v}");
+    assert!(v["meta"]["profile"].to_string().contains("vitalsigns"), "{v}");
+    let text = hl7v2::oru_r01(&[&o], &nom, "M1", T).unwrap();
+    let seg = |id: &str| text.split('\r').find(|s| s.starts_with(id)).unwrap_or_default().to_string();
+    assert_eq!(seg("PID|"), "PID|||4711^^^STMARY&2.16.840.1.113883.3.999&ISO^MR||O\\S\\Brien^Ann^^^");
+    let pv1 = seg("PV1|");
+    let fields: Vec<&str> = pv1.split('|').collect();
+    assert_eq!(fields[2], "I");
+    assert_eq!(fields[3], "ICU^03^B^STMARY");
+    assert_eq!(fields[19], "V100^^^STMARY^VN", "{pv1}");
+    // The canonical form keeps what the feed said, for consumers of the canonical topic.
+    let c = json(&canonical::to_string(&o, &nom));
+    assert_eq!(c["patient"]["adt"]["visit"]["id"], "V100");
+    // A configured binding is unchanged: PID-3 from id and system, the configured bed in PV1-3.
+    let text = hl7v2::oru_r01(
+        &[&obs(&context(p1(), None), Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, d("97"), unit::MDC_DIM_PERCENT))],
+        &nom,
+        "M2",
+        T,
+    )
+    .unwrap();
+    assert!(text.contains("\rPID|||p1^^^^MR||^^^^^^U\rPV1||I|ICU^^BED4^HOSP\r"), "{text}");
 }

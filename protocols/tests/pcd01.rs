@@ -23,7 +23,7 @@ fn context(protocol: &str, name: &str) -> Arc<DeviceContext> {
         protocol: protocol.into(),
         port: "/dev/ttyUSB0".into(),
         location: Location { site: "HOSP".into(), unit: "ICU".into(), room: Some("12".into()), bed: "BED4".into() },
-        patient: Some(Patient { id: "PAT123".into(), system: Some("HOSP".into()) }),
+        patient: Some(Patient::configured("PAT123", Some("HOSP".into()))),
         ..Default::default()
     })
 }

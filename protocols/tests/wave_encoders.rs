@@ -25,7 +25,7 @@ fn ctx(patient: bool) -> DeviceContext {
         port: "/dev/ttyUSB0".into(),
         identity: DeviceIdentity { eui64: Some("0012345678ABCDEF".parse().unwrap()), ..DeviceIdentity::default() },
         location: Location { site: "HOSP".into(), unit: "4E".into(), room: Some("136".into()), bed: "B".into() },
-        patient: patient.then(|| Patient { id: "MRN12345".into(), system: Some("urn:oid:1.2.3.4.5".into()) }),
+        patient: patient.then(|| Patient::configured("MRN12345", Some("urn:oid:1.2.3.4.5".into()))),
         gateway_eui64: None,
     }
 }

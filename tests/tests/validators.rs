@@ -32,9 +32,37 @@ fn ctx(patient: bool, eui: bool) -> Arc<DeviceContext> {
             firmware: Some("M.00.03".into()),
         },
         location: Location { site: "HOSP".into(), unit: "ICU".into(), room: Some("12".into()), bed: "BED4".into() },
-        patient: patient.then(|| Patient { id: "PAT123".into(), system: Some("urn:oid:1.2.3.4".into()) }),
+        // With an EUI-64, the patient is one the ADT feed associated (PID-3/PID-5/PV1-3/PV1-19
+        // as received, FHIR `encounter`); without, a configured binding.
+        patient: patient.then(|| if eui { adt_patient() } else { Patient::configured("PAT123", Some("urn:oid:1.2.3.4".into())) }),
         gateway_eui64: None,
     })
+}
+
+fn adt_patient() -> Patient {
+    use medgw_protocols::hl7::{Cx, Hd, Pl, Xpn};
+    let hd = |ns: &str, oid: &str| Hd {
+        namespace: ns.into(),
+        universal_id: oid.into(),
+        universal_id_type: if oid.is_empty() { "" } else { "ISO" }.into(),
+    };
+    let identifier = Cx { id: "4711^&X".into(), assigning_authority: hd("STMARY", "2.16.840.1.113883.3.999"), id_type: "MR".into() };
+    Patient {
+        id: identifier.id.clone(),
+        system: AdtFields::system_of(&identifier),
+        adt: Some(Box::new(AdtFields {
+            identifier,
+            name: Some(Xpn { family: "O'Brien".into(), given: "Ann".into(), middle: "M".into(), ..Default::default() }),
+            location: Some(Pl {
+                point_of_care: "ICU".into(),
+                room: "12".into(),
+                bed: "4".into(),
+                facility: hd("STMARY", ""),
+                ..Default::default()
+            }),
+            visit: Some(Cx { id: "V100".into(), assigning_authority: hd("STMARY", ""), id_type: "VN".into() }),
+        })),
+    }
 }
 
 /// A varied set: every table metric, compounds, absent values of every reason, flags, time

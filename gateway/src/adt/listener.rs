@@ -128,9 +128,6 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
             if let Some(err) = &handled.error {
                 tracing::warn!(%peer, code = handled.code.as_str(), error = %err, "ADT message not accepted");
             }
-            for event in &handled.audit {
-                log_audit(event);
-            }
             if stream.write_all(&mllp::frame(handled.ack.as_bytes())).await.is_err() {
                 return;
             }
@@ -139,6 +136,7 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// Logs an audit event: kind and bed at info; patient identifiers only at debug (style rule).
+/// Called by the pipeline for every audit event it publishes.
 pub fn log_audit(event: &AuditEvent) {
     let json = serde_json::to_value(event).unwrap_or_default();
     let kind = json.get("kind").and_then(|k| k.as_str()).unwrap_or("?");

@@ -34,6 +34,8 @@ pub struct Receiver {
     /// MSH-11 accepted (table 0103): `P` production by default. A training (`T`) or debugging
     /// (`D`) feed must never associate patients on a production gateway.
     processing_id: String,
+    /// Where the normaliser reads the state (`medgw run`); `None` for `medgw adt replay`.
+    shared: Option<std::sync::Arc<super::Shared>>,
 }
 
 /// Readings older than this are not expected any more (the buffer's replay window is shorter).
@@ -50,6 +52,58 @@ impl Receiver {
             acks: 0,
             retention_ms: DEFAULT_RETENTION_MS,
             processing_id: "P".into(),
+            shared: None,
+        }
+    }
+
+    /// Publishes every accepted change (and its audit events) to `shared`, starting now.
+    pub fn with_shared(mut self, shared: std::sync::Arc<super::Shared>) -> Receiver {
+        shared.publish(self.state.clone());
+        self.shared = Some(shared);
+        self
+    }
+
+    /// The configured manual binding of `bed` (`patient = {...}`): with an ADT patient on the
+    /// same bed, neither is used (the conflict is an audit event, now or when ADT associates).
+    pub fn set_manual(&mut self, bed: &str, patient: &medgw_protocols::observation::Patient) -> Option<AuditEvent> {
+        let p = medgw_protocols::association::Patient {
+            id: medgw_protocols::hl7::Cx {
+                id: patient.id.clone(),
+                assigning_authority: medgw_protocols::hl7::Hd {
+                    namespace: patient.system.clone().unwrap_or_default(),
+                    ..Default::default()
+                },
+                id_type: String::new(),
+            },
+            other_ids: Vec::new(),
+            name: None,
+            visit: None,
+        };
+        let conflict = self.state.set_manual(bed, p);
+        self.changed(conflict.as_slice());
+        conflict
+    }
+
+    /// A device on `bed` reported its own patient id at `t`. A new mismatch (or its end) is
+    /// persisted, published and returned; an id already judged changes nothing.
+    pub fn device_reported(&mut self, bed: &str, device_id: &str, t: Timestamp) -> Option<AuditEvent> {
+        let event = self.state.device_reported(bed, device_id, t)?;
+        if let Some(path) = &self.store {
+            // Not persisted: the mismatch holds in memory until the next restart, when the
+            // device reports again; never an association kept that should not be.
+            if let Err(e) = store::save(path, &self.state) {
+                tracing::error!(error = %e, "ADT state not saved after a device-reported patient id");
+            }
+        }
+        self.changed(std::slice::from_ref(&event));
+        Some(event)
+    }
+
+    /// After a change of `self.state`: the normaliser sees it, the pipeline gets the events.
+    fn changed(&self, audit: &[AuditEvent]) {
+        if let Some(s) = &self.shared {
+            s.publish(self.state.clone());
+            s.audit(audit);
         }
     }
 
@@ -104,6 +158,7 @@ impl Receiver {
                     }
                 }
                 self.state = next;
+                self.changed(&audit);
                 self.answer(Some(&msg.header), AckCode::AA, None, audit, received)
             }
             Err(e) => self.answer(Some(&msg.header), AckCode::AE, Some(e.ack_error()), Vec::new(), received),

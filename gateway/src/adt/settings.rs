@@ -54,7 +54,7 @@ struct AdtToml {
 }
 
 /// The checked `[adt]` settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdtSettings {
     pub listen: Option<SocketAddr>,
     pub allow: Vec<AllowRule>,
@@ -91,11 +91,33 @@ pub enum SettingsError {
 impl AdtSettings {
     pub fn load(path: &Path) -> Result<AdtSettings, SettingsError> {
         let text = std::fs::read_to_string(path).map_err(|e| SettingsError::Read(path.into(), e))?;
-        AdtSettings::parse(&text).map_err(|e| match e {
+        let mut s = AdtSettings::parse(&text).map_err(|e| match e {
             SettingsError::Toml(_, t) => SettingsError::Toml(path.into(), t),
             SettingsError::Missing(_) => SettingsError::Missing(path.into()),
             e => e,
-        })
+        })?;
+        s.resolve(path.parent().unwrap_or(Path::new(".")));
+        Ok(s)
+    }
+
+    /// Relative paths (the state file, the TLS files) are relative to the configuration file's
+    /// directory, as the rest of the configuration's paths are.
+    pub fn resolve(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        if let Some(p) = &mut self.state {
+            fix(p);
+        }
+        if let Some(t) = &mut self.tls {
+            fix(&mut t.cert);
+            fix(&mut t.key);
+            if let Some(ca) = &mut t.client_ca {
+                fix(ca);
+            }
+        }
     }
 
     pub fn parse(text: &str) -> Result<AdtSettings, SettingsError> {
@@ -143,6 +165,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.state.as_deref(), Some(Path::new("/var/lib/medgw/buffer.db.adt.json")));
+        // Relative paths are the configuration directory's, like the buffer's.
+        let mut rel = AdtSettings::parse("[buffer]\npath = \"buffer.db\"\n[adt]\ntls = { cert = \"a.pem\", key = \"a.key\" }\n").unwrap();
+        rel.resolve(Path::new("/etc/medgw"));
+        assert_eq!(rel.state.as_deref(), Some(Path::new("/etc/medgw/buffer.db.adt.json")));
+        assert_eq!(rel.tls.unwrap().cert, Path::new("/etc/medgw/a.pem"));
         assert_eq!(s.beds.mappings().len(), 1);
         assert!(s.allow[0].contains("10.1.2.3".parse().unwrap()));
         assert!(matches!(AdtSettings::parse("[adt]\nlisten = \"127.0.0.1:2575\"\n"), Err(SettingsError::NoAllow)));

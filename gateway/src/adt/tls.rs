@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::sink::mqtt::transport::{read_certs, read_key, TlsFile};
 
 /// `[adt.tls]`.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsSettings {
     pub cert: PathBuf,

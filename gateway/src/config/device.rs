@@ -182,13 +182,13 @@ impl Reader<'_> {
         let patient = match self.get(t, "patient") {
             None => None,
             Some(v) => match v.get_ref() {
-                DeValue::String(s) if !s.trim().is_empty() => Some(Patient { id: s.to_string(), system: None }),
+                DeValue::String(s) if !s.trim().is_empty() => Some(Patient::configured(s.to_string(), None)),
                 DeValue::Table(pt) => {
                     let mut pt = Tbl { t: pt, span: v.span(), path: Self::key(t, "patient"), used: BTreeSet::new() };
                     let id = self.string(&mut pt, "id", Some("the patient identifier, e.g. id = \"MRN123\""));
                     let system = self.string(&mut pt, "system", None).map(|s| s.0);
                     self.finish(pt, &["id", "system"]);
-                    id.map(|(id, _)| Patient { id, system })
+                    id.map(|(id, _)| Patient::configured(id, system))
                 }
                 other => {
                     self.err(

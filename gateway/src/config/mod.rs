@@ -67,18 +67,24 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
     let buffer = r.buffer(&mut top);
     let status = r.status(&mut top);
     let devices = r.devices(&mut top);
-    // `[adt]` (docs/adt.md) is read by `medgw adt replay|status`; until `medgw run` starts the
-    // ADT listener, the table is checked here with the same reader and noted as not yet used.
+    // `[adt]` (docs/adt.md) has its own reader (`adt/settings.rs`), shared with `medgw adt`.
+    let mut adt = None;
     if let Some(v) = r.get(&mut top, "adt") {
         let span = v.span();
         match crate::adt::settings::AdtSettings::parse(text) {
             Err(e) => r.err(span, "adt", e.to_string(), Some("see docs/adt.md".into())),
-            Ok(_) => r.warn(
-                span,
-                "adt",
-                "`medgw run` does not start the ADT listener yet; the table is used by `medgw adt replay|status`",
-                Some("docs/adt.md, \"What is implemented\"".into()),
-            ),
+            Ok(mut s) => {
+                s.resolve(base);
+                for m in s.beds.mappings().iter().filter(|m| !devices.iter().any(|d| d.bed == m.gateway_bed)) {
+                    r.warn(
+                        span.clone(),
+                        "adt.beds",
+                        format!("gateway_bed {:?} is not the bed of any device: its patients reach no device", m.gateway_bed),
+                        Some("gateway_bed is a device's `bed`, as spelled there".into()),
+                    );
+                }
+                adt = Some(s)
+            }
         }
     }
     r.finish(top, &["gateway", "mqtt", "buffer", "status", "device", "adt"]);
@@ -87,7 +93,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
     }
 
     match (gateway, mqtt, buffer, r.errors.is_empty()) {
-        (Some(gateway), Some(mqtt), Some(buffer), true) => Ok(Config { gateway, mqtt, buffer, status, devices, warnings: r.warnings }),
+        (Some(gateway), Some(mqtt), Some(buffer), true) => Ok(Config { gateway, mqtt, buffer, status, devices, adt, warnings: r.warnings }),
         _ => Err(r.errors),
     }
 }

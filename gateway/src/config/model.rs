@@ -278,6 +278,8 @@ pub struct Config {
     pub buffer: BufferConfig,
     pub status: StatusConfig,
     pub devices: Vec<DeviceConfig>,
+    /// `[adt]`: the hospital's ADT feed and the bed map (docs/adt.md).
+    pub adt: Option<crate::adt::AdtSettings>,
     /// Problems that do not stop the gateway but that an engineer should fix (e.g. a secret
     /// file others may read, on a loopback-only gateway); `check-config` and `run` print them.
     pub warnings: Vec<ConfigError>,

@@ -225,6 +225,12 @@ impl DeviceRunner {
         }
     }
 
+    /// Attributes this device's readings with the ADT association state of its bed.
+    pub fn associate(&mut self, adt: &crate::adt::service::AdtService) {
+        let a = crate::normalize::Attributor::new(adt.shared.clone(), adt.receiver.clone(), &self.cfg.bed);
+        self.normalizer.set_association(a);
+    }
+
     pub fn shutdown_token(&self) -> CancellationToken {
         self.link.shutdown.clone()
     }

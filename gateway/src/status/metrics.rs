@@ -116,6 +116,21 @@ pub async fn render(r: &Running) -> String {
         writeln!(o, "medgw_publish_latency_seconds_sum{{gateway=\"{gw}\"}} {}", s.latency_sum_ms.load(Ordering::Relaxed) as f64 / 1000.0);
     let _ = writeln!(o, "medgw_publish_latency_seconds_count{{gateway=\"{gw}\"}} {cumulative}");
 
+    if let Some(adt) = &r.adt {
+        let a = super::adt_report(adt);
+        family(
+            &mut o,
+            "medgw_adt_unmapped_messages_total",
+            "counter",
+            "ADT messages naming a location that is not one of this gateway's beds.",
+        );
+        let _ = writeln!(o, "medgw_adt_unmapped_messages_total{{gateway=\"{gw}\"}} {}", a.unmapped_messages);
+        family(&mut o, "medgw_adt_unmapped_locations", "gauge", "Distinct unmapped ADT locations seen (at most 256 are told apart).");
+        let _ = writeln!(o, "medgw_adt_unmapped_locations{{gateway=\"{gw}\"}} {}", a.unmapped_locations);
+        family(&mut o, "medgw_adt_beds_associated", "gauge", "Beds with a patient associated by the ADT feed now.");
+        let _ = writeln!(o, "medgw_adt_beds_associated{{gateway=\"{gw}\"}} {}", a.beds_associated);
+    }
+
     if let Ok(b) = r.buffer.stats().await {
         family(&mut o, "medgw_buffer_depth", "gauge", "Observations accepted and not yet acknowledged by the broker.");
         let _ = writeln!(o, "medgw_buffer_depth{{gateway=\"{gw}\"}} {}", b.depth);

@@ -98,6 +98,8 @@ pub struct StatusReport {
     pub buffer: Option<BufferInfo>,
     pub devices: usize,
     pub devices_connected: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adt: Option<AdtReport>,
 }
 
 #[derive(Serialize)]
@@ -131,6 +133,87 @@ pub struct DeviceReport {
     pub gaps: u64,
     pub reconnects: u64,
     pub latest: Vec<LatestValue>,
+    /// The bed's patient association now, when `[adt]` is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub association: Option<AssociationReport>,
+}
+
+/// A bed's association as the status page shows it. Who the patient is (`patient`) only to a
+/// client that presented the token: without a token the surface answers loopback clients
+/// unauthenticated, and they see the state alone.
+#[derive(Serialize)]
+pub struct AssociationReport {
+    /// `associated`, `manual`, `unassociated`, `ended`, `conflict` or `mismatch`.
+    pub state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patient: Option<PatientReport>,
+}
+
+#[derive(Serialize)]
+pub struct PatientReport {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub visit: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct AdtReport {
+    /// Where the MLLP listener accepts the feed (absent: the state is used, nothing listens).
+    pub listen: Option<SocketAddr>,
+    pub beds_associated: usize,
+    /// ADT messages that named a location that is not one of this gateway's beds.
+    pub unmapped_messages: u64,
+    pub unmapped_locations: usize,
+    /// The latest association events (no patient data), newest last.
+    pub events: Vec<crate::events::Event>,
+}
+
+/// The association of `bed` now; the patient only when `identified`.
+pub fn association_report(adt: &crate::pipeline::AdtView, bed: &str, identified: bool) -> AssociationReport {
+    use medgw_protocols::association::{Attribution, BedState, Source};
+    let snap = adt.shared.snapshot();
+    let now = Timestamp::now();
+    let since = match snap.current(bed) {
+        BedState::Associated { since, .. } => Some(*since),
+        BedState::Ended { at, .. } => Some(*at),
+        BedState::Unassociated => None,
+    };
+    let report = |p: &medgw_protocols::association::Patient| PatientReport {
+        id: p.id.id.clone(),
+        system: medgw_protocols::observation::AdtFields::system_of(&p.id),
+        name: p.name.as_ref().map(|n| format!("{}, {}", n.family, n.given).trim_matches([',', ' ']).to_string()),
+        visit: p.visit.as_ref().map(|v| v.id.clone()),
+    };
+    let (state, patient) = match snap.patient_at(bed, now) {
+        Attribution::Patient { source: Source::Manual, patient } => ("manual", Some(report(&patient))),
+        Attribution::Patient { patient, .. } => ("associated", Some(report(&patient))),
+        Attribution::Unassociated if matches!(snap.current(bed), BedState::Ended { .. }) => ("ended", None),
+        Attribution::Unassociated => ("unassociated", None),
+        Attribution::Conflict { .. } => ("conflict", None),
+        Attribution::Mismatch { .. } => ("mismatch", None),
+    };
+    AssociationReport { state, since, patient: patient.filter(|_| identified) }
+}
+
+pub fn adt_report(adt: &crate::pipeline::AdtView) -> AdtReport {
+    let snap = adt.shared.snapshot();
+    let (unmapped, other) = snap.unmapped();
+    AdtReport {
+        listen: adt.listen,
+        beds_associated: snap
+            .beds()
+            .filter(|b| matches!(snap.current(b), medgw_protocols::association::BedState::Associated { .. }))
+            .count(),
+        unmapped_messages: unmapped.values().sum::<u64>() + other,
+        unmapped_locations: unmapped.len(),
+        events: adt.recent.lock().map(|r| r.iter().cloned().collect()).unwrap_or_default(),
+    }
 }
 
 pub async fn status_report(r: &Running) -> StatusReport {
@@ -172,6 +255,7 @@ pub async fn status_report(r: &Running) -> StatusReport {
         buffer,
         devices: r.devices.len(),
         devices_connected: r.devices.iter().filter(|d| d.state() == crate::source::DeviceState::Connected).count(),
+        adt: r.adt.as_ref().map(adt_report),
     }
 }
 
@@ -180,7 +264,8 @@ fn age_s(now: Timestamp, then: Timestamp) -> f64 {
     (now.0 - then.0).max(0) as f64 / 1000.0
 }
 
-pub fn device_reports(r: &Running) -> Vec<DeviceReport> {
+/// Every device's report; the association's patient only when `identified` (token presented).
+pub fn device_reports(r: &Running, identified: bool) -> Vec<DeviceReport> {
     let now = Timestamp::now();
     let nom = &r.nomenclature;
     r.devices
@@ -238,6 +323,7 @@ pub fn device_reports(r: &Running) -> Vec<DeviceReport> {
                 gaps: d.gaps.load(Ordering::Relaxed),
                 reconnects: d.reconnects.load(Ordering::Relaxed),
                 latest,
+                association: r.adt.as_ref().map(|a| association_report(a, &d.bed, identified)),
             }
         })
         .collect()
@@ -281,7 +367,8 @@ async fn api_status(State(s): State<AppState>) -> Json<StatusReport> {
 }
 
 async fn api_devices(State(s): State<AppState>) -> Json<Vec<DeviceReport>> {
-    Json(device_reports(&s.running))
+    // Every request that gets here presented the token when one is configured (require_token).
+    Json(device_reports(&s.running, s.token.is_some()))
 }
 
 async fn healthz() -> &'static str {

@@ -377,6 +377,31 @@ impl Associations {
         }
     }
 
+    /// The interval `[from, until)` around `t` over which [`Associations::patient_at`] gives
+    /// the same answer for `bed` (as long as the state is not changed): a caller can keep the
+    /// answer for readings in that interval instead of asking per reading.
+    pub fn span_at(&self, bed: &str, t: Timestamp) -> (Timestamp, Timestamp) {
+        let (mut from, mut until) = (Timestamp(i64::MIN), Timestamp(i64::MAX));
+        if let Some(entries) = self.beds.get(bed) {
+            for (_, e) in Self::live(entries) {
+                if e.from <= t {
+                    from = e.from;
+                } else {
+                    until = e.from;
+                    break;
+                }
+            }
+        }
+        if let Some(m) = self.mismatches.get(bed) {
+            if m.since <= t {
+                from = from.max(m.since);
+            } else {
+                until = until.min(m.since);
+            }
+        }
+        (from, until)
+    }
+
     /// Checks the patient id a device reports against the bed's patient at `t`. A mismatch
     /// holds until the device reports an id that agrees.
     pub fn device_reported(&mut self, bed: &str, device_id: &str, t: Timestamp) -> Option<AuditEvent> {
@@ -395,6 +420,11 @@ impl Associations {
     /// Unmapped locations seen, with how often.
     pub fn unmapped(&self) -> (&BTreeMap<String, u64>, u64) {
         (&self.unmapped, self.unmapped_other)
+    }
+
+    /// The configured bed map.
+    pub fn bedmap(&self) -> &BedMap {
+        &self.bedmap
     }
 
     /// The gateway beds that have any state.

@@ -162,6 +162,9 @@ struct FhirObservation<'a> {
     code: CodeableConcept<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     subject: Option<Reference<'a>>,
+    /// The visit (PV1-19) of a patient associated by the ADT feed, by identifier.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encounter: Option<Reference<'a>>,
     effective_date_time: String,
     issued: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -334,6 +337,16 @@ pub fn write_observation(out: &mut Vec<u8>, obs: &Observation, nom: &Nomenclatur
                 display: None,
             },
             None => Reference { reference: Some(alloc::format!("Patient/{}", p.id)), r#type: None, identifier: None, display: None },
+        }),
+        encounter: ctx.patient.as_ref().and_then(|p| p.adt.as_ref()).and_then(|a| a.visit.as_ref()).map(|v| Reference {
+            reference: None,
+            r#type: Some("Encounter"),
+            identifier: Some(Identifier {
+                r#type: None,
+                system: crate::observation::AdtFields::system_of(v).map(Cow::Owned),
+                value: Cow::Borrowed(&v.id),
+            }),
+            display: None,
         }),
         effective_date_time: alloc::format!("{}", r.effective_time().rfc3339()),
         issued: alloc::format!("{}", r.receipt_time.rfc3339()),

@@ -141,9 +141,19 @@ pub(crate) fn equipment_id(ctx: &DeviceContext) -> String {
 /// (unspecified, table 0200), bound or not.
 pub(crate) fn patient_visit(m: &mut String, ctx: &DeviceContext) {
     let loc = &ctx.location;
+    let adt = ctx.patient.as_ref().and_then(|p| p.adt.as_deref());
     let class = match &ctx.patient {
         Some(p) => {
-            let _ = write!(m, "PID|||{}^^^{}^MR||^^^^^^U\r", esc(&p.id), esc(p.system.as_deref().unwrap_or("")));
+            match adt {
+                // Associated by the ADT feed: PID-3 and PID-5 as the feed sent them.
+                Some(a) => {
+                    let name = a.name.as_ref().map(xpn).unwrap_or_else(|| String::from("^^^^^^U"));
+                    let _ = write!(m, "PID|||{}||{name}\r", cx(&a.identifier));
+                }
+                None => {
+                    let _ = write!(m, "PID|||{}^^^{}^MR||^^^^^^U\r", esc(&p.id), esc(p.system.as_deref().unwrap_or("")));
+                }
+            }
             "I"
         }
         None => {
@@ -158,7 +168,54 @@ pub(crate) fn patient_visit(m: &mut String, ctx: &DeviceContext) {
             "U"
         }
     };
-    let _ = write!(m, "PV1||{class}|{}^{}^{}^{}\r", esc(&loc.unit), esc(loc.room.as_deref().unwrap_or("")), esc(&loc.bed), esc(&loc.site));
+    match adt.and_then(|a| a.location.as_ref()) {
+        Some(pl) => {
+            let _ = write!(m, "PV1||{class}|{}", pl_field(pl));
+        }
+        None => {
+            let _ = write!(
+                m,
+                "PV1||{class}|{}^{}^{}^{}",
+                esc(&loc.unit),
+                esc(loc.room.as_deref().unwrap_or("")),
+                esc(&loc.bed),
+                esc(&loc.site)
+            );
+        }
+    }
+    if let Some(visit) = adt.and_then(|a| a.visit.as_ref()) {
+        // PV1-19 is the 16th field after PV1-3.
+        let _ = write!(m, "||||||||||||||||{}", cx(visit));
+    }
+    m.push('\r');
+}
+
+/// A subcomponent: escaped, `&` included.
+fn hd(h: &crate::hl7::Hd) -> String {
+    let mut s = esc(&h.namespace);
+    if !h.universal_id.is_empty() || !h.universal_id_type.is_empty() {
+        let _ = write!(s, "&{}&{}", esc(&h.universal_id), esc(&h.universal_id_type));
+    }
+    s
+}
+
+/// CX as received: `id ^ ^ ^ assigning authority (HD) ^ identifier type`.
+fn cx(c: &crate::hl7::Cx) -> String {
+    alloc::format!("{}^^^{}^{}", esc(&c.id), hd(&c.assigning_authority), esc(&c.id_type))
+}
+
+/// XPN as received: `family ^ given ^ middle ^ suffix ^ prefix`.
+fn xpn(n: &crate::hl7::Xpn) -> String {
+    alloc::format!("{}^{}^{}^{}^{}", esc(&n.family), esc(&n.given), esc(&n.middle), esc(&n.suffix), esc(&n.prefix))
+}
+
+/// PL as received: `point of care ^ room ^ bed ^ facility (HD) ^ ^ ^ building ^ floor`.
+fn pl_field(p: &crate::hl7::Pl) -> String {
+    let mut s = alloc::format!("{}^{}^{}^{}", esc(&p.point_of_care), esc(&p.room), esc(&p.bed), hd(&p.facility));
+    if !p.building.is_empty() || !p.floor.is_empty() {
+        let _ = write!(s, "^^^{}^{}", esc(&p.building), esc(&p.floor));
+    }
+    s
 }
 
 /// OBX-3 of a metric row, written into the message.

@@ -185,13 +185,13 @@ fn bed_path(loc: &Location) -> String {
 
 fn subject<'a>(patient: Option<&'a Patient>, loc: &Location) -> Reference<'a> {
     match patient {
-        Some(Patient { id, system: Some(system) }) => Reference {
+        Some(Patient { id, system: Some(system), .. }) => Reference {
             reference: None,
             r#type: None,
             identifier: Some(PatientIdentifier { system: Cow::Borrowed(system), value: Cow::Borrowed(id) }),
             display: None,
         },
-        Some(Patient { id, system: None }) => {
+        Some(Patient { id, system: None, .. }) => {
             Reference { reference: Some(alloc::format!("Patient/{id}")), r#type: None, identifier: None, display: None }
         }
         // The unassociated form, as for numerics (docs/pcd-01.md): the bed is the subject.

@@ -33,7 +33,7 @@ fn context(bed: usize) -> Arc<DeviceContext> {
             ..Default::default()
         },
         location: Location { site: "HOSP".into(), unit: "ICU".into(), room: Some(format!("R{}", bed / 2)), bed: format!("BED{bed}") },
-        patient: Some(Patient { id: format!("P{bed:06}"), system: Some("urn:oid:1.2.3.4".into()) }),
+        patient: Some(Patient::configured(format!("P{bed:06}"), Some("urn:oid:1.2.3.4".into()))),
         gateway_eui64: None,
     })
 }
