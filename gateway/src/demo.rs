@@ -145,6 +145,7 @@ fn demo_config(
                 })
             })
             .collect(),
+        sinks: Vec::new(),
         warnings: Vec::new(),
     }
 }
