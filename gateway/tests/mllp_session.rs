@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use medgw_protocols::hl7::delivery::{Action, AckKind, AckMode, CloseReason, DeadLetter, DeliveryConfig, DeliverySession};
+use medgw_protocols::hl7::delivery::{AckKind, AckMode, Action, CloseReason, DeadLetter, DeliveryConfig, DeliverySession};
 use medgw_protocols::time::Timestamp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -132,7 +132,8 @@ async fn deliver(port: u16, config: DeliveryConfig, ids: &[&str]) -> Outcome {
         if s.is_idle() {
             break;
         }
-        let wait = s.next_wakeup().map(|t| Duration::from_millis((t.0 - Timestamp::now().0).max(0) as u64)).unwrap_or(Duration::from_secs(1));
+        let wait =
+            s.next_wakeup().map(|t| Duration::from_millis((t.0 - Timestamp::now().0).max(0) as u64)).unwrap_or(Duration::from_secs(1));
         match conn.as_mut() {
             Some(c) => tokio::select! {
                 r = c.read(&mut buf) => match r {
@@ -203,7 +204,10 @@ async fn a_receiver_that_closes_mid_message_or_mid_ack_gets_the_message_again() 
     let o = deliver(r.port, fast(DeliveryConfig::default()), &["M1"]).await;
     assert_eq!(o.acked, [(0, "M1".into(), 3)], "{o:?}");
     let got = r.received();
-    assert_eq!(got.iter().map(|x| (x.0.as_str(), x.2.as_str(), x.3)).collect::<Vec<_>>(), [("M1", "close", 1), ("M1", "partial", 2), ("M1", "AA", 3)]);
+    assert_eq!(
+        got.iter().map(|x| (x.0.as_str(), x.2.as_str(), x.3)).collect::<Vec<_>>(),
+        [("M1", "close", 1), ("M1", "partial", 2), ("M1", "AA", 3)]
+    );
 }
 
 #[tokio::test]

@@ -54,7 +54,10 @@ fn an_mllp_sink_with_defaults_and_every_key() {
     let [SinkConfig::Mllp(s)] = &c.sinks[..] else { panic!("{:?}", c.sinks) };
     assert_eq!((s.name.as_str(), s.port, s.ack_mode, s.ack_timeout_s, s.max_in_flight), ("epic", 6661, AckMode::Enhanced, 15, 4));
     let d = s.delivery();
-    assert_eq!((d.ack_timeout_ms, d.max_in_flight, d.retry_backoff_min_ms, d.retry_backoff_max_ms, d.ae_retries), (15_000, 4, 2_000, 120_000, 5));
+    assert_eq!(
+        (d.ack_timeout_ms, d.max_in_flight, d.retry_backoff_min_ms, d.retry_backoff_max_ms, d.ae_retries),
+        (15_000, 4, 2_000, 120_000, 5)
+    );
     assert_eq!(d.ack_mode, AckMode::Enhanced);
 }
 
@@ -114,7 +117,10 @@ fn kinds_names_and_the_mqtt_table() {
 
 #[test]
 fn tls_is_read_as_for_mqtt_and_its_files_are_checked() {
-    let text = format!("{}\n[sink.tls]\nca = \"/nonexistent/engine-ca.pem\"\ncert = \"/nonexistent/gw.pem\"\n", with_sink("kind = \"mllp\"\nhost = \"engine\""));
+    let text = format!(
+        "{}\n[sink.tls]\nca = \"/nonexistent/engine-ca.pem\"\ncert = \"/nonexistent/gw.pem\"\n",
+        with_sink("kind = \"mllp\"\nhost = \"engine\"")
+    );
     let errs = errors(&text);
     let ca = find(&errs, "sink[0].tls.ca");
     assert_eq!((ca.line, ca.column), (line_of(&text, "ca = "), 6));
@@ -157,6 +163,7 @@ fn check_config_prints_the_warning_and_accepts_the_file() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_medgw")).arg("check-config").arg(&file).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
-    let want = format!("{}:{}:1: warning: sink[0]: `medgw run` does not deliver to MLLP sinks yet", file.display(), line_of(&text, "[[sink]]"));
+    let want =
+        format!("{}:{}:1: warning: sink[0]: `medgw run` does not deliver to MLLP sinks yet", file.display(), line_of(&text, "[[sink]]"));
     assert!(err.lines().any(|l| l.starts_with(&want)), "{err}");
 }

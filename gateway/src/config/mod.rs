@@ -90,7 +90,9 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
     }
 
     match (gateway, mqtt, buffer, r.errors.is_empty()) {
-        (Some(gateway), Some(mqtt), Some(buffer), true) => Ok(Config { gateway, mqtt, buffer, status, devices, sinks, warnings: r.warnings }),
+        (Some(gateway), Some(mqtt), Some(buffer), true) => {
+            Ok(Config { gateway, mqtt, buffer, status, devices, sinks, warnings: r.warnings })
+        }
         _ => Err(r.errors),
     }
 }

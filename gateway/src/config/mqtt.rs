@@ -45,12 +45,18 @@ impl Reader<'_> {
             }
         }
         match (&cert, &key) {
-            (Some((_, span)), None) => {
-                self.err(span.clone(), &Self::key(&tt, "cert"), "is given without key", Some("a client certificate needs its private key".into()))
-            }
-            (None, Some((_, span))) => {
-                self.err(span.clone(), &Self::key(&tt, "key"), "is given without cert", Some("a private key needs its client certificate".into()))
-            }
+            (Some((_, span)), None) => self.err(
+                span.clone(),
+                &Self::key(&tt, "cert"),
+                "is given without key",
+                Some("a client certificate needs its private key".into()),
+            ),
+            (None, Some((_, span))) => self.err(
+                span.clone(),
+                &Self::key(&tt, "key"),
+                "is given without cert",
+                Some("a private key needs its client certificate".into()),
+            ),
             _ => {}
         }
         let tls_path = tt.path.clone();

@@ -82,7 +82,8 @@ impl Reader<'_> {
                 );
             }
         }
-        let ack_mode = self.choice(&mut t, "ack_mode", &[("original", AckMode::Original), ("enhanced", AckMode::Enhanced)], AckMode::Original);
+        let ack_mode =
+            self.choice(&mut t, "ack_mode", &[("original", AckMode::Original), ("enhanced", AckMode::Enhanced)], AckMode::Original);
         let ack_timeout_s = self.int(&mut t, "ack_timeout_s", 1..=3600, 30) as u32;
         let max_in_flight = self.int(&mut t, "max_in_flight", 1..=1000, 1) as u16;
         let min_span = self.get(&mut t, "retry_backoff_min_s").map(|v| v.span());
