@@ -25,6 +25,11 @@ impl Receiver {
     /// Starts the receiver with a script (see the script's doc); `None` (test skipped) where
     /// python-hl7 is missing, except in CI, where `.ci/run` installs it.
     fn start(script: &str) -> Option<Receiver> {
+        Receiver::start_on(script, 0)
+    }
+
+    /// As [`Receiver::start`], on this port (0: any free one).
+    fn start_on(script: &str, port: u16) -> Option<Receiver> {
         let has_hl7 = Command::new("python3").args(["-c", "import hl7"]).output().map(|o| o.status.success()).unwrap_or(false);
         if !has_hl7 {
             assert!(std::env::var_os("CI").is_none(), "python-hl7 must be installed in CI (tests/validators/requirements.txt)");
@@ -36,7 +41,7 @@ impl Receiver {
         let script_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/support/mllp_receiver.py");
         let mut child = Command::new("python3")
             .arg(script_path)
-            .args(["--script", script, "--log"])
+            .args(["--script", script, "--port", &port.to_string(), "--log"])
             .arg(&log)
             .stdout(Stdio::piped())
             .spawn()
@@ -221,4 +226,22 @@ async fn enhanced_mode_commit_then_application_ack() {
     let got = r.received();
     let commits: Vec<&str> = got.iter().filter(|x| x.1.starts_with("ACK")).map(|x| x.2.as_str()).collect();
     assert!(!commits.is_empty() && commits.iter().all(|c| *c == "CA"), "{got:?}");
+}
+
+#[tokio::test]
+async fn an_engine_that_is_down_at_first_gets_everything_when_it_comes_back() {
+    // Only to see whether python-hl7 is here; this receiver is not used.
+    let Some(probe) = Receiver::start("AA") else { return };
+    drop(probe);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // The engine starts 600 ms after the gateway began trying (refused connections meanwhile).
+    let engine = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(600));
+        Receiver::start_on("AA", port).unwrap()
+    });
+    let o = deliver(port, fast(DeliveryConfig::default()), &["M1", "M2"]).await;
+    let r = engine.join().unwrap();
+    assert_eq!(o.acked, [(0, "M1".into(), 1), (1, "M2".into(), 1)], "{o:?}");
+    let ids: Vec<String> = r.received().into_iter().map(|x| x.0).collect();
+    assert_eq!(ids, ["M1", "M2"]);
 }
