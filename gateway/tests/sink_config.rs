@@ -167,3 +167,19 @@ fn check_config_prints_the_warning_and_accepts_the_file() {
         format!("{}:{}:1: warning: sink[0]: `medgw run` does not deliver to MLLP sinks yet", file.display(), line_of(&text, "[[sink]]"));
     assert!(err.lines().any(|l| l.starts_with(&want)), "{err}");
 }
+
+#[test]
+fn the_commented_sink_of_the_example_configuration_is_valid() {
+    let example = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/medgw.toml")).unwrap();
+    let sink: Vec<&str> = example
+        .lines()
+        .skip_while(|l| *l != "# [[sink]]")
+        .take_while(|l| *l != "# [sink.tls]")
+        .map(|l| l.strip_prefix("# ").unwrap_or_else(|| panic!("{l:?} is not a commented line")))
+        .collect();
+    assert!(sink.len() > 5, "no commented [[sink]] in config/medgw.toml");
+    let text = format!("{BASE}\n{}\n", sink.join("\n"));
+    let c = config::parse(&text, Path::new("/etc/medgw")).unwrap_or_else(|e| panic!("{e:#?}"));
+    let [SinkConfig::Mllp(s)] = &c.sinks[..] else { panic!("{:?}", c.sinks) };
+    assert_eq!((s.name.as_str(), s.port, s.ack_mode), ("ehr", 2575, AckMode::Original));
+}
