@@ -371,8 +371,6 @@ impl<T> DeliverySession<T> {
             return Err(OfferError::DuplicateControlId(control_id));
         }
         let wants_application_ack = msh.field(16).raw() == "AL";
-        drop(m);
-        drop(text);
         self.queue.push_back(Entry {
             control_id,
             framed: mllp::frame(&message),
