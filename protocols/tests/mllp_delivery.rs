@@ -362,3 +362,21 @@ proptest! {
         prop_assert_eq!(tags, (0..h.offered.len() as u32).collect::<Vec<_>>(), "each message exactly once");
     }
 }
+
+proptest! {
+    /// Whatever the peer sends, the session does not panic, and bytes that are no ACK of an
+    /// offered message settle nothing.
+    #[test]
+    fn arbitrary_inbound_bytes_never_panic_nor_settle_a_message(
+        chunks in prop::collection::vec(prop::collection::vec(prop_oneof![any::<u8>(), Just(0x0b), Just(0x1c), Just(b'|'), Just(b'\r')], 0..80), 0..8),
+    ) {
+        let (mut s, _) = connected(config(), &["M1"]);
+        let mut out = Vec::new();
+        for c in &chunks {
+            s.handle_inbound(c, Timestamp(1), &mut out);
+            s.handle_inbound(&[b"\x0bMSH|^~\\&|X\rMSA|AA|X".as_slice(), c, b"\r\x1c\r"].concat(), Timestamp(1), &mut out);
+        }
+        prop_assert!(out.iter().all(|a| matches!(a, Action::Ignored(_))), "{:?}", out);
+        prop_assert_eq!(s.in_flight(), 1);
+    }
+}
