@@ -146,6 +146,7 @@ fn demo_config(
             })
             .collect(),
         adt: None,
+        sinks: Vec::new(),
         warnings: Vec::new(),
     }
 }

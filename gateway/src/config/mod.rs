@@ -7,7 +7,7 @@
 //!
 //! Files by concern: the checked model (`model.rs`), the reader toolkit and its diagnostics
 //! (`reader.rs`, `diagnostics.rs`), one reader per section (`gateway.rs`, `mqtt.rs`,
-//! `buffer.rs`, `status.rs`, `device.rs`, `source.rs`), secrets (`secret.rs`), allow rules and
+//! `buffer.rs`, `status.rs`, `device.rs`, `source.rs`, `sink.rs`), secrets (`secret.rs`), allow rules and
 //! listen conflicts (`net.rs`), sizes (`size.rs`).
 
 mod buffer;
@@ -19,6 +19,7 @@ mod mqtt;
 mod net;
 mod reader;
 mod secret;
+mod sink;
 mod size;
 mod source;
 mod status;
@@ -32,6 +33,7 @@ pub use self::diagnostics::{ConfigError, ConfigErrors, ConfigWarnings};
 pub use self::model::*;
 pub use self::net::AllowRule;
 use self::reader::{Reader, Tbl};
+pub use self::sink::MLLP_DEFAULT_PORT;
 pub use self::size::parse_size;
 
 /// Reads and checks a configuration file.
@@ -67,6 +69,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
     let buffer = r.buffer(&mut top);
     let status = r.status(&mut top);
     let devices = r.devices(&mut top);
+    let sinks = r.sinks(&mut top);
     // `[adt]` (docs/adt.md) has its own reader (`adt/settings.rs`), shared with `medgw adt`.
     let mut adt = None;
     if let Some(v) = r.get(&mut top, "adt") {
@@ -87,13 +90,15 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
             }
         }
     }
-    r.finish(top, &["gateway", "mqtt", "buffer", "status", "device", "adt"]);
+    r.finish(top, &["gateway", "mqtt", "buffer", "status", "device", "sink", "adt"]);
     if let Some(g) = &gateway {
         r.distinct_eui64s(g, &devices);
     }
 
     match (gateway, mqtt, buffer, r.errors.is_empty()) {
-        (Some(gateway), Some(mqtt), Some(buffer), true) => Ok(Config { gateway, mqtt, buffer, status, devices, adt, warnings: r.warnings }),
+        (Some(gateway), Some(mqtt), Some(buffer), true) => {
+            Ok(Config { gateway, mqtt, buffer, status, devices, adt, sinks, warnings: r.warnings })
+        }
         _ => Err(r.errors),
     }
 }

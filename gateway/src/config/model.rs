@@ -271,6 +271,49 @@ impl Default for StatusConfig {
     }
 }
 
+/// A destination beside `[mqtt]` (`[[sink]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkConfig {
+    Mllp(MllpSinkConfig),
+}
+
+pub use medgw_protocols::hl7::AckMode;
+
+/// HL7 v2 to an interface engine over MLLP (`[[sink]] kind = "mllp"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MllpSinkConfig {
+    /// Names the sink in logs, metrics and (later) the buffer's per-sink delivery state.
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub tls: Option<TlsConfig>,
+    /// Always HL7 v2: MLLP carries nothing else.
+    pub format: PayloadFormat,
+    pub ack_mode: AckMode,
+    pub ack_timeout_s: u32,
+    /// 1 keeps the order of messages; more only if the receiver allows it.
+    pub max_in_flight: u16,
+    pub retry_backoff_min_s: u32,
+    pub retry_backoff_max_s: u32,
+    /// Retries after an AE (or CE) before the message is dead-lettered.
+    pub ae_retries: u32,
+}
+
+impl MllpSinkConfig {
+    /// The delivery session's settings.
+    pub fn delivery(&self) -> medgw_protocols::hl7::DeliveryConfig {
+        medgw_protocols::hl7::DeliveryConfig {
+            ack_mode: self.ack_mode,
+            ack_timeout_ms: u64::from(self.ack_timeout_s) * 1000,
+            max_in_flight: usize::from(self.max_in_flight),
+            retry_backoff_min_ms: u64::from(self.retry_backoff_min_s) * 1000,
+            retry_backoff_max_ms: u64::from(self.retry_backoff_max_s) * 1000,
+            ae_retries: self.ae_retries,
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub gateway: GatewayConfig,
@@ -280,6 +323,8 @@ pub struct Config {
     pub devices: Vec<DeviceConfig>,
     /// `[adt]`: the hospital's ADT feed and the bed map (docs/adt.md).
     pub adt: Option<crate::adt::AdtSettings>,
+    /// Destinations beside `[mqtt]` (`[[sink]]`); checked, not yet delivered to by `run`.
+    pub sinks: Vec<SinkConfig>,
     /// Problems that do not stop the gateway but that an engineer should fix (e.g. a secret
     /// file others may read, on a loopback-only gateway); `check-config` and `run` print them.
     pub warnings: Vec<ConfigError>,

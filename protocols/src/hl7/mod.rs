@@ -19,6 +19,7 @@
 pub mod ack;
 pub mod adt;
 pub mod datatypes;
+pub mod delivery;
 pub mod message;
 
 use alloc::string::String;
@@ -26,6 +27,7 @@ use alloc::string::String;
 pub use ack::{AckCode, AckError};
 pub use adt::{AdtEvent, AdtMessage, AdtPatient, Header, Version, Visit};
 pub use datatypes::{Cx, Hd, Pl, Xpn};
+pub use delivery::{AckMode, DeliveryConfig, DeliverySession};
 pub use message::{Delimiters, Field, Message, Segment};
 
 /// Why an HL7 message was rejected. Every variant maps to an HL7 table 0357 code for the ACK.

@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""A scripted HL7 v2 receiver over MLLP, independent of medgw, for tests of MLLP delivery.
+
+It stands in for an interface engine: it listens on 127.0.0.1, reads MLLP-framed messages,
+reads each with python-hl7 (not medgw's parser) and answers by a script, one entry per message
+received, the last entry repeating:
+
+  AA                 accept (original mode)
+  AE[:text]          application error, with an ERR segment carrying the text
+  AR[:text]          application reject, with an ERR segment carrying the text
+  CA+AA              enhanced mode: commit accept, then an application accept that asks for a
+                     commit ACK back (MSH-15 AL)
+  silence            no answer; the connection stays open
+  close              close the connection as soon as the start of a message arrives, before
+                     its end block is read ("close mid-message")
+  partial            send the first half of an AA, then close
+
+Every message read is logged to --log as one line: "<MSH-10>\t<MSH-9>\t<answer>\t<connection>"
+(an ACK sent back by the sender is logged too, with its MSA-1 as answer), so that a test can
+check what was delivered and what was resent. The port is printed on stdout as "PORT <n>".
+
+Usage: mllp_receiver.py --script AA,AE:busy,AR:Unknown patient --log FILE [--port N]
+"""
+
+import argparse
+import asyncio
+import sys
+
+import hl7
+
+SB, EB, CR = b"\x0b", b"\x1c", b"\x0d"
+
+
+def frame(text):
+    return SB + text.encode("utf-8") + EB + CR
+
+
+def build_ack(message, code, text=None, accept_ack=None):
+    ack = message.create_ack(code, message_id="ACK" + str(message.segment("MSH")[10]))
+    if accept_ack:
+        ack.segment("MSH").assign_field(accept_ack, 15)
+    out = str(ack)
+    if text:
+        # v2.5+ ERR: ERR-3 error code (table 0357), ERR-4 severity, ERR-8 user message.
+        code_0357 = "204^Unknown key identifier^HL70357" if code == "AR" else "207^Application internal error^HL70357"
+        out += "ERR||PID^1^3|%s|E||||%s\r" % (code_0357, text)
+    return out
+
+
+class Receiver:
+    def __init__(self, script, log_path):
+        self.script = script
+        self.log_path = log_path
+        self.received = 0
+        self.connections = 0
+
+    def next_answer(self):
+        answer = self.script[min(self.received, len(self.script) - 1)]
+        self.received += 1
+        return answer
+
+    def log(self, control_id, message_type, answer, connection):
+        with open(self.log_path, "a", encoding="utf-8") as f:
+            f.write("%s\t%s\t%s\t%d\n" % (control_id, message_type, answer, connection))
+
+    async def serve(self, reader, writer):
+        self.connections += 1
+        connection = self.connections
+        buf = b""
+        try:
+            while True:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    return
+                buf += chunk
+                # "close": decided when a message starts, so the end block may never be read.
+                start = buf.find(SB)
+                if start >= 0 and self.peek() == "close":
+                    self.next_answer()
+                    self.log(self.control_id_of(buf[start + 1:]), "?", "close", connection)
+                    return
+                while True:
+                    start = buf.find(SB)
+                    end = buf.find(EB + CR, start + 1)
+                    if start < 0 or end < 0:
+                        break
+                    body, buf = buf[start + 1:end], buf[end + 2:]
+                    await self.answer(body, writer, connection)
+                    if writer.is_closing():
+                        return
+        except ConnectionError:
+            return
+        finally:
+            writer.close()
+
+    def peek(self):
+        return self.script[min(self.received, len(self.script) - 1)]
+
+    @staticmethod
+    def control_id_of(partial):
+        try:
+            return partial.decode("utf-8", "replace").split("\r")[0].split("|")[9]
+        except IndexError:
+            return "?"
+
+    async def answer(self, body, writer, connection):
+        message = hl7.parse(body.decode("utf-8"))
+        msh = message.segment("MSH")
+        control_id = str(msh[10])
+        message_type = str(msh[9])
+        if message_type.startswith("ACK"):
+            # The sender's commit ACK for our application ACK: logged, never answered.
+            self.log(control_id, message_type, str(message.segment("MSA")[1]), connection)
+            return
+        answer = self.next_answer()
+        self.log(control_id, message_type, answer, connection)
+        code, _, text = answer.partition(":")
+        if code in ("AA", "AE", "AR"):
+            writer.write(frame(build_ack(message, code, text or None)))
+        elif code == "CA+AA":
+            writer.write(frame(build_ack(message, "CA")))
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            app = message.create_ack("AA", message_id="APP" + control_id)
+            app.segment("MSH").assign_field("AL", 15)
+            writer.write(frame(str(app)))
+        elif code == "partial":
+            ack = frame(build_ack(message, "AA"))
+            writer.write(ack[: len(ack) // 2])
+            await writer.drain()
+            writer.close()
+            return
+        elif code == "silence":
+            return
+        else:
+            raise SystemExit("unknown script entry %r" % answer)
+        await writer.drain()
+
+
+async def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--script", required=True, help="comma-separated answers, the last repeating")
+    p.add_argument("--log", required=True)
+    p.add_argument("--port", type=int, default=0)
+    args = p.parse_args()
+    receiver = Receiver([s.strip() for s in args.script.split(",") if s.strip()], args.log)
+    server = await asyncio.start_server(receiver.serve, "127.0.0.1", args.port)
+    print("PORT %d" % server.sockets[0].getsockname()[1], flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        sys.exit(0)
