@@ -263,6 +263,25 @@ fn hl7_output_names_equipment_by_eui64_and_carries_the_bed_without_a_patient() {
         text.push_str(&msg.replace('\r', "\n"));
         text.push('\n');
     }
+    // One ORU^R01 per observation set (PCD-01): a Masimo line's values (SpO2, PR, PI, ...)
+    // travel together, at one time, each metric once; MSH-10 names the set.
+    let metric_rows = |msg: &str| -> Vec<(String, String)> {
+        msg.split('\r')
+            .map(|s| s.split('|').collect::<Vec<_>>())
+            .filter(|s| s[0] == "OBX" && !s[2].is_empty())
+            .map(|s| (s[3].to_string(), s[14].to_string()))
+            .collect()
+    };
+    let payloads: Vec<String> = obs.iter().map(|m| String::from_utf8(m.payload.clone()).unwrap()).collect();
+    assert!(payloads.iter().any(|m| metric_rows(m).len() >= 3), "no message carries a set: {text}");
+    for m in &payloads {
+        let rows = metric_rows(m);
+        assert!(rows.iter().all(|r| r.1 == rows[0].1), "one time per set: {m}");
+        let codes: std::collections::BTreeSet<&String> = rows.iter().map(|r| &r.0).collect();
+        assert_eq!(codes.len(), rows.len(), "a metric repeated within a set: {m}");
+    }
+    let ids: std::collections::BTreeSet<&str> = payloads.iter().map(|m| m.split('|').nth(9).unwrap()).collect();
+    assert_eq!(ids.len(), payloads.len(), "MSH-10 repeats across sets");
     // And the independent structure check, when hl7apy is installed (tests/validators.rs).
     if std::process::Command::new("python3").args(["-c", "import hl7apy"]).output().is_ok_and(|o| o.status.success()) {
         let file = dir.path().join("received.hl7");
