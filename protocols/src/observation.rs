@@ -350,6 +350,20 @@ pub struct Location {
     pub bed: String,
 }
 
+impl Location {
+    /// `site/unit[/room]/bed`: the bed's identifier where no patient is bound (FHIR `Location`
+    /// identifier value, HL7 unidentified-patient PID-3; docs/pcd-01.md).
+    pub fn path(&self) -> String {
+        let mut bed = alloc::format!("{}/{}/", self.site, self.unit);
+        if let Some(room) = &self.room {
+            bed.push_str(room);
+            bed.push('/');
+        }
+        bed.push_str(&self.bed);
+        bed
+    }
+}
+
 /// A patient bound by configuration: identifier and its assigning authority / FHIR system.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Patient {

@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::decimal::Decimal;
 use crate::mdc::MdcCode;
 use crate::nomenclature::Nomenclature;
-use crate::observation::{AbsentReason, DeviceContext, Flags, Observation, Scalar, Status, Value};
+use crate::observation::{AbsentReason, DeviceContext, Flags, Location, Observation, Patient, Scalar, Status, Value};
 use crate::units;
 
 /// Code system URIs.
@@ -78,7 +78,7 @@ struct Quantity<'a> {
 }
 
 #[derive(Serialize)]
-struct Identifier<'a> {
+pub(crate) struct Identifier<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     r#type: Option<CodeableConcept<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -87,7 +87,7 @@ struct Identifier<'a> {
 }
 
 #[derive(Serialize)]
-struct Reference<'a> {
+pub(crate) struct Reference<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     reference: Option<String>,
     /// The resource type referred to, for a reference by identifier (R4 `Reference.type`).
@@ -329,15 +329,7 @@ pub fn write_observation(out: &mut Vec<u8>, obs: &Observation, nom: &Nomenclatur
         },
         category: Vec::new(),
         code: code_of(nom, r.metric, r.vendor.as_ref()),
-        subject: ctx.patient.as_ref().map(|p| match &p.system {
-            Some(system) => Reference {
-                reference: None,
-                identifier: Some(Identifier { r#type: None, system: Some(Cow::Borrowed(system)), value: Cow::Borrowed(&p.id) }),
-                r#type: None,
-                display: None,
-            },
-            None => Reference { reference: Some(alloc::format!("Patient/{}", p.id)), r#type: None, identifier: None, display: None },
-        }),
+        subject: ctx.patient.as_ref().map(patient_reference),
         encounter: ctx.patient.as_ref().and_then(|p| p.adt.as_ref()).and_then(|a| a.visit.as_ref()).map(|v| Reference {
             reference: None,
             r#type: Some("Encounter"),
@@ -355,12 +347,7 @@ pub fn write_observation(out: &mut Vec<u8>, obs: &Observation, nom: &Nomenclatur
         value_sampled_data: None,
         data_absent_reason: None,
         interpretation: Vec::new(),
-        device: Reference {
-            reference: Some(alloc::format!("Device/{}", device_id(ctx))),
-            r#type: None,
-            identifier: None,
-            display: Some(device_display(ctx)),
-        },
+        device: device_reference(ctx),
         component: Vec::new(),
     };
     if vital.is_some() && ctx.patient.is_some() {
@@ -438,6 +425,41 @@ pub fn write_observation(out: &mut Vec<u8>, obs: &Observation, nom: &Nomenclatur
     super::append_json(out, &o);
 }
 
+/// `device`: the `Device` resource published on `.../device`, with its display name.
+pub(crate) fn device_reference(ctx: &DeviceContext) -> Reference<'static> {
+    Reference {
+        reference: Some(alloc::format!("Device/{}", device_id(ctx))),
+        r#type: None,
+        identifier: None,
+        display: Some(device_display(ctx)),
+    }
+}
+
+/// `subject` for a bound patient: by identifier where its system is known, else `Patient/{id}`.
+pub(crate) fn patient_reference(p: &Patient) -> Reference<'_> {
+    match &p.system {
+        Some(system) => Reference {
+            reference: None,
+            identifier: Some(Identifier { r#type: None, system: Some(Cow::Borrowed(system)), value: Cow::Borrowed(&p.id) }),
+            r#type: None,
+            display: None,
+        },
+        None => Reference { reference: Some(alloc::format!("Patient/{}", p.id)), r#type: None, identifier: None, display: None },
+    }
+}
+
+/// `subject` of the unassociated form: the bed, a `Location` by identifier ([`unassociated`]).
+pub(crate) fn bed_reference(loc: &Location) -> Reference<'static> {
+    let bed = loc.path();
+    let display = bed.replace('/', " ");
+    Reference {
+        reference: None,
+        r#type: Some("Location"),
+        identifier: Some(Identifier { r#type: None, system: Some(Cow::Borrowed(BED_SYSTEM)), value: Cow::Owned(bed) }),
+        display: Some(display),
+    }
+}
+
 /// The tag of an observation that no patient is bound to yet (docs/pcd-01.md).
 pub const ASSOCIATION_SYSTEM: &str = "https://medgw.org/fhir/CodeSystem/association";
 /// The identifier system of a bed, `site/unit[/room]/bed` from the gateway's configuration.
@@ -450,20 +472,7 @@ pub const BED_SYSTEM: &str = "https://medgw.org/fhir/NamingSystem/bed";
 /// vital-signs category nor any LOINC coding is sent — the MDC coding says what it is. A consumer
 /// that later attributes it to a patient adds those (docs/pcd-01.md).
 fn unassociated(o: &mut FhirObservation, ctx: &DeviceContext) {
-    let loc = &ctx.location;
-    let mut bed = alloc::format!("{}/{}/", loc.site, loc.unit);
-    if let Some(room) = &loc.room {
-        bed.push_str(room);
-        bed.push('/');
-    }
-    bed.push_str(&loc.bed);
-    let display = bed.replace('/', " ");
-    o.subject = Some(Reference {
-        reference: None,
-        r#type: Some("Location"),
-        identifier: Some(Identifier { r#type: None, system: Some(Cow::Borrowed(BED_SYSTEM)), value: Cow::Owned(bed) }),
-        display: Some(display),
-    });
+    o.subject = Some(bed_reference(&ctx.location));
     o.meta = Some(Meta {
         profile: Vec::new(),
         tag: alloc::vec![Coding {

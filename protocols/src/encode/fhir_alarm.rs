@@ -57,17 +57,6 @@ fn kind_code(k: AlarmKind) -> &'static str {
     }
 }
 
-fn bed(ctx: &DeviceContext) -> String {
-    let loc = &ctx.location;
-    let mut bed = alloc::format!("{}/{}/", loc.site, loc.unit);
-    if let Some(room) = &loc.room {
-        bed.push_str(room);
-        bed.push('/');
-    }
-    bed.push_str(&loc.bed);
-    bed
-}
-
 /// The `Communication` JSON of one alarm event.
 pub fn communication(ev: &AlarmEvent, ctx: &DeviceContext, nom: &Nomenclature) -> Json {
     let c = &ev.condition;
@@ -156,7 +145,7 @@ pub fn communication(ev: &AlarmEvent, ctx: &DeviceContext, nom: &Nomenclature) -
             o.insert(String::from("subject"), subject);
         }
         None => {
-            let bed = bed(ctx);
+            let bed = ctx.location.path();
             o.insert(
                 String::from("about"),
                 json!([{"type": "Location", "identifier": {"system": BED_SYSTEM, "value": bed}, "display": bed.replace('/', " ")}]),

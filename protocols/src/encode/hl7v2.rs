@@ -157,12 +157,7 @@ pub(crate) fn patient_visit(m: &mut String, ctx: &DeviceContext) {
             "I"
         }
         None => {
-            let mut bed = alloc::format!("{}/{}/", loc.site, loc.unit);
-            if let Some(room) = &loc.room {
-                bed.push_str(room);
-                bed.push('/');
-            }
-            bed.push_str(&loc.bed);
+            let bed = loc.path();
             // PID-31 is the 26th field after PID-5.
             let _ = write!(m, "PID|||{}^^^MEDGW^ANON||^^^^^^U||||||||||||||||||||||||||Y\r", esc(&bed));
             "U"

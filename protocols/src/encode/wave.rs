@@ -29,7 +29,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::containment;
-use super::fhir::{device_id, ASSOCIATION_SYSTEM, BED_SYSTEM, EXT, MDC, UCUM};
+use super::fhir::{bed_reference, device_reference, patient_reference, Reference, ASSOCIATION_SYSTEM, EXT, MDC, UCUM};
 use super::hl7v2::{code_text, equipment_id, esc, obx8_text, patient_visit, unit_text, PCD01_PROFILE_OID};
 use crate::decimal::Decimal;
 use crate::nomenclature::Nomenclature;
@@ -71,24 +71,6 @@ struct CodeableConcept<'a> {
 #[derive(Serialize)]
 struct Identifier<'a> {
     system: &'static str,
-    value: Cow<'a, str>,
-}
-
-#[derive(Serialize)]
-struct Reference<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reference: Option<String>,
-    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
-    r#type: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    identifier: Option<PatientIdentifier<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    display: Option<String>,
-}
-
-#[derive(Serialize)]
-struct PatientIdentifier<'a> {
-    system: Cow<'a, str>,
     value: Cow<'a, str>,
 }
 
@@ -173,41 +155,6 @@ pub fn sampled_data(seg: &WaveSegment) -> String {
     data
 }
 
-fn bed_path(loc: &Location) -> String {
-    let mut bed = alloc::format!("{}/{}/", loc.site, loc.unit);
-    if let Some(room) = &loc.room {
-        bed.push_str(room);
-        bed.push('/');
-    }
-    bed.push_str(&loc.bed);
-    bed
-}
-
-fn subject<'a>(patient: Option<&'a Patient>, loc: &Location) -> Reference<'a> {
-    match patient {
-        Some(Patient { id, system: Some(system), .. }) => Reference {
-            reference: None,
-            r#type: None,
-            identifier: Some(PatientIdentifier { system: Cow::Borrowed(system), value: Cow::Borrowed(id) }),
-            display: None,
-        },
-        Some(Patient { id, system: None, .. }) => {
-            Reference { reference: Some(alloc::format!("Patient/{id}")), r#type: None, identifier: None, display: None }
-        }
-        // The unassociated form, as for numerics (docs/pcd-01.md): the bed is the subject.
-        None => {
-            let bed = bed_path(loc);
-            let display = bed.replace('/', " ");
-            Reference {
-                reference: None,
-                r#type: Some("Location"),
-                identifier: Some(PatientIdentifier { system: Cow::Borrowed(BED_SYSTEM), value: Cow::Owned(bed) }),
-                display: Some(display),
-            }
-        }
-    }
-}
-
 /// Appends the FHIR R4 `Observation` of one segment to `out`; `issued` is when the gateway
 /// made it (the segment's close).
 pub fn write_fhir(out: &mut Vec<u8>, seg: &WaveSegment, ctx: &DeviceContext, nom: &Nomenclature, issued: Timestamp) {
@@ -261,7 +208,11 @@ pub fn write_fhir(out: &mut Vec<u8>, seg: &WaveSegment, ctx: &DeviceContext, nom
             }],
             text: entry.map(|e| Cow::Borrowed(e.display.as_ref())),
         },
-        subject: subject(ctx.patient.as_ref(), &ctx.location),
+        subject: match &ctx.patient {
+            Some(p) => patient_reference(p),
+            // The unassociated form, as for numerics (docs/pcd-01.md): the bed is the subject.
+            None => bed_reference(&ctx.location),
+        },
         effective_period: Period { start: alloc::format!("{}", seg.start.rfc3339()), end: alloc::format!("{}", seg.end().rfc3339()) },
         issued: alloc::format!("{}", issued.rfc3339()),
         value_sampled_data: SampledData {
@@ -282,7 +233,7 @@ pub fn write_fhir(out: &mut Vec<u8>, seg: &WaveSegment, ctx: &DeviceContext, nom
             dimensions: 1,
             data: sampled_data(seg),
         },
-        device: Reference { reference: Some(alloc::format!("Device/{}", device_id(ctx))), r#type: None, identifier: None, display: None },
+        device: device_reference(ctx),
     };
     super::append_json(out, &o);
 }
