@@ -51,9 +51,11 @@ pub fn parse_fault(s: &str) -> Result<ScheduledFault, String> {
         ("spo2-normal", None) => FaultAction::Device(Fault::Spo2Low(false)),
         ("silence", Some(d)) => FaultAction::Device(Fault::Silence(parse_duration(d)?.as_millis() as u32)),
         ("unplug", Some(d)) => FaultAction::Unplug(parse_duration(d)?),
-        _ => return Err(format!(
+        _ => {
+            return Err(format!(
             "{what:?}: kinds are bad-checksum, truncate, garbage=N, sensor-off, sensor-on, spo2-low, spo2-normal, silence=DUR, unplug=DUR"
-        )),
+        ))
+        }
     };
     Ok(ScheduledFault { at, action })
 }
