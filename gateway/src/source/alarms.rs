@@ -213,7 +213,9 @@ impl DeviceAlarms {
         for ev in std::mem::take(&mut self.out) {
             let payload = Bytes::from(self.encode(&ev, ctx, now));
             self.board.apply(&ev, canonical_alarm::alarm_json(&ev, ctx));
-            tracing::info!(
+            // Debug only: artifact and perfusion alerts can start and end every few seconds
+            // during motion; the broker and the status page carry them.
+            tracing::debug!(
                 device = %ctx.name,
                 alarm = %ev.id,
                 phase = ev.phase.ihe(),
