@@ -222,3 +222,32 @@ fn pcd04_alarms_from_the_gateway_pass_the_acm_checks() {
     assert!(out.status.success(), "{report}\n{text}");
     assert!(report.contains(&format!("{n}/{n} messages valid", n = messages.len())), "{report}");
 }
+
+#[test]
+fn fhir_alarms_are_communications_from_in_progress_to_completed() {
+    if missing("mosquitto") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start();
+    let sub = Subscriber::start(broker.port, "medgw/v1/#");
+    let masimo = start_sim(dir.path(), "masimo", "masimo", &["--period-ms", "1000", "--fault", "2s:spo2-low", "--fault", "4s:spo2-normal"]);
+    let devices: Vec<(&str, &str, &Path)> = vec![("masimo", "masimo", &masimo.link)];
+    let mut gw = start_gateway(dir.path(), "gw", &config(dir.path(), broker.port, "fhir", &devices, free_port()));
+    let fhir = |m: &[Received]| -> Vec<Value> { m.iter().filter(|m| m.topic.ends_with("/masimo/alarm")).map(Received::json).collect() };
+    let msgs = sub.wait_for(Duration::from_secs(30), |m| fhir(m).iter().any(|c| c["status"] == "completed"));
+    assert_eq!(gw.terminate(Duration::from_secs(15)), Some(0), "graceful stop: {}", gw.log());
+    let comms = fhir(&msgs);
+    assert!(comms.len() >= 2, "{comms:#?}\n{}", gw.log());
+    let (start, end) = (&comms[0], comms.iter().find(|c| c["status"] == "completed").unwrap());
+    assert_eq!(start["resourceType"], "Communication");
+    assert_eq!(start["status"], "in-progress");
+    assert_eq!(start["identifier"], end["identifier"], "one alarm id from start to end");
+    assert_eq!(start["reasonCode"][0]["coding"][0]["code"], "196670", "{start:#}");
+    let ext = |c: &Value, name: &str| -> Option<String> {
+        c["extension"].as_array()?.iter().find(|e| e["url"].as_str().is_some_and(|u| u.ends_with(name))).map(|e| e["valueCode"].to_string())
+    };
+    assert_eq!(ext(start, "alarm-phase").as_deref(), Some("\"start\""));
+    assert_eq!(ext(end, "alarm-phase").as_deref(), Some("\"end\""));
+    assert_eq!(ext(end, "alarm-end-reason").as_deref(), Some("\"cleared\""));
+}
