@@ -251,3 +251,36 @@ fn fhir_alarms_are_communications_from_in_progress_to_completed() {
     assert_eq!(ext(end, "alarm-phase").as_deref(), Some("\"end\""));
     assert_eq!(ext(end, "alarm-end-reason").as_deref(), Some("\"cleared\""));
 }
+
+#[test]
+fn a_silent_device_ends_its_alarms_with_the_reason_and_raises_them_again_when_it_resumes() {
+    if missing("mosquitto") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start();
+    let sub = Subscriber::start(broker.port, "medgw/v1/#");
+    let masimo = start_sim(dir.path(), "masimo", "masimo", &["--period-ms", "1000", "--fault", "2s:spo2-low", "--fault", "5s:silence=6s"]);
+    let devices: Vec<(&str, &str, &Path)> = vec![("masimo", "masimo", &masimo.link)];
+    let cfg = config(dir.path(), broker.port, "canonical", &devices, free_port())
+        .replace("poll_period_ms = 250\n", "poll_period_ms = 250\nsilence_timeout_s = 2\n");
+    let mut gw = start_gateway(dir.path(), "gw", &cfg);
+    // Low, silent (the alarm ends: disconnected), data again (the gateway's alert ends, the
+    // still-low SpO2 starts a new alarm).
+    let msgs = sub.wait_for(Duration::from_secs(40), |m| {
+        let a = alarms(m, "masimo");
+        has(&a, "medgw:device-disconnected", "end")
+            && a.iter().filter(|e| vendor(e) == "masimo:ALARM:0002" && e["phase"] == "start").count() >= 2
+    });
+    assert_eq!(gw.terminate(Duration::from_secs(15)), Some(0), "graceful stop: {}", gw.log());
+    let a = alarms(&msgs, "masimo");
+    let low: Vec<&Value> = a.iter().filter(|e| vendor(e) == "masimo:ALARM:0002").collect();
+    assert!(low.len() >= 3, "{a:#?}\n{}", gw.log());
+    assert_eq!((low[0]["phase"].as_str(), low[1]["phase"].as_str(), low[2]["phase"].as_str()), (Some("start"), Some("end"), Some("start")));
+    assert_eq!(low[1]["id"], low[0]["id"]);
+    assert_eq!(low[1]["end_reason"]["reason"], "disconnected", "{}", low[1]);
+    assert!(low[1]["end_reason"]["detail"].as_str().is_some_and(|d| d.starts_with("silent")), "{}", low[1]);
+    assert_ne!(low[2]["id"], low[0]["id"], "raised again: a new id");
+    let alert = lifecycle(&a, "medgw:device-disconnected");
+    assert_eq!(&alert[..2], &[("start".to_string(), None), ("end".to_string(), Some("cleared".to_string()))], "{a:#?}");
+}
