@@ -75,6 +75,12 @@ pub struct BenchOptions {
     /// run, so that on a shared machine it does not take their CPU; 0 leaves it.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i32).range(0..=19))]
     pub harness_nice: i32,
+    /// Alarm latency: every device raises an SpO2-low alarm and clears it, alternately, this
+    /// often (`--protocol masimo` or `medibus`, `--format canonical`); the report gives the
+    /// latency from the gateway's receipt of the device bytes to the subscriber, measured
+    /// during the drain with `--drain`, else during the measurement.
+    #[arg(long, value_parser = simulate::parse_duration)]
+    pub alarms: Option<Duration>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -115,6 +121,12 @@ pub struct BenchReport {
     /// CPU of the gateway and of the broker while the backlog drained, in % of one core.
     pub drain_gateway_cpu_percent: Option<f64>,
     pub drain_broker_cpu_percent: Option<f64>,
+    /// With `--alarms`: alarm events received, and their latency from the gateway's receipt
+    /// of the device bytes to the subscriber (during the drain with `--drain`).
+    pub alarm_events: Option<u64>,
+    pub alarm_latency_ms_p50: Option<f64>,
+    pub alarm_latency_ms_p99: Option<f64>,
+    pub alarm_latency_ms_max: Option<f64>,
 }
 
 fn which(name: &str) -> Option<PathBuf> {
@@ -216,6 +228,10 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
+    anyhow::ensure!(
+        o.alarms.is_none() || (o.format == "canonical" && matches!(o.protocol.as_str(), "masimo" | "medibus")),
+        "--alarms needs --format canonical and --protocol masimo or medibus (simulators with an alarm channel)"
+    );
     let mosquitto = which("mosquitto").ok_or_else(|| anyhow::anyhow!("mosquitto is not installed (apt-get install mosquitto)"))?;
     let dir = tempfile::Builder::new().prefix("medgw-bench-").tempdir()?;
     // Both listeners are held while the ports are read, so the two ports differ.
@@ -251,7 +267,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
         let run = SimRun {
             protocol: o.protocol.clone(),
             options: SimOptions { seed: i as u64 + 1, period_ms: o.period_ms, record: false },
-            faults: Vec::new(),
+            faults: o.alarms.map(alarm_faults).unwrap_or_default(),
             link: (o.transport == BenchTransport::Pty).then(|| link.clone()),
             duration: None,
             write_every: o.write_every,
@@ -307,6 +323,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
 
     // Subscriber: counts deliveries and measures latency from the receipt time in the payload.
     let (sample_tx, mut sample_rx) = tokio::sync::mpsc::unbounded_channel::<f64>();
+    let (alarm_tx, mut alarm_rx) = tokio::sync::mpsc::unbounded_channel::<f64>();
     let mut opts = rumqttc::MqttOptions::new("medgw-bench-sub", "127.0.0.1", port);
     opts.set_keep_alive(Duration::from_secs(30));
     opts.set_max_packet_size(1 << 20, 1 << 20);
@@ -319,6 +336,9 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
     } else {
         client.subscribe("medgw/v1/+/+/+/obs", rumqttc::QoS::AtMostOnce).await?;
     }
+    if o.alarms.is_some() {
+        client.subscribe("medgw/v1/+/+/+/alarm", rumqttc::QoS::AtMostOnce).await?;
+    }
     let format = o.format.clone();
     let sub_stop = stop.clone();
     let sub = tokio::spawn(async move {
@@ -327,7 +347,11 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
                 e = events.poll() => match e {
                     Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
                         let now = Timestamp::now().0 as f64;
-                        if let Some(rx) = receipt_ms(&p.payload, &format) {
+                        if p.topic.ends_with("/alarm") {
+                            if let Some(rx) = alarm_receipt_ms(&p.payload) {
+                                let _ = alarm_tx.send(now - rx);
+                            }
+                        } else if let Some(rx) = receipt_ms(&p.payload, &format) {
                             let _ = sample_tx.send(now - rx);
                         }
                     }
@@ -356,6 +380,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
     }
 
     let mut drain_result = None;
+    let mut alarm_samples = Vec::new();
     if let Some(n) = o.drain {
         // Count until every backlog observation arrived; live ones are told apart by being
         // less than half an hour old (the backlog's receipt times are over an hour old).
@@ -384,6 +409,9 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
             }
         }
         let secs = t.elapsed().as_secs_f64();
+        while let Ok(a) = alarm_rx.try_recv() {
+            alarm_samples.push(a);
+        }
         live.sort_by(|a, b| a.total_cmp(b));
         drain_result = Some((
             backlog_seen,
@@ -411,6 +439,13 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
     let cpu = (cpu_seconds(pid) - cpu0) / secs * 100.0;
     let broker_cpu = (cpu_seconds(broker.0.id()) - broker_cpu0) / secs * 100.0;
     let harness_cpu = (cpu_seconds(std::process::id()) - harness_cpu0) / secs * 100.0;
+    if o.drain.is_none() {
+        while let Ok(a) = alarm_rx.try_recv() {
+            alarm_samples.push(a);
+        }
+    }
+    alarm_samples.sort_by(|a, b| a.total_cmp(b));
+    let alarms_measured = o.alarms.is_some();
     stop.cancel();
     let _ = sub.await;
     drop(gw);
@@ -445,6 +480,10 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
         drain_measured_at: o.drain.map(|_| if o.drain_to_broker { "broker" } else { "subscriber" }),
         drain_gateway_cpu_percent: drain_result.map(|d| d.3),
         drain_broker_cpu_percent: drain_result.map(|d| d.4),
+        alarm_events: alarms_measured.then_some(alarm_samples.len() as u64),
+        alarm_latency_ms_p50: alarms_measured.then(|| percentile(&alarm_samples, 0.50)),
+        alarm_latency_ms_p99: alarms_measured.then(|| percentile(&alarm_samples, 0.99)),
+        alarm_latency_ms_max: alarms_measured.then(|| alarm_samples.last().copied().unwrap_or(0.0)),
     })
 }
 
@@ -467,6 +506,23 @@ fn receipt_ms(payload: &[u8], format: &str) -> Option<f64> {
     let end = start + memchr::memchr(b'"', payload.get(start..)?)?;
     let text = std::str::from_utf8(&payload[start..end]).ok()?;
     Timestamp::parse_rfc3339(text).ok().map(|t| t.0 as f64)
+}
+
+/// SpO2 low, then normal again, every `period` (for an hour).
+fn alarm_faults(period: Duration) -> Vec<simulate::ScheduledFault> {
+    let n = (3600.0 / period.as_secs_f64().max(0.1)) as u32;
+    (1..=n)
+        .map(|k| simulate::ScheduledFault {
+            at: period * k,
+            action: simulate::FaultAction::Device(medgw_protocols::sim::Fault::Spo2Low(k % 2 == 1)),
+        })
+        .collect()
+}
+
+/// The receipt time of a canonical alarm event (`time`: when the gateway read the bytes).
+fn alarm_receipt_ms(payload: &[u8]) -> Option<f64> {
+    let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    Timestamp::parse_rfc3339(v["time"].as_str()?).ok().map(|t| t.0 as f64)
 }
 
 /// Prints the report as a table and one JSON line.
@@ -507,5 +563,31 @@ pub fn print(r: &BenchReport, out: &mut impl Write) -> std::io::Result<()> {
             writeln!(out, "                   during the drain: gateway CPU {g:.0} %, Mosquitto {b:.0} % of one core")?;
         }
     }
+    if let (Some(n), Some(p50), Some(p99), Some(max)) =
+        (r.alarm_events, r.alarm_latency_ms_p50, r.alarm_latency_ms_p99, r.alarm_latency_ms_max)
+    {
+        writeln!(
+            out,
+            "  alarms           {n} events{}: latency p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms (gateway receipt -> subscriber)",
+            if r.drain_backlog.is_some() { " during the drain" } else { "" }
+        )?;
+    }
     writeln!(out, "{}", serde_json::to_string(r).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod alarm_tests {
+    use super::*;
+    use medgw_protocols::sim::Fault;
+
+    #[test]
+    fn alarms_are_raised_and_cleared_alternately() {
+        let f = alarm_faults(Duration::from_secs(2));
+        assert_eq!(f.len(), 1800);
+        assert_eq!(f[0].at, Duration::from_secs(2));
+        assert_eq!(f[0].action, simulate::FaultAction::Device(Fault::Spo2Low(true)));
+        assert_eq!(f[1].action, simulate::FaultAction::Device(Fault::Spo2Low(false)));
+        assert_eq!(alarm_receipt_ms(br#"{"phase":"start","time":"1970-01-01T00:00:01.250Z"}"#), Some(1250.0));
+        assert_eq!(alarm_receipt_ms(b"MSH|"), None);
+    }
 }

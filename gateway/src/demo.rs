@@ -182,6 +182,13 @@ pub fn describe(topic: &str, payload: &[u8]) -> Option<String> {
             };
             Some(format!("{time:<9} {bed:<6} {device:<16} {name:<32} {value}"))
         }
+        // Canonical alarm JSON or a FHIR Communication (PCD-04 is not JSON: not shown).
+        "alarm" => {
+            let phase = v["phase"].as_str().or(v["status"].as_str()).unwrap_or("?");
+            let text = v["text"].as_str().or(v["payload"][0]["contentString"].as_str()).unwrap_or("?");
+            let time = chrono_like(v["time"].as_str().or(v["sent"].as_str()).unwrap_or(""));
+            Some(format!("{time:<9} {bed:<6} {device:<16} ALARM {phase}: {text}"))
+        }
         "events" => Some(format!(
             "{time:<9} {bed:<6} {device:<16} event: {} {}",
             v["kind"].as_str().unwrap_or("?"),
@@ -210,6 +217,7 @@ pub async fn run(
     format: PayloadFormat,
     status_port: Option<u16>,
     transport: DemoTransport,
+    faults: Vec<simulate::ScheduledFault>,
 ) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new().prefix("medgw-demo-").tempdir()?;
     let port = free_port()?;
@@ -225,7 +233,7 @@ pub async fn run(
         let run = SimRun {
             protocol: protocol.to_string(),
             options: SimOptions { seed: devices.len() as u64 + 1, period_ms: 1000, record: false },
-            faults: Vec::new(),
+            faults: faults.clone(),
             link: (transport == DemoTransport::Pty).then_some(link),
             duration: None,
             write_every: Duration::ZERO,
@@ -306,4 +314,21 @@ pub async fn run(
     stop.cancel();
     println!("\nmedgw demo: {shown} messages shown; stopped.");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+
+    #[test]
+    fn alarm_lines_in_the_live_view() {
+        let canonical = br#"{"phase":"start","text":"SpO2 low","time":"2026-01-02T10:22:05.120Z"}"#;
+        assert_eq!(
+            describe("medgw/v1/demo-gw/BED1/pulse-oximeter/alarm", canonical).as_deref(),
+            Some("10:22:05  BED1   pulse-oximeter   ALARM start: SpO2 low")
+        );
+        let fhir = br#"{"resourceType":"Communication","status":"completed","sent":"2026-01-02T10:22:09Z","payload":[{"contentString":"SpO2 low"}]}"#;
+        assert!(describe("medgw/v1/demo-gw/BED1/pulse-oximeter/alarm", fhir).unwrap().ends_with("ALARM completed: SpO2 low"));
+        assert_eq!(describe("medgw/v1/demo-gw/BED1/pulse-oximeter/alarm", b"MSH|^~\\&|"), None);
+    }
 }

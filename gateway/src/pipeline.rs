@@ -152,6 +152,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             runner.associate(adt);
         }
         devices.push(runner.status.clone());
+        // The retained active-alarm summary, now and every 30 s, until the gateway stops.
+        tokio::spawn(crate::source::alarms::heartbeat(runner.status.alarms.clone(), aux_tx.clone(), shutdown.clone()));
         match &d.source {
             SourceConfig::Serial { port, settings } => {
                 tasks.spawn(serial::run(runner, port.clone(), *settings));

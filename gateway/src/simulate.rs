@@ -46,9 +46,16 @@ pub fn parse_fault(s: &str) -> Result<ScheduledFault, String> {
         ("garbage", Some(n)) => FaultAction::Device(Fault::Garbage(n.parse().map_err(|_| format!("garbage={n}: a byte count"))?)),
         ("sensor-off", None) => FaultAction::Device(Fault::SensorOff(true)),
         ("sensor-on", None) => FaultAction::Device(Fault::SensorOff(false)),
+        // SpO2 below the simulated low limit (an alarm on Masimo and MEDIBUS), and back.
+        ("spo2-low", None) => FaultAction::Device(Fault::Spo2Low(true)),
+        ("spo2-normal", None) => FaultAction::Device(Fault::Spo2Low(false)),
         ("silence", Some(d)) => FaultAction::Device(Fault::Silence(parse_duration(d)?.as_millis() as u32)),
         ("unplug", Some(d)) => FaultAction::Unplug(parse_duration(d)?),
-        _ => return Err(format!("{what:?}: kinds are bad-checksum, truncate, garbage=N, sensor-off, sensor-on, silence=DUR, unplug=DUR")),
+        _ => {
+            return Err(format!(
+            "{what:?}: kinds are bad-checksum, truncate, garbage=N, sensor-off, sensor-on, spo2-low, spo2-normal, silence=DUR, unplug=DUR"
+        ))
+        }
     };
     Ok(ScheduledFault { at, action })
 }
@@ -397,6 +404,15 @@ pub async fn replay_pty(
 mod tests {
     use super::*;
     use medgw_protocols::decode::Event;
+
+    #[test]
+    fn alarm_faults_parse() {
+        let f = |s: &str| parse_fault(s).map(|f| (f.at, f.action));
+        assert_eq!(f("2s:spo2-low"), Ok((Duration::from_secs(2), FaultAction::Device(Fault::Spo2Low(true)))));
+        assert_eq!(f("5s:spo2-normal"), Ok((Duration::from_secs(5), FaultAction::Device(Fault::Spo2Low(false)))));
+        assert!(f("5s:spo2-low=3").is_err());
+        assert!(f("5s:spo2").unwrap_err().contains("spo2-low"));
+    }
 
     /// A pipe that records each write and never has anything to read.
     #[derive(Default)]

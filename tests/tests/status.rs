@@ -251,6 +251,7 @@ fn the_page_api_health_and_metrics_of_a_running_gateway() {
         // Current values are not greyed; NIBP, measured now and then, shows its age.
         let bed2 = row(&dom, "bed2-monitor");
         assert!(!row(&dom, "bed1-oximeter").contains("data-current=\"no\""), "{dom}");
+        assert!(!bed2.contains("class=\"alarm "), "no alarm while the monitor is connected: {bed2}");
         let nibp = bed2.split("title=\"MDC_PRESS_BLD_NONINV at").nth(1).expect("NIBP on the page");
         let nibp = &nibp[..nibp.find("title=").unwrap_or(nibp.len())];
         assert!(nibp.contains("data-current=\"yes\"") && nibp.contains(" s ago"), "NIBP with its age: {nibp}");
@@ -268,6 +269,9 @@ fn the_page_api_health_and_metrics_of_a_running_gateway() {
         assert!(bed2.contains("data-current=\"no\"") && !bed2.contains("data-current=\"yes\""), "{bed2}");
         assert!(bed2.matches("class=\"age\"").count() == bed2.matches("data-current=").count(), "every value with its age: {bed2}");
         assert!(!row(&dom, "bed1-oximeter").contains("data-current=\"no\""), "{dom}");
+        // Its loss is shown as a technical alert of the device (outlined, priority medium, its age).
+        assert!(bed2.contains("class=\"alarm technical medium\"") && bed2.contains("class=\"alarm-age\""), "{bed2}");
+        assert!(!row(&dom, "bed1-oximeter").contains("class=\"alarm "), "no alarm on the connected oximeter");
     }
     gw.terminate(Duration::from_secs(15));
 }

@@ -22,12 +22,16 @@ pub struct DemoOptions {
     /// device servers on loopback (the network path).
     #[arg(long, value_enum, default_value = "pty")]
     transport: demo::DemoTransport,
+    /// Faults injected into every simulated device, as `medgw simulate --fault`: e.g.
+    /// `10s:spo2-low --fault 25s:spo2-normal --fault 40s:sensor-off` to see alarms.
+    #[arg(long = "fault", value_parser = simulate::parse_fault)]
+    faults: Vec<simulate::ScheduledFault>,
 }
 
 pub fn run(options: DemoOptions, log: LogFormat) -> anyhow::Result<ExitCode> {
-    let DemoOptions { duration, format, status_port, transport } = options;
+    let DemoOptions { duration, format, status_port, transport, faults } = options;
     // The embedded broker logs every client it drops; the demo shows only medgw's warnings.
     telemetry::init(log, "warn,rumqttd=off");
-    super::runtime()?.block_on(demo::run(duration, format.into(), status_port, transport))?;
+    super::runtime()?.block_on(demo::run(duration, format.into(), status_port, transport, faults))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -46,7 +46,8 @@ pub struct SimulateOptions {
     #[arg(long, requires = "pty")]
     link: Option<PathBuf>,
     /// Faults to inject: TIME:KIND[=ARG], e.g. 5s:garbage=100, 10s:unplug=3s, 20s:silence=15s,
-    /// 30s:sensor-off, 31s:bad-checksum, 32s:truncate.
+    /// 30s:sensor-off, 31s:bad-checksum, 32s:truncate; alarms: 40s:spo2-low, 50s:spo2-normal,
+    /// 60s:sensor-on.
     #[arg(long = "fault", value_parser = simulate::parse_fault)]
     faults: Vec<simulate::ScheduledFault>,
     #[arg(long, default_value_t = 1)]

@@ -6,6 +6,8 @@
 //! {prefix}/{gateway}/{bed}/{device}/obs                   observations (one per message)
 //! {prefix}/{gateway}/{bed}/{device}/device      retained  FHIR Device resource
 //! {prefix}/{gateway}/{bed}/{device}/events                device events (connect, silent, gaps, ...)
+//! {prefix}/{gateway}/{bed}/{device}/alarm                 alarm lifecycle events (start/update/end)
+//! {prefix}/{gateway}/{bed}/{device}/alarms/active retained active-alarm summary (heartbeat)
 //! ```
 
 use medgw_protocols::observation::DeviceContext;
@@ -55,6 +57,21 @@ impl Topics {
     pub fn device_events(&self, ctx: &DeviceContext) -> String {
         format!("{}/events", self.device_base(ctx))
     }
+
+    /// Alarm lifecycle events, in the sink's format (docs/alarms.md).
+    pub fn alarm(&self, ctx: &DeviceContext) -> String {
+        format!("{}/alarm", self.device_base(ctx))
+    }
+
+    /// The retained summary of the device's active alarms (canonical JSON).
+    pub fn alarm_summary(&self, ctx: &DeviceContext) -> String {
+        format!("{}/alarms/active", self.device_base(ctx))
+    }
+
+    /// Whether `topic` carries alarm events (their content type is the sink's format's).
+    pub fn is_alarm(topic: &str) -> bool {
+        topic.ends_with("/alarm")
+    }
 }
 
 #[cfg(test)]
@@ -72,5 +89,8 @@ mod tests {
         let t = Topics::new("medgw/v1", "gw-1");
         assert_eq!(t.observations(&ctx), "medgw/v1/gw-1/ICU_4/spo2/obs");
         assert_eq!(t.status(), "medgw/v1/gw-1/status");
+        assert_eq!(t.alarm(&ctx), "medgw/v1/gw-1/ICU_4/spo2/alarm");
+        assert_eq!(t.alarm_summary(&ctx), "medgw/v1/gw-1/ICU_4/spo2/alarms/active");
+        assert!(Topics::is_alarm(&t.alarm(&ctx)) && !Topics::is_alarm(&t.alarm_summary(&ctx)));
     }
 }

@@ -235,6 +235,8 @@ pub async fn run<T: Transport>(mut runner: DeviceRunner, mut transport: T) {
             break;
         }
     }
+    // An `end` for every alarm still active: the gateway stops watching the device.
+    runner.alarms_shutdown();
     runner.flush_rejections();
     runner.flush_repeated(true);
     runner.status.set_state(DeviceState::Disconnected);

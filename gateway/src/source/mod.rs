@@ -3,6 +3,7 @@
 //! decode, normalise, commit to the buffer, hand over live, and answer the device — so all
 //! transports behave alike.
 
+pub mod alarms;
 pub mod backoff;
 pub mod ble;
 pub mod connection;
@@ -79,6 +80,8 @@ pub struct DeviceStatus {
     /// The protocol session's state (IntelliVue: `associating`, `associated`, `refused`, ...)
     /// for protocols that have one: the port can be open while the device refuses to talk.
     pub session: Mutex<Option<&'static str>>,
+    /// The device's active alarms and alarm counters (`alarms.rs`).
+    pub alarms: Arc<alarms::AlarmBoard>,
 }
 
 impl DeviceStatus {
@@ -97,6 +100,7 @@ impl DeviceStatus {
             gaps: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
             session: Mutex::new(None),
+            alarms: Arc::new(alarms::AlarmBoard::default()),
         }
     }
 
@@ -155,6 +159,9 @@ pub struct DeviceRunner {
     /// every poll (IntelliVue NIBP, MEDIBUS) would otherwise publish the same observation, with
     /// the same id, again and again.
     last_ids: std::collections::HashMap<(medgw_protocols::MdcCode, Option<medgw_protocols::observation::VendorCode>), uuid::Uuid>,
+    /// The alarm lifecycle and its delivery; behind a lock because liveness events reach it
+    /// through [`DeviceRunner::event`], which takes `&self`.
+    alarms: Mutex<alarms::DeviceAlarms>,
 }
 
 impl DeviceRunner {
@@ -210,6 +217,15 @@ impl DeviceRunner {
             patient: cfg.patient.clone(),
             gateway_eui64: config.gateway.eui64,
         };
+        let board = Arc::new(alarms::AlarmBoard::new(link.topics.alarm_summary(&context), &cfg.name, &cfg.bed));
+        let alarms = alarms::DeviceAlarms::new(
+            &context.key(),
+            config.mqtt.format,
+            nomenclature.clone(),
+            board.clone(),
+            link.topics.alarm(&context),
+            link.aux.clone(),
+        );
         DeviceRunner {
             cfg: cfg.clone(),
             decoders,
@@ -218,10 +234,11 @@ impl DeviceRunner {
             rejections: RejectionWindow::default(),
             log_limit: Mutex::new(LogLimiter::default()),
             noisy: NoisyLineLimiter::default(),
-            status: Arc::new(DeviceStatus::new(cfg)),
+            status: Arc::new(DeviceStatus { alarms: board, ..DeviceStatus::new(cfg) }),
             events: Vec::with_capacity(64),
             full_announced: false,
             last_ids: std::collections::HashMap::new(),
+            alarms: Mutex::new(alarms),
         }
     }
 
@@ -250,6 +267,57 @@ impl DeviceRunner {
         let topic = self.link.topics.device_events(self.normalizer.context());
         if let Ok(json) = serde_json::to_vec(&e) {
             let _ = self.link.aux.try_send(AuxMessage { topic, payload: Bytes::from(json), retain: false, sticky: false });
+        }
+        self.alarm_liveness(&e);
+    }
+
+    /// A lost or silent device is a technical alert of the device (and ends its alarms with
+    /// the reason); it ends when the device is connected or sends again.
+    fn alarm_liveness(&self, e: &Event) {
+        let now = Timestamp::now();
+        let ctx = self.normalizer.context().clone();
+        let Ok(mut alarms) = self.alarms.lock() else { return };
+        let d = match e.kind {
+            EventKind::Disconnected => alarms.disconnected(&e.detail, &ctx, now),
+            EventKind::Silent => alarms.disconnected(&format!("silent: {}", e.detail), &ctx, now),
+            EventKind::Connected | EventKind::Resumed => alarms.connected(&ctx, now),
+            _ => return,
+        };
+        drop(alarms);
+        self.alarms_dropped(d);
+    }
+
+    /// An alarm report the decoders produced from bytes received at `now`.
+    fn alarm_report(&self, report: &medgw_protocols::alarm::AlarmReport, now: Timestamp) {
+        let ctx = self.normalizer.context().clone();
+        let d = match self.alarms.lock() {
+            Ok(mut a) => a.report(report, &ctx, now),
+            Err(_) => return,
+        };
+        self.alarms_dropped(d);
+    }
+
+    /// The gateway stops: every active alarm of the device ends (reason `shutdown`) and the
+    /// retained summary is emptied. Called once the connection loop is done.
+    pub fn alarms_shutdown(&self) {
+        let ctx = self.normalizer.context().clone();
+        let d = match self.alarms.lock() {
+            Ok(mut a) => a.shutdown(&ctx, Timestamp::now()),
+            Err(_) => return,
+        };
+        self.alarms_dropped(d);
+    }
+
+    fn alarms_dropped(&self, d: alarms::Delivered) {
+        if d.dropped > 0 {
+            if let Some(suppressed) = self.log_allowed(true, "alarm queue full".into()) {
+                tracing::warn!(
+                    device = %self.cfg.name,
+                    dropped = d.dropped,
+                    suppressed,
+                    "alarm events dropped: the sink's queue is full (the broker is away or slow); the retained summary carries the state"
+                );
+            }
         }
     }
 
@@ -457,10 +525,8 @@ impl DeviceRunner {
                     );
                 }
                 DecodeEvent::Session(s) => self.event(self.device_event(EventKind::Session, s)),
-                // Alarm reports are decoded but not yet delivered (docs/alarms.md).
-                DecodeEvent::Alarms(r) => {
-                    tracing::debug!(device = %self.cfg.name, conditions = r.conditions.len(), "alarm report (not forwarded yet)")
-                }
+                // Published at once, before the batch's commit: alarms do not wait on the buffer.
+                DecodeEvent::Alarms(r) => self.alarm_report(&r, now),
                 DecodeEvent::NoisyLine(why) => {
                     if let Some(e) = self.noisy.report(now, why, &self.cfg.name, &self.cfg.bed) {
                         self.event(e);

@@ -91,6 +91,32 @@ pub async fn render(r: &Running) -> String {
             d.reconnects.load(Ordering::Relaxed)
         );
     }
+    family(&mut o, "medgw_device_alarms_active", "gauge", "Alarms and technical alerts active now, per device and kind.");
+    for d in &r.devices {
+        let active = d.alarms.active();
+        for kind in ["physiological", "technical", "advisory"] {
+            let n = active.iter().filter(|a| super::kind_name(a.kind) == kind).count();
+            let _ = writeln!(o, "medgw_device_alarms_active{{gateway=\"{gw}\",device=\"{}\",kind=\"{kind}\"}} {n}", label(&d.name));
+        }
+    }
+    family(&mut o, "medgw_alarm_events_total", "counter", "Alarm lifecycle events handed to the sink.");
+    for d in &r.devices {
+        let _ = writeln!(
+            o,
+            "medgw_alarm_events_total{{gateway=\"{gw}\",device=\"{}\"}} {}",
+            label(&d.name),
+            d.alarms.sent.load(Ordering::Relaxed)
+        );
+    }
+    family(&mut o, "medgw_alarms_dropped_total", "counter", "Alarm lifecycle events dropped: the sink's queue was full.");
+    for d in &r.devices {
+        let _ = writeln!(
+            o,
+            "medgw_alarms_dropped_total{{gateway=\"{gw}\",device=\"{}\"}} {}",
+            label(&d.name),
+            d.alarms.dropped.load(Ordering::Relaxed)
+        );
+    }
 
     let s = &r.sink;
     family(&mut o, "medgw_mqtt_connected", "gauge", "1 when connected to the MQTT broker.");

@@ -133,9 +133,61 @@ pub struct DeviceReport {
     pub gaps: u64,
     pub reconnects: u64,
     pub latest: Vec<LatestValue>,
+    /// The device's active alarms and technical alerts, oldest first.
+    pub alarms: Vec<AlarmEntry>,
     /// The bed's patient association now, when `[adt]` is configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub association: Option<AssociationReport>,
+}
+
+/// An active alarm as the page shows it: coloured by `priority`, technical alerts apart.
+#[derive(Serialize)]
+pub struct AlarmEntry {
+    pub id: String,
+    /// `physiological`, `technical` or `advisory`.
+    pub kind: &'static str,
+    /// `high`, `medium`, `low`, `no-alarm`; absent when the device gives none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<&'static str>,
+    pub text: String,
+    pub vendor: String,
+    pub code: u32,
+    pub started: Timestamp,
+    /// Seconds since it started, by the gateway's clock.
+    pub age_s: f64,
+}
+
+pub fn kind_name(k: medgw_protocols::alarm::AlarmKind) -> &'static str {
+    use medgw_protocols::alarm::AlarmKind;
+    match k {
+        AlarmKind::Physiological => "physiological",
+        AlarmKind::Technical => "technical",
+        AlarmKind::Advisory => "advisory",
+    }
+}
+
+/// The active alarms of a device at `now`.
+pub fn alarm_entries(board: &crate::source::alarms::AlarmBoard, now: Timestamp) -> Vec<AlarmEntry> {
+    use medgw_protocols::alarm::Priority;
+    board
+        .active()
+        .into_iter()
+        .map(|a| AlarmEntry {
+            kind: kind_name(a.kind),
+            priority: a.priority.map(|p| match p {
+                Priority::High => "high",
+                Priority::Medium => "medium",
+                Priority::Low => "low",
+                Priority::NoAlarm => "no-alarm",
+            }),
+            age_s: age_s(now, a.started),
+            id: a.id,
+            text: a.text,
+            vendor: a.vendor,
+            code: a.code,
+            started: a.started,
+        })
+        .collect()
 }
 
 /// A bed's association as the status page shows it. Who the patient is (`patient`) only to a
@@ -323,6 +375,7 @@ pub fn device_reports(r: &Running, identified: bool) -> Vec<DeviceReport> {
                 gaps: d.gaps.load(Ordering::Relaxed),
                 reconnects: d.reconnects.load(Ordering::Relaxed),
                 latest,
+                alarms: alarm_entries(&d.alarms, now),
                 association: r.adt.as_ref().map(|a| association_report(a, &d.bed, identified)),
             }
         })

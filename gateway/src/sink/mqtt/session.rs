@@ -420,12 +420,14 @@ impl Session {
         while l.closing.is_none() && l.window.has_room() {
             if let Some((id, m)) = self.aux.pop() {
                 let pkid = l.window.take(Carried::Aux(id)).expect("room checked");
+                // Alarm events are in the sink's format; status, events and summaries are JSON.
+                let content_type = if Topics::is_alarm(&m.topic) { self.cfg.format.content_type() } else { "application/json" };
                 let out = OutgoingPublish {
                     pkid,
                     topic: m.topic,
                     payload: m.payload,
                     retain: m.retain,
-                    content_type: Some("application/json"),
+                    content_type: Some(content_type),
                     dup: false,
                 };
                 packet::encode_publish(version, out, &mut self.wbuf)?;

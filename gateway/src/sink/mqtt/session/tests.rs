@@ -676,3 +676,26 @@ proptest! {
         w.settle();
     }
 }
+
+/// Issue 16: an alarm raised while a backlog drains goes out in the next free slot of the
+/// window, ahead of the rows still queued.
+#[test]
+fn an_alarm_during_a_backlog_drain_takes_the_next_free_slot() {
+    let mut h = Harness::canonical();
+    h.connect(3);
+    h.answer_read((1..=50).map(|r| entry(r, "a", r)).collect());
+    assert_eq!(h.publishes().len(), 2, "the status and two rows fill the window");
+    let alarm = "medgw/v1/gw/BED1/spo2/alarm";
+    h.s.push_aux(AuxMessage { topic: alarm.into(), payload: Bytes::from_static(b"{\"phase\":\"start\"}"), retain: false, sticky: false });
+    h.run();
+    assert!(!h.sent.iter().any(|s| matches!(s, Sent::Publish { topic, .. } if topic == alarm)), "no room yet");
+    let first = h.publishes()[0].0;
+    h.puback(first, true);
+    match h.sent.last() {
+        Some(Sent::Publish { topic, rows, .. }) => assert_eq!((topic.as_str(), rows.len()), (alarm, 0), "the alarm, not row 3"),
+        other => panic!("{other:?}"),
+    }
+    let second = h.publishes()[1].0;
+    h.puback(second, true);
+    assert_eq!(h.publishes().last().map(|(_, r)| r.clone()), Some(vec![3]), "then the backlog goes on");
+}
