@@ -230,6 +230,7 @@ pub async fn run(
             duration: None,
             write_every: Duration::ZERO,
             session_timeout: None,
+            patient_id: None,
         };
         let stop = stop.clone();
         let attached = match transport {

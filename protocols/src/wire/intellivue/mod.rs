@@ -35,6 +35,7 @@ pub mod alarms;
 pub mod attributes;
 #[cfg(feature = "alloc")]
 pub mod client;
+pub mod demographics;
 pub mod frame;
 pub mod nomenclature;
 pub mod pdu;
