@@ -142,6 +142,7 @@ fn demo_config(
                     timezone: None,
                     silence_timeout_ms: 10_000,
                     max_frame_rate: None,
+                    waves: Vec::new(),
                 })
             })
             .collect(),

@@ -33,6 +33,19 @@ fn chunks(l: &Link, metric: MdcCode) -> Vec<&WaveChunk> {
     l.events.iter().filter_map(|e| if let Event::Wave(c) = e { Some(&**c) } else { None }).filter(|c| c.metric == metric).collect()
 }
 
+/// The minimum poll period the client's association request announced, in ms.
+fn announced_min_poll_ms(l: &Link) -> u64 {
+    let mut d = frame::Deframer::<4096>::new();
+    for &b in &l.sent_frames[0] {
+        if let frame::FrameEvent::Frame { user_data, .. } = d.push(b) {
+            if let Ok(session::Spdu::Connect(Some(info))) = session::parse(user_data) {
+                return info.poll_profile.unwrap().min_poll_period.as_millis();
+            }
+        }
+    }
+    panic!("the first frame is no association request");
+}
+
 /// The polled object types of the requests the client sent, in order (SETs as `None`).
 fn requests(l: &Link) -> Vec<Option<ObjectType>> {
     let mut out = Vec::new();
@@ -119,6 +132,7 @@ fn waves_are_off_by_default() {
     let req = requests(&l);
     assert!(!req.contains(&Some(WAVES)) && !req.contains(&None), "{req:?}");
     assert!(!l.events.iter().any(|e| matches!(e, Event::Wave(_))));
+    assert_eq!(announced_min_poll_ms(&l), 1000, "the association request as before");
 }
 
 #[test]
@@ -128,6 +142,7 @@ fn waves_are_polled_every_256_ms_and_carry_every_sample_the_monitor_sent() {
     l.run_for(10_000);
     let req = requests(&l);
     assert_eq!(req[0], None, "the priority list SET goes first: {req:?}");
+    assert_eq!(announced_min_poll_ms(&l), 256, "the wave poll period is the shortest the client uses");
     let wave_polls = req.iter().filter(|r| **r == Some(WAVES)).count();
     assert!((36..=40).contains(&wave_polls), "a wave poll every 256 ms: {wave_polls}");
     assert!(l.rejections().is_empty(), "{:?}", l.rejections());

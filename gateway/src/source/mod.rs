@@ -167,7 +167,7 @@ impl DeviceRunner {
                 poll_period_ms: cfg.poll_period_ms,
                 listen_only: cfg.listen_only,
                 max_frame_rate: cfg.max_frame_rate,
-                ..DecoderOptions::default()
+                waves: cfg.waves.clone(),
             })],
             DeviceProtocol::Ble => ble::decoders(),
         };

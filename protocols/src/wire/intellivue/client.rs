@@ -28,7 +28,13 @@
 //! client must confirm (the MDS create result) before it polls. medgw then sends one extended
 //! numeric poll (NOM_ACT_POLL_MDIB_DATA_EXT, numerics, all attributes) per poll period and waits
 //! for its reply, which may come as several linked results (ROLRS first … last) before or
-//! instead of the final RORS.
+//! instead of the final RORS. Beside it, one request outstanding at a time, in this order when
+//! several are due: the alert monitor (extended poll, group NOM_ATTR_GRP_AL_MON) once per poll
+//! period → `Event::Alarms` per list (`alarms.rs`); with `DecoderOptions::waves`, the wave
+//! priority list SET once per association and a wave poll every 256 ms → `Event::Wave`
+//! (`wave.rs`); the patient demographics (single poll) at association and every 10 s (never
+//! more often than the poll period) → `Event::PatientId` (`demographics.rs`). A lost reply to any
+//! of them is a poll time-out, as for the numerics.
 //!
 //! Time-outs: the monitor drops an association that hears nothing from its client within a
 //! time-out derived from the negotiated minimum poll period: 10 s up to 3.3 s, three periods up
