@@ -272,6 +272,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
             duration: None,
             write_every: o.write_every,
             session_timeout: None,
+            patient_id: None,
         };
         let stop = stop.clone();
         match o.transport {

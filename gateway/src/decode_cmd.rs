@@ -62,7 +62,7 @@ pub fn run(
     // so its gate is opened wide (the lock on the stream still applies).
     let timed = capture::is_capture(input);
     let max_frame_rate = if timed { None } else { Some(u32::MAX) };
-    let mut decoder = (info.make)(&DecoderOptions { poll_period_ms: 1000, listen_only: true, max_frame_rate });
+    let mut decoder = (info.make)(&DecoderOptions { poll_period_ms: 1000, listen_only: true, max_frame_rate, ..DecoderOptions::default() });
     let nom = Arc::new(Nomenclature::builtin());
     let zone = match timezone {
         Some(z) => jiff::tz::TimeZone::get(z).map_err(|e| UsageError::Input(format!("time zone {z}: {e}")))?,
@@ -138,7 +138,7 @@ pub fn run(
                 Event::NoisyLine(why) => {
                     let _ = writeln!(err, "wrong protocol or noisy line: {why}");
                 }
-                Event::Transmit(_) | Event::Session(_) | Event::Wave(_) | Event::Alarms(_) => {}
+                Event::Transmit(_) | Event::Session(_) | Event::Wave(_) | Event::Alarms(_) | Event::PatientId(_) => {}
             }
         }
         summary.observations += batch.len() as u64;

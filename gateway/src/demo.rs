@@ -142,6 +142,7 @@ fn demo_config(
                     timezone: None,
                     silence_timeout_ms: 10_000,
                     max_frame_rate: None,
+                    waves: Vec::new(),
                 })
             })
             .collect(),
@@ -238,6 +239,7 @@ pub async fn run(
             duration: None,
             write_every: Duration::ZERO,
             session_timeout: None,
+            patient_id: None,
         };
         let stop = stop.clone();
         let attached = match transport {

@@ -186,6 +186,8 @@ pub struct SimRun {
     /// connection time-out, during which it refuses a new association); `None`: the
     /// protocol's own.
     pub session_timeout: Option<Duration>,
+    /// The patient id the device reports as its own (IntelliVue demographics).
+    pub patient_id: Option<String>,
 }
 
 impl SimRun {
@@ -194,6 +196,9 @@ impl SimRun {
         let mut sim = make(&self.protocol, &self.options)?;
         if let Some(t) = self.session_timeout {
             sim.set_session_timeout_ms(t.as_millis() as u64);
+        }
+        if let Some(id) = &self.patient_id {
+            sim.set_patient_id(Some(id));
         }
         Ok(sim)
     }
@@ -441,6 +446,7 @@ mod tests {
             duration: Some(Duration::from_millis(400)),
             write_every,
             session_timeout: None,
+            patient_id: None,
         };
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let mut io = Recorder::default();

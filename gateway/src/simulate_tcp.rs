@@ -291,6 +291,7 @@ mod tests {
             duration: None,
             write_every: std::time::Duration::ZERO,
             session_timeout: None,
+            patient_id: None,
         }
     }
 

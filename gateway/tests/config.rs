@@ -554,3 +554,18 @@ fn an_adt_table_is_checked_and_used_by_run() {
     let errs = errors(&bad);
     assert!(find(&errs, "adt").message.contains("allow"), "{errs:#?}");
 }
+
+/// `waves` (issue 17): an IntelliVue device names the waves it polls; off when absent; unknown
+/// names and other protocols are refused.
+#[test]
+fn intellivue_waves_are_named_and_checked() {
+    use medgw_protocols::wire::intellivue::wave::physio;
+    let ivue = "[[device]]\nname = \"bed3-monitor\"\nprotocol = \"intellivue\"\nport = \"/dev/ttyUSB2\"\nbed = \"BED3\"\n";
+    let c = config::parse(&format!("{GOOD}\n{ivue}waves = [\"ecg-ii\", \"pleth\", \"pleth\"]\n"), Path::new("/etc/medgw")).unwrap();
+    assert_eq!(c.devices[2].waves, [physio::NOM_ECG_ELEC_POTL_II, physio::NOM_PLETH]);
+    assert!(c.devices[0].waves.is_empty() && c.devices[1].waves.is_empty(), "off by default");
+    let errs = errors(&format!("{GOOD}\n{ivue}waves = [\"ecg-ii\", \"spo2\"]\n"));
+    assert!(find(&errs, "device[2].waves").hint.as_deref().unwrap_or("").contains("pleth"), "{errs:#?}");
+    let errs = errors(&GOOD.replace("poll_period_ms = 2000", "poll_period_ms = 2000\nwaves = [\"pleth\"]"));
+    assert!(find(&errs, "device[1].waves").message.contains("intellivue"), "{errs:#?}");
+}

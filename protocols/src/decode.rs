@@ -46,6 +46,11 @@ pub enum Event {
     /// decoders send a report when the set changes and after every (re)start, not with every
     /// frame; polled protocols (MEDIBUS) with every answer to their alarm request.
     Alarms(crate::alarm::AlarmReport),
+    /// The patient id the device holds for its patient (IntelliVue patient demographics),
+    /// reported with every answer while the device has an admitted patient with an id. The
+    /// gateway checks it against the bed's ADT patient (docs/adt.md): a disagreement holds the
+    /// readings back from any patient. An identifier of a person: never logged at info level.
+    PatientId(alloc::string::String),
 }
 
 /// A device protocol's decoder or session state machine.
@@ -120,11 +125,14 @@ pub struct DecoderOptions {
     /// simulators run faster than a real device, and for byte streams read from a file, whose
     /// receipt times are not the device's.
     pub max_frame_rate: Option<u32>,
+    /// IntelliVue: the waves to poll, by physio id (`wire::intellivue::wave::physio_by_name`),
+    /// at most 11. Empty (the default): no wave poll, the association asks for numerics only.
+    pub waves: Vec<u16>,
 }
 
 impl Default for DecoderOptions {
     fn default() -> Self {
-        DecoderOptions { poll_period_ms: 1000, listen_only: false, max_frame_rate: None }
+        DecoderOptions { poll_period_ms: 1000, listen_only: false, max_frame_rate: None, waves: Vec::new() }
     }
 }
 

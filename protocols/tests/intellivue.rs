@@ -117,8 +117,11 @@ fn happy_path_full_poll_cycles() {
     assert_eq!(&uds[0][..2], &[0x0D, 0xEC]);
     assert!(matches!(session::parse(&uds[1]).unwrap(), session::Spdu::Data { .. }));
     let _ = &mut ud;
-    // One extended poll per second: 11 polls (at 0 s .. 10 s) after AARQ and create result.
-    assert_eq!(uds.len(), 2 + 11, "{}", uds.len());
+    // Per second one extended numeric poll and one alert monitor poll: 11 each (at 0 s .. 10 s),
+    // and the demographics every 10 s (2), after AARQ and create result.
+    assert_eq!(uds.len(), 2 + 11 + 11 + 2, "{}", uds.len());
+    let objects = |code: u16| uds.iter().filter(|u| u.len() > 34 && u[30..34] == [0x00, 0x01, (code >> 8) as u8, code as u8]).count();
+    assert_eq!((objects(6), objects(0x36), objects(0x2A)), (11, 11, 2), "numerics, alert monitor, demographics");
 
     // Identity from the MDS create event.
     let ids: Vec<_> = l.events.iter().filter_map(|e| if let Event::Identity(i) = e { Some(i.clone()) } else { None }).collect();
@@ -244,7 +247,9 @@ fn keep_alive_holds_a_slow_poll_association() {
     assert!(l.client.is_associated());
     assert_eq!(l.sessions(), ["association-accepted", "associated"]);
     // Keep-alive single polls of the MDS (action 0x0C16 in the frame).
-    let keep_alives = l.sent_frames.iter().filter(|f| f.windows(2).any(|w| w == [0x0C, 0x16])).count();
+    // (the MDS type and system production group; the demographics are single polls too).
+    let is_keep_alive = |f: &&Vec<u8>| f.windows(4).any(|w| w == [0x00, 0x21, 0x08, 0x0C]);
+    let keep_alives = l.sent_frames.iter().filter(is_keep_alive).count();
     assert!(keep_alives >= 4, "{keep_alives}");
     assert!(l.rejections().is_empty(), "{:?}", l.rejections());
     // Without the override the minimum poll period is the client's 20 s and polls suffice.
@@ -252,7 +257,7 @@ fn keep_alive_holds_a_slow_poll_association() {
     l.start();
     l.run_for(65_000);
     assert!(l.sim.is_associated());
-    assert_eq!(l.sent_frames.iter().filter(|f| f.windows(2).any(|w| w == [0x0C, 0x16])).count(), 0);
+    assert_eq!(l.sent_frames.iter().filter(is_keep_alive).count(), 0);
 }
 
 #[test]

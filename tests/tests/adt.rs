@@ -85,6 +85,12 @@ fn pv1(now: &str, prior: &str, visit: &str) -> String {
 }
 
 fn config(dir: &Path, mqtt: u16, adt: u16, http: u16, devices: &[(&str, &str, &Path, &str)]) -> String {
+    let devices: Vec<_> = devices.iter().map(|(n, b, l, e)| (*n, "nonin-df8", *b, *l, *e)).collect();
+    config_with(dir, mqtt, adt, http, &devices)
+}
+
+/// As [`config`], each device with its protocol: (name, protocol, bed, link, extra keys).
+fn config_with(dir: &Path, mqtt: u16, adt: u16, http: u16, devices: &[(&str, &str, &str, &Path, &str)]) -> String {
     let mut c = format!(
         r#"
 [gateway]
@@ -130,9 +136,9 @@ bed = "B"
         buffer = dir.join("buffer.db").display(),
         token = dir.join("token").display(),
     );
-    for (name, bed, link, extra) in devices {
+    for (name, protocol, bed, link, extra) in devices {
         c.push_str(&format!(
-            "\n[[device]]\nname = \"{name}\"\nprotocol = \"nonin-df8\"\nport = \"{}\"\nbed = \"{bed}\"\n{extra}\n",
+            "\n[[device]]\nname = \"{name}\"\nprotocol = \"{protocol}\"\nport = \"{}\"\nbed = \"{bed}\"\n{extra}\n",
             link.display()
         ));
     }
@@ -419,4 +425,46 @@ fn associations_survive_a_restart_conflict_with_a_manual_binding_and_follow_a_me
     assert!(has_event(&msgs, "manual-conflict", Some("BED2")), "{:#?}", events(&msgs));
     let conflicts = events(&msgs).into_iter().filter(|e| e["kind"] == "association-conflict").count();
     assert!(conflicts >= 2, "the conflict is reported when ADT associates and again at the restart: {conflicts}");
+}
+
+/// Issue 14's mismatch rule end to end: a simulated IntelliVue whose patient demographics hold
+/// another patient id than the one the ADT feed admitted to its bed. The gateway raises
+/// `patient-mismatch` (without either id in the event) and publishes the monitor's readings
+/// without a patient from then on.
+#[test]
+fn an_intellivue_reporting_another_patient_than_the_adt_feed_is_a_mismatch_and_its_readings_carry_no_patient() {
+    if missing("mosquitto") || no_python_hl7() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    token_file(dir.path());
+    let broker = Mosquitto::start();
+    let sub = Subscriber::start(broker.port, "medgw/v1/#");
+    let (adt_port, http) = (free_port(), free_port());
+    let mon = start_sim(dir.path(), "ivue1", "intellivue", &["--patient-id", "MRN-ZZ-0042"]);
+    let devices = [("ivue1", "intellivue", "BED1", mon.link.as_path(), "")];
+    let mut gw = start_gateway(dir.path(), "gw", &config_with(dir.path(), broker.port, adt_port, http, &devices));
+    wait_for_port(adt_port, Duration::from_secs(20));
+
+    let t1 = soon();
+    let acks = send(adt_port, &[adt("A01", "M1", t1, &(pid("P4711Q", "Zyxdoe^Qjane") + &pv1("BED1", "", "V1")))]);
+    assert_eq!(acks[0].code, "AA", "{acks:?}");
+    // The monitor's demographics are polled every 10 s: the next answer after the admission
+    // disagrees with it.
+    let msgs = sub.wait_for(Duration::from_secs(40), |m| has_event(m, "patient-mismatch", Some("BED1")));
+    assert!(has_event(&msgs, "patient-mismatch", Some("BED1")), "no patient-mismatch event; gateway log:\n{}", gw.log());
+    let mismatch_seen = Timestamp::now();
+    for e in events(&msgs) {
+        let text = e.to_string();
+        assert!(!text.contains("MRN-ZZ-0042") && !text.contains("P4711Q"), "no patient id in events: {text}");
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    let msgs = sub.snapshot();
+    // Readings taken after the mismatch carry no patient (the admission alone would give them
+    // P4711Q: the monitor's readings between the admission and the mismatch do).
+    assert_between(&msgs, "ivue1", Timestamp(mismatch_seen.0 + 1000), Timestamp::now(), None);
+    let admitted: Vec<_> = readings(&msgs, "ivue1").into_iter().filter(|r| r.1.as_deref() == Some("P4711Q")).collect();
+    assert!(!admitted.is_empty(), "before the mismatch the ADT patient was used");
+    assert!(admitted.iter().all(|r| r.0 >= t1 && r.0 < mismatch_seen), "only between admission and mismatch");
+    gw.terminate(Duration::from_secs(10));
 }

@@ -64,6 +64,10 @@ pub struct SimulateOptions {
     /// the monitor refuses new associations until then unless the old one was released).
     #[arg(long, value_parser = simulate::parse_duration)]
     session_timeout: Option<Duration>,
+    /// The patient id the simulated device holds for its patient (IntelliVue: its patient
+    /// demographics), e.g. to test the ADT mismatch rule.
+    #[arg(long)]
+    patient_id: Option<String>,
 }
 
 pub fn run(options: SimulateOptions, log: LogFormat) -> anyhow::Result<ExitCode> {
@@ -83,6 +87,7 @@ pub fn run(options: SimulateOptions, log: LogFormat) -> anyhow::Result<ExitCode>
         sent,
         duration,
         session_timeout,
+        patient_id,
     } = options;
     telemetry::init(log, "info");
     if !pty && port.is_none() && tcp.is_none() && connect.is_none() {
@@ -108,7 +113,8 @@ pub fn run(options: SimulateOptions, log: LogFormat) -> anyhow::Result<ExitCode>
     }
     let device = device.unwrap_or_default();
     let options = SimOptions { seed, period_ms, record: sent.is_some() };
-    let run = simulate::SimRun { protocol: device, options, faults, link, duration, write_every: Duration::ZERO, session_timeout };
+    let run =
+        simulate::SimRun { protocol: device, options, faults, link, duration, write_every: Duration::ZERO, session_timeout, patient_id };
     let mut sent_file = match &sent {
         Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?)),
         None => None,

@@ -117,6 +117,7 @@ impl Reader<'_> {
                     "timezone",
                     "silence_timeout_s",
                     "max_frame_rate",
+                    "waves",
                 ],
             );
         }
@@ -209,6 +210,7 @@ impl Reader<'_> {
             t.t.iter()
                 .any(|(key, _)| key.get_ref().as_ref() == "max_frame_rate")
                 .then(|| self.int(t, "max_frame_rate", 1..=1_000_000, 1) as u32);
+        let waves = self.waves(t, info);
         let settings = SerialSettings { baud, data_bits, parity, stop_bits };
         let source = self.source(t, settings, is_ble)?;
         let protocol = match (&source, info) {
@@ -227,6 +229,36 @@ impl Reader<'_> {
             timezone,
             silence_timeout_ms,
             max_frame_rate,
+            waves,
         })
+    }
+
+    /// `waves = ["ecg-ii", "pleth"]`: the IntelliVue waves to poll (at most 11, the monitor's
+    /// limit of 3 ECG + 8 others). Only the IntelliVue client polls waves.
+    fn waves(&mut self, t: &mut Tbl, info: Option<&'static medgw_protocols::decode::ProtocolInfo>) -> Vec<u16> {
+        use medgw_protocols::wire::intellivue::wave::{physio_by_name, MAX_WAVES};
+        const NAMES: &str = "ecg-i, ecg-ii, ecg-iii, pleth, abp, resp";
+        let mut waves = Vec::new();
+        let Some(v) = self.get(t, "waves") else { return waves };
+        if info.is_some_and(|i| i.name != "intellivue") {
+            self.err(v.span(), &Self::key(t, "waves"), "only an intellivue device polls waves", None);
+            return waves;
+        }
+        let Some(items) = v.get_ref().as_array() else {
+            self.err(v.span(), &Self::key(t, "waves"), "must be an array of wave names", Some("waves = [\"ecg-ii\", \"pleth\"]".into()));
+            return waves;
+        };
+        for item in items.iter() {
+            match item.get_ref().as_str().and_then(physio_by_name) {
+                Some(p) if !waves.contains(&p) => waves.push(p),
+                Some(_) => {}
+                None => self.err(item.span(), &Self::key(t, "waves"), "unknown wave".to_string(), Some(format!("one of: {NAMES}"))),
+            }
+        }
+        if waves.len() > MAX_WAVES {
+            self.err(v.span(), &Self::key(t, "waves"), format!("at most {MAX_WAVES} waves"), None);
+            waves.truncate(MAX_WAVES);
+        }
+        waves
     }
 }

@@ -229,6 +229,9 @@ pub struct DeviceConfig {
     /// The rate gate's limit in frames per second for decoders that have one (`nonin-df8`);
     /// `None` is the protocol's own limit. Raised only for simulators run faster than a device.
     pub max_frame_rate: Option<u32>,
+    /// IntelliVue: the waves to poll (physio ids, from `waves = ["ecg-ii", "pleth"]`); empty
+    /// (the default): no wave poll.
+    pub waves: Vec<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -174,6 +174,7 @@ impl DeviceRunner {
                 poll_period_ms: cfg.poll_period_ms,
                 listen_only: cfg.listen_only,
                 max_frame_rate: cfg.max_frame_rate,
+                waves: cfg.waves.clone(),
             })],
             DeviceProtocol::Ble => ble::decoders(),
         };
@@ -532,6 +533,19 @@ impl DeviceRunner {
                         self.event(e);
                     }
                 }
+                // The device's own patient id (IntelliVue demographics): checked against the
+                // bed's ADT patient; a disagreement is a `patient-mismatch` event (published by
+                // the ADT receiver) and holds readings from then on back from any patient.
+                // Without `[adt]` there is nothing to check it against. Never logged above
+                // debug, and then without the id: it identifies a person.
+                DecodeEvent::PatientId(id) => match self.normalizer.association() {
+                    Some(a) => {
+                        if a.device_reported(&id, now).is_some() {
+                            tracing::debug!(device = %self.cfg.name, "device-reported patient id judged against the ADT patient");
+                        }
+                    }
+                    None => tracing::debug!(device = %self.cfg.name, "device-reported patient id (no ADT feed to check it against)"),
+                },
                 // Waves are decoded but not yet published (docs/waveforms.md).
                 DecodeEvent::Wave(w) => tracing::debug!(device = %self.cfg.name, samples = w.samples.len(), "wave samples not published"),
             }

@@ -7,19 +7,25 @@
 //!   both clients: the session and PDU parsers see arbitrary user data behind a good frame
 //!   (instead of skipping the FCS under `cfg(fuzzing)`, which this target does not need);
 //! - 2: the parsers directly (session, ROapdus, poll request/reply, attribute types, the alert
-//!   monitor's alarm lists), and the
+//!   monitor's alarm lists, the demographics' patient id, SET argument/result, TextIdList), and the
 //!   framing round trip encode -> deframe -> same bytes.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use medgw_protocols::decode::{Decoder, DecoderOptions, Event};
 use medgw_protocols::wire::intellivue::attributes::{AbsoluteTime, AttributeList, NuObsValue, NuObsValueCmp, ProductionSpec, SystemModel};
 use medgw_protocols::wire::intellivue::pdu::{self, action};
-use medgw_protocols::wire::intellivue::{alarms, frame, session, IntelliVueClient};
+use medgw_protocols::wire::intellivue::{alarms, demographics, frame, session, wave, IntelliVueClient};
 use medgw_protocols::Timestamp;
 
-fn clients() -> [IntelliVueClient; 2] {
+fn clients() -> [IntelliVueClient; 3] {
     [
         IntelliVueClient::new(&DecoderOptions { poll_period_ms: 1000, listen_only: false, ..Default::default() }),
+        // With waves: the priority list SET and the 256 ms wave polls too.
+        IntelliVueClient::new(&DecoderOptions {
+            poll_period_ms: 1000,
+            waves: vec![wave::physio::NOM_ECG_ELEC_POTL_II, wave::physio::NOM_PLETH],
+            ..Default::default()
+        }),
         IntelliVueClient::new(&DecoderOptions { poll_period_ms: 1000, listen_only: true, ..Default::default() }),
     ]
 }
@@ -62,11 +68,19 @@ fn parsers(data: &[u8]) {
                     let _ = NuObsValue::parse(ava.value);
                     let _ = alarms::list_report(ava.id, ava.value);
                 }
+                let _ = demographics::patient(&o.attributes);
             }
         }
         let _ = pdu::PollRequest::parse(a, data);
     }
-    // The alert monitor's alarm lists (decoded from bytes; not polled by the client yet).
+    if let Ok((_, mods)) = pdu::parse_set_argument(data) {
+        for m in mods.flatten() {
+            let _ = wave::text_id_list(m.value).map(|ids| ids.count());
+        }
+    }
+    let _ = pdu::SetResult::parse(data);
+    let _ = wave::text_id_list(data).map(|ids| ids.count());
+    // The alert monitor's alarm lists.
     for id in [alarms::NOM_ATTR_AL_MON_P_AL_LIST, alarms::NOM_ATTR_AL_MON_T_AL_LIST] {
         if let Ok(r) = alarms::list_report(id, data) {
             assert!(r.conditions.iter().all(|c| !c.text.is_empty()));

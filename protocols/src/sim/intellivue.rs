@@ -22,6 +22,20 @@
 //!   old association. After a release (or an abort) the monitor accepts at once. A real monitor
 //!   refused for about 51 s after a gateway restart that did not release.
 //!
+//! - Alert monitor poll: the physiological and technical alarm lists (`alarms.rs` layout): an
+//!   SpO2-low alarm while [`Fault::Spo2Low`] holds (high priority, "**SpO2 85<90", code
+//!   MDC_EVT_LO's term on the SpO2 source), an INOP "SpO2 NO SENSOR" while
+//!   [`Fault::SensorOff`] holds (medium technical, a private event term [`INOP_NO_SENSOR`]:
+//!   no public table gives the monitor's own code, so it arrives unmapped with its vendor code).
+//! - Patient demographics poll: state admitted and the patient id set with
+//!   [`IntelliVueSim::set_patient_id`], else state empty and no id.
+//! - Wave priority list SET: the waves the monitor has (ECG II at 500 samples/s, pleth at 125)
+//!   are kept, others dropped without a word (p. 287); the result lists what was kept. Without a
+//!   SET both are sent. Wave poll: the samples since the previous wave poll (at most 512 ms, from
+//!   8 ms boundaries of the monitor clock), ECG II as a PQRST at the simulated heart rate
+//!   (`wave::shape::ecg_ii`), pleth as a beat at the pulse rate; each object's context (sample
+//!   period, SaSpec, scale, unit) with the first result and every fourth one after.
+//!
 //! Values: HR, SpO2, pleth pulse rate, perfusion index, respiration rate, etCO2, temperature,
 //! NBP pulse (Philips-private id: arrives unmapped) and a non-invasive blood pressure re-measured
 //! every five minutes, whose observation carries a relative time stamp of the cuff measurement.
@@ -34,18 +48,22 @@ use alloc::vec::Vec;
 use crate::decimal::Decimal;
 use crate::mdc::MdcCode;
 use crate::time::Timestamp;
+use crate::wire::intellivue::alarms::{self as al, alert_type};
 use crate::wire::intellivue::attributes::{
     self, id, spec_type, AbsoluteTime, MeasurementState, NuObsValue, ProductionSpec, RelativeTime, SystemModel, ID_COMP_PRODUCT,
 };
 use crate::wire::intellivue::client::connection_timeout_ms;
+use crate::wire::intellivue::demographics;
 use crate::wire::intellivue::frame::{self, Deframer, FrameEvent};
 use crate::wire::intellivue::nomenclature::{dim, physio};
 use crate::wire::intellivue::pdu::{self, action, command, linked, ro, Apdu, ManagedObjectId, ObjectType, PollRequest};
 use crate::wire::intellivue::session::{self, PollProfile, Spdu};
+use crate::wire::intellivue::wave::{self as wv, physio as wave_physio, SaObsValue, SaSpec, ScaleRangeSpec16};
 use crate::wire::intellivue::Writer;
 use crate::wire::sfloat::encode_float;
+use alloc::string::String;
 
-use super::{DeviceSimulator, Fault, Rng, Sent, SimOptions};
+use super::{DeviceSimulator, Fault, Rng, Sent, SimOptions, SPO2_LOW_LIMIT, SPO2_LOW_VALUE};
 
 /// Simulators of this module, by protocol name.
 pub const SIMULATORS: &[(&str, super::MakeSimulator)] = &[("intellivue", make)];
@@ -63,6 +81,17 @@ pub const SERIAL: &str = "DE71234567";
 pub const FIRMWARE: &str = "M.00.03";
 /// The 6-byte system id (a MAC address), which medgw does not turn into an EUI-64.
 const SYSTEM_ID: [u8; 6] = [0x00, 0x09, 0xFB, 0x12, 0x34, 0x56];
+/// The event term of the simulated "SpO2 NO SENSOR" INOP: private (see the module doc).
+pub const INOP_NO_SENSOR: u16 = 0xF0A1;
+/// NOM_DIM_MILLI_VOLT (the DIM term of MDC_DIM_MILLI_VOLT, 4274).
+const NOM_DIM_MILLI_VOLT: u16 = 4274;
+/// The waves this monitor has, in the order it sends them.
+const WAVES: [u16; 2] = [wave_physio::NOM_ECG_ELEC_POTL_II, wave_physio::NOM_PLETH];
+/// Sample periods in ms: ECG 500 /s, pleth 125 /s (pp. 286–287).
+const ECG_PERIOD_MS: i64 = 2;
+const PLETH_PERIOD_MS: i64 = 8;
+/// Wave results cover at most this much (a client that polls late loses the rest).
+const MAX_WAVE_WINDOW_MS: i64 = 512;
 /// NBP is re-measured this often.
 const NIBP_INTERVAL_MS: i64 = 300_000;
 
@@ -126,6 +155,17 @@ pub struct IntelliVueSim {
     truncate: bool,
     garbage: usize,
     sensor_off: bool,
+    spo2_low: bool,
+    patient_id: Option<String>,
+    /// The waves selected by the client's priority list (all the monitor has by default).
+    wave_list: Vec<u16>,
+    /// The monitor-clock time the next wave result starts at (None: since the association).
+    wave_next: Option<Timestamp>,
+    wave_results: u32,
+    ecg_phase: u32,
+    pleth_phase: u32,
+    /// Wave samples put on the wire, by physio id (only with `record`).
+    waves_sent: Vec<(u16, Vec<u16>)>,
     vitals: Vitals,
     last_walk: Timestamp,
     /// The latest `now` seen.
@@ -166,6 +206,14 @@ impl IntelliVueSim {
             truncate: false,
             garbage: 0,
             sensor_off: false,
+            spo2_low: false,
+            patient_id: None,
+            wave_list: WAVES.to_vec(),
+            wave_next: None,
+            wave_results: 0,
+            ecg_phase: 0,
+            pleth_phase: 0,
+            waves_sent: Vec::new(),
             vitals,
             last_walk: now,
             clock: now,
@@ -196,6 +244,21 @@ impl IntelliVueSim {
 
     fn connection_timeout(&self) -> i64 {
         self.connection_timeout_override.unwrap_or_else(|| connection_timeout_ms(self.min_poll_ms)) as i64
+    }
+
+    /// The patient the monitor has admitted (its demographics answer), or none.
+    pub fn set_patient_id(&mut self, id: Option<&str>) {
+        self.patient_id = id.map(String::from);
+    }
+
+    /// The raw samples of wave `physio_id` put on the wire since the last call (needs `record`).
+    pub fn take_wave_samples(&mut self, physio_id: u16) -> Vec<u16> {
+        self.waves_sent.iter_mut().find(|(p, _)| *p == physio_id).map(|(_, v)| core::mem::take(v)).unwrap_or_default()
+    }
+
+    /// The waves the client's priority list selected.
+    pub fn wave_list(&self) -> &[u16] {
+        &self.wave_list
     }
 
     pub fn is_associated(&self) -> bool {
@@ -283,7 +346,8 @@ impl IntelliVueSim {
             list.push(Numeric { physio_id, unit_code, value, state });
         };
         push(physio::NOM_ECG_CARD_BEAT_RATE, dim::NOM_DIM_BEAT_PER_MIN, (int(v.hr), 0));
-        push(physio::NOM_PULS_OXIM_SAT_O2, dim::NOM_DIM_PERCENT, oxi(int(v.spo2)));
+        let spo2 = if self.spo2_low { SPO2_LOW_VALUE } else { v.spo2 };
+        push(physio::NOM_PULS_OXIM_SAT_O2, dim::NOM_DIM_PERCENT, oxi(int(spo2)));
         push(physio::NOM_PLETH_PULS_RATE, dim::NOM_DIM_BEAT_PER_MIN, oxi(int(v.pr)));
         push(physio::NOM_PULS_OXIM_PERF_REL, dim::NOM_DIM_DIMLESS, oxi(tenths(v.pi)));
         push(physio::NOM_RESP_RATE, dim::NOM_DIM_RESP_PER_MIN, (int(v.rr), 0));
@@ -462,8 +526,44 @@ impl IntelliVueSim {
             }
             return;
         }
+        if req.obj_type == ObjectType::ALERT_MONITOR || req.obj_type == ObjectType::PATIENT_DEMOGRAPHICS || req.obj_type == wv::WAVES {
+            let waves = req.obj_type == wv::WAVES;
+            let (start, end) = if waves { self.wave_window(now) } else { (reply_at, reply_at) };
+            let wave_objects = if waves { self.wave_objects(start, end) } else { Vec::new() };
+            let mut w = Writer::new(&mut buf);
+            let ok = self.write_reply(&mut w, ro::RORS, None, invoke_id, action_type, req, if waves { start } else { reply_at }, |w| {
+                w.u16(1)?;
+                let list = w.begin_len()?;
+                w.u16(0)?; // context id
+                if req.obj_type == ObjectType::ALERT_MONITOR {
+                    w.u16(1)?;
+                    let ctx = w.begin_len()?;
+                    w.u16(1)?; // the alert monitor's handle
+                    self.write_alarm_lists(w)?;
+                    w.end_len(ctx)?;
+                } else if req.obj_type == ObjectType::PATIENT_DEMOGRAPHICS {
+                    w.u16(1)?;
+                    let ctx = w.begin_len()?;
+                    w.u16(2)?; // the demographics object's handle
+                    self.write_demographics(w)?;
+                    w.end_len(ctx)?;
+                } else {
+                    w.put(&wave_objects)?;
+                }
+                w.end_len(list)
+            });
+            let n = w.len();
+            if ok.is_ok() {
+                self.emit(buf.get(..n).unwrap_or(&[]), Vec::new(), out);
+                if waves {
+                    self.wave_next = Some(end);
+                    self.wave_results = self.wave_results.wrapping_add(1);
+                }
+            }
+            return;
+        }
         if req.obj_type != ObjectType::NUMERICS {
-            // Other object classes (waves, alarms, demographics): an empty reply.
+            // Other object classes: an empty reply.
             let mut w = Writer::new(&mut buf);
             let ok = self.write_reply(&mut w, ro::RORS, None, invoke_id, action_type, req, reply_at, |w| {
                 w.u16(0)?;
@@ -539,6 +639,9 @@ impl IntelliVueSim {
                     None => self.send_error(invoke_id, 9, out),
                 }
             }
+            (MonState::Associated, Apdu::Invoke { invoke_id, command: command::CONFIRMED_SET, argument }) => {
+                self.answer_set(invoke_id, argument, out)
+            }
             (MonState::Associated, Apdu::Invoke { invoke_id, .. }) => self.send_error(invoke_id, 9, out),
             // A late or repeated result while associated: nothing to do.
             (MonState::Associated, _) => {}
@@ -578,6 +681,9 @@ impl IntelliVueSim {
                 profile.max_mtu_tx = 2500;
                 let mut buf = [0u8; 512];
                 if let Ok(n) = session::encode_aare(&profile, &mut buf) {
+                    self.wave_list = WAVES.to_vec();
+                    self.wave_next = None;
+                    self.wave_results = 0;
                     self.emit(buf.get(..n).unwrap_or(&[]), Vec::new(), out);
                     self.send_mds_create(now, out);
                 }
@@ -591,6 +697,195 @@ impl IntelliVueSim {
             Spdu::Abort => self.state = MonState::Unassociated,
             Spdu::Data { apdu, .. } => self.handle_data(apdu, now, out),
             Spdu::Accept(_) | Spdu::Refuse | Spdu::ReleaseResponse => {}
+        }
+    }
+}
+
+impl IntelliVueSim {
+    /// The alert monitor's two lists (`alarms.rs` layout).
+    fn write_alarm_lists(&self, w: &mut Writer<'_>) -> crate::Result<()> {
+        struct Entry<'a> {
+            source: u16,
+            code: u16,
+            alert_type: u16,
+            text: &'a str,
+        }
+        let mut low_text = String::new();
+        let mut p = Vec::new();
+        if self.spo2_low && !self.sensor_off {
+            use core::fmt::Write as _;
+            let _ = write!(low_text, "**SpO2 {SPO2_LOW_VALUE}<{SPO2_LOW_LIMIT}");
+            p.push(Entry { source: physio::NOM_PULS_OXIM_SAT_O2, code: 62, alert_type: alert_type::HI_PRI_P_AL, text: &low_text });
+        }
+        let mut t = Vec::new();
+        if self.sensor_off {
+            t.push(Entry {
+                source: physio::NOM_PULS_OXIM_SAT_O2,
+                code: INOP_NO_SENSOR,
+                alert_type: alert_type::MED_PRI_T_AL,
+                text: "SpO2 NO SENSOR",
+            });
+        }
+        let list = |w: &mut Writer<'_>, entries: &[Entry<'_>]| -> crate::Result<()> {
+            w.u16(entries.len() as u16)?;
+            let at = w.begin_len()?;
+            for (i, e) in entries.iter().enumerate() {
+                w.u16(e.source)?;
+                w.u16(e.code)?;
+                w.u16(e.alert_type)?;
+                w.u16(0)?; // state
+                ManagedObjectId { class: pdu::class::NOM_MOC_VMO_METRIC_NU, context_id: 0, handle: 2 }.write(w)?;
+                w.u16(al::STR_ALMON_INFO)?;
+                let info = w.begin_len()?;
+                w.u16(i as u16 + 1)?; // al_inst_no
+                w.u32(0)?; // al_text
+                w.u16(0)?; // priority
+                w.u16(0)?; // flags
+                demographics::write_string(w, e.text)?;
+                w.end_len(info)?;
+            }
+            w.end_len(at)
+        };
+        attributes::write_attribute_list(w, 2, |w| {
+            attributes::write_ava(w, al::NOM_ATTR_AL_MON_P_AL_LIST, |w| list(w, &p))?;
+            attributes::write_ava(w, al::NOM_ATTR_AL_MON_T_AL_LIST, |w| list(w, &t))
+        })
+    }
+
+    fn write_demographics(&self, w: &mut Writer<'_>) -> crate::Result<()> {
+        match &self.patient_id {
+            Some(pid) => attributes::write_attribute_list(w, 2, |w| {
+                attributes::write_ava(w, demographics::NOM_ATTR_PT_DEMOG_ST, |w| w.u16(demographics::state::ADMITTED))?;
+                attributes::write_ava(w, demographics::NOM_ATTR_PT_ID, |w| demographics::write_string(w, pid))
+            }),
+            None => attributes::write_attribute_list(w, 1, |w| {
+                attributes::write_ava(w, demographics::NOM_ATTR_PT_DEMOG_ST, |w| w.u16(demographics::state::EMPTY))
+            }),
+        }
+    }
+
+    /// The monitor-clock span the next wave result covers: from where the last one ended (or
+    /// 256 ms back at the first) to the last 8 ms boundary, at most 512 ms.
+    fn wave_window(&self, now: Timestamp) -> (Timestamp, Timestamp) {
+        let align = |t: Timestamp| Timestamp(t.0 - (t.0 - self.boot.0).rem_euclid(PLETH_PERIOD_MS));
+        let end = align(now);
+        let start = self.wave_next.unwrap_or(Timestamp(end.0 - wv::WAVE_POLL_PERIOD_MS)).max(Timestamp(end.0 - MAX_WAVE_WINDOW_MS));
+        (start.min(end), end)
+    }
+
+    /// The selected wave objects: the SingleContextPoll's count, length and observations.
+    fn wave_objects(&mut self, start: Timestamp, end: Timestamp) -> Vec<u8> {
+        let mut buf = alloc::vec![0u8; 1536];
+        let mut w = Writer::new(&mut buf);
+        let n = match self.write_waves(start, end, &mut w) {
+            Ok(()) => w.len(),
+            Err(_) => 0,
+        };
+        buf.truncate(n);
+        if n == 0 {
+            buf.extend_from_slice(&[0, 0, 0, 0]);
+        }
+        buf
+    }
+
+    fn write_waves(&mut self, start: Timestamp, end: Timestamp, w: &mut Writer<'_>) -> crate::Result<()> {
+        let span = end.0 - start.0;
+        let context = self.wave_results % 4 == 0;
+        let list = self.wave_list.clone();
+        w.u16(list.len() as u16)?;
+        let ctx_len = w.begin_len()?;
+        for physio_id in list {
+            let ecg = physio_id == wave_physio::NOM_ECG_ELEC_POTL_II;
+            let period = if ecg { ECG_PERIOD_MS } else { PLETH_PERIOD_MS };
+            let n = (span / period) as usize;
+            let rate = if ecg { self.vitals.hr } else { self.vitals.pr }.max(1) as u32;
+            // Beat phase advance per sample, in 1/65536 of a beat.
+            let step = rate * 65536 * period as u32 / 60_000;
+            let invalid = !ecg && self.sensor_off;
+            let mut samples = Vec::with_capacity(n);
+            for _ in 0..n {
+                let v = if ecg {
+                    self.ecg_phase = (self.ecg_phase + step) % 65536;
+                    (2048 + crate::wave::shape::ecg_ii(self.ecg_phase) / 5).clamp(0, 4095) as u16
+                } else {
+                    self.pleth_phase = (self.pleth_phase + step) % 65536;
+                    if invalid {
+                        0
+                    } else {
+                        (crate::wave::shape::pleth(self.pleth_phase) * 4) as u16
+                    }
+                };
+                samples.push(v);
+            }
+            let mut bytes = Vec::with_capacity(n * 2);
+            for v in &samples {
+                bytes.extend_from_slice(&v.to_be_bytes());
+            }
+            if self.record {
+                match self.waves_sent.iter_mut().find(|(p, _)| *p == physio_id) {
+                    Some((_, v)) => v.extend_from_slice(&samples),
+                    None => self.waves_sent.push((physio_id, samples)),
+                }
+            }
+            w.u16(if ecg { 0x0201 } else { 0x0202 })?; // handle
+            let count = if context { 5 } else { 1 };
+            attributes::write_attribute_list(w, count, |w| {
+                if context {
+                    attributes::write_ava(w, wv::id::NOM_ATTR_TIME_PD_SAMP, |w| w.u32(period as u32 * 8))?;
+                    attributes::write_ava(w, wv::id::NOM_ATTR_SA_SPECN, |w| {
+                        SaSpec { array_size: n as u16, sample_size: 16, significant_bits: 12, flags: SaSpec::STATIC_SCALE }.write(w)
+                    })?;
+                    let (lower, upper, unit) = if ecg {
+                        (Decimal::new(-1024, -2).and_then(encode_float), Decimal::new(10235, -3).and_then(encode_float), NOM_DIM_MILLI_VOLT)
+                    } else {
+                        (Some(FLOAT_NAN), Some(FLOAT_NAN), dim::NOM_DIM_DIMLESS)
+                    };
+                    attributes::write_ava(w, wv::id::NOM_ATTR_SCALE_SPECN_I16, |w| {
+                        ScaleRangeSpec16 {
+                            lower_absolute: lower.unwrap_or(FLOAT_NAN),
+                            upper_absolute: upper.unwrap_or(FLOAT_NAN),
+                            lower_scaled: 0,
+                            upper_scaled: 4095,
+                        }
+                        .write(w)
+                    })?;
+                    attributes::write_ava(w, wv::id::NOM_ATTR_UNIT_CODE, |w| w.u16(unit))?;
+                }
+                let state = MeasurementState(if invalid { MeasurementState::INVALID } else { 0 });
+                attributes::write_ava(w, wv::id::NOM_ATTR_SA_VAL_OBS, |w| SaObsValue { physio_id, state, array: &bytes }.write(w))
+            })?;
+        }
+        w.end_len(ctx_len)
+    }
+
+    /// A SET of the wave priority list: keeps the waves this monitor has (others are dropped
+    /// without a word, p. 287) and answers with the list as set. Other SETs: "no such action"
+    /// would be wrong for a SET; ROER invalid argument value (15).
+    fn answer_set(&mut self, invoke_id: u16, argument: &[u8], out: &mut Vec<u8>) {
+        let mut list = None;
+        if let Ok((_object, mods)) = pdu::parse_set_argument(argument) {
+            for m in mods.flatten() {
+                if m.attribute_id == wv::NOM_ATTR_POLL_RTSA_PRIO_LIST && m.operator == pdu::MODIFY_REPLACE {
+                    if let Ok(ids) = wv::text_id_list(m.value) {
+                        list = Some(ids.filter(|p| WAVES.contains(p)).take(wv::MAX_WAVES).collect::<Vec<u16>>());
+                    }
+                }
+            }
+        }
+        let Some(list) = list else { return self.send_error(invoke_id, 15, out) };
+        self.wave_list = list;
+        let mut buf = [0u8; 128];
+        let mut w = Writer::new(&mut buf);
+        let waves = self.wave_list.clone();
+        let ok = pdu::write_operation(&mut w, ro::RORS, None, invoke_id, command::CONFIRMED_SET, |w| {
+            ManagedObjectId::MDS.write(w)?;
+            attributes::write_attribute_list(w, 1, |w| {
+                attributes::write_ava(w, wv::NOM_ATTR_POLL_RTSA_PRIO_LIST, |w| wv::write_text_id_list(w, &waves))
+            })
+        });
+        let n = w.len();
+        if ok.is_ok() {
+            self.emit(buf.get(..n).unwrap_or(&[]), Vec::new(), out);
         }
     }
 }
@@ -643,8 +938,7 @@ impl DeviceSimulator for IntelliVueSim {
             Fault::Garbage(n) => self.garbage = self.garbage.saturating_add(n),
             Fault::SensorOff(off) => self.sensor_off = off,
             Fault::Silence(ms) => self.silence_until = Timestamp(self.clock.0 + ms as i64),
-            // No alarm channel simulated for this protocol (yet).
-            Fault::Spo2Low(_) => {}
+            Fault::Spo2Low(low) => self.spo2_low = low,
         }
     }
 
@@ -654,5 +948,9 @@ impl DeviceSimulator for IntelliVueSim {
 
     fn set_session_timeout_ms(&mut self, ms: u64) {
         self.set_connection_timeout_ms(Some(ms));
+    }
+
+    fn set_patient_id(&mut self, id: Option<&str>) {
+        IntelliVueSim::set_patient_id(self, id);
     }
 }

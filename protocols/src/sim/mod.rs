@@ -100,6 +100,12 @@ pub trait DeviceSimulator: Send {
     fn set_session_timeout_ms(&mut self, ms: u64) {
         let _ = ms;
     }
+
+    /// The patient the device has admitted, when it reports one (IntelliVue patient
+    /// demographics). Devices that report no patient id ignore it.
+    fn set_patient_id(&mut self, id: Option<&str>) {
+        let _ = id;
+    }
 }
 
 /// A constructor in the simulator registry.

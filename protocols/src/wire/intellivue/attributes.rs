@@ -61,7 +61,12 @@ pub mod id {
 pub mod group {
     /// All attributes.
     pub const ALL: u16 = 0x0000;
+    /// The alert monitor's group: the device alarm condition and the P/T alarm lists (ICE polls
+    /// the alert monitor with it; VSC, a Java client and a C header agree on 0x0801).
+    pub const NOM_ATTR_GRP_AL_MON: u16 = 0x0801;
     pub const NOM_ATTR_GRP_METRIC_VAL_OBS: u16 = 0x0803;
+    /// Patient demographics (VSC, two Java clients, a Python client: 0x0807).
+    pub const NOM_ATTR_GRP_PT_DEMOG: u16 = 0x0807;
     pub const NOM_ATTR_GRP_SYS_ID: u16 = 0x080B;
     /// System production group: model and production specification. ICE polls it after the
     /// MDS create event; VSC's keep-alive polls it.

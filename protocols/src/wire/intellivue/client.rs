@@ -28,7 +28,13 @@
 //! client must confirm (the MDS create result) before it polls. medgw then sends one extended
 //! numeric poll (NOM_ACT_POLL_MDIB_DATA_EXT, numerics, all attributes) per poll period and waits
 //! for its reply, which may come as several linked results (ROLRS first … last) before or
-//! instead of the final RORS.
+//! instead of the final RORS. Beside it, one request outstanding at a time, in this order when
+//! several are due: the alert monitor (extended poll, group NOM_ATTR_GRP_AL_MON) once per poll
+//! period → `Event::Alarms` per list (`alarms.rs`); with `DecoderOptions::waves`, the wave
+//! priority list SET once per association and a wave poll every 256 ms → `Event::Wave`
+//! (`wave.rs`); the patient demographics (single poll) at association and every 10 s (never
+//! more often than the poll period) → `Event::PatientId` (`demographics.rs`). A lost reply to any
+//! of them is a poll time-out, as for the numerics.
 //!
 //! Time-outs: the monitor drops an association that hears nothing from its client within a
 //! time-out derived from the negotiated minimum poll period: 10 s up to 3.3 s, three periods up
@@ -72,10 +78,11 @@ use super::attributes::{
     RelativeTime, SystemModel, ID_COMP_PRODUCT,
 };
 use super::frame::{self, Deframer, FrameEvent};
-use super::nomenclature;
 use super::pdu::{self, action, command, linked, Apdu, ObjectType, PollReply};
 use super::session::{self, PollProfile, Spdu};
+use super::wave::RtsaDecoder;
 use super::Reader;
+use super::{alarms, demographics, nomenclature};
 
 /// The vendor namespace of unmapped codes.
 pub const NAMESPACE: &str = "intellivue";
@@ -114,11 +121,44 @@ impl TimeBase {
     }
 }
 
+/// What a request asked for (its reply is matched by invoke id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PollKind {
+    Numerics,
+    Alarms,
+    Waves,
+    Demographics,
+    /// The SET of the wave priority list, once per association before the first wave poll.
+    WaveList,
+    KeepAlive,
+}
+
+impl PollKind {
+    /// Bit in `Session::due`; in the order they are sent when several are due (the numerics
+    /// first, as before the other polls existed; the alert monitor right after them).
+    const ORDER: [PollKind; 5] = [PollKind::WaveList, PollKind::Numerics, PollKind::Alarms, PollKind::Waves, PollKind::Demographics];
+
+    fn bit(self) -> u8 {
+        match self {
+            PollKind::WaveList => 1,
+            PollKind::Alarms => 2,
+            PollKind::Numerics => 4,
+            PollKind::Waves => 8,
+            PollKind::Demographics => 16,
+            PollKind::KeepAlive => 0,
+        }
+    }
+}
+
+/// How often the patient demographics are polled: a patient id changes rarely, but an ADT
+/// admission after the device's last report must be checked against it within seconds.
+pub const DEMOGRAPHICS_POLL_PERIOD_MS: i64 = 10_000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Pending {
     invoke_id: u16,
     deadline: Timestamp,
-    keep_alive: bool,
+    kind: PollKind,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +229,13 @@ struct Session {
     mds_time: Option<TimeBase>,
     /// The invoke id and count of the last linked result seen.
     linked: Option<(u16, u8)>,
+    /// Requests due but not yet sent (`PollKind::bit`): one request is outstanding at a time.
+    due: u8,
+    next_wave: Timestamp,
+    next_demographics: Timestamp,
+    /// The configured waves (physio ids); empty: no wave poll.
+    waves: Vec<u16>,
+    rtsa: RtsaDecoder,
     tx: [u8; 512],
 }
 
@@ -222,6 +269,11 @@ impl IntelliVueClient {
                 identity: DeviceIdentity::default(),
                 mds_time: None,
                 linked: None,
+                due: 0,
+                next_wave: Timestamp(0),
+                next_demographics: Timestamp(0),
+                waves: opts.waves.iter().copied().take(super::wave::MAX_WAVES).collect(),
+                rtsa: RtsaDecoder::new(),
                 tx: [0; 512],
             },
         }
@@ -278,7 +330,7 @@ impl Session {
     }
 
     fn send_aarq(&mut self, now: Timestamp, out: &mut Vec<Event>) {
-        let profile = PollProfile::client(RelativeTime::from_millis(self.poll_period_ms as u64));
+        let profile = PollProfile::client(RelativeTime::from_millis(self.min_poll_period_ms() as u64));
         if let Ok(n) = session::encode_aarq(&profile, &mut self.tx) {
             self.send(n, now, out);
         }
@@ -304,17 +356,78 @@ impl Session {
         self.linked = None;
     }
 
-    fn send_poll(&mut self, now: Timestamp, keep_alive: bool, out: &mut Vec<Event>) -> Option<Pending> {
+    /// Sends one request. Numerics and waves: extended polls (the numeric poll as before; the
+    /// wave poll as VSC's and ICE's, all attributes so that each object's context comes along,
+    /// p. 287). Alert monitor: an extended poll with the alert monitor group, as ICE polls it
+    /// every second (hospital-integration.md §2: alert poll period 1 s). Demographics: a single
+    /// poll with the demographics group, as ICE. Keep-alive: a single poll of the MDS.
+    fn send_poll(&mut self, now: Timestamp, kind: PollKind, out: &mut Vec<Event>) -> Option<Pending> {
         let invoke_id = self.next_invoke();
         self.poll_number = self.poll_number.wrapping_add(1);
-        let n = if keep_alive {
-            pdu::encode_poll_request(&mut self.tx, invoke_id, self.poll_number, ObjectType::MDS, group::NOM_ATTR_GRP_SYS_PROD)
-        } else {
-            pdu::encode_ext_poll_request(&mut self.tx, invoke_id, self.poll_number, ObjectType::NUMERICS, group::ALL)
+        let (tx, pn) = (&mut self.tx, self.poll_number);
+        let n = match kind {
+            PollKind::KeepAlive => pdu::encode_poll_request(tx, invoke_id, pn, ObjectType::MDS, group::NOM_ATTR_GRP_SYS_PROD),
+            PollKind::Numerics => pdu::encode_ext_poll_request(tx, invoke_id, pn, ObjectType::NUMERICS, group::ALL),
+            PollKind::Alarms => pdu::encode_ext_poll_request(tx, invoke_id, pn, ObjectType::ALERT_MONITOR, group::NOM_ATTR_GRP_AL_MON),
+            PollKind::Waves => pdu::encode_ext_poll_request(tx, invoke_id, pn, super::wave::WAVES, group::ALL),
+            PollKind::Demographics => {
+                pdu::encode_poll_request(tx, invoke_id, pn, ObjectType::PATIENT_DEMOGRAPHICS, group::NOM_ATTR_GRP_PT_DEMOG)
+            }
+            PollKind::WaveList => {
+                let waves = &self.waves;
+                pdu::encode_set_request(tx, invoke_id, super::wave::NOM_ATTR_POLL_RTSA_PRIO_LIST, |w| {
+                    super::wave::write_text_id_list(w, waves)
+                })
+            }
         };
         let n = n.ok()?;
         self.send(n, now, out);
-        Some(Pending { invoke_id, deadline: after(now, REPLY_TIMEOUT_MS), keep_alive })
+        Some(Pending { invoke_id, deadline: after(now, REPLY_TIMEOUT_MS), kind })
+    }
+
+    /// Never more often than the numerics: the association announced the poll period as its
+    /// minimum.
+    fn demographics_period_ms(&self) -> i64 {
+        DEMOGRAPHICS_POLL_PERIOD_MS.max(self.poll_period_ms)
+    }
+
+    /// The shortest poll period this client uses, announced in the association: the wave poll
+    /// period when waves are configured.
+    fn min_poll_period_ms(&self) -> i64 {
+        if self.waves.is_empty() {
+            self.poll_period_ms
+        } else {
+            self.poll_period_ms.min(super::wave::WAVE_POLL_PERIOD_MS)
+        }
+    }
+
+    /// Sends the first request due, if any; returns what is now outstanding.
+    fn send_due(&mut self, now: Timestamp, out: &mut Vec<Event>) -> Option<Pending> {
+        let kind = PollKind::ORDER.into_iter().find(|k| self.due & k.bit() != 0)?;
+        self.due &= !kind.bit();
+        self.send_poll(now, kind, out)
+    }
+
+    /// The association is up: everything is due at once (the wave list first, when waves are
+    /// configured; the waves themselves only after it).
+    fn enter_associated(&mut self, now: Timestamp) {
+        self.state = State::Associated { next_poll: now, pending: None };
+        self.due = if self.waves.is_empty() { 0 } else { PollKind::WaveList.bit() };
+        self.next_wave = after(now, super::wave::WAVE_POLL_PERIOD_MS);
+        self.next_demographics = now;
+        self.rtsa.reset();
+    }
+
+    /// The outstanding request `invoke_id` is answered (or refused): the next one due goes out.
+    fn complete(&mut self, invoke_id: u16, now: Timestamp, out: &mut Vec<Event>) -> bool {
+        if let State::Associated { next_poll, pending: Some(p) } = self.state {
+            if p.invoke_id == invoke_id {
+                let pending = self.send_due(now, out);
+                self.state = State::Associated { next_poll, pending };
+                return true;
+            }
+        }
+        false
     }
 
     fn timers(&mut self, now: Timestamp, out: &mut Vec<Event>) {
@@ -330,22 +443,28 @@ impl Session {
                 self.enter_backoff(now, "timed-out");
             }
             State::Associated { pending: Some(p), .. } if now >= p.deadline => {
-                out.push(Event::Session(if p.keep_alive { "keep-alive-timeout" } else { "poll-timeout" }));
+                out.push(Event::Session(if p.kind == PollKind::KeepAlive { "keep-alive-timeout" } else { "poll-timeout" }));
                 self.send_abort(now, out);
                 self.enter_backoff(now, "timed-out");
             }
-            State::Associated { next_poll, pending: None } => {
+            State::Associated { mut next_poll, pending: None } => {
                 if now >= next_poll {
-                    let pending = self.send_poll(now, false, out);
-                    let mut next = after(next_poll, self.poll_period_ms);
-                    if next <= now {
-                        next = after(now, self.poll_period_ms);
-                    }
-                    self.state = State::Associated { next_poll: next, pending };
-                } else if now.0 - self.last_tx.0 >= self.keep_alive_ms {
-                    let pending = self.send_poll(now, true, out);
-                    self.state = State::Associated { next_poll, pending };
+                    self.due |= PollKind::Numerics.bit() | PollKind::Alarms.bit();
+                    next_poll = next_period(next_poll, self.poll_period_ms, now);
                 }
+                if !self.waves.is_empty() && now >= self.next_wave {
+                    self.due |= PollKind::Waves.bit();
+                    self.next_wave = next_period(self.next_wave, super::wave::WAVE_POLL_PERIOD_MS, now);
+                }
+                if now >= self.next_demographics {
+                    self.due |= PollKind::Demographics.bit();
+                    self.next_demographics = next_period(self.next_demographics, self.demographics_period_ms(), now);
+                }
+                let mut pending = self.send_due(now, out);
+                if pending.is_none() && now.0 - self.last_tx.0 >= self.keep_alive_ms {
+                    pending = self.send_poll(now, PollKind::KeepAlive, out);
+                }
+                self.state = State::Associated { next_poll, pending };
             }
             State::Backoff { until, .. } if now >= until => self.send_aarq(now, out),
             State::Releasing { deadline } if now >= deadline => {
@@ -366,7 +485,13 @@ impl Session {
             State::Idle | State::Listening => None,
             State::AwaitAare { deadline } | State::AwaitMdsCreate { deadline } | State::Releasing { deadline } => Some(deadline),
             State::Associated { pending: Some(p), .. } => Some(p.deadline),
-            State::Associated { next_poll, pending: None } => Some(next_poll.min(after(self.last_tx, self.keep_alive_ms))),
+            State::Associated { next_poll, pending: None } => {
+                let mut t = next_poll.min(after(self.last_tx, self.keep_alive_ms)).min(self.next_demographics);
+                if !self.waves.is_empty() {
+                    t = t.min(self.next_wave);
+                }
+                Some(t)
+            }
             State::Backoff { until, .. } => Some(until),
         }
     }
@@ -410,7 +535,7 @@ impl Session {
             Spdu::Accept(info) => match self.state {
                 State::AwaitAare { .. } => {
                     let min_ms = info.and_then(|i| i.poll_profile).map(|p| p.min_poll_period.as_millis());
-                    self.keep_alive_ms = keep_alive_for(min_ms.unwrap_or(self.poll_period_ms as u64));
+                    self.keep_alive_ms = keep_alive_for(min_ms.unwrap_or(self.min_poll_period_ms() as u64));
                     self.state = State::AwaitMdsCreate { deadline: after(now, MDS_CREATE_TIMEOUT_MS) };
                     out.push(Event::Session("association-accepted"));
                 }
@@ -492,21 +617,28 @@ impl Session {
             Apdu::Invoke { .. } | Apdu::Result { command: command::CONFIRMED_EVENT_REPORT, .. } if self.listen_only => {}
             Apdu::Invoke { command, .. } => self.reject(offset, Error::Unsupported { what: "invoke command", value: command as u32 }, out),
             Apdu::Result { invoke_id, command: command::CONFIRMED_ACTION, result } => {
-                self.handle_action_result(invoke_id, None, result, offset, out)
+                self.handle_action_result(invoke_id, None, result, offset, now, out)
             }
             Apdu::LinkedResult { state, count, invoke_id, command: command::CONFIRMED_ACTION, result } => {
-                self.handle_action_result(invoke_id, Some((state, count)), result, offset, out)
+                self.handle_action_result(invoke_id, Some((state, count)), result, offset, now, out)
             }
+            // The wave priority list as the monitor set it; entries it could not take are
+            // dropped without a word (p. 287), so the waves that come are what was granted.
+            Apdu::Result { command: command::CONFIRMED_SET, .. } if self.listen_only => {}
+            Apdu::Result { invoke_id, command: command::CONFIRMED_SET, result } => match pdu::SetResult::parse(result) {
+                Ok(_) => {
+                    if !self.complete(invoke_id, now, out) {
+                        self.unexpected(offset, "set result", out);
+                    }
+                }
+                Err(e) => self.reject(offset, e, out),
+            },
             Apdu::Result { command, .. } | Apdu::LinkedResult { command, .. } => {
                 self.reject(offset, Error::Unsupported { what: "result command", value: command as u32 }, out)
             }
             Apdu::Error { invoke_id, error_value, .. } => {
-                if let State::Associated { next_poll, pending: Some(p) } = self.state {
-                    if p.invoke_id == invoke_id {
-                        self.state = State::Associated { next_poll, pending: None };
-                    }
-                }
                 self.reject(offset, Error::Refused { reason: pdu::error_text(error_value) }, out);
+                self.complete(invoke_id, now, out);
             }
         }
     }
@@ -534,7 +666,7 @@ impl Session {
                     self.send(n, now, out);
                 }
                 if let State::AwaitMdsCreate { .. } = self.state {
-                    self.state = State::Associated { next_poll: now, pending: None };
+                    self.enter_associated(now);
                     out.push(Event::Session("associated"));
                 }
             }
@@ -574,7 +706,15 @@ impl Session {
         }
     }
 
-    fn handle_action_result(&mut self, invoke_id: u16, linked_id: Option<(u8, u8)>, result: &[u8], offset: u64, out: &mut Vec<Event>) {
+    fn handle_action_result(
+        &mut self,
+        invoke_id: u16,
+        linked_id: Option<(u8, u8)>,
+        result: &[u8],
+        offset: u64,
+        now: Timestamp,
+        out: &mut Vec<Event>,
+    ) {
         if !matches!(self.state, State::Associated { .. } | State::Listening | State::Releasing { .. }) {
             return self.unexpected(offset, "poll result", out);
         }
@@ -601,17 +741,20 @@ impl Session {
         } else {
             self.linked = None;
         }
-        self.decode_reply(&reply, out);
-        if let State::Associated { next_poll, pending: Some(p) } = self.state {
-            if p.invoke_id == invoke_id && complete {
-                self.state = State::Associated { next_poll, pending: None };
-                self.backoff_ms = BACKOFF_MIN_MS;
-            }
+        self.decode_reply(&reply, now, out);
+        if complete && self.complete(invoke_id, now, out) {
+            self.backoff_ms = BACKOFF_MIN_MS;
         }
     }
 
-    fn decode_reply(&mut self, reply: &PollReply<'_>, out: &mut Vec<Event>) {
+    fn decode_reply(&mut self, reply: &PollReply<'_>, now: Timestamp, out: &mut Vec<Event>) {
         let reply_base = civil_timestamp(&reply.abs_time).map(|abs| TimeBase { rel: reply.rel_time, abs });
+        match reply.obj_type {
+            super::wave::WAVES => return self.decode_waves(reply, reply_base, now, out),
+            ObjectType::ALERT_MONITOR => return decode_alarms(reply, out),
+            ObjectType::PATIENT_DEMOGRAPHICS => return decode_demographics(reply, out),
+            _ => {}
+        }
         let is_mds = reply.obj_type == ObjectType::MDS;
         for obs in reply.info.observations() {
             // The reply was validated as a whole in `PollReply::parse`.
@@ -636,6 +779,59 @@ impl Session {
                 }
             }
         }
+    }
+}
+
+impl Session {
+    /// Wave objects: placed on the gateway's clock by the MDS clock pair (125 us ticks, set at
+    /// association), else by the reply's own pair, else the reply counts as received now.
+    fn decode_waves(&mut self, reply: &PollReply<'_>, reply_base: Option<TimeBase>, now: Timestamp, out: &mut Vec<Event>) {
+        let base = self.mds_time.or(reply_base).unwrap_or(TimeBase { rel: reply.rel_time, abs: now });
+        let mut chunks = Vec::new();
+        let r = self.rtsa.poll_result(reply, |rel| base.at(rel), &mut chunks);
+        out.extend(chunks.into_iter().map(|c| Event::Wave(Box::new(c))));
+        if let Err(e) = r {
+            out.push(Event::Rejected { offset: 0, error: e });
+        }
+    }
+}
+
+/// The alert monitor's lists: one report per list present, complete for its scope.
+fn decode_alarms(reply: &PollReply<'_>, out: &mut Vec<Event>) {
+    for obs in reply.info.observations() {
+        let Ok((_context, obs)) = obs else { continue };
+        for ava in obs.attributes.iter().flatten() {
+            if !matches!(ava.id, alarms::NOM_ATTR_AL_MON_P_AL_LIST | alarms::NOM_ATTR_AL_MON_T_AL_LIST) {
+                continue;
+            }
+            match alarms::list_report(ava.id, ava.value) {
+                Ok(report) => out.push(Event::Alarms(report)),
+                Err(e) => out.push(Event::Rejected { offset: 0, error: e }),
+            }
+        }
+    }
+}
+
+/// The demographics object: the patient id, when the monitor has an admitted patient with one.
+fn decode_demographics(reply: &PollReply<'_>, out: &mut Vec<Event>) {
+    for obs in reply.info.observations() {
+        let Ok((_context, obs)) = obs else { continue };
+        match demographics::patient(&obs.attributes) {
+            Ok(demographics::PatientReport::Id(id)) => out.push(Event::PatientId(id)),
+            Ok(demographics::PatientReport::None) => {}
+            Err(e) => out.push(Event::Rejected { offset: 0, error: e }),
+        }
+    }
+}
+
+/// The next instant of a period that was due at `due`: one period on, or one period after
+/// `now` when the client fell behind (no burst of catch-up requests).
+fn next_period(due: Timestamp, period_ms: i64, now: Timestamp) -> Timestamp {
+    let next = after(due, period_ms);
+    if next <= now {
+        after(now, period_ms)
+    } else {
+        next
     }
 }
 

@@ -1,7 +1,8 @@
 //! Philips IntelliVue MIB/RS232 Data Export (IntelliVue MP/MX/X2 monitors, serial port only).
 //!
 //! The monitor speaks a small OSI stack over the MIB/RS232 port; medgw implements the client
-//! side (association, extended numeric poll) and, behind `sim`, the monitor side:
+//! side (association; polls of the numerics, the alert monitor, the patient demographics and,
+//! when configured, the waves) and, behind `sim`, the monitor side:
 //!
 //! ```text
 //!  frame       C0 | 11 01 len:u16 | user data | FCS:u16 LE | C1      (frame.rs; guide ch. 4)
@@ -10,6 +11,8 @@
 //!  remote op   SPpdu E1 00 ctx:u16 | ROapdus | ROIV/RORS/ROER/ROLRS    (pdu.rs)
 //!  MDIB data   AttributeList / AVA / NuObsValue / NuObsValueCmp / time (attributes.rs)
 //!  waves       SaObsValue / SaSpec / ScaleRangeSpec16 / fixed values     (wave.rs)
+//!  alarms      DevAlarmList of the alert monitor                      (alarms.rs)
+//!  patient     the demographics object's patient id                   (demographics.rs)
 //!  codes       physio id -> MDC metric, NOM_DIM -> MDC unit             (nomenclature.rs)
 //!  client      the Decoder state machine (alloc)                       (client.rs)
 //! ```
@@ -35,6 +38,7 @@ pub mod alarms;
 pub mod attributes;
 #[cfg(feature = "alloc")]
 pub mod client;
+pub mod demographics;
 pub mod frame;
 pub mod nomenclature;
 pub mod pdu;
@@ -54,7 +58,7 @@ pub use client::IntelliVueClient;
 #[cfg(feature = "alloc")]
 pub const PROTOCOLS: &[crate::decode::ProtocolInfo] = &[crate::decode::ProtocolInfo {
     name: "intellivue",
-    description: "Philips IntelliVue MIB/RS232 Data Export: association, MDS create, extended numeric poll",
+    description: "Philips IntelliVue MIB/RS232 Data Export: association, MDS create, polls of numerics, alert monitor, demographics, waves",
     serial: Some(crate::serial::SerialSettings::new(115_200, 8, crate::serial::Parity::None, 1)),
     gatt: false,
     make: client::make,

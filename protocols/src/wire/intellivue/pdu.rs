@@ -137,6 +137,10 @@ pub struct ObjectType {
 impl ObjectType {
     pub const NUMERICS: ObjectType = ObjectType { partition: partition::NOM_PART_OBJ, code: class::NOM_MOC_VMO_METRIC_NU };
     pub const MDS: ObjectType = ObjectType { partition: partition::NOM_PART_OBJ, code: class::NOM_MOC_VMS_MDS };
+    /// The alert monitor (its P and T alarm lists, `alarms.rs`).
+    pub const ALERT_MONITOR: ObjectType = ObjectType { partition: partition::NOM_PART_OBJ, code: class::NOM_MOC_VMO_AL_MON };
+    /// The patient demographics object (`demographics.rs`).
+    pub const PATIENT_DEMOGRAPHICS: ObjectType = ObjectType { partition: partition::NOM_PART_OBJ, code: class::NOM_MOC_PT_DEMOG };
 
     pub fn read(r: &mut Reader<'_>) -> Result<ObjectType> {
         Ok(ObjectType { partition: r.u16()?, code: r.u16()? })
@@ -572,6 +576,108 @@ pub fn encode_ext_poll_request(out: &mut [u8], invoke_id: u16, poll_number: u16,
         })
     })?;
     Ok(w.len())
+}
+
+/// ModifyOperator of a SET's AttributeModEntry: replace the attribute's value (VSC's priority
+/// list SET writes 0; a Python client citing the guide p. 64: REPLACE 0, SET_TO_DEFAULT 3).
+pub const MODIFY_REPLACE: u16 = 0;
+
+/// The confirmed SET request (ROIV, CMD_CONFIRMED_SET) of one attribute of the MDS with
+/// REPLACE: SetArgument = ManagedObjectId | scope u32 (0) | ModificationList { count u16,
+/// length u16, AttributeModEntry { modify_operator u16, AVAType }[] } (VSC's priority-list
+/// message as ported by PLUS `sendRTSAPriorityMessage`, ICE `SetArgument`). `value` writes the
+/// attribute's value.
+pub fn encode_set_request(
+    out: &mut [u8],
+    invoke_id: u16,
+    attribute_id: u16,
+    value: impl FnOnce(&mut Writer<'_>) -> Result<()>,
+) -> Result<usize> {
+    let mut w = Writer::new(out);
+    write_operation(&mut w, ro::ROIV, None, invoke_id, command::CONFIRMED_SET, |w| {
+        ManagedObjectId::MDS.write(w)?;
+        w.u32(0)?;
+        w.u16(1)?;
+        let list = w.begin_len()?;
+        w.u16(MODIFY_REPLACE)?;
+        w.u16(attribute_id)?;
+        let at = w.begin_len()?;
+        value(w)?;
+        w.end_len(at)?;
+        w.end_len(list)
+    })?;
+    Ok(w.len())
+}
+
+/// One AttributeModEntry of a SET.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttributeMod<'a> {
+    pub operator: u16,
+    pub attribute_id: u16,
+    pub value: &'a [u8],
+}
+
+/// A SetArgument (monitor side): the object and its modifications, all checked.
+pub fn parse_set_argument(bytes: &[u8]) -> Result<(ManagedObjectId, alloc_free_mods::Mods<'_>)> {
+    let mut r = Reader::new(bytes);
+    let object = ManagedObjectId::read(&mut r)?;
+    let _scope = r.u32()?;
+    let count = r.u16()?;
+    let body = r.counted()?;
+    let mods = alloc_free_mods::Mods { r: Reader::new(body), left: count };
+    for m in mods.clone() {
+        m?;
+    }
+    Ok((object, mods))
+}
+
+/// The modifications of a SetArgument, without allocation.
+pub mod alloc_free_mods {
+    use super::{AttributeMod, Reader, Result};
+
+    #[derive(Debug, Clone)]
+    pub struct Mods<'a> {
+        pub(super) r: Reader<'a>,
+        pub(super) left: u16,
+    }
+
+    impl<'a> Iterator for Mods<'a> {
+        type Item = Result<AttributeMod<'a>>;
+
+        fn next(&mut self) -> Option<Self::Item> {
+            if self.left == 0 {
+                return (self.r.remaining() != 0).then(|| {
+                    let n = self.r.remaining();
+                    self.r = Reader::new(&[]);
+                    Err(crate::error::Error::BadField { field: "modification list length", value: n as u32 })
+                });
+            }
+            self.left -= 1;
+            let item = (|| Ok(AttributeMod { operator: self.r.u16()?, attribute_id: self.r.u16()?, value: self.r.counted()? }))();
+            if item.is_err() {
+                self.left = 0;
+                self.r = Reader::new(&[]);
+            }
+            Some(item)
+        }
+    }
+}
+
+/// SetResult (RORS of CMD_CONFIRMED_SET): the object and the attributes as now set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SetResult<'a> {
+    pub object: ManagedObjectId,
+    pub attributes: AttributeList<'a>,
+}
+
+impl<'a> SetResult<'a> {
+    pub fn parse(bytes: &'a [u8]) -> Result<SetResult<'a>> {
+        let mut r = Reader::new(bytes);
+        let object = ManagedObjectId::read(&mut r)?;
+        let attributes = AttributeList::read(&mut r)?;
+        attributes.validate()?;
+        Ok(SetResult { object, attributes })
+    }
 }
 
 /// The MDS create event result (RORS, CMD_CONFIRMED_EVENT_REPORT): the event's invoke id,

@@ -54,10 +54,70 @@ pub const WAVES: ObjectType = ObjectType { partition: partition::NOM_PART_OBJ, c
 /// (0x80000000), and the association result says whether the monitor granted it (p. 72).
 pub const POLL_EXT_PERIOD_RTSA: u32 = 0x0800_0000;
 
+/// How often the client polls the waves: the monitor's wave results cover 256 ms each (the
+/// guide's table of extended poll result periods, p. 60; `rel_time_stamp` the start of the
+/// period, p. 62), 128 samples of a 500 samples/s ECG.
+pub const WAVE_POLL_PERIOD_MS: i64 = 256;
+
+/// The wave priority list attribute of the MDS (a TextIdList): which waves the monitor puts in
+/// its wave poll results (the guide's priority list SET, pp. 63–64; id 0xF23A = 62010 in VSC,
+/// PLUS and a Python client citing p. 63). Entries over the limits (3 ECG + 8 others, pp.
+/// 286–287) are dropped by the monitor without a word.
+pub const NOM_ATTR_POLL_RTSA_PRIO_LIST: u16 = 0xF23A;
+/// At most this many waves: 3 ECG + 8 others (pp. 286–287).
+pub const MAX_WAVES: usize = 11;
+
+/// The label TextId of a wave in the SCADA partition: `0x0002_0000 | physio id` (p. 84; VSC's
+/// `WavesIDLabels`, e.g. NLS_NOM_PULS_OXIM_PLETH = 0x00024BB4).
+pub const fn text_id(physio_id: u16) -> u32 {
+    0x0002_0000 | physio_id as u32
+}
+
+/// Writes a TextIdList (count u16, length u16, TextId u32 each) of the waves' labels.
+pub fn write_text_id_list(w: &mut Writer<'_>, physio_ids: &[u16]) -> Result<()> {
+    w.u16(physio_ids.len() as u16)?;
+    let at = w.begin_len()?;
+    for &p in physio_ids {
+        w.u32(text_id(p))?;
+    }
+    w.end_len(at)
+}
+
+/// The physio ids of a TextIdList's SCADA labels (other partitions are skipped).
+pub fn text_id_list(bytes: &[u8]) -> Result<impl Iterator<Item = u16> + '_> {
+    let mut r = Reader::new(bytes);
+    let count = r.u16()?;
+    let body = r.counted()?;
+    if r.remaining() != 0 || body.len() != count as usize * 4 {
+        return Err(Error::BadField { field: "TextIdList length", value: bytes.len() as u32 });
+    }
+    Ok(body.chunks_exact(4).filter_map(|c| match *c {
+        [0x00, 0x02, a, b] => Some(u16::from_be_bytes([a, b])),
+        _ => None,
+    }))
+}
+
+/// A wave by the name a configuration uses (`ecg-ii`, `pleth`, ...), as a physio id.
+pub fn physio_by_name(name: &str) -> Option<u16> {
+    Some(match name {
+        "ecg-i" => physio::NOM_ECG_ELEC_POTL_I,
+        "ecg-ii" => physio::NOM_ECG_ELEC_POTL_II,
+        "ecg-iii" => physio::NOM_ECG_ELEC_POTL_III,
+        "pleth" => physio::NOM_PLETH,
+        "abp" => physio::NOM_PRESS_BLD_ART_ABP,
+        "resp" => physio::NOM_RESP,
+        _ => return None,
+    })
+}
+
 /// Physio ids of waves medgw names (SCADA partition: the MDC code is 0x20000 | id).
 pub mod physio {
+    pub const NOM_ECG_ELEC_POTL_I: u16 = 0x0101;
     pub const NOM_ECG_ELEC_POTL_II: u16 = 0x0102;
+    pub const NOM_ECG_ELEC_POTL_III: u16 = 0x013D;
     pub const NOM_PLETH: u16 = 0x4BB4;
+    pub const NOM_PRESS_BLD_ART_ABP: u16 = 0x4A14;
+    pub const NOM_RESP: u16 = 0x5000;
 }
 
 /// SaObsValue (p. 87).
