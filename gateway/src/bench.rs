@@ -75,6 +75,19 @@ pub struct BenchOptions {
     /// run, so that on a shared machine it does not take their CPU; 0 leaves it.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i32).range(0..=19))]
     pub harness_nice: i32,
+    /// Waveforms instead of observations (`bench_waves.rs`): `--devices` beds, each with an
+    /// ECG at 500 samples/s and a pleth at 125 samples/s, through the wave path.
+    #[arg(long)]
+    pub waves: bool,
+    /// With --waves: the MQTT QoS of wave segments (0 or 1).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
+    pub waves_qos: u8,
+    /// The measured process of `--waves` (started by it).
+    #[arg(long, hide = true)]
+    pub waves_child: bool,
+    /// The broker's port, for `--waves-child`.
+    #[arg(long, hide = true)]
+    pub broker_port: Option<u16>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -117,13 +130,13 @@ pub struct BenchReport {
     pub drain_broker_cpu_percent: Option<f64>,
 }
 
-fn which(name: &str) -> Option<PathBuf> {
+pub(crate) fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var("PATH").unwrap_or_default();
     let found = path.split(':').chain(["/usr/sbin", "/usr/local/sbin"]).map(|d| Path::new(d).join(name)).find(|p| p.is_file());
     found
 }
 
-struct Killed(Child);
+pub(crate) struct Killed(pub(crate) Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -132,7 +145,7 @@ impl Drop for Killed {
     }
 }
 
-fn peak_rss_kib(pid: u32) -> u64 {
+pub(crate) fn peak_rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()))
@@ -140,7 +153,7 @@ fn peak_rss_kib(pid: u32) -> u64 {
 }
 
 /// User + system CPU seconds of a process so far (/proc/PID/stat fields 14 and 15).
-fn cpu_seconds(pid: u32) -> f64 {
+pub(crate) fn cpu_seconds(pid: u32) -> f64 {
     let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| {
         let rest = s.rsplit_once(')')?.1.split_whitespace().collect::<Vec<_>>();
         // After the command name: field 3 is rest[0], so utime (14) is rest[11], stime rest[12].
@@ -207,7 +220,7 @@ fn lower_own_priority(nice: i32) {
     }
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

@@ -142,11 +142,13 @@ fn demo_config(
                     timezone: None,
                     silence_timeout_ms: 10_000,
                     max_frame_rate: None,
+                    waves: None,
                 })
             })
             .collect(),
         adt: None,
         sinks: Vec::new(),
+        waves: Default::default(),
         warnings: Vec::new(),
     }
 }

@@ -205,6 +205,7 @@ async fn every_example_device_builds_its_runner() {
         live_overflow: Default::default(),
         aux,
         topics: medgw::sink::topics::Topics::new(&c.mqtt.topic_prefix, &c.gateway.id),
+        waves: None,
         when_full: c.buffer.when_full,
         shutdown: Default::default(),
     };
@@ -536,6 +537,25 @@ fn max_frame_rate_is_optional_and_range_checked() {
     assert_eq!(c.devices[0].max_frame_rate, Some(2000));
     let errs = errors(&GOOD.replace("bed = \"BED1\"\n", "bed = \"BED1\"\nmax_frame_rate = 0\n"));
     assert!(find(&errs, "device[0].max_frame_rate").message.contains("out of range"), "{errs:#?}");
+}
+
+#[test]
+fn waves_are_off_by_default_and_set_per_gateway_and_device() {
+    let c = config::parse(GOOD, Path::new("/etc/medgw")).unwrap();
+    assert_eq!(c.waves, config::WavesConfig::default());
+    assert!(!c.waves.enabled && c.waves.segment_ms == 1000 && c.waves.qos == 0);
+    assert!(!c.waves_enabled(&c.devices[0]));
+    let text = GOOD.to_string() + "\n[waves]\nenabled = true\nsegment_ms = 500\nqos = 1\nqueue = 64\ndurable = false\n";
+    let text = text.replace("bed = \"BED2\"\n", "bed = \"BED2\"\nwaves = false\n");
+    let c = config::parse(&text, Path::new("/etc/medgw")).unwrap();
+    assert_eq!(c.waves, config::WavesConfig { enabled: true, segment_ms: 500, qos: 1, queue: 64 });
+    assert!(c.waves_enabled(&c.devices[0]));
+    assert!(!c.waves_enabled(&c.devices[1]), "the device's own key wins");
+    let errs = errors(&(GOOD.to_string() + "\n[waves]\nqos = 2\nsegment_ms = 10\ndurable = true\nsegment = 1\n"));
+    assert!(find(&errs, "waves.qos").message.contains("out of range"), "{errs:#?}");
+    assert!(find(&errs, "waves.segment_ms").message.contains("out of range"), "{errs:#?}");
+    assert!(find(&errs, "waves.durable").message.contains("not supported"), "{errs:#?}");
+    assert!(errs.iter().any(|e| e.key.contains("segment")), "{errs:#?}");
 }
 
 #[test]

@@ -117,6 +117,7 @@ impl Reader<'_> {
                     "timezone",
                     "silence_timeout_s",
                     "max_frame_rate",
+                    "waves",
                 ],
             );
         }
@@ -209,6 +210,7 @@ impl Reader<'_> {
             t.t.iter()
                 .any(|(key, _)| key.get_ref().as_ref() == "max_frame_rate")
                 .then(|| self.int(t, "max_frame_rate", 1..=1_000_000, 1) as u32);
+        let waves = t.t.iter().any(|(key, _)| key.get_ref().as_ref() == "waves").then(|| self.boolean(t, "waves", false));
         let settings = SerialSettings { baud, data_bits, parity, stop_bits };
         let source = self.source(t, settings, is_ble)?;
         let protocol = match (&source, info) {
@@ -227,6 +229,7 @@ impl Reader<'_> {
             timezone,
             silence_timeout_ms,
             max_frame_rate,
+            waves,
         })
     }
 }

@@ -6,6 +6,7 @@
 //! {prefix}/{gateway}/{bed}/{device}/obs                   observations (one per message)
 //! {prefix}/{gateway}/{bed}/{device}/device      retained  FHIR Device resource
 //! {prefix}/{gateway}/{bed}/{device}/events                device events (connect, silent, gaps, ...)
+//! {prefix}/{gateway}/{bed}/{device}/wave                  waveform segments (with `[waves]`)
 //! ```
 
 use medgw_protocols::observation::DeviceContext;
@@ -55,6 +56,10 @@ impl Topics {
     pub fn device_events(&self, ctx: &DeviceContext) -> String {
         format!("{}/events", self.device_base(ctx))
     }
+
+    pub fn waves(&self, ctx: &DeviceContext) -> String {
+        format!("{}/wave", self.device_base(ctx))
+    }
 }
 
 #[cfg(test)]
@@ -72,5 +77,6 @@ mod tests {
         let t = Topics::new("medgw/v1", "gw-1");
         assert_eq!(t.observations(&ctx), "medgw/v1/gw-1/ICU_4/spo2/obs");
         assert_eq!(t.status(), "medgw/v1/gw-1/status");
+        assert_eq!(t.waves(&ctx), "medgw/v1/gw-1/ICU_4/spo2/wave");
     }
 }

@@ -13,6 +13,7 @@ pub mod network;
 pub mod rfc2217;
 pub mod serial;
 pub mod tcp;
+pub mod waves;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -45,6 +46,8 @@ pub struct PipelineLink {
     pub live_overflow: Arc<AtomicBool>,
     pub aux: mpsc::Sender<AuxMessage>,
     pub topics: Topics,
+    /// Waveform segments to the sink (`[waves]`); `None`: waves are not published.
+    pub waves: Option<waves::WaveLink>,
     pub when_full: WhenFull,
     pub shutdown: CancellationToken,
 }
@@ -79,6 +82,8 @@ pub struct DeviceStatus {
     /// The protocol session's state (IntelliVue: `associating`, `associated`, `refused`, ...)
     /// for protocols that have one: the port can be open while the device refuses to talk.
     pub session: Mutex<Option<&'static str>>,
+    /// The device's last wave segment, for the status page's live trace.
+    pub wave: waves::LiveWave,
 }
 
 impl DeviceStatus {
@@ -97,6 +102,7 @@ impl DeviceStatus {
             gaps: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
             session: Mutex::new(None),
+            wave: Default::default(),
         }
     }
 
@@ -155,6 +161,8 @@ pub struct DeviceRunner {
     /// every poll (IntelliVue NIBP, MEDIBUS) would otherwise publish the same observation, with
     /// the same id, again and again.
     last_ids: std::collections::HashMap<(medgw_protocols::MdcCode, Option<medgw_protocols::observation::VendorCode>), uuid::Uuid>,
+    /// The device's waves, when they are published (`[waves]`, the device's `waves` key).
+    waves: Option<waves::DeviceWaves>,
 }
 
 impl DeviceRunner {
@@ -210,7 +218,13 @@ impl DeviceRunner {
             patient: cfg.patient.clone(),
             gateway_eui64: config.gateway.eui64,
         };
+        let waves = link.waves.clone().filter(|_| config.waves_enabled(cfg)).map(|w| {
+            let mut ctx = DeviceContext { name: cfg.name.clone(), ..Default::default() };
+            ctx.location.bed = cfg.bed.clone();
+            waves::DeviceWaves::new(w, link.topics.waves(&ctx), nomenclature.clone())
+        });
         DeviceRunner {
+            waves,
             cfg: cfg.clone(),
             decoders,
             normalizer: Normalizer::new(context, config.device_zone(cfg), nomenclature),
@@ -365,6 +379,15 @@ impl DeviceRunner {
         self.each_decoder(now, |d, now, out| d.abort(now, out)).await
     }
 
+    /// The connection ended (lost, silent, shutdown): the open wave segments are closed and
+    /// published; the next segment starts after a gap.
+    pub fn end_waves(&mut self) {
+        if let Some(waves) = self.waves.as_mut() {
+            waves.flush();
+            waves.publish(self.normalizer.context(), &self.status.wave, Timestamp::now());
+        }
+    }
+
     /// Whether a log line of this device about `cause` is to be written now:
     /// `Some(lines like it counted but not written before it)`. For warnings that can repeat
     /// once per connection or per message.
@@ -466,9 +489,15 @@ impl DeviceRunner {
                         self.event(e);
                     }
                 }
-                // Waves are decoded but not yet published (docs/waveforms.md).
-                DecodeEvent::Wave(w) => tracing::debug!(device = %self.cfg.name, samples = w.samples.len(), "wave samples not published"),
+                DecodeEvent::Wave(w) => match self.waves.as_mut() {
+                    Some(waves) => waves.push(&w, &self.cfg.name),
+                    None => tracing::trace!(device = %self.cfg.name, samples = w.samples.len(), "waves not published for this device"),
+                },
             }
+        }
+        if let Some(waves) = self.waves.as_mut() {
+            waves.idle(now);
+            waves.publish(self.normalizer.context(), &self.status.wave, now);
         }
         if let Some(session) = self.decoders.iter().find_map(|d| d.session_state()) {
             if let Ok(mut g) = self.status.session.lock() {

@@ -180,6 +180,7 @@ pub async fn run<T: BleTransport>(mut runner: DeviceRunner, mut transport: T, pa
         }
     }
     persist(&client, &params);
+    runner.end_waves();
     runner.flush_rejections();
     runner.flush_repeated(true);
     runner.status.set_state(DeviceState::Disconnected);
