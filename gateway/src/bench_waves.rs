@@ -308,7 +308,8 @@ impl Stream {
                 let t = (self.n + k) as f64 * self.period.micros as f64 / self.period.samples as f64 / 1e6;
                 let phase = (t * 1.2).fract();
                 let mid = (self.scale.max_raw - self.scale.min_raw) / 2;
-                let beat = if phase < 0.05 { (phase / 0.05 * std::f64::consts::PI).sin() } else { 0.1 * (phase * std::f64::consts::TAU).sin() };
+                let beat =
+                    if phase < 0.05 { (phase / 0.05 * std::f64::consts::PI).sin() } else { 0.1 * (phase * std::f64::consts::TAU).sin() };
                 mid + (beat * mid as f64 * 0.6) as i32
             })
             .collect();

@@ -621,3 +621,5 @@ impl TopicCache {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod wave_tests;
