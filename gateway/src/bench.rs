@@ -81,6 +81,19 @@ pub struct BenchOptions {
     /// during the drain with `--drain`, else during the measurement.
     #[arg(long, value_parser = simulate::parse_duration)]
     pub alarms: Option<Duration>,
+    /// Waveforms instead of observations (`bench_waves.rs`): `--devices` beds, each with an
+    /// ECG at 500 samples/s and a pleth at 125 samples/s, through the wave path.
+    #[arg(long)]
+    pub waves: bool,
+    /// With --waves: the MQTT QoS of wave segments (0 or 1).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
+    pub waves_qos: u8,
+    /// The measured process of `--waves` (started by it).
+    #[arg(long, hide = true)]
+    pub waves_child: bool,
+    /// The broker's port, for `--waves-child`.
+    #[arg(long, hide = true)]
+    pub broker_port: Option<u16>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -129,13 +142,13 @@ pub struct BenchReport {
     pub alarm_latency_ms_max: Option<f64>,
 }
 
-fn which(name: &str) -> Option<PathBuf> {
+pub(crate) fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var("PATH").unwrap_or_default();
     let found = path.split(':').chain(["/usr/sbin", "/usr/local/sbin"]).map(|d| Path::new(d).join(name)).find(|p| p.is_file());
     found
 }
 
-struct Killed(Child);
+pub(crate) struct Killed(pub(crate) Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -144,7 +157,7 @@ impl Drop for Killed {
     }
 }
 
-fn peak_rss_kib(pid: u32) -> u64 {
+pub(crate) fn peak_rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()))
@@ -152,7 +165,7 @@ fn peak_rss_kib(pid: u32) -> u64 {
 }
 
 /// User + system CPU seconds of a process so far (/proc/PID/stat fields 14 and 15).
-fn cpu_seconds(pid: u32) -> f64 {
+pub(crate) fn cpu_seconds(pid: u32) -> f64 {
     let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| {
         let rest = s.rsplit_once(')')?.1.split_whitespace().collect::<Vec<_>>();
         // After the command name: field 3 is rest[0], so utime (14) is rest[11], stime rest[12].
@@ -219,7 +232,7 @@ fn lower_own_priority(nice: i32) {
     }
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

@@ -142,12 +142,14 @@ fn demo_config(
                     timezone: None,
                     silence_timeout_ms: 10_000,
                     max_frame_rate: None,
-                    waves: Vec::new(),
+                    waves: None,
+                    wave_poll: Vec::new(),
                 })
             })
             .collect(),
         adt: None,
         sinks: Vec::new(),
+        waves: Default::default(),
         warnings: Vec::new(),
     }
 }

@@ -75,6 +75,9 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let (buffer, startup) = crate::buffer::open(&config.buffer).await?;
     let (live_tx, live_rx) = mpsc::channel(mqtt::outbox::LIVE_CAPACITY);
     let (aux_tx, aux_rx) = mpsc::channel(1024);
+    // Waves (`[waves]`): a channel only when some device publishes them.
+    let any_waves = config.devices.iter().any(|d| config.waves_enabled(d));
+    let (wave_tx, wave_rx) = mpsc::channel(config.waves.queue);
     let live_overflow = Arc::new(AtomicBool::new(false));
     let topics = Topics::new(&config.mqtt.topic_prefix, &config.gateway.id);
     let sink_stats = Arc::new(SinkStats::default());
@@ -89,6 +92,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         live: live_rx,
         live_overflow: live_overflow.clone(),
         aux: aux_rx,
+        waves: any_waves.then_some((wave_rx, config.waves)),
         shutdown: sink_shutdown.clone(),
         stats: sink_stats.clone(),
     }));
@@ -98,6 +102,12 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         live_overflow,
         aux: aux_tx.clone(),
         topics: topics.clone(),
+        waves: any_waves.then(|| crate::source::waves::WaveLink {
+            tx: wave_tx,
+            format: config.mqtt.format,
+            segment_ms: config.waves.segment_ms,
+            stats: sink_stats.clone(),
+        }),
         when_full: config.buffer.when_full,
         shutdown: shutdown.clone(),
     };

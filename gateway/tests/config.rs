@@ -205,6 +205,7 @@ async fn every_example_device_builds_its_runner() {
         live_overflow: Default::default(),
         aux,
         topics: medgw::sink::topics::Topics::new(&c.mqtt.topic_prefix, &c.gateway.id),
+        waves: None,
         when_full: c.buffer.when_full,
         shutdown: Default::default(),
     };
@@ -539,6 +540,25 @@ fn max_frame_rate_is_optional_and_range_checked() {
 }
 
 #[test]
+fn waves_are_off_by_default_and_set_per_gateway_and_device() {
+    let c = config::parse(GOOD, Path::new("/etc/medgw")).unwrap();
+    assert_eq!(c.waves, config::WavesConfig::default());
+    assert!(!c.waves.enabled && c.waves.segment_ms == 1000 && c.waves.qos == 0);
+    assert!(!c.waves_enabled(&c.devices[0]));
+    let text = GOOD.to_string() + "\n[waves]\nenabled = true\nsegment_ms = 500\nqos = 1\nqueue = 64\ndurable = false\n";
+    let text = text.replace("bed = \"BED2\"\n", "bed = \"BED2\"\nwaves = false\n");
+    let c = config::parse(&text, Path::new("/etc/medgw")).unwrap();
+    assert_eq!(c.waves, config::WavesConfig { enabled: true, segment_ms: 500, qos: 1, queue: 64 });
+    assert!(c.waves_enabled(&c.devices[0]));
+    assert!(!c.waves_enabled(&c.devices[1]), "the device's own key wins");
+    let errs = errors(&(GOOD.to_string() + "\n[waves]\nqos = 2\nsegment_ms = 10\ndurable = true\nsegment = 1\n"));
+    assert!(find(&errs, "waves.qos").message.contains("out of range"), "{errs:#?}");
+    assert!(find(&errs, "waves.segment_ms").message.contains("out of range"), "{errs:#?}");
+    assert!(find(&errs, "waves.durable").message.contains("not supported"), "{errs:#?}");
+    assert!(errs.iter().any(|e| e.key.contains("segment")), "{errs:#?}");
+}
+
+#[test]
 fn an_adt_table_is_checked_and_used_by_run() {
     let good = format!("{GOOD}\n[adt]\nlisten = \"127.0.0.1:2575\"\nallow = [\"127.0.0.1\"]\n[[adt.beds]]\ngateway_bed = \"BED1\"\nfacility = \"F\"\npoint_of_care = \"ICU\"\nroom = \"1\"\nbed = \"A\"\n");
     let c = config::parse(&good, Path::new("/etc/medgw")).unwrap();
@@ -562,8 +582,10 @@ fn intellivue_waves_are_named_and_checked() {
     use medgw_protocols::wire::intellivue::wave::physio;
     let ivue = "[[device]]\nname = \"bed3-monitor\"\nprotocol = \"intellivue\"\nport = \"/dev/ttyUSB2\"\nbed = \"BED3\"\n";
     let c = config::parse(&format!("{GOOD}\n{ivue}waves = [\"ecg-ii\", \"pleth\", \"pleth\"]\n"), Path::new("/etc/medgw")).unwrap();
-    assert_eq!(c.devices[2].waves, [physio::NOM_ECG_ELEC_POTL_II, physio::NOM_PLETH]);
-    assert!(c.devices[0].waves.is_empty() && c.devices[1].waves.is_empty(), "off by default");
+    assert_eq!(c.devices[2].wave_poll, [physio::NOM_ECG_ELEC_POTL_II, physio::NOM_PLETH]);
+    assert_eq!(c.devices[2].waves, Some(true), "the waves it polls are published");
+    assert!(c.devices[0].wave_poll.is_empty() && c.devices[1].wave_poll.is_empty(), "off by default");
+    assert_eq!((c.devices[0].waves, c.devices[1].waves), (None, None));
     let errs = errors(&format!("{GOOD}\n{ivue}waves = [\"ecg-ii\", \"spo2\"]\n"));
     assert!(find(&errs, "device[2].waves").hint.as_deref().unwrap_or("").contains("pleth"), "{errs:#?}");
     let errs = errors(&GOOD.replace("poll_period_ms = 2000", "poll_period_ms = 2000\nwaves = [\"pleth\"]"));

@@ -8,6 +8,15 @@ use crate::telemetry;
 
 pub fn run(options: BenchOptions, log: LogFormat) -> anyhow::Result<ExitCode> {
     telemetry::init(log, "warn");
+    if options.waves_child {
+        super::runtime()?.block_on(crate::bench_waves::child(options))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if options.waves {
+        let report = super::runtime()?.block_on(crate::bench_waves::run(options))?;
+        crate::bench_waves::print(&report, &mut std::io::stdout())?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let report = super::runtime()?.block_on(bench::run(options))?;
     bench::print(&report, &mut std::io::stdout())?;
     Ok(ExitCode::SUCCESS)

@@ -210,7 +210,7 @@ impl Reader<'_> {
             t.t.iter()
                 .any(|(key, _)| key.get_ref().as_ref() == "max_frame_rate")
                 .then(|| self.int(t, "max_frame_rate", 1..=1_000_000, 1) as u32);
-        let waves = self.waves(t, info);
+        let (waves, wave_poll) = self.device_waves(t, info);
         let settings = SerialSettings { baud, data_bits, parity, stop_bits };
         let source = self.source(t, settings, is_ble)?;
         let protocol = match (&source, info) {
@@ -230,12 +230,25 @@ impl Reader<'_> {
             silence_timeout_ms,
             max_frame_rate,
             waves,
+            wave_poll,
         })
     }
 
-    /// `waves = ["ecg-ii", "pleth"]`: the IntelliVue waves to poll (at most 11, the monitor's
-    /// limit of 3 ECG + 8 others). Only the IntelliVue client polls waves.
-    fn waves(&mut self, t: &mut Tbl, info: Option<&'static medgw_protocols::decode::ProtocolInfo>) -> Vec<u16> {
+    /// A device's `waves`: `true`/`false` publishes its waveforms or not (over `[waves]
+    /// enabled`); a list, `waves = ["ecg-ii", "pleth"]`, names the IntelliVue waves to poll (at
+    /// most 11, the monitor's limit of 3 ECG + 8 others) and publishes them. Only the IntelliVue
+    /// client polls waves; the others send theirs unasked (Nonin DF2/DF7 pleth).
+    fn device_waves(&mut self, t: &mut Tbl, info: Option<&'static medgw_protocols::decode::ProtocolInfo>) -> (Option<bool>, Vec<u16>) {
+        if let Some(v) = self.get(t, "waves") {
+            if let Some(b) = v.get_ref().as_bool() {
+                return (Some(b), Vec::new());
+            }
+        }
+        let poll = self.wave_poll(t, info);
+        (if poll.is_empty() { None } else { Some(true) }, poll)
+    }
+
+    fn wave_poll(&mut self, t: &mut Tbl, info: Option<&'static medgw_protocols::decode::ProtocolInfo>) -> Vec<u16> {
         use medgw_protocols::wire::intellivue::wave::{physio_by_name, MAX_WAVES};
         const NAMES: &str = "ecg-i, ecg-ii, ecg-iii, pleth, abp, resp";
         let mut waves = Vec::new();
@@ -245,7 +258,12 @@ impl Reader<'_> {
             return waves;
         }
         let Some(items) = v.get_ref().as_array() else {
-            self.err(v.span(), &Self::key(t, "waves"), "must be an array of wave names", Some("waves = [\"ecg-ii\", \"pleth\"]".into()));
+            self.err(
+                v.span(),
+                &Self::key(t, "waves"),
+                "must be true, false or an array of wave names",
+                Some("waves = [\"ecg-ii\", \"pleth\"]".into()),
+            );
             return waves;
         };
         for item in items.iter() {

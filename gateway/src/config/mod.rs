@@ -23,6 +23,7 @@ mod sink;
 mod size;
 mod source;
 mod status;
+mod waves;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -70,6 +71,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
     let status = r.status(&mut top);
     let devices = r.devices(&mut top);
     let sinks = r.sinks(&mut top);
+    let waves = r.waves(&mut top);
     // `[adt]` (docs/adt.md) has its own reader (`adt/settings.rs`), shared with `medgw adt`.
     let mut adt = None;
     if let Some(v) = r.get(&mut top, "adt") {
@@ -90,14 +92,14 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
             }
         }
     }
-    r.finish(top, &["gateway", "mqtt", "buffer", "status", "device", "sink", "adt"]);
+    r.finish(top, &["gateway", "mqtt", "buffer", "status", "device", "sink", "adt", "waves"]);
     if let Some(g) = &gateway {
         r.distinct_eui64s(g, &devices);
     }
 
     match (gateway, mqtt, buffer, r.errors.is_empty()) {
         (Some(gateway), Some(mqtt), Some(buffer), true) => {
-            Ok(Config { gateway, mqtt, buffer, status, devices, adt, sinks, warnings: r.warnings })
+            Ok(Config { gateway, mqtt, buffer, status, devices, adt, sinks, waves, warnings: r.warnings })
         }
         _ => Err(r.errors),
     }

@@ -231,7 +231,9 @@ pub struct DeviceConfig {
     pub max_frame_rate: Option<u32>,
     /// IntelliVue: the waves to poll (physio ids, from `waves = ["ecg-ii", "pleth"]`); empty
     /// (the default): no wave poll.
-    pub waves: Vec<u16>,
+    pub wave_poll: Vec<u16>,
+    /// `waves = true|false`: publishes this device's waveforms or not, over `[waves] enabled`.
+    pub waves: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -271,6 +273,27 @@ impl Default for StatusConfig {
             max_connections: 64,
             header_timeout_s: 10,
         }
+    }
+}
+
+/// Waveform delivery (`[waves]`, docs/waveforms.md). Waves are not buffered durably: a
+/// segment waits in a bounded in-memory queue of the sink, below observations and events, and
+/// the oldest is dropped (and counted) when the queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WavesConfig {
+    /// Publish devices' waves (a device's `waves` key overrides it).
+    pub enabled: bool,
+    /// Segment length (issue 17: default 1 s).
+    pub segment_ms: u32,
+    /// MQTT QoS of wave messages, 0 or 1.
+    pub qos: u8,
+    /// Segments the sink holds at most while the broker is slow or away.
+    pub queue: usize,
+}
+
+impl Default for WavesConfig {
+    fn default() -> Self {
+        WavesConfig { enabled: false, segment_ms: 1000, qos: 0, queue: 1024 }
     }
 }
 
@@ -328,12 +351,19 @@ pub struct Config {
     pub adt: Option<crate::adt::AdtSettings>,
     /// Destinations beside `[mqtt]` (`[[sink]]`); checked, not yet delivered to by `run`.
     pub sinks: Vec<SinkConfig>,
+    /// `[waves]`: waveform segments (docs/waveforms.md).
+    pub waves: WavesConfig,
     /// Problems that do not stop the gateway but that an engineer should fix (e.g. a secret
     /// file others may read, on a loopback-only gateway); `check-config` and `run` print them.
     pub warnings: Vec<ConfigError>,
 }
 
 impl Config {
+    /// Whether `device`'s waves are published: its own `waves` key, else `[waves] enabled`.
+    pub fn waves_enabled(&self, device: &DeviceConfig) -> bool {
+        device.waves.unwrap_or(self.waves.enabled)
+    }
+
     /// The zone a device's local time stamps are read in, and its clock is set to: its own
     /// `timezone`, else the gateway's, else the system's. The one place this is decided, for
     /// the normaliser and for Bluetooth Current Time alike.

@@ -8,6 +8,7 @@
 //! {prefix}/{gateway}/{bed}/{device}/events                device events (connect, silent, gaps, ...)
 //! {prefix}/{gateway}/{bed}/{device}/alarm                 alarm lifecycle events (start/update/end)
 //! {prefix}/{gateway}/{bed}/{device}/alarms/active retained active-alarm summary (heartbeat)
+//! {prefix}/{gateway}/{bed}/{device}/wave                  waveform segments (with `[waves]`)
 //! ```
 
 use medgw_protocols::observation::DeviceContext;
@@ -72,6 +73,11 @@ impl Topics {
     pub fn is_alarm(topic: &str) -> bool {
         topic.ends_with("/alarm")
     }
+
+    /// Waveform segments (with `[waves]`, docs/waveforms.md).
+    pub fn waves(&self, ctx: &DeviceContext) -> String {
+        format!("{}/wave", self.device_base(ctx))
+    }
 }
 
 #[cfg(test)]
@@ -92,5 +98,6 @@ mod tests {
         assert_eq!(t.alarm(&ctx), "medgw/v1/gw-1/ICU_4/spo2/alarm");
         assert_eq!(t.alarm_summary(&ctx), "medgw/v1/gw-1/ICU_4/spo2/alarms/active");
         assert!(Topics::is_alarm(&t.alarm(&ctx)) && !Topics::is_alarm(&t.alarm_summary(&ctx)));
+        assert_eq!(t.waves(&ctx), "medgw/v1/gw-1/ICU_4/spo2/wave");
     }
 }

@@ -191,6 +191,7 @@ pub async fn run<T: Transport>(mut runner: DeviceRunner, mut transport: T) {
                                 runner.event(runner.device_event(EventKind::Silent, format!("no data for {} s: {what}", silence.as_secs())).with_span(s.since, now.wall));
                             }
                             // A half-open connection never recovers by itself: close it and connect again.
+                            runner.end_waves();
                             abort(&mut runner, Some(&mut conn)).await;
                             break 'conn;
                         }
@@ -237,6 +238,7 @@ pub async fn run<T: Transport>(mut runner: DeviceRunner, mut transport: T) {
     }
     // An `end` for every alarm still active: the gateway stops watching the device.
     runner.alarms_shutdown();
+    runner.end_waves();
     runner.flush_rejections();
     runner.flush_repeated(true);
     runner.status.set_state(DeviceState::Disconnected);
@@ -301,6 +303,7 @@ async fn within(deadline: Instant, write: impl Future<Output = std::io::Result<(
 
 /// The connection broke: state, counters and the `disconnected` event.
 fn lost(runner: &mut DeviceRunner, liveness: &mut Liveness, detail: String) {
+    runner.end_waves();
     runner.status.set_state(DeviceState::Disconnected);
     runner.status.reconnects.fetch_add(1, Ordering::Relaxed);
     liveness.lost(&detail, Now::read());

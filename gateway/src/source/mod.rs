@@ -14,6 +14,7 @@ pub mod network;
 pub mod rfc2217;
 pub mod serial;
 pub mod tcp;
+pub mod waves;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -46,6 +47,8 @@ pub struct PipelineLink {
     pub live_overflow: Arc<AtomicBool>,
     pub aux: mpsc::Sender<AuxMessage>,
     pub topics: Topics,
+    /// Waveform segments to the sink (`[waves]`); `None`: waves are not published.
+    pub waves: Option<waves::WaveLink>,
     pub when_full: WhenFull,
     pub shutdown: CancellationToken,
 }
@@ -82,6 +85,8 @@ pub struct DeviceStatus {
     pub session: Mutex<Option<&'static str>>,
     /// The device's active alarms and alarm counters (`alarms.rs`).
     pub alarms: Arc<alarms::AlarmBoard>,
+    /// The device's last wave segment, for the status page's live trace.
+    pub wave: waves::LiveWave,
 }
 
 impl DeviceStatus {
@@ -101,6 +106,7 @@ impl DeviceStatus {
             reconnects: AtomicU64::new(0),
             session: Mutex::new(None),
             alarms: Arc::new(alarms::AlarmBoard::default()),
+            wave: Default::default(),
         }
     }
 
@@ -162,6 +168,8 @@ pub struct DeviceRunner {
     /// The alarm lifecycle and its delivery; behind a lock because liveness events reach it
     /// through [`DeviceRunner::event`], which takes `&self`.
     alarms: Mutex<alarms::DeviceAlarms>,
+    /// The device's waves, when they are published (`[waves]`, the device's `waves` key).
+    waves: Option<waves::DeviceWaves>,
 }
 
 impl DeviceRunner {
@@ -174,7 +182,7 @@ impl DeviceRunner {
                 poll_period_ms: cfg.poll_period_ms,
                 listen_only: cfg.listen_only,
                 max_frame_rate: cfg.max_frame_rate,
-                waves: cfg.waves.clone(),
+                waves: cfg.wave_poll.clone(),
             })],
             DeviceProtocol::Ble => ble::decoders(),
         };
@@ -227,7 +235,13 @@ impl DeviceRunner {
             link.topics.alarm(&context),
             link.aux.clone(),
         );
+        let waves = link.waves.clone().filter(|_| config.waves_enabled(cfg)).map(|w| {
+            let mut ctx = DeviceContext { name: cfg.name.clone(), ..Default::default() };
+            ctx.location.bed = cfg.bed.clone();
+            waves::DeviceWaves::new(w, link.topics.waves(&ctx), nomenclature.clone())
+        });
         DeviceRunner {
+            waves,
             cfg: cfg.clone(),
             decoders,
             normalizer: Normalizer::new(context, config.device_zone(cfg), nomenclature),
@@ -434,6 +448,15 @@ impl DeviceRunner {
         self.each_decoder(now, |d, now, out| d.abort(now, out)).await
     }
 
+    /// The connection ended (lost, silent, shutdown): the open wave segments are closed and
+    /// published; the next segment starts after a gap.
+    pub fn end_waves(&mut self) {
+        if let Some(waves) = self.waves.as_mut() {
+            waves.flush();
+            waves.publish(self.normalizer.context(), &self.status.wave, Timestamp::now());
+        }
+    }
+
     /// Whether a log line of this device about `cause` is to be written now:
     /// `Some(lines like it counted but not written before it)`. For warnings that can repeat
     /// once per connection or per message.
@@ -546,9 +569,15 @@ impl DeviceRunner {
                     }
                     None => tracing::debug!(device = %self.cfg.name, "device-reported patient id (no ADT feed to check it against)"),
                 },
-                // Waves are decoded but not yet published (docs/waveforms.md).
-                DecodeEvent::Wave(w) => tracing::debug!(device = %self.cfg.name, samples = w.samples.len(), "wave samples not published"),
+                DecodeEvent::Wave(w) => match self.waves.as_mut() {
+                    Some(waves) => waves.push(&w, &self.cfg.name),
+                    None => tracing::trace!(device = %self.cfg.name, samples = w.samples.len(), "waves not published for this device"),
+                },
             }
+        }
+        if let Some(waves) = self.waves.as_mut() {
+            waves.idle(now);
+            waves.publish(self.normalizer.context(), &self.status.wave, now);
         }
         if let Some(session) = self.decoders.iter().find_map(|d| d.session_state()) {
             if let Ok(mut g) = self.status.session.lock() {

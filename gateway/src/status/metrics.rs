@@ -129,6 +129,17 @@ pub async fn render(r: &Running) -> String {
     let _ = writeln!(o, "medgw_mqtt_refused_total{{gateway=\"{gw}\"}} {}", s.refused.load(Ordering::Relaxed));
     family(&mut o, "medgw_events_dropped_total", "counter", "Events dropped while the broker was unreachable for long.");
     let _ = writeln!(o, "medgw_events_dropped_total{{gateway=\"{gw}\"}} {}", s.events_dropped.load(Ordering::Relaxed));
+    family(&mut o, "medgw_waves_published_total", "counter", "Wave segments written (QoS 0) or acknowledged (QoS 1).");
+    let _ = writeln!(o, "medgw_waves_published_total{{gateway=\"{gw}\"}} {}", s.waves_published.load(Ordering::Relaxed));
+    family(
+        &mut o,
+        "medgw_waves_dropped_total",
+        "counter",
+        "Wave segments dropped because the wave queue was full (waves are not buffered).",
+    );
+    let _ = writeln!(o, "medgw_waves_dropped_total{{gateway=\"{gw}\"}} {}", s.waves_dropped.load(Ordering::Relaxed));
+    family(&mut o, "medgw_wave_bytes_total", "counter", "Bytes of wave segment payloads written to the broker.");
+    let _ = writeln!(o, "medgw_wave_bytes_total{{gateway=\"{gw}\"}} {}", s.wave_bytes.load(Ordering::Relaxed));
 
     family(&mut o, "medgw_publish_latency_seconds", "histogram", "From receipt of the device's bytes to the broker's acknowledgement.");
     let mut cumulative = 0u64;

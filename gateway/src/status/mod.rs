@@ -13,6 +13,7 @@ mod access;
 mod headers;
 mod metrics;
 mod server;
+mod wave;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -502,6 +503,7 @@ pub fn router(running: Running, token: Option<Secret>, port: u16) -> Router {
         .route("/", get(page))
         .route("/api/status", get(api_status))
         .route("/api/devices", get(api_devices))
+        .route("/api/devices/:name/wave", get(wave::api_wave))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));

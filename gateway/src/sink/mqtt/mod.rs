@@ -14,6 +14,7 @@ pub mod aux;
 pub mod packet;
 pub mod session;
 pub mod transport;
+pub mod waves;
 pub mod window;
 /// Kept at its old path for callers (`pipeline.rs`); it is protocol-free and lives in `sink/`.
 pub use crate::sink::outbox;
@@ -53,6 +54,12 @@ pub struct SinkStats {
     pub refused: AtomicU64,
     pub reconnects: AtomicU64,
     pub events_dropped: AtomicU64,
+    /// Wave segments written to the broker (QoS 0) or acknowledged by it (QoS 1).
+    pub waves_published: AtomicU64,
+    /// Wave segments dropped because the wave queue was full (`sink/mqtt/waves.rs`).
+    pub waves_dropped: AtomicU64,
+    /// Bytes of wave payloads written.
+    pub wave_bytes: AtomicU64,
     /// Cumulative counts per bucket of [`LATENCY_BUCKETS_MS`], then +Inf.
     pub latency_buckets: [AtomicU64; 13],
     pub latency_sum_ms: AtomicU64,
@@ -92,6 +99,8 @@ pub struct SinkParams {
     /// Set by sources when the live channel was full (rows left for the backlog).
     pub live_overflow: Arc<AtomicBool>,
     pub aux: mpsc::Receiver<AuxMessage>,
+    /// Waveform segments (`[waves]`), and the queue's capacity and QoS.
+    pub waves: Option<(mpsc::Receiver<waves::WaveMessage>, crate::config::WavesConfig)>,
     pub shutdown: CancellationToken,
     pub stats: Arc<SinkStats>,
 }
@@ -159,6 +168,13 @@ pub async fn run(mut p: SinkParams) {
     let mut session = Session::new(cfg, p.stats.clone(), std::time::Instant::now());
     // HL7 v2: one ORU^R01 per PCD-01 observation set (docs/mqtt.md); JSON stays one per row.
     session.group_rows(medgw_protocols::encode::hl7v2::SetLimits::default());
+    let mut wave_rx = match p.waves.take() {
+        Some((rx, w)) => {
+            session.carry_waves(w.queue, w.qos);
+            Some(rx)
+        }
+        None => None,
+    };
     let mut conn: Option<Connection> = None;
     let mut backlog: Option<BacklogRead> = None;
     let mut live_open = true;
@@ -237,6 +253,17 @@ pub async fn run(mut p: SinkParams) {
                 }
             }
             Some(a) = p.aux.recv(), if session.wants_aux() => session.push_aux(a),
+            // Always taken: the session's wave queue is bounded and drops its oldest.
+            w = async { wave_rx.as_mut().expect("guarded by is_some").recv().await }, if wave_rx.is_some() => match w {
+                Some(w) => {
+                    let now = std::time::Instant::now();
+                    session.push_wave(w, now);
+                    while let Ok(w) = wave_rx.as_mut().expect("checked").try_recv() {
+                        session.push_wave(w, now);
+                    }
+                }
+                None => wave_rx = None,
+            },
             e = p.live.recv(), if live_open && session.wants_live() => match e {
                 Some(e) => {
                     session.push_live(e);

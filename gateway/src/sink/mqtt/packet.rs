@@ -156,6 +156,31 @@ pub fn encode_publish(version: Version, p: OutgoingPublish, buf: &mut BytesMut) 
     }
 }
 
+/// A QoS 0 PUBLISH (no packet id, no acknowledgement): waveform segments a site chose not to
+/// have acknowledged (`[waves] qos = 0`).
+pub fn encode_publish_at_most_once(
+    version: Version,
+    topic: String,
+    payload: Bytes,
+    content_type: &'static str,
+    buf: &mut BytesMut,
+) -> Result<(), PacketError> {
+    match version {
+        Version::V311 => {
+            use rumqttc::mqttbytes::v4::{Packet, Publish};
+            let publish = Publish::from_bytes(topic, QoS::AtMostOnce, payload);
+            Packet::Publish(publish).write(buf, usize::MAX).map(|_| ()).map_err(PacketError::V4)
+        }
+        Version::V5 => {
+            use rumqttc::v5::mqttbytes::v5::{Packet, Publish, PublishProperties};
+            let properties =
+                PublishProperties { payload_format_indicator: Some(1), content_type: Some(content_type.to_string()), ..Default::default() };
+            let publish = Publish::new(topic, rumqttc::v5::mqttbytes::QoS::AtMostOnce, payload, Some(properties));
+            Packet::Publish(publish).write(buf, None).map(|_| ()).map_err(PacketError::V5)
+        }
+    }
+}
+
 pub fn encode_ping(version: Version, buf: &mut BytesMut) -> Result<(), PacketError> {
     match version {
         Version::V311 => rumqttc::mqttbytes::v4::Packet::PingReq.write(buf, usize::MAX).map(|_| ()).map_err(PacketError::V4),

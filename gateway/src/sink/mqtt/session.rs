@@ -25,6 +25,7 @@ use medgw_protocols::Timestamp;
 
 use super::aux::{AuxMessage, AuxQueue};
 use super::packet::{self, Inbound, OutgoingPublish, Version};
+use super::waves::{WaveMessage, WaveQueue};
 use super::window::{Carried, Window};
 use super::{encode_hl7_set, status_payload, SinkStats};
 use crate::buffer::{BufferError, Entry, RowId};
@@ -42,6 +43,9 @@ pub const MIN_BACKOFF: Duration = Duration::from_millis(250);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Rows one message carries at most (a PCD-01 group of one device at one time is far smaller).
 pub const MAX_SET_ROWS: usize = 256;
+
+/// QoS 0 wave segments written per round at most, so one round's write stays bounded.
+const WAVES_PER_ROUND: usize = 64;
 
 /// What the session needs to know about its configuration.
 pub struct SessionConfig {
@@ -117,6 +121,8 @@ pub struct Session {
     stats: Arc<SinkStats>,
     outbox: Outbox,
     aux: AuxQueue,
+    /// Waveform segments: below events and observations, bounded, not buffered (`waves.rs`).
+    waves: WaveQueue,
     version: Version,
     state: State,
     link: Option<Link>,
@@ -150,6 +156,7 @@ impl Session {
             cfg,
             stats,
             aux,
+            waves: WaveQueue::default(),
             version,
             state: State::Waiting { until: now },
             link: None,
@@ -172,6 +179,22 @@ impl Session {
     /// message whatever is set here.
     pub fn group_rows(&mut self, limits: SetLimits) {
         self.group = Some(limits);
+    }
+
+    /// Carries waveform segments in a queue of `capacity` segments at `qos` (0 or 1).
+    pub fn carry_waves(&mut self, capacity: usize, qos: u8) {
+        self.waves = WaveQueue::new(capacity, qos);
+    }
+
+    /// A waveform segment to publish when nothing of higher priority is waiting; the oldest
+    /// queued segment is dropped (and counted) when the queue is full.
+    pub fn push_wave(&mut self, m: WaveMessage, now: Instant) {
+        self.waves.push(m, &self.stats, now);
+    }
+
+    /// Wave segments waiting.
+    pub fn waves_queued(&self) -> usize {
+        self.waves.len()
     }
 
     /// The protocol version of the current (or next) connection.
@@ -218,7 +241,10 @@ impl Session {
                     None => l.last_sent + half,
                     Some(at) => at + self.cfg.keep_alive,
                 };
-                [Some(ping), l.closing.map(|c| c + DRAIN), l.rescan_at].into_iter().flatten().min()
+                // QoS 0 wave segments left over from a round (at most WAVES_PER_ROUND each): at once.
+                let waves =
+                    (self.waves.qos() == 0 && self.waves.len() > 0 && l.closing.is_none() && l.window.has_room()).then_some(l.last_sent);
+                [Some(ping), l.closing.map(|c| c + DRAIN), l.rescan_at, waves].into_iter().flatten().min()
             }
         }
     }
@@ -356,6 +382,14 @@ impl Session {
                     d.refused(&mut self.outbox);
                     l.rescan_at = l.rescan_at.or(Some(now + REFUSED_RETRY));
                 }
+                Some(Carried::Wave(id)) => {
+                    if delivered {
+                        self.stats.waves_published.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        tracing::debug!(%reason, "broker refused a wave segment");
+                    }
+                    self.waves.acked(id);
+                }
                 Some(Carried::Aux(id)) => {
                     if !delivered {
                         tracing::warn!(%reason, "broker refused a status or event message");
@@ -433,7 +467,26 @@ impl Session {
                 packet::encode_publish(version, out, &mut self.wbuf)?;
                 continue;
             }
-            let Some(first) = self.outbox.next_entry() else { break };
+            let Some(first) = self.outbox.next_entry() else {
+                // Nothing buffered is ready: a wave segment (QoS 1) may take the free id.
+                if self.waves.qos() == 1 {
+                    if let Some((id, w)) = self.waves.pop() {
+                        let pkid = l.window.take(Carried::Wave(id)).expect("room checked");
+                        self.stats.wave_bytes.fetch_add(w.payload.len() as u64, Ordering::Relaxed);
+                        let out = OutgoingPublish {
+                            pkid,
+                            topic: w.topic,
+                            payload: w.payload,
+                            retain: false,
+                            content_type: Some(w.content_type),
+                            dup: false,
+                        };
+                        packet::encode_publish(version, out, &mut self.wbuf)?;
+                        continue;
+                    }
+                }
+                break;
+            };
             let mut more: Vec<Entry> = Vec::new();
             if let (Some(limits), PayloadFormat::Hl7v2) = (self.group, self.cfg.format) {
                 let mut cursor = hl7v2::SetCursor::start(&first.observation, limits);
@@ -474,6 +527,16 @@ impl Session {
             };
             packet::encode_publish(version, out, &mut self.wbuf)?;
             self.stats.published.fetch_add(n, Ordering::Relaxed);
+        }
+        // QoS 0 wave segments, only when the window has room, i.e. nothing buffered was waiting
+        // for it (waves rank below observations and events); a bounded number per round.
+        if self.waves.qos() == 0 && l.closing.is_none() && l.window.has_room() {
+            for _ in 0..WAVES_PER_ROUND {
+                let Some((_, w)) = self.waves.pop() else { break };
+                self.stats.wave_bytes.fetch_add(w.payload.len() as u64, Ordering::Relaxed);
+                self.stats.waves_published.fetch_add(1, Ordering::Relaxed);
+                packet::encode_publish_at_most_once(version, w.topic, w.payload, w.content_type, &mut self.wbuf)?;
+            }
         }
         // Every source stopped before this connection: what is queued went out above, now close.
         if self.live_closed {
@@ -518,6 +581,7 @@ impl Session {
         self.stats.connected.store(false, Ordering::Relaxed);
         self.outbox.connection_lost();
         self.aux.connection_lost();
+        self.waves.connection_lost();
     }
 
     fn retry_later(&mut self, now: Instant) {
@@ -559,3 +623,5 @@ impl TopicCache {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod wave_tests;

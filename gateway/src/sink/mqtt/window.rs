@@ -20,6 +20,8 @@ pub enum Carried {
     Rows(Delivery),
     /// A message outside the buffer (status, Device resource, event), by its queue id.
     Aux(u64),
+    /// A waveform segment (QoS 1), by its wave-queue id (`waves.rs`).
+    Wave(u64),
 }
 
 /// Packet ids `1..=limit` and what each carries.
@@ -169,7 +171,7 @@ mod tests {
             }
             let mut lost = w.reset();
             let mut expected: Vec<Carried> = model.into_values().collect();
-            let key = |c: &Carried| match c { Carried::Rows(d) => d.rows.as_slice()[0], Carried::Aux(id) => *id as i64 };
+            let key = |c: &Carried| match c { Carried::Rows(d) => d.rows.as_slice()[0], Carried::Aux(id) | Carried::Wave(id) => *id as i64 };
             lost.sort_by_key(key);
             expected.sort_by_key(key);
             proptest::prop_assert_eq!(lost, expected);

@@ -182,6 +182,7 @@ pub async fn run<T: BleTransport>(mut runner: DeviceRunner, mut transport: T, pa
     persist(&client, &params);
     // An `end` for every alarm still active: the gateway stops watching the device.
     runner.alarms_shutdown();
+    runner.end_waves();
     runner.flush_rejections();
     runner.flush_repeated(true);
     runner.status.set_state(DeviceState::Disconnected);

@@ -72,6 +72,7 @@ silence_timeout_s = 60
         live_overflow: Arc::new(AtomicBool::new(false)),
         aux: aux_tx,
         topics: Topics::new("medgw/v1", "gw-ble"),
+        waves: None,
         when_full: config.buffer.when_full,
         shutdown: shutdown.clone(),
     };

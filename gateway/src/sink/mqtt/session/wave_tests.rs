@@ -1,0 +1,152 @@
+//! Waves in the session: below events and observations, QoS 0 without packet ids, the bounded
+//! queue while disconnected (made-up instants, packets decoded as a broker would).
+
+use medgw_protocols::mdc::{code, unit};
+use medgw_protocols::observation::{DeviceContext, Flags, Measurement, Observation};
+use medgw_protocols::{Decimal, Timestamp};
+use rumqttc::mqttbytes::{v4, QoS};
+
+use super::*;
+
+fn entry(rowid: RowId) -> Entry {
+    let ctx = DeviceContext { name: "a".into(), ..DeviceContext::default() };
+    let m = Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, Decimal::from_int(rowid as i32), unit::MDC_DIM_PERCENT);
+    Entry { rowid, observation: Observation::new(Arc::new(ctx), m, Timestamp(rowid), Some(Timestamp(rowid)), Flags::NONE) }
+}
+
+fn wave(i: u32) -> WaveMessage {
+    WaveMessage { topic: format!("medgw/v1/gw/BED1/a/wave/{i}"), payload: Bytes::from_static(b"{}"), content_type: "application/json" }
+}
+
+struct H {
+    s: Session,
+    stats: Arc<SinkStats>,
+    now: Instant,
+    /// (topic, pkid, qos) of every PUBLISH written.
+    sent: Vec<(String, u16, QoS)>,
+    reads: Vec<(RowId, usize)>,
+}
+
+impl H {
+    fn new(capacity: usize, qos: u8) -> H {
+        let stats = Arc::new(SinkStats::default());
+        let now = Instant::now();
+        let cfg = SessionConfig {
+            protocol: MqttProtocol::V311,
+            keep_alive: Duration::from_secs(30),
+            format: PayloadFormat::Canonical,
+            topics: Topics::new("medgw/v1", "gw"),
+            gateway: "gw".into(),
+            nomenclature: Arc::new(Nomenclature::builtin()),
+            replay: Replay::LiveFirst,
+        };
+        let mut s = Session::new(cfg, stats.clone(), now);
+        s.carry_waves(capacity, qos);
+        H { s, stats, now, sent: Vec::new(), reads: Vec::new() }
+    }
+
+    fn run(&mut self) {
+        while let Some(a) = self.s.poll(self.now) {
+            match a {
+                Action::Write(bytes) => {
+                    let mut buf = BytesMut::from(&bytes[..]);
+                    while !buf.is_empty() {
+                        if let v4::Packet::Publish(p) = v4::Packet::read(&mut buf, usize::MAX).expect("a whole packet") {
+                            self.sent.push((p.topic.clone(), p.pkid, p.qos));
+                        }
+                    }
+                }
+                Action::ReadBacklog { after, limit } => self.reads.push((after, limit)),
+                _ => {}
+            }
+        }
+    }
+
+    fn connect(&mut self, limit: u16) {
+        self.run();
+        self.s.connected(limit, self.now);
+        self.run();
+    }
+
+    fn answer_read(&mut self, entries: Vec<Entry>) {
+        let (after, limit) = self.reads.pop().expect("a backlog read was asked for");
+        self.s.backlog_read(after, limit, Ok(entries), self.now);
+        self.run();
+    }
+
+    fn puback(&mut self, pkid: u16) {
+        self.s.handle_inbound(Inbound::PubAck { pkid, delivered: true, reason: "Success".into() }, self.now);
+        self.run();
+    }
+
+    fn kinds(&self) -> Vec<&str> {
+        self.sent.iter().map(|(t, ..)| if t.contains("/wave/") { "wave" } else { t.rsplit('/').next().unwrap_or("") }).collect()
+    }
+
+    fn pkid_of(&self, i: usize) -> u16 {
+        self.sent[i].1
+    }
+}
+
+#[test]
+fn qos1_waves_take_a_packet_id_only_after_events_and_observations() {
+    let mut h = H::new(16, 1);
+    h.connect(3);
+    h.s.push_wave(wave(1), h.now);
+    h.s.push_wave(wave(2), h.now);
+    h.answer_read((1..=3).map(entry).collect());
+    assert_eq!(h.kinds(), ["status", "obs", "obs"], "the window of 3 is full of the status and observations");
+    h.puback(h.pkid_of(0));
+    assert_eq!(h.kinds(), ["status", "obs", "obs", "obs"], "a freed id goes to the waiting observation, not a wave");
+    h.puback(h.pkid_of(1));
+    assert_eq!(h.kinds().last(), Some(&"wave"));
+    assert_eq!(h.sent.last().map(|s| s.2), Some(QoS::AtLeastOnce));
+    let wave_pkid = h.sent.last().unwrap().1;
+    assert_eq!(h.stats.waves_published.load(Ordering::Relaxed), 0, "published once acknowledged");
+    h.puback(wave_pkid);
+    assert_eq!(h.stats.waves_published.load(Ordering::Relaxed), 1);
+    assert_eq!(h.kinds().iter().filter(|k| **k == "wave").count(), 2);
+}
+
+#[test]
+fn qos0_waves_wait_for_room_and_need_no_packet_id() {
+    let mut h = H::new(256, 0);
+    h.connect(1);
+    h.s.push_wave(wave(1), h.now);
+    h.run();
+    assert_eq!(h.kinds(), ["status"], "the status fills the window: no wave meanwhile");
+    h.answer_read(vec![entry(1)]);
+    h.puback(h.pkid_of(0));
+    assert_eq!(h.kinds(), ["status", "obs"], "the waiting observation before the wave");
+    h.puback(h.pkid_of(1));
+    assert_eq!(h.kinds(), ["status", "obs", "wave"]);
+    assert_eq!((h.sent[2].1, h.sent[2].2), (0, QoS::AtMostOnce));
+    assert_eq!(h.stats.waves_published.load(Ordering::Relaxed), 1);
+    // More than one round's worth goes out without any other event.
+    for i in 0..(WAVES_PER_ROUND as u32 + 10) {
+        h.s.push_wave(wave(i), h.now);
+    }
+    h.run();
+    let mut rounds = 0;
+    while h.s.waves_queued() > 0 && rounds < 10 {
+        assert!(h.s.next_wakeup().is_some_and(|t| t <= h.now), "leftover waves are due at once");
+        h.run();
+        rounds += 1;
+    }
+    assert_eq!(h.kinds().iter().filter(|k| **k == "wave").count(), 1 + WAVES_PER_ROUND + 10);
+    assert_eq!(h.stats.waves_dropped.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn while_disconnected_the_queue_keeps_the_newest_and_counts_the_dropped() {
+    let mut h = H::new(3, 0);
+    h.run();
+    for i in 0..5 {
+        h.s.push_wave(wave(i), h.now);
+    }
+    assert_eq!(h.stats.waves_dropped.load(Ordering::Relaxed), 2);
+    h.connect(10);
+    h.answer_read(Vec::new());
+    let waves: Vec<&str> = h.sent.iter().filter(|(t, ..)| t.contains("/wave/")).map(|(t, ..)| t.rsplit('/').next().unwrap()).collect();
+    assert_eq!(waves, ["2", "3", "4"]);
+}
