@@ -8,7 +8,12 @@
 //!
 //! Reported: observations per second delivered, latency percentiles from the gateway's receipt
 //! of the device's bytes to delivery at the subscriber (the pty hop before it is sub-millisecond
-//! on one machine), and the gateway's peak resident memory (VmHWM). Run it with `--release`.
+//! on one machine), the gateway's peak resident memory (VmHWM), its CPU per observation, and the
+//! Receive Maximum the broker announced. With `--ceiling` the same run then measures the native
+//! ceiling: the gateway stops and one plain MQTT client publishes the payloads the subscriber
+//! received (same topics, same broker, one connection, the same in-flight window) as fast as it
+//! can, so that the gateway's rate is a ratio taken side by side on the same loaded machine.
+//! Run it with `--release`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -72,8 +77,9 @@ pub struct BenchOptions {
     #[arg(long, value_parser = simulate::parse_duration, default_value = "4ms")]
     pub write_every: Duration,
     /// Nice value for the harness (simulators, subscriber) once the gateway and broker
-    /// run, so that on a shared machine it does not take their CPU; 0 leaves it.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i32).range(0..=19))]
+    /// run; 0 (default) leaves every process at the same priority, as in a comparison with
+    /// another gateway on the same machine.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i32).range(0..=19))]
     pub harness_nice: i32,
     /// Alarm latency: every device raises an SpO2-low alarm and clears it, alternately, this
     /// often (`--protocol masimo` or `medibus`, `--format canonical`); the report gives the
@@ -94,7 +100,26 @@ pub struct BenchOptions {
     /// The broker's port, for `--waves-child`.
     #[arg(long, hide = true)]
     pub broker_port: Option<u16>,
+    /// Mosquitto's `max_inflight_messages`, which it announces to MQTT 5 clients as its Receive
+    /// Maximum: 20 is Mosquitto's default, 1000 a raised one.
+    #[arg(long, default_value_t = 20)]
+    pub broker_inflight: u16,
+    /// After the measurement, stop the gateway and measure the native ceiling for as long:
+    /// one plain MQTT client publishing the received payloads through the same broker.
+    #[arg(long)]
+    pub ceiling: bool,
+    /// Mosquitto's `set_tcp_nodelay true` (off by default): without it the broker's small
+    /// writes to the subscriber may wait for the subscriber's delayed ACK (Nagle).
+    #[arg(long)]
+    pub broker_nodelay: bool,
+    /// The gateway's `[buffer] commit_interval_ms`; unset: its default (0, commit as soon as
+    /// the previous commit finished). 5 was the default before issue 20.
+    #[arg(long)]
+    pub commit_interval_ms: Option<u32>,
 }
+
+/// Payloads kept from the gateway's run for the native publisher (`--ceiling`).
+const CEILING_PAYLOADS: usize = 20_000;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BenchReport {
@@ -104,6 +129,8 @@ pub struct BenchReport {
     pub period_ms: u32,
     /// How often each simulator wrote what was due (`--write-every`), in ms.
     pub write_every_ms: u64,
+    /// `--commit-interval-ms` when given.
+    pub commit_interval_ms: Option<u32>,
     pub tls: bool,
     pub format: String,
     pub seconds: f64,
@@ -115,6 +142,21 @@ pub struct BenchReport {
     pub gateway_peak_rss_kib: u64,
     /// CPU time the gateway process used during the measurement, in % of one core.
     pub gateway_cpu_percent: f64,
+    /// Gateway CPU time per delivered observation, in µs.
+    pub gateway_cpu_us_per_observation: f64,
+    /// Mosquitto's `max_inflight_messages` in this run.
+    pub broker_inflight: u16,
+    /// Mosquitto's `set_tcp_nodelay` in this run.
+    pub broker_nodelay: bool,
+    /// The Receive Maximum the broker announced and the gateway's resulting window, from its
+    /// `/api/status` (`None`: none announced, or the status was not read).
+    pub broker_receive_maximum: Option<u64>,
+    pub gateway_in_flight_limit: Option<u64>,
+    /// `--ceiling`: messages per second one plain client got through the same broker, and the
+    /// gateway's rate as a percentage of it.
+    pub ceiling_per_s: Option<f64>,
+    pub percent_of_ceiling: Option<f64>,
+    pub ceiling_broker_cpu_percent: Option<f64>,
     /// CPU time Mosquitto used during the measurement, in % of one core: Mosquitto is
     /// single-threaded, so near 100 % the broker, not the gateway, sets the rate.
     pub broker_cpu_percent: f64,
@@ -252,8 +294,12 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
     let (port, tls_port) = (l1.local_addr()?.port(), l2.local_addr()?.port());
     drop((l1, l2));
     let mut conf = format!(
-        "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 1000000\nmax_inflight_messages 1000\n"
+        "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 1000000\nmax_inflight_messages {}\n",
+        o.broker_inflight
     );
+    if o.broker_nodelay {
+        conf.push_str("set_tcp_nodelay true\n");
+    }
     if o.tls {
         crate::pki::generate(dir.path(), "bench-gw")?;
         let d = dir.path().display();
@@ -325,6 +371,9 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
     let status_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     cfg.push_str(&format!("\n[status]\nbind = \"127.0.0.1:{status_port}\"\n"));
     cfg.push_str(&format!("\n[buffer]\npath = \"{}\"\nmax_bytes = \"4GB\"\n", dir.path().join("buffer.db").display()));
+    if let Some(ms) = o.commit_interval_ms {
+        cfg.push_str(&format!("commit_interval_ms = {ms}\n"));
+    }
     for (i, port) in ports.iter().enumerate() {
         cfg.push_str(&format!(
             "\n[[device]]\nname = \"dev{i}\"\nprotocol = \"{}\"\nport = \"{port}\"\nbed = \"BED{i}\"\npoll_period_ms = {}\nmax_frame_rate = 1000000\n",
@@ -338,6 +387,8 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
     // Subscriber: counts deliveries and measures latency from the receipt time in the payload.
     let (sample_tx, mut sample_rx) = tokio::sync::mpsc::unbounded_channel::<f64>();
     let (alarm_tx, mut alarm_rx) = tokio::sync::mpsc::unbounded_channel::<f64>();
+    // Every message received, with what the native publisher needs to send it again.
+    let (recv_tx, mut recv_rx) = tokio::sync::mpsc::unbounded_channel::<(String, bytes::Bytes)>();
     let mut opts = rumqttc::MqttOptions::new("medgw-bench-sub", "127.0.0.1", port);
     opts.set_keep_alive(Duration::from_secs(30));
     opts.set_max_packet_size(1 << 20, 1 << 20);
@@ -354,7 +405,9 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
         client.subscribe("medgw/v1/+/+/+/alarm", rumqttc::QoS::AtMostOnce).await?;
     }
     let format = o.format.clone();
-    let sub_stop = stop.clone();
+    // Its own token: it goes on receiving through the native ceiling after the devices stop.
+    let sub_stop = CancellationToken::new();
+    let sub_done = sub_stop.clone();
     let sub = tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -368,6 +421,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
                         } else if let Some(rx) = receipt_ms(&p.payload, &format) {
                             let _ = sample_tx.send(now - rx);
                         }
+                        let _ = recv_tx.send((p.topic, p.payload));
                     }
                     Ok(_) => {}
                     Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
@@ -438,6 +492,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
         tokio::time::sleep(o.warmup).await;
     }
     while sample_rx.try_recv().is_ok() {}
+    while recv_rx.try_recv().is_ok() {}
     let t0 = Instant::now();
     let (cpu0, broker_cpu0, harness_cpu0) = (cpu_seconds(pid), cpu_seconds(broker.0.id()), cpu_seconds(std::process::id()));
     let mut samples = Vec::with_capacity(1 << 20);
@@ -460,9 +515,31 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
     }
     alarm_samples.sort_by(|a, b| a.total_cmp(b));
     let alarms_measured = o.alarms.is_some();
+    let gateway_cpu_s = cpu_seconds(pid) - cpu0;
+    let status = gateway_status(status_port).await;
+    let broker_receive_maximum = status.as_ref().and_then(|s| s["broker"]["broker_receive_maximum"].as_u64());
+    let in_flight_limit = status.as_ref().and_then(|s| s["broker"]["in_flight_limit"].as_u64());
+    // The devices stop first, so the gateway goes quiet before the native publisher starts.
     stop.cancel();
-    let _ = sub.await;
     drop(gw);
+    let mut payloads = Vec::with_capacity(CEILING_PAYLOADS);
+    while let Ok(p) = recv_rx.try_recv() {
+        if payloads.len() < CEILING_PAYLOADS {
+            payloads.push(p);
+        }
+    }
+    let ceiling = if o.ceiling && !payloads.is_empty() {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        while recv_rx.try_recv().is_ok() {}
+        let window = in_flight_limit.unwrap_or(u64::from(o.broker_inflight)).clamp(1, u64::from(u16::MAX)) as u16;
+        let broker_cpu0 = cpu_seconds(broker.0.id());
+        let (n, s) = native_ceiling(port, &payloads, window, o.duration, &mut recv_rx).await?;
+        Some((n as f64 / s, (cpu_seconds(broker.0.id()) - broker_cpu0) / s * 100.0))
+    } else {
+        None
+    };
+    sub_done.cancel();
+    let _ = sub.await;
     if o.keep {
         let kept = dir.keep();
         eprintln!("work directory kept: {}", kept.display());
@@ -474,6 +551,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
         protocol: o.protocol,
         period_ms: o.period_ms,
         write_every_ms: o.write_every.as_millis() as u64,
+        commit_interval_ms: o.commit_interval_ms,
         tls: o.tls,
         format: o.format,
         seconds: secs,
@@ -484,6 +562,14 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
         latency_ms_max: samples.last().copied().unwrap_or(0.0),
         gateway_peak_rss_kib: rss,
         gateway_cpu_percent: cpu,
+        gateway_cpu_us_per_observation: if samples.is_empty() { 0.0 } else { gateway_cpu_s / samples.len() as f64 * 1e6 },
+        broker_inflight: o.broker_inflight,
+        broker_nodelay: o.broker_nodelay,
+        broker_receive_maximum,
+        gateway_in_flight_limit: in_flight_limit,
+        ceiling_per_s: ceiling.map(|c| c.0),
+        percent_of_ceiling: ceiling.map(|c| samples.len() as f64 / secs / c.0 * 100.0),
+        ceiling_broker_cpu_percent: ceiling.map(|c| c.1),
         broker_cpu_percent: broker_cpu,
         harness_cpu_percent: harness_cpu,
         cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
@@ -499,6 +585,71 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
         alarm_latency_ms_p99: alarms_measured.then(|| percentile(&alarm_samples, 0.99)),
         alarm_latency_ms_max: alarms_measured.then(|| alarm_samples.last().copied().unwrap_or(0.0)),
     })
+}
+
+/// The native ceiling: one plain MQTT client (rumqttc, MQTT 3.1.1) publishes `payloads` over
+/// and over at QoS 1 with at most `window` unacknowledged, as fast as the broker takes them,
+/// for `duration`; returns the messages the subscriber received and the seconds measured.
+async fn native_ceiling(
+    port: u16,
+    payloads: &[(String, bytes::Bytes)],
+    window: u16,
+    duration: Duration,
+    received: &mut tokio::sync::mpsc::UnboundedReceiver<(String, bytes::Bytes)>,
+) -> anyhow::Result<(u64, f64)> {
+    let mut opts = rumqttc::MqttOptions::new("medgw-bench-native", "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(30));
+    opts.set_max_packet_size(1 << 20, 1 << 20);
+    opts.set_inflight(window);
+    let (client, mut events) = rumqttc::AsyncClient::new(opts, 4096);
+    let done = CancellationToken::new();
+    let driver = {
+        let done = done.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    e = events.poll() => if e.is_err() { tokio::time::sleep(Duration::from_millis(100)).await },
+                    _ = done.cancelled() => break,
+                }
+            }
+        })
+    };
+    let publisher = {
+        let payloads = payloads.to_vec();
+        let done = done.clone();
+        tokio::spawn(async move {
+            for (topic, payload) in payloads.iter().cycle() {
+                tokio::select! {
+                    r = client.publish_bytes(topic.clone(), rumqttc::QoS::AtLeastOnce, false, payload.clone()) => if r.is_err() { break },
+                    _ = done.cancelled() => break,
+                }
+            }
+        })
+    };
+    // Warm-up: the first second is not counted.
+    let warm = tokio::time::Instant::now() + Duration::from_secs(1);
+    while tokio::time::timeout_at(warm, received.recv()).await.is_ok() {}
+    let t = Instant::now();
+    let deadline = tokio::time::Instant::now() + duration;
+    let mut n = 0u64;
+    while let Ok(Some(_)) = tokio::time::timeout_at(deadline, received.recv()).await {
+        n += 1;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    done.cancel();
+    let _ = publisher.await;
+    let _ = driver.await;
+    Ok((n, secs))
+}
+
+/// The gateway's `/api/status` as JSON; `None` when it cannot be read.
+async fn gateway_status(port: u16) -> Option<serde_json::Value> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    s.write_all(b"GET /api/status HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").await.ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.ok()?;
+    serde_json::from_str(body.split_once("\r\n\r\n")?.1).ok()
 }
 
 /// `medgw_buffer_oldest_age_seconds` from the gateway's metrics; `None` while the status
@@ -561,12 +712,26 @@ pub fn print(r: &BenchReport, out: &mut impl Write) -> std::io::Result<()> {
     )?;
     writeln!(
         out,
-        "  gateway peak RSS {:.1} MiB, CPU {:.0} % of one core (Mosquitto {:.0} %, simulators + subscriber {:.0} %)",
+        "  gateway peak RSS {:.1} MiB, CPU {:.0} % of one core = {:.1} µs per observation (Mosquitto {:.0} %, simulators + subscriber {:.0} %)",
         r.gateway_peak_rss_kib as f64 / 1024.0,
         r.gateway_cpu_percent,
+        r.gateway_cpu_us_per_observation,
         r.broker_cpu_percent,
         r.harness_cpu_percent
     )?;
+    writeln!(
+        out,
+        "  broker           Mosquitto max_inflight_messages {}; Receive Maximum announced {}; gateway in-flight window {}",
+        r.broker_inflight,
+        r.broker_receive_maximum.map_or("none".to_string(), |n| n.to_string()),
+        r.gateway_in_flight_limit.map_or("?".to_string(), |n| n.to_string())
+    )?;
+    if let (Some(c), Some(pct), Some(b)) = (r.ceiling_per_s, r.percent_of_ceiling, r.ceiling_broker_cpu_percent) {
+        writeln!(
+            out,
+            "  native ceiling   {c:.0} messages/s (one plain client, same payloads, broker and window; Mosquitto {b:.0} %): gateway at {pct:.0} % of it"
+        )?;
+    }
     if let (Some(n), Some(s), Some(rate), Some(p99)) = (r.drain_backlog, r.drain_seconds, r.drain_per_s, r.drain_live_p99_ms) {
         writeln!(
             out,

@@ -153,6 +153,12 @@ fn the_page_api_health_and_metrics_of_a_running_gateway() {
     let st: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(st["gateway"]["id"], "gw-status");
     assert_eq!(st["broker"]["connected"], true);
+    // The test broker announces Receive Maximum 100 (`max_inflight_messages 100`), below the
+    // gateway's `max_inflight` of 1000: it bounds the window, and the gateway says so (issue 20).
+    assert_eq!(st["broker"]["mqtt5"], true);
+    assert_eq!(st["broker"]["broker_receive_maximum"], 100, "{st}");
+    assert_eq!(st["broker"]["in_flight_limit"], 100, "{st}");
+    assert!(gw.log().contains("Receive Maximum bounds"), "no warning about the broker's limit: {}", gw.log());
     assert_eq!(st["devices"], 2);
     assert!(st["broker"]["delivered"].as_u64().unwrap() > 0);
     let (_, body) = get(http, "/api/devices", None);

@@ -2,15 +2,18 @@
 //!
 //! ```text
 //!  tasks ──append/read/stats──▶ bounded queue ──▶ storage thread ──▶ SqliteStore
-//!    ▲                          (semaphore)         │  group: appends arriving within
-//!    └──── tokio oneshot replies ◀──────────────────┘  commit_interval_ms, one transaction,
+//!    ▲                          (semaphore)         │  group: the appends queued
+//!    └──── tokio oneshot replies ◀──────────────────┘  while the last commit ran, one transaction,
 //!  sink ──ack(rowids)──▶ pending acks (mutex) ─────▶    one fsync, every caller answered
 //! ```
 //!
-//! Storage calls never run on the executor: an `append` future only waits for its reply. The
-//! first append of a group starts the clock; the group is committed when `commit_interval_ms`
-//! has passed or it holds [`MAX_GROUP`] observations, together with every append already queued
-//! by then. Acknowledgements are not urgent (a lost one means one duplicate delivery, which
+//! Storage calls never run on the executor: an `append` future only waits for its reply. With
+//! `commit_interval_ms = 0` (the default) an append is committed as soon as the thread is free,
+//! together with every append queued by then: when idle an observation waits one fsync, and
+//! under load the appends that arrive during a commit form the next group, so groups grow with
+//! the load and the latency stays proportional to the fsync. A non-zero interval makes the first
+//! append of a group wait that long for others (fewer fsyncs, more latency). A group is
+//! committed at once when it holds [`MAX_GROUP`] observations. Acknowledgements are not urgent (a lost one means one duplicate delivery, which
 //! receivers remove by observation id), so they are collected and deleted in one transaction
 //! every [`ACK_PERIOD`].
 //!

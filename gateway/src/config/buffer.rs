@@ -50,7 +50,7 @@ impl Reader<'_> {
             &[("drop-oldest", WhenFull::DropOldest), ("stop-reading", WhenFull::StopReading)],
             WhenFull::DropOldest,
         );
-        let commit_interval_ms = self.int(&mut t, "commit_interval_ms", 1..=1000, 5) as u32;
+        let commit_interval_ms = self.int(&mut t, "commit_interval_ms", 0..=1000, 0) as u32;
         let replay = self.choice(&mut t, "replay", &[("live-first", Replay::LiveFirst), ("ordered", Replay::Ordered)], Replay::LiveFirst);
         self.finish(t, &["path", "max_bytes", "when_full", "commit_interval_ms", "replay"]);
         Some(BufferConfig { path: path?.0, max_bytes, when_full, commit_interval_ms, replay })

@@ -119,7 +119,9 @@ pub struct BufferConfig {
     pub path: PathBuf,
     pub max_bytes: u64,
     pub when_full: WhenFull,
-    /// Group commit: the longest an accepted observation waits for its fsync.
+    /// Group commit: how long the first append of a group waits for others before its fsync.
+    /// 0 (the default): none — a group is committed as soon as the storage thread is free, so
+    /// the wait is proportional to the fsync and groups form only under load.
     pub commit_interval_ms: u32,
     pub replay: Replay,
 }

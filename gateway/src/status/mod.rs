@@ -68,6 +68,10 @@ pub struct BrokerInfo {
     pub port: u16,
     pub connected: bool,
     pub mqtt5: bool,
+    /// The broker's Receive Maximum (MQTT 5 CONNACK), when it announced one.
+    pub broker_receive_maximum: Option<u64>,
+    /// Messages in flight at most: `max_inflight` or the broker's Receive Maximum if lower.
+    pub in_flight_limit: u64,
     pub published: u64,
     pub delivered: u64,
     pub refused: u64,
@@ -300,6 +304,8 @@ pub async fn status_report(r: &Running) -> StatusReport {
             port: c.mqtt.port,
             connected: r.sink.connected.load(Ordering::Relaxed),
             mqtt5: r.sink.mqtt5.load(Ordering::Relaxed),
+            broker_receive_maximum: Some(r.sink.broker_receive_maximum.load(Ordering::Relaxed)).filter(|n| *n > 0),
+            in_flight_limit: r.sink.in_flight_limit.load(Ordering::Relaxed),
             published: r.sink.published.load(Ordering::Relaxed),
             delivered: r.sink.delivered.load(Ordering::Relaxed),
             refused: r.sink.refused.load(Ordering::Relaxed),

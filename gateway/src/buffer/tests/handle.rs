@@ -147,3 +147,32 @@ fn the_pipelines_open_keeps_running_on_a_damaged_file() {
         .count();
     assert_eq!(moved, 1);
 }
+
+/// Issue 20: with the default configuration an append on an idle buffer waits for its fsync,
+/// not for a commit window (the old default of 5 ms put every reading 5 ms behind).
+#[test]
+fn an_idle_buffer_commits_an_append_as_soon_as_it_arrives_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[gateway]\nid = \"gw\"\nsite = \"S\"\nunit = \"U\"\ntimezone = \"UTC\"\n[mqtt]\nhost = \"127.0.0.1\"\n[buffer]\npath = \"{}\"\n",
+        dir.path().join("buffer.db").display()
+    );
+    let cfg = crate::config::parse(&text, dir.path()).unwrap_or_else(|e| panic!("{e:?}")).buffer;
+    let (buffer, _) = BufferHandle::open(&cfg).unwrap();
+    let beds = beds(1);
+    let mut waits = rt().block_on(async {
+        let mut waits = Vec::new();
+        for i in 0..30 {
+            let t = std::time::Instant::now();
+            buffer.append(observations(&beds, i, 1)).await.unwrap();
+            waits.push(t.elapsed());
+        }
+        buffer.close().await;
+        waits
+    });
+    waits.sort();
+    let median = waits[waits.len() / 2];
+    eprintln!("append → durable: median {median:?}, max {:?}", waits.last().unwrap());
+    // An fsync here takes ~0.1–0.5 ms; a commit window of 5 ms would make every wait ≥ 5 ms.
+    assert!(median < std::time::Duration::from_micros(2500), "median wait {median:?}");
+}

@@ -60,6 +60,12 @@ pub struct SinkStats {
     pub waves_dropped: AtomicU64,
     /// Bytes of wave payloads written.
     pub wave_bytes: AtomicU64,
+    /// The Receive Maximum the broker announced in its last CONNACK (MQTT 5), 0 when it
+    /// announced none (MQTT 3.1.1, or MQTT 5's default of 65,535).
+    pub broker_receive_maximum: AtomicU64,
+    /// Messages in flight at most on the current connection: the smaller of `max_inflight` and
+    /// the broker's Receive Maximum.
+    pub in_flight_limit: AtomicU64,
     /// Cumulative counts per bucket of [`LATENCY_BUCKETS_MS`], then +Inf.
     pub latency_buckets: [AtomicU64; 13],
     pub latency_sum_ms: AtomicU64,
@@ -374,6 +380,17 @@ async fn open(
         other => return Err(ConnectError::Refused(format!("expected CONNACK, got {other:?}"))),
     };
     let limit = receive_maximum.map_or(cfg.max_inflight, |r| r.min(cfg.max_inflight));
+    p.stats.broker_receive_maximum.store(receive_maximum.map_or(0, u64::from), Ordering::Relaxed);
+    p.stats.in_flight_limit.store(u64::from(limit), Ordering::Relaxed);
+    if let Some(r) = receive_maximum.filter(|r| *r < cfg.max_inflight) {
+        // Every message waits for its PUBACK within this window: at a few hundred µs per round
+        // trip, a window of 20 caps a gateway at some tens of thousands of messages per second.
+        tracing::warn!(
+            broker_receive_maximum = r,
+            max_inflight = cfg.max_inflight,
+            "the broker's Receive Maximum bounds the messages in flight, and so the throughput; raise it on the broker (Mosquitto: max_inflight_messages; docs/deployment.md)"
+        );
+    }
     if !rbuf.is_empty() {
         return Err(ConnectError::Refused("broker sent data before the session started".into()));
     }
