@@ -1291,13 +1291,13 @@ impl SqliteStore {
 /// Delivery per sink and dead letters (issue 15; the schema note at the top of this file).
 impl SqliteStore {
     /// The sinks the gateway delivers to, the first being the one `ack`/`read_after` speak for.
-    /// Entries every one of them has now acknowledged (a sink was removed from the
+    /// Entries every one of them has already acknowledged (a sink was removed from the
     /// configuration) are deleted, and acknowledgements of rows no longer there are forgotten.
     pub fn set_sinks(&mut self, names: &[String]) -> Result<(), BufferError> {
         self.sinks = names.to_vec();
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut removed = 0u64;
-        if self.sinks.len() > 1 {
+        if !self.sinks.is_empty() {
             let list = serde_json::to_string(&self.sinks).map_err(|e| BufferError::storage("sink names", e))?;
             removed = tx.execute(
                 "DELETE FROM entries WHERE (SELECT count(*) FROM sink_acks s WHERE s.entry_id = entries.id \

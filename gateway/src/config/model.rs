@@ -282,7 +282,7 @@ pub use medgw_protocols::hl7::AckMode;
 /// HL7 v2 to an interface engine over MLLP (`[[sink]] kind = "mllp"`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MllpSinkConfig {
-    /// Names the sink in logs, metrics and (later) the buffer's per-sink delivery state.
+    /// Names the sink in logs, metrics, events and the buffer's per-sink delivery state.
     pub name: String,
     pub host: String,
     pub port: u16,
@@ -323,7 +323,7 @@ pub struct Config {
     pub devices: Vec<DeviceConfig>,
     /// `[adt]`: the hospital's ADT feed and the bed map (docs/adt.md).
     pub adt: Option<crate::adt::AdtSettings>,
-    /// Destinations beside `[mqtt]` (`[[sink]]`); checked, not yet delivered to by `run`.
+    /// Destinations beside `[mqtt]` (`[[sink]]`), each with its own sink task (`sink/mllp/`).
     pub sinks: Vec<SinkConfig>,
     /// Problems that do not stop the gateway but that an engineer should fix (e.g. a secret
     /// file others may read, on a loopback-only gateway); `check-config` and `run` print them.

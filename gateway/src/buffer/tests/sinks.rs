@@ -77,10 +77,13 @@ fn removing_a_sink_from_the_configuration_releases_what_the_others_have() {
     store.set_sinks(&names(&["mqtt", "epic"])).unwrap();
     assert_eq!(store.depth(), 4);
     assert_eq!(rowids_for(&mut store, None), ids[2..]);
-    // Back to one sink: acknowledgements delete at once again.
+    // Back to one sink: what it had goes, and acknowledgements delete at once again.
     store.set_sinks(&names(&["mqtt"])).unwrap();
-    store.ack(&ids[4..]).unwrap();
-    assert_eq!(rowids_for(&mut store, None), ids[2..4]);
+    assert_eq!(rowids_for(&mut store, None), ids[4..]);
+    store.ack(&ids[5..]).unwrap();
+    assert_eq!(rowids_for(&mut store, None), ids[4..5]);
+    let acks: i64 = store.conn().query_row("SELECT count(*) FROM sink_acks", [], |r| r.get(0)).unwrap();
+    assert_eq!(acks, 0);
 }
 
 #[test]
