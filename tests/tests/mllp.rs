@@ -346,3 +346,68 @@ fn one_sink_down_the_other_flows_and_nothing_is_lost_when_it_returns() {
         "{stats}"
     );
 }
+
+/// A minimal HTTP/1.1 GET on the status page: (status, body); status 0 when nothing listens.
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    // Not listening yet (the gateway is starting): no answer.
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return (0, String::new()) };
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let resp = String::from_utf8_lossy(&resp).to_string();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    (head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0), body.to_string())
+}
+
+/// The value of a metric line `name{...sink="engine"} v`.
+fn metric(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find(|l| l.starts_with(&format!("{name}{{")) && l.contains("sink=\"engine\""))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[test]
+fn status_metrics_and_readiness_show_the_engine() {
+    if skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start();
+    let (mllp_port, http) = (free_port(), free_port());
+    let mut sim = start_sim(dir.path(), "oxi", "nonin-df8", &["--seed", "5", "--period-ms", "250"]);
+    let devices: Vec<(&str, &str, &Path)> = vec![("nonin-df8", "oxi", &sim.link)];
+    let cfg = config(dir.path(), broker.port, mllp_port, "", &devices)
+        .replace("[buffer]", &format!("[status]\nbind = \"127.0.0.1:{http}\"\n\n[buffer]"));
+    let mut gw = start_gateway(dir.path(), "gw", &cfg);
+    // The engine is away and observations wait for it: not ready, and the page says why.
+    wait_until(Duration::from_secs(30), "readyz to name the engine", || {
+        let (code, body) = http_get(http, "/readyz");
+        code == 503 && body.contains("MLLP sink engine not connected")
+    });
+    let (_, body) = http_get(http, "/api/status");
+    let st: Value = serde_json::from_str(&body).unwrap();
+    let sink = &st["sinks"][0];
+    assert_eq!(
+        (sink["name"].as_str(), sink["connected"].as_bool(), sink["port"].as_u64()),
+        (Some("engine"), Some(false), Some(mllp_port as u64)),
+        "{st}"
+    );
+    assert!(sink["backlog"].as_u64().unwrap() > 0, "{st}");
+    let (_, m) = http_get(http, "/metrics");
+    assert_eq!(metric(&m, "medgw_mllp_connected"), Some(0), "{m}");
+    assert!(metric(&m, "medgw_mllp_backlog").unwrap() > 0, "{m}");
+    // It comes: ready, delivered, counted.
+    let rx = Receiver::start(dir.path(), "AA", mllp_port);
+    wait_until(Duration::from_secs(30), "ready with the engine", || http_get(http, "/readyz").0 == 200);
+    wait_until(Duration::from_secs(30), "the engine's acknowledgements counted", || {
+        let (_, m) = http_get(http, "/metrics");
+        metric(&m, "medgw_mllp_connected") == Some(1) && metric(&m, "medgw_mllp_acked_observations_total").unwrap_or(0) > 0
+    });
+    let (_, body) = http_get(http, "/api/status");
+    let st: Value = serde_json::from_str(&body).unwrap();
+    assert!(st["sinks"][0]["acked_messages"].as_u64().unwrap() as usize <= rx.received().len(), "{st}");
+    sim.proc.terminate(Duration::from_secs(5));
+    assert_eq!(gw.terminate(Duration::from_secs(15)), Some(0), "graceful stop: {}", gw.log());
+}
