@@ -1299,9 +1299,10 @@ impl SqliteStore {
         let mut removed = 0u64;
         if !self.sinks.is_empty() {
             let list = serde_json::to_string(&self.sinks).map_err(|e| BufferError::storage("sink names", e))?;
+            // Driven by the acknowledgements (few), not by the entries (a full buffer at start).
             removed = tx.execute(
-                "DELETE FROM entries WHERE (SELECT count(*) FROM sink_acks s WHERE s.entry_id = entries.id \
-                 AND s.sink IN (SELECT value FROM json_each(?1))) >= ?2",
+                "DELETE FROM entries WHERE id IN (SELECT entry_id FROM sink_acks \
+                 WHERE sink IN (SELECT value FROM json_each(?1)) GROUP BY entry_id HAVING count(*) >= ?2)",
                 params![list, self.sinks.len() as i64],
             )? as u64;
         }
