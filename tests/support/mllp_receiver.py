@@ -21,11 +21,16 @@ check what was delivered and what was resent. With --dump, every message accepte
 AA or CA+AA) is appended to that file as its ER7 text with segments on lines and a blank line
 after it, for a test to compare the content. The port is printed on stdout as "PORT <n>".
 
+With --tls-cert and --tls-key it speaks TLS (Python's ssl module); with --tls-ca as well it
+requires a client certificate signed by that CA.
+
 Usage: mllp_receiver.py --script AA,AE:busy,AR:Unknown patient --log FILE [--port N] [--dump FILE]
+       [--tls-cert PEM --tls-key PEM [--tls-ca PEM]]
 """
 
 import argparse
 import asyncio
+import ssl
 import sys
 
 import hl7
@@ -149,9 +154,19 @@ async def main():
     p.add_argument("--log", required=True)
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--dump")
+    p.add_argument("--tls-cert")
+    p.add_argument("--tls-key")
+    p.add_argument("--tls-ca")
     args = p.parse_args()
+    context = None
+    if args.tls_cert:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        if args.tls_ca:
+            context.load_verify_locations(args.tls_ca)
+            context.verify_mode = ssl.CERT_REQUIRED
     receiver = Receiver([s.strip() for s in args.script.split(",") if s.strip()], args.log, args.dump)
-    server = await asyncio.start_server(receiver.serve, "127.0.0.1", args.port)
+    server = await asyncio.start_server(receiver.serve, "127.0.0.1", args.port, ssl=context)
     print("PORT %d" % server.sockets[0].getsockname()[1], flush=True)
     async with server:
         await server.serve_forever()

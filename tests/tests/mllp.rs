@@ -38,6 +38,11 @@ impl Receiver {
     /// Starts the receiver on `port` (0: any), logging and dumping into `dir` (appending, so a
     /// restarted receiver keeps one record).
     fn start(dir: &Path, script: &str, port: u16) -> Receiver {
+        Receiver::start_with(dir, script, port, &[])
+    }
+
+    /// As [`Receiver::start`], with more arguments (TLS).
+    fn start_with(dir: &Path, script: &str, port: u16, extra: &[&std::ffi::OsStr]) -> Receiver {
         let (log, dump) = (dir.join("mllp-received.log"), dir.join("mllp-accepted.hl7"));
         let mut child = Command::new("python3")
             .arg(workspace().join("tests/support/mllp_receiver.py"))
@@ -45,6 +50,7 @@ impl Receiver {
             .arg(&log)
             .arg("--dump")
             .arg(&dump)
+            .args(extra)
             .stdout(Stdio::piped())
             .spawn()
             .expect("python3 runs the receiver");
@@ -410,4 +416,47 @@ fn status_metrics_and_readiness_show_the_engine() {
     assert!(st["sinks"][0]["acked_messages"].as_u64().unwrap() as usize <= rx.received().len(), "{st}");
     sim.proc.terminate(Duration::from_secs(5));
     assert_eq!(gw.terminate(Duration::from_secs(15)), Some(0), "graceful stop: {}", gw.log());
+}
+
+/// TLS with a client certificate, as for MQTT: the engine requires the gateway's certificate
+/// (signed by its CA) and the gateway checks the engine's.
+#[test]
+fn tls_with_a_client_certificate() {
+    if skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some(tls) = make_tls(dir.path()) else {
+        eprintln!("SKIPPED: openssl is not installed");
+        return;
+    };
+    let broker = Mosquitto::start();
+    let args = ["--tls-cert", "--tls-key", "--tls-ca"].map(std::ffi::OsStr::new);
+    let extra = [args[0], tls.server_cert.as_os_str(), args[1], tls.server_key.as_os_str(), args[2], tls.ca.as_os_str()];
+    let rx = Receiver::start_with(dir.path(), "AA", 0, &extra);
+    let mut sim = start_sim(dir.path(), "oxi", "nonin-df8", &["--seed", "3", "--period-ms", "500"]);
+    let devices: Vec<(&str, &str, &Path)> = vec![("nonin-df8", "oxi", &sim.link)];
+    let sink_tls = format!(
+        "[sink.tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"",
+        tls.ca.display(),
+        tls.client_cert.display(),
+        tls.client_key.display()
+    );
+    let mut gw = start_gateway(dir.path(), "gw", &config(dir.path(), broker.port, rx.port, &sink_tls, &devices));
+    wait_until(Duration::from_secs(30), "messages over TLS", || rx.accepted().len() >= 3);
+    sim.proc.terminate(Duration::from_secs(5));
+    assert_eq!(gw.terminate(Duration::from_secs(15)), Some(0), "graceful stop: {}", gw.log());
+    assert!(rx.accepted().iter().all(|m| m.starts_with("MSH|")));
+    // Without the client certificate the engine refuses the handshake: nothing is accepted.
+    let dir2 = tempfile::tempdir().unwrap();
+    let rx2 = Receiver::start_with(dir2.path(), "AA", 0, &extra);
+    let mut sim2 = start_sim(dir2.path(), "oxi", "nonin-df8", &["--seed", "3", "--period-ms", "500"]);
+    let devices2: Vec<(&str, &str, &Path)> = vec![("nonin-df8", "oxi", &sim2.link)];
+    let no_cert = format!("[sink.tls]\nca = \"{}\"", tls.ca.display());
+    let mut gw2 = start_gateway(dir2.path(), "gw", &config(dir2.path(), broker.port, rx2.port, &no_cert, &devices2));
+    std::thread::sleep(Duration::from_secs(5));
+    sim2.proc.terminate(Duration::from_secs(5));
+    assert_eq!(gw2.terminate(Duration::from_secs(15)), Some(0), "graceful stop: {}", gw2.log());
+    assert!(rx2.accepted().is_empty(), "{:?}", rx2.accepted());
+    assert!(gw2.log().contains("cannot connect to the MLLP receiver") || gw2.log().contains("MLLP connection failed"), "{}", gw2.log());
 }
