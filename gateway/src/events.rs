@@ -56,6 +56,11 @@ pub enum EventKind {
     PatientMismatch,
     /// The ADT feed named a location that is not one of this gateway's beds (once per location).
     UnmappedLocation,
+    /// An MLLP sink's receiver refused a message for good (AR/CR, or AE after the retries): its
+    /// observations are kept in the buffer's dead-letter table (`medgw buffer stats|export`).
+    /// `sink`, `control_id` (MSH-10) and `count` (observations) say which; `detail` the ACK's
+    /// MSA/ERR text.
+    MllpDeadLetter,
 }
 
 impl EventKind {
@@ -75,6 +80,7 @@ impl EventKind {
                 | EventKind::BufferQuarantined
                 | EventKind::AssociationConflict
                 | EventKind::PatientMismatch
+                | EventKind::MllpDeadLetter
         )
     }
 }
@@ -97,6 +103,11 @@ pub struct Event {
     /// For association events: what changed (the audit event's kind, docs/adt.md).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub change: Option<&'static str>,
+    /// For sink events: the sink's configured name and the message control id (MSH-10).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sink: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control_id: Option<String>,
     /// Human-readable detail: the error, the reason; never patient data.
     pub detail: String,
 }
@@ -109,7 +120,18 @@ pub struct Span {
 
 impl Event {
     pub fn gateway(kind: EventKind, detail: impl Into<String>) -> Event {
-        Event { kind, time: Timestamp::now(), device: None, bed: None, span: None, count: None, change: None, detail: detail.into() }
+        Event {
+            kind,
+            time: Timestamp::now(),
+            device: None,
+            bed: None,
+            span: None,
+            count: None,
+            change: None,
+            sink: None,
+            control_id: None,
+            detail: detail.into(),
+        }
     }
 
     pub fn device(kind: EventKind, device: &str, bed: &str, detail: impl Into<String>) -> Event {
@@ -121,8 +143,17 @@ impl Event {
             span: None,
             count: None,
             change: None,
+            sink: None,
+            control_id: None,
             detail: detail.into(),
         }
+    }
+
+    /// Names the sink and the message (sink events).
+    pub fn with_sink(mut self, sink: &str, control_id: &str) -> Event {
+        self.sink = Some(sink.to_string());
+        self.control_id = Some(control_id.to_string());
+        self
     }
 
     pub fn with_span(mut self, start: Timestamp, end: Timestamp) -> Event {

@@ -6,6 +6,9 @@
 //!  [serial task]──┘   (awaits fsync)   │ (SQLite, WAL) │◀── backlog ─────│   task    │
 //!                                       └──────────────┘◀── acks ────────└───────────┘
 //! ```
+//! Each `[[sink]]` (an interface engine over MLLP) is one more sink task beside the MQTT sink,
+//! reading the buffer by its own cursor; the buffer deletes a row when every sink has it.
+//!
 //! Every channel is bounded. A source waits for its batch to be durable before it reads on
 //! (backpressure); the live hand-over never blocks (rows it cannot take stay in the buffer and
 //! the sink's backlog cursor finds them).
@@ -21,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::buffer::{BufferEvent, BufferHandle};
 use crate::config::{Config, SourceConfig};
 use crate::events::{Event, EventKind};
+use crate::sink::mllp::{self, MllpParams, MllpStats};
 use crate::sink::mqtt::{self, AuxMessage, SinkParams, SinkStats};
 use crate::sink::topics::Topics;
 use crate::source::{ble, serial, DeviceRunner, DeviceStatus, PipelineLink};
@@ -31,6 +35,8 @@ pub struct Running {
     pub config: Arc<Config>,
     pub devices: Vec<Arc<DeviceStatus>>,
     pub sink: Arc<SinkStats>,
+    /// One per `[[sink]]` (MLLP), in configuration order.
+    pub mllp: Vec<Arc<MllpStats>>,
     pub buffer: BufferHandle,
     pub nomenclature: Arc<Nomenclature>,
     pub started: medgw_protocols::Timestamp,
@@ -71,8 +77,18 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         Some(t) => Some(mqtt::transport::tls_config(t).map_err(|e| anyhow::anyhow!("MQTT sink cannot start: {e}"))?),
         None => None,
     };
+    let mut mllp_tls = Vec::new();
+    for s in &config.sinks {
+        let crate::config::SinkConfig::Mllp(m) = s;
+        mllp_tls.push(match &m.tls {
+            Some(t) => Some(mqtt::transport::tls_config(t).map_err(|e| anyhow::anyhow!("MLLP sink {} cannot start: {e}", m.name))?),
+            None => None,
+        });
+    }
     let nom = nomenclature(&config)?;
     let (buffer, startup) = crate::buffer::open(&config.buffer).await?;
+    // Before any sink reads: which sinks a row must reach before it is deleted.
+    buffer.set_sinks(mllp::sink_names(&config)).await?;
     let (live_tx, live_rx) = mpsc::channel(mqtt::outbox::LIVE_CAPACITY);
     let (aux_tx, aux_rx) = mpsc::channel(1024);
     // Waves (`[waves]`): a channel only when some device publishes them.
@@ -96,6 +112,25 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         shutdown: sink_shutdown.clone(),
         stats: sink_stats.clone(),
     }));
+    let mllp_shutdown = CancellationToken::new();
+    let mut mllp_stats = Vec::new();
+    let mut mllp_tasks = Vec::new();
+    for (s, tls) in config.sinks.iter().zip(mllp_tls) {
+        let crate::config::SinkConfig::Mllp(m) = s;
+        let stats = Arc::new(MllpStats::new(m));
+        mllp_stats.push(stats.clone());
+        mllp_tasks.push(tokio::spawn(mllp::run(MllpParams {
+            config: m.clone(),
+            tls,
+            replay: config.buffer.replay,
+            buffer: buffer.clone(),
+            nomenclature: nom.clone(),
+            aux: aux_tx.clone(),
+            events_topic: topics.gateway_events(),
+            shutdown: mllp_shutdown.clone(),
+            stats,
+        })));
+    }
     let link = PipelineLink {
         buffer: buffer.clone(),
         live: live_tx,
@@ -212,6 +247,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         config: config.clone(),
         devices,
         sink: sink_stats,
+        mllp: mllp_stats,
         buffer: buffer.clone(),
         nomenclature: nom,
         started: medgw_protocols::Timestamp::now(),
@@ -245,6 +281,14 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         if let Some((stop, task)) = adt_forward {
             stop.cancel();
             let _ = task.await;
+        }
+        // The MLLP sinks first (each waits a little for ACKs in flight), so that their last
+        // events still go out over MQTT.
+        mllp_shutdown.cancel();
+        for t in mllp_tasks {
+            if let Err(e) = t.await {
+                tracing::error!(error = %e, "an MLLP sink task failed");
+            }
         }
         // Sources are gone, so the live channel closes; the sink drains and disconnects.
         sink_shutdown.cancel();

@@ -1,6 +1,7 @@
 //! The sans-IO MLLP delivery session (`medgw_protocols::hl7::delivery`) against an independent
 //! receiver: `tests/support/mllp_receiver.py` (python-hl7 reads the messages and writes the
-//! ACKs), over real loopback sockets, driven by a thin tokio loop like the sink task will be.
+//! ACKs), over real loopback sockets, driven by a thin tokio loop in the shape of the sink task
+//! (`gateway/src/sink/mllp/`).
 //! Each test checks what the session reported and what the receiver logged it received.
 
 use std::io::{BufRead, BufReader};

@@ -17,13 +17,20 @@ received, the last entry repeating:
 
 Every message read is logged to --log as one line: "<MSH-10>\t<MSH-9>\t<answer>\t<connection>"
 (an ACK sent back by the sender is logged too, with its MSA-1 as answer), so that a test can
-check what was delivered and what was resent. The port is printed on stdout as "PORT <n>".
+check what was delivered and what was resent. With --dump, every message accepted (answered
+AA or CA+AA) is appended to that file as its ER7 text with segments on lines and a blank line
+after it, for a test to compare the content. The port is printed on stdout as "PORT <n>".
 
-Usage: mllp_receiver.py --script AA,AE:busy,AR:Unknown patient --log FILE [--port N]
+With --tls-cert and --tls-key it speaks TLS (Python's ssl module); with --tls-ca as well it
+requires a client certificate signed by that CA.
+
+Usage: mllp_receiver.py --script AA,AE:busy,AR:Unknown patient --log FILE [--port N] [--dump FILE]
+       [--tls-cert PEM --tls-key PEM [--tls-ca PEM]]
 """
 
 import argparse
 import asyncio
+import ssl
 import sys
 
 import hl7
@@ -48,9 +55,10 @@ def build_ack(message, code, text=None, accept_ack=None):
 
 
 class Receiver:
-    def __init__(self, script, log_path):
+    def __init__(self, script, log_path, dump_path=None):
         self.script = script
         self.log_path = log_path
+        self.dump_path = dump_path
         self.received = 0
         self.connections = 0
 
@@ -115,6 +123,9 @@ class Receiver:
         answer = self.next_answer()
         self.log(control_id, message_type, answer, connection)
         code, _, text = answer.partition(":")
+        if self.dump_path and code in ("AA", "CA+AA"):
+            with open(self.dump_path, "a", encoding="utf-8") as f:
+                f.write(body.decode("utf-8").replace("\r", "\n").rstrip("\n") + "\n\n")
         if code in ("AA", "AE", "AR"):
             writer.write(frame(build_ack(message, code, text or None)))
         elif code == "CA+AA":
@@ -142,9 +153,20 @@ async def main():
     p.add_argument("--script", required=True, help="comma-separated answers, the last repeating")
     p.add_argument("--log", required=True)
     p.add_argument("--port", type=int, default=0)
+    p.add_argument("--dump")
+    p.add_argument("--tls-cert")
+    p.add_argument("--tls-key")
+    p.add_argument("--tls-ca")
     args = p.parse_args()
-    receiver = Receiver([s.strip() for s in args.script.split(",") if s.strip()], args.log)
-    server = await asyncio.start_server(receiver.serve, "127.0.0.1", args.port)
+    context = None
+    if args.tls_cert:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        if args.tls_ca:
+            context.load_verify_locations(args.tls_ca)
+            context.verify_mode = ssl.CERT_REQUIRED
+    receiver = Receiver([s.strip() for s in args.script.split(",") if s.strip()], args.log, args.dump)
+    server = await asyncio.start_server(receiver.serve, "127.0.0.1", args.port, ssl=context)
     print("PORT %d" % server.sockets[0].getsockname()[1], flush=True)
     async with server:
         await server.serve_forever()

@@ -71,8 +71,45 @@ pub fn stats(path: &Path) -> Result<BufferStats, BufferError> {
         disk_free_bytes: super::reserve::space(path).map(|s| s.avail),
         reserve_bytes: reserve_len.unwrap_or(0),
         reserve_present: reserve_len.is_some(),
+        dead_lettered: meta(&conn, "dead_lettered")?,
+        sinks: sink_backlogs(&conn, depth.max(0) as u64)?,
+        recent_dead_letters: recent_dead_letters(&conn)?,
         ..BufferStats::default()
     })
+}
+
+/// Whether the file has the tables of schema 2 (a file of schema 1 is read as it is).
+fn has_table(conn: &Connection, name: &str) -> Result<bool, BufferError> {
+    let n: i64 = conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [name], |r| r.get(0))?;
+    Ok(n > 0)
+}
+
+/// The sinks that acknowledged rows still waiting for another sink, with what each has still
+/// to deliver. The file does not hold the configuration: a sink that acknowledged nothing
+/// still waiting is not listed (its backlog is the depth or none).
+fn sink_backlogs(conn: &Connection, depth: u64) -> Result<Vec<super::SinkBacklog>, BufferError> {
+    if !has_table(conn, "sink_acks")? {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn.prepare("SELECT sink, count(*) FROM sink_acks GROUP BY sink ORDER BY sink")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (name, done) = row?;
+        out.push(super::SinkBacklog { name, backlog: depth.saturating_sub(done.max(0) as u64) });
+    }
+    Ok(out)
+}
+
+fn recent_dead_letters(conn: &Connection) -> Result<Vec<super::DeadLetterInfo>, BufferError> {
+    if !has_table(conn, "dead_letters")? {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn.prepare("SELECT sink, entry_id, control_id, reason, at_ms FROM dead_letters ORDER BY id DESC LIMIT ?1")?;
+    let rows = stmt.query_map([super::RECENT_DEAD_LETTERS as i64], |r| {
+        Ok(super::DeadLetterInfo { sink: r.get(0)?, entry_rowid: r.get(1)?, control_id: r.get(2)?, reason: r.get(3)?, at_ms: r.get(4)? })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
 fn blob_hex(v: ValueRef<'_>) -> serde_json::Value {
@@ -95,12 +132,14 @@ fn write_line<W: Write>(out: &mut W, line: &[u8]) -> Result<(), BufferError> {
 }
 
 /// Writes every buffered observation as one JSON line, oldest first, and then the quarantined
-/// rows; returns the number of lines.
+/// rows and the dead letters; returns the number of lines.
 ///
 /// ```text
 /// {"rowid":17,"observation":{...canonical JSON, docs/canonical-json.md...}}
 /// {"rowid":18,"undecodable":"reason","device":{...}|null,"receipt_ms":...,"reading_hex":"..."}
 /// {"quarantined":3,"entry_rowid":12,"reason":"...","device":"...","receipt_ms":...,"reading_hex":"...","at_ms":...}
+/// {"dead_letter":1,"sink":"epic","entry_rowid":40,"control_id":"...","reason":"AR: ...","device":"...",
+///  "receipt_ms":...,"reading_hex":"...","at_ms":...}
 /// ```
 pub fn export<W: Write>(path: &Path, out: &mut W) -> Result<u64, BufferError> {
     let conn = open_read_only(path)?;
@@ -193,6 +232,38 @@ pub fn export<W: Write>(path: &Path, out: &mut W) -> Result<u64, BufferError> {
         }
         if n < CHUNK {
             break;
+        }
+    }
+    if has_table(&conn, "dead_letters")? {
+        let mut cursor = 0i64;
+        loop {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, sink, entry_id, control_id, reason, device_context, receipt_ms, reading, at_ms FROM dead_letters \
+                 WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )?;
+            let mut rows = stmt.query(rusqlite::params![cursor, CHUNK])?;
+            let mut n = 0;
+            while let Some(row) = rows.next()? {
+                n += 1;
+                let id: i64 = row.get(0)?;
+                cursor = id;
+                let v = serde_json::json!({
+                    "dead_letter": id,
+                    "sink": row.get::<_, Option<String>>(1).ok().flatten(),
+                    "entry_rowid": int(row.get_ref(2)?),
+                    "control_id": row.get::<_, Option<String>>(3).ok().flatten(),
+                    "reason": row.get::<_, Option<String>>(4).ok().flatten(),
+                    "device": row.get::<_, Option<String>>(5).ok().flatten(),
+                    "receipt_ms": int(row.get_ref(6)?),
+                    "reading_hex": blob_hex(row.get_ref(7)?),
+                    "at_ms": int(row.get_ref(8)?),
+                });
+                write_line(out, v.to_string().as_bytes())?;
+                lines += 1;
+            }
+            if n < CHUNK {
+                break;
+            }
         }
     }
     out.flush().map_err(|e| BufferError::storage("export", e))?;

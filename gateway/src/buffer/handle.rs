@@ -54,10 +54,58 @@ const MAINTAIN_PERIOD: Duration = Duration::from_secs(1);
 type Reply<T> = oneshot::Sender<Result<T, BufferError>>;
 
 enum Cmd {
-    Append { batch: Vec<Observation>, reply: Reply<AppendOutcome> },
-    Read { after: RowId, limit: usize, reply: Reply<Vec<Entry>> },
-    Stats { reply: Reply<BufferStats> },
-    Close { reply: Reply<()> },
+    Append {
+        batch: Vec<Observation>,
+        reply: Reply<AppendOutcome>,
+    },
+    Read {
+        after: RowId,
+        limit: usize,
+        reply: Reply<Vec<Entry>>,
+    },
+    Stats {
+        reply: Reply<BufferStats>,
+    },
+    Close {
+        reply: Reply<()>,
+    },
+    /// Delivery per sink (issue 15): see `SqliteStore::set_sinks` and the calls below it.
+    Sinks(SinkCmd),
+}
+
+enum SinkCmd {
+    Set { names: Vec<String>, reply: Reply<()> },
+    Read { sink: Arc<str>, after: RowId, limit: usize, reply: Reply<Vec<Entry>> },
+    Ack { sink: Arc<str>, rows: Vec<RowId>, reply: Reply<()> },
+    DeadLetter { sink: Arc<str>, rows: Vec<RowId>, control_id: String, reason: String, reply: Reply<u64> },
+}
+
+impl SinkCmd {
+    /// Runs the command on the store; the caller retries once after damage was healed.
+    fn apply(self, store: &mut SqliteStore, heal: &mut dyn FnMut(&mut SqliteStore, &BufferError) -> bool) {
+        fn go<T>(
+            store: &mut SqliteStore,
+            heal: &mut dyn FnMut(&mut SqliteStore, &BufferError) -> bool,
+            reply: Reply<T>,
+            mut f: impl FnMut(&mut SqliteStore) -> Result<T, BufferError>,
+        ) {
+            let mut r = f(store);
+            if let Err(e) = &r {
+                if heal(store, e) {
+                    r = f(store);
+                }
+            }
+            let _ = reply.send(r);
+        }
+        match self {
+            SinkCmd::Set { names, reply } => go(store, heal, reply, |s| s.set_sinks(&names)),
+            SinkCmd::Read { sink, after, limit, reply } => go(store, heal, reply, |s| s.read_after_for(Some(&sink), after, limit)),
+            SinkCmd::Ack { sink, rows, reply } => go(store, heal, reply, |s| s.ack_for(&sink, &rows)),
+            SinkCmd::DeadLetter { sink, rows, control_id, reason, reply } => {
+                go(store, heal, reply, |s| s.dead_letter(&sink, &rows, &control_id, &reason))
+            }
+        }
+    }
 }
 
 /// A command and the queue slot it holds until the storage thread takes it.
@@ -132,7 +180,7 @@ impl BufferHandle {
                         // Never wedge at start-up: the pipeline starts, the buffer waits for room.
                         let report = StartupReport { path: cfg.path.clone(), check: "none", ..StartupReport::default() };
                         let _ = opened_tx.send(Ok(report));
-                        match open_when_room(&cfg, durability, &rx, &events_tx) {
+                        match open_when_room(&cfg, durability, &rx, &events_tx, &mut Vec::new()) {
                             Some(store) => store,
                             None => return,
                         }
@@ -184,6 +232,30 @@ impl BufferHandle {
         self.call(|reply| Cmd::Stats { reply }).await
     }
 
+    /// The sinks the buffer delivers to: a row is deleted when every one of them acknowledged
+    /// (or dead-lettered) it. The first is the one [`BufferHandle::ack`] and
+    /// [`BufferHandle::read_after`] speak for (the MQTT sink). Call it before the sinks start.
+    pub async fn set_sinks(&self, names: Vec<String>) -> Result<(), BufferError> {
+        self.call(|reply| Cmd::Sinks(SinkCmd::Set { names, reply })).await
+    }
+
+    /// [`BufferHandle::read_after`] for one sink: rows it has not acknowledged yet.
+    pub async fn read_after_for(&self, sink: Arc<str>, after: RowId, limit: usize) -> Result<Vec<Entry>, BufferError> {
+        self.call(|reply| Cmd::Sinks(SinkCmd::Read { sink, after, limit, reply })).await
+    }
+
+    /// `sink` delivered these rows; resolves when that is durable.
+    pub async fn ack_for(&self, sink: Arc<str>, rows: Vec<RowId>) -> Result<(), BufferError> {
+        self.call(|reply| Cmd::Sinks(SinkCmd::Ack { sink, rows, reply })).await
+    }
+
+    /// `sink`'s peer rejected these rows for good: kept in the dead-letter table with the
+    /// control id and reason, and counted as delivered for `sink`. Resolves when durable, with
+    /// the number of rows dead-lettered.
+    pub async fn dead_letter(&self, sink: Arc<str>, rows: Vec<RowId>, control_id: String, reason: String) -> Result<u64, BufferError> {
+        self.call(|reply| Cmd::Sinks(SinkCmd::DeadLetter { sink, rows, control_id, reason, reply })).await
+    }
+
     /// What the storage thread reports (disk full, disk ok, damage quarantined while running),
     /// for the pipeline to publish; `None` after the first call. Events that come before it is
     /// taken wait in the channel.
@@ -229,6 +301,7 @@ fn open_when_room(
     durability: Durability,
     rx: &Receiver<Queued>,
     events: &tokio::sync::mpsc::UnboundedSender<BufferEvent>,
+    sinks: &mut Vec<String>,
 ) -> Option<SqliteStore> {
     let free = || super::reserve::space(&cfg.path).map(|s| s.avail);
     tracing::error!(path = %cfg.path.display(), free_bytes = free(), "no room to open the buffer: starting without it until there is");
@@ -261,6 +334,19 @@ fn open_when_room(
                         let _ = reply.send(Ok(()));
                         return None;
                     }
+                    Cmd::Sinks(SinkCmd::Set { names, reply }) => {
+                        *sinks = names;
+                        let _ = reply.send(Ok(()));
+                    }
+                    Cmd::Sinks(SinkCmd::Read { reply, .. }) => {
+                        let _ = reply.send(Ok(Vec::new()));
+                    }
+                    Cmd::Sinks(SinkCmd::Ack { reply, .. }) => {
+                        let _ = reply.send(Err(BufferError::DiskFull));
+                    }
+                    Cmd::Sinks(SinkCmd::DeadLetter { reply, .. }) => {
+                        let _ = reply.send(Err(BufferError::DiskFull));
+                    }
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
@@ -273,6 +359,11 @@ fn open_when_room(
         match SqliteStore::open_with(cfg, durability) {
             Ok((mut store, report)) => {
                 tracing::warn!(path = %cfg.path.display(), depth = report.depth, "buffer open after waiting for room");
+                if !sinks.is_empty() {
+                    if let Err(e) = store.set_sinks(sinks) {
+                        tracing::error!(error = %e, "the buffer's sinks could not be set");
+                    }
+                }
                 // One episode, one pair of events: the store's own disk-full (no room for its
                 // reserve yet) continues the one already sent.
                 let mut pending = store.take_events();
@@ -292,6 +383,26 @@ fn open_when_room(
             Err(e) => tracing::error!(error = %e, "the buffer cannot be opened; retrying"),
         }
     }
+}
+
+/// See `Worker::heal`.
+fn heal_store(store: &mut SqliteStore, e: &BufferError, events: &tokio::sync::mpsc::UnboundedSender<BufferEvent>) -> bool {
+    let reason = match e {
+        BufferError::Corrupt(r) => r.clone(),
+        _ if store.detached() => String::new(),
+        _ => return false,
+    };
+    let healed = match store.recover_from_corruption(&reason) {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::error!(error = %e, "the damaged buffer file could not be replaced yet; retrying");
+            false
+        }
+    };
+    for e in store.take_events() {
+        let _ = events.send(e);
+    }
+    healed
 }
 
 struct Worker {
@@ -388,6 +499,10 @@ impl Worker {
                     }
                     let _ = reply.send(r);
                 }
+                Some(Cmd::Sinks(cmd)) => {
+                    let events = self.events.clone();
+                    cmd.apply(&mut self.store, &mut |store, e| heal_store(store, e, &events));
+                }
                 Some(Cmd::Close { reply }) => {
                     self.commit(&mut group, &mut deferred);
                     // Anything queued behind the close still gets an answer: the buffer is closed.
@@ -423,22 +538,7 @@ impl Worker {
     /// unfinished), has the store quarantine the file and open a new one. `true` when a new
     /// file is open, so the call is worth one retry.
     fn heal(&mut self, e: &BufferError) -> bool {
-        let reason = match e {
-            BufferError::Corrupt(r) => r.clone(),
-            _ if self.store.detached() => String::new(),
-            _ => return false,
-        };
-        let healed = match self.store.recover_from_corruption(&reason) {
-            Ok(_) => true,
-            Err(e) => {
-                tracing::error!(error = %e, "the damaged buffer file could not be replaced yet; retrying");
-                false
-            }
-        };
-        for e in self.store.take_events() {
-            let _ = self.events.send(e);
-        }
-        healed
+        heal_store(&mut self.store, e, &self.events)
     }
 
     fn flush_acks(&mut self) -> Result<(), BufferError> {

@@ -23,6 +23,7 @@ mod sqlite;
 mod tests;
 
 pub use handle::BufferHandle;
+pub const RECENT_DEAD_LETTERS: usize = 10;
 pub use salvage::QuarantineReport;
 pub use sqlite::{SqliteStore, StartupReport};
 
@@ -83,6 +84,33 @@ pub struct BufferStats {
     pub reserve_writes: u64,
     /// Damaged buffer files moved aside while running (not at start-up).
     pub runtime_quarantines: u64,
+    /// Rows a sink's peer rejected for good (HL7 AR/CR, or AE after its retries), kept in the
+    /// `dead_letters` table, since the store was created.
+    pub dead_lettered: u64,
+    /// What each configured sink has still to deliver (empty when no sinks were set).
+    pub sinks: Vec<SinkBacklog>,
+    /// The latest dead letters, newest first (filled by `medgw buffer stats`, which reads the
+    /// file; the daemon's statistics leave it empty).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub recent_dead_letters: Vec<DeadLetterInfo>,
+}
+
+/// One dead-lettered row as `medgw buffer stats` shows it: no patient data, only what the
+/// peer said and where to look (`medgw buffer export` has the row itself).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DeadLetterInfo {
+    pub sink: String,
+    pub entry_rowid: Option<RowId>,
+    pub control_id: Option<String>,
+    pub reason: String,
+    pub at_ms: i64,
+}
+
+/// One sink's share of the buffer: rows it has not acknowledged or dead-lettered yet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SinkBacklog {
+    pub name: String,
+    pub backlog: u64,
 }
 
 /// Something the storage thread reports to the pipeline, which publishes it as a gateway event.

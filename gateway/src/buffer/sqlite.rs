@@ -16,7 +16,19 @@
 //!            reading BLOB                                                -- postcard(Reading)
 //! quarantine id, entry_id, device_context, receipt_ms, reading, reason, at_ms
 //! meta       key TEXT PRIMARY KEY, value INTEGER                         -- counters, max_bytes
+//! sink_acks  (entry_id, sink) PRIMARY KEY                                -- schema 2: which sink
+//!                                                                        -- has a row already
+//! dead_letters id, sink, entry_id, control_id, reason, device_context,   -- schema 2: rows a
+//!            receipt_ms, reading, at_ms                                  -- sink's peer rejected
 //! ```
+//!
+//! Delivery per sink (issue 15): with one sink (the MQTT broker alone) an acknowledgement
+//! deletes the row, as it always did, and `sink_acks` stays empty. With more, each sink's
+//! acknowledgement is a `sink_acks` row, and the entry is deleted (with its `sink_acks`) in the
+//! transaction that records the last configured sink's. A row a sink's peer rejected for good
+//! is copied to `dead_letters` and counts as that sink's acknowledgement, so one bad message
+//! never holds the buffer. The capacity policy deletes entries for every sink alike: a sink
+//! that is down cannot hold the others beyond `max_bytes`.
 //!
 //! Device contexts are stored once (JSON, readable with the `sqlite3` shell by an engineer) and
 //! referenced by id, so a row costs about 80 bytes on disk.
@@ -42,7 +54,7 @@ use super::{AppendOutcome, BufferError, BufferEvent, BufferStats, Entry, RowId};
 use crate::config::{BufferConfig, WhenFull};
 
 /// `PRAGMA user_version`: the schema below.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 const PAGE_SIZE: u64 = 4096;
 /// SQLite page cache per connection in KiB. Appends touch the right edge of the B-tree only,
 /// so a small cache costs little and keeps the daemon under its 16 MB RSS target.
@@ -89,6 +101,22 @@ CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sink_acks (
+    entry_id INTEGER NOT NULL,
+    sink TEXT NOT NULL,
+    PRIMARY KEY (entry_id, sink)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    sink TEXT NOT NULL,
+    entry_id INTEGER,
+    control_id TEXT,
+    reason TEXT NOT NULL,
+    device_context TEXT,
+    receipt_ms INTEGER,
+    reading BLOB,
+    at_ms INTEGER NOT NULL
+);
 ";
 
 /// What `open` found and did: logged by the caller and shown by `medgw buffer stats`.
@@ -322,6 +350,11 @@ pub struct SqliteStore {
     depth: u64,
     dropped_total: u64,
     quarantined: u64,
+    /// Rows dead-lettered since the store was created (meta `dead_lettered`).
+    dead_lettered: u64,
+    /// The configured sinks, the first being the one the sink-less calls (`ack`, `read_after`)
+    /// speak for. Empty or one: delivery is not tracked per sink.
+    sinks: Vec<String>,
     devices: DeviceCache,
     reserve: Reserve,
     /// Append transactions committed since open (one fsync each): the group-commit counter.
@@ -505,7 +538,11 @@ impl SqliteStore {
             sync_dir(&path)?;
         } else {
             let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-            if version != SCHEMA_VERSION {
+            if version == 1 {
+                // Schema 1 had no per-sink tables: adding them changes nothing that is there.
+                conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))?;
+                tracing::info!(path = %path.display(), "buffer schema 1 migrated to 2 (delivery per sink, dead letters)");
+            } else if version != SCHEMA_VERSION {
                 return Err(BufferError::Unusable {
                     path: path.display().to_string(),
                     reason: format!("schema version {version}, this medgw knows {SCHEMA_VERSION}"),
@@ -523,6 +560,7 @@ impl SqliteStore {
         };
         let dropped_total = meta("dropped_total")?;
         let quarantined = meta("quarantined")?;
+        let dead_lettered = meta("dead_lettered")?;
         let depth: i64 = conn.query_row("SELECT count(*) FROM entries", [], |r| r.get(0))?;
         let mut reserve = Reserve::new(&path, budget.wal_limit, reserve_holdoff());
         let reserve_ok = reserve.ensure();
@@ -546,6 +584,8 @@ impl SqliteStore {
             depth: depth.max(0) as u64,
             dropped_total,
             quarantined,
+            dead_lettered,
+            sinks: Vec::new(),
             devices: DeviceCache::default(),
             commits: 0,
             lock: Some(lock),
@@ -793,6 +833,7 @@ impl SqliteStore {
             for (row, reason) in rows {
                 ins.execute(params![row.id, row.context, row.receipt_ms, row.reading, reason, at])?;
                 removed += del.execute([row.id])? as u64;
+                tx.prepare_cached("DELETE FROM sink_acks WHERE entry_id = ?1")?.execute([row.id])?;
             }
         }
         let total = self.quarantined + rows.len() as u64;
@@ -947,6 +988,10 @@ impl SqliteStore {
             tracing::warn!(error = %e, "quarantine count not saved");
         }
         fresh.dropped_total = fresh.dropped_total.max(self.dropped_total);
+        // Which sink had which row is not salvaged (those rows go to that sink again: a
+        // duplicate, which receivers remove by id); the sinks and the count carry over.
+        fresh.sinks = std::mem::take(&mut self.sinks);
+        fresh.dead_lettered = fresh.dead_lettered.max(self.dead_lettered);
         fresh.commits += self.commits;
         fresh.runtime_quarantines = self.runtime_quarantines + 1;
         fresh.reserve.add_writes(self.reserve.writes());
@@ -1038,6 +1083,7 @@ fn drop_oldest(tx: &Connection, target: u64, before: RowId, depth: u64) -> Resul
             break;
         }
         tx.prepare_cached("DELETE FROM entries WHERE id <= ?1")?.execute([upto])?;
+        tx.prepare_cached("DELETE FROM sink_acks WHERE entry_id <= ?1")?.execute([upto])?;
         total.add(Dropped { count: count as u64, span: lo.zip(hi) });
         if boundary.is_none() {
             break;
@@ -1101,8 +1147,17 @@ impl SqliteStore {
         Ok(outs.pop().unwrap_or_default())
     }
 
-    /// Up to `limit` entries with `rowid > after`, in rowid order.
+    /// Up to `limit` entries with `rowid > after`, in rowid order (with several sinks: those
+    /// the first sink has not had yet).
     pub fn read_after(&mut self, after: RowId, limit: usize) -> Result<Vec<Entry>, BufferError> {
+        let sink = if self.sinks.len() > 1 { self.sinks.first().cloned() } else { None };
+        self.read_after_for(sink.as_deref(), after, limit)
+    }
+
+    /// Up to `limit` entries with `rowid > after` that `sink` has not acknowledged or
+    /// dead-lettered yet, in rowid order. `None` (or a single sink): every entry.
+    pub fn read_after_for(&mut self, sink: Option<&str>, after: RowId, limit: usize) -> Result<Vec<Entry>, BufferError> {
+        let sink = if self.sinks.len() > 1 { sink } else { None };
         let mut out = Vec::with_capacity(limit.min(4096));
         let mut cursor = after;
         loop {
@@ -1114,9 +1169,19 @@ impl SqliteStore {
             let mut fetched = 0usize;
             {
                 let SqliteStore { conn, devices, .. } = self;
-                let mut stmt =
-                    conn.prepare_cached("SELECT id, device, receipt_ms, reading FROM entries WHERE id > ?1 ORDER BY id LIMIT ?2")?;
-                let mut rows = stmt.query(params![cursor, want as i64])?;
+                let mut stmt = match sink {
+                    None => {
+                        conn.prepare_cached("SELECT id, device, receipt_ms, reading FROM entries WHERE id > ?1 ORDER BY id LIMIT ?2")?
+                    }
+                    Some(_) => conn.prepare_cached(
+                        "SELECT id, device, receipt_ms, reading FROM entries WHERE id > ?1 \
+                         AND NOT EXISTS (SELECT 1 FROM sink_acks WHERE entry_id = entries.id AND sink = ?3) ORDER BY id LIMIT ?2",
+                    )?,
+                };
+                let mut rows = match sink {
+                    None => stmt.query(params![cursor, want as i64])?,
+                    Some(s) => stmt.query(params![cursor, want as i64, s])?,
+                };
                 while let Some(row) = rows.next()? {
                     fetched += 1;
                     let id: i64 = row.get(0)?;
@@ -1167,6 +1232,10 @@ impl SqliteStore {
         if rowids.is_empty() {
             return Ok(());
         }
+        if self.sinks.len() > 1 {
+            let first = self.sinks[0].clone();
+            return self.ack_for(&first, rowids);
+        }
         match self.delete_acked(rowids) {
             Ok(()) => {}
             Err(BufferError::DiskFull) => {
@@ -1212,8 +1281,156 @@ impl SqliteStore {
             reserve_present: self.reserve.is_present(),
             reserve_writes: self.reserve.writes(),
             runtime_quarantines: self.runtime_quarantines,
+            dead_lettered: self.dead_lettered,
+            sinks: self.sink_backlogs()?,
+            recent_dead_letters: Vec::new(),
         })
     }
+}
+
+/// Delivery per sink and dead letters (issue 15; the schema note at the top of this file).
+impl SqliteStore {
+    /// The sinks the gateway delivers to, the first being the one `ack`/`read_after` speak for.
+    /// Entries every one of them has already acknowledged (a sink was removed from the
+    /// configuration) are deleted, and acknowledgements of rows no longer there are forgotten.
+    pub fn set_sinks(&mut self, names: &[String]) -> Result<(), BufferError> {
+        self.sinks = names.to_vec();
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut removed = 0u64;
+        if !self.sinks.is_empty() {
+            let list = serde_json::to_string(&self.sinks).map_err(|e| BufferError::storage("sink names", e))?;
+            // Driven by the acknowledgements (few), not by the entries (a full buffer at start).
+            removed = tx.execute(
+                "DELETE FROM entries WHERE id IN (SELECT entry_id FROM sink_acks \
+                 WHERE sink IN (SELECT value FROM json_each(?1)) GROUP BY entry_id HAVING count(*) >= ?2)",
+                params![list, self.sinks.len() as i64],
+            )? as u64;
+        }
+        tx.execute("DELETE FROM sink_acks WHERE NOT EXISTS (SELECT 1 FROM entries WHERE entries.id = sink_acks.entry_id)", [])?;
+        tx.commit()?;
+        self.after_removed(removed)
+    }
+
+    /// The configured sinks (empty when none was set).
+    pub fn sinks(&self) -> &[String] {
+        &self.sinks
+    }
+
+    /// `sink` has these rows: with one sink they are deleted; with several, they are deleted
+    /// once every configured sink has them, and meanwhile no longer read for `sink`.
+    pub fn ack_for(&mut self, sink: &str, rowids: &[RowId]) -> Result<(), BufferError> {
+        if rowids.is_empty() {
+            return Ok(());
+        }
+        if self.sinks.len() <= 1 {
+            if self.sinks.first().is_none_or(|s| s == sink) {
+                return self.ack(rowids);
+            }
+            tracing::warn!(sink, "acknowledgement from a sink the buffer does not know: ignored");
+            return Ok(());
+        }
+        if !self.sinks.iter().any(|s| s == sink) {
+            tracing::warn!(sink, "acknowledgement from a sink the buffer does not know: ignored");
+            return Ok(());
+        }
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let removed = mark_acked(&tx, &self.sinks, sink, rowids)?;
+        tx.commit()?;
+        self.after_removed(removed)
+    }
+
+    /// `sink`'s peer rejected these rows for good: they are copied to the dead-letter table with
+    /// the message control id and the peer's reason, and count as delivered for `sink` (the
+    /// other sinks still get them). Returns how many rows were dead-lettered (rows no longer in
+    /// the buffer, e.g. dropped by the capacity policy meanwhile, are not).
+    pub fn dead_letter(&mut self, sink: &str, rowids: &[RowId], control_id: &str, reason: &str) -> Result<u64, BufferError> {
+        if rowids.is_empty() {
+            return Ok(0);
+        }
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let at = now_ms();
+        let mut added = 0u64;
+        {
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO dead_letters (sink, entry_id, control_id, reason, device_context, receipt_ms, reading, at_ms) \
+                 SELECT ?1, e.id, ?2, ?3, d.context, e.receipt_ms, e.reading, ?4 \
+                 FROM entries e LEFT JOIN devices d ON d.id = e.device WHERE e.id = ?5",
+            )?;
+            for id in rowids {
+                added += ins.execute(params![sink, control_id, reason, at, id])? as u64;
+            }
+        }
+        let total = self.dead_lettered + added;
+        tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('dead_lettered', ?1)", [total as i64])?;
+        let removed = if self.sinks.len() > 1 {
+            mark_acked(&tx, &self.sinks, sink, rowids)?
+        } else {
+            let mut del = tx.prepare_cached("DELETE FROM entries WHERE id BETWEEN ?1 AND ?2")?;
+            let mut n = 0u64;
+            for (first, last) in runs(rowids) {
+                n += del.execute([first, last])? as u64;
+            }
+            n
+        };
+        tx.commit()?;
+        self.dead_lettered = total;
+        tracing::warn!(sink, control_id, rows = added, dead_lettered_total = total, "rows dead-lettered");
+        self.after_removed(removed)?;
+        Ok(added)
+    }
+
+    /// Rows dead-lettered since the store was created.
+    pub fn dead_lettered(&self) -> u64 {
+        self.dead_lettered
+    }
+
+    /// What each configured sink has still to deliver.
+    fn sink_backlogs(&self) -> Result<Vec<super::SinkBacklog>, BufferError> {
+        let mut out = Vec::with_capacity(self.sinks.len());
+        for name in &self.sinks {
+            let done: i64 = if self.sinks.len() > 1 {
+                self.conn.prepare_cached("SELECT count(*) FROM sink_acks WHERE sink = ?1")?.query_row([name], |r| r.get(0))?
+            } else {
+                0
+            };
+            out.push(super::SinkBacklog { name: name.clone(), backlog: self.depth.saturating_sub(done.max(0) as u64) });
+        }
+        Ok(out)
+    }
+
+    /// Book-keeping after entries were deleted outside `delete_acked`.
+    fn after_removed(&mut self, removed: u64) -> Result<(), BufferError> {
+        self.depth = self.depth.saturating_sub(removed);
+        if removed > 0 && self.depth == 0 {
+            self.conn.execute("DELETE FROM devices WHERE NOT EXISTS (SELECT 1 FROM entries)", [])?;
+            self.devices.clear();
+        }
+        Ok(())
+    }
+}
+
+/// Records `sink`'s acknowledgement of `rowids` (rows still in the buffer only) and deletes
+/// those that every sink of `sinks` now has, with their acknowledgements. Returns the number
+/// of entries deleted.
+fn mark_acked(tx: &Connection, sinks: &[String], sink: &str, rowids: &[RowId]) -> Result<u64, BufferError> {
+    let list = serde_json::to_string(sinks).map_err(|e| BufferError::storage("sink names", e))?;
+    let mut ins = tx.prepare_cached("INSERT OR IGNORE INTO sink_acks (entry_id, sink) SELECT id, ?2 FROM entries WHERE id = ?1")?;
+    for id in rowids {
+        ins.execute(params![id, sink])?;
+    }
+    let mut del = tx.prepare_cached(
+        "DELETE FROM entries WHERE id BETWEEN ?1 AND ?2 AND (SELECT count(*) FROM sink_acks s \
+         WHERE s.entry_id = entries.id AND s.sink IN (SELECT value FROM json_each(?3))) >= ?4",
+    )?;
+    let mut forget = tx.prepare_cached(
+        "DELETE FROM sink_acks WHERE entry_id BETWEEN ?1 AND ?2 AND NOT EXISTS (SELECT 1 FROM entries WHERE entries.id = sink_acks.entry_id)",
+    )?;
+    let mut removed = 0u64;
+    for (first, last) in runs(rowids) {
+        removed += del.execute(params![first, last, list, sinks.len() as i64])? as u64;
+        forget.execute(params![first, last])?;
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]

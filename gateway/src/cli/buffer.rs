@@ -42,6 +42,20 @@ pub fn run(action: BufferAction) -> anyhow::Result<ExitCode> {
                 );
                 println!("dropped     {} (policy drop-oldest, since the buffer was created)", s.dropped_total);
                 println!("quarantined {}", s.quarantined);
+                println!("dead letters {} (rejected by a sink's receiver; medgw buffer export lists them)", s.dead_lettered);
+                for d in &s.recent_dead_letters {
+                    println!(
+                        "  {} sink={} control_id={} row={} {}",
+                        Timestamp(d.at_ms).rfc3339(),
+                        d.sink,
+                        d.control_id.as_deref().unwrap_or("-"),
+                        d.entry_rowid.map_or("-".to_string(), |r| r.to_string()),
+                        d.reason
+                    );
+                }
+                for b in &s.sinks {
+                    println!("sink        {}: {} observations still to deliver", b.name, b.backlog);
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -310,7 +310,7 @@ pub use medgw_protocols::hl7::AckMode;
 /// HL7 v2 to an interface engine over MLLP (`[[sink]] kind = "mllp"`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MllpSinkConfig {
-    /// Names the sink in logs, metrics and (later) the buffer's per-sink delivery state.
+    /// Names the sink in logs, metrics, events and the buffer's per-sink delivery state.
     pub name: String,
     pub host: String,
     pub port: u16,
@@ -351,7 +351,7 @@ pub struct Config {
     pub devices: Vec<DeviceConfig>,
     /// `[adt]`: the hospital's ADT feed and the bed map (docs/adt.md).
     pub adt: Option<crate::adt::AdtSettings>,
-    /// Destinations beside `[mqtt]` (`[[sink]]`); checked, not yet delivered to by `run`.
+    /// Destinations beside `[mqtt]` (`[[sink]]`), each with its own sink task (`sink/mllp/`).
     pub sinks: Vec<SinkConfig>,
     /// `[waves]`: waveform segments (docs/waveforms.md).
     pub waves: WavesConfig,

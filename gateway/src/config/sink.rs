@@ -58,7 +58,14 @@ impl Reader<'_> {
     fn mllp_sink(&mut self, mut t: Tbl, i: usize, names: &mut HashMap<String, Range<usize>>) -> Option<MllpSinkConfig> {
         let key = |k: &str| format!("sink[{i}].{k}");
         let (name, name_span) = self.string(&mut t, "name", None).unwrap_or_else(|| ("mllp".to_string(), t.span.clone()));
-        if let Some(first) = names.get(&name) {
+        if name == crate::sink::MQTT_SINK {
+            self.err(
+                name_span.clone(),
+                &key("name"),
+                format!("{name:?} is the name of the [mqtt] sink"),
+                Some("the buffer tracks delivery per sink by name: choose another, e.g. the interface engine's".into()),
+            );
+        } else if let Some(first) = names.get(&name) {
             let (line, _) = self.pos(first.start);
             self.err(
                 name_span.clone(),
@@ -98,13 +105,6 @@ impl Reader<'_> {
             );
         }
         let ae_retries = self.int(&mut t, "ae_retries", 0..=1000, 3) as u32;
-        let span = t.span.clone();
-        self.warn(
-            span,
-            &format!("sink[{i}]"),
-            "`medgw run` does not deliver to MLLP sinks yet; the table is checked only",
-            Some("docs/deployment.md, \"Connecting to an interface engine over MLLP (in progress)\"".into()),
-        );
         self.finish(
             t,
             &[

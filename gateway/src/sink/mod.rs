@@ -1,10 +1,16 @@
-//! Sinks: where accepted observations go. Today MQTT; the topic contract is in `topics.rs`.
+//! Sinks: where accepted observations go. The MQTT broker (`[mqtt]`, the topic contract in
+//! `topics.rs`) and any number of HL7 v2 interface engines over MLLP (`[[sink]]`, `mllp/`).
 //!
-//! What does not depend on the protocol is kept apart, for the MLLP sink to come: which rows go
-//! next (`outbox.rs`) and the sets of rows one message carries (`delivery.rs`). A sink adds its
-//! framing, its acknowledgement and a sans-IO session in the shape of `mqtt/session.rs`.
+//! What does not depend on the protocol is shared: which rows go next (`outbox.rs`) and the
+//! sets of rows one message carries (`delivery.rs`). A sink adds its framing, its
+//! acknowledgement and a sans-IO session (`mqtt/session.rs`, `medgw_protocols::hl7::delivery`).
+//! The buffer tracks delivery per sink by name: a row leaves when every sink has it.
 
 pub mod delivery;
+pub mod mllp;
 pub mod mqtt;
 pub mod outbox;
 pub mod topics;
+
+/// The name the buffer knows the MQTT sink by (a `[[sink]]` may not take it).
+pub const MQTT_SINK: &str = "mqtt";

@@ -190,6 +190,44 @@ pub async fn render(r: &Running) -> String {
         let _ = writeln!(o, "medgw_buffer_capacity_bytes{{gateway=\"{gw}\"}} {}", b.capacity_bytes);
         family(&mut o, "medgw_buffer_reserve_writes_total", "counter", "Times the disk reserve file was written since start (flash wear).");
         let _ = writeln!(o, "medgw_buffer_reserve_writes_total{{gateway=\"{gw}\"}} {}", b.reserve_writes);
+        family(
+            &mut o,
+            "medgw_buffer_dead_lettered_total",
+            "counter",
+            "Observations a sink's receiver rejected for good (kept as dead letters).",
+        );
+        let _ = writeln!(o, "medgw_buffer_dead_lettered_total{{gateway=\"{gw}\"}} {}", b.dead_lettered);
+        mllp(&mut o, &gw, &super::mllp_reports(r, Some(&b)));
     }
     o
+}
+
+/// Per `[[sink]]` (MLLP) families, labelled by sink name.
+fn mllp(o: &mut String, gw: &str, sinks: &[super::MllpSinkReport]) {
+    if sinks.is_empty() {
+        return;
+    }
+    type Get = fn(&super::MllpSinkReport) -> u64;
+    let families: [(&str, &str, &str, Get); 10] = [
+        ("medgw_mllp_connected", "gauge", "1 while the MLLP sink has a connection to its receiver.", |m| u64::from(m.connected)),
+        ("medgw_mllp_in_flight", "gauge", "Messages sent and awaiting an ACK (or a retry).", |m| m.in_flight),
+        ("medgw_mllp_backlog", "gauge", "Observations buffered that the sink has not delivered yet.", |m| m.backlog.unwrap_or(0)),
+        ("medgw_mllp_acked_messages_total", "counter", "Messages the receiver accepted (AA, CA).", |m| m.acked_messages),
+        ("medgw_mllp_acked_observations_total", "counter", "Observations the receiver accepted.", |m| m.acked_observations),
+        ("medgw_mllp_rejected_total", "counter", "ACKs that refused or failed a message (AR, CR, AE, CE).", |m| m.rejected),
+        ("medgw_mllp_dead_lettered_messages_total", "counter", "Messages given up after AR/CR or the AE retries.", |m| {
+            m.dead_lettered_messages
+        }),
+        ("medgw_mllp_dead_lettered_observations_total", "counter", "Observations in dead-lettered messages.", |m| {
+            m.dead_lettered_observations
+        }),
+        ("medgw_mllp_reconnects_total", "counter", "Connections to the receiver opened after the first.", |m| m.reconnects),
+        ("medgw_mllp_ack_timeouts_total", "counter", "Connections closed because no ACK came in time.", |m| m.ack_timeouts),
+    ];
+    for (name, kind, help, get) in families {
+        family(o, name, kind, help);
+        for m in sinks {
+            let _ = writeln!(o, "{name}{{gateway=\"{gw}\",sink=\"{}\"}} {}", label(&m.name), get(m));
+        }
+    }
 }

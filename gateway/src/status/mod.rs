@@ -94,6 +94,60 @@ pub struct BufferInfo {
     pub reserve_bytes: u64,
     pub reserve_present: bool,
     pub reserve_writes: u64,
+    /// Rows a sink's receiver rejected for good (`medgw buffer stats|export` list them).
+    pub dead_lettered: u64,
+}
+
+/// One `[[sink]]` (an interface engine over MLLP).
+#[derive(Serialize)]
+pub struct MllpSinkReport {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub connected: bool,
+    pub in_flight: u64,
+    pub acked_messages: u64,
+    pub acked_observations: u64,
+    /// ACKs that refused or failed a message (AR/CR, AE/CE; each retry counts).
+    pub rejected: u64,
+    pub dead_lettered_messages: u64,
+    pub dead_lettered_observations: u64,
+    pub reconnects: u64,
+    pub ack_timeouts: u64,
+    /// Observations buffered that this sink has not delivered yet.
+    pub backlog: Option<u64>,
+}
+
+impl MllpSinkReport {
+    fn new(m: &crate::sink::mllp::MllpStats, backlog: Option<u64>) -> MllpSinkReport {
+        let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        MllpSinkReport {
+            name: m.name.clone(),
+            host: m.host.clone(),
+            port: m.port,
+            connected: m.connected.load(Ordering::Relaxed),
+            in_flight: n(&m.in_flight),
+            acked_messages: n(&m.acked_messages),
+            acked_observations: n(&m.acked_rows),
+            rejected: n(&m.rejected),
+            dead_lettered_messages: n(&m.dead_lettered_messages),
+            dead_lettered_observations: n(&m.dead_lettered_rows),
+            reconnects: n(&m.reconnects),
+            ack_timeouts: n(&m.ack_timeouts),
+            backlog,
+        }
+    }
+}
+
+/// The MLLP sinks as the status page and metrics show them, with their backlog from `stats`.
+pub fn mllp_reports(r: &Running, stats: Option<&crate::buffer::BufferStats>) -> Vec<MllpSinkReport> {
+    r.mllp
+        .iter()
+        .map(|m| {
+            let backlog = stats.and_then(|s| s.sinks.iter().find(|b| b.name == m.name)).map(|b| b.backlog);
+            MllpSinkReport::new(m, backlog)
+        })
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -105,6 +159,9 @@ pub struct StatusReport {
     pub devices_connected: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub adt: Option<AdtReport>,
+    /// The `[[sink]]`s (MLLP), when configured.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sinks: Vec<MllpSinkReport>,
 }
 
 #[derive(Serialize)]
@@ -275,7 +332,9 @@ pub fn adt_report(adt: &crate::pipeline::AdtView) -> AdtReport {
 
 pub async fn status_report(r: &Running) -> StatusReport {
     let now = Timestamp::now();
-    let buffer = r.buffer.stats().await.ok().map(|s| BufferInfo {
+    let stats = r.buffer.stats().await.ok();
+    let sinks = mllp_reports(r, stats.as_ref());
+    let buffer = stats.map(|s| BufferInfo {
         depth: s.depth,
         bytes: s.bytes,
         max_bytes: s.max_bytes,
@@ -288,6 +347,7 @@ pub async fn status_report(r: &Running) -> StatusReport {
         reserve_bytes: s.reserve_bytes,
         reserve_present: s.reserve_present,
         reserve_writes: s.reserve_writes,
+        dead_lettered: s.dead_lettered,
     });
     let c = &r.config;
     StatusReport {
@@ -315,6 +375,7 @@ pub async fn status_report(r: &Running) -> StatusReport {
         devices: r.devices.len(),
         devices_connected: r.devices.iter().filter(|d| d.state() == crate::source::DeviceState::Connected).count(),
         adt: r.adt.as_ref().map(adt_report),
+        sinks,
     }
 }
 
@@ -441,6 +502,19 @@ async fn readyz(State(s): State<AppState>) -> Response {
     let broker = s.running.sink.connected.load(Ordering::Relaxed);
     let stats = s.running.buffer.stats().await;
     let buffer = stats.is_ok();
+    // An interface engine that is away while observations wait for it: not ready. (An idle
+    // sink may have no connection open: that is not a fault.)
+    if let Ok(b) = &stats {
+        for m in mllp_reports(&s.running, Some(b)) {
+            if !m.connected && m.backlog.unwrap_or(0) > 0 {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("not ready: MLLP sink {} not connected ({} observations buffered for it)\n", m.name, m.backlog.unwrap_or(0)),
+                )
+                    .into_response();
+            }
+        }
+    }
     if stats.is_ok_and(|b| b.disk_full) {
         return (StatusCode::SERVICE_UNAVAILABLE, "not ready: the buffer's disk is full (see the buffer-disk-full event)\n")
             .into_response();

@@ -222,14 +222,28 @@ fn undecodable_rows_in_a_damaged_file_are_quarantined_by_the_salvage() {
     std::fs::OpenOptions::new().write(true).open(&cfg.path).unwrap().set_len(len * 8 / 10).unwrap();
     let (mut store, report) = SqliteStore::open(&cfg).unwrap();
     let q = report.quarantine.expect("damage not detected");
-    assert_eq!(q.undecodable, 2);
+    // Rows 2 and 3, and at most a row read from a page at the edge of an unreadable region
+    // (where the cut fell depends on the page layout).
+    assert!(q.undecodable >= 2, "{q:?}");
+    let ids: Vec<i64> = store
+        .conn()
+        .prepare("SELECT entry_id FROM quarantine WHERE entry_id NOT IN (2, 3)")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(ids.len() as u64, q.undecodable - 2);
+    for id in ids {
+        assert!(q.unreadable_ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&id)), "row {id} undecodable away from the damage: {q:?}");
+    }
     let entries = read_all(&mut store);
     assert_intact(&entries, &all);
     assert_accounted(&store, &q, &entries);
     assert!(entries.iter().all(|e| e.rowid != 2 && e.rowid != 3));
     let n: i64 = store.conn().query_row("SELECT count(*) FROM quarantine WHERE entry_id IN (2, 3)", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 2);
-    assert_eq!(store.stats().unwrap().quarantined, 2 + q.unreadable_ranges.len() as u64);
+    assert_eq!(store.stats().unwrap().quarantined, q.undecodable + q.unreadable_ranges.len() as u64);
 }
 
 /// What the salvage handed to its target (`salvage::Target`), recorded instead of stored.

@@ -163,8 +163,12 @@ impl Rng {
 /// with SIGKILL and returns the complete lines it printed.
 /// `at_cut` runs once the child is dead.
 fn run_and_kill(path: &Path, sync: &str, rng: &mut Rng, at_cut: impl FnOnce()) -> Vec<String> {
+    run_and_kill_child(CHILD_TEST, path, sync, rng, at_cut)
+}
+
+fn run_and_kill_child(test: &str, path: &Path, sync: &str, rng: &mut Rng, at_cut: impl FnOnce()) -> Vec<String> {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", CHILD_TEST, "--nocapture", "--test-threads=1"])
+        .args(["--ignored", "--exact", test, "--nocapture", "--test-threads=1"])
         .env(CHILD_PATH, path)
         .env(CHILD_SYNC, sync)
         .stdout(Stdio::piped())
@@ -318,4 +322,130 @@ fn power_cut_emulation_catches_unsynced_commits() {
     let Some((lost, committed)) = power_cuts("normal", 4) else { return };
     eprintln!("power cuts with synchronous=NORMAL (control): {committed} committed, rowids missing after each cut (cumulative) {lost:?}");
     assert!(lost.iter().any(|n| *n > 0), "the emulation lost nothing even without fsync: it proves nothing");
+}
+
+const SINKS_CHILD_TEST: &str = "buffer::tests::crash::crash_child_two_sinks";
+
+/// The child of the per-sink crash test: appends, and acknowledges for two sinks and
+/// dead-letters through the durable calls, printing each only after it resolved:
+/// `C id` committed, `M id` MQTT has it, `E id` the MLLP sink has it, `X id` dead-lettered
+/// for the MLLP sink.
+#[test]
+#[ignore = "child process of the crash tests, started by them"]
+fn crash_child_two_sinks() {
+    let Some(path) = std::env::var_os(CHILD_PATH) else { return };
+    let cfg = BufferConfig {
+        path: PathBuf::from(path),
+        max_bytes: 64 << 20,
+        when_full: WhenFull::DropOldest,
+        commit_interval_ms: 2,
+        replay: Replay::LiveFirst,
+    };
+    let (buffer, _) = BufferHandle::open_with(&cfg, Durability::Full).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let next = Arc::new(AtomicU64::new(0));
+    rt.block_on(async {
+        buffer.set_sinks(vec!["mqtt".into(), "epic".into()]).await.unwrap();
+        let (mqtt, epic): (Arc<str>, Arc<str>) = ("mqtt".into(), "epic".into());
+        let beds = Arc::new(beds(4));
+        let mut tasks = Vec::new();
+        for t in 0..4u64 {
+            let (buffer, beds, next, mqtt, epic) = (buffer.clone(), beds.clone(), next.clone(), mqtt.clone(), epic.clone());
+            tasks.push(tokio::spawn(async move {
+                use std::io::Write;
+                let say = |text: String| {
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(text.as_bytes()).unwrap();
+                    out.flush().unwrap();
+                };
+                loop {
+                    let n = 1 + (next.load(Ordering::Relaxed) + t) % 6;
+                    let from = next.fetch_add(n, Ordering::Relaxed);
+                    let out = buffer.append(observations(&beds, from, n)).await.unwrap();
+                    say(out.rowids.iter().map(|id| format!("C {id}\n")).collect());
+                    let m: Vec<RowId> = out.rowids.iter().copied().filter(|id| id % 2 == 0).collect();
+                    let e: Vec<RowId> = out.rowids.iter().copied().filter(|id| id % 3 == 0).collect();
+                    let x: Vec<RowId> = out.rowids.iter().copied().filter(|id| id % 5 == 0 && id % 3 != 0).collect();
+                    buffer.ack_for(mqtt.clone(), m.clone()).await.unwrap();
+                    say(m.iter().map(|id| format!("M {id}\n")).collect());
+                    buffer.ack_for(epic.clone(), e.clone()).await.unwrap();
+                    say(e.iter().map(|id| format!("E {id}\n")).collect());
+                    if !x.is_empty() {
+                        buffer.dead_letter(epic.clone(), x.clone(), format!("C{}", x[0]), "AR: test".into()).await.unwrap();
+                        say(x.iter().map(|id| format!("X {id}\n")).collect());
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    });
+}
+
+#[test]
+fn kill_9_with_two_sinks_loses_no_row_a_sink_still_needs_and_forgets_no_acknowledgement() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("buffer.db");
+    let mut rng = Rng::seeded();
+    let (mut committed, mut mqtt, mut epic, mut dead) = (HashSet::new(), HashSet::new(), HashSet::new(), HashSet::new());
+    for round in 0..10 {
+        for line in run_and_kill_child(SINKS_CHILD_TEST, &path, "full", &mut rng, || {}) {
+            let mut parts = line.split_whitespace();
+            let (Some(kind), Some(id)) = (parts.next(), parts.next().and_then(|n| n.parse::<RowId>().ok())) else { continue };
+            match kind {
+                "C" => assert!(committed.insert(id), "round {round}: rowid {id} issued twice"),
+                "M" => drop(mqtt.insert(id)),
+                "E" => drop(epic.insert(id)),
+                "X" => drop(dead.insert(id)),
+                _ => {}
+            }
+        }
+        let cfg = BufferConfig {
+            path: path.clone(),
+            max_bytes: 64 << 20,
+            when_full: WhenFull::DropOldest,
+            commit_interval_ms: 2,
+            replay: Replay::LiveFirst,
+        };
+        let (mut store, report) = SqliteStore::open(&cfg).unwrap();
+        assert_eq!(report.quarantine, None, "a crash damaged the store");
+        store.set_sinks(&["mqtt".to_string(), "epic".to_string()]).unwrap();
+        let read = |store: &mut SqliteStore, sink: &str| {
+            let mut out = HashSet::new();
+            let mut after = 0;
+            loop {
+                let page = store.read_after_for(Some(sink), after, 10_000).unwrap();
+                let Some(last) = page.last() else { return out };
+                after = last.rowid;
+                out.extend(page.iter().map(|e| e.rowid));
+            }
+        };
+        let (for_mqtt, for_epic) = (read(&mut store, "mqtt"), read(&mut store, "epic"));
+        for id in &committed {
+            let epic_has = epic.contains(id) || dead.contains(id);
+            // A call may have resolved without the child living to say so: rows that were
+            // about to be acknowledged may be either way; every other must be exactly right.
+            let (m_maybe, e_maybe) = (id % 2 == 0, id % 3 == 0 || id % 5 == 0);
+            if mqtt.contains(id) {
+                assert!(!for_mqtt.contains(id), "round {round}: row {id} acknowledged by mqtt read again");
+            } else if !m_maybe {
+                assert!(for_mqtt.contains(id), "round {round}: row {id} lost for mqtt");
+            }
+            if epic_has {
+                assert!(!for_epic.contains(id), "round {round}: row {id} delivered to the MLLP sink read again");
+            } else if !e_maybe {
+                assert!(for_epic.contains(id), "round {round}: row {id} lost for the MLLP sink");
+            }
+        }
+        assert!(store.dead_lettered() >= dead.len() as u64, "round {round}: dead letters lost");
+    }
+    eprintln!(
+        "kill -9 with two sinks: {} committed, {} / {} acknowledged, {} dead-lettered",
+        committed.len(),
+        mqtt.len(),
+        epic.len(),
+        dead.len()
+    );
+    assert!(committed.len() > 100 && !mqtt.is_empty() && !epic.is_empty() && !dead.is_empty());
 }

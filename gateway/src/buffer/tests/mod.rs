@@ -15,6 +15,7 @@ mod corruption;
 mod crash;
 mod disk;
 mod handle;
+mod sinks;
 mod store;
 
 /// 2024-03-15T10:22:05Z, the receipt time of the first fixture observation.

@@ -1,0 +1,378 @@
+//! The MLLP sink: buffered observations out to a hospital interface engine as HL7 v2 (IHE
+//! PCD-01 `ORU^R01`, one message per observation set), each deleted from the buffer for this
+//! sink only when the engine acknowledged it (issue 15; docs/deployment.md).
+//!
+//! ```text
+//!  buffer ──read_after_for(sink)──▶ Outbox ──set──▶ DeliverySession ──Write──▶ engine
+//!    ▲                              (cursor)        (sans-IO: window,   ◀─ACK─┘
+//!    ├── ack_for(sink, rows) ◀──────── Acked ──────  ACK rules, time-outs,
+//!    └── dead_letter(sink, rows) ◀─── DeadLettered   back-off, resends)
+//! ```
+//!
+//! A thin driver like `mqtt/mod.rs`: every decision is the session's
+//! (`medgw_protocols::hl7::delivery`); this task gives it socket reads, the rows and the time,
+//! and carries out its actions. Rows come from the buffer only, by this sink's own cursor (no
+//! live hand-over: the buffer is looked at every [`POLL`] while there is room, so a reading
+//! reaches the engine within that much of its commit). The session keeps what is in flight
+//! across reconnects and resends the same bytes (same MSH-10), so the outbox is never rescanned
+//! for them. An acknowledgement or a dead letter is made durable before the next message is
+//! taken, and a row leaves the buffer only when every configured sink has it (`buffer/`).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use medgw_protocols::encode::hl7v2::{self, SetLimits};
+use medgw_protocols::hl7::delivery::{Action, DeadLetter, DeliverySession};
+use medgw_protocols::nomenclature::Nomenclature;
+use medgw_protocols::observation::Observation;
+use medgw_protocols::Timestamp;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::buffer::{BufferError, BufferHandle, Entry, RowId};
+use crate::config::{MllpSinkConfig, Replay};
+use crate::events::{Event, EventKind};
+use crate::sink::mqtt::transport::{self, Stream};
+use crate::sink::mqtt::AuxMessage;
+use crate::sink::outbox::Outbox;
+
+/// How often the buffer is looked at for new rows while the session has room.
+pub const POLL: Duration = Duration::from_millis(100);
+/// Messages offered to the session beyond its in-flight window, so the next is ready at once.
+const QUEUE_AHEAD: usize = 4;
+/// Rows in one PCD-01 message at most (as the MQTT sink).
+const MAX_SET_ROWS: usize = 256;
+/// How long shutdown waits for ACKs of messages in flight.
+const DRAIN: Duration = Duration::from_secs(5);
+/// Connecting (TCP and TLS) may take this long.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Counters of one MLLP sink for the status page and metrics.
+#[derive(Debug, Default)]
+pub struct MllpStats {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub connected: AtomicBool,
+    /// Messages written and not yet resolved (ACK awaited or retry scheduled).
+    pub in_flight: AtomicU64,
+    /// Messages written, resends included.
+    pub sent: AtomicU64,
+    /// Messages and observations the receiver accepted (AA, or CA as the final ACK).
+    pub acked_messages: AtomicU64,
+    pub acked_rows: AtomicU64,
+    /// ACKs that refused or failed a message: AR/CR and AE/CE (each retry counts).
+    pub rejected: AtomicU64,
+    /// Messages and observations given up after AR/CR or AE retries (kept as dead letters).
+    pub dead_lettered_messages: AtomicU64,
+    pub dead_lettered_rows: AtomicU64,
+    /// Connections opened after the first.
+    pub reconnects: AtomicU64,
+    /// Connections closed because no ACK came in time (the message is resent).
+    pub ack_timeouts: AtomicU64,
+}
+
+impl MllpStats {
+    pub fn new(config: &MllpSinkConfig) -> MllpStats {
+        MllpStats { name: config.name.clone(), host: config.host.clone(), port: config.port, ..MllpStats::default() }
+    }
+}
+
+/// Everything one MLLP sink needs.
+pub struct MllpParams {
+    pub config: MllpSinkConfig,
+    /// Built before the gateway starts (as for MQTT): unusable TLS files stop `medgw run`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub replay: Replay,
+    pub buffer: BufferHandle,
+    pub nomenclature: Arc<Nomenclature>,
+    /// Gateway events (`mllp-dead-letter`) go out over MQTT.
+    pub aux: mpsc::Sender<AuxMessage>,
+    pub events_topic: String,
+    pub shutdown: CancellationToken,
+    pub stats: Arc<MllpStats>,
+}
+
+/// A backlog read under way.
+struct BacklogRead(tokio::task::JoinHandle<(RowId, usize, Result<Vec<Entry>, BufferError>)>);
+
+impl Drop for BacklogRead {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs the sink until shutdown; then waits up to [`DRAIN`] for the ACKs of what is in flight.
+pub async fn run(p: MllpParams) {
+    let sink: Arc<str> = Arc::from(p.config.name.as_str());
+    let mut session: DeliverySession<Vec<RowId>> = DeliverySession::new(p.config.delivery());
+    let window = usize::from(p.config.max_in_flight.max(1)) + QUEUE_AHEAD;
+    let mut outbox = Outbox::new(p.replay);
+    let mut conn: Option<Box<dyn Stream>> = None;
+    let mut backlog: Option<BacklogRead> = None;
+    let mut actions: Vec<Action<Vec<RowId>>> = Vec::new();
+    let mut rbuf = vec![0u8; 16 * 1024];
+    let mut ever_connected = false;
+    let mut draining: Option<tokio::time::Instant> = None;
+    let mut poll = tokio::time::interval(POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tracing::info!(sink = %sink, host = %p.config.host, port = p.config.port, "MLLP sink started");
+    loop {
+        // Offer what fits in the window (not while draining: only what is in flight matters).
+        if draining.is_none() {
+            while session.in_flight() + session.queued() < window {
+                let Some(set) = next_set(&mut outbox) else { break };
+                offer(&p, &sink, &mut session, &mut outbox, set, &mut actions).await;
+            }
+        }
+        while !actions.is_empty() {
+            for a in std::mem::take(&mut actions) {
+                act(&p, &sink, a, &mut session, &mut outbox, &mut conn, &mut ever_connected, &mut actions).await;
+            }
+        }
+        p.stats.in_flight.store(session.in_flight() as u64, Ordering::Relaxed);
+        p.stats.connected.store(conn.is_some() && session.is_connected(), Ordering::Relaxed);
+        if let Some(until) = draining {
+            if session.in_flight() == 0 || tokio::time::Instant::now() >= until {
+                if session.in_flight() > 0 {
+                    tracing::warn!(sink = %sink, in_flight = session.in_flight(), "MLLP sink stopping with messages unacknowledged: they stay buffered and are sent again at the next start");
+                }
+                if let Some(mut c) = conn.take() {
+                    let _ = c.shutdown().await;
+                }
+                p.stats.connected.store(false, Ordering::Relaxed);
+                tracing::info!(sink = %sink, "MLLP sink stopped");
+                return;
+            }
+        }
+        if backlog.is_none() && draining.is_none() {
+            if let Some((after, limit)) = outbox.backlog_request() {
+                let (buffer, sink) = (p.buffer.clone(), sink.clone());
+                backlog = Some(BacklogRead(tokio::spawn(async move { (after, limit, buffer.read_after_for(sink, after, limit).await) })));
+            }
+        }
+        let wakeup = session.next_wakeup().map(|t| {
+            let ms = (t.0 - Timestamp::now().0).max(0) as u64;
+            tokio::time::Instant::now() + Duration::from_millis(ms)
+        });
+        let deadline = match (wakeup, draining) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        tokio::select! {
+            biased;
+            n = async { conn.as_mut().expect("guarded by is_some").read(&mut rbuf).await }, if conn.is_some() => {
+                match n {
+                    Ok(n) if n > 0 => session.handle_inbound(&rbuf[..n], Timestamp::now(), &mut actions),
+                    Ok(_) => {
+                        tracing::warn!(sink = %sink, "the MLLP receiver closed the connection");
+                        conn = None;
+                        session.disconnected(Timestamp::now(), &mut actions);
+                    }
+                    Err(e) => {
+                        tracing::warn!(sink = %sink, error = %e, "MLLP connection failed");
+                        conn = None;
+                        session.disconnected(Timestamp::now(), &mut actions);
+                    }
+                }
+            }
+            r = async { (&mut backlog.as_mut().expect("guarded by is_some").0).await }, if backlog.is_some() => {
+                backlog = None;
+                match r {
+                    Ok((after, limit, Ok(entries))) => outbox.backlog_read(after, entries, limit),
+                    Ok((_, _, Err(e))) => tracing::error!(sink = %sink, error = %e, "MLLP sink: buffer read failed; trying again"),
+                    Err(e) => tracing::error!(sink = %sink, error = %e, "MLLP sink: backlog read task failed; reading again"),
+                }
+            }
+            _ = async { tokio::time::sleep_until(deadline.expect("guarded by is_some")).await }, if deadline.is_some() => {
+                session.poll(Timestamp::now(), &mut actions);
+            }
+            _ = poll.tick() => {
+                // New rows may have been committed since the last read.
+                outbox.live_overflowed();
+                session.poll(Timestamp::now(), &mut actions);
+            }
+            _ = p.shutdown.cancelled(), if draining.is_none() => {
+                draining = Some(tokio::time::Instant::now() + DRAIN);
+                backlog = None;
+            }
+        }
+    }
+}
+
+/// The next PCD-01 set from the outbox: the first row and the rows queued right behind it of
+/// the same device and time.
+fn next_set(outbox: &mut Outbox) -> Option<Vec<Entry>> {
+    let first = outbox.next_entry()?;
+    let mut cursor = hl7v2::SetCursor::start(&first.observation, SetLimits::default());
+    let mut set = vec![first];
+    while set.len() < MAX_SET_ROWS {
+        let taken = {
+            let obs: Vec<&Observation> = set.iter().map(|e| &e.observation).collect();
+            outbox.next_if(|e| cursor.admit(obs.iter().copied(), &e.observation))
+        };
+        match taken {
+            Some(e) => set.push(e),
+            None => break,
+        }
+    }
+    Some(set)
+}
+
+/// Encodes a set and offers it to the session. A set that cannot be made into a message the
+/// session takes is dead-lettered at once (it never would be).
+async fn offer(
+    p: &MllpParams,
+    sink: &Arc<str>,
+    session: &mut DeliverySession<Vec<RowId>>,
+    outbox: &mut Outbox,
+    set: Vec<Entry>,
+    actions: &mut Vec<Action<Vec<RowId>>>,
+) {
+    let rows: Vec<RowId> = set.iter().map(|e| e.rowid).collect();
+    let obs: Vec<&Observation> = set.iter().map(|e| &e.observation).collect();
+    let control_id = hl7v2::set_message_id(&obs).to_string();
+    let problem = match hl7v2::oru_r01_set(&obs, &p.nomenclature, Timestamp::now()) {
+        None => "the set could not be encoded as an ORU^R01".to_string(),
+        Some(message) => match session.offer(message.into_bytes(), rows.clone(), Timestamp::now(), actions) {
+            Ok(()) => return,
+            Err(medgw_protocols::hl7::delivery::OfferError::DuplicateControlId(id)) => {
+                // Already with the session (cannot happen while the outbox skips rows in
+                // flight): leave the rows to be read again.
+                tracing::error!(sink = %sink, control_id = %id, "set offered twice; left in the buffer");
+                for r in rows {
+                    outbox.refused(r);
+                }
+                return;
+            }
+            Err(e) => e.to_string(),
+        },
+    };
+    let d = DeadLetter {
+        tag: rows,
+        control_id,
+        kind: medgw_protocols::hl7::delivery::AckKind::AR,
+        reason: format!("not sent: {problem}"),
+        sends: 0,
+    };
+    dead_letter(p, sink, outbox, d).await;
+}
+
+/// Carries out one action of the session.
+#[allow(clippy::too_many_arguments)]
+async fn act(
+    p: &MllpParams,
+    sink: &Arc<str>,
+    a: Action<Vec<RowId>>,
+    session: &mut DeliverySession<Vec<RowId>>,
+    outbox: &mut Outbox,
+    conn: &mut Option<Box<dyn Stream>>,
+    ever_connected: &mut bool,
+    actions: &mut Vec<Action<Vec<RowId>>>,
+) {
+    match a {
+        Action::Connect => {
+            let opened = tokio::select! {
+                r = transport::connect(&p.config.host, p.config.port, p.tls.as_ref(), CONNECT_TIMEOUT) => Some(r),
+                _ = p.shutdown.cancelled() => None,
+            };
+            match opened {
+                Some(Ok(stream)) => {
+                    *conn = Some(stream);
+                    if *ever_connected {
+                        p.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+                    }
+                    *ever_connected = true;
+                    tracing::info!(sink = %sink, host = %p.config.host, port = p.config.port, "connected to the MLLP receiver");
+                    session.connected(Timestamp::now(), actions);
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(sink = %sink, error = %e, "cannot connect to the MLLP receiver; retrying after the back-off");
+                    session.connect_failed(Timestamp::now(), actions);
+                }
+                None => session.connect_failed(Timestamp::now(), actions),
+            }
+        }
+        Action::Write(bytes) => {
+            let ok = match conn.as_mut() {
+                Some(c) => c.write_all(&bytes).await.is_ok() && c.flush().await.is_ok(),
+                None => false,
+            };
+            if ok {
+                p.stats.sent.fetch_add(1, Ordering::Relaxed);
+            } else {
+                *conn = None;
+                session.disconnected(Timestamp::now(), actions);
+            }
+        }
+        Action::Close(reason) => {
+            p.stats.ack_timeouts.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(sink = %sink, ?reason, "no ACK in time: connection closed, the message will be sent again (same control id)");
+            if let Some(mut c) = conn.take() {
+                let _ = c.shutdown().await;
+            }
+        }
+        Action::Acked { tag, control_id, sends } => {
+            for &r in &tag {
+                outbox.acked(r);
+            }
+            p.stats.acked_messages.fetch_add(1, Ordering::Relaxed);
+            p.stats.acked_rows.fetch_add(tag.len() as u64, Ordering::Relaxed);
+            tracing::debug!(sink = %sink, control_id, sends, rows = tag.len(), "message acknowledged");
+            if let Err(e) = p.buffer.ack_for(sink.clone(), tag).await {
+                // Not lost: the rows stay and are sent again after a restart (same control id).
+                tracing::warn!(sink = %sink, error = %e, "acknowledgement not recorded in the buffer");
+            }
+        }
+        Action::DeadLettered(d) => {
+            p.stats.rejected.fetch_add(1, Ordering::Relaxed);
+            dead_letter(p, sink, outbox, d).await;
+        }
+        Action::RetryScheduled { control_id, retry, reason, .. } => {
+            p.stats.rejected.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(sink = %sink, control_id, retry, reason, "the receiver answered with an error: retrying after the back-off");
+        }
+        Action::Ignored(why) => tracing::debug!(sink = %sink, ?why, "inbound MLLP frame ignored"),
+    }
+}
+
+/// Keeps a refused message's rows in the dead-letter table (this sink is done with them), counts
+/// it and publishes a `mllp-dead-letter` gateway event (sink, control id, reason; no patient data
+/// beyond what the receiver wrote in its ACK text).
+async fn dead_letter(p: &MllpParams, sink: &Arc<str>, outbox: &mut Outbox, d: DeadLetter<Vec<RowId>>) {
+    for &r in &d.tag {
+        outbox.acked(r);
+    }
+    let rows = d.tag.len() as u64;
+    p.stats.dead_lettered_messages.fetch_add(1, Ordering::Relaxed);
+    p.stats.dead_lettered_rows.fetch_add(rows, Ordering::Relaxed);
+    if let Err(e) = p.buffer.dead_letter(sink.clone(), d.tag, d.control_id.clone(), d.reason.clone()).await {
+        tracing::error!(sink = %sink, control_id = %d.control_id, error = %e, "dead letter not recorded in the buffer; it will be sent again after a restart");
+    }
+    let e = Event::gateway(
+        EventKind::MllpDeadLetter,
+        format!("sink {sink}: message {} refused after {} sends ({}); kept as a dead letter", d.control_id, d.sends, d.reason),
+    )
+    .with_count(rows)
+    .with_sink(sink, &d.control_id);
+    e.log();
+    if let Ok(json) = serde_json::to_vec(&e) {
+        let _ = p.aux.try_send(AuxMessage { topic: p.events_topic.clone(), payload: json.into(), retain: false, sticky: false });
+    }
+}
+
+/// The names the buffer tracks delivery by: the MQTT sink first, then each `[[sink]]`.
+pub fn sink_names(config: &crate::config::Config) -> Vec<String> {
+    let mut names = vec![crate::sink::MQTT_SINK.to_string()];
+    for s in &config.sinks {
+        match s {
+            crate::config::SinkConfig::Mllp(m) => names.push(m.name.clone()),
+        }
+    }
+    names
+}
+
+/// Per-sink counters by name, for the status page.
+pub type MllpSinks = Vec<Arc<MllpStats>>;
