@@ -250,6 +250,7 @@ pub async fn child(o: BenchOptions) -> anyhow::Result<()> {
             DeviceContext { gateway: "bench-gw".into(), name: format!("mon{bed}"), protocol: "intellivue".into(), ..Default::default() };
         ctx.location.bed = format!("BED{bed}");
         let mut w = crate::source::waves::DeviceWaves::new(link, topics.waves(&ctx), nom.clone());
+        let ctx = std::sync::Arc::new(ctx);
         tokio::spawn(async move {
             let live = crate::source::waves::LiveWave::default();
             // Beds out of phase, as real monitors are.
@@ -262,7 +263,7 @@ pub async fn child(o: BenchOptions) -> anyhow::Result<()> {
                 for chunk in [ecg.next(now), pleth.next(now)] {
                     w.push(&chunk, "bench");
                 }
-                w.publish(&ctx, &live, now);
+                w.publish(&|_| ctx.clone(), &live, now);
             }
         });
     }

@@ -158,7 +158,6 @@ impl Attributor {
     /// the bed at `t`; the base as configured for a manual binding that nothing contradicts;
     /// without a patient when the bed is unassociated, in conflict or in mismatch.
     fn context(&mut self, base: &Arc<DeviceContext>, t: Timestamp) -> Arc<DeviceContext> {
-        use medgw_protocols::association::{Attribution, Source};
         let version = self.shared.version();
         if let Some(c) = &self.cache {
             if c.version == version && c.from <= t && t < c.until && Arc::ptr_eq(&c.base, base) {
@@ -167,11 +166,7 @@ impl Attributor {
         }
         let snap = self.shared.snapshot();
         let (from, until) = snap.span_at(&self.bed, t);
-        let patient = match snap.patient_at(&self.bed, t) {
-            Attribution::Patient { source: Source::Manual, .. } => base.patient.clone(),
-            Attribution::Patient { patient, .. } => Some(observation_patient(&patient, &snap, &self.bed)),
-            Attribution::Unassociated | Attribution::Conflict { .. } | Attribution::Mismatch { .. } => None,
-        };
+        let patient = self.patient_at(&snap, base, t);
         let context = match &self.cache {
             // The same answer under a new version: keep the context (and its buffer row).
             Some(c) if Arc::ptr_eq(&c.base, base) && c.context.patient == patient => c.context.clone(),
@@ -180,6 +175,33 @@ impl Attributor {
         };
         self.cache = Some(Attributed { version, from, until, base: base.clone(), context: context.clone() });
         context
+    }
+}
+
+impl Attributor {
+    fn patient_at(
+        &self,
+        snap: &medgw_protocols::association::Associations,
+        base: &Arc<DeviceContext>,
+        t: Timestamp,
+    ) -> Option<medgw_protocols::observation::Patient> {
+        use medgw_protocols::association::{Attribution, Source};
+        match snap.patient_at(&self.bed, t) {
+            Attribution::Patient { source: Source::Manual, .. } => base.patient.clone(),
+            Attribution::Patient { patient, .. } => Some(observation_patient(&patient, snap, &self.bed)),
+            Attribution::Unassociated | Attribution::Conflict { .. } | Attribution::Mismatch { .. } => None,
+        }
+    }
+
+    /// [`Self::context`] without its cache, for what is not on the per-reading path (alarm
+    /// events, wave segments): the same rules, the patient of the bed at `t`.
+    pub fn context_at(&self, base: &Arc<DeviceContext>, t: Timestamp) -> Arc<DeviceContext> {
+        let patient = self.patient_at(&self.shared.snapshot(), base, t);
+        if base.patient == patient {
+            base.clone()
+        } else {
+            Arc::new(DeviceContext { patient, ..(**base).clone() })
+        }
     }
 }
 
@@ -245,6 +267,15 @@ impl Normalizer {
 
     pub fn context(&self) -> &Arc<DeviceContext> {
         &self.context
+    }
+
+    /// The device's context with the patient valid at `t` (the ADT association when `[adt]`
+    /// is configured): what alarm events and wave segments carry, as readings do.
+    pub fn context_at(&self, t: Timestamp) -> Arc<DeviceContext> {
+        match &self.association {
+            Some(a) => a.context_at(&self.context, t),
+            None => self.context.clone(),
+        }
     }
 
     /// Takes what the device said about itself; returns `true` when the identity changed (the
@@ -637,6 +668,10 @@ mod tests {
         // Taken at 10:59 and normalised after the 11:00 transfer: still the patient of 10:59.
         assert_eq!(who(&reading(&mut n, "2026-07-01T10:59:00Z")).as_deref(), Some("4711"));
         assert_eq!(who(&reading(&mut n, "2026-07-01T11:01:00Z")), None);
+        // Alarm events and wave segments (context_at, uncached) follow the same timeline.
+        let ctx_who = |t: &str| n.context_at(at(t)).patient.as_ref().map(|p| p.id.clone());
+        assert_eq!((ctx_who("2026-07-01T10:59:00Z").as_deref(), ctx_who("2026-07-01T11:01:00Z")), (Some("4711"), None));
+        assert_eq!(ctx_who("2026-07-01T10:00:00Z"), None, "before the admission");
         // Admitted again; the device then reports another patient: no patient from then on.
         assert_eq!(msg("MSH|^~\\&|PAS|H|||20260701120000+0000||ADT^A01|C3|P|2.5\rPID|||5822^^^H^MR\rPV1||I|ICU^03^B\r"), AckCode::AA);
         assert_eq!(who(&reading(&mut n, "2026-07-01T12:05:00Z")).as_deref(), Some("5822"));

@@ -290,7 +290,7 @@ impl DeviceRunner {
     /// the reason); it ends when the device is connected or sends again.
     fn alarm_liveness(&self, e: &Event) {
         let now = Timestamp::now();
-        let ctx = self.normalizer.context().clone();
+        let ctx = self.normalizer.context_at(now);
         let Ok(mut alarms) = self.alarms.lock() else { return };
         let d = match e.kind {
             EventKind::Disconnected => alarms.disconnected(&e.detail, &ctx, now),
@@ -304,7 +304,8 @@ impl DeviceRunner {
 
     /// An alarm report the decoders produced from bytes received at `now`.
     fn alarm_report(&self, report: &medgw_protocols::alarm::AlarmReport, now: Timestamp) {
-        let ctx = self.normalizer.context().clone();
+        // The patient of the bed when the device reported it (ADT), as for readings.
+        let ctx = self.normalizer.context_at(now);
         let d = match self.alarms.lock() {
             Ok(mut a) => a.report(report, &ctx, now),
             Err(_) => return,
@@ -315,9 +316,10 @@ impl DeviceRunner {
     /// The gateway stops: every active alarm of the device ends (reason `shutdown`) and the
     /// retained summary is emptied. Called once the connection loop is done.
     pub fn alarms_shutdown(&self) {
-        let ctx = self.normalizer.context().clone();
+        let now = Timestamp::now();
+        let ctx = self.normalizer.context_at(now);
         let d = match self.alarms.lock() {
-            Ok(mut a) => a.shutdown(&ctx, Timestamp::now()),
+            Ok(mut a) => a.shutdown(&ctx, now),
             Err(_) => return,
         };
         self.alarms_dropped(d);
@@ -453,7 +455,8 @@ impl DeviceRunner {
     pub fn end_waves(&mut self) {
         if let Some(waves) = self.waves.as_mut() {
             waves.flush();
-            waves.publish(self.normalizer.context(), &self.status.wave, Timestamp::now());
+            let n = &self.normalizer;
+            waves.publish(&|t| n.context_at(t), &self.status.wave, Timestamp::now());
         }
     }
 
@@ -577,7 +580,8 @@ impl DeviceRunner {
         }
         if let Some(waves) = self.waves.as_mut() {
             waves.idle(now);
-            waves.publish(self.normalizer.context(), &self.status.wave, now);
+            let n = &self.normalizer;
+            waves.publish(&|t| n.context_at(t), &self.status.wave, now);
         }
         if let Some(session) = self.decoders.iter().find_map(|d| d.session_state()) {
             if let Ok(mut g) = self.status.session.lock() {

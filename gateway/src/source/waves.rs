@@ -125,9 +125,11 @@ impl DeviceWaves {
         self.segmenter.flush(&mut self.segments);
     }
 
-    /// Encodes the segments closed so far and hands them to the sink.
-    pub fn publish(&mut self, ctx: &DeviceContext, live: &LiveWave, now: Timestamp) {
+    /// Encodes the segments closed so far and hands them to the sink; `ctx_at` is the device's
+    /// context with the patient valid at a segment's start (the ADT association, as readings).
+    pub fn publish(&mut self, ctx_at: &dyn Fn(Timestamp) -> Arc<DeviceContext>, live: &LiveWave, now: Timestamp) {
         for seg in std::mem::take(&mut self.segments) {
+            let ctx = &*ctx_at(seg.start);
             live.set(&seg, &self.nomenclature);
             self.buf.clear();
             match self.link.format {
@@ -187,7 +189,7 @@ mod tests {
         let ctx = DeviceContext { name: "spo2".into(), ..Default::default() };
         for i in 0..9 {
             w.push(&chunk(1000 + i * 333, if i == 0 { Continuity::Broken } else { Continuity::Continuous }, 25), "spo2");
-            w.publish(&ctx, &live, Timestamp(2000));
+            w.publish(&|_| Arc::new(ctx.clone()), &live, Timestamp(2000));
         }
         let mut seqs = Vec::new();
         while let Ok(m) = rx.try_recv() {
@@ -208,15 +210,15 @@ mod tests {
         let ctx = DeviceContext { name: "spo2".into(), ..Default::default() };
         w.push(&chunk(1000, Continuity::Broken, 30), "spo2");
         w.idle(Timestamp(2000));
-        w.publish(&ctx, &live, Timestamp(2000));
+        w.publish(&|_| Arc::new(ctx.clone()), &live, Timestamp(2000));
         assert!(rx.try_recv().is_err(), "not idle yet");
         w.idle(Timestamp(4000));
-        w.publish(&ctx, &live, Timestamp(4000));
+        w.publish(&|_| Arc::new(ctx.clone()), &live, Timestamp(4000));
         let m = rx.try_recv().unwrap();
         assert!(std::str::from_utf8(&m.payload).unwrap().contains("valueSampledData"));
         w.push(&chunk(5000, Continuity::Broken, 10), "spo2");
         w.flush();
-        w.publish(&ctx, &live, Timestamp(5000));
+        w.publish(&|_| Arc::new(ctx.clone()), &live, Timestamp(5000));
         assert!(rx.try_recv().is_ok());
     }
 
@@ -226,7 +228,7 @@ mod tests {
         let live = LiveWave::default();
         let ctx = DeviceContext { name: "spo2".into(), ..Default::default() };
         w.push(&chunk(1000, Continuity::Broken, 75 * 3), "spo2");
-        w.publish(&ctx, &live, Timestamp(5000));
+        w.publish(&|_| Arc::new(ctx.clone()), &live, Timestamp(5000));
         assert_eq!(stats.waves_dropped.load(Ordering::Relaxed), 2);
     }
 }
