@@ -111,29 +111,7 @@ pub fn dev_alarm_list(value: &[u8]) -> Result<impl Iterator<Item = Result<DevAla
     let mut r = Reader::new(value);
     let count = r.u16()?;
     let body = r.counted()?;
-    let mut r = Reader::new(body);
-    let mut left = count;
-    let mut failed = false;
-    Ok(core::iter::from_fn(move || {
-        if failed {
-            return None;
-        }
-        if left == 0 {
-            if r.remaining() != 0 {
-                failed = true;
-                return Some(Err(Error::BadField { field: "intellivue alarm list length", value: r.remaining() as u32 }));
-            }
-            return None;
-        }
-        left -= 1;
-        match DevAlarmEntry::read(&mut r) {
-            Ok(e) => Some(Ok(e)),
-            Err(e) => {
-                failed = true;
-                Some(Err(e))
-            }
-        }
-    }))
+    Ok(super::counted_items(body, count, "intellivue alarm list length", DevAlarmEntry::read))
 }
 
 #[cfg(feature = "alloc")]

@@ -64,6 +64,36 @@ pub const PROTOCOLS: &[crate::decode::ProtocolInfo] = &[crate::decode::ProtocolI
     make: client::make,
 }];
 
+/// The items of a counted list (`count` items in `body`), each read by `read`. Ends after the
+/// first item that fails; bytes left over after `count` items are an error naming `field`, so
+/// a list whose count and length disagree is never taken as whole.
+pub(crate) fn counted_items<'a, T: 'a>(
+    body: &'a [u8],
+    count: u16,
+    field: &'static str,
+    mut read: impl FnMut(&mut Reader<'a>) -> crate::error::Result<T> + 'a,
+) -> impl Iterator<Item = crate::error::Result<T>> + 'a {
+    let mut r = Reader::new(body);
+    let mut left = count;
+    let mut failed = false;
+    core::iter::from_fn(move || {
+        if failed {
+            return None;
+        }
+        if left == 0 {
+            if r.remaining() != 0 {
+                failed = true;
+                return Some(Err(Error::BadField { field, value: r.remaining() as u32 }));
+            }
+            return None;
+        }
+        left -= 1;
+        let item = read(&mut r);
+        failed = item.is_err();
+        Some(item)
+    })
+}
+
 /// A big-endian reader over a byte slice that never panics: every read checks its length and
 /// reports [`Error::Truncated`] with what it needed.
 #[derive(Debug, Clone)]

@@ -349,25 +349,7 @@ impl<'a> PollInfoList<'a> {
     }
 
     pub fn contexts(&self) -> impl Iterator<Item = Result<SingleContextPoll<'a>>> + 'a {
-        let mut r = Reader::new(self.body);
-        let mut left = self.count;
-        let mut failed = false;
-        core::iter::from_fn(move || {
-            if failed {
-                return None;
-            }
-            if left == 0 {
-                if r.remaining() != 0 {
-                    failed = true;
-                    return Some(Err(Error::BadField { field: "poll info list length", value: r.remaining() as u32 }));
-                }
-                return None;
-            }
-            left -= 1;
-            let item = SingleContextPoll::read(&mut r);
-            failed = item.is_err();
-            Some(item)
-        })
+        super::counted_items(self.body, self.count, "poll info list length", SingleContextPoll::read)
     }
 
     /// Every observation poll of every context, in order.

@@ -194,25 +194,7 @@ impl<'a> SaObsValueCmp<'a> {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = Result<SaObsValue<'a>>> + 'a {
-        let mut r = Reader::new(self.body);
-        let mut left = self.count;
-        let mut failed = false;
-        core::iter::from_fn(move || {
-            if failed {
-                return None;
-            }
-            if left == 0 {
-                if r.remaining() != 0 {
-                    failed = true;
-                    return Some(Err(Error::BadField { field: "SaObsValueCmp length", value: r.remaining() as u32 }));
-                }
-                return None;
-            }
-            left -= 1;
-            let item = SaObsValue::read(&mut r);
-            failed = item.is_err();
-            Some(item)
-        })
+        super::counted_items(self.body, self.count, "SaObsValueCmp length", SaObsValue::read)
     }
 }
 
