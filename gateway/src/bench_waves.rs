@@ -210,7 +210,7 @@ pub async fn child(o: BenchOptions) -> anyhow::Result<()> {
     };
     let (buffer, _) = crate::buffer::open(&buffer_cfg).await?;
     let nom = Arc::new(Nomenclature::builtin());
-    let waves = WavesConfig { enabled: true, segment_ms: 1000, qos: o.waves_qos, queue: WavesConfig::default().queue };
+    let waves = WavesConfig { enabled: true, segment_ms: 1000, qos: o.waves_qos, ..WavesConfig::default() };
     let (_live_tx, live_rx) = mpsc::channel(16);
     let (_aux_tx, aux_rx) = mpsc::channel(16);
     let (wave_tx, wave_rx) = mpsc::channel(waves.queue);
@@ -240,6 +240,7 @@ pub async fn child(o: BenchOptions) -> anyhow::Result<()> {
         live_overflow: Default::default(),
         aux: aux_rx,
         waves: Some((wave_rx, waves)),
+        wave_acks: None,
         shutdown: shutdown.clone(),
         stats: stats.clone(),
     }));

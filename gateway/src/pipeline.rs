@@ -94,6 +94,20 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     // Waves (`[waves]`): a channel only when some device publishes them.
     let any_waves = config.devices.iter().any(|d| config.waves_enabled(d));
     let (wave_tx, wave_rx) = mpsc::channel(config.waves.queue);
+    // Durable waves: the budget before anything is stored (0 deletes what a durable run left).
+    let durable_waves = any_waves && config.waves.durable;
+    let stored = buffer.set_wave_budget(if durable_waves { config.waves.max_bytes } else { 0 }).await?;
+    if stored > 0 {
+        tracing::info!(segments = stored, "stored wave segments from before the restart will be sent");
+    }
+    let wave_acks = crate::sink::mqtt::waves::WaveAcks::default();
+    let (wave_rx, wave_store) = if durable_waves {
+        // Devices → the durable task (stores) → the sink, which reads ahead a few only.
+        let (to_sink, from_store) = mpsc::channel(32);
+        (from_store, Some((wave_rx, to_sink)))
+    } else {
+        (wave_rx, None)
+    };
     let live_overflow = Arc::new(AtomicBool::new(false));
     let topics = Topics::new(&config.mqtt.topic_prefix, &config.gateway.id);
     let sink_stats = Arc::new(SinkStats::default());
@@ -109,9 +123,16 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         live_overflow: live_overflow.clone(),
         aux: aux_rx,
         waves: any_waves.then_some((wave_rx, config.waves)),
+        wave_acks: durable_waves.then(|| wave_acks.clone()),
         shutdown: sink_shutdown.clone(),
         stats: sink_stats.clone(),
     }));
+    let wave_store = wave_store.map(|(input, output)| {
+        tokio::spawn(
+            crate::sink::durable_waves::DurableWaves { buffer: buffer.clone(), input, output, acks: wave_acks, stats: sink_stats.clone() }
+                .run(),
+        )
+    });
     let mllp_shutdown = CancellationToken::new();
     let mut mllp_stats = Vec::new();
     let mut mllp_tasks = Vec::new();
@@ -294,6 +315,12 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         sink_shutdown.cancel();
         if let Err(e) = sink.await {
             tracing::error!(error = %e, "the MQTT sink task failed");
+        }
+        // Durable waves: every segment the devices closed is stored, the last PUBACKs applied.
+        if let Some(t) = wave_store {
+            if let Err(e) = t.await {
+                tracing::error!(error = %e, "the durable wave task failed");
+            }
         }
         status_shutdown.cancel();
         if let Some(t) = status_task {

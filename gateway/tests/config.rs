@@ -548,14 +548,33 @@ fn waves_are_off_by_default_and_set_per_gateway_and_device() {
     let text = GOOD.to_string() + "\n[waves]\nenabled = true\nsegment_ms = 500\nqos = 1\nqueue = 64\ndurable = false\n";
     let text = text.replace("bed = \"BED2\"\n", "bed = \"BED2\"\nwaves = false\n");
     let c = config::parse(&text, Path::new("/etc/medgw")).unwrap();
-    assert_eq!(c.waves, config::WavesConfig { enabled: true, segment_ms: 500, qos: 1, queue: 64 });
+    assert_eq!(c.waves, config::WavesConfig { enabled: true, segment_ms: 500, qos: 1, queue: 64, ..Default::default() });
     assert!(c.waves_enabled(&c.devices[0]));
     assert!(!c.waves_enabled(&c.devices[1]), "the device's own key wins");
-    let errs = errors(&(GOOD.to_string() + "\n[waves]\nqos = 2\nsegment_ms = 10\ndurable = true\nsegment = 1\n"));
+    let errs = errors(&(GOOD.to_string() + "\n[waves]\nqos = 2\nsegment_ms = 10\nsegment = 1\n"));
     assert!(find(&errs, "waves.qos").message.contains("out of range"), "{errs:#?}");
     assert!(find(&errs, "waves.segment_ms").message.contains("out of range"), "{errs:#?}");
-    assert!(find(&errs, "waves.durable").message.contains("not supported"), "{errs:#?}");
     assert!(errs.iter().any(|e| e.key.contains("segment")), "{errs:#?}");
+}
+
+#[test]
+fn durable_waves_force_qos_1_and_take_a_budget_of_their_own() {
+    let c =
+        config::parse(&(GOOD.to_string() + "\n[waves]\nenabled = true\ndurable = true\nmax_bytes = \"16MB\"\n"), Path::new("/etc/medgw"))
+            .unwrap();
+    assert!(c.waves.durable);
+    assert_eq!((c.waves.qos, c.waves.max_bytes), (1, 16_000_000), "durable implies QoS 1");
+    assert_eq!(config::WavesConfig::default().max_bytes, 64 << 20);
+    // QoS 0 cannot tell the gateway when to delete a segment.
+    let errs = errors(&(GOOD.to_string() + "\n[waves]\ndurable = true\nqos = 0\n"));
+    assert!(find(&errs, "waves.qos").message.contains("QoS 1"), "{errs:#?}");
+    // Observations keep at least half of the buffer.
+    let big = GOOD.to_string() + "\n[waves]\ndurable = true\nmax_bytes = \"900MB\"\n";
+    let errs = errors(&big);
+    assert!(find(&errs, "waves.max_bytes").message.contains("half of buffer.max_bytes"), "{errs:#?}");
+    assert!(find(&errors(&(GOOD.to_string() + "\n[waves]\nmax_bytes = \"tiny\"\n")), "waves.max_bytes").message.contains("size"));
+    // Not durable: the budget is not checked against the buffer (nothing is stored).
+    assert!(config::parse(&big.replace("durable = true", "durable = false"), Path::new("/etc/medgw")).is_ok());
 }
 
 #[test]

@@ -53,7 +53,7 @@ const MAINTAIN_PERIOD: Duration = Duration::from_secs(1);
 
 type Reply<T> = oneshot::Sender<Result<T, BufferError>>;
 
-enum Cmd {
+pub(super) enum Cmd {
     Append {
         batch: Vec<Observation>,
         reply: Reply<AppendOutcome>,
@@ -71,9 +71,11 @@ enum Cmd {
     },
     /// Delivery per sink (issue 15): see `SqliteStore::set_sinks` and the calls below it.
     Sinks(SinkCmd),
+    /// Durable wave segments (`waves.rs`).
+    Waves(super::waves::WaveCmd),
 }
 
-enum SinkCmd {
+pub(super) enum SinkCmd {
     Set { names: Vec<String>, reply: Reply<()> },
     Read { sink: Arc<str>, after: RowId, limit: usize, reply: Reply<Vec<Entry>> },
     Ack { sink: Arc<str>, rows: Vec<RowId>, reply: Reply<()> },
@@ -198,7 +200,7 @@ impl BufferHandle {
         Ok((BufferHandle { shared }, report))
     }
 
-    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Cmd) -> Result<T, BufferError> {
+    pub(super) async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Cmd) -> Result<T, BufferError> {
         let permit = self.shared.slots.clone().acquire_owned().await.map_err(|_| BufferError::Closed)?;
         let (reply, answer) = oneshot::channel();
         // Cannot be full: every queued command holds one of QUEUE permits.
@@ -347,6 +349,7 @@ fn open_when_room(
                     Cmd::Sinks(SinkCmd::DeadLetter { reply, .. }) => {
                         let _ = reply.send(Err(BufferError::DiskFull));
                     }
+                    Cmd::Waves(cmd) => cmd.refuse(),
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
@@ -500,6 +503,10 @@ impl Worker {
                     let _ = reply.send(r);
                 }
                 Some(Cmd::Sinks(cmd)) => {
+                    let events = self.events.clone();
+                    cmd.apply(&mut self.store, &mut |store, e| heal_store(store, e, &events));
+                }
+                Some(Cmd::Waves(cmd)) => {
                     let events = self.events.clone();
                     cmd.apply(&mut self.store, &mut |store, e| heal_store(store, e, &events));
                 }

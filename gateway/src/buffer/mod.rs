@@ -21,8 +21,10 @@ mod salvage;
 mod sqlite;
 #[cfg(test)]
 mod tests;
+mod waves;
 
 pub use handle::BufferHandle;
+pub use waves::{StoredWave, WaveAppend};
 pub const RECENT_DEAD_LETTERS: usize = 10;
 pub use salvage::QuarantineReport;
 pub use sqlite::{SqliteStore, StartupReport};

@@ -20,6 +20,8 @@
 //!                                                                        -- has a row already
 //! dead_letters id, sink, entry_id, control_id, reason, device_context,   -- schema 2: rows a
 //!            receipt_ms, reading, at_ms                                  -- sink's peer rejected
+//! wave_segments id INTEGER PRIMARY KEY AUTOINCREMENT, topic, format,     -- schema 3: durable
+//!            at_ms, payload BLOB                                         -- waves (`waves.rs`)
 //! ```
 //!
 //! Delivery per sink (issue 15): with one sink (the MQTT broker alone) an acknowledgement
@@ -54,7 +56,7 @@ use super::{AppendOutcome, BufferError, BufferEvent, BufferStats, Entry, RowId};
 use crate::config::{BufferConfig, WhenFull};
 
 /// `PRAGMA user_version`: the schema below.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 const PAGE_SIZE: u64 = 4096;
 /// SQLite page cache per connection in KiB. Appends touch the right edge of the B-tree only,
 /// so a small cache costs little and keeps the daemon under its 16 MB RSS target.
@@ -116,6 +118,13 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     receipt_ms INTEGER,
     reading BLOB,
     at_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS wave_segments (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    format TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    payload BLOB NOT NULL
 );
 ";
 
@@ -355,6 +364,8 @@ pub struct SqliteStore {
     /// The configured sinks, the first being the one the sink-less calls (`ack`, `read_after`)
     /// speak for. Empty or one: delivery is not tracked per sink.
     sinks: Vec<String>,
+    /// Durable wave segments: their bytes, budget and drops (`waves.rs`).
+    pub(super) waves: super::waves::WaveState,
     devices: DeviceCache,
     reserve: Reserve,
     /// Append transactions committed since open (one fsync each): the group-commit counter.
@@ -538,10 +549,11 @@ impl SqliteStore {
             sync_dir(&path)?;
         } else {
             let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-            if version == 1 {
-                // Schema 1 had no per-sink tables: adding them changes nothing that is there.
+            if version == 1 || version == 2 {
+                // Schema 1 had no per-sink tables, schema 2 no wave segments: each migration
+                // only adds tables, so nothing that is there changes.
                 conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))?;
-                tracing::info!(path = %path.display(), "buffer schema 1 migrated to 2 (delivery per sink, dead letters)");
+                tracing::info!(path = %path.display(), from = version, to = SCHEMA_VERSION, "buffer schema migrated (1 → 2: delivery per sink, dead letters; 2 → 3: durable wave segments)");
             } else if version != SCHEMA_VERSION {
                 return Err(BufferError::Unusable {
                     path: path.display().to_string(),
@@ -561,6 +573,7 @@ impl SqliteStore {
         let dropped_total = meta("dropped_total")?;
         let quarantined = meta("quarantined")?;
         let dead_lettered = meta("dead_lettered")?;
+        let waves = super::waves::WaveState::load(&meta)?;
         let depth: i64 = conn.query_row("SELECT count(*) FROM entries", [], |r| r.get(0))?;
         let mut reserve = Reserve::new(&path, budget.wal_limit, reserve_holdoff());
         let reserve_ok = reserve.ensure();
@@ -586,6 +599,7 @@ impl SqliteStore {
             quarantined,
             dead_lettered,
             sinks: Vec::new(),
+            waves,
             devices: DeviceCache::default(),
             commits: 0,
             lock: Some(lock),
@@ -626,16 +640,24 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// What observations may use: the room less the durable waves' budget (`waves.rs`), so a
+    /// wave backlog never pushes observations out.
     fn limit(&self) -> u64 {
-        self.disk_limit.map_or(self.budget.data_limit, |d| d.min(self.budget.data_limit))
+        let room = self.disk_limit.map_or(self.budget.data_limit, |d| d.min(self.budget.data_limit));
+        room.saturating_sub(self.waves.limit).max(16 * PAGE_SIZE)
     }
 
     /// Bytes of live pages (what entries, devices and indexes occupy); free pages are reused
     /// before the file grows, so this is what the capacity policy limits.
-    fn live_bytes(conn: &Connection) -> Result<u64, BufferError> {
+    pub(super) fn live_bytes(conn: &Connection) -> Result<u64, BufferError> {
         let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
         let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
         Ok((pages - free).max(0) as u64 * PAGE_SIZE)
+    }
+
+    /// Live bytes less the pages of wave segments: what the observations' policy measures.
+    fn entry_bytes(conn: &Connection, waves: u64) -> Result<u64, BufferError> {
+        Ok(Self::live_bytes(conn)?.saturating_sub(waves))
     }
 
     /// Appends several callers' batches in ONE transaction (one fsync): the group commit. The
@@ -658,7 +680,7 @@ impl SqliteStore {
         if let Err(e) = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
             tracing::warn!(error = %e, "checkpoint on a full disk failed");
         }
-        let live = Self::live_bytes(&self.conn)?;
+        let live = Self::entry_bytes(&self.conn, self.waves.bytes)?;
         let need: u64 = batches.iter().flat_map(|b| b.iter()).map(estimate).sum();
         let limit = live.saturating_sub(need + self.budget.drop_slack + self.budget.wal_limit).max(16 * PAGE_SIZE);
         self.disk_limit = Some(self.disk_limit.map_or(limit, |d| d.min(limit)));
@@ -676,10 +698,10 @@ impl SqliteStore {
             }
             WhenFull::DropOldest => {
                 let target = self.limit();
-                let (depth, dropped_total) = (self.depth, self.dropped_total);
+                let (depth, dropped_total, waves) = (self.depth, self.dropped_total, self.waves.bytes);
                 let dropping = (|| {
                     let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                    let d = drop_oldest(&tx, target, RowId::MAX, depth)?;
+                    let d = drop_oldest(&tx, target, RowId::MAX, depth, waves)?;
                     if d.count > 0 {
                         tx.execute(
                             "INSERT OR REPLACE INTO meta (key, value) VALUES ('dropped_total', ?1)",
@@ -741,6 +763,7 @@ impl SqliteStore {
     fn try_append(&mut self, batches: &[&[Observation]]) -> Result<Vec<AppendOutcome>, BufferError> {
         let limit = self.limit();
         let (when_full, depth, dropped_total, slack) = (self.when_full, self.depth, self.dropped_total, self.budget.drop_slack);
+        let waves = self.waves.bytes;
         let SqliteStore { conn, devices, .. } = self;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let result = (|| {
@@ -766,14 +789,14 @@ impl SqliteStore {
                 }
             }
             let mut dropped = Dropped::default();
-            let live = Self::live_bytes(&tx)?;
+            let live = Self::entry_bytes(&tx, waves)?;
             if live > limit {
                 match when_full {
                     WhenFull::StopReading => return Ok(None),
                     WhenFull::DropOldest => {
                         let target = limit.saturating_sub(slack);
-                        dropped = drop_oldest(&tx, target, first_new.unwrap_or(RowId::MAX), depth)?;
-                        if Self::live_bytes(&tx)? > limit {
+                        dropped = drop_oldest(&tx, target, first_new.unwrap_or(RowId::MAX), depth, waves)?;
+                        if Self::entry_bytes(&tx, waves)? > limit {
                             // Even with every older entry gone the batch does not fit.
                             return Ok(None);
                         }
@@ -992,6 +1015,9 @@ impl SqliteStore {
         // duplicate, which receivers remove by id); the sinks and the count carry over.
         fresh.sinks = std::mem::take(&mut self.sinks);
         fresh.dead_lettered = fresh.dead_lettered.max(self.dead_lettered);
+        // Wave segments are not salvaged (a gap the receiver sees by sequence); the budget stays.
+        fresh.waves.limit = self.waves.limit;
+        fresh.waves.dropped_total = fresh.waves.dropped_total.max(self.waves.dropped_total);
         fresh.commits += self.commits;
         fresh.runtime_quarantines = self.runtime_quarantines + 1;
         fresh.reserve.add_writes(self.reserve.writes());
@@ -1047,6 +1073,17 @@ impl SqliteStore {
     }
 }
 
+/// For the wave segments' own calls (`waves.rs`).
+impl SqliteStore {
+    pub(super) fn db(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub(super) fn db_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
 fn refused(n: usize) -> Vec<AppendOutcome> {
     (0..n).map(|_| AppendOutcome { refused_full: true, ..AppendOutcome::default() }).collect()
 }
@@ -1059,10 +1096,10 @@ fn estimate(o: &Observation) -> u64 {
 /// Deletes the oldest entries (rowid < `before`) until live bytes are at most `target`.
 /// Free pages appear only when whole leaf pages empty, so it deletes by an estimate from the
 /// average entry size and measures again.
-fn drop_oldest(tx: &Connection, target: u64, before: RowId, depth: u64) -> Result<Dropped, BufferError> {
+fn drop_oldest(tx: &Connection, target: u64, before: RowId, depth: u64, waves: u64) -> Result<Dropped, BufferError> {
     let mut total = Dropped::default();
     for _ in 0..16 {
-        let live = SqliteStore::live_bytes(tx)?;
+        let live = SqliteStore::entry_bytes(tx, waves)?;
         if live <= target {
             break;
         }

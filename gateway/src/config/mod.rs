@@ -96,6 +96,20 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
     if let Some(g) = &gateway {
         r.distinct_eui64s(g, &devices);
     }
+    // Durable waves take their budget out of the buffer's: observations must keep most of it.
+    if let (true, Some(b)) = (waves.durable, &buffer) {
+        if waves.max_bytes > b.max_bytes / 2 {
+            r.err(
+                0..0,
+                "waves.max_bytes",
+                format!(
+                    "{} bytes is more than half of buffer.max_bytes ({}): observations would be left too little",
+                    waves.max_bytes, b.max_bytes
+                ),
+                Some("lower waves.max_bytes or raise buffer.max_bytes".into()),
+            );
+        }
+    }
 
     match (gateway, mqtt, buffer, r.errors.is_empty()) {
         (Some(gateway), Some(mqtt), Some(buffer), true) => {

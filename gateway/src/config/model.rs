@@ -289,13 +289,23 @@ pub struct WavesConfig {
     pub segment_ms: u32,
     /// MQTT QoS of wave messages, 0 or 1.
     pub qos: u8,
-    /// Segments the sink holds at most while the broker is slow or away.
+    /// Segments the sink holds at most in memory (non-durable: while the broker is slow or
+    /// away; durable: the segments read ahead from the buffer).
     pub queue: usize,
+    /// Segments go to the disk buffer and are deleted on the broker's PUBACK (forces QoS 1).
+    pub durable: bool,
+    /// Durable waves: bytes of the buffer the segments may use (drop-oldest within them);
+    /// taken from `buffer.max_bytes`, so observations keep the rest.
+    pub max_bytes: u64,
 }
+
+/// Default `[waves] max_bytes`: 64 MiB, about 5 hours of a DF2 pleth or 6 minutes of 32 beds'
+/// ECG and pleth.
+pub const WAVES_MAX_BYTES: u64 = 64 << 20;
 
 impl Default for WavesConfig {
     fn default() -> Self {
-        WavesConfig { enabled: false, segment_ms: 1000, qos: 0, queue: 1024 }
+        WavesConfig { enabled: false, segment_ms: 1000, qos: 0, queue: 1024, durable: false, max_bytes: WAVES_MAX_BYTES }
     }
 }
 

@@ -7,6 +7,7 @@
 //! The buffer tracks delivery per sink by name: a row leaves when every sink has it.
 
 pub mod delivery;
+pub mod durable_waves;
 pub mod mllp;
 pub mod mqtt;
 pub mod outbox;

@@ -144,6 +144,7 @@ impl DeviceWaves {
                 topic: self.topic.clone(),
                 payload: Bytes::copy_from_slice(&self.buf),
                 content_type: self.link.format.content_type(),
+                stored: None,
             };
             if self.link.tx.try_send(m).is_err() {
                 self.link.stats.waves_dropped.fetch_add(1, Ordering::Relaxed);

@@ -17,6 +17,7 @@ mod disk;
 mod handle;
 mod sinks;
 mod store;
+mod waves;
 
 /// 2024-03-15T10:22:05Z, the receipt time of the first fixture observation.
 const T0: i64 = 1_710_498_125_000;

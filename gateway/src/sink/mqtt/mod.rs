@@ -107,6 +107,8 @@ pub struct SinkParams {
     pub aux: mpsc::Receiver<AuxMessage>,
     /// Waveform segments (`[waves]`), and the queue's capacity and QoS.
     pub waves: Option<(mpsc::Receiver<waves::WaveMessage>, crate::config::WavesConfig)>,
+    /// Durable waves: where the stored ids the broker acknowledged go (`sink/durable_waves.rs`).
+    pub wave_acks: Option<waves::WaveAcks>,
     pub shutdown: CancellationToken,
     pub stats: Arc<SinkStats>,
 }
@@ -176,7 +178,10 @@ pub async fn run(mut p: SinkParams) {
     session.group_rows(medgw_protocols::encode::hl7v2::SetLimits::default());
     let mut wave_rx = match p.waves.take() {
         Some((rx, w)) => {
-            session.carry_waves(w.queue, w.qos);
+            match p.wave_acks.take() {
+                Some(acks) => session.carry_durable_waves(w.queue, acks),
+                None => session.carry_waves(w.queue, w.qos),
+            }
             Some(rx)
         }
         None => None,
@@ -259,12 +264,14 @@ pub async fn run(mut p: SinkParams) {
                 }
             }
             Some(a) = p.aux.recv(), if session.wants_aux() => session.push_aux(a),
-            // Always taken: the session's wave queue is bounded and drops its oldest.
-            w = async { wave_rx.as_mut().expect("guarded by is_some").recv().await }, if wave_rx.is_some() => match w {
+            // Always taken (the wave queue is bounded and drops its oldest), unless durable and
+            // full: then the segments wait in the buffer.
+            w = async { wave_rx.as_mut().expect("guarded by is_some").recv().await }, if wave_rx.is_some() && session.wants_wave() => match w {
                 Some(w) => {
                     let now = std::time::Instant::now();
                     session.push_wave(w, now);
-                    while let Ok(w) = wave_rx.as_mut().expect("checked").try_recv() {
+                    while session.wants_wave() {
+                        let Ok(w) = wave_rx.as_mut().expect("checked").try_recv() else { break };
                         session.push_wave(w, now);
                     }
                 }
@@ -307,6 +314,10 @@ pub async fn run(mut p: SinkParams) {
             }
             _ = p.shutdown.cancelled(), if !shutdown_seen => {
                 shutdown_seen = true;
+                // The segments the devices closed as they stopped: sent within the drain.
+                while let Some(w) = wave_rx.as_mut().filter(|_| session.wants_wave()).and_then(|rx| rx.try_recv().ok()) {
+                    session.push_wave(w, std::time::Instant::now());
+                }
                 session.shutdown(std::time::Instant::now());
             }
         }

@@ -186,6 +186,17 @@ impl Session {
         self.waves = WaveQueue::new(capacity, qos);
     }
 
+    /// Carries durable waveform segments (QoS 1): at most `capacity` read ahead from the buffer;
+    /// the stored ids the broker acknowledged go to `acks`.
+    pub fn carry_durable_waves(&mut self, capacity: usize, acks: super::waves::WaveAcks) {
+        self.waves = WaveQueue::durable(capacity, acks);
+    }
+
+    /// Whether the driver should hand over another wave segment now.
+    pub fn wants_wave(&self) -> bool {
+        self.waves.has_room()
+    }
+
     /// A waveform segment to publish when nothing of higher priority is waiting; the oldest
     /// queued segment is dropped (and counted) when the queue is full.
     pub fn push_wave(&mut self, m: WaveMessage, now: Instant) {
@@ -242,8 +253,7 @@ impl Session {
                     Some(at) => at + self.cfg.keep_alive,
                 };
                 // QoS 0 wave segments left over from a round (at most WAVES_PER_ROUND each): at once.
-                let waves =
-                    (self.waves.qos() == 0 && self.waves.len() > 0 && l.closing.is_none() && l.window.has_room()).then_some(l.last_sent);
+                let waves = (self.waves.qos() == 0 && self.waves.len() > 0 && l.window.has_room()).then_some(l.last_sent);
                 [Some(ping), l.closing.map(|c| c + DRAIN), l.rescan_at, waves].into_iter().flatten().min()
             }
         }
@@ -412,6 +422,7 @@ impl Session {
         match self.state {
             State::Stopped => None,
             State::Waiting { .. } | State::Connecting if self.shutdown => {
+                self.waves.abandon(&self.stats);
                 self.state = State::Stopped;
                 Some(Action::Stop)
             }
@@ -528,9 +539,27 @@ impl Session {
             packet::encode_publish(version, out, &mut self.wbuf)?;
             self.stats.published.fetch_add(n, Ordering::Relaxed);
         }
+        // Shutdown: segments the devices closed last still go out within the drain (QoS 1 ones
+        // take the ids acknowledgements free); what is left when it ends is counted.
+        if l.closing.is_some() && self.waves.qos() == 1 {
+            while l.window.has_room() {
+                let Some((id, w)) = self.waves.pop() else { break };
+                let pkid = l.window.take(Carried::Wave(id)).expect("room checked");
+                self.stats.wave_bytes.fetch_add(w.payload.len() as u64, Ordering::Relaxed);
+                let out = OutgoingPublish {
+                    pkid,
+                    topic: w.topic,
+                    payload: w.payload,
+                    retain: false,
+                    content_type: Some(w.content_type),
+                    dup: false,
+                };
+                packet::encode_publish(version, out, &mut self.wbuf)?;
+            }
+        }
         // QoS 0 wave segments, only when the window has room, i.e. nothing buffered was waiting
         // for it (waves rank below observations and events); a bounded number per round.
-        if self.waves.qos() == 0 && l.closing.is_none() && l.window.has_room() {
+        if self.waves.qos() == 0 && l.window.has_room() {
             for _ in 0..WAVES_PER_ROUND {
                 let Some((_, w)) = self.waves.pop() else { break };
                 self.stats.wave_bytes.fetch_add(w.payload.len() as u64, Ordering::Relaxed);
@@ -556,7 +585,8 @@ impl Session {
             return Ok(());
         }
         if let Some(since) = l.closing {
-            if l.window.is_empty() || now.saturating_duration_since(since) >= DRAIN {
+            if (l.window.is_empty() && self.waves.len() == 0) || now.saturating_duration_since(since) >= DRAIN {
+                self.waves.abandon(&self.stats);
                 packet::encode_disconnect(version, &mut self.wbuf)?;
                 self.actions.push_back(Action::Write(self.wbuf.split().freeze()));
                 self.actions.push_back(Action::Close { graceful: true });
@@ -586,6 +616,7 @@ impl Session {
 
     fn retry_later(&mut self, now: Instant) {
         if self.shutdown {
+            self.waves.abandon(&self.stats);
             self.state = State::Stopped;
             self.actions.push_back(Action::Stop);
             return;

@@ -7,6 +7,11 @@
 //! drops the *oldest* segment when full — the newest matter most for a live view — counting
 //! every drop in [`SinkStats::waves_dropped`] and logging it at most once a minute with the
 //! count. A segment is never dropped silently.
+//!
+//! With `[waves] durable = true` the segments are in the disk buffer (`buffer/waves.rs`,
+//! `sink/durable_waves.rs` feeds them here) and this queue only holds the ones read ahead: it
+//! never drops — the driver stops taking segments while it is full ([`WaveQueue::has_room`]) —
+//! and a PUBACK names the stored segment to delete ([`WaveAcks`]).
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -23,7 +28,13 @@ pub struct WaveMessage {
     pub topic: String,
     pub payload: Bytes,
     pub content_type: &'static str,
+    /// Durable waves: the segment's id in the buffer, deleted on its PUBACK.
+    pub stored: Option<i64>,
 }
+
+/// Ids of stored segments the broker acknowledged, collected by the sink for the task that
+/// deletes them (`sink/durable_waves.rs`).
+pub type WaveAcks = std::sync::Arc<std::sync::Mutex<Vec<i64>>>;
 
 /// The sink's queue of wave segments; QoS 1 segments in flight are kept until acknowledged and
 /// go out again after a reconnect.
@@ -35,6 +46,8 @@ pub(crate) struct WaveQueue {
     qos: u8,
     next_id: u64,
     log: LogLimiter<()>,
+    /// Durable: where acknowledged stored segments go; the queue never drops.
+    durable: Option<WaveAcks>,
 }
 
 impl Default for WaveQueue {
@@ -52,7 +65,41 @@ impl WaveQueue {
             qos: qos.min(1),
             next_id: 0,
             log: LogLimiter::default(),
+            durable: None,
         }
+    }
+
+    /// A queue for durable waves: it holds at most `capacity` read-ahead segments (QoS 1) and
+    /// reports the stored ids the broker acknowledged into `acks`.
+    pub(crate) fn durable(capacity: usize, acks: WaveAcks) -> WaveQueue {
+        WaveQueue { durable: Some(acks), ..WaveQueue::new(capacity, 1) }
+    }
+
+    /// Whether the driver should take another segment now (always, unless durable and full:
+    /// a durable segment waits in the buffer instead of being dropped here).
+    pub(crate) fn has_room(&self) -> bool {
+        self.durable.is_none() || self.queue.len() + self.in_flight.len() < self.capacity
+    }
+
+    /// At the end of the shutdown drain: what is still here is lost unless durable (then it
+    /// stays in the buffer). Counts and logs the loss; returns the segments lost.
+    pub(crate) fn abandon(&mut self, stats: &SinkStats) -> u64 {
+        let n = (self.queue.len() + self.in_flight.len()) as u64;
+        self.queue.clear();
+        self.in_flight.clear();
+        if n > 0 {
+            if self.durable.is_some() {
+                tracing::info!(segments = n, "shutdown: wave segments not sent stay in the buffer for the next start");
+                return 0;
+            }
+            stats.waves_dropped.fetch_add(n, Ordering::Relaxed);
+            tracing::warn!(
+                lost = n,
+                total_dropped = stats.waves_dropped.load(Ordering::Relaxed),
+                "shutdown: wave segments not sent within the drain are lost (waves are not durable)"
+            );
+        }
+        n
     }
 
     pub(crate) fn qos(&self) -> u8 {
@@ -65,7 +112,7 @@ impl WaveQueue {
 
     /// Queues a segment; when the queue is full the oldest queued one is dropped and counted.
     pub(crate) fn push(&mut self, m: WaveMessage, stats: &SinkStats, now: Instant) {
-        if self.queue.len() + self.in_flight.len() >= self.capacity {
+        if self.durable.is_none() && self.queue.len() + self.in_flight.len() >= self.capacity {
             if self.queue.pop_front().is_some() {
                 self.dropped(1, stats, now);
             } else {
@@ -100,6 +147,11 @@ impl WaveQueue {
     }
 
     pub(crate) fn acked(&mut self, id: u64) {
+        if let Some(acks) = &self.durable {
+            if let Some(stored) = self.in_flight.iter().find(|(i, _)| *i == id).and_then(|(_, m)| m.stored) {
+                acks.lock().unwrap_or_else(|p| p.into_inner()).push(stored);
+            }
+        }
         self.in_flight.retain(|(i, _)| *i != id);
     }
 
@@ -116,7 +168,7 @@ mod tests {
     use super::*;
 
     fn m(i: u32) -> WaveMessage {
-        WaveMessage { topic: format!("t/{i}"), payload: Bytes::new(), content_type: "application/json" }
+        WaveMessage { topic: format!("t/{i}"), payload: Bytes::new(), content_type: "application/json", stored: Some(i as i64) }
     }
 
     #[test]
@@ -152,5 +204,33 @@ mod tests {
         q.pop();
         q.connection_lost();
         assert!(q.pop().is_none());
+    }
+
+    #[test]
+    fn a_durable_queue_never_drops_and_names_the_stored_segment_acknowledged() {
+        let stats = SinkStats::default();
+        let acks = WaveAcks::default();
+        let mut q = WaveQueue::durable(2, acks.clone());
+        let now = Instant::now();
+        q.push(m(10), &stats, now);
+        assert!(q.has_room());
+        q.push(m(11), &stats, now);
+        assert!(!q.has_room(), "full: the driver leaves the next in the buffer");
+        q.push(m(12), &stats, now);
+        assert_eq!(stats.waves_dropped.load(Ordering::Relaxed), 0);
+        let (a, _) = q.pop().unwrap();
+        let (_b, _) = q.pop().unwrap();
+        q.acked(a);
+        assert_eq!(*acks.lock().unwrap(), [10]);
+        q.connection_lost();
+        let topics: Vec<String> = std::iter::from_fn(|| q.pop()).map(|(_, w)| w.topic).collect();
+        assert_eq!(topics, ["t/11", "t/12"]);
+        // At shutdown what is left stays in the buffer: not counted as lost.
+        assert_eq!(q.abandon(&stats), 0);
+        assert_eq!(stats.waves_dropped.load(Ordering::Relaxed), 0);
+        let mut q = WaveQueue::new(4, 0);
+        q.push(m(1), &stats, now);
+        assert_eq!(q.abandon(&stats), 1);
+        assert_eq!(stats.waves_dropped.load(Ordering::Relaxed), 1, "not durable: the loss is counted");
     }
 }

@@ -15,7 +15,12 @@ fn entry(rowid: RowId) -> Entry {
 }
 
 fn wave(i: u32) -> WaveMessage {
-    WaveMessage { topic: format!("medgw/v1/gw/BED1/a/wave/{i}"), payload: Bytes::from_static(b"{}"), content_type: "application/json" }
+    WaveMessage {
+        topic: format!("medgw/v1/gw/BED1/a/wave/{i}"),
+        payload: Bytes::from_static(b"{}"),
+        content_type: "application/json",
+        stored: None,
+    }
 }
 
 struct H {
