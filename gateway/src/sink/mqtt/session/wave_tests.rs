@@ -155,3 +155,85 @@ fn while_disconnected_the_queue_keeps_the_newest_and_counts_the_dropped() {
     let waves: Vec<&str> = h.sent.iter().filter(|(t, ..)| t.contains("/wave/")).map(|(t, ..)| t.rsplit('/').next().unwrap()).collect();
     assert_eq!(waves, ["2", "3", "4"]);
 }
+
+/// Whether the session wrote a DISCONNECT and stopped.
+fn stopped(h: &mut H) -> bool {
+    let mut stop = false;
+    while let Some(a) = h.s.poll(h.now) {
+        stop |= a == Action::Stop;
+    }
+    stop || h.s.poll(h.now).is_none() && !h.s.is_connected()
+}
+
+#[test]
+fn at_shutdown_queued_segments_go_out_within_the_drain_and_what_is_left_is_counted() {
+    // QoS 0: the segments the devices closed as they stopped are written before DISCONNECT.
+    let mut h = H::new(64, 0);
+    h.connect(4);
+    h.answer_read(Vec::new());
+    h.puback(h.pkid_of(0));
+    for i in 0..5 {
+        h.s.push_wave(wave(i), h.now);
+    }
+    h.s.shutdown(h.now);
+    h.run();
+    assert_eq!(h.kinds().iter().filter(|k| **k == "wave").count(), 5, "{:?}", h.kinds());
+    assert!(!h.s.is_connected(), "then it disconnects");
+    assert_eq!(h.stats.waves_dropped.load(Ordering::Relaxed), 0);
+
+    // QoS 1: they take the ids acknowledgements free; the session waits for their PUBACKs
+    // within the drain and counts the segments it could not send.
+    let mut h = H::new(64, 1);
+    h.connect(2);
+    h.answer_read(vec![entry(1)]);
+    assert_eq!(h.kinds(), ["status", "obs"]);
+    for i in 0..4 {
+        h.s.push_wave(wave(i), h.now);
+    }
+    h.s.shutdown(h.now);
+    h.run();
+    assert_eq!(h.kinds(), ["status", "obs"], "the window is full");
+    h.puback(h.pkid_of(0));
+    assert_eq!(h.kinds(), ["status", "obs", "wave"], "a freed id goes to a segment while draining");
+    let w = h.sent[2].1;
+    h.puback(w);
+    assert_eq!(h.kinds().iter().filter(|k| **k == "wave").count(), 2);
+    assert!(h.s.is_connected(), "segments still queued: the drain goes on");
+    h.now += DRAIN;
+    assert!(stopped(&mut h));
+    // One in flight and two queued when the drain ended: lost, and counted.
+    assert_eq!(h.stats.waves_dropped.load(Ordering::Relaxed), 3);
+    assert_eq!(h.stats.waves_published.load(Ordering::Relaxed), 1);
+
+    // Not connected at shutdown: nothing can go out, the loss is counted.
+    let mut h = H::new(64, 0);
+    h.run();
+    h.s.push_wave(wave(0), h.now);
+    h.s.push_wave(wave(1), h.now);
+    h.s.shutdown(h.now);
+    assert!(stopped(&mut h));
+    assert_eq!(h.stats.waves_dropped.load(Ordering::Relaxed), 2);
+}
+
+#[test]
+fn durable_segments_left_at_shutdown_stay_stored_and_acknowledged_ones_are_named() {
+    let mut h = H::new(64, 1);
+    let acks = super::super::waves::WaveAcks::default();
+    h.s.carry_durable_waves(2, acks.clone());
+    h.connect(10);
+    h.answer_read(Vec::new());
+    let stored = |i: u32| WaveMessage { stored: Some(100 + i as i64), ..wave(i) };
+    h.s.push_wave(stored(0), h.now);
+    h.s.push_wave(stored(1), h.now);
+    assert!(!h.s.wants_wave(), "two read ahead: the rest waits in the buffer");
+    h.run();
+    let w: Vec<u16> = h.sent.iter().filter(|(t, ..)| t.contains("/wave/")).map(|s| s.1).collect();
+    assert_eq!(w.len(), 2);
+    h.puback(w[1]);
+    assert_eq!(*acks.lock().unwrap(), [101]);
+    assert!(h.s.wants_wave());
+    h.s.shutdown(h.now);
+    h.now += DRAIN;
+    assert!(stopped(&mut h));
+    assert_eq!(h.stats.waves_dropped.load(Ordering::Relaxed), 0, "not lost: still in the buffer");
+}
