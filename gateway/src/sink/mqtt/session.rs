@@ -253,7 +253,8 @@ impl Session {
                     Some(at) => at + self.cfg.keep_alive,
                 };
                 // QoS 0 wave segments left over from a round (at most WAVES_PER_ROUND each): at once.
-                let waves = (self.waves.qos() == 0 && self.waves.len() > 0 && l.window.has_room()).then_some(l.last_sent);
+                let waves = (self.waves.qos() == 0 && self.waves.len() > 0 && l.window.has_room() && (self.outbox.idle() || l.closing.is_some()))
+                    .then_some(l.last_sent);
                 [Some(ping), l.closing.map(|c| c + DRAIN), l.rescan_at, waves].into_iter().flatten().min()
             }
         }
@@ -479,8 +480,9 @@ impl Session {
                 continue;
             }
             let Some(first) = self.outbox.next_entry() else {
-                // Nothing buffered is ready: a wave segment (QoS 1) may take the free id.
-                if self.waves.qos() == 1 {
+                // Nothing buffered is ready nor being read (a backlog drains before any wave
+                // segment): a wave segment (QoS 1) may take the free id.
+                if self.waves.qos() == 1 && self.outbox.idle() {
                     if let Some((id, w)) = self.waves.pop() {
                         let pkid = l.window.take(Carried::Wave(id)).expect("room checked");
                         self.stats.wave_bytes.fetch_add(w.payload.len() as u64, Ordering::Relaxed);
@@ -559,7 +561,7 @@ impl Session {
         }
         // QoS 0 wave segments, only when the window has room, i.e. nothing buffered was waiting
         // for it (waves rank below observations and events); a bounded number per round.
-        if self.waves.qos() == 0 && l.window.has_room() {
+        if self.waves.qos() == 0 && l.window.has_room() && (self.outbox.idle() || l.closing.is_some()) {
             for _ in 0..WAVES_PER_ROUND {
                 let Some((_, w)) = self.waves.pop() else { break };
                 self.stats.wave_bytes.fetch_add(w.payload.len() as u64, Ordering::Relaxed);

@@ -237,3 +237,21 @@ fn durable_segments_left_at_shutdown_stay_stored_and_acknowledged_ones_are_named
     assert!(stopped(&mut h));
     assert_eq!(h.stats.waves_dropped.load(Ordering::Relaxed), 0, "not lost: still in the buffer");
 }
+
+#[test]
+fn after_a_reconnect_the_observation_backlog_goes_before_any_wave_segment() {
+    for qos in [0, 1] {
+        let mut h = H::new(64, qos);
+        h.connect(10);
+        for i in 0..3 {
+            h.s.push_wave(wave(i), h.now);
+        }
+        h.run();
+        // The backlog read is under way: the buffer may hold observations, so no wave yet.
+        assert_eq!(h.kinds(), ["status"], "qos {qos}");
+        h.answer_read((1..=4).map(entry).collect());
+        let k = h.kinds();
+        let first_wave = k.iter().position(|k| *k == "wave").unwrap_or(k.len());
+        assert!(k[..first_wave].iter().filter(|k| **k == "obs").count() == 4, "qos {qos}: {k:?}");
+    }
+}
