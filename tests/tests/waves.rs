@@ -162,3 +162,138 @@ fn waves_off_by_default_publish_nothing() {
     assert!(msgs.iter().filter(|m| m.topic.ends_with("/obs")).count() >= 6, "numerics flow\n{}", gw.log());
     assert!(!msgs.iter().any(|m| m.topic.ends_with("/wave")), "no [waves] enabled: no wave topic");
 }
+
+/// Sequence numbers of a device's segments, in arrival order, with their payloads.
+fn seqs_of(msgs: &[Received], topic: &str) -> Vec<(u64, Vec<u8>)> {
+    msgs.iter().filter(|m| m.topic == topic).map(|m| (m.json()["seq"].as_u64().expect("seq"), m.payload.clone())).collect()
+}
+
+/// Every number from 0 to the last exactly once, except a QoS 1 resend of a segment in flight
+/// when the broker went (the same bytes again): returns the numbers of those.
+fn exactly_once(got: &[(u64, Vec<u8>)], what: &str) -> Vec<u64> {
+    let mut first: std::collections::BTreeMap<u64, &Vec<u8>> = Default::default();
+    let mut resent = Vec::new();
+    for (s, p) in got {
+        match first.get(s) {
+            None => drop(first.insert(*s, p)),
+            Some(q) => {
+                assert_eq!(*q, p, "{what}: seq {s} twice with different contents");
+                resent.push(*s);
+            }
+        }
+    }
+    let last = first.keys().last().copied().unwrap_or(0);
+    let missing: Vec<u64> = (0..=last).filter(|s| !first.contains_key(s)).collect();
+    assert!(missing.is_empty(), "{what}: segments lost: {missing:?} of 0..={last}");
+    resent
+}
+
+#[test]
+fn durable_waves_survive_a_broker_outage_every_segment_once_after_the_observations() {
+    if missing("mosquitto") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Mosquitto::start();
+    let sim = start_sim(dir.path(), "df2", "nonin-df2", &[]);
+    let sub = Subscriber::start(broker.port, "medgw/v1/gw-waves/#");
+    let devices = [("nonin-df2", "pleth2", sim.link.as_path(), "")];
+    let mut cfg = config(dir.path(), broker.port, free_port(), &devices, "enabled = true\ndurable = true\nmax_bytes = \"8MB\"");
+    cfg = cfg.replace("format = \"fhir\"", "format = \"canonical\"");
+    let mut gw = start_gateway(dir.path(), "gw", &cfg);
+    let wave_topic = "medgw/v1/gw-waves/BED1/pleth2/wave";
+    let before = sub.wait_for(Duration::from_secs(30), |m| m.iter().filter(|m| m.topic == wave_topic).count() >= 3);
+    assert!(before.iter().filter(|m| m.topic == wave_topic).count() >= 3, "waves flow\n{}", gw.log());
+    broker.stop();
+    let outage_from = before.len();
+    std::thread::sleep(Duration::from_secs(8));
+    let back_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    broker.restart();
+    // The backlog and then the live segments arrive; then the device stops (its open segment
+    // is closed and sent), then the gateway.
+    let _ = sub.wait_for(Duration::from_secs(40), |m| m.len() > outage_from + 20);
+    let mut sim = sim;
+    sim.proc.terminate(Duration::from_secs(5));
+    let msgs = sub.wait_quiet(Duration::from_secs(4), Duration::from_secs(40));
+    assert_eq!(gw.terminate(Duration::from_secs(15)), Some(0), "{}", gw.log());
+    let log = gw.log();
+
+    let got = seqs_of(&msgs, wave_topic);
+    let resent = exactly_once(&got, "pleth2");
+    assert!(resent.len() <= 2, "only segments in flight at the outage come twice: {resent:?}");
+    // About 8 s of pleth were made during the outage, none dropped.
+    assert!(got.len() >= 14, "{} segments\n{log}", got.len());
+    assert!(!log.contains("wave queue full") && !log.contains("segments could not be stored") && !log.contains("not sent within the drain"), "{log}");
+
+    // Observations first: every observation made while the broker was away arrived before
+    // the first segment after it (segments wait until the observation backlog is sent).
+    let after = &msgs[outage_from..];
+    let receipt = |m: &Received| {
+        m.json()["receipt_time"].as_str().and_then(|t| medgw_protocols::Timestamp::parse_rfc3339(t).ok()).map(|t| t.0).unwrap_or(i64::MAX)
+    };
+    let first_wave = after.iter().position(|m| m.topic == wave_topic).expect("waves after the outage");
+    let buffered: Vec<usize> =
+        after.iter().enumerate().filter(|(_, m)| m.topic.ends_with("/obs") && receipt(m) < back_ms - 500).map(|(i, _)| i).collect();
+    eprintln!("after the outage: {} messages, {} observations from the outage, first segment at {first_wave}", after.len(), buffered.len());
+    assert!(buffered.len() >= 5, "about 8 s of observations were buffered: {}\n{log}", buffered.len());
+    assert!(buffered.iter().all(|i| *i < first_wave), "an outage observation came after a wave segment: {buffered:?}, first segment {first_wave}");
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+#[test]
+fn durable_segments_survive_kill_9_and_the_segment_open_at_shutdown_is_kept() {
+    if missing("mosquitto") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Mosquitto::start();
+    let sim = start_sim(dir.path(), "df2", "nonin-df2", &[]);
+    let sub = Subscriber::start(broker.port, "medgw/v1/gw-waves/+/+/wave");
+    let devices = [("nonin-df2", "pleth2", sim.link.as_path(), "")];
+    let cfg = config(dir.path(), broker.port, free_port(), &devices, "enabled = true\ndurable = true\nmax_bytes = \"8MB\"")
+        .replace("format = \"fhir\"", "format = \"canonical\"");
+    broker.stop();
+    // Run 1, the broker away: killed with SIGKILL after some seconds.
+    let mut gw = start_gateway(dir.path(), "gw1", &cfg);
+    std::thread::sleep(Duration::from_secs(6));
+    let killed_at = unix_ms();
+    gw.kill9();
+    // Run 2, the broker still away: stopped in order; the open segment is closed and stored.
+    let mut gw = start_gateway(dir.path(), "gw2", &cfg);
+    // Half a second into a segment (the first starts about when the gateway does).
+    std::thread::sleep(Duration::from_millis(5500));
+    let stopped_at = unix_ms();
+    assert_eq!(gw.terminate(Duration::from_secs(15)), Some(0), "{}", gw.log());
+    let log2 = gw.log();
+    // Run 3 with the broker back: both runs' segments arrive.
+    broker.restart();
+    std::thread::sleep(Duration::from_secs(2));
+    let mut gw = start_gateway(dir.path(), "gw3", &cfg);
+    let t = |j: &Value, k: &str| medgw_protocols::Timestamp::parse_rfc3339(j[k].as_str().unwrap()).unwrap().0;
+    let msgs = sub.wait_for(Duration::from_secs(40), |m| m.iter().map(|m| m.json()).filter(|j| t(j, "start") > stopped_at + 1500).count() >= 2);
+    gw.terminate(Duration::from_secs(15));
+    let log3 = gw.log();
+    let segs: Vec<Value> = msgs.iter().map(|m| m.json()).collect();
+    let run = |from: i64, to: i64| -> Vec<&Value> {
+        let mut v: Vec<&Value> = segs.iter().filter(|j| t(j, "start") >= from && t(j, "start") < to).collect();
+        v.sort_by_key(|j| j["seq"].as_u64());
+        v.dedup_by_key(|j| j["seq"].as_u64());
+        v
+    };
+    let run1 = run(0, killed_at);
+    let run2 = run(killed_at, stopped_at);
+    let seqs = |r: &[&Value]| r.iter().map(|j| j["seq"].as_u64().unwrap()).collect::<Vec<_>>();
+    // Run 1: every segment closed before the kill (the open one dies with the process).
+    assert!(run1.len() >= 3, "run 1: {:?}\n{log3}", seqs(&run1));
+    assert_eq!(seqs(&run1), (0..run1.len() as u64).collect::<Vec<_>>(), "run 1: none lost");
+    // Run 2: every segment, the last one closed at shutdown with less than a second.
+    assert!(run2.len() >= 3, "run 2: {:?}\n{log2}", seqs(&run2));
+    assert_eq!(seqs(&run2), (0..run2.len() as u64).collect::<Vec<_>>(), "run 2: none lost");
+    let last = run2.last().unwrap();
+    let n = last["samples"].as_array().map_or(0, Vec::len);
+    assert!(n > 0 && n < 75, "the segment open at shutdown was closed and kept: {n} samples\n{log2}");
+    assert!(!log2.contains("not sent within the drain"), "{log2}");
+}
