@@ -297,3 +297,28 @@ fn durable_segments_survive_kill_9_and_the_segment_open_at_shutdown_is_kept() {
     assert!(n > 0 && n < 75, "the segment open at shutdown was closed and kept: {n} samples\n{log2}");
     assert!(!log2.contains("not sent within the drain"), "{log2}");
 }
+
+#[test]
+fn at_shutdown_the_open_segment_is_closed_and_sent() {
+    if missing("mosquitto") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start();
+    let sim = start_sim(dir.path(), "df2", "nonin-df2", &[]);
+    let sub = Subscriber::start(broker.port, "medgw/v1/gw-waves/+/+/wave");
+    let devices = [("nonin-df2", "pleth2", sim.link.as_path(), "")];
+    let cfg = config(dir.path(), broker.port, free_port(), &devices, "enabled = true").replace("format = \"fhir\"", "format = \"canonical\"");
+    let mut gw = start_gateway(dir.path(), "gw", &cfg);
+    let _ = sub.wait_for(Duration::from_secs(30), |m| !m.is_empty());
+    // Half a second into a segment.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(gw.terminate(Duration::from_secs(15)), Some(0), "{}", gw.log());
+    let msgs = sub.wait_quiet(Duration::from_secs(2), Duration::from_secs(10));
+    let segs: Vec<Value> = msgs.iter().map(|m| m.json()).collect();
+    let seqs: Vec<u64> = segs.iter().map(|j| j["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>(), "{}", gw.log());
+    let n = segs.last().and_then(|j| j["samples"].as_array().map(Vec::len)).unwrap_or(0);
+    assert!(n > 0 && n < 75, "the last segment is the one open at shutdown: {n} samples\n{}", gw.log());
+    assert!(!gw.log().contains("not sent within the drain"));
+}
