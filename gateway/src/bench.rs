@@ -94,6 +94,10 @@ pub struct BenchOptions {
     /// With --waves: the MQTT QoS of wave segments (0 or 1).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
     pub waves_qos: u8,
+    /// With --waves: durable waves (`[waves] durable = true`: every segment stored in the
+    /// buffer, deleted on its PUBACK; QoS 1).
+    #[arg(long)]
+    pub waves_durable: bool,
     /// The measured process of `--waves` (started by it).
     #[arg(long, hide = true)]
     pub waves_child: bool,

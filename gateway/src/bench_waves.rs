@@ -34,6 +34,8 @@ pub struct WaveBenchReport {
     pub beds: usize,
     pub format: String,
     pub qos: u8,
+    /// Segments stored in the buffer and deleted on their PUBACK (`--waves-durable`).
+    pub durable: bool,
     pub seconds: f64,
     pub segments: u64,
     pub segments_per_s: f64,
@@ -133,6 +135,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<WaveBenchReport> {
         Command::new(exe)
             .args(["bench", "--waves-child", "--broker-port", &port.to_string(), "--devices", &o.devices.to_string()])
             .args(["--format", &o.format, "--waves-qos", &o.waves_qos.to_string()])
+            .args(o.waves_durable.then_some("--waves-durable"))
             .env("MEDGW_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(log)
@@ -178,7 +181,8 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<WaveBenchReport> {
     Ok(WaveBenchReport {
         beds: o.devices,
         format: o.format,
-        qos: o.waves_qos,
+        qos: if o.waves_durable { 1 } else { o.waves_qos },
+        durable: o.waves_durable,
         seconds: secs,
         segments: latencies.len() as u64,
         segments_per_s: latencies.len() as f64 / secs,
@@ -203,18 +207,37 @@ pub async fn child(o: BenchOptions) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new().prefix("medgw-bench-waves-gw-").tempdir()?;
     let buffer_cfg = crate::config::BufferConfig {
         path: dir.path().join("buffer.db"),
-        max_bytes: 64 << 20,
+        max_bytes: 256 << 20,
         when_full: crate::config::WhenFull::DropOldest,
         commit_interval_ms: 5,
         replay: crate::config::Replay::LiveFirst,
     };
     let (buffer, _) = crate::buffer::open(&buffer_cfg).await?;
     let nom = Arc::new(Nomenclature::builtin());
-    let waves = WavesConfig { enabled: true, segment_ms: 1000, qos: o.waves_qos, ..WavesConfig::default() };
+    let durable = o.waves_durable;
+    let waves =
+        WavesConfig { enabled: true, segment_ms: 1000, qos: if durable { 1 } else { o.waves_qos }, durable, ..WavesConfig::default() };
     let (_live_tx, live_rx) = mpsc::channel(16);
     let (_aux_tx, aux_rx) = mpsc::channel(16);
     let (wave_tx, wave_rx) = mpsc::channel(waves.queue);
     let stats = Arc::new(crate::sink::mqtt::SinkStats::default());
+    // Durable: devices → the durable wave task (stores every segment) → the sink, as `medgw run`.
+    let acks = crate::sink::mqtt::waves::WaveAcks::default();
+    let wave_rx = if durable {
+        buffer.set_wave_budget(waves.max_bytes).await?;
+        let (to_sink, from_store) = mpsc::channel(32);
+        let task = crate::sink::durable_waves::DurableWaves {
+            buffer: buffer.clone(),
+            input: wave_rx,
+            output: to_sink,
+            acks: acks.clone(),
+            stats: stats.clone(),
+        };
+        tokio::spawn(task.run());
+        from_store
+    } else {
+        wave_rx
+    };
     let shutdown = CancellationToken::new();
     let sink = tokio::spawn(crate::sink::mqtt::run(crate::sink::mqtt::SinkParams {
         config: MqttConfig {
@@ -240,7 +263,7 @@ pub async fn child(o: BenchOptions) -> anyhow::Result<()> {
         live_overflow: Default::default(),
         aux: aux_rx,
         waves: Some((wave_rx, waves)),
-        wave_acks: None,
+        wave_acks: durable.then_some(acks),
         shutdown: shutdown.clone(),
         stats: stats.clone(),
     }));
@@ -334,7 +357,15 @@ impl Stream {
 
 /// Prints the report as a table and one JSON line.
 pub fn print(r: &WaveBenchReport, out: &mut impl std::io::Write) -> std::io::Result<()> {
-    writeln!(out, "medgw bench --waves: {} beds × (ECG 500/s + pleth 125/s), format {}, QoS {}, {} CPUs", r.beds, r.format, r.qos, r.cpus)?;
+    writeln!(
+        out,
+        "medgw bench --waves: {} beds × (ECG 500/s + pleth 125/s), format {}, QoS {}{}, {} CPUs",
+        r.beds,
+        r.format,
+        r.qos,
+        if r.durable { ", durable (stored, deleted on PUBACK)" } else { "" },
+        r.cpus
+    )?;
     writeln!(
         out,
         "  delivered        {} segments in {:.1} s = {:.1}/s (expected {:.0}), {} sequence gaps, {:.0} samples/s",

@@ -223,7 +223,10 @@ fn durable_waves_survive_a_broker_outage_every_segment_once_after_the_observatio
     assert!(resent.len() <= 2, "only segments in flight at the outage come twice: {resent:?}");
     // About 8 s of pleth were made during the outage, none dropped.
     assert!(got.len() >= 14, "{} segments\n{log}", got.len());
-    assert!(!log.contains("wave queue full") && !log.contains("segments could not be stored") && !log.contains("not sent within the drain"), "{log}");
+    assert!(
+        !log.contains("wave queue full") && !log.contains("segments could not be stored") && !log.contains("not sent within the drain"),
+        "{log}"
+    );
 
     // Observations first: every observation made while the broker was away arrived before
     // the first segment after it (segments wait until the observation backlog is sent).
@@ -236,7 +239,10 @@ fn durable_waves_survive_a_broker_outage_every_segment_once_after_the_observatio
         after.iter().enumerate().filter(|(_, m)| m.topic.ends_with("/obs") && receipt(m) < back_ms - 500).map(|(i, _)| i).collect();
     eprintln!("after the outage: {} messages, {} observations from the outage, first segment at {first_wave}", after.len(), buffered.len());
     assert!(buffered.len() >= 5, "about 8 s of observations were buffered: {}\n{log}", buffered.len());
-    assert!(buffered.iter().all(|i| *i < first_wave), "an outage observation came after a wave segment: {buffered:?}, first segment {first_wave}");
+    assert!(
+        buffered.iter().all(|i| *i < first_wave),
+        "an outage observation came after a wave segment: {buffered:?}, first segment {first_wave}"
+    );
 }
 
 fn unix_ms() -> i64 {
@@ -273,7 +279,8 @@ fn durable_segments_survive_kill_9_and_the_segment_open_at_shutdown_is_kept() {
     std::thread::sleep(Duration::from_secs(2));
     let mut gw = start_gateway(dir.path(), "gw3", &cfg);
     let t = |j: &Value, k: &str| medgw_protocols::Timestamp::parse_rfc3339(j[k].as_str().unwrap()).unwrap().0;
-    let msgs = sub.wait_for(Duration::from_secs(40), |m| m.iter().map(|m| m.json()).filter(|j| t(j, "start") > stopped_at + 1500).count() >= 2);
+    let msgs =
+        sub.wait_for(Duration::from_secs(40), |m| m.iter().map(|m| m.json()).filter(|j| t(j, "start") > stopped_at + 1500).count() >= 2);
     gw.terminate(Duration::from_secs(15));
     let log3 = gw.log();
     let segs: Vec<Value> = msgs.iter().map(|m| m.json()).collect();
@@ -308,7 +315,8 @@ fn at_shutdown_the_open_segment_is_closed_and_sent() {
     let sim = start_sim(dir.path(), "df2", "nonin-df2", &[]);
     let sub = Subscriber::start(broker.port, "medgw/v1/gw-waves/+/+/wave");
     let devices = [("nonin-df2", "pleth2", sim.link.as_path(), "")];
-    let cfg = config(dir.path(), broker.port, free_port(), &devices, "enabled = true").replace("format = \"fhir\"", "format = \"canonical\"");
+    let cfg =
+        config(dir.path(), broker.port, free_port(), &devices, "enabled = true").replace("format = \"fhir\"", "format = \"canonical\"");
     let mut gw = start_gateway(dir.path(), "gw", &cfg);
     let _ = sub.wait_for(Duration::from_secs(30), |m| !m.is_empty());
     // Half a second into a segment.

@@ -179,7 +179,10 @@ fn a_schema_1_buffer_is_migrated_and_keeps_its_rows() {
     let cfg = config(dir.path(), 64 << 20, WhenFull::DropOldest);
     let (mut store, _) = SqliteStore::open(&cfg).unwrap();
     let ids = store.append(&observations(&beds(2), 0, 8)).unwrap().rowids;
-    store.conn().execute_batch("DROP TABLE sink_acks; DROP TABLE dead_letters; DROP TABLE wave_segments; PRAGMA user_version = 1;").unwrap();
+    store
+        .conn()
+        .execute_batch("DROP TABLE sink_acks; DROP TABLE dead_letters; DROP TABLE wave_segments; PRAGMA user_version = 1;")
+        .unwrap();
     drop(store);
     // A schema-1 file as an older medgw left it: read by `buffer stats` as it is.
     let s = cli::stats(&cfg.path).unwrap();

@@ -253,8 +253,9 @@ impl Session {
                     Some(at) => at + self.cfg.keep_alive,
                 };
                 // QoS 0 wave segments left over from a round (at most WAVES_PER_ROUND each): at once.
-                let waves = (self.waves.qos() == 0 && self.waves.len() > 0 && l.window.has_room() && (self.outbox.idle() || l.closing.is_some()))
-                    .then_some(l.last_sent);
+                let waves =
+                    (self.waves.qos() == 0 && self.waves.len() > 0 && l.window.has_room() && (self.outbox.idle() || l.closing.is_some()))
+                        .then_some(l.last_sent);
                 [Some(ping), l.closing.map(|c| c + DRAIN), l.rescan_at, waves].into_iter().flatten().min()
             }
         }
