@@ -50,18 +50,18 @@ pub const VENDOR_SYSTEM_PREFIX: &str = "https://medgw.org/fhir/CodeSystem/vendor
 pub const MEASUREMENT_STATUS_SYSTEM: &str = "https://medgw.org/fhir/CodeSystem/measurement-status";
 
 #[derive(Serialize)]
-struct Coding<'a> {
-    system: Cow<'a, str>,
-    code: Cow<'a, str>,
+pub(crate) struct Coding<'a> {
+    pub(crate) system: Cow<'a, str>,
+    pub(crate) code: Cow<'a, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    display: Option<Cow<'a, str>>,
+    pub(crate) display: Option<Cow<'a, str>>,
 }
 
 #[derive(Serialize)]
-struct CodeableConcept<'a> {
-    coding: Vec<Coding<'a>>,
+pub(crate) struct CodeableConcept<'a> {
+    pub(crate) coding: Vec<Coding<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    text: Option<Cow<'a, str>>,
+    pub(crate) text: Option<Cow<'a, str>>,
 }
 
 /// A FHIR `Quantity`. `system` and `code` only where the unit has a UCUM code (R4 qty-3: a code
@@ -80,10 +80,10 @@ struct Quantity<'a> {
 #[derive(Serialize)]
 pub(crate) struct Identifier<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
-    r#type: Option<CodeableConcept<'a>>,
+    pub(crate) r#type: Option<CodeableConcept<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    system: Option<Cow<'a, str>>,
-    value: Cow<'a, str>,
+    pub(crate) system: Option<Cow<'a, str>>,
+    pub(crate) value: Cow<'a, str>,
 }
 
 #[derive(Serialize)]

@@ -29,7 +29,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::containment;
-use super::fhir::{bed_reference, device_reference, patient_reference, Reference, ASSOCIATION_SYSTEM, EXT, MDC, UCUM};
+use super::fhir::{
+    bed_reference, device_reference, patient_reference, CodeableConcept, Coding, Identifier, Reference, ASSOCIATION_SYSTEM, EXT, MDC, UCUM,
+};
 use super::hl7v2::{code_text, equipment_id, esc, obx8_text, patient_visit, unit_text, PCD01_PROFILE_OID};
 use crate::decimal::Decimal;
 use crate::nomenclature::Nomenclature;
@@ -51,27 +53,6 @@ fn limits(seg: &WaveSegment) -> (Decimal, Decimal) {
     } else {
         (b, a)
     }
-}
-
-#[derive(Serialize)]
-struct Coding<'a> {
-    system: &'static str,
-    code: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    display: Option<Cow<'a, str>>,
-}
-
-#[derive(Serialize)]
-struct CodeableConcept<'a> {
-    coding: Vec<Coding<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    text: Option<Cow<'a, str>>,
-}
-
-#[derive(Serialize)]
-struct Identifier<'a> {
-    system: &'static str,
-    value: Cow<'a, str>,
 }
 
 #[derive(Serialize)]
@@ -192,18 +173,22 @@ pub fn write_fhir(out: &mut Vec<u8>, seg: &WaveSegment, ctx: &DeviceContext, nom
         id: alloc::format!("{id}"),
         meta: ctx.patient.is_none().then(|| Meta {
             tag: alloc::vec![Coding {
-                system: ASSOCIATION_SYSTEM,
-                code: String::from("unassociated"),
+                system: Cow::Borrowed(ASSOCIATION_SYSTEM),
+                code: Cow::Borrowed("unassociated"),
                 display: Some(Cow::Borrowed("Not yet associated with a patient")),
             }],
         }),
         extension,
-        identifier: alloc::vec![Identifier { system: "urn:ietf:rfc:3986", value: Cow::Owned(alloc::format!("urn:uuid:{id}")) }],
+        identifier: alloc::vec![Identifier {
+            r#type: None,
+            system: Some(Cow::Borrowed("urn:ietf:rfc:3986")),
+            value: Cow::Owned(alloc::format!("urn:uuid:{id}"))
+        }],
         status: "final",
         code: CodeableConcept {
             coding: alloc::vec![Coding {
-                system: MDC,
-                code: alloc::format!("{}", seg.metric.0),
+                system: Cow::Borrowed(MDC),
+                code: Cow::Owned(alloc::format!("{}", seg.metric.0)),
                 display: entry.map(|e| Cow::Borrowed(e.ref_id.as_ref())),
             }],
             text: entry.map(|e| Cow::Borrowed(e.display.as_ref())),

@@ -28,7 +28,7 @@
 //! `StrAlMonInfo`, `String`). The object class: VSC `NOM_MOC_VMO_AL_MON` = 0x36 (pdu.rs).
 
 use super::Reader;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 pub const NOM_ATTR_AL_MON_P_AL_LIST: u16 = 0x0902;
 pub const NOM_ATTR_AL_MON_T_AL_LIST: u16 = 0x0904;
@@ -188,7 +188,7 @@ mod report {
         let (scope, kind) = match attribute_id {
             NOM_ATTR_AL_MON_P_AL_LIST => (ReportScope::Physiological, AlarmKind::Physiological),
             NOM_ATTR_AL_MON_T_AL_LIST => (ReportScope::Technical, AlarmKind::Technical),
-            other => return Err(Error::Unsupported { what: "intellivue alarm list attribute", value: other as u32 }),
+            other => return Err(crate::error::Error::Unsupported { what: "intellivue alarm list attribute", value: other as u32 }),
         };
         let mut conditions = Vec::new();
         for e in dev_alarm_list(value)? {

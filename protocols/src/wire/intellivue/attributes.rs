@@ -81,6 +81,12 @@ pub struct Ava<'a> {
     pub value: &'a [u8],
 }
 
+impl<'a> Ava<'a> {
+    fn read(r: &mut Reader<'a>) -> Result<Ava<'a>> {
+        Ok(Ava { id: r.u16()?, value: r.counted()? })
+    }
+}
+
 /// A checked view of an AttributeList: the declared byte length is within the input, and the
 /// iterator checks every AVA's length against what is left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +110,7 @@ impl<'a> AttributeList<'a> {
     pub const EMPTY: AttributeList<'static> = AttributeList { count: 0, body: &[] };
 
     pub fn iter(&self) -> AvaIter<'a> {
-        AvaIter { r: Reader::new(self.body), left: self.count, failed: false }
+        super::counted_items(self.body, self.count, "attribute list length", Ava::read)
     }
 
     /// The value of the first AVA with this id; `None` if absent or the list is malformed.
@@ -122,39 +128,7 @@ impl<'a> AttributeList<'a> {
 }
 
 /// Iterates the AVAs; yields one error and stops at the first inconsistency.
-#[derive(Debug, Clone)]
-pub struct AvaIter<'a> {
-    r: Reader<'a>,
-    left: u16,
-    failed: bool,
-}
-
-impl<'a> Iterator for AvaIter<'a> {
-    type Item = Result<Ava<'a>>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.failed {
-            return None;
-        }
-        if self.left == 0 {
-            if self.r.remaining() != 0 {
-                self.failed = true;
-                return Some(Err(Error::BadField { field: "attribute list length", value: self.r.remaining() as u32 }));
-            }
-            return None;
-        }
-        self.left -= 1;
-        let item = (|| {
-            let id = self.r.u16()?;
-            let value = self.r.counted()?;
-            Ok(Ava { id, value })
-        })();
-        if item.is_err() {
-            self.failed = true;
-        }
-        Some(item)
-    }
-}
+pub type AvaIter<'a> = super::CountedItems<'a, Ava<'a>>;
 
 /// Writes an AttributeList whose AVAs `body` writes; `count` is how many it writes.
 pub fn write_attribute_list(w: &mut Writer<'_>, count: u16, body: impl FnOnce(&mut Writer<'_>) -> Result<()>) -> Result<()> {

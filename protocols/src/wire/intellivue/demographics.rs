@@ -20,9 +20,13 @@
 //! Python client reads the bytes as UTF-8, which agrees for ASCII only if each character is one
 //! byte, so medgw reads UTF-16BE as the two others do and accepts nothing that is not text.
 
+#[cfg(feature = "alloc")]
 use super::attributes::AttributeList;
+#[cfg(feature = "alloc")]
 use super::Reader;
-use crate::error::{Error, Result};
+#[cfg(feature = "alloc")]
+use crate::error::Error;
+use crate::error::Result;
 
 pub const NOM_ATTR_PT_DEMOG_ST: u16 = 0x0957;
 pub const NOM_ATTR_PT_ID: u16 = 0x095A;
@@ -42,6 +46,7 @@ pub mod state {
 pub const MAX_ID_CHARS: usize = 64;
 
 /// The UTF-16BE code units of a String value, up to its terminator.
+#[cfg(feature = "alloc")]
 fn string_units(value: &[u8]) -> Result<impl Iterator<Item = u16> + '_> {
     let mut r = Reader::new(value);
     let s = r.counted()?;

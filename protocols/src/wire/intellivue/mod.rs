@@ -67,31 +67,45 @@ pub const PROTOCOLS: &[crate::decode::ProtocolInfo] = &[crate::decode::ProtocolI
 /// The items of a counted list (`count` items in `body`), each read by `read`. Ends after the
 /// first item that fails; bytes left over after `count` items are an error naming `field`, so
 /// a list whose count and length disagree is never taken as whole.
-pub(crate) fn counted_items<'a, T: 'a>(
+pub(crate) fn counted_items<'a, T>(
     body: &'a [u8],
     count: u16,
     field: &'static str,
-    mut read: impl FnMut(&mut Reader<'a>) -> crate::error::Result<T> + 'a,
-) -> impl Iterator<Item = crate::error::Result<T>> + 'a {
-    let mut r = Reader::new(body);
-    let mut left = count;
-    let mut failed = false;
-    core::iter::from_fn(move || {
-        if failed {
+    read: fn(&mut Reader<'a>) -> crate::error::Result<T>,
+) -> CountedItems<'a, T> {
+    CountedItems { r: Reader::new(body), left: count, failed: false, field, read }
+}
+
+/// The iterator of [`counted_items`]: a named type (not `impl Iterator`) so that parsed views
+/// can hand it out as their own iterator type without allocating.
+#[derive(Debug, Clone)]
+pub struct CountedItems<'a, T> {
+    r: Reader<'a>,
+    left: u16,
+    failed: bool,
+    field: &'static str,
+    read: fn(&mut Reader<'a>) -> crate::error::Result<T>,
+}
+
+impl<'a, T> Iterator for CountedItems<'a, T> {
+    type Item = crate::error::Result<T>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
             return None;
         }
-        if left == 0 {
-            if r.remaining() != 0 {
-                failed = true;
-                return Some(Err(Error::BadField { field, value: r.remaining() as u32 }));
+        if self.left == 0 {
+            if self.r.remaining() != 0 {
+                self.failed = true;
+                return Some(Err(Error::BadField { field: self.field, value: self.r.remaining() as u32 }));
             }
             return None;
         }
-        left -= 1;
-        let item = read(&mut r);
-        failed = item.is_err();
+        self.left -= 1;
+        let item = (self.read)(&mut self.r);
+        self.failed = item.is_err();
         Some(item)
-    })
+    }
 }
 
 /// A big-endian reader over a byte slice that never panics: every read checks its length and

@@ -408,44 +408,24 @@ impl<'a> SingleContextPoll<'a> {
     }
 
     pub fn observations(&self) -> ObsIter<'a> {
-        ObsIter { r: Reader::new(self.body), left: self.count, failed: false }
+        super::counted_items(self.body, self.count, "observation poll list length", ObservationPoll::read)
     }
 }
 
 /// Iterates the ObservationPolls of one context.
-#[derive(Debug, Clone)]
-pub struct ObsIter<'a> {
-    r: Reader<'a>,
-    left: u16,
-    failed: bool,
-}
-
-impl<'a> Iterator for ObsIter<'a> {
-    type Item = Result<ObservationPoll<'a>>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.failed {
-            return None;
-        }
-        if self.left == 0 {
-            if self.r.remaining() != 0 {
-                self.failed = true;
-                return Some(Err(Error::BadField { field: "observation poll list length", value: self.r.remaining() as u32 }));
-            }
-            return None;
-        }
-        self.left -= 1;
-        let item = (|| Ok(ObservationPoll { handle: self.r.u16()?, attributes: AttributeList::read(&mut self.r)? }))();
-        self.failed = item.is_err();
-        Some(item)
-    }
-}
+pub type ObsIter<'a> = super::CountedItems<'a, ObservationPoll<'a>>;
 
 /// ObservationPoll: one object's handle and attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ObservationPoll<'a> {
     pub handle: u16,
     pub attributes: AttributeList<'a>,
+}
+
+impl<'a> ObservationPoll<'a> {
+    fn read(r: &mut Reader<'a>) -> Result<ObservationPoll<'a>> {
+        Ok(ObservationPoll { handle: r.u16()?, attributes: AttributeList::read(r)? })
+    }
 }
 
 /// Writes SPpdu, ROapdus and the ROIV/RORS/ROLRS header; `body` writes the argument or result,
