@@ -388,3 +388,55 @@ fn an_alarm_manager_over_mllp_gets_every_event_as_pcd04_waits_for_it_and_a_refus
     assert!(am.accepted()[0].contains("EXC"), "{}", am.accepted()[0]);
     assert_eq!(gw.terminate(Duration::from_secs(15)), Some(0), "graceful stop: {}", gw.log());
 }
+
+#[test]
+fn nonin_intellivue_and_the_sensor_node_report_their_alarms_from_start_to_end_with_codes_and_priorities() {
+    if missing("mosquitto") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start();
+    let sub = Subscriber::start(broker.port, "medgw/v1/#");
+    let off_on = ["--fault", "3s:sensor-off", "--fault", "6s:sensor-on"];
+    let nonin = start_sim(dir.path(), "oxi", "nonin-df8", &[&["--period-ms", "1000"][..], &off_on[..]].concat());
+    let node = start_sim(dir.path(), "node", "medgw-link", &[&["--period-ms", "1000"][..], &off_on[..]].concat());
+    let ivue_faults =
+        ["4s:spo2-low", "7s:spo2-normal", "9s:sensor-off", "12s:sensor-on", "14s:lead-off", "17s:lead-on"].map(|f| ["--fault", f]).concat();
+    let ivue = start_sim(dir.path(), "ivue", "intellivue", &ivue_faults);
+    let devices: Vec<(&str, &str, &Path)> =
+        vec![("nonin-df8", "oxi", &nonin.link), ("medgw-link", "node", &node.link), ("intellivue", "ivue", &ivue.link)];
+    let cfg = config(dir.path(), broker.port, "canonical", &devices, free_port()).replace("poll_period_ms = 250\n", "poll_period_ms = 1000\n");
+    let mut gw = start_gateway(dir.path(), "gw", &cfg);
+    let lead_off = "intellivue:16770:268";
+    let msgs = sub.wait_for(Duration::from_secs(60), |m| {
+        has(&alarms(m, "oxi"), "nonin:SNSA", "end")
+            && has(&alarms(m, "node"), "medgw-link:sensor-off", "end")
+            && has(&alarms(m, "ivue"), lead_off, "end")
+    });
+    assert_eq!(gw.terminate(Duration::from_secs(15)), Some(0), "graceful stop: {}", gw.log());
+    let cleared = [("start".to_string(), None), ("end".to_string(), Some("cleared".to_string()))];
+    let check = |device: &str, vendor_code: &str| -> Value {
+        let a = alarms(&msgs, device);
+        assert_eq!(lifecycle(&a, vendor_code), cleared, "{device} {vendor_code}: {a:#?}\n{}", gw.log());
+        let start = a.iter().find(|e| vendor(e) == vendor_code).unwrap().clone();
+        let end = a.iter().find(|e| vendor(e) == vendor_code && e["phase"] == "end").unwrap();
+        assert_eq!(end["id"], start["id"], "one id from start to end");
+        start
+    };
+    // Nonin: the sensor alarm status bit, a technical alert without a priority (none is sent).
+    let snsa = check("oxi", "nonin:SNSA");
+    assert_eq!((snsa["kind"].as_str(), &snsa["priority"]), (Some("technical"), &Value::Null), "{snsa}");
+    // The sensor node: its sensor-off quality flag.
+    let node_off = check("node", "medgw-link:sensor-off");
+    assert_eq!(node_off["kind"], "technical", "{node_off}");
+    // IntelliVue: SpO2 low (high priority, MDC_EVT_LO on SpO2), the sensor INOP (medium,
+    // unmapped private term) and leads off (medium, MDC_EVT_LEAD_DISCONN on the heart rate).
+    let low = check("ivue", "intellivue:19384:62");
+    assert_eq!((low["code"].as_u64(), low["ref_id"].as_str(), low["source"].as_u64()), (Some(196670), Some("MDC_EVT_LO"), Some(150456)));
+    assert_eq!((low["kind"].as_str(), low["priority"].as_str(), low["ihe_priority"].as_str()), (Some("physiological"), Some("high"), Some("PH")));
+    let inop = check("ivue", "intellivue:19384:61601");
+    assert_eq!((inop["kind"].as_str(), inop["priority"].as_str(), inop["code"].as_u64()), (Some("technical"), Some("medium"), Some(0)), "{inop}");
+    let leads = check("ivue", lead_off);
+    assert_eq!((leads["code"].as_u64(), leads["ref_id"].as_str(), leads["source"].as_u64()), (Some(196876), Some("MDC_EVT_LEAD_DISCONN"), Some(147842)));
+    assert_eq!((leads["kind"].as_str(), leads["ihe_priority"].as_str()), (Some("technical"), Some("PM")), "{leads}");
+}
