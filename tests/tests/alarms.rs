@@ -372,8 +372,13 @@ fn an_alarm_manager_over_mllp_gets_every_event_as_pcd04_waits_for_it_and_a_refus
     let second = dir.path().join("am2");
     std::fs::create_dir(&second).unwrap();
     let am = MllpReceiver::start(&second, "AR:Unknown bed,AA", am_port);
-    let msgs = sub.wait_for(Duration::from_secs(30), |m| m.iter().any(|m| m.topic.ends_with("/events") && m.json()["kind"] == "mllp-alarm-refused"));
-    let refused = msgs.iter().map(Received::json).find(|e| e["kind"] == "mllp-alarm-refused").unwrap_or_else(|| panic!("{:?}\n{}", am.received(), gw.log()));
+    let msgs = sub
+        .wait_for(Duration::from_secs(30), |m| m.iter().any(|m| m.topic.ends_with("/events") && m.json()["kind"] == "mllp-alarm-refused"));
+    let refused = msgs
+        .iter()
+        .map(Received::json)
+        .find(|e| e["kind"] == "mllp-alarm-refused")
+        .unwrap_or_else(|| panic!("{:?}\n{}", am.received(), gw.log()));
     assert_eq!(refused["sink"], "am");
     assert!(refused["detail"].as_str().unwrap().contains("Unknown bed"), "{refused}");
     assert!(wait_until(Duration::from_secs(10), || am.received().iter().any(|r| r.2 == "AA")), "{:?}", am.received());
@@ -405,7 +410,8 @@ fn nonin_intellivue_and_the_sensor_node_report_their_alarms_from_start_to_end_wi
     let ivue = start_sim(dir.path(), "ivue", "intellivue", &ivue_faults);
     let devices: Vec<(&str, &str, &Path)> =
         vec![("nonin-df8", "oxi", &nonin.link), ("medgw-link", "node", &node.link), ("intellivue", "ivue", &ivue.link)];
-    let cfg = config(dir.path(), broker.port, "canonical", &devices, free_port()).replace("poll_period_ms = 250\n", "poll_period_ms = 1000\n");
+    let cfg =
+        config(dir.path(), broker.port, "canonical", &devices, free_port()).replace("poll_period_ms = 250\n", "poll_period_ms = 1000\n");
     let mut gw = start_gateway(dir.path(), "gw", &cfg);
     let lead_off = "intellivue:16770:268";
     let msgs = sub.wait_for(Duration::from_secs(60), |m| {
@@ -433,10 +439,20 @@ fn nonin_intellivue_and_the_sensor_node_report_their_alarms_from_start_to_end_wi
     // unmapped private term) and leads off (medium, MDC_EVT_LEAD_DISCONN on the heart rate).
     let low = check("ivue", "intellivue:19384:62");
     assert_eq!((low["code"].as_u64(), low["ref_id"].as_str(), low["source"].as_u64()), (Some(196670), Some("MDC_EVT_LO"), Some(150456)));
-    assert_eq!((low["kind"].as_str(), low["priority"].as_str(), low["ihe_priority"].as_str()), (Some("physiological"), Some("high"), Some("PH")));
+    assert_eq!(
+        (low["kind"].as_str(), low["priority"].as_str(), low["ihe_priority"].as_str()),
+        (Some("physiological"), Some("high"), Some("PH"))
+    );
     let inop = check("ivue", "intellivue:19384:61601");
-    assert_eq!((inop["kind"].as_str(), inop["priority"].as_str(), inop["code"].as_u64()), (Some("technical"), Some("medium"), Some(0)), "{inop}");
+    assert_eq!(
+        (inop["kind"].as_str(), inop["priority"].as_str(), inop["code"].as_u64()),
+        (Some("technical"), Some("medium"), Some(0)),
+        "{inop}"
+    );
     let leads = check("ivue", lead_off);
-    assert_eq!((leads["code"].as_u64(), leads["ref_id"].as_str(), leads["source"].as_u64()), (Some(196876), Some("MDC_EVT_LEAD_DISCONN"), Some(147842)));
+    assert_eq!(
+        (leads["code"].as_u64(), leads["ref_id"].as_str(), leads["source"].as_u64()),
+        (Some(196876), Some("MDC_EVT_LEAD_DISCONN"), Some(147842))
+    );
     assert_eq!((leads["kind"].as_str(), leads["ihe_priority"].as_str()), (Some("technical"), Some("PM")), "{leads}");
 }

@@ -338,6 +338,54 @@ mod tests {
     }
 
     #[test]
+    fn every_event_goes_to_the_alarm_managers_as_pcd04_whatever_the_mqtt_format() {
+        use crate::sink::mllp::alarms::{AlarmFeed, AlarmSinkStats};
+        let (a, _board, mut rx, ctx) = setup(16, PayloadFormat::Canonical);
+        let mut feed = AlarmFeed::default();
+        let stats = Arc::new(AlarmSinkStats::default());
+        let mut am = feed.add(stats.clone());
+        let mut a = a.with_alarm_sinks(feed);
+        let r = AlarmReport::new(ReportScope::All, vec![spo2_low()]);
+        a.report(&r, &ctx, Timestamp(1_000));
+        a.shutdown(&ctx, Timestamp(2_000));
+        let mqtt: Vec<serde_json::Value> =
+            drain(&mut rx).iter().filter(|m| m.topic.ends_with("/alarm")).map(|m| serde_json::from_slice(&m.payload).unwrap()).collect();
+        let (start, end) = (am.try_recv().unwrap(), am.try_recv().unwrap());
+        assert!(am.try_recv().is_err());
+        for (m, phase) in [(&start, "start"), (&end, "end")] {
+            assert!(m.er7.starts_with("MSH|") && m.er7.contains("|ORU^R40^ORU_R40|"), "{}", m.er7);
+            assert!(m.er7.contains(&format!("|{}|", m.control_id)), "MSH-10 is the control id");
+            assert!(m.er7.contains(&format!("68165^MDC_ATTR_EVENT_PHASE^MDC|1.1.1.1.3|{phase}|")), "{}", m.er7);
+            assert_eq!(&*m.device, "spo2");
+        }
+        assert_ne!(start.control_id, end.control_id);
+        assert_eq!(mqtt.len(), 2, "MQTT keeps its own format");
+        assert_eq!(stats.waiting.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn a_full_alarm_manager_queue_drops_and_counts_apart_from_mqtt() {
+        use crate::sink::mllp::alarms::{AlarmFeed, AlarmSinkStats, QUEUE};
+        let (a, board, _rx, ctx) = setup(4 * QUEUE, PayloadFormat::Canonical);
+        let mut feed = AlarmFeed::default();
+        let stats = Arc::new(AlarmSinkStats::default());
+        let _am = feed.add(stats.clone());
+        let mut a = a.with_alarm_sinks(feed);
+        let r = AlarmReport::new(ReportScope::All, vec![spo2_low()]);
+        let mut total = Delivered::default();
+        for i in 0..QUEUE as i64 {
+            let d = a.report(&r, &ctx, Timestamp(1_000 + 2 * i));
+            total.mllp_dropped += d.mllp_dropped;
+            let d = a.report(&AlarmReport::new(ReportScope::All, vec![]), &ctx, Timestamp(1_001 + 2 * i));
+            total.mllp_dropped += d.mllp_dropped;
+        }
+        // 2 × QUEUE events: QUEUE wait, QUEUE dropped; MQTT lost none.
+        assert_eq!(total.mllp_dropped, QUEUE as u64);
+        assert_eq!(stats.dropped.load(Ordering::Relaxed), QUEUE as u64);
+        assert_eq!(board.dropped.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
     fn a_full_queue_drops_and_counts() {
         let (mut a, board, mut rx, ctx) = setup(1, PayloadFormat::Hl7v2);
         let r = AlarmReport::new(ReportScope::All, vec![spo2_low()]);

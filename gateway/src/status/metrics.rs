@@ -245,9 +245,15 @@ fn mllp_alarms(o: &mut String, gw: &str, sinks: &[std::sync::Arc<crate::sink::ml
             u64::from(m.connected.load(Ordering::Relaxed))
         }),
         ("medgw_mllp_alarm_waiting", "gauge", "Alarm events queued or awaiting an ACK.", |m| m.waiting.load(Ordering::Relaxed)),
-        ("medgw_mllp_alarm_acked_total", "counter", "Alarm events the Alarm Manager accepted (AA, CA).", |m| m.acked.load(Ordering::Relaxed)),
-        ("medgw_mllp_alarm_refused_total", "counter", "Alarm events the Alarm Manager refused (AR, CR).", |m| m.refused.load(Ordering::Relaxed)),
-        ("medgw_mllp_alarm_failed_total", "counter", "Alarm events given up after the AE/CE retries.", |m| m.failed.load(Ordering::Relaxed)),
+        ("medgw_mllp_alarm_acked_total", "counter", "Alarm events the Alarm Manager accepted (AA, CA).", |m| {
+            m.acked.load(Ordering::Relaxed)
+        }),
+        ("medgw_mllp_alarm_refused_total", "counter", "Alarm events the Alarm Manager refused (AR, CR).", |m| {
+            m.refused.load(Ordering::Relaxed)
+        }),
+        ("medgw_mllp_alarm_failed_total", "counter", "Alarm events given up after the AE/CE retries.", |m| {
+            m.failed.load(Ordering::Relaxed)
+        }),
         ("medgw_mllp_alarm_dropped_total", "counter", "Alarm events dropped: the queue for the Alarm Manager was full.", |m| {
             m.dropped.load(Ordering::Relaxed)
         }),

@@ -332,7 +332,11 @@ mod tests {
     use super::*;
 
     fn message(n: u32) -> AlarmMessage {
-        AlarmMessage { control_id: format!("c{n}"), er7: Arc::from(format!("MSH|^~\\&|||||||ORU^R40^ORU_R40|c{n}|P|2.6\r")), device: Arc::from("spo2") }
+        AlarmMessage {
+            control_id: format!("c{n}"),
+            er7: Arc::from(format!("MSH|^~\\&|||||||ORU^R40^ORU_R40|c{n}|P|2.6\r")),
+            device: Arc::from("spo2"),
+        }
     }
 
     #[test]
