@@ -358,6 +358,14 @@ fn an_alarm_manager_over_mllp_gets_every_event_as_pcd04_waits_for_it_and_a_refus
     assert_eq!(received.iter().map(|r| &r.0).collect::<HashSet<_>>().len(), received.len(), "{received:?}");
     assert!(wait_until(Duration::from_secs(5), || sink_metric(http, "medgw_mllp_alarm_acked_total", "am") == Some(2)));
     assert_eq!(sink_metric(http, "medgw_mllp_alarm_waiting", "am"), Some(0));
+    let status: Value = serde_json::from_str(&http_get(http, "/api/status")).unwrap();
+    let shown = &status["alarm_sinks"][0];
+    assert_eq!(
+        (shown["name"].as_str(), shown["connected"].as_bool(), shown["acked"].as_u64()),
+        (Some("am"), Some(true), Some(2)),
+        "{status:#}"
+    );
+    assert!(status.get("sinks").is_none(), "an alarm-only sink is not an observation sink: {status:#}");
     if Command::new("python3").args(["-c", "import hl7apy"]).output().map(|o| o.status.success()).unwrap_or(false) {
         let out = Command::new("python3").arg(workspace().join("tests/validators/acm-validate.py")).arg(&am.dump).output().unwrap();
         let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));

@@ -81,6 +81,40 @@ pub struct AlarmSinkStats {
     pub ack_timeouts: AtomicU64,
 }
 
+impl AlarmSinkStats {
+    /// A snapshot for `/api/status` (`alarm_sinks`).
+    pub fn report(&self) -> AlarmSinkReport {
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        AlarmSinkReport {
+            name: self.name.clone(),
+            connected: self.connected.load(Ordering::Relaxed),
+            waiting: n(&self.waiting),
+            sent: n(&self.sent),
+            acked: n(&self.acked),
+            refused: n(&self.refused),
+            failed: n(&self.failed),
+            dropped: n(&self.dropped),
+            reconnects: n(&self.reconnects),
+            ack_timeouts: n(&self.ack_timeouts),
+        }
+    }
+}
+
+/// [`AlarmSinkStats`] as `/api/status` shows them.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AlarmSinkReport {
+    pub name: String,
+    pub connected: bool,
+    pub waiting: u64,
+    pub sent: u64,
+    pub acked: u64,
+    pub refused: u64,
+    pub failed: u64,
+    pub dropped: u64,
+    pub reconnects: u64,
+    pub ack_timeouts: u64,
+}
+
 /// The alarm sinks' queues, one clone in every device's alarm half.
 #[derive(Clone, Default)]
 pub struct AlarmFeed {
@@ -148,13 +182,16 @@ pub async fn run(mut p: AlarmSinkParams) {
     let mut open = true;
     tracing::info!(sink = %sink, host = %p.config.host, port = p.config.port, "MLLP alarm sink started");
     loop {
+        if draining.is_none() && p.shutdown.is_cancelled() {
+            draining = Some(tokio::time::Instant::now() + DRAIN);
+        }
         while session.in_flight() + session.queued() < window {
             let Ok(m) = p.rx.try_recv() else { break };
             offer(&p, &sink, &mut session, m, &mut actions);
         }
         while !actions.is_empty() {
             for a in std::mem::take(&mut actions) {
-                act(&p, &sink, a, &mut session, &mut conn, &mut ever_connected, &mut actions).await;
+                act(&p, &sink, a, &mut session, &mut conn, &mut ever_connected, draining, &mut actions).await;
             }
         }
         p.stats.connected.store(conn.is_some() && session.is_connected(), Ordering::Relaxed);
@@ -226,6 +263,7 @@ fn offer(p: &AlarmSinkParams, sink: &Arc<str>, session: &mut DeliverySession<Tag
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn act(
     p: &AlarmSinkParams,
     sink: &Arc<str>,
@@ -233,14 +271,16 @@ async fn act(
     session: &mut DeliverySession<Tag>,
     conn: &mut Option<Box<dyn Stream>>,
     ever_connected: &mut bool,
+    draining: Option<tokio::time::Instant>,
     actions: &mut Vec<Action<Tag>>,
 ) {
     match a {
         Action::Connect => {
             // Once stopping, the last events (the devices' `shutdown` ends) are still worth a
             // connection: it may take what is left of the drain.
-            let opened = if p.shutdown.is_cancelled() {
-                Some(transport::connect(&p.config.host, p.config.port, p.tls.as_ref(), DRAIN).await)
+            let opened = if let Some(until) = draining {
+                let left = until.saturating_duration_since(tokio::time::Instant::now()).max(Duration::from_millis(1));
+                Some(transport::connect(&p.config.host, p.config.port, p.tls.as_ref(), left).await)
             } else {
                 tokio::select! {
                     r = transport::connect(&p.config.host, p.config.port, p.tls.as_ref(), CONNECT_TIMEOUT) => Some(r),
