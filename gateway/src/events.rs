@@ -61,6 +61,10 @@ pub enum EventKind {
     /// `sink`, `control_id` (MSH-10) and `count` (observations) say which; `detail` the ACK's
     /// MSA/ERR text.
     MllpDeadLetter,
+    /// An Alarm Manager (an MLLP sink carrying alarms) refused an alarm event (AR/CR) or kept
+    /// failing it (AE/CE after the retries): counted, not kept (alarms are not buffered).
+    /// `sink`, `control_id` (MSH-10) say which; `detail` the device and the ACK's text.
+    MllpAlarmRefused,
 }
 
 impl EventKind {
@@ -81,6 +85,7 @@ impl EventKind {
                 | EventKind::AssociationConflict
                 | EventKind::PatientMismatch
                 | EventKind::MllpDeadLetter
+                | EventKind::MllpAlarmRefused
         )
     }
 }

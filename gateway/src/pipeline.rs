@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::buffer::{BufferEvent, BufferHandle};
 use crate::config::{Config, SourceConfig};
 use crate::events::{Event, EventKind};
+use crate::sink::mllp::alarms::{AlarmFeed, AlarmSinkParams, AlarmSinkStats};
 use crate::sink::mllp::{self, MllpParams, MllpStats};
 use crate::sink::mqtt::{self, AuxMessage, SinkParams, SinkStats};
 use crate::sink::topics::Topics;
@@ -35,8 +36,10 @@ pub struct Running {
     pub config: Arc<Config>,
     pub devices: Vec<Arc<DeviceStatus>>,
     pub sink: Arc<SinkStats>,
-    /// One per `[[sink]]` (MLLP), in configuration order.
+    /// One per `[[sink]]` (MLLP) carrying observations, in configuration order.
     pub mllp: Vec<Arc<MllpStats>>,
+    /// One per `[[sink]]` carrying alarms (PCD-04 to an Alarm Manager), in configuration order.
+    pub mllp_alarms: Vec<Arc<AlarmSinkStats>>,
     pub buffer: BufferHandle,
     pub nomenclature: Arc<Nomenclature>,
     pub started: medgw_protocols::Timestamp,
@@ -136,8 +139,27 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let mllp_shutdown = CancellationToken::new();
     let mut mllp_stats = Vec::new();
     let mut mllp_tasks = Vec::new();
+    let mut alarm_feed = AlarmFeed::default();
+    let mut alarm_stats = Vec::new();
     for (s, tls) in config.sinks.iter().zip(mllp_tls) {
         let crate::config::SinkConfig::Mllp(m) = s;
+        if m.carries.alarms {
+            // Its own connection and in-memory queue (sink/mllp/alarms.rs).
+            let stats = Arc::new(AlarmSinkStats { name: m.name.clone(), ..Default::default() });
+            alarm_stats.push(stats.clone());
+            mllp_tasks.push(tokio::spawn(mllp::alarms::run(AlarmSinkParams {
+                config: m.clone(),
+                tls: tls.clone(),
+                rx: alarm_feed.add(stats.clone()),
+                aux: aux_tx.clone(),
+                events_topic: topics.gateway_events(),
+                shutdown: mllp_shutdown.clone(),
+                stats,
+            })));
+        }
+        if !m.carries.observations {
+            continue;
+        }
         let stats = Arc::new(MllpStats::new(m));
         mllp_stats.push(stats.clone());
         mllp_tasks.push(tokio::spawn(mllp::run(MllpParams {
@@ -166,6 +188,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         }),
         when_full: config.buffer.when_full,
         shutdown: shutdown.clone(),
+        alarm_sinks: alarm_feed,
     };
     // The association state before any device reads: no reading is attributed without it.
     let manual: Vec<(&str, &medgw_protocols::observation::Patient)> =
@@ -269,6 +292,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         devices,
         sink: sink_stats,
         mllp: mllp_stats,
+        mllp_alarms: alarm_stats,
         buffer: buffer.clone(),
         nomenclature: nom,
         started: medgw_protocols::Timestamp::now(),

@@ -49,11 +49,13 @@ pub fn parse_fault(s: &str) -> Result<ScheduledFault, String> {
         // SpO2 below the simulated low limit (an alarm on Masimo and MEDIBUS), and back.
         ("spo2-low", None) => FaultAction::Device(Fault::Spo2Low(true)),
         ("spo2-normal", None) => FaultAction::Device(Fault::Spo2Low(false)),
+        ("lead-off", None) => FaultAction::Device(Fault::LeadOff(true)),
+        ("lead-on", None) => FaultAction::Device(Fault::LeadOff(false)),
         ("silence", Some(d)) => FaultAction::Device(Fault::Silence(parse_duration(d)?.as_millis() as u32)),
         ("unplug", Some(d)) => FaultAction::Unplug(parse_duration(d)?),
         _ => {
             return Err(format!(
-            "{what:?}: kinds are bad-checksum, truncate, garbage=N, sensor-off, sensor-on, spo2-low, spo2-normal, silence=DUR, unplug=DUR"
+            "{what:?}: kinds are bad-checksum, truncate, garbage=N, sensor-off, sensor-on, spo2-low, spo2-normal, lead-off, lead-on, silence=DUR, unplug=DUR"
         ))
         }
     };
@@ -415,6 +417,8 @@ mod tests {
         let f = |s: &str| parse_fault(s).map(|f| (f.at, f.action));
         assert_eq!(f("2s:spo2-low"), Ok((Duration::from_secs(2), FaultAction::Device(Fault::Spo2Low(true)))));
         assert_eq!(f("5s:spo2-normal"), Ok((Duration::from_secs(5), FaultAction::Device(Fault::Spo2Low(false)))));
+        assert_eq!(f("6s:lead-off"), Ok((Duration::from_secs(6), FaultAction::Device(Fault::LeadOff(true)))));
+        assert_eq!(f("7s:lead-on"), Ok((Duration::from_secs(7), FaultAction::Device(Fault::LeadOff(false)))));
         assert!(f("5s:spo2-low=3").is_err());
         assert!(f("5s:spo2").unwrap_err().contains("spo2-low"));
     }

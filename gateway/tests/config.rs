@@ -208,6 +208,7 @@ async fn every_example_device_builds_its_runner() {
         waves: None,
         when_full: c.buffer.when_full,
         shutdown: Default::default(),
+        alarm_sinks: Default::default(),
     };
     let nomenclature = std::sync::Arc::new(medgw_protocols::nomenclature::Nomenclature::builtin());
     for d in &c.devices {

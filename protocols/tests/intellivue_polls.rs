@@ -115,6 +115,28 @@ fn alert_monitor_is_polled_each_period_and_reports_spo2_low_and_the_sensor_inop(
 }
 
 #[test]
+fn leads_off_is_a_technical_alert_with_the_lead_disconnect_event_on_the_heart_rate() {
+    let mut l = Link::new(1000, 9);
+    l.start();
+    l.run_for(2_000);
+    l.sim.inject(Fault::LeadOff(true));
+    l.run_for(2_000);
+    let t = last_report(&l, ReportScope::Technical);
+    assert_eq!(t.conditions.len(), 1, "{t:?}");
+    let c = &t.conditions[0];
+    assert_eq!(
+        (c.code, c.source, c.kind, c.priority),
+        (codes::MDC_EVT_LEAD_DISCONN, code::MDC_ECG_HEART_RATE, AlarmKind::Technical, Some(Priority::Medium))
+    );
+    assert_eq!(c.text, "LEADS OFF");
+    assert!(last_report(&l, ReportScope::Physiological).conditions.is_empty());
+    l.sim.inject(Fault::LeadOff(false));
+    l.run_for(2_000);
+    assert!(last_report(&l, ReportScope::Technical).conditions.is_empty());
+    assert!(l.rejections().is_empty(), "{:?}", l.rejections());
+}
+
+#[test]
 fn a_listen_only_tap_decodes_the_alarm_answers_too() {
     let mut l = Link::new(1000, 6).with_tap();
     l.start();

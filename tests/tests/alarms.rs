@@ -3,6 +3,7 @@
 //! (start → end, codes, kinds, priorities, reasons), the retained `alarms/active` summary and
 //! its heartbeat, and that PCD-04 output passes the ACM validator.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -283,4 +284,183 @@ fn a_silent_device_ends_its_alarms_with_the_reason_and_raises_them_again_when_it
     assert_ne!(low[2]["id"], low[0]["id"], "raised again: a new id");
     let alert = lifecycle(&a, "medgw:device-disconnected");
     assert_eq!(&alert[..2], &[("start".to_string(), None), ("end".to_string(), Some("cleared".to_string()))], "{a:#?}");
+}
+
+/// The OBR-3 (alarm id) and the event phase (facet .3) of a PCD-04 message.
+fn pcd04_id_and_phase(er7: &str) -> (String, String) {
+    let segs: Vec<Vec<&str>> = er7.split('\r').map(|s| s.split('|').collect()).collect();
+    let obr = segs.iter().find(|s| s[0] == "OBR").unwrap_or_else(|| panic!("no OBR: {er7}"));
+    let phase = segs.iter().find(|s| s[0] == "OBX" && s.get(3).is_some_and(|f| f.contains("MDC_ATTR_EVENT_PHASE")));
+    (obr[3].to_string(), phase.and_then(|s| s.get(5)).unwrap_or(&"").to_string())
+}
+
+fn wait_until(timeout: Duration, what: impl Fn() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < timeout {
+        if what() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    what()
+}
+
+/// A metric's value for `sink`, from `/metrics`.
+fn sink_metric(http: u16, name: &str, sink: &str) -> Option<u64> {
+    let text = http_get(http, "/metrics");
+    let prefix = format!("{name}{{gateway=\"gw-test\",sink=\"{sink}\"}} ");
+    text.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|v| v.trim().parse().ok())
+}
+
+#[test]
+fn an_alarm_manager_over_mllp_gets_every_event_as_pcd04_waits_for_it_and_a_refusal_is_counted_and_evented() {
+    use medgw_e2e::mllp_receiver::{has_python_hl7, MllpReceiver};
+    if missing("mosquitto") || !has_python_hl7() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start();
+    let sub = Subscriber::start(broker.port, "medgw/v1/#");
+    let faults = ["--fault", "2s:spo2-low", "--fault", "4s:spo2-normal", "--fault", "14s:sensor-off", "--fault", "17s:sensor-on"];
+    let masimo = start_sim(dir.path(), "masimo", "masimo", &[&["--period-ms", "1000"][..], &faults[..]].concat());
+    let devices: Vec<(&str, &str, &Path)> = vec![("masimo", "masimo", &masimo.link)];
+    let (http, am_port) = (free_port(), free_port());
+    let cfg = format!(
+        "{}\n[[sink]]\nkind = \"mllp\"\nname = \"am\"\nhost = \"127.0.0.1\"\nport = {am_port}\ncarries = [\"alarms\"]\nretry_backoff_min_s = 1\nretry_backoff_max_s = 1\nack_timeout_s = 5\n",
+        config(dir.path(), broker.port, "canonical", &devices, http)
+    );
+    let mut gw = start_gateway(dir.path(), "gw", &cfg);
+
+    // The Alarm Manager is down: the SpO2 alarm starts and ends, both events wait in memory.
+    let msgs = sub.wait_for(Duration::from_secs(30), |m| has(&alarms(m, "masimo"), "masimo:ALARM:0002", "end"));
+    assert!(has(&alarms(&msgs, "masimo"), "masimo:ALARM:0002", "end"), "{}", gw.log());
+    assert!(
+        wait_until(Duration::from_secs(5), || sink_metric(http, "medgw_mllp_alarm_waiting", "am") == Some(2)),
+        "{:?}\n{}",
+        sink_metric(http, "medgw_mllp_alarm_waiting", "am"),
+        gw.log()
+    );
+    // An alarm-only sink holds no observation in the buffer.
+    assert!(!http_get(http, "/metrics").contains("medgw_mllp_backlog"), "an alarm sink is no observation sink");
+
+    // It comes up: the queued start and end arrive, in order, one alarm id, and pass the ACM checks.
+    let mut am = MllpReceiver::start(dir.path(), "AA", am_port);
+    assert!(wait_until(Duration::from_secs(10), || am.accepted().len() >= 2), "{:?}\n{}", am.received(), gw.log());
+    let accepted = am.accepted();
+    let (id0, phase0) = pcd04_id_and_phase(&accepted[0]);
+    let (id1, phase1) = pcd04_id_and_phase(&accepted[1]);
+    assert_eq!((phase0.as_str(), phase1.as_str()), ("start", "end"), "{accepted:#?}");
+    assert_eq!(id0, id1, "one alarm from start to end");
+    assert!(accepted[0].contains("|ORU^R40^ORU_R40|") && accepted[0].contains("196670^MDC_EVT_LO^MDC"), "{}", accepted[0]);
+    // The same MSH-10 is what the MQTT side would carry for the event: unique per event.
+    let received = am.received();
+    assert!(received.iter().all(|r| r.1 == "ORU^R40^ORU_R40" && r.2 == "AA"), "{received:?}");
+    assert_eq!(received.iter().map(|r| &r.0).collect::<HashSet<_>>().len(), received.len(), "{received:?}");
+    assert!(wait_until(Duration::from_secs(5), || sink_metric(http, "medgw_mllp_alarm_acked_total", "am") == Some(2)));
+    assert_eq!(sink_metric(http, "medgw_mllp_alarm_waiting", "am"), Some(0));
+    let status: Value = serde_json::from_str(&http_get(http, "/api/status")).unwrap();
+    let shown = &status["alarm_sinks"][0];
+    assert_eq!(
+        (shown["name"].as_str(), shown["connected"].as_bool(), shown["acked"].as_u64()),
+        (Some("am"), Some(true), Some(2)),
+        "{status:#}"
+    );
+    assert!(status.get("sinks").is_none(), "an alarm-only sink is not an observation sink: {status:#}");
+    if Command::new("python3").args(["-c", "import hl7apy"]).output().map(|o| o.status.success()).unwrap_or(false) {
+        let out = Command::new("python3").arg(workspace().join("tests/validators/acm-validate.py")).arg(&am.dump).output().unwrap();
+        let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && report.contains("2/2 messages valid"), "{report}");
+    } else {
+        eprintln!("SKIPPED: the ACM validator (hl7apy is not installed)");
+    }
+
+    // Another Alarm Manager refuses the next event (AR): counted and published as a gateway
+    // event; the one after is accepted.
+    am.stop();
+    let second = dir.path().join("am2");
+    std::fs::create_dir(&second).unwrap();
+    let am = MllpReceiver::start(&second, "AR:Unknown bed,AA", am_port);
+    let msgs = sub
+        .wait_for(Duration::from_secs(30), |m| m.iter().any(|m| m.topic.ends_with("/events") && m.json()["kind"] == "mllp-alarm-refused"));
+    let refused = msgs
+        .iter()
+        .map(Received::json)
+        .find(|e| e["kind"] == "mllp-alarm-refused")
+        .unwrap_or_else(|| panic!("{:?}\n{}", am.received(), gw.log()));
+    assert_eq!(refused["sink"], "am");
+    assert!(refused["detail"].as_str().unwrap().contains("Unknown bed"), "{refused}");
+    assert!(wait_until(Duration::from_secs(10), || am.received().iter().any(|r| r.2 == "AA")), "{:?}", am.received());
+    let r = am.received();
+    let ar = r.iter().position(|x| x.2.starts_with("AR")).unwrap();
+    assert_eq!(refused["control_id"], r[ar].0.as_str());
+    assert_eq!(sink_metric(http, "medgw_mllp_alarm_refused_total", "am"), Some(1));
+    // The refused one was the sensor-off start; its end followed and was accepted.
+    let sensor: Vec<(String, String)> = am.accepted().iter().map(|m| pcd04_id_and_phase(m)).collect();
+    assert_eq!(sensor.len(), 1, "{sensor:?}");
+    assert_eq!(sensor[0].1, "end", "{sensor:?}");
+    assert!(am.accepted()[0].contains("EXC"), "{}", am.accepted()[0]);
+    assert_eq!(gw.terminate(Duration::from_secs(15)), Some(0), "graceful stop: {}", gw.log());
+}
+
+#[test]
+fn nonin_intellivue_and_the_sensor_node_report_their_alarms_from_start_to_end_with_codes_and_priorities() {
+    if missing("mosquitto") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start();
+    let sub = Subscriber::start(broker.port, "medgw/v1/#");
+    let off_on = ["--fault", "3s:sensor-off", "--fault", "6s:sensor-on"];
+    let nonin = start_sim(dir.path(), "oxi", "nonin-df8", &[&["--period-ms", "1000"][..], &off_on[..]].concat());
+    let node = start_sim(dir.path(), "node", "medgw-link", &[&["--period-ms", "1000"][..], &off_on[..]].concat());
+    let ivue_faults =
+        ["4s:spo2-low", "7s:spo2-normal", "9s:sensor-off", "12s:sensor-on", "14s:lead-off", "17s:lead-on"].map(|f| ["--fault", f]).concat();
+    let ivue = start_sim(dir.path(), "ivue", "intellivue", &ivue_faults);
+    let devices: Vec<(&str, &str, &Path)> =
+        vec![("nonin-df8", "oxi", &nonin.link), ("medgw-link", "node", &node.link), ("intellivue", "ivue", &ivue.link)];
+    let cfg =
+        config(dir.path(), broker.port, "canonical", &devices, free_port()).replace("poll_period_ms = 250\n", "poll_period_ms = 1000\n");
+    let mut gw = start_gateway(dir.path(), "gw", &cfg);
+    let lead_off = "intellivue:16770:268";
+    let msgs = sub.wait_for(Duration::from_secs(60), |m| {
+        has(&alarms(m, "oxi"), "nonin:SNSA", "end")
+            && has(&alarms(m, "node"), "medgw-link:sensor-off", "end")
+            && has(&alarms(m, "ivue"), lead_off, "end")
+    });
+    assert_eq!(gw.terminate(Duration::from_secs(15)), Some(0), "graceful stop: {}", gw.log());
+    let cleared = [("start".to_string(), None), ("end".to_string(), Some("cleared".to_string()))];
+    let check = |device: &str, vendor_code: &str| -> Value {
+        let a = alarms(&msgs, device);
+        assert_eq!(lifecycle(&a, vendor_code), cleared, "{device} {vendor_code}: {a:#?}\n{}", gw.log());
+        let start = a.iter().find(|e| vendor(e) == vendor_code).unwrap().clone();
+        let end = a.iter().find(|e| vendor(e) == vendor_code && e["phase"] == "end").unwrap();
+        assert_eq!(end["id"], start["id"], "one id from start to end");
+        start
+    };
+    // Nonin: the sensor alarm status bit, a technical alert without a priority (none is sent).
+    let snsa = check("oxi", "nonin:SNSA");
+    assert_eq!((snsa["kind"].as_str(), &snsa["priority"]), (Some("technical"), &Value::Null), "{snsa}");
+    // The sensor node: its sensor-off quality flag.
+    let node_off = check("node", "medgw-link:sensor-off");
+    assert_eq!(node_off["kind"], "technical", "{node_off}");
+    // IntelliVue: SpO2 low (high priority, MDC_EVT_LO on SpO2), the sensor INOP (medium,
+    // unmapped private term) and leads off (medium, MDC_EVT_LEAD_DISCONN on the heart rate).
+    let low = check("ivue", "intellivue:19384:62");
+    assert_eq!((low["code"].as_u64(), low["ref_id"].as_str(), low["source"].as_u64()), (Some(196670), Some("MDC_EVT_LO"), Some(150456)));
+    assert_eq!(
+        (low["kind"].as_str(), low["priority"].as_str(), low["ihe_priority"].as_str()),
+        (Some("physiological"), Some("high"), Some("PH"))
+    );
+    let inop = check("ivue", "intellivue:19384:61601");
+    assert_eq!(
+        (inop["kind"].as_str(), inop["priority"].as_str(), inop["code"].as_u64()),
+        (Some("technical"), Some("medium"), Some(0)),
+        "{inop}"
+    );
+    let leads = check("ivue", lead_off);
+    assert_eq!(
+        (leads["code"].as_u64(), leads["ref_id"].as_str(), leads["source"].as_u64()),
+        (Some(196876), Some("MDC_EVT_LEAD_DISCONN"), Some(147842))
+    );
+    assert_eq!((leads["kind"].as_str(), leads["ihe_priority"].as_str()), (Some("technical"), Some("PM")), "{leads}");
 }

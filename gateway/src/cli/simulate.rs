@@ -47,7 +47,7 @@ pub struct SimulateOptions {
     link: Option<PathBuf>,
     /// Faults to inject: TIME:KIND[=ARG], e.g. 5s:garbage=100, 10s:unplug=3s, 20s:silence=15s,
     /// 30s:sensor-off, 31s:bad-checksum, 32s:truncate; alarms: 40s:spo2-low, 50s:spo2-normal,
-    /// 60s:sensor-on.
+    /// 60s:sensor-on, 70s:lead-off, 80s:lead-on (ECG leads: IntelliVue).
     #[arg(long = "fault", value_parser = simulate::parse_fault)]
     faults: Vec<simulate::ScheduledFault>,
     #[arg(long, default_value_t = 1)]

@@ -335,6 +335,24 @@ pub struct MllpSinkConfig {
     pub retry_backoff_max_s: u32,
     /// Retries after an AE (or CE) before the message is dead-lettered.
     pub ae_retries: u32,
+    /// What the sink delivers (`carries`): observations from the buffer, alarm events
+    /// (IHE PCD-04, to an Alarm Manager), or both.
+    pub carries: Carries,
+}
+
+/// What an MLLP sink delivers (`carries = ["observations", "alarms"]`); at least one is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Carries {
+    /// PCD-01 `ORU^R01` from the buffer, tracked per sink (the default).
+    pub observations: bool,
+    /// PCD-04 `ORU^R40` for every alarm lifecycle event, from memory (`sink/mllp/alarms.rs`).
+    pub alarms: bool,
+}
+
+impl Default for Carries {
+    fn default() -> Carries {
+        Carries { observations: true, alarms: false }
+    }
 }
 
 impl MllpSinkConfig {

@@ -1,11 +1,12 @@
 //! The `[[sink]]` tables: further destinations beside `[mqtt]` (issue 15). Only `kind = "mllp"`
 //! exists: HL7 v2 (IHE PCD-01) to an interface engine over MLLP, acknowledged per HL7 v2
-//! (docs/deployment.md, "Connecting to an interface engine over MLLP").
+//! (docs/deployment.md, "Connecting to an interface engine over MLLP"); with `carries` including
+//! `"alarms"`, IHE PCD-04 alarm events to an Alarm Manager (docs/alarms.md).
 
 use std::collections::HashMap;
 use std::ops::Range;
 
-use super::model::{MllpSinkConfig, PayloadFormat, SinkConfig};
+use super::model::{Carries, MllpSinkConfig, PayloadFormat, SinkConfig};
 use super::reader::{Reader, Tbl};
 use medgw_protocols::hl7::AckMode;
 
@@ -105,6 +106,7 @@ impl Reader<'_> {
             );
         }
         let ae_retries = self.int(&mut t, "ae_retries", 0..=1000, 3) as u32;
+        let carries = self.carries(&mut t, &key("carries"));
         self.finish(
             t,
             &[
@@ -120,6 +122,7 @@ impl Reader<'_> {
                 "retry_backoff_min_s",
                 "retry_backoff_max_s",
                 "ae_retries",
+                "carries",
             ],
         );
         Some(MllpSinkConfig {
@@ -134,6 +137,45 @@ impl Reader<'_> {
             retry_backoff_min_s,
             retry_backoff_max_s,
             ae_retries,
+            carries,
         })
+    }
+
+    /// `carries = ["observations"]` (default), `["alarms"]` or both: a non-empty list of
+    /// distinct names.
+    fn carries(&mut self, t: &mut Tbl, key: &str) -> Carries {
+        const HINT: &str = "carries = [\"observations\"], [\"alarms\"] or [\"observations\", \"alarms\"]";
+        let Some(v) = self.get(t, "carries") else { return Carries::default() };
+        let Some(items) = v.get_ref().as_array() else {
+            self.err(v.span(), key, format!("must be a list, not {}", v.get_ref().type_str()), Some(HINT.into()));
+            return Carries::default();
+        };
+        if items.is_empty() {
+            self.err(v.span(), key, "must name at least one kind of message", Some(HINT.into()));
+            return Carries::default();
+        }
+        let mut c = Carries { observations: false, alarms: false };
+        for item in items.iter() {
+            let slot = match item.get_ref().as_str() {
+                Some("observations") => &mut c.observations,
+                Some("alarms") => &mut c.alarms,
+                Some(other) => {
+                    self.err(item.span(), key, format!("unknown kind of message {other:?}"), Some("one of: observations, alarms".into()));
+                    continue;
+                }
+                None => {
+                    self.err(item.span(), key, format!("must list strings, not {}", item.get_ref().type_str()), Some(HINT.into()));
+                    continue;
+                }
+            };
+            if *slot {
+                self.err(item.span(), key, "listed twice", Some(HINT.into()));
+            }
+            *slot = true;
+        }
+        if !c.observations && !c.alarms {
+            return Carries::default();
+        }
+        c
     }
 }

@@ -27,6 +27,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::PayloadFormat;
+use crate::sink::mllp::alarms::{AlarmFeed, AlarmMessage};
 use crate::sink::mqtt::AuxMessage;
 
 /// How often the active-alarm summary is republished when nothing changes.
@@ -143,14 +144,20 @@ pub struct DeviceAlarms {
     board: Arc<AlarmBoard>,
     topic: String,
     aux: mpsc::Sender<AuxMessage>,
+    /// The Alarm Managers (MLLP sinks carrying alarms): every event as PCD-04, whatever the
+    /// MQTT format.
+    sinks: AlarmFeed,
+    device: Arc<str>,
     out: Vec<AlarmEvent>,
 }
 
-/// What a delivery did: events sent and dropped.
+/// What a delivery did: events sent and dropped (MQTT), and events an Alarm Manager's full
+/// queue dropped (counted per sink too).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Delivered {
     pub sent: u64,
     pub dropped: u64,
+    pub mllp_dropped: u64,
 }
 
 impl DeviceAlarms {
@@ -163,7 +170,24 @@ impl DeviceAlarms {
         topic: String,
         aux: mpsc::Sender<AuxMessage>,
     ) -> DeviceAlarms {
-        DeviceAlarms { tracker: AlarmTracker::new(device_key), format, nomenclature, board, topic, aux, out: Vec::new() }
+        let device = Arc::from(board.device.as_str());
+        DeviceAlarms {
+            tracker: AlarmTracker::new(device_key),
+            format,
+            nomenclature,
+            board,
+            topic,
+            aux,
+            sinks: AlarmFeed::default(),
+            device,
+            out: Vec::new(),
+        }
+    }
+
+    /// Sends every event to these Alarm Managers too (`[[sink]]` with `carries` `"alarms"`).
+    pub fn with_alarm_sinks(mut self, sinks: AlarmFeed) -> DeviceAlarms {
+        self.sinks = sinks;
+        self
     }
 
     /// A report decoded from the device's bytes received at `now`.
@@ -191,15 +215,19 @@ impl DeviceAlarms {
         self.deliver(ctx, now)
     }
 
+    /// One event as PCD-04: (MSH-10, the message). The MSH-10 is unique per message and the
+    /// same if the same event were encoded again, so MQTT and MLLP receivers see one id.
+    fn pcd04(&self, ev: &AlarmEvent, ctx: &DeviceContext, now: Timestamp) -> (String, String) {
+        let name = format!("{}|{}|{}", ev.id, ev.phase.ihe(), ev.receipt_time.0);
+        let id = uuid_v5(&medgw_protocols::alarm::tracker::id_namespace(), name.as_bytes()).to_string();
+        let message = pcd04::oru_r40(ev, ctx, &self.nomenclature, &id, now);
+        (id, message)
+    }
+
     /// The payload of one event in the configured format.
     fn encode(&self, ev: &AlarmEvent, ctx: &DeviceContext, now: Timestamp) -> Vec<u8> {
         match self.format {
-            PayloadFormat::Hl7v2 => {
-                // MSH-10: unique per message and the same if the same event were encoded again.
-                let name = format!("{}|{}|{}", ev.id, ev.phase.ihe(), ev.receipt_time.0);
-                let id = uuid_v5(&medgw_protocols::alarm::tracker::id_namespace(), name.as_bytes());
-                pcd04::oru_r40(ev, ctx, &self.nomenclature, &id.to_string(), now).into_bytes()
-            }
+            PayloadFormat::Hl7v2 => self.pcd04(ev, ctx, now).1.into_bytes(),
             PayloadFormat::Fhir => serde_json::to_vec(&fhir_alarm::communication(ev, ctx, &self.nomenclature)).unwrap_or_default(),
             PayloadFormat::Canonical => canonical_alarm::alarm_string(ev, ctx).into_bytes(),
         }
@@ -226,6 +254,10 @@ impl DeviceAlarms {
             match self.aux.try_send(AuxMessage { topic: self.topic.clone(), payload, retain: false, sticky: false }) {
                 Ok(()) => d.sent += 1,
                 Err(_) => d.dropped += 1,
+            }
+            if !self.sinks.is_empty() {
+                let (control_id, er7) = self.pcd04(&ev, ctx, now);
+                d.mllp_dropped += self.sinks.send(&AlarmMessage { control_id, er7: Arc::from(er7), device: self.device.clone() });
             }
         }
         self.board.sent.fetch_add(d.sent, Ordering::Relaxed);
@@ -275,7 +307,7 @@ mod tests {
     fn events_go_out_before_their_summary_and_the_summary_follows_the_state() {
         let (mut a, board, mut rx, ctx) = setup(16, PayloadFormat::Canonical);
         let r = AlarmReport::new(ReportScope::All, vec![spo2_low()]);
-        assert_eq!(a.report(&r, &ctx, Timestamp(1_000)), Delivered { sent: 1, dropped: 0 });
+        assert_eq!(a.report(&r, &ctx, Timestamp(1_000)), Delivered { sent: 1, dropped: 0, mllp_dropped: 0 });
         let m = drain(&mut rx);
         assert_eq!(m.len(), 2);
         assert_eq!(m[0].topic, "p/gw/B1/spo2/alarm");
@@ -306,13 +338,61 @@ mod tests {
     }
 
     #[test]
+    fn every_event_goes_to_the_alarm_managers_as_pcd04_whatever_the_mqtt_format() {
+        use crate::sink::mllp::alarms::{AlarmFeed, AlarmSinkStats};
+        let (a, _board, mut rx, ctx) = setup(16, PayloadFormat::Canonical);
+        let mut feed = AlarmFeed::default();
+        let stats = Arc::new(AlarmSinkStats::default());
+        let mut am = feed.add(stats.clone());
+        let mut a = a.with_alarm_sinks(feed);
+        let r = AlarmReport::new(ReportScope::All, vec![spo2_low()]);
+        a.report(&r, &ctx, Timestamp(1_000));
+        a.shutdown(&ctx, Timestamp(2_000));
+        let mqtt: Vec<serde_json::Value> =
+            drain(&mut rx).iter().filter(|m| m.topic.ends_with("/alarm")).map(|m| serde_json::from_slice(&m.payload).unwrap()).collect();
+        let (start, end) = (am.try_recv().unwrap(), am.try_recv().unwrap());
+        assert!(am.try_recv().is_err());
+        for (m, phase) in [(&start, "start"), (&end, "end")] {
+            assert!(m.er7.starts_with("MSH|") && m.er7.contains("|ORU^R40^ORU_R40|"), "{}", m.er7);
+            assert!(m.er7.contains(&format!("|{}|", m.control_id)), "MSH-10 is the control id");
+            assert!(m.er7.contains(&format!("68165^MDC_ATTR_EVENT_PHASE^MDC|1.1.1.1.3|{phase}|")), "{}", m.er7);
+            assert_eq!(&*m.device, "spo2");
+        }
+        assert_ne!(start.control_id, end.control_id);
+        assert_eq!(mqtt.len(), 2, "MQTT keeps its own format");
+        assert_eq!(stats.waiting.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn a_full_alarm_manager_queue_drops_and_counts_apart_from_mqtt() {
+        use crate::sink::mllp::alarms::{AlarmFeed, AlarmSinkStats, QUEUE};
+        let (a, board, _rx, ctx) = setup(4 * QUEUE, PayloadFormat::Canonical);
+        let mut feed = AlarmFeed::default();
+        let stats = Arc::new(AlarmSinkStats::default());
+        let _am = feed.add(stats.clone());
+        let mut a = a.with_alarm_sinks(feed);
+        let r = AlarmReport::new(ReportScope::All, vec![spo2_low()]);
+        let mut total = Delivered::default();
+        for i in 0..QUEUE as i64 {
+            let d = a.report(&r, &ctx, Timestamp(1_000 + 2 * i));
+            total.mllp_dropped += d.mllp_dropped;
+            let d = a.report(&AlarmReport::new(ReportScope::All, vec![]), &ctx, Timestamp(1_001 + 2 * i));
+            total.mllp_dropped += d.mllp_dropped;
+        }
+        // 2 × QUEUE events: QUEUE wait, QUEUE dropped; MQTT lost none.
+        assert_eq!(total.mllp_dropped, QUEUE as u64);
+        assert_eq!(stats.dropped.load(Ordering::Relaxed), QUEUE as u64);
+        assert_eq!(board.dropped.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
     fn a_full_queue_drops_and_counts() {
         let (mut a, board, mut rx, ctx) = setup(1, PayloadFormat::Hl7v2);
         let r = AlarmReport::new(ReportScope::All, vec![spo2_low()]);
         a.report(&r, &ctx, Timestamp(1_000));
         // The start took the only slot; the end finds the queue full.
         let d = a.shutdown(&ctx, Timestamp(2_000));
-        assert_eq!(d, Delivered { sent: 0, dropped: 1 });
+        assert_eq!(d, Delivered { sent: 0, dropped: 1, mllp_dropped: 0 });
         assert_eq!(board.dropped.load(Ordering::Relaxed), 1);
         assert_eq!(board.sent.load(Ordering::Relaxed), 1);
         let m = drain(&mut rx);

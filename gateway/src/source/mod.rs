@@ -51,6 +51,8 @@ pub struct PipelineLink {
     pub waves: Option<waves::WaveLink>,
     pub when_full: WhenFull,
     pub shutdown: CancellationToken,
+    /// The queues of the MLLP sinks carrying alarms (PCD-04 to an Alarm Manager); empty: none.
+    pub alarm_sinks: crate::sink::mllp::alarms::AlarmFeed,
 }
 
 /// Connection state of a device, for the status page.
@@ -234,7 +236,8 @@ impl DeviceRunner {
             board.clone(),
             link.topics.alarm(&context),
             link.aux.clone(),
-        );
+        )
+        .with_alarm_sinks(link.alarm_sinks.clone());
         let waves = link.waves.clone().filter(|_| config.waves_enabled(cfg)).map(|w| {
             let mut ctx = DeviceContext { name: cfg.name.clone(), ..Default::default() };
             ctx.location.bed = cfg.bed.clone();
@@ -326,6 +329,16 @@ impl DeviceRunner {
     }
 
     fn alarms_dropped(&self, d: alarms::Delivered) {
+        if d.mllp_dropped > 0 {
+            if let Some(suppressed) = self.log_allowed(true, "alarm manager queue full".into()) {
+                tracing::warn!(
+                    device = %self.cfg.name,
+                    dropped = d.mllp_dropped,
+                    suppressed,
+                    "alarm events dropped for an Alarm Manager: its queue is full (it is away or slow)"
+                );
+            }
+        }
         if d.dropped > 0 {
             if let Some(suppressed) = self.log_allowed(true, "alarm queue full".into()) {
                 tracing::warn!(

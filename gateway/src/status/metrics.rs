@@ -117,6 +117,7 @@ pub async fn render(r: &Running) -> String {
             d.alarms.dropped.load(Ordering::Relaxed)
         );
     }
+    mllp_alarms(&mut o, &gw, &r.mllp_alarms);
 
     let s = &r.sink;
     family(&mut o, "medgw_mqtt_connected", "gauge", "1 when connected to the MQTT broker.");
@@ -223,6 +224,45 @@ fn mllp(o: &mut String, gw: &str, sinks: &[super::MllpSinkReport]) {
         }),
         ("medgw_mllp_reconnects_total", "counter", "Connections to the receiver opened after the first.", |m| m.reconnects),
         ("medgw_mllp_ack_timeouts_total", "counter", "Connections closed because no ACK came in time.", |m| m.ack_timeouts),
+    ];
+    for (name, kind, help, get) in families {
+        family(o, name, kind, help);
+        for m in sinks {
+            let _ = writeln!(o, "{name}{{gateway=\"{gw}\",sink=\"{}\"}} {}", label(&m.name), get(m));
+        }
+    }
+}
+
+/// Per `[[sink]]` carrying alarms (PCD-04 to an Alarm Manager), labelled by sink name.
+fn mllp_alarms(o: &mut String, gw: &str, sinks: &[std::sync::Arc<crate::sink::mllp::alarms::AlarmSinkStats>]) {
+    use crate::sink::mllp::alarms::AlarmSinkStats;
+    if sinks.is_empty() {
+        return;
+    }
+    type Get = fn(&AlarmSinkStats) -> u64;
+    let families: [(&str, &str, &str, Get); 8] = [
+        ("medgw_mllp_alarm_connected", "gauge", "1 while the alarm sink has a connection to its Alarm Manager.", |m| {
+            u64::from(m.connected.load(Ordering::Relaxed))
+        }),
+        ("medgw_mllp_alarm_waiting", "gauge", "Alarm events queued or awaiting an ACK.", |m| m.waiting.load(Ordering::Relaxed)),
+        ("medgw_mllp_alarm_acked_total", "counter", "Alarm events the Alarm Manager accepted (AA, CA).", |m| {
+            m.acked.load(Ordering::Relaxed)
+        }),
+        ("medgw_mllp_alarm_refused_total", "counter", "Alarm events the Alarm Manager refused (AR, CR).", |m| {
+            m.refused.load(Ordering::Relaxed)
+        }),
+        ("medgw_mllp_alarm_failed_total", "counter", "Alarm events given up after the AE/CE retries.", |m| {
+            m.failed.load(Ordering::Relaxed)
+        }),
+        ("medgw_mllp_alarm_dropped_total", "counter", "Alarm events dropped: the queue for the Alarm Manager was full.", |m| {
+            m.dropped.load(Ordering::Relaxed)
+        }),
+        ("medgw_mllp_alarm_reconnects_total", "counter", "Connections to the Alarm Manager opened after the first.", |m| {
+            m.reconnects.load(Ordering::Relaxed)
+        }),
+        ("medgw_mllp_alarm_ack_timeouts_total", "counter", "Alarm connections closed because no ACK came in time.", |m| {
+            m.ack_timeouts.load(Ordering::Relaxed)
+        }),
     ];
     for (name, kind, help, get) in families {
         family(o, name, kind, help);

@@ -162,6 +162,9 @@ pub struct StatusReport {
     /// The `[[sink]]`s (MLLP), when configured.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sinks: Vec<MllpSinkReport>,
+    /// The `[[sink]]`s carrying alarms to an Alarm Manager, when configured.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alarm_sinks: Vec<crate::sink::mllp::alarms::AlarmSinkReport>,
 }
 
 #[derive(Serialize)]
@@ -376,6 +379,7 @@ pub async fn status_report(r: &Running) -> StatusReport {
         devices_connected: r.devices.iter().filter(|d| d.state() == crate::source::DeviceState::Connected).count(),
         adt: r.adt.as_ref().map(adt_report),
         sinks,
+        alarm_sinks: r.mllp_alarms.iter().map(|s| s.report()).collect(),
     }
 }
 

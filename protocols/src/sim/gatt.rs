@@ -477,6 +477,8 @@ impl DeviceSimulator for GattSim {
             Fault::SensorOff(off) => self.sensor_off = off,
             Fault::Silence(ms) => self.silent_until = Some(Timestamp(self.next.0 + ms as i64)),
             // No alarm channel simulated for this protocol (yet).
+            // No ECG on this device.
+            Fault::LeadOff(_) => {}
             Fault::Spo2Low(_) => {}
             other => self.fault = Some(other),
         }

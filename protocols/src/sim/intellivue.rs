@@ -26,7 +26,9 @@
 //!   SpO2-low alarm while [`Fault::Spo2Low`] holds (high priority, "**SpO2 85<90", code
 //!   MDC_EVT_LO's term on the SpO2 source), an INOP "SpO2 NO SENSOR" while
 //!   [`Fault::SensorOff`] holds (medium technical, a private event term [`INOP_NO_SENSOR`]:
-//!   no public table gives the monitor's own code, so it arrives unmapped with its vendor code).
+//!   no public table gives the monitor's own code, so it arrives unmapped with its vendor code),
+//!   and an INOP "LEADS OFF" while [`Fault::LeadOff`] holds (medium technical on the ECG heart
+//!   rate, event term [`INOP_LEADS_OFF`]).
 //! - Patient demographics poll: state admitted and the patient id set with
 //!   [`IntelliVueSim::set_patient_id`], else state empty and no id.
 //! - Wave priority list SET: the waves the monitor has (ECG II at 500 samples/s, pleth at 125)
@@ -83,6 +85,10 @@ pub const FIRMWARE: &str = "M.00.03";
 const SYSTEM_ID: [u8; 6] = [0x00, 0x09, 0xFB, 0x12, 0x34, 0x56];
 /// The event term of the simulated "SpO2 NO SENSOR" INOP: private (see the module doc).
 pub const INOP_NO_SENSOR: u16 = 0xF0A1;
+/// The event term of the simulated "LEADS OFF" INOP: MDC_EVT_LEAD_DISCONN's term (268), which
+/// the decoder maps because the 10101 table has it; the term a real monitor sends for its
+/// leads-off INOP was not confirmed.
+pub const INOP_LEADS_OFF: u16 = 268;
 /// NOM_DIM_MILLI_VOLT (the DIM term of MDC_DIM_MILLI_VOLT, 4274).
 const NOM_DIM_MILLI_VOLT: u16 = 4274;
 /// The waves this monitor has, in the order it sends them.
@@ -156,6 +162,7 @@ pub struct IntelliVueSim {
     garbage: usize,
     sensor_off: bool,
     spo2_low: bool,
+    lead_off: bool,
     patient_id: Option<String>,
     /// The waves selected by the client's priority list (all the monitor has by default).
     wave_list: Vec<u16>,
@@ -207,6 +214,7 @@ impl IntelliVueSim {
             garbage: 0,
             sensor_off: false,
             spo2_low: false,
+            lead_off: false,
             patient_id: None,
             wave_list: WAVES.to_vec(),
             wave_next: None,
@@ -726,6 +734,14 @@ impl IntelliVueSim {
                 text: "SpO2 NO SENSOR",
             });
         }
+        if self.lead_off {
+            t.push(Entry {
+                source: physio::NOM_ECG_CARD_BEAT_RATE,
+                code: INOP_LEADS_OFF,
+                alert_type: alert_type::MED_PRI_T_AL,
+                text: "LEADS OFF",
+            });
+        }
         let list = |w: &mut Writer<'_>, entries: &[Entry<'_>]| -> crate::Result<()> {
             w.u16(entries.len() as u16)?;
             let at = w.begin_len()?;
@@ -939,6 +955,7 @@ impl DeviceSimulator for IntelliVueSim {
             Fault::SensorOff(off) => self.sensor_off = off,
             Fault::Silence(ms) => self.silence_until = Timestamp(self.clock.0 + ms as i64),
             Fault::Spo2Low(low) => self.spo2_low = low,
+            Fault::LeadOff(off) => self.lead_off = off,
         }
     }
 

@@ -341,6 +341,8 @@ impl DeviceSimulator for LinkNodeSim {
             Fault::SensorOff(off) => self.sensor_off = off,
             Fault::Silence(ms) => self.pending_silence = Some(ms),
             // No alarm channel simulated for this protocol (yet).
+            // No ECG on this device.
+            Fault::LeadOff(_) => {}
             Fault::Spo2Low(_) => {}
             other => self.fault = Some(other),
         }

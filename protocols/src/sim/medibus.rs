@@ -250,6 +250,8 @@ impl DeviceSimulator for MedibusSim {
             Fault::Garbage(n) => self.garbage = self.garbage.saturating_add(n),
             Fault::SensorOff(off) => self.sensor_off = off,
             Fault::Silence(ms) => self.silence_request = Some(ms),
+            // No ECG on this device.
+            Fault::LeadOff(_) => {}
             Fault::Spo2Low(low) => self.spo2_low = low,
         }
     }

@@ -39,6 +39,10 @@ pub enum Fault {
     /// [`SPO2_LOW_LIMIT`] % (or recovers with `false`). Devices with an alarm channel report the
     /// alarm (Masimo ALARM bit 0x0002, MEDIBUS current alarms); the others just send the value.
     Spo2Low(bool),
+    /// ECG leads off the patient (or back on with `false`). Devices with ECG and an alarm
+    /// channel report the technical alert (the IntelliVue simulator's INOP "LEADS OFF"); the
+    /// others ignore it.
+    LeadOff(bool),
 }
 
 /// The SpO2 a simulator sends under [`Fault::Spo2Low`].

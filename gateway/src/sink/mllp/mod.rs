@@ -18,6 +18,8 @@
 //! for them. An acknowledgement or a dead letter is made durable before the next message is
 //! taken, and a row leaves the buffer only when every configured sink has it (`buffer/`).
 
+pub mod alarms;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -368,7 +370,9 @@ pub fn sink_names(config: &crate::config::Config) -> Vec<String> {
     let mut names = vec![crate::sink::MQTT_SINK.to_string()];
     for s in &config.sinks {
         match s {
-            crate::config::SinkConfig::Mllp(m) => names.push(m.name.clone()),
+            // A sink carrying alarms only never reads the buffer: rows do not wait for it.
+            crate::config::SinkConfig::Mllp(m) if m.carries.observations => names.push(m.name.clone()),
+            crate::config::SinkConfig::Mllp(_) => {}
         }
     }
     names

@@ -75,6 +75,7 @@ silence_timeout_s = 60
         waves: None,
         when_full: config.buffer.when_full,
         shutdown: shutdown.clone(),
+        alarm_sinks: Default::default(),
     };
     let nom = Arc::new(Nomenclature::builtin());
     let d = &config.devices[0];
