@@ -274,6 +274,12 @@ fn durable_segments_survive_kill_9_and_the_segment_open_at_shutdown_is_kept() {
     let stopped_at = unix_ms();
     assert_eq!(gw.terminate(Duration::from_secs(15)), Some(0), "{}", gw.log());
     let log2 = gw.log();
+    // What is stored shows in `medgw buffer stats` (read from the file, the gateway stopped).
+    let out = Command::new(medgw_bin()).args(["buffer", "stats", "--json"]).arg(dir.path().join("buffer.db")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stats: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(stats["wave_segments"].as_u64().unwrap() >= 6, "both runs' segments are stored: {stats}");
+    assert!(stats["wave_bytes"].as_u64().unwrap() > 0, "{stats}");
     // Run 3 with the broker back: both runs' segments arrive.
     broker.restart();
     std::thread::sleep(Duration::from_secs(2));

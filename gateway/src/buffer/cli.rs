@@ -72,6 +72,13 @@ pub fn stats(path: &Path) -> Result<BufferStats, BufferError> {
         reserve_bytes: reserve_len.unwrap_or(0),
         reserve_present: reserve_len.is_some(),
         dead_lettered: meta(&conn, "dead_lettered")?,
+        wave_segments: if has_table(&conn, "wave_segments")? {
+            conn.query_row("SELECT count(*) FROM wave_segments", [], |r| r.get::<_, i64>(0))?.max(0) as u64
+        } else {
+            0
+        },
+        wave_bytes: meta(&conn, "wave_bytes")?,
+        waves_dropped_total: meta(&conn, "waves_dropped_total")?,
         sinks: sink_backlogs(&conn, depth.max(0) as u64)?,
         recent_dead_letters: recent_dead_letters(&conn)?,
         ..BufferStats::default()

@@ -89,6 +89,13 @@ pub struct BufferStats {
     /// Rows a sink's peer rejected for good (HL7 AR/CR, or AE after its retries), kept in the
     /// `dead_letters` table, since the store was created.
     pub dead_lettered: u64,
+    /// Durable wave segments stored (`[waves] durable = true`, `waves.rs`), the bytes they
+    /// occupy, their budget (0 when waves are not durable, or read from a file) and the
+    /// segments the waves' drop-oldest deleted since the store was created.
+    pub wave_segments: u64,
+    pub wave_bytes: u64,
+    pub wave_max_bytes: u64,
+    pub waves_dropped_total: u64,
     /// What each configured sink has still to deliver (empty when no sinks were set).
     pub sinks: Vec<SinkBacklog>,
     /// The latest dead letters, newest first (filled by `medgw buffer stats`, which reads the

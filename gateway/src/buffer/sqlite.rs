@@ -1304,7 +1304,12 @@ impl SqliteStore {
 
     pub fn stats(&mut self) -> Result<BufferStats, BufferError> {
         let oldest: Option<i64> = self.conn.query_row("SELECT receipt_ms FROM entries ORDER BY id LIMIT 1", [], |r| r.get(0)).optional()?;
+        let (wave_bytes, wave_max_bytes, waves_dropped_total) = self.wave_usage();
         Ok(BufferStats {
+            wave_segments: self.wave_depth()?,
+            wave_bytes,
+            wave_max_bytes,
+            waves_dropped_total,
             depth: self.depth,
             bytes: file_bytes(&self.path),
             max_bytes: self.max_bytes,

@@ -43,6 +43,12 @@ pub fn run(action: BufferAction) -> anyhow::Result<ExitCode> {
                 println!("dropped     {} (policy drop-oldest, since the buffer was created)", s.dropped_total);
                 println!("quarantined {}", s.quarantined);
                 println!("dead letters {} (rejected by a sink's receiver; medgw buffer export lists them)", s.dead_lettered);
+                if s.wave_segments > 0 || s.waves_dropped_total > 0 {
+                    println!(
+                        "waves       {} segments, {} bytes, {} dropped (durable waves, since the buffer was created)",
+                        s.wave_segments, s.wave_bytes, s.waves_dropped_total
+                    );
+                }
                 for d in &s.recent_dead_letters {
                     println!(
                         "  {} sink={} control_id={} row={} {}",

@@ -198,6 +198,16 @@ pub async fn render(r: &Running) -> String {
             "Observations a sink's receiver rejected for good (kept as dead letters).",
         );
         let _ = writeln!(o, "medgw_buffer_dead_lettered_total{{gateway=\"{gw}\"}} {}", b.dead_lettered);
+        if b.wave_max_bytes > 0 {
+            family(&mut o, "medgw_buffer_wave_segments", "gauge", "Durable wave segments stored, waiting for the broker.");
+            let _ = writeln!(o, "medgw_buffer_wave_segments{{gateway=\"{gw}\"}} {}", b.wave_segments);
+            family(&mut o, "medgw_buffer_wave_bytes", "gauge", "Bytes durable wave segments occupy, of their budget ([waves] max_bytes).");
+            let _ = writeln!(o, "medgw_buffer_wave_bytes{{gateway=\"{gw}\"}} {}", b.wave_bytes);
+            family(&mut o, "medgw_buffer_wave_max_bytes", "gauge", "The durable waves' budget ([waves] max_bytes).");
+            let _ = writeln!(o, "medgw_buffer_wave_max_bytes{{gateway=\"{gw}\"}} {}", b.wave_max_bytes);
+            family(&mut o, "medgw_buffer_waves_dropped_total", "counter", "Stored wave segments deleted by the waves' drop-oldest.");
+            let _ = writeln!(o, "medgw_buffer_waves_dropped_total{{gateway=\"{gw}\"}} {}", b.waves_dropped_total);
+        }
         mllp(&mut o, &gw, &super::mllp_reports(r, Some(&b)));
     }
     o

@@ -96,6 +96,12 @@ pub struct BufferInfo {
     pub reserve_writes: u64,
     /// Rows a sink's receiver rejected for good (`medgw buffer stats|export` list them).
     pub dead_lettered: u64,
+    /// Durable wave segments stored, their bytes and budget (`[waves] durable`), and those the
+    /// waves' drop-oldest deleted.
+    pub wave_segments: u64,
+    pub wave_bytes: u64,
+    pub wave_max_bytes: u64,
+    pub waves_dropped_total: u64,
 }
 
 /// One `[[sink]]` (an interface engine over MLLP).
@@ -351,6 +357,10 @@ pub async fn status_report(r: &Running) -> StatusReport {
         reserve_present: s.reserve_present,
         reserve_writes: s.reserve_writes,
         dead_lettered: s.dead_lettered,
+        wave_segments: s.wave_segments,
+        wave_bytes: s.wave_bytes,
+        wave_max_bytes: s.wave_max_bytes,
+        waves_dropped_total: s.waves_dropped_total,
     });
     let c = &r.config;
     StatusReport {
