@@ -11,9 +11,11 @@
 //!
 //! A thin driver like `mqtt/mod.rs`: every decision is the session's
 //! (`medgw_protocols::hl7::delivery`); this task gives it socket reads, the rows and the time,
-//! and carries out its actions. Rows come from the buffer only, by this sink's own cursor (no
-//! live hand-over: the buffer is looked at every [`POLL`] while there is room, so a reading
-//! reaches the engine within that much of its commit). The session keeps what is in flight
+//! and carries out its actions. Rows come as the MQTT sink's do: handed over live by the
+//! sources as soon as they are committed (`sink/live.rs`, this sink's own queue), and read from
+//! the buffer by this sink's own cursor after a start, while the engine was away, or when the
+//! live queue overflowed — so a reading goes to the engine as soon as its commit returns, not at
+//! a poll. The session keeps what is in flight
 //! across reconnects and resends the same bytes (same MSH-10), so the outbox is never rescanned
 //! for them. An acknowledgement or a dead letter is made durable before the next message is
 //! taken, and a row leaves the buffer only when every configured sink has it (`buffer/`).
@@ -36,12 +38,16 @@ use crate::config::{MllpSinkConfig, Replay};
 use crate::events::{Event, EventKind};
 use crate::sink::mqtt::transport::{self, Stream};
 use crate::sink::mqtt::AuxMessage;
+use crate::sink::live::LiveReceiver;
 use crate::sink::outbox::Outbox;
 
-/// How often the buffer is looked at for new rows while the session has room.
-pub const POLL: Duration = Duration::from_millis(100);
+/// How often the live queue's overflow flag is looked at while there is work pending (it is
+/// also looked at with every row handed over), as in the MQTT sink.
+pub const OVERFLOW_CHECK: Duration = Duration::from_millis(200);
 /// Messages offered to the session beyond its in-flight window, so the next is ready at once.
 const QUEUE_AHEAD: usize = 4;
+/// Live rows taken from the queue at one wake-up at most.
+const LIVE_BATCH: usize = 1024;
 /// Rows in one PCD-01 message at most (as the MQTT sink).
 const MAX_SET_ROWS: usize = 256;
 /// How long shutdown waits for ACKs of messages in flight.
@@ -83,6 +89,10 @@ impl MllpStats {
 /// Everything one MLLP sink needs.
 pub struct MllpParams {
     pub config: MllpSinkConfig,
+    /// This sink's queue of rows committed and handed over live (`sink/live.rs`).
+    pub live: LiveReceiver,
+    /// [`OVERFLOW_CHECK`]; tests stretch it to show that no poll is needed.
+    pub overflow_check: Duration,
     /// Built before the gateway starts (as for MQTT): unusable TLS files stop `medgw run`.
     pub tls: Option<Arc<rustls::ClientConfig>>,
     pub replay: Replay,
@@ -105,7 +115,7 @@ impl Drop for BacklogRead {
 }
 
 /// Runs the sink until shutdown; then waits up to [`DRAIN`] for the ACKs of what is in flight.
-pub async fn run(p: MllpParams) {
+pub async fn run(mut p: MllpParams) {
     let sink: Arc<str> = Arc::from(p.config.name.as_str());
     let mut session: DeliverySession<Vec<RowId>> = DeliverySession::new(p.config.delivery());
     let window = usize::from(p.config.max_in_flight.max(1)) + QUEUE_AHEAD;
@@ -116,10 +126,15 @@ pub async fn run(p: MllpParams) {
     let mut rbuf = vec![0u8; 16 * 1024];
     let mut ever_connected = false;
     let mut draining: Option<tokio::time::Instant> = None;
-    let mut poll = tokio::time::interval(POLL);
-    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut live_open = true;
+    let mut overflow_check = tokio::time::interval_at(tokio::time::Instant::now() + p.overflow_check, p.overflow_check);
+    overflow_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(sink = %sink, host = %p.config.host, port = p.config.port, "MLLP sink started");
     loop {
+        if p.live.overflow.swap(false, Ordering::Relaxed) {
+            // Some committed rows did not fit in the live queue: the backlog cursor finds them.
+            outbox.live_overflowed();
+        }
         // Offer what fits in the window (not while draining: only what is in flight matters).
         if draining.is_none() {
             while session.in_flight() + session.queued() < window {
@@ -189,11 +204,24 @@ pub async fn run(p: MllpParams) {
             _ = async { tokio::time::sleep_until(deadline.expect("guarded by is_some")).await }, if deadline.is_some() => {
                 session.poll(Timestamp::now(), &mut actions);
             }
-            _ = poll.tick() => {
-                // New rows may have been committed since the last read.
-                outbox.live_overflowed();
-                session.poll(Timestamp::now(), &mut actions);
-            }
+            // Rows just committed. Taken while the engine is reachable (or nothing waits for
+            // it, so the first row opens the connection); while it is away they are left to the
+            // backlog cursor, which reads them in order once it is back, as the MQTT sink does.
+            e = p.live.rows.recv(), if live_open && draining.is_none() && outbox.wants_live() => match e {
+                Some(e) => {
+                    let take = session.is_connected() || session.is_idle();
+                    for e in std::iter::once(e).chain(std::iter::from_fn(|| p.live.rows.try_recv().ok())).take(LIVE_BATCH) {
+                        if take && outbox.wants_live() {
+                            outbox.push_live(e);
+                        } else {
+                            outbox.live_overflowed();
+                        }
+                    }
+                }
+                None => live_open = false,
+            },
+            // A safety net only: the flag is looked at on every turn of this loop.
+            _ = overflow_check.tick(), if !outbox.idle() || !session.is_idle() => {}
             _ = p.shutdown.cancelled(), if draining.is_none() => {
                 draining = Some(tokio::time::Instant::now() + DRAIN);
                 backlog = None;
@@ -376,3 +404,6 @@ pub fn sink_names(config: &crate::config::Config) -> Vec<String> {
 
 /// Per-sink counters by name, for the status page.
 pub type MllpSinks = Vec<Arc<MllpStats>>;
+
+#[cfg(all(test, feature = "tools"))]
+mod tests;
