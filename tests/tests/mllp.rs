@@ -73,6 +73,27 @@ impl Receiver {
             .collect()
     }
 
+    /// The messages the receiver had read on their connection and not yet answered when it
+    /// read each message (itself included), in order: how many the gateway had in flight.
+    fn outstanding(&self) -> Vec<u32> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.contains("\tACK"))
+            .map(|l| l.split('\t').nth(4).and_then(|n| n.parse().ok()).unwrap_or(0))
+            .collect()
+    }
+
+    /// The commit ACKs the gateway sent back for application ACKs that asked for one (MSA-1).
+    fn commit_acks(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("\tACK"))
+            .filter_map(|l| l.split('\t').nth(2).map(str::to_string))
+            .collect()
+    }
+
     /// The messages answered AA, as ER7 text with `\r` between segments.
     fn accepted(&self) -> Vec<String> {
         std::fs::read_to_string(&self.dump)
@@ -459,4 +480,106 @@ fn tls_with_a_client_certificate() {
     assert_eq!(gw2.terminate(Duration::from_secs(15)), Some(0), "graceful stop: {}", gw2.log());
     assert!(rx2.accepted().is_empty(), "{:?}", rx2.accepted());
     assert!(gw2.log().contains("cannot connect to the MLLP receiver") || gw2.log().contains("MLLP connection failed"), "{}", gw2.log());
+}
+
+/// Enhanced acknowledgement mode (HL7 v2.5 §2.9.3): the engine answers each message with a
+/// commit accept (CA), then with an application ACK of its own that asks for a commit ACK back.
+/// PCD-01 messages ask for an application ACK (MSH-16 `AL`), so CA alone delivers nothing: the
+/// application ACK decides — AA delivers, AR dead-letters with its text — and each application
+/// ACK gets the gateway's CA.
+#[test]
+fn enhanced_mode_waits_for_the_application_ack_and_answers_it_with_a_commit_ack() {
+    if skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start();
+    let sub = Subscriber::start(broker.port, "medgw/v1/#");
+    let rx = Receiver::start(dir.path(), "CA+AA,CA+AA,CA+AR:Unknown patient,CA+AA", 0);
+    let mut sim = start_sim(dir.path(), "oxi", "nonin-df8", &["--seed", "9", "--period-ms", "500"]);
+    let devices: Vec<(&str, &str, &Path)> = vec![("nonin-df8", "oxi", &sim.link)];
+    let mut gw = start_gateway(dir.path(), "gw", &config(dir.path(), broker.port, rx.port, "ack_mode = \"enhanced\"", &devices));
+    std::thread::sleep(Duration::from_secs(5));
+    sim.proc.terminate(Duration::from_secs(5));
+    let msgs = sub.wait_quiet(Duration::from_secs(3), Duration::from_secs(30));
+    let dead: Vec<Value> = gateway_events(&msgs).into_iter().filter(|e| e["kind"] == "mllp-dead-letter").collect();
+    wait_until(Duration::from_secs(20), "every message answered", || buffer_stats(dir.path())["depth"] == 0);
+    assert_eq!(gw.terminate(Duration::from_secs(15)), Some(0), "graceful stop: {}", gw.log());
+    let received = rx.received();
+    assert!(received.len() >= 5, "{received:?}");
+    // Each message sent once: neither the CA nor the wait for the application ACK made the
+    // gateway resend.
+    let ids: HashSet<&str> = received.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(ids.len(), received.len(), "a message was sent twice: {received:?}");
+    // The third message's CA was not taken as delivery: its application AR dead-lettered it.
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["control_id"].as_str(), Some(received[2].0.as_str()), "{dead:?}");
+    assert!(dead[0]["detail"].as_str().unwrap().contains("AR: ") && dead[0]["detail"].as_str().unwrap().contains("Unknown patient"));
+    // Every application ACK (AA or AR) asked for a commit ACK, and got CA.
+    assert_eq!(rx.commit_acks(), vec!["CA".to_string(); received.len()], "{:?}", rx.commit_acks());
+    // The others delivered: the engine accepted what the broker got, less the dead letter.
+    // Kept as dead letters: the rows of that one message (a set may hold several).
+    let stats = buffer_stats(dir.path());
+    let kept = stats["recent_dead_letters"].as_array().unwrap();
+    assert!(!kept.is_empty() && kept.iter().all(|d| d["control_id"] == dead[0]["control_id"]), "{stats}");
+    assert_eq!(stats["dead_lettered"].as_u64(), Some(kept.len() as u64), "{stats}");
+    let want = obx_rows(mqtt_hl7(&msgs).iter().map(String::as_str));
+    let got = obx_rows(rx.accepted().iter().map(String::as_str));
+    assert!(got.is_subset(&want), "the engine has rows the broker lacks");
+    assert_eq!(rx.accepted().len(), received.len() - 1, "all but the rejected message accepted");
+}
+
+/// The device (PV1-3, the bed) and the observation time (OBR-7) of a PCD-01 message.
+fn device_and_time(m: &str) -> (String, String) {
+    let field = |seg: &str, i: usize| {
+        m.split('\r').find(|s| s.starts_with(seg)).and_then(|s| s.split('|').nth(i)).unwrap_or("").to_string()
+    };
+    (field("PV1|", 3), field("OBR|", 7))
+}
+
+/// `max_in_flight = 8` with an engine that takes 300 ms per ACK but reads on meanwhile: the
+/// gateway keeps several messages in flight (never more than 8), every observation arrives
+/// once, and each device's messages arrive in the order of their readings (as documented: the
+/// window keeps the order of first sends; only a resend can come after a later message).
+#[test]
+fn max_in_flight_above_one_pipelines_and_keeps_each_devices_order() {
+    if skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start();
+    let sub = Subscriber::start(broker.port, "medgw/v1/#");
+    let rx = Receiver::start_with(dir.path(), "AA", 0, &["--ack-delay-ms", "300"].map(std::ffi::OsStr::new));
+    let mut sims = [("oxi1", "3"), ("oxi2", "4")].map(|(name, seed)| start_sim(dir.path(), name, "nonin-df8", &["--seed", seed, "--period-ms", "250"]));
+    let devices: Vec<(&str, &str, &Path)> = vec![("nonin-df8", "oxi1", &sims[0].link), ("nonin-df8", "oxi2", &sims[1].link)];
+    let mut gw = start_gateway(dir.path(), "gw", &config(dir.path(), broker.port, rx.port, "max_in_flight = 8", &devices));
+    std::thread::sleep(Duration::from_secs(6));
+    for s in &mut sims {
+        s.proc.terminate(Duration::from_secs(5));
+    }
+    let msgs = sub.wait_quiet(Duration::from_secs(3), Duration::from_secs(30));
+    let want = obx_rows(mqtt_hl7(&msgs).iter().map(String::as_str));
+    wait_until(Duration::from_secs(30), "the engine to have every observation", || {
+        obx_rows(rx.accepted().iter().map(String::as_str)).len() >= want.len()
+    });
+    assert_eq!(gw.terminate(Duration::from_secs(15)), Some(0), "graceful stop: {}", gw.log());
+    assert_eq!(obx_rows(rx.accepted().iter().map(String::as_str)), want);
+    let received = rx.received();
+    let ids: HashSet<&str> = received.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(ids.len(), received.len(), "a message was sent twice");
+    // Pipelined: at 300 ms per ACK one at a time could not have kept up; the window was used
+    // and never exceeded.
+    let outstanding = rx.outstanding();
+    let most = outstanding.iter().copied().max().unwrap_or(0);
+    assert!(most > 1 && most <= 8, "messages in flight at most: {most} ({outstanding:?})");
+    // Per device, in the order of the readings.
+    let mut last: std::collections::HashMap<String, String> = Default::default();
+    for m in rx.accepted() {
+        let (device, time) = device_and_time(&m);
+        assert!(!device.is_empty() && time.len() >= 14, "{m}");
+        if let Some(before) = last.insert(device.clone(), time.clone()) {
+            assert!(before <= time, "{device}: {time} arrived after {before}");
+        }
+    }
+    assert_eq!(last.len(), 2, "{last:?}");
 }
