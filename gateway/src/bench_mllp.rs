@@ -112,11 +112,7 @@ pub fn read_message(m: &[u8], now: Timestamp) -> Option<Received> {
             Some("MSH") => control_id = seg.split('|').nth(9).map(str::to_string),
             // OBR-7: observation date/time.
             Some("OBR") => latency_ms = fields.nth(6).and_then(parse_hl7_time).map(|t| (now.0 - t.0) as f64),
-            Some("OBX") => {
-                if fields.nth(1).is_some_and(|vt| !vt.is_empty()) {
-                    observations += 1;
-                }
-            }
+            Some("OBX") if fields.nth(1).is_some_and(|vt| !vt.is_empty()) => observations += 1,
             _ => {}
         }
     }

@@ -17,8 +17,12 @@
 //! live queue overflowed — so a reading goes to the engine as soon as its commit returns, not at
 //! a poll. The session keeps what is in flight
 //! across reconnects and resends the same bytes (same MSH-10), so the outbox is never rescanned
-//! for them. An acknowledgement or a dead letter is made durable before the next message is
-//! taken, and a row leaves the buffer only when every configured sink has it (`buffer/`).
+//! for them. Acknowledgements are recorded in the buffer beside the sending, not before the next
+//! message: the rows of every ACK that came while one record was being written go in the next
+//! (one transaction, one fsync, however many messages), so the engine's pace, not the disk's,
+//! sets the rate. One not yet durable at a crash only means its message is sent again after the
+//! restart, with the same MSH-10. A dead letter is made durable before the next message is
+//! taken. A row leaves the buffer only when every configured sink has it (`buffer/`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -114,6 +118,9 @@ impl Drop for BacklogRead {
     }
 }
 
+/// A write of acknowledged rows to the buffer under way: how many rows, and its outcome.
+type AckWrite = tokio::task::JoinHandle<(usize, Result<(), BufferError>)>;
+
 /// Runs the sink until shutdown; then waits up to [`DRAIN`] for the ACKs of what is in flight.
 pub async fn run(mut p: MllpParams) {
     let sink: Arc<str> = Arc::from(p.config.name.as_str());
@@ -125,6 +132,9 @@ pub async fn run(mut p: MllpParams) {
     let mut actions: Vec<Action<Vec<RowId>>> = Vec::new();
     let mut rbuf = vec![0u8; 16 * 1024];
     let mut ever_connected = false;
+    // Rows the engine acknowledged, not yet handed to the buffer; the write under way.
+    let mut acked: Vec<RowId> = Vec::new();
+    let mut ack_write: Option<AckWrite> = None;
     let mut draining: Option<tokio::time::Instant> = None;
     let mut live_open = true;
     let mut overflow_check = tokio::time::interval_at(tokio::time::Instant::now() + p.overflow_check, p.overflow_check);
@@ -144,7 +154,7 @@ pub async fn run(mut p: MllpParams) {
         }
         while !actions.is_empty() {
             for a in std::mem::take(&mut actions) {
-                act(&p, &sink, a, &mut session, &mut outbox, &mut conn, &mut ever_connected, &mut actions).await;
+                act(&p, &sink, a, &mut session, &mut outbox, &mut conn, &mut ever_connected, &mut acked, &mut actions).await;
             }
         }
         p.stats.in_flight.store(session.in_flight() as u64, Ordering::Relaxed);
@@ -157,6 +167,14 @@ pub async fn run(mut p: MllpParams) {
                 if let Some(mut c) = conn.take() {
                     let _ = c.shutdown().await;
                 }
+                // Every acknowledgement recorded before the buffer closes.
+                if let Some(w) = ack_write.take() {
+                    ack_written(&sink, w.await);
+                }
+                if !acked.is_empty() {
+                    let r = p.buffer.ack_for(sink.clone(), std::mem::take(&mut acked)).await;
+                    ack_written(&sink, Ok((0, r)));
+                }
                 p.stats.connected.store(false, Ordering::Relaxed);
                 tracing::info!(sink = %sink, "MLLP sink stopped");
                 return;
@@ -167,6 +185,10 @@ pub async fn run(mut p: MllpParams) {
                 let (buffer, sink) = (p.buffer.clone(), sink.clone());
                 backlog = Some(BacklogRead(tokio::spawn(async move { (after, limit, buffer.read_after_for(sink, after, limit).await) })));
             }
+        }
+        if ack_write.is_none() && !acked.is_empty() {
+            let (buffer, sink, rows) = (p.buffer.clone(), sink.clone(), std::mem::take(&mut acked));
+            ack_write = Some(tokio::spawn(async move { (rows.len(), buffer.ack_for(sink, rows).await) }));
         }
         let wakeup = session.next_wakeup().map(|t| {
             let ms = (t.0 - Timestamp::now().0).max(0) as u64;
@@ -192,6 +214,10 @@ pub async fn run(mut p: MllpParams) {
                         session.disconnected(Timestamp::now(), &mut actions);
                     }
                 }
+            }
+            r = async { ack_write.as_mut().expect("guarded by is_some").await }, if ack_write.is_some() => {
+                ack_write = None;
+                ack_written(&sink, r);
             }
             r = async { (&mut backlog.as_mut().expect("guarded by is_some").0).await }, if backlog.is_some() => {
                 backlog = None;
@@ -298,6 +324,7 @@ async fn act(
     outbox: &mut Outbox,
     conn: &mut Option<Box<dyn Stream>>,
     ever_connected: &mut bool,
+    acked: &mut Vec<RowId>,
     actions: &mut Vec<Action<Vec<RowId>>>,
 ) {
     match a {
@@ -349,10 +376,7 @@ async fn act(
             p.stats.acked_messages.fetch_add(1, Ordering::Relaxed);
             p.stats.acked_rows.fetch_add(tag.len() as u64, Ordering::Relaxed);
             tracing::debug!(sink = %sink, control_id, sends, rows = tag.len(), "message acknowledged");
-            if let Err(e) = p.buffer.ack_for(sink.clone(), tag).await {
-                // Not lost: the rows stay and are sent again after a restart (same control id).
-                tracing::warn!(sink = %sink, error = %e, "acknowledgement not recorded in the buffer");
-            }
+            acked.extend(tag);
         }
         Action::DeadLettered(d) => {
             p.stats.rejected.fetch_add(1, Ordering::Relaxed);
@@ -363,6 +387,16 @@ async fn act(
             tracing::warn!(sink = %sink, control_id, retry, reason, "the receiver answered with an error: retrying after the back-off");
         }
         Action::Ignored(why) => tracing::debug!(sink = %sink, ?why, "inbound MLLP frame ignored"),
+    }
+}
+
+/// Logs a failed write of acknowledged rows.
+fn ack_written(sink: &Arc<str>, r: Result<(usize, Result<(), BufferError>), tokio::task::JoinError>) {
+    match r {
+        Ok((_, Ok(()))) => {}
+        // Not lost: the rows stay and are sent again after a restart (same control id).
+        Ok((rows, Err(e))) => tracing::warn!(sink = %sink, rows, error = %e, "acknowledgement not recorded in the buffer"),
+        Err(e) => tracing::warn!(sink = %sink, error = %e, "acknowledgement write task failed"),
     }
 }
 
