@@ -137,6 +137,12 @@ pub struct BenchOptions {
     /// With --sink mllp: the sink's `max_in_flight` (and the reference sender's window).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub mllp_in_flight: u16,
+    /// The MLLP reference sender as its own process (started by `--sink mllp --ceiling`): the
+    /// file of messages to send, and the receiver's port.
+    #[arg(long, hide = true, requires = "engine_port")]
+    pub mllp_reference: Option<PathBuf>,
+    #[arg(long, hide = true)]
+    pub engine_port: Option<u16>,
 }
 
 /// Payloads kept from the gateway's run for the native publisher (`--ceiling`).
@@ -602,7 +608,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
         if o.ceiling && !messages.is_empty() {
             tokio::time::sleep(Duration::from_millis(500)).await;
             let broker_cpu0 = cpu_seconds(broker.0.id());
-            let (obs, msgs, s) = crate::bench_mllp::native_sender(engine_port, &messages, usize::from(o.mllp_in_flight), o.duration).await?;
+            let (obs, msgs, s) = crate::bench_mllp::reference_process(dir.path(), engine_port, &messages, o.mllp_in_flight, o.duration).await?;
             reference_messages_per_s = Some(msgs as f64 / s);
             Some((obs as f64 / s, (cpu_seconds(broker.0.id()) - broker_cpu0) / s * 100.0))
         } else {

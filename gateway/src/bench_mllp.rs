@@ -10,7 +10,9 @@
 //! - [`native_sender`]: the reference — one plain MLLP client that sends ready-made `ORU^R01`
 //!   messages (those the receiver got from medgw) to the same receiver with the same number in
 //!   flight, as fast as the ACKs come back, so medgw's rate is a ratio taken on the same
-//!   machine under the same load.
+//!   machine under the same load. It runs as its own process ([`reference_process`]), as the
+//!   gateway does: a sender in the receiver's process would hand its messages over without a
+//!   context switch and flatter the reference.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -217,6 +219,59 @@ pub async fn native_sender(port: u16, messages: &[(Arc<[u8]>, u32)], window: usi
     drop(sent_rx);
     let _ = writer.await;
     Ok((obs, msgs, secs))
+}
+
+/// Runs [`native_sender`] in a child process (`medgw bench --mllp-reference FILE`): the
+/// messages go through a file (per message: observations and length as u32 LE, then the
+/// bytes), the result comes back as one JSON line on its stdout.
+pub async fn reference_process(
+    dir: &std::path::Path,
+    port: u16,
+    messages: &[(Arc<[u8]>, u32)],
+    window: u16,
+    duration: Duration,
+) -> anyhow::Result<(u64, u64, f64)> {
+    let path = dir.join("mllp-reference.bin");
+    let mut data = Vec::new();
+    for (m, n) in messages {
+        data.extend_from_slice(&n.to_le_bytes());
+        data.extend_from_slice(&(m.len() as u32).to_le_bytes());
+        data.extend_from_slice(m);
+    }
+    std::fs::write(&path, data)?;
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    cmd.arg("bench")
+        .arg("--mllp-reference")
+        .arg(&path)
+        .args(["--engine-port", &port.to_string(), "--mllp-in-flight", &window.to_string()])
+        .arg("--duration")
+        .arg(format!("{}ms", duration.as_millis()))
+        .stderr(std::process::Stdio::inherit());
+    // The receiver runs on this process's runtime meanwhile.
+    let out = tokio::task::spawn_blocking(move || cmd.output()).await??;
+    anyhow::ensure!(out.status.success(), "the MLLP reference sender failed: {}", out.status);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let field = |k: &str| v[k].as_f64().ok_or_else(|| anyhow::anyhow!("the reference sender's report lacks {k}"));
+    Ok((field("observations")? as u64, field("messages")? as u64, field("seconds")?))
+}
+
+/// The child of [`reference_process`].
+pub async fn reference_child(o: crate::bench::BenchOptions) -> anyhow::Result<()> {
+    let path = o.mllp_reference.ok_or_else(|| anyhow::anyhow!("--mllp-reference FILE"))?;
+    let port = o.engine_port.ok_or_else(|| anyhow::anyhow!("--engine-port"))?;
+    let data = std::fs::read(&path)?;
+    let mut messages = Vec::new();
+    let mut rest = data.as_slice();
+    while rest.len() >= 8 {
+        let n = u32::from_le_bytes(rest[..4].try_into()?);
+        let len = u32::from_le_bytes(rest[4..8].try_into()?) as usize;
+        anyhow::ensure!(rest.len() >= 8 + len, "{}: truncated", path.display());
+        messages.push((Arc::from(&rest[8..8 + len]), n));
+        rest = &rest[8 + len..];
+    }
+    let (observations, msgs, seconds) = native_sender(port, &messages, usize::from(o.mllp_in_flight), o.duration).await?;
+    println!("{}", serde_json::json!({"observations": observations, "messages": msgs, "seconds": seconds}));
+    Ok(())
 }
 
 #[cfg(test)]
