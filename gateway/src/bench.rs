@@ -608,7 +608,8 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
         if o.ceiling && !messages.is_empty() {
             tokio::time::sleep(Duration::from_millis(500)).await;
             let broker_cpu0 = cpu_seconds(broker.0.id());
-            let (obs, msgs, s) = crate::bench_mllp::reference_process(dir.path(), engine_port, &messages, o.mllp_in_flight, o.duration).await?;
+            let (obs, msgs, s) =
+                crate::bench_mllp::reference_process(dir.path(), engine_port, &messages, o.mllp_in_flight, o.duration).await?;
             reference_messages_per_s = Some(msgs as f64 / s);
             Some((obs as f64 / s, (cpu_seconds(broker.0.id()) - broker_cpu0) / s * 100.0))
         } else {
@@ -797,7 +798,11 @@ pub fn print(r: &BenchReport, out: &mut impl Write) -> std::io::Result<()> {
         r.cpus
     )?;
     let to = if r.sink == BenchSink::Mllp { "MLLP receiver" } else { "subscriber" };
-    writeln!(out, "  delivered        {} observations in {:.1} s = {:.0} observations/s ({to})", r.delivered, r.seconds, r.observations_per_s)?;
+    writeln!(
+        out,
+        "  delivered        {} observations in {:.1} s = {:.0} observations/s ({to})",
+        r.delivered, r.seconds, r.observations_per_s
+    )?;
     if let (Some(w), Some(m)) = (r.mllp_in_flight, r.mllp_messages_per_s) {
         writeln!(out, "  MLLP             {m:.0} messages/s acknowledged (AA), max_in_flight {w}")?;
     }

@@ -351,9 +351,8 @@ fn enhanced_mode_waits_for_the_application_ack_and_answers_it_with_a_commit_ack(
 
 /// The device (PV1-3, the bed) and the observation time (OBR-7) of a PCD-01 message.
 fn device_and_time(m: &str) -> (String, String) {
-    let field = |seg: &str, i: usize| {
-        m.split('\r').find(|s| s.starts_with(seg)).and_then(|s| s.split('|').nth(i)).unwrap_or("").to_string()
-    };
+    let field =
+        |seg: &str, i: usize| m.split('\r').find(|s| s.starts_with(seg)).and_then(|s| s.split('|').nth(i)).unwrap_or("").to_string();
     (field("PV1|", 3), field("OBR|", 7))
 }
 
@@ -370,7 +369,8 @@ fn max_in_flight_above_one_pipelines_and_keeps_each_devices_order() {
     let broker = Mosquitto::start();
     let sub = Subscriber::start(broker.port, "medgw/v1/#");
     let rx = Receiver::start_with(dir.path(), "AA", 0, &["--ack-delay-ms", "300"].map(std::ffi::OsStr::new));
-    let mut sims = [("oxi1", "3"), ("oxi2", "4")].map(|(name, seed)| start_sim(dir.path(), name, "nonin-df8", &["--seed", seed, "--period-ms", "250"]));
+    let mut sims = [("oxi1", "3"), ("oxi2", "4")]
+        .map(|(name, seed)| start_sim(dir.path(), name, "nonin-df8", &["--seed", seed, "--period-ms", "250"]));
     let devices: Vec<(&str, &str, &Path)> = vec![("nonin-df8", "oxi1", &sims[0].link), ("nonin-df8", "oxi2", &sims[1].link)];
     let mut gw = start_gateway(dir.path(), "gw", &config(dir.path(), broker.port, rx.port, "max_in_flight = 8", &devices));
     std::thread::sleep(Duration::from_secs(6));

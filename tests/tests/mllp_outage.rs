@@ -54,7 +54,8 @@ fn a_ten_minute_engine_outage_loses_nothing_while_mqtt_keeps_flowing() {
         .map(|(protocol, name, period)| start_sim(dir.path(), name, protocol, &["--seed", "11", "--period-ms", period]));
     let devices: Vec<(&str, &str, &Path)> = vec![("nonin-df8", "oxi", &sims[0].link), ("masimo", "masimo", &sims[1].link)];
     let accept_log = dir.path().join("accepted.log");
-    let mut gw = start_gateway_env(dir.path(), "gw", &config(dir.path(), broker.port, port, "", &devices), &[("MEDGW_ACCEPT_LOG", &accept_log)]);
+    let mut gw =
+        start_gateway_env(dir.path(), "gw", &config(dir.path(), broker.port, port, "", &devices), &[("MEDGW_ACCEPT_LOG", &accept_log)]);
     wait_until(Duration::from_secs(30), "the engine to receive", || accepted_observations(&rx) >= 20);
 
     // The engine goes away for the outage; the devices keep sending.

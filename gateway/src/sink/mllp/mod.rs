@@ -40,9 +40,9 @@ use tokio_util::sync::CancellationToken;
 use crate::buffer::{BufferError, BufferHandle, Entry, RowId};
 use crate::config::{MllpSinkConfig, Replay};
 use crate::events::{Event, EventKind};
+use crate::sink::live::LiveReceiver;
 use crate::sink::mqtt::transport::{self, Stream};
 use crate::sink::mqtt::AuxMessage;
-use crate::sink::live::LiveReceiver;
 use crate::sink::outbox::Outbox;
 
 /// How often the live queue's overflow flag is looked at while there is work pending (it is
