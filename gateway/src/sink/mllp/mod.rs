@@ -145,16 +145,21 @@ pub async fn run(mut p: MllpParams) {
             // Some committed rows did not fit in the live queue: the backlog cursor finds them.
             outbox.live_overflowed();
         }
-        // Offer what fits in the window (not while draining: only what is in flight matters).
-        if draining.is_none() {
-            while session.in_flight() + session.queued() < window {
-                let Some(set) = next_set(&mut outbox) else { break };
-                offer(&p, &sink, &mut session, &mut outbox, set, &mut actions).await;
+        // First what the session asked for (an ACK just read may have released the next
+        // message, which is written before anything new is encoded: with one in flight that is
+        // the round trip), then offer what fits in the window (not while draining: only what is
+        // in flight matters), then what that asked for.
+        for refill in [false, true] {
+            if refill && draining.is_none() {
+                while session.in_flight() + session.queued() < window {
+                    let Some(set) = next_set(&mut outbox) else { break };
+                    offer(&p, &sink, &mut session, &mut outbox, set, &mut actions).await;
+                }
             }
-        }
-        while !actions.is_empty() {
-            for a in std::mem::take(&mut actions) {
-                act(&p, &sink, a, &mut session, &mut outbox, &mut conn, &mut ever_connected, &mut acked, &mut actions).await;
+            while !actions.is_empty() {
+                for a in std::mem::take(&mut actions) {
+                    act(&p, &sink, a, &mut session, &mut outbox, &mut conn, &mut ever_connected, &mut acked, &mut actions).await;
+                }
             }
         }
         p.stats.in_flight.store(session.in_flight() as u64, Ordering::Relaxed);
