@@ -36,6 +36,17 @@ pub enum BenchTransport {
     Tcp,
 }
 
+/// Where the bench measures delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BenchSink {
+    /// A subscriber of the MQTT broker.
+    Mqtt,
+    /// An MLLP receiver started by the bench (`bench_mllp.rs`), configured as a `[[sink]]`
+    /// beside `[mqtt]` (which the gateway always has; nobody subscribes to its observations).
+    Mllp,
+}
+
 /// `medgw bench`'s options (its command-line arguments).
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchOptions {
@@ -120,6 +131,22 @@ pub struct BenchOptions {
     /// the previous commit finished). 5 was the default before issue 20.
     #[arg(long)]
     pub commit_interval_ms: Option<u32>,
+    /// Where delivery is measured: the MQTT subscriber, or an MLLP receiver started by the
+    /// bench (PCD-01 ORU^R01 per observation set, answered AA; latency from OBR-7, which is
+    /// the gateway's receipt time for a device without a clock such as nonin-df8). With
+    /// `--ceiling`, the reference is a plain MLLP sender of the messages received, with the
+    /// same number in flight.
+    #[arg(long, value_enum, default_value = "mqtt")]
+    pub sink: BenchSink,
+    /// With --sink mllp: the sink's `max_in_flight` (and the reference sender's window).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub mllp_in_flight: u16,
+    /// The MLLP reference sender as its own process (started by `--sink mllp --ceiling`): the
+    /// file of messages to send, and the receiver's port.
+    #[arg(long, hide = true, requires = "engine_port")]
+    pub mllp_reference: Option<PathBuf>,
+    #[arg(long, hide = true)]
+    pub engine_port: Option<u16>,
 }
 
 /// Payloads kept from the gateway's run for the native publisher (`--ceiling`).
@@ -127,6 +154,12 @@ const CEILING_PAYLOADS: usize = 20_000;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BenchReport {
+    pub sink: BenchSink,
+    /// With `--sink mllp`: the sink's `max_in_flight`, and the messages per second the
+    /// engine acknowledged (medgw's, and with `--ceiling` the reference sender's).
+    pub mllp_in_flight: Option<u16>,
+    pub mllp_messages_per_s: Option<f64>,
+    pub reference_messages_per_s: Option<f64>,
     pub transport: BenchTransport,
     pub devices: usize,
     pub protocol: String,
@@ -385,11 +418,24 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
             o.period_ms.max(100)
         ));
     }
+    // The engine (`--sink mllp`): started before the gateway, which connects to it.
+    let mllp_stop = CancellationToken::new();
+    let (mllp_tx, mut mllp_rx) = tokio::sync::mpsc::unbounded_channel::<crate::bench_mllp::Received>();
+    let mut engine_port = 0;
+    if o.sink == BenchSink::Mllp {
+        let rx = crate::bench_mllp::Receiver::start(mllp_tx, CEILING_PAYLOADS, mllp_stop.clone()).await?;
+        engine_port = rx.port;
+        cfg.push_str(&format!(
+            "\n[[sink]]\nkind = \"mllp\"\nname = \"engine\"\nhost = \"127.0.0.1\"\nport = {}\nmax_in_flight = {}\n",
+            rx.port, o.mllp_in_flight
+        ));
+    }
     let cfg_path = dir.path().join("medgw.toml");
     std::fs::write(&cfg_path, cfg)?;
 
     // Subscriber: counts deliveries and measures latency from the receipt time in the payload.
     let (sample_tx, mut sample_rx) = tokio::sync::mpsc::unbounded_channel::<f64>();
+    let sample_tx_mllp = sample_tx.clone();
     let (alarm_tx, mut alarm_rx) = tokio::sync::mpsc::unbounded_channel::<f64>();
     // Every message received, with what the native publisher needs to send it again.
     let (recv_tx, mut recv_rx) = tokio::sync::mpsc::unbounded_channel::<(String, bytes::Bytes)>();
@@ -397,7 +443,9 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
     opts.set_keep_alive(Duration::from_secs(30));
     opts.set_max_packet_size(1 << 20, 1 << 20);
     let (client, mut events) = rumqttc::AsyncClient::new(opts, 1000);
-    if o.drain_to_broker {
+    if o.sink == BenchSink::Mllp {
+        // Measured at the engine: the broker's observations are not forwarded to anyone.
+    } else if o.drain_to_broker {
         // Only the live devices (beds BED0..): the backlog's bed is not forwarded to anyone.
         for i in 0..o.devices {
             client.subscribe(format!("medgw/v1/+/BED{i}/+/obs"), rumqttc::QoS::AtMostOnce).await?;
@@ -434,6 +482,27 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
             }
         }
     });
+    // The engine's receipts as samples (one per observation, as the subscriber gives one per
+    // canonical message), and the messages kept for the reference sender.
+    let (mllp_msgs_tx, mut mllp_msgs_rx) = tokio::sync::mpsc::unbounded_channel::<(std::sync::Arc<[u8]>, u32)>();
+    let mllp_acked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    if o.sink == BenchSink::Mllp {
+        let (sample_tx, acked) = (sample_tx_mllp.clone(), mllp_acked.clone());
+        tokio::spawn(async move {
+            while let Some(r) = mllp_rx.recv().await {
+                acked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if let Some(l) = r.latency_ms {
+                    for _ in 0..r.observations {
+                        let _ = sample_tx.send(l);
+                    }
+                }
+                if let Some(m) = r.message {
+                    let _ = mllp_msgs_tx.send((m, r.observations));
+                }
+            }
+        });
+    }
+    drop(sample_tx_mllp);
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     if let Some(n) = o.drain {
@@ -498,6 +567,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
     while sample_rx.try_recv().is_ok() {}
     while recv_rx.try_recv().is_ok() {}
     let t0 = Instant::now();
+    let mllp_acked0 = mllp_acked.load(std::sync::atomic::Ordering::Relaxed);
     let (cpu0, broker_cpu0, harness_cpu0) = (cpu_seconds(pid), cpu_seconds(broker.0.id()), cpu_seconds(std::process::id()));
     let mut samples = Vec::with_capacity(1 << 20);
     let deadline = tokio::time::Instant::now() + o.duration;
@@ -508,6 +578,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
         }
     }
     let secs = t0.elapsed().as_secs_f64();
+    let mllp_messages = mllp_acked.load(std::sync::atomic::Ordering::Relaxed) - mllp_acked0;
     let rss = peak_rss_kib(pid);
     let cpu = (cpu_seconds(pid) - cpu0) / secs * 100.0;
     let broker_cpu = (cpu_seconds(broker.0.id()) - broker_cpu0) / secs * 100.0;
@@ -532,7 +603,23 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
             payloads.push(p);
         }
     }
-    let ceiling = if o.ceiling && !payloads.is_empty() {
+    let mut reference_messages_per_s = None;
+    let ceiling = if o.sink == BenchSink::Mllp {
+        let mut messages = Vec::new();
+        while let Ok(m) = mllp_msgs_rx.try_recv() {
+            messages.push(m);
+        }
+        if o.ceiling && !messages.is_empty() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let broker_cpu0 = cpu_seconds(broker.0.id());
+            let (obs, msgs, s) =
+                crate::bench_mllp::reference_process(dir.path(), engine_port, &messages, o.mllp_in_flight, o.duration).await?;
+            reference_messages_per_s = Some(msgs as f64 / s);
+            Some((obs as f64 / s, (cpu_seconds(broker.0.id()) - broker_cpu0) / s * 100.0))
+        } else {
+            None
+        }
+    } else if o.ceiling && !payloads.is_empty() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         while recv_rx.try_recv().is_ok() {}
         let window = in_flight_limit.unwrap_or(u64::from(o.broker_inflight)).clamp(1, u64::from(u16::MAX)) as u16;
@@ -543,13 +630,19 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<BenchReport> {
         None
     };
     sub_done.cancel();
+    mllp_stop.cancel();
     let _ = sub.await;
     if o.keep {
         let kept = dir.keep();
         eprintln!("work directory kept: {}", kept.display());
     }
     samples.sort_by(|a, b| a.total_cmp(b));
+    let mllp = o.sink == BenchSink::Mllp;
     Ok(BenchReport {
+        sink: o.sink,
+        mllp_in_flight: mllp.then_some(o.mllp_in_flight),
+        mllp_messages_per_s: mllp.then(|| mllp_messages as f64 / secs),
+        reference_messages_per_s,
         transport: o.transport,
         devices: o.devices,
         protocol: o.protocol,
@@ -708,10 +801,18 @@ pub fn print(r: &BenchReport, out: &mut impl Write) -> std::io::Result<()> {
         if r.tls { "on" } else { "off" },
         r.cpus
     )?;
-    writeln!(out, "  delivered        {} observations in {:.1} s = {:.0} observations/s", r.delivered, r.seconds, r.observations_per_s)?;
+    let to = if r.sink == BenchSink::Mllp { "MLLP receiver" } else { "subscriber" };
     writeln!(
         out,
-        "  latency          p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (gateway receipt -> subscriber)",
+        "  delivered        {} observations in {:.1} s = {:.0} observations/s ({to})",
+        r.delivered, r.seconds, r.observations_per_s
+    )?;
+    if let (Some(w), Some(m)) = (r.mllp_in_flight, r.mllp_messages_per_s) {
+        writeln!(out, "  MLLP             {m:.0} messages/s acknowledged (AA), max_in_flight {w}")?;
+    }
+    writeln!(
+        out,
+        "  latency          p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (gateway receipt -> {to})",
         r.latency_ms_p50, r.latency_ms_p99, r.latency_ms_max
     )?;
     writeln!(
@@ -730,7 +831,12 @@ pub fn print(r: &BenchReport, out: &mut impl Write) -> std::io::Result<()> {
         r.broker_receive_maximum.map_or("none".to_string(), |n| n.to_string()),
         r.gateway_in_flight_limit.map_or("?".to_string(), |n| n.to_string())
     )?;
-    if let (Some(c), Some(pct), Some(b)) = (r.ceiling_per_s, r.percent_of_ceiling, r.ceiling_broker_cpu_percent) {
+    if let (Some(c), Some(pct), Some(m)) = (r.ceiling_per_s, r.percent_of_ceiling, r.reference_messages_per_s) {
+        writeln!(
+            out,
+            "  MLLP reference   {c:.0} observations/s = {m:.0} messages/s (one plain MLLP sender, the same messages, receiver and window): gateway at {pct:.0} % of it"
+        )?;
+    } else if let (Some(c), Some(pct), Some(b)) = (r.ceiling_per_s, r.percent_of_ceiling, r.ceiling_broker_cpu_percent) {
         writeln!(
             out,
             "  native ceiling   {c:.0} messages/s (one plain client, same payloads, broker and window; Mosquitto {b:.0} %): gateway at {pct:.0} % of it"

@@ -9,6 +9,8 @@ pub mod adt;
 #[cfg(feature = "tools")]
 pub mod bench;
 #[cfg(feature = "tools")]
+pub mod bench_mllp;
+#[cfg(feature = "tools")]
 pub mod bench_waves;
 pub mod buffer;
 pub mod capture;

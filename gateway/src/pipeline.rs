@@ -7,13 +7,13 @@
 //!                                       └──────────────┘◀── acks ────────└───────────┘
 //! ```
 //! Each `[[sink]]` (an interface engine over MLLP) is one more sink task beside the MQTT sink,
-//! reading the buffer by its own cursor; the buffer deletes a row when every sink has it.
+//! with its own live queue and its own buffer cursor; the buffer deletes a row when every sink
+//! has it.
 //!
 //! Every channel is bounded. A source waits for its batch to be durable before it reads on
 //! (backpressure); the live hand-over never blocks (rows it cannot take stay in the buffer and
 //! the sink's backlog cursor finds them).
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use medgw_protocols::nomenclature::Nomenclature;
@@ -92,7 +92,9 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let (buffer, startup) = crate::buffer::open(&config.buffer).await?;
     // Before any sink reads: which sinks a row must reach before it is deleted.
     buffer.set_sinks(mllp::sink_names(&config)).await?;
-    let (live_tx, live_rx) = mpsc::channel(mqtt::outbox::LIVE_CAPACITY);
+    // The live hand-over: a queue per sink, the MQTT sink's first.
+    let mut live = crate::sink::live::LiveHandOver::builder();
+    let mqtt_live = live.sink(mqtt::outbox::LIVE_CAPACITY);
     let (aux_tx, aux_rx) = mpsc::channel(1024);
     // Waves (`[waves]`): a channel only when some device publishes them.
     let any_waves = config.devices.iter().any(|d| config.waves_enabled(d));
@@ -111,7 +113,6 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     } else {
         (wave_rx, None)
     };
-    let live_overflow = Arc::new(AtomicBool::new(false));
     let topics = Topics::new(&config.mqtt.topic_prefix, &config.gateway.id);
     let sink_stats = Arc::new(SinkStats::default());
     let sink_shutdown = CancellationToken::new();
@@ -122,8 +123,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         replay: config.buffer.replay,
         buffer: buffer.clone(),
         nomenclature: nom.clone(),
-        live: live_rx,
-        live_overflow: live_overflow.clone(),
+        live: mqtt_live.rows,
+        live_overflow: mqtt_live.overflow,
         aux: aux_rx,
         waves: any_waves.then_some((wave_rx, config.waves)),
         wave_acks: durable_waves.then(|| wave_acks.clone()),
@@ -163,6 +164,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         let stats = Arc::new(MllpStats::new(m));
         mllp_stats.push(stats.clone());
         mllp_tasks.push(tokio::spawn(mllp::run(MllpParams {
+            live: live.sink(mqtt::outbox::LIVE_CAPACITY),
+            overflow_check: mllp::OVERFLOW_CHECK,
             config: m.clone(),
             tls,
             replay: config.buffer.replay,
@@ -176,8 +179,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     }
     let link = PipelineLink {
         buffer: buffer.clone(),
-        live: live_tx,
-        live_overflow,
+        live: live.build(),
         aux: aux_tx.clone(),
         topics: topics.clone(),
         waves: any_waves.then(|| crate::source::waves::WaveLink {

@@ -197,12 +197,10 @@ async fn every_example_device_builds_its_runner() {
     );
     c.buffer.path = dir.path().join("buffer.db");
     let (buffer, _) = medgw::buffer::open(&c.buffer).await.unwrap();
-    let (live, _live_rx) = tokio::sync::mpsc::channel(16);
     let (aux, _aux_rx) = tokio::sync::mpsc::channel(16);
     let link = medgw::source::PipelineLink {
         buffer: buffer.clone(),
-        live,
-        live_overflow: Default::default(),
+        live: Default::default(),
         aux,
         topics: medgw::sink::topics::Topics::new(&c.mqtt.topic_prefix, &c.gateway.id),
         waves: None,

@@ -10,14 +10,19 @@ received, the last entry repeating:
   AR[:text]          application reject, with an ERR segment carrying the text
   CA+AA              enhanced mode: commit accept, then an application accept that asks for a
                      commit ACK back (MSH-15 AL)
+  CA+AE[:text]       enhanced mode: commit accept, then an application error (likewise AR)
+  CA                 enhanced mode: commit accept only, no application ACK
   silence            no answer; the connection stays open
   close              close the connection as soon as the start of a message arrives, before
                      its end block is read ("close mid-message")
   partial            send the first half of an AA, then close
 
-Every message read is logged to --log as one line: "<MSH-10>\t<MSH-9>\t<answer>\t<connection>"
-(an ACK sent back by the sender is logged too, with its MSA-1 as answer), so that a test can
-check what was delivered and what was resent. With --dump, every message accepted (answered
+Every message read is logged to --log as one line:
+"<MSH-10>\t<MSH-9>\t<answer>\t<connection>\t<outstanding>", outstanding being the messages
+read on that connection and not yet answered, this one included (an ACK sent back by the sender
+is logged too, with its MSA-1 as answer), so that a test can check what was delivered, what was
+resent and how many the sender had in flight. With --ack-delay-ms N every answer goes out N ms
+after its message was read, while further messages are read (a slow engine that pipelines). With --dump, every message accepted (answered
 AA or CA+AA) is appended to that file as its ER7 text with segments on lines and a blank line
 after it, for a test to compare the content. The port is printed on stdout as "PORT <n>".
 
@@ -25,7 +30,7 @@ With --tls-cert and --tls-key it speaks TLS (Python's ssl module); with --tls-ca
 requires a client certificate signed by that CA.
 
 Usage: mllp_receiver.py --script AA,AE:busy,AR:Unknown patient --log FILE [--port N] [--dump FILE]
-       [--tls-cert PEM --tls-key PEM [--tls-ca PEM]]
+       [--ack-delay-ms N] [--tls-cert PEM --tls-key PEM [--tls-ca PEM]]
 """
 
 import argparse
@@ -55,12 +60,15 @@ def build_ack(message, code, text=None, accept_ack=None):
 
 
 class Receiver:
-    def __init__(self, script, log_path, dump_path=None):
+    def __init__(self, script, log_path, dump_path=None, ack_delay=0.0):
         self.script = script
         self.log_path = log_path
         self.dump_path = dump_path
+        self.ack_delay = ack_delay
         self.received = 0
         self.connections = 0
+        # Per connection: messages read and not yet answered.
+        self.outstanding = {}
 
     def next_answer(self):
         answer = self.script[min(self.received, len(self.script) - 1)]
@@ -69,11 +77,13 @@ class Receiver:
 
     def log(self, control_id, message_type, answer, connection):
         with open(self.log_path, "a", encoding="utf-8") as f:
-            f.write("%s\t%s\t%s\t%d\n" % (control_id, message_type, answer, connection))
+            f.write("%s\t%s\t%s\t%d\t%d\n" % (control_id, message_type, answer, connection,
+                                               self.outstanding.get(connection, 0)))
 
     async def serve(self, reader, writer):
         self.connections += 1
         connection = self.connections
+        self.outstanding[connection] = 0
         buf = b""
         try:
             while True:
@@ -93,6 +103,12 @@ class Receiver:
                     if start < 0 or end < 0:
                         break
                     body, buf = buf[start + 1:end], buf[end + 2:]
+                    if self.ack_delay > 0:
+                        # Answered later, in its own task: reading goes on meanwhile.
+                        self.outstanding[connection] += 1
+                        asyncio.get_running_loop().create_task(self.answer(body, writer, connection, True))
+                        continue
+                    self.outstanding[connection] += 1
                     await self.answer(body, writer, connection)
                     if writer.is_closing():
                         return
@@ -111,7 +127,15 @@ class Receiver:
         except IndexError:
             return "?"
 
-    async def answer(self, body, writer, connection):
+    async def answer(self, body, writer, connection, delayed=False):
+        try:
+            await self.answer_now(body, writer, connection, delayed)
+        except ConnectionError:
+            pass
+        finally:
+            self.outstanding[connection] -= 1
+
+    async def answer_now(self, body, writer, connection, delayed):
         message = hl7.parse(body.decode("utf-8"))
         msh = message.segment("MSH")
         control_id = str(msh[10])
@@ -126,15 +150,28 @@ class Receiver:
         if self.dump_path and code in ("AA", "CA+AA"):
             with open(self.dump_path, "a", encoding="utf-8") as f:
                 f.write(body.decode("utf-8").replace("\r", "\n").rstrip("\n") + "\n\n")
+        if delayed:
+            await asyncio.sleep(self.ack_delay)
+            if writer.is_closing():
+                return
         if code in ("AA", "AE", "AR"):
             writer.write(frame(build_ack(message, code, text or None)))
-        elif code == "CA+AA":
+        elif code == "CA":
+            writer.write(frame(build_ack(message, "CA")))
+        elif code.startswith("CA+"):
+            app_code = code[3:]
+            if app_code not in ("AA", "AE", "AR"):
+                raise SystemExit("unknown script entry %r" % answer)
             writer.write(frame(build_ack(message, "CA")))
             await writer.drain()
             await asyncio.sleep(0.05)
-            app = message.create_ack("AA", message_id="APP" + control_id)
+            # The application ACK, on a message of its own that asks for a commit ACK back.
+            app = message.create_ack(app_code, message_id="APP" + control_id)
             app.segment("MSH").assign_field("AL", 15)
-            writer.write(frame(str(app)))
+            out = str(app)
+            if text:
+                out += "ERR||PID^1^3|204^Unknown key identifier^HL70357|E||||%s\r" % text
+            writer.write(frame(out))
         elif code == "partial":
             ack = frame(build_ack(message, "AA"))
             writer.write(ack[: len(ack) // 2])
@@ -154,6 +191,7 @@ async def main():
     p.add_argument("--log", required=True)
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--dump")
+    p.add_argument("--ack-delay-ms", type=int, default=0)
     p.add_argument("--tls-cert")
     p.add_argument("--tls-key")
     p.add_argument("--tls-ca")
@@ -165,7 +203,8 @@ async def main():
         if args.tls_ca:
             context.load_verify_locations(args.tls_ca)
             context.verify_mode = ssl.CERT_REQUIRED
-    receiver = Receiver([s.strip() for s in args.script.split(",") if s.strip()], args.log, args.dump)
+    receiver = Receiver([s.strip() for s in args.script.split(",") if s.strip()], args.log, args.dump,
+                        args.ack_delay_ms / 1000.0)
     server = await asyncio.start_server(receiver.serve, "127.0.0.1", args.port, ssl=context)
     print("PORT %d" % server.sockets[0].getsockname()[1], flush=True)
     async with server:

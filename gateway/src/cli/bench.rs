@@ -12,6 +12,10 @@ pub fn run(options: BenchOptions, log: LogFormat) -> anyhow::Result<ExitCode> {
         super::runtime()?.block_on(crate::bench_waves::child(options))?;
         return Ok(ExitCode::SUCCESS);
     }
+    if options.mllp_reference.is_some() {
+        super::runtime()?.block_on(crate::bench_mllp::reference_child(options))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if options.waves {
         let report = super::runtime()?.block_on(crate::bench_waves::run(options))?;
         crate::bench_waves::print(&report, &mut std::io::stdout())?;

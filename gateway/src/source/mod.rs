@@ -16,7 +16,7 @@ pub mod serial;
 pub mod tcp;
 pub mod waves;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,8 +43,8 @@ pub use self::error::SourceError;
 #[derive(Clone)]
 pub struct PipelineLink {
     pub buffer: BufferHandle,
-    pub live: mpsc::Sender<Entry>,
-    pub live_overflow: Arc<AtomicBool>,
+    /// Committed rows to every sink, in memory (`sink/live.rs`).
+    pub live: crate::sink::live::LiveHandOver,
     pub aux: mpsc::Sender<AuxMessage>,
     pub topics: Topics,
     /// Waveform segments to the sink (`[waves]`); `None`: waves are not published.
@@ -679,9 +679,7 @@ impl DeviceRunner {
                 latest.retain(|o| o.reading.metric != observation.reading.metric || o.reading.vendor != observation.reading.vendor);
                 latest.push(observation.clone());
             }
-            if self.link.live.try_send(Entry { rowid, observation }).is_err() {
-                self.link.live_overflow.store(true, Ordering::Relaxed);
-            }
+            self.link.live.hand_over(Entry { rowid, observation });
         }
         Ok(())
     }

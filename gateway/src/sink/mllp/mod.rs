@@ -11,12 +11,18 @@
 //!
 //! A thin driver like `mqtt/mod.rs`: every decision is the session's
 //! (`medgw_protocols::hl7::delivery`); this task gives it socket reads, the rows and the time,
-//! and carries out its actions. Rows come from the buffer only, by this sink's own cursor (no
-//! live hand-over: the buffer is looked at every [`POLL`] while there is room, so a reading
-//! reaches the engine within that much of its commit). The session keeps what is in flight
+//! and carries out its actions. Rows come as the MQTT sink's do: handed over live by the
+//! sources as soon as they are committed (`sink/live.rs`, this sink's own queue), and read from
+//! the buffer by this sink's own cursor after a start, while the engine was away, or when the
+//! live queue overflowed — so a reading goes to the engine as soon as its commit returns, not at
+//! a poll. The session keeps what is in flight
 //! across reconnects and resends the same bytes (same MSH-10), so the outbox is never rescanned
-//! for them. An acknowledgement or a dead letter is made durable before the next message is
-//! taken, and a row leaves the buffer only when every configured sink has it (`buffer/`).
+//! for them. Acknowledgements are recorded in the buffer beside the sending, not before the next
+//! message: the rows of every ACK that came while one record was being written go in the next
+//! (one transaction, one fsync, however many messages), so the engine's pace, not the disk's,
+//! sets the rate. One not yet durable at a crash only means its message is sent again after the
+//! restart, with the same MSH-10. A dead letter is made durable before the next message is
+//! taken. A row leaves the buffer only when every configured sink has it (`buffer/`).
 
 pub mod alarms;
 
@@ -36,14 +42,18 @@ use tokio_util::sync::CancellationToken;
 use crate::buffer::{BufferError, BufferHandle, Entry, RowId};
 use crate::config::{MllpSinkConfig, Replay};
 use crate::events::{Event, EventKind};
+use crate::sink::live::LiveReceiver;
 use crate::sink::mqtt::transport::{self, Stream};
 use crate::sink::mqtt::AuxMessage;
 use crate::sink::outbox::Outbox;
 
-/// How often the buffer is looked at for new rows while the session has room.
-pub const POLL: Duration = Duration::from_millis(100);
+/// How often the live queue's overflow flag is looked at while there is work pending (it is
+/// also looked at with every row handed over), as in the MQTT sink.
+pub const OVERFLOW_CHECK: Duration = Duration::from_millis(200);
 /// Messages offered to the session beyond its in-flight window, so the next is ready at once.
 const QUEUE_AHEAD: usize = 4;
+/// Live rows taken from the queue at one wake-up at most.
+const LIVE_BATCH: usize = 1024;
 /// Rows in one PCD-01 message at most (as the MQTT sink).
 const MAX_SET_ROWS: usize = 256;
 /// How long shutdown waits for ACKs of messages in flight.
@@ -85,6 +95,10 @@ impl MllpStats {
 /// Everything one MLLP sink needs.
 pub struct MllpParams {
     pub config: MllpSinkConfig,
+    /// This sink's queue of rows committed and handed over live (`sink/live.rs`).
+    pub live: LiveReceiver,
+    /// [`OVERFLOW_CHECK`]; tests stretch it to show that no poll is needed.
+    pub overflow_check: Duration,
     /// Built before the gateway starts (as for MQTT): unusable TLS files stop `medgw run`.
     pub tls: Option<Arc<rustls::ClientConfig>>,
     pub replay: Replay,
@@ -106,8 +120,11 @@ impl Drop for BacklogRead {
     }
 }
 
+/// A write of acknowledged rows to the buffer under way: how many rows, and its outcome.
+type AckWrite = tokio::task::JoinHandle<(usize, Result<(), BufferError>)>;
+
 /// Runs the sink until shutdown; then waits up to [`DRAIN`] for the ACKs of what is in flight.
-pub async fn run(p: MllpParams) {
+pub async fn run(mut p: MllpParams) {
     let sink: Arc<str> = Arc::from(p.config.name.as_str());
     let mut session: DeliverySession<Vec<RowId>> = DeliverySession::new(p.config.delivery());
     let window = usize::from(p.config.max_in_flight.max(1)) + QUEUE_AHEAD;
@@ -117,21 +134,34 @@ pub async fn run(p: MllpParams) {
     let mut actions: Vec<Action<Vec<RowId>>> = Vec::new();
     let mut rbuf = vec![0u8; 16 * 1024];
     let mut ever_connected = false;
+    // Rows the engine acknowledged, not yet handed to the buffer; the write under way.
+    let mut acked: Vec<RowId> = Vec::new();
+    let mut ack_write: Option<AckWrite> = None;
     let mut draining: Option<tokio::time::Instant> = None;
-    let mut poll = tokio::time::interval(POLL);
-    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut live_open = true;
+    let mut overflow_check = tokio::time::interval_at(tokio::time::Instant::now() + p.overflow_check, p.overflow_check);
+    overflow_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(sink = %sink, host = %p.config.host, port = p.config.port, "MLLP sink started");
     loop {
-        // Offer what fits in the window (not while draining: only what is in flight matters).
-        if draining.is_none() {
-            while session.in_flight() + session.queued() < window {
-                let Some(set) = next_set(&mut outbox) else { break };
-                offer(&p, &sink, &mut session, &mut outbox, set, &mut actions).await;
-            }
+        if p.live.overflow.swap(false, Ordering::Relaxed) {
+            // Some committed rows did not fit in the live queue: the backlog cursor finds them.
+            outbox.live_overflowed();
         }
-        while !actions.is_empty() {
-            for a in std::mem::take(&mut actions) {
-                act(&p, &sink, a, &mut session, &mut outbox, &mut conn, &mut ever_connected, &mut actions).await;
+        // First what the session asked for (an ACK just read may have released the next
+        // message, which is written before anything new is encoded: with one in flight that is
+        // the round trip), then offer what fits in the window (not while draining: only what is
+        // in flight matters), then what that asked for.
+        for refill in [false, true] {
+            if refill && draining.is_none() {
+                while session.in_flight() + session.queued() < window {
+                    let Some(set) = next_set(&mut outbox) else { break };
+                    offer(&p, &sink, &mut session, &mut outbox, set, &mut actions).await;
+                }
+            }
+            while !actions.is_empty() {
+                for a in std::mem::take(&mut actions) {
+                    act(&p, &sink, a, &mut session, &mut outbox, &mut conn, &mut ever_connected, &mut acked, &mut actions).await;
+                }
             }
         }
         p.stats.in_flight.store(session.in_flight() as u64, Ordering::Relaxed);
@@ -144,6 +174,14 @@ pub async fn run(p: MllpParams) {
                 if let Some(mut c) = conn.take() {
                     let _ = c.shutdown().await;
                 }
+                // Every acknowledgement recorded before the buffer closes.
+                if let Some(w) = ack_write.take() {
+                    ack_written(&sink, w.await);
+                }
+                if !acked.is_empty() {
+                    let r = p.buffer.ack_for(sink.clone(), std::mem::take(&mut acked)).await;
+                    ack_written(&sink, Ok((0, r)));
+                }
                 p.stats.connected.store(false, Ordering::Relaxed);
                 tracing::info!(sink = %sink, "MLLP sink stopped");
                 return;
@@ -154,6 +192,10 @@ pub async fn run(p: MllpParams) {
                 let (buffer, sink) = (p.buffer.clone(), sink.clone());
                 backlog = Some(BacklogRead(tokio::spawn(async move { (after, limit, buffer.read_after_for(sink, after, limit).await) })));
             }
+        }
+        if ack_write.is_none() && !acked.is_empty() {
+            let (buffer, sink, rows) = (p.buffer.clone(), sink.clone(), std::mem::take(&mut acked));
+            ack_write = Some(tokio::spawn(async move { (rows.len(), buffer.ack_for(sink, rows).await) }));
         }
         let wakeup = session.next_wakeup().map(|t| {
             let ms = (t.0 - Timestamp::now().0).max(0) as u64;
@@ -180,6 +222,10 @@ pub async fn run(p: MllpParams) {
                     }
                 }
             }
+            r = async { ack_write.as_mut().expect("guarded by is_some").await }, if ack_write.is_some() => {
+                ack_write = None;
+                ack_written(&sink, r);
+            }
             r = async { (&mut backlog.as_mut().expect("guarded by is_some").0).await }, if backlog.is_some() => {
                 backlog = None;
                 match r {
@@ -191,11 +237,24 @@ pub async fn run(p: MllpParams) {
             _ = async { tokio::time::sleep_until(deadline.expect("guarded by is_some")).await }, if deadline.is_some() => {
                 session.poll(Timestamp::now(), &mut actions);
             }
-            _ = poll.tick() => {
-                // New rows may have been committed since the last read.
-                outbox.live_overflowed();
-                session.poll(Timestamp::now(), &mut actions);
-            }
+            // Rows just committed. Taken while the engine is reachable (or nothing waits for
+            // it, so the first row opens the connection); while it is away they are left to the
+            // backlog cursor, which reads them in order once it is back, as the MQTT sink does.
+            e = p.live.rows.recv(), if live_open && draining.is_none() && outbox.wants_live() => match e {
+                Some(e) => {
+                    let take = session.is_connected() || session.is_idle();
+                    for e in std::iter::once(e).chain(std::iter::from_fn(|| p.live.rows.try_recv().ok())).take(LIVE_BATCH) {
+                        if take && outbox.wants_live() {
+                            outbox.push_live(e);
+                        } else {
+                            outbox.live_overflowed();
+                        }
+                    }
+                }
+                None => live_open = false,
+            },
+            // A safety net only: the flag is looked at on every turn of this loop.
+            _ = overflow_check.tick(), if !outbox.idle() || !session.is_idle() => {}
             _ = p.shutdown.cancelled(), if draining.is_none() => {
                 draining = Some(tokio::time::Instant::now() + DRAIN);
                 backlog = None;
@@ -272,6 +331,7 @@ async fn act(
     outbox: &mut Outbox,
     conn: &mut Option<Box<dyn Stream>>,
     ever_connected: &mut bool,
+    acked: &mut Vec<RowId>,
     actions: &mut Vec<Action<Vec<RowId>>>,
 ) {
     match a {
@@ -323,10 +383,7 @@ async fn act(
             p.stats.acked_messages.fetch_add(1, Ordering::Relaxed);
             p.stats.acked_rows.fetch_add(tag.len() as u64, Ordering::Relaxed);
             tracing::debug!(sink = %sink, control_id, sends, rows = tag.len(), "message acknowledged");
-            if let Err(e) = p.buffer.ack_for(sink.clone(), tag).await {
-                // Not lost: the rows stay and are sent again after a restart (same control id).
-                tracing::warn!(sink = %sink, error = %e, "acknowledgement not recorded in the buffer");
-            }
+            acked.extend(tag);
         }
         Action::DeadLettered(d) => {
             p.stats.rejected.fetch_add(1, Ordering::Relaxed);
@@ -337,6 +394,16 @@ async fn act(
             tracing::warn!(sink = %sink, control_id, retry, reason, "the receiver answered with an error: retrying after the back-off");
         }
         Action::Ignored(why) => tracing::debug!(sink = %sink, ?why, "inbound MLLP frame ignored"),
+    }
+}
+
+/// Logs a failed write of acknowledged rows.
+fn ack_written(sink: &Arc<str>, r: Result<(usize, Result<(), BufferError>), tokio::task::JoinError>) {
+    match r {
+        Ok((_, Ok(()))) => {}
+        // Not lost: the rows stay and are sent again after a restart (same control id).
+        Ok((rows, Err(e))) => tracing::warn!(sink = %sink, rows, error = %e, "acknowledgement not recorded in the buffer"),
+        Err(e) => tracing::warn!(sink = %sink, error = %e, "acknowledgement write task failed"),
     }
 }
 
@@ -380,3 +447,6 @@ pub fn sink_names(config: &crate::config::Config) -> Vec<String> {
 
 /// Per-sink counters by name, for the status page.
 pub type MllpSinks = Vec<Arc<MllpStats>>;
+
+#[cfg(all(test, feature = "tools"))]
+mod tests;

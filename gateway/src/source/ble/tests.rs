@@ -2,7 +2,7 @@
 //! task, `DeviceRunner`, normaliser and SQLite buffer → the live hand-over, encoded to canonical
 //! JSON and FHIR as the sink would publish them.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,13 +63,13 @@ silence_timeout_s = 60
     );
     let config = crate::config::parse(&text, dir).unwrap_or_else(|e| panic!("{e:?}"));
     let (buffer, _) = crate::buffer::open(&config.buffer).await.unwrap();
-    let (live_tx, live) = mpsc::channel(4096);
+    let mut hand_over = crate::sink::live::LiveHandOver::builder();
+    let live = hand_over.sink(4096).rows;
     let (aux_tx, aux) = mpsc::channel(4096);
     let shutdown = CancellationToken::new();
     let link = PipelineLink {
         buffer: buffer.clone(),
-        live: live_tx,
-        live_overflow: Arc::new(AtomicBool::new(false)),
+        live: hand_over.build(),
         aux: aux_tx,
         topics: Topics::new("medgw/v1", "gw-ble"),
         waves: None,
