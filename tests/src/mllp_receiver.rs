@@ -26,9 +26,14 @@ pub struct MllpReceiver {
 }
 
 impl MllpReceiver {
-    /// Starts the receiver on `port` (0: any) answering by `script` (see the script's doc),
-    /// logging into `dir` (appending, so a restarted receiver keeps one record).
+    /// Starts the receiver on `port` (0: any), logging and dumping into `dir` (appending, so a
+    /// restarted receiver keeps one record).
     pub fn start(dir: &Path, script: &str, port: u16) -> MllpReceiver {
+        MllpReceiver::start_with(dir, script, port, &[])
+    }
+
+    /// As [`MllpReceiver::start`], with more arguments (TLS).
+    pub fn start_with(dir: &Path, script: &str, port: u16, extra: &[&std::ffi::OsStr]) -> MllpReceiver {
         let (log, dump) = (dir.join("mllp-received.log"), dir.join("mllp-accepted.hl7"));
         let mut child = Command::new("python3")
             .arg(workspace().join("tests/support/mllp_receiver.py"))
@@ -36,6 +41,7 @@ impl MllpReceiver {
             .arg(&log)
             .arg("--dump")
             .arg(&dump)
+            .args(extra)
             .stdout(Stdio::piped())
             .spawn()
             .expect("python3 runs the receiver");
@@ -45,21 +51,51 @@ impl MllpReceiver {
         MllpReceiver { child, port, log, dump }
     }
 
-    /// (MSH-10, MSH-9, answer, connection number) of every message received, in order (the
-    /// sender's own ACKs left out).
-    pub fn received(&self) -> Vec<(String, String, String, u32)> {
+    /// (MSH-10, answer, connection number) of every message received, in order.
+    pub fn received(&self) -> Vec<(String, String, u32)> {
         std::fs::read_to_string(&self.log)
             .unwrap_or_default()
             .lines()
             .filter(|l| !l.contains("\tACK"))
             .map(|l| {
                 let f: Vec<&str> = l.split('\t').collect();
-                (f[0].to_string(), f[1].to_string(), f[2].to_string(), f[3].parse().unwrap())
+                (f[0].to_string(), f[2].to_string(), f[3].parse().unwrap())
             })
             .collect()
     }
 
-    /// The messages accepted (AA or CA+AA), as ER7 text with `\r` between segments.
+    /// The message type (MSH-9) of every message received, in the order of [`MllpReceiver::received`].
+    pub fn message_types(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.contains("\tACK"))
+            .map(|l| l.split('\t').nth(1).unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// The messages the receiver had read on their connection and not yet answered when it
+    /// read each message (itself included), in order: how many the gateway had in flight.
+    pub fn outstanding(&self) -> Vec<u32> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.contains("\tACK"))
+            .map(|l| l.split('\t').nth(4).and_then(|n| n.parse().ok()).unwrap_or(0))
+            .collect()
+    }
+
+    /// The commit ACKs the gateway sent back for application ACKs that asked for one (MSA-1).
+    pub fn commit_acks(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("\tACK"))
+            .filter_map(|l| l.split('\t').nth(2).map(str::to_string))
+            .collect()
+    }
+
+    /// The messages answered AA, as ER7 text with `\r` between segments.
     pub fn accepted(&self) -> Vec<String> {
         std::fs::read_to_string(&self.dump)
             .unwrap_or_default()
