@@ -179,8 +179,12 @@ fn wave_crash_child() {
                 };
                 loop {
                     let from = next.fetch_add(3, Ordering::Relaxed) as usize;
-                    let out = buffer.append_waves((from..from + 3).map(|i| seg(i, 2000)).collect()).await.unwrap();
-                    assert_eq!(out.dropped, 0);
+                    // Small segments: a fast disk stores tens of thousands in the test's few
+                    // seconds, and none may reach the budget (a drop is not a loss).
+                    let out = buffer.append_waves((from..from + 3).map(|i| seg(i, 100)).collect()).await.unwrap();
+                    if out.dropped > 0 {
+                        say(format!("X {}\n", out.dropped));
+                    }
                     say(out.ids.iter().map(|id| format!("W {id}\n")).collect());
                     let gone: Vec<i64> = out.ids.iter().copied().filter(|id| id % 3 == 0).collect();
                     buffer.delete_waves(gone.clone()).await.unwrap();
@@ -231,6 +235,7 @@ fn kill_9_loses_no_stored_wave_segment_and_brings_no_deleted_one_back() {
             match kind {
                 "W" => assert!(stored.insert(id), "round {round}: id {id} issued twice (a stored segment was lost)"),
                 "A" => drop(deleted.insert(id)),
+                "X" => panic!("round {round}: the child's wave budget was full ({id} dropped): the test must stay below it"),
                 _ => {}
             }
         }
