@@ -52,11 +52,35 @@ const IDLE_WAKE: Duration = Duration::from_millis(500);
 const MAINTAIN_PERIOD: Duration = Duration::from_secs(1);
 
 type Reply<T> = oneshot::Sender<Result<T, BufferError>>;
+/// An append's answer carries its batch back, so that the caller can offer it again after a
+/// refusal or a failure without having kept a copy.
+type AppendReply = oneshot::Sender<(Result<AppendOutcome, BufferError>, Vec<Observation>)>;
+
+/// Where the storage thread hands a committed batch to the MQTT sink (the live hand-over),
+/// so that a reading reaches the sink as soon as it is durable, without waking its source
+/// first. Never blocks: what the channel cannot take is flagged in `overflow` and stays in the
+/// buffer for the backlog cursor.
+#[derive(Debug, Clone)]
+pub struct LiveHandOver {
+    pub tx: tokio::sync::mpsc::Sender<Entry>,
+    pub overflow: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl LiveHandOver {
+    fn hand_over(&self, rowids: &[RowId], batch: &[Observation]) {
+        for (&rowid, observation) in rowids.iter().zip(batch) {
+            if self.tx.try_send(Entry { rowid, observation: observation.clone() }).is_err() {
+                self.overflow.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+}
 
 enum Cmd {
     Append {
         batch: Vec<Observation>,
-        reply: Reply<AppendOutcome>,
+        live: Option<LiveHandOver>,
+        reply: AppendReply,
     },
     Read {
         after: RowId,
@@ -209,10 +233,35 @@ impl BufferHandle {
     /// Appends a batch; resolves when it is durable (committed and fsynced with its group).
     /// Dropping the future does not undo the append.
     pub async fn append(&self, batch: Vec<Observation>) -> Result<AppendOutcome, BufferError> {
+        self.append_with(batch, None).await.0
+    }
+
+    /// [`BufferHandle::append`], with the batch given back (to offer it again when it was
+    /// refused or failed) and, with `live`, handed to the sink by the storage thread as soon as
+    /// it is durable, before this resolves. The batch comes back empty only when the buffer
+    /// closed with it.
+    pub async fn append_with(
+        &self,
+        batch: Vec<Observation>,
+        live: Option<LiveHandOver>,
+    ) -> (Result<AppendOutcome, BufferError>, Vec<Observation>) {
         if batch.is_empty() {
-            return Ok(AppendOutcome::default());
+            return (Ok(AppendOutcome::default()), batch);
         }
-        self.call(|reply| Cmd::Append { batch, reply }).await
+        let Ok(permit) = self.shared.slots.clone().acquire_owned().await else {
+            return (Err(BufferError::Closed), batch);
+        };
+        let (reply, answer) = oneshot::channel();
+        // Cannot be full: every queued command holds one of QUEUE permits.
+        if let Err(e) = self.shared.queue.try_send(Queued(Cmd::Append { batch, live, reply }, permit)) {
+            let (std::sync::mpsc::TrySendError::Full(q) | std::sync::mpsc::TrySendError::Disconnected(q)) = e;
+            let batch = match q {
+                Queued(Cmd::Append { batch, .. }, _) => batch,
+                _ => Vec::new(),
+            };
+            return (Err(BufferError::Closed), batch);
+        }
+        answer.await.unwrap_or_else(|_| (Err(BufferError::Closed), Vec::new()))
     }
 
     /// Up to `limit` entries with `rowid > after`, in rowid order. Entries that no longer decode
@@ -316,8 +365,8 @@ fn open_when_room(
             Ok(Queued(cmd, permit)) => {
                 drop(permit);
                 match cmd {
-                    Cmd::Append { reply, .. } => {
-                        let _ = reply.send(Ok(AppendOutcome { refused_full: true, ..AppendOutcome::default() }));
+                    Cmd::Append { reply, batch, .. } => {
+                        let _ = reply.send((Ok(AppendOutcome { refused_full: true, ..AppendOutcome::default() }), batch));
                     }
                     Cmd::Read { reply, .. } => {
                         let _ = reply.send(Ok(Vec::new()));
@@ -417,7 +466,7 @@ struct Worker {
 }
 
 struct Group {
-    batches: Vec<(Vec<Observation>, Reply<AppendOutcome>)>,
+    batches: Vec<(Vec<Observation>, Option<LiveHandOver>, AppendReply)>,
     len: usize,
     deadline: Option<Instant>,
 }
@@ -471,9 +520,9 @@ impl Worker {
                 }
             };
             match cmd {
-                Some(Cmd::Append { batch, reply }) => {
+                Some(Cmd::Append { batch, live, reply }) => {
                     group.len += batch.len();
-                    group.batches.push((batch, reply));
+                    group.batches.push((batch, live, reply));
                     group.deadline.get_or_insert_with(|| Instant::now() + self.interval);
                 }
                 Some(Cmd::Read { after, limit, reply }) => {
@@ -573,10 +622,10 @@ impl Worker {
     fn commit(&mut self, group: &mut Group, deferred: &mut VecDeque<Cmd>) {
         while group.len < MAX_GROUP {
             match self.rx.try_recv() {
-                Ok(Queued(Cmd::Append { batch, reply }, permit)) => {
+                Ok(Queued(Cmd::Append { batch, live, reply }, permit)) => {
                     drop(permit);
                     group.len += batch.len();
-                    group.batches.push((batch, reply));
+                    group.batches.push((batch, live, reply));
                 }
                 Ok(Queued(other, permit)) => {
                     drop(permit);
@@ -591,7 +640,7 @@ impl Worker {
             return;
         }
         let batches = std::mem::take(&mut group.batches);
-        let slices: Vec<&[Observation]> = batches.iter().map(|(b, _)| b.as_slice()).collect();
+        let slices: Vec<&[Observation]> = batches.iter().map(|(b, _, _)| b.as_slice()).collect();
         let mut result = self.store.append_group(&slices);
         if let Err(e) = &result {
             if self.heal(e) {
@@ -602,14 +651,21 @@ impl Worker {
         self.commits.store(self.store.commits(), Ordering::Relaxed);
         match result {
             Ok(outcomes) => {
-                for ((_, reply), outcome) in batches.into_iter().zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
+                // Every batch to the sink first (in row order), then the callers: the hand-over
+                // does not wait for a source task to be scheduled.
+                for ((batch, live, _), outcome) in batches.iter().zip(&outcomes) {
+                    if let Some(live) = live {
+                        live.hand_over(&outcome.rowids, batch);
+                    }
+                }
+                for ((batch, _, reply), outcome) in batches.into_iter().zip(outcomes) {
+                    let _ = reply.send((Ok(outcome), batch));
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, batches = batches.len(), "buffer append failed");
-                for (_, reply) in batches {
-                    let _ = reply.send(Err(dup(&e)));
+                for (batch, _, reply) in batches {
+                    let _ = reply.send((Err(dup(&e)), batch));
                 }
             }
         }

@@ -22,7 +22,7 @@ mod sqlite;
 #[cfg(test)]
 mod tests;
 
-pub use handle::BufferHandle;
+pub use handle::{BufferHandle, LiveHandOver};
 pub const RECENT_DEAD_LETTERS: usize = 10;
 pub use salvage::QuarantineReport;
 pub use sqlite::{SqliteStore, StartupReport};

@@ -12,6 +12,9 @@ pub fn run(options: BenchOptions, log: LogFormat) -> anyhow::Result<ExitCode> {
         super::runtime()?.block_on(crate::bench_waves::child(options))?;
         return Ok(ExitCode::SUCCESS);
     }
+    if let Some(file) = &options.ceiling_child {
+        return super::runtime()?.block_on(bench::ceiling_child(&options, file)).map(|()| ExitCode::SUCCESS);
+    }
     if options.waves {
         let report = super::runtime()?.block_on(crate::bench_waves::run(options))?;
         crate::bench_waves::print(&report, &mut std::io::stdout())?;

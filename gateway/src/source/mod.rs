@@ -594,10 +594,20 @@ impl DeviceRunner {
         Ok(transmit)
     }
 
-    async fn commit(&mut self, batch: Vec<Observation>, now: Timestamp) -> Result<(), Stop> {
+    /// The storage thread hands the batch to the sink once it is durable (live hand-over), and
+    /// gives it back for the accept log and the status page.
+    async fn commit(&mut self, mut batch: Vec<Observation>, now: Timestamp) -> Result<(), Stop> {
         let n = batch.len() as u64;
+        let live = crate::buffer::LiveHandOver { tx: self.link.live.clone(), overflow: self.link.live_overflow.clone() };
         let outcome = loop {
-            match self.link.buffer.append(batch.clone()).await {
+            let (result, back) = self.link.buffer.append_with(std::mem::take(&mut batch), Some(live.clone())).await;
+            batch = back;
+            if batch.is_empty() {
+                // Only when the buffer closed with the batch: nothing to offer again.
+                tracing::error!(device = %self.cfg.name, observations = n, "the buffer closed: these observations were not accepted");
+                return Err(Stop::Shutdown);
+            }
+            match result {
                 Ok(o) if o.refused_full => {
                     // Policy stop-reading: hold this batch and stop reading the device until the
                     // broker drains the buffer. Nothing is deleted.
@@ -660,14 +670,10 @@ impl DeviceRunner {
         if let Ok(mut g) = self.status.last_data.lock() {
             *g = Some(now);
         }
-        let mut latest = self.status.latest.lock().ok();
-        for (rowid, observation) in outcome.rowids.into_iter().zip(batch) {
-            if let Some(latest) = latest.as_mut() {
+        if let Ok(mut latest) = self.status.latest.lock() {
+            for observation in batch.into_iter().take(outcome.rowids.len()) {
                 latest.retain(|o| o.reading.metric != observation.reading.metric || o.reading.vendor != observation.reading.vendor);
-                latest.push(observation.clone());
-            }
-            if self.link.live.try_send(Entry { rowid, observation }).is_err() {
-                self.link.live_overflow.store(true, Ordering::Relaxed);
+                latest.push(observation);
             }
         }
         Ok(())
