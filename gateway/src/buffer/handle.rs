@@ -214,8 +214,16 @@ impl BufferHandle {
                         return;
                     }
                 };
-                Worker { store, rx, acks, commits, interval: Duration::from_millis(u64::from(cfg.commit_interval_ms)), events: events_tx }
-                    .run();
+                Worker {
+                    store,
+                    rx,
+                    acks,
+                    commits,
+                    interval: Duration::from_millis(u64::from(cfg.commit_interval_ms)),
+                    events: events_tx,
+                    last_acks: Instant::now(),
+                }
+                .run();
             })
             .map_err(|e| BufferError::storage("cannot start the buffer thread", e))?;
         let report = opened_rx.recv().map_err(|_| BufferError::Closed)??;
@@ -463,6 +471,8 @@ struct Worker {
     commits: Arc<AtomicU64>,
     interval: Duration,
     events: tokio::sync::mpsc::UnboundedSender<BufferEvent>,
+    /// When acknowledgements were last applied (on their own or with an append).
+    last_acks: Instant,
 }
 
 struct Group {
@@ -475,7 +485,6 @@ impl Worker {
     fn run(mut self) {
         let mut group = Group { batches: Vec::new(), len: 0, deadline: None };
         let mut deferred: VecDeque<Cmd> = VecDeque::new();
-        let mut last_acks = Instant::now();
         let mut last_maintain = Instant::now();
         loop {
             if last_maintain.elapsed() >= MAINTAIN_PERIOD {
@@ -495,7 +504,7 @@ impl Worker {
                 None => {
                     let wait = match group.deadline {
                         Some(d) => d.saturating_duration_since(Instant::now()),
-                        None if self.acks_pending() => ACK_PERIOD.saturating_sub(last_acks.elapsed()),
+                        None if self.acks_pending() => ACK_PERIOD.saturating_sub(self.last_acks.elapsed()),
                         None => IDLE_WAKE,
                     };
                     match self.rx.recv_timeout(wait) {
@@ -566,11 +575,11 @@ impl Worker {
             if group.len >= MAX_GROUP || group.deadline.is_some_and(|d| Instant::now() >= d) {
                 self.commit(&mut group, &mut deferred);
             }
-            if self.acks_pending() && (last_acks.elapsed() >= ACK_PERIOD || self.acks_len() >= ACK_BATCH) {
+            if self.acks_due() {
                 if let Err(e) = self.flush_acks() {
                     tracing::warn!(error = %e, "buffer acknowledgements not applied; retrying");
                 }
-                last_acks = Instant::now();
+                self.last_acks = Instant::now();
             }
         }
     }
@@ -581,6 +590,19 @@ impl Worker {
 
     fn acks_pending(&self) -> bool {
         self.acks_len() > 0
+    }
+
+    /// Acknowledgements are applied every [`ACK_PERIOD`], or sooner when [`ACK_BATCH`] wait.
+    fn acks_due(&self) -> bool {
+        self.acks_pending() && (self.last_acks.elapsed() >= ACK_PERIOD || self.acks_len() >= ACK_BATCH)
+    }
+
+    /// Gives acknowledgements that were not applied back to the pending ones.
+    fn restore_acks(&self, ids: Vec<RowId>) {
+        let mut acks = self.acks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut back = ids;
+        back.append(&mut acks);
+        *acks = back;
     }
 
     /// After a failed call: when the error is damage (or an earlier replacement is still
@@ -641,7 +663,25 @@ impl Worker {
         }
         let batches = std::mem::take(&mut group.batches);
         let slices: Vec<&[Observation]> = batches.iter().map(|(b, _, _)| b.as_slice()).collect();
-        let mut result = self.store.append_group(&slices);
+        // Acknowledgements that are due ride in the append's transaction (one fsync for both);
+        // the store says whether it could take them.
+        let acks = if self.acks_due() { std::mem::take(&mut *self.acks.lock().unwrap_or_else(|p| p.into_inner())) } else { Vec::new() };
+        let mut result = match self.store.append_group_acking(&slices, &acks) {
+            Ok((outcomes, applied)) => {
+                if applied {
+                    self.last_acks = Instant::now();
+                } else if !acks.is_empty() {
+                    self.restore_acks(acks);
+                }
+                Ok(outcomes)
+            }
+            Err(e) => {
+                if !acks.is_empty() {
+                    self.restore_acks(acks);
+                }
+                Err(e)
+            }
+        };
         if let Err(e) = &result {
             if self.heal(e) {
                 result = self.store.append_group(&slices);

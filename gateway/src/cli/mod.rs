@@ -147,7 +147,9 @@ fn run_command(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     // Two worker threads: the gateway is I/O-bound and small; more threads cost memory.
-    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
+    // TOKIO_WORKER_THREADS (tokio's own variable) overrides it, for measurements.
+    let workers = std::env::var("TOKIO_WORKER_THREADS").ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0).unwrap_or(2);
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()?)
 }
 
 /// The bytes of a file, or of stdin for `-`.
