@@ -830,7 +830,12 @@ async fn raw_publisher(port: u16, payloads: &[(String, bytes::Bytes)], window: u
 }
 
 /// [`CeilingClient::Rumqttc`].
-async fn rumqttc_publisher(port: u16, payloads: Vec<(String, bytes::Bytes)>, window: u16, content_type: &'static str) -> anyhow::Result<()> {
+async fn rumqttc_publisher(
+    port: u16,
+    payloads: Vec<(String, bytes::Bytes)>,
+    window: u16,
+    content_type: &'static str,
+) -> anyhow::Result<()> {
     use rumqttc::v5::mqttbytes::{v5::PublishProperties, QoS};
     use rumqttc::v5::{AsyncClient, MqttOptions};
     let mut opts = MqttOptions::new("medgw-bench-native", "127.0.0.1", port);

@@ -13,9 +13,13 @@
 //! under load the appends that arrive during a commit form the next group, so groups grow with
 //! the load and the latency stays proportional to the fsync. A non-zero interval makes the first
 //! append of a group wait that long for others (fewer fsyncs, more latency). A group is
-//! committed at once when it holds [`MAX_GROUP`] observations. Acknowledgements are not urgent (a lost one means one duplicate delivery, which
-//! receivers remove by observation id), so they are collected and deleted in one transaction
-//! every [`ACK_PERIOD`].
+//! committed at once when it holds [`MAX_GROUP`] observations. Once a group is durable the
+//! thread hands each batch that came with a [`LiveHandOver`] to the MQTT sink itself, before
+//! answering its caller, so a reading does not wait for its source task to be scheduled again
+//! on its way to the broker. Acknowledgements are not urgent (a lost one means one duplicate
+//! delivery, which receivers remove by observation id), so they are collected and deleted
+//! every [`ACK_PERIOD`]: in the next append's transaction when there is one (no fsync of their
+//! own, and no append waiting behind one), else in a transaction of their own.
 //!
 //! The thread also keeps the store healthy: every [`MAINTAIN_PERIOD`] it lets the store check
 //! whether the disk space returned after a full disk, and when a call finds the file damaged
