@@ -238,6 +238,9 @@ pub struct Normalizer {
     association: Option<Attributor>,
     context: Arc<DeviceContext>,
     zone: jiff::tz::TimeZone,
+    /// The last local wall time resolved with `zone` and its result: the readings of one
+    /// report share their time, and each is looked at twice (clock, then reading).
+    last_local: std::cell::Cell<Option<(i64, Option<Timestamp>)>>,
     clock: ClockTracker,
     nomenclature: Arc<Nomenclature>,
     same_time: std::collections::HashMap<(medgw_protocols::MdcCode, Option<medgw_protocols::observation::VendorCode>), SameTime>,
@@ -249,6 +252,7 @@ impl Normalizer {
             association: None,
             context: Arc::new(context),
             zone,
+            last_local: std::cell::Cell::new(None),
             clock: ClockTracker::new(32),
             nomenclature,
             same_time: Default::default(),
@@ -301,7 +305,14 @@ impl Normalizer {
         match m.device_time {
             None => None,
             Some(DeviceTime::Utc(t)) => Some(t),
-            Some(DeviceTime::Local(wall)) => resolve_local(wall, &self.zone),
+            Some(DeviceTime::Local(wall)) => match self.last_local.get() {
+                Some((w, resolved)) if w == wall.0 => resolved,
+                _ => {
+                    let resolved = resolve_local(wall, &self.zone);
+                    self.last_local.set(Some((wall.0, resolved)));
+                    resolved
+                }
+            },
         }
     }
 

@@ -93,7 +93,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     // Before any sink reads: which sinks a row must reach before it is deleted.
     buffer.set_sinks(mllp::sink_names(&config)).await?;
     // The live hand-over: a queue per sink, the MQTT sink's first.
-    let mut live = crate::sink::live::LiveHandOver::builder();
+    let mut live = crate::buffer::live::LiveHandOver::builder();
     let mqtt_live = live.sink(mqtt::outbox::LIVE_CAPACITY);
     let (aux_tx, aux_rx) = mpsc::channel(1024);
     // Waves (`[waves]`): a channel only when some device publishes them.

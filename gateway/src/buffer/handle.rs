@@ -13,9 +13,13 @@
 //! under load the appends that arrive during a commit form the next group, so groups grow with
 //! the load and the latency stays proportional to the fsync. A non-zero interval makes the first
 //! append of a group wait that long for others (fewer fsyncs, more latency). A group is
-//! committed at once when it holds [`MAX_GROUP`] observations. Acknowledgements are not urgent (a lost one means one duplicate delivery, which
-//! receivers remove by observation id), so they are collected and deleted in one transaction
-//! every [`ACK_PERIOD`].
+//! committed at once when it holds [`MAX_GROUP`] observations. Once a group is durable the
+//! thread hands each batch that came with a [`LiveHandOver`] to the sinks itself (`live.rs`), before
+//! answering its caller, so a reading does not wait for its source task to be scheduled again
+//! on its way to the broker. Acknowledgements are not urgent (a lost one means one duplicate
+//! delivery, which receivers remove by observation id), so they are collected and deleted
+//! every [`ACK_PERIOD`]: in the next append's transaction when there is one (no fsync of their
+//! own, and no append waiting behind one), else in a transaction of their own.
 //!
 //! The thread also keeps the store healthy: every [`MAINTAIN_PERIOD`] it lets the store check
 //! whether the disk space returned after a full disk, and when a call finds the file damaged
@@ -51,12 +55,18 @@ const IDLE_WAKE: Duration = Duration::from_millis(500);
 /// How often the store's housekeeping runs (disk space after a full disk).
 const MAINTAIN_PERIOD: Duration = Duration::from_secs(1);
 
+use super::live::LiveHandOver;
+
 type Reply<T> = oneshot::Sender<Result<T, BufferError>>;
+/// An append's answer carries its batch back, so that the caller can offer it again after a
+/// refusal or a failure without having kept a copy.
+type AppendReply = oneshot::Sender<(Result<AppendOutcome, BufferError>, Vec<Observation>)>;
 
 pub(super) enum Cmd {
     Append {
         batch: Vec<Observation>,
-        reply: Reply<AppendOutcome>,
+        live: Option<LiveHandOver>,
+        reply: AppendReply,
     },
     Read {
         after: RowId,
@@ -192,8 +202,16 @@ impl BufferHandle {
                         return;
                     }
                 };
-                Worker { store, rx, acks, commits, interval: Duration::from_millis(u64::from(cfg.commit_interval_ms)), events: events_tx }
-                    .run();
+                Worker {
+                    store,
+                    rx,
+                    acks,
+                    commits,
+                    interval: Duration::from_millis(u64::from(cfg.commit_interval_ms)),
+                    events: events_tx,
+                    last_acks: Instant::now(),
+                }
+                .run();
             })
             .map_err(|e| BufferError::storage("cannot start the buffer thread", e))?;
         let report = opened_rx.recv().map_err(|_| BufferError::Closed)??;
@@ -211,10 +229,35 @@ impl BufferHandle {
     /// Appends a batch; resolves when it is durable (committed and fsynced with its group).
     /// Dropping the future does not undo the append.
     pub async fn append(&self, batch: Vec<Observation>) -> Result<AppendOutcome, BufferError> {
+        self.append_with(batch, None).await.0
+    }
+
+    /// [`BufferHandle::append`], with the batch given back (to offer it again when it was
+    /// refused or failed) and, with `live`, handed to the sink by the storage thread as soon as
+    /// it is durable, before this resolves. The batch comes back empty only when the buffer
+    /// closed with it.
+    pub async fn append_with(
+        &self,
+        batch: Vec<Observation>,
+        live: Option<LiveHandOver>,
+    ) -> (Result<AppendOutcome, BufferError>, Vec<Observation>) {
         if batch.is_empty() {
-            return Ok(AppendOutcome::default());
+            return (Ok(AppendOutcome::default()), batch);
         }
-        self.call(|reply| Cmd::Append { batch, reply }).await
+        let Ok(permit) = self.shared.slots.clone().acquire_owned().await else {
+            return (Err(BufferError::Closed), batch);
+        };
+        let (reply, answer) = oneshot::channel();
+        // Cannot be full: every queued command holds one of QUEUE permits.
+        if let Err(e) = self.shared.queue.try_send(Queued(Cmd::Append { batch, live, reply }, permit)) {
+            let (std::sync::mpsc::TrySendError::Full(q) | std::sync::mpsc::TrySendError::Disconnected(q)) = e;
+            let batch = match q {
+                Queued(Cmd::Append { batch, .. }, _) => batch,
+                _ => Vec::new(),
+            };
+            return (Err(BufferError::Closed), batch);
+        }
+        answer.await.unwrap_or_else(|_| (Err(BufferError::Closed), Vec::new()))
     }
 
     /// Up to `limit` entries with `rowid > after`, in rowid order. Entries that no longer decode
@@ -318,8 +361,8 @@ fn open_when_room(
             Ok(Queued(cmd, permit)) => {
                 drop(permit);
                 match cmd {
-                    Cmd::Append { reply, .. } => {
-                        let _ = reply.send(Ok(AppendOutcome { refused_full: true, ..AppendOutcome::default() }));
+                    Cmd::Append { reply, batch, .. } => {
+                        let _ = reply.send((Ok(AppendOutcome { refused_full: true, ..AppendOutcome::default() }), batch));
                     }
                     Cmd::Read { reply, .. } => {
                         let _ = reply.send(Ok(Vec::new()));
@@ -417,10 +460,12 @@ struct Worker {
     commits: Arc<AtomicU64>,
     interval: Duration,
     events: tokio::sync::mpsc::UnboundedSender<BufferEvent>,
+    /// When acknowledgements were last applied (on their own or with an append).
+    last_acks: Instant,
 }
 
 struct Group {
-    batches: Vec<(Vec<Observation>, Reply<AppendOutcome>)>,
+    batches: Vec<(Vec<Observation>, Option<LiveHandOver>, AppendReply)>,
     len: usize,
     deadline: Option<Instant>,
 }
@@ -429,7 +474,6 @@ impl Worker {
     fn run(mut self) {
         let mut group = Group { batches: Vec::new(), len: 0, deadline: None };
         let mut deferred: VecDeque<Cmd> = VecDeque::new();
-        let mut last_acks = Instant::now();
         let mut last_maintain = Instant::now();
         loop {
             if last_maintain.elapsed() >= MAINTAIN_PERIOD {
@@ -449,7 +493,7 @@ impl Worker {
                 None => {
                     let wait = match group.deadline {
                         Some(d) => d.saturating_duration_since(Instant::now()),
-                        None if self.acks_pending() => ACK_PERIOD.saturating_sub(last_acks.elapsed()),
+                        None if self.acks_pending() => ACK_PERIOD.saturating_sub(self.last_acks.elapsed()),
                         None => IDLE_WAKE,
                     };
                     match self.rx.recv_timeout(wait) {
@@ -474,9 +518,9 @@ impl Worker {
                 }
             };
             match cmd {
-                Some(Cmd::Append { batch, reply }) => {
+                Some(Cmd::Append { batch, live, reply }) => {
                     group.len += batch.len();
-                    group.batches.push((batch, reply));
+                    group.batches.push((batch, live, reply));
                     group.deadline.get_or_insert_with(|| Instant::now() + self.interval);
                 }
                 Some(Cmd::Read { after, limit, reply }) => {
@@ -524,11 +568,11 @@ impl Worker {
             if group.len >= MAX_GROUP || group.deadline.is_some_and(|d| Instant::now() >= d) {
                 self.commit(&mut group, &mut deferred);
             }
-            if self.acks_pending() && (last_acks.elapsed() >= ACK_PERIOD || self.acks_len() >= ACK_BATCH) {
+            if self.acks_due() {
                 if let Err(e) = self.flush_acks() {
                     tracing::warn!(error = %e, "buffer acknowledgements not applied; retrying");
                 }
-                last_acks = Instant::now();
+                self.last_acks = Instant::now();
             }
         }
     }
@@ -539,6 +583,19 @@ impl Worker {
 
     fn acks_pending(&self) -> bool {
         self.acks_len() > 0
+    }
+
+    /// Acknowledgements are applied every [`ACK_PERIOD`], or sooner when [`ACK_BATCH`] wait.
+    fn acks_due(&self) -> bool {
+        self.acks_pending() && (self.last_acks.elapsed() >= ACK_PERIOD || self.acks_len() >= ACK_BATCH)
+    }
+
+    /// Gives acknowledgements that were not applied back to the pending ones.
+    fn restore_acks(&self, ids: Vec<RowId>) {
+        let mut acks = self.acks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut back = ids;
+        back.append(&mut acks);
+        *acks = back;
     }
 
     /// After a failed call: when the error is damage (or an earlier replacement is still
@@ -580,10 +637,10 @@ impl Worker {
     fn commit(&mut self, group: &mut Group, deferred: &mut VecDeque<Cmd>) {
         while group.len < MAX_GROUP {
             match self.rx.try_recv() {
-                Ok(Queued(Cmd::Append { batch, reply }, permit)) => {
+                Ok(Queued(Cmd::Append { batch, live, reply }, permit)) => {
                     drop(permit);
                     group.len += batch.len();
-                    group.batches.push((batch, reply));
+                    group.batches.push((batch, live, reply));
                 }
                 Ok(Queued(other, permit)) => {
                     drop(permit);
@@ -598,8 +655,26 @@ impl Worker {
             return;
         }
         let batches = std::mem::take(&mut group.batches);
-        let slices: Vec<&[Observation]> = batches.iter().map(|(b, _)| b.as_slice()).collect();
-        let mut result = self.store.append_group(&slices);
+        let slices: Vec<&[Observation]> = batches.iter().map(|(b, _, _)| b.as_slice()).collect();
+        // Acknowledgements that are due ride in the append's transaction (one fsync for both);
+        // the store says whether it could take them.
+        let acks = if self.acks_due() { std::mem::take(&mut *self.acks.lock().unwrap_or_else(|p| p.into_inner())) } else { Vec::new() };
+        let mut result = match self.store.append_group_acking(&slices, &acks) {
+            Ok((outcomes, applied)) => {
+                if applied {
+                    self.last_acks = Instant::now();
+                } else if !acks.is_empty() {
+                    self.restore_acks(acks);
+                }
+                Ok(outcomes)
+            }
+            Err(e) => {
+                if !acks.is_empty() {
+                    self.restore_acks(acks);
+                }
+                Err(e)
+            }
+        };
         if let Err(e) = &result {
             if self.heal(e) {
                 result = self.store.append_group(&slices);
@@ -609,14 +684,21 @@ impl Worker {
         self.commits.store(self.store.commits(), Ordering::Relaxed);
         match result {
             Ok(outcomes) => {
-                for ((_, reply), outcome) in batches.into_iter().zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
+                // Every batch to the sink first (in row order), then the callers: the hand-over
+                // does not wait for a source task to be scheduled.
+                for ((batch, live, _), outcome) in batches.iter().zip(&outcomes) {
+                    if let Some(live) = live {
+                        live.hand_over_batch(&outcome.rowids, batch);
+                    }
+                }
+                for ((batch, _, reply), outcome) in batches.into_iter().zip(outcomes) {
+                    let _ = reply.send((Ok(outcome), batch));
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, batches = batches.len(), "buffer append failed");
-                for (_, reply) in batches {
-                    let _ = reply.send(Err(dup(&e)));
+                for (batch, _, reply) in batches {
+                    let _ = reply.send((Err(dup(&e)), batch));
                 }
             }
         }

@@ -16,6 +16,7 @@ pub mod cli;
 mod files;
 mod format;
 mod handle;
+pub mod live;
 mod reserve;
 mod salvage;
 mod sqlite;
@@ -24,6 +25,7 @@ mod tests;
 mod waves;
 
 pub use handle::BufferHandle;
+pub use live::{LiveBuilder, LiveHandOver, LiveReceiver};
 pub use waves::{StoredWave, WaveAppend};
 pub const RECENT_DEAD_LETTERS: usize = 10;
 pub use salvage::QuarantineReport;

@@ -664,8 +664,24 @@ impl SqliteStore {
     /// drop-oldest count of the transaction is reported in the first outcome, so that the sum
     /// over the outcomes is exact. When the policy refuses, every batch is refused.
     pub fn append_group(&mut self, batches: &[&[Observation]]) -> Result<Vec<AppendOutcome>, BufferError> {
-        match self.try_append(batches) {
+        match self.try_append(batches, &[]) {
             Err(BufferError::DiskFull) => self.after_disk_full(batches),
+            r => r.map(|(outs, _)| outs),
+        }
+    }
+
+    /// [`SqliteStore::append_group`] that also deletes the acknowledged `acks` in the same
+    /// transaction, so that applying acknowledgements costs no fsync of its own and never makes
+    /// an append wait behind one (issue 20: the separate acknowledgement transaction every
+    /// 100 ms was a source of the latency tail). Only with one sink and room on the disk;
+    /// `true` when the acknowledgements were applied, `false` when the caller must apply them
+    /// with [`SqliteStore::ack`] (several sinks, a full disk, a refused or failed append).
+    pub fn append_group_acking(&mut self, batches: &[&[Observation]], acks: &[RowId]) -> Result<(Vec<AppendOutcome>, bool), BufferError> {
+        if acks.is_empty() || self.sinks.len() > 1 || self.disk_full {
+            return self.append_group(batches).map(|outs| (outs, false));
+        }
+        match self.try_append(batches, acks) {
+            Err(BufferError::DiskFull) => self.after_disk_full(batches).map(|outs| (outs, false)),
             r => r,
         }
     }
@@ -722,8 +738,8 @@ impl SqliteStore {
                     Err(e) => return Err(e),
                 };
                 self.note_dropped(dropped);
-                let mut outs = match self.try_append(batches) {
-                    Ok(outs) => outs,
+                let mut outs = match self.try_append(batches, &[]) {
+                    Ok((outs, _)) => outs,
                     Err(BufferError::DiskFull) => {
                         // Even with the oldest gone the disk has no room (something else
                         // filled it): the batch is refused, its source holds it and retries
@@ -760,13 +776,23 @@ impl SqliteStore {
         );
     }
 
-    fn try_append(&mut self, batches: &[&[Observation]]) -> Result<Vec<AppendOutcome>, BufferError> {
+    /// Appends `batches` and deletes the acknowledged `acks` (rows of the one sink, as
+    /// `delete_acked` does) in one transaction; `true` when `acks` were applied (committed).
+    fn try_append(&mut self, batches: &[&[Observation]], acks: &[RowId]) -> Result<(Vec<AppendOutcome>, bool), BufferError> {
         let limit = self.limit();
-        let (when_full, depth, dropped_total, slack) = (self.when_full, self.depth, self.dropped_total, self.budget.drop_slack);
+        let (when_full, dropped_total, slack) = (self.when_full, self.dropped_total, self.budget.drop_slack);
         let waves = self.waves.bytes;
         let SqliteStore { conn, devices, .. } = self;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut acked = 0u64;
         let result = (|| {
+            if !acks.is_empty() {
+                let mut del = tx.prepare_cached("DELETE FROM entries WHERE id BETWEEN ?1 AND ?2")?;
+                for (first, last) in runs(acks) {
+                    acked += del.execute([first, last])? as u64;
+                }
+            }
+            let depth = self.depth.saturating_sub(acked);
             let mut outs = Vec::with_capacity(batches.len());
             let mut first_new = None;
             let mut n = 0u64;
@@ -817,9 +843,9 @@ impl SqliteStore {
             Ok(Some((outs, n, dropped))) => match tx.commit() {
                 Ok(()) => {
                     self.commits += 1;
-                    self.depth += n;
+                    self.depth = self.depth.saturating_sub(acked) + n;
                     self.note_dropped(dropped);
-                    Ok(outs)
+                    Ok((outs, !acks.is_empty()))
                 }
                 Err(e) => {
                     self.devices.clear();
@@ -829,7 +855,7 @@ impl SqliteStore {
             Ok(None) => {
                 drop(tx);
                 self.devices.clear();
-                Ok(refused(batches.len()))
+                Ok((refused(batches.len()), false))
             }
             Err(e) => {
                 drop(tx);

@@ -146,8 +146,25 @@ fn run_command(command: Command, log: LogFormat) -> anyhow::Result<ExitCode> {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    // Two worker threads: the gateway is I/O-bound and small; more threads cost memory.
-    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
+    runtime_with(2)
+}
+
+/// The runtime of `medgw run` (and of the processes the benchmarks measure in its place): one
+/// worker thread. The gateway's work is small pieces handed from task to task; with two
+/// workers each hand-over could wake the other thread, and that switching cost more than the
+/// second core gave (issue 20, `medgw bench --transport tcp --protocol masimo --devices 8`:
+/// 6,000 observations/s took 14.8 instead of 18.2 µs of CPU per observation, and 16 devices at
+/// full speed delivered the same 61,700 observations/s). The storage thread (SQLite, fsync)
+/// and blocking calls run on threads of their own.
+pub(crate) fn gateway_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    runtime_with(1)
+}
+
+/// A multi-thread runtime with `workers` worker threads; TOKIO_WORKER_THREADS (tokio's own
+/// variable) overrides the number, for measurements.
+fn runtime_with(workers: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    let workers = std::env::var("TOKIO_WORKER_THREADS").ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0).unwrap_or(workers);
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()?)
 }
 
 /// The bytes of a file, or of stdin for `-`.

@@ -41,7 +41,7 @@ pub fn run(options: RunOptions, log: LogFormat) -> anyhow::Result<ExitCode> {
     for w in &config.warnings {
         tracing::warn!("{}", config::ConfigWarnings { file: &path.display().to_string(), warnings: std::slice::from_ref(w) });
     }
-    super::runtime()?.block_on(async {
+    super::gateway_runtime()?.block_on(async {
         let shutdown = CancellationToken::new();
         let (_running, done) = pipeline::start(config, shutdown.clone()).await?;
         pipeline::signal().await;

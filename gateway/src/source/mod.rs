@@ -29,7 +29,7 @@ use medgw_protocols::Timestamp;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::buffer::{BufferHandle, Entry};
+use crate::buffer::BufferHandle;
 use crate::config::{Config, DeviceConfig, DeviceProtocol, WhenFull};
 use crate::events::{Event, EventKind, NoisyLineLimiter, RejectionWindow};
 use crate::log_limit::{self, LogLimiter};
@@ -43,8 +43,8 @@ pub use self::error::SourceError;
 #[derive(Clone)]
 pub struct PipelineLink {
     pub buffer: BufferHandle,
-    /// Committed rows to every sink, in memory (`sink/live.rs`).
-    pub live: crate::sink::live::LiveHandOver,
+    /// Committed rows to every sink, in memory (`buffer/live.rs`), handed over by the buffer.
+    pub live: crate::buffer::live::LiveHandOver,
     pub aux: mpsc::Sender<AuxMessage>,
     pub topics: Topics,
     /// Waveform segments to the sink (`[waves]`); `None`: waves are not published.
@@ -607,10 +607,20 @@ impl DeviceRunner {
         Ok(transmit)
     }
 
-    async fn commit(&mut self, batch: Vec<Observation>, now: Timestamp) -> Result<(), Stop> {
+    /// The storage thread hands the batch to the sink once it is durable (live hand-over), and
+    /// gives it back for the accept log and the status page.
+    async fn commit(&mut self, mut batch: Vec<Observation>, now: Timestamp) -> Result<(), Stop> {
         let n = batch.len() as u64;
+        let live = self.link.live.clone();
         let outcome = loop {
-            match self.link.buffer.append(batch.clone()).await {
+            let (result, back) = self.link.buffer.append_with(std::mem::take(&mut batch), Some(live.clone())).await;
+            batch = back;
+            if batch.is_empty() {
+                // Only when the buffer closed with the batch: nothing to offer again.
+                tracing::error!(device = %self.cfg.name, observations = n, "the buffer closed: these observations were not accepted");
+                return Err(Stop::Shutdown);
+            }
+            match result {
                 Ok(o) if o.refused_full => {
                     // Policy stop-reading: hold this batch and stop reading the device until the
                     // broker drains the buffer. Nothing is deleted.
@@ -673,13 +683,11 @@ impl DeviceRunner {
         if let Ok(mut g) = self.status.last_data.lock() {
             *g = Some(now);
         }
-        let mut latest = self.status.latest.lock().ok();
-        for (rowid, observation) in outcome.rowids.into_iter().zip(batch) {
-            if let Some(latest) = latest.as_mut() {
+        if let Ok(mut latest) = self.status.latest.lock() {
+            for observation in batch.into_iter().take(outcome.rowids.len()) {
                 latest.retain(|o| o.reading.metric != observation.reading.metric || o.reading.vendor != observation.reading.vendor);
-                latest.push(observation.clone());
+                latest.push(observation);
             }
-            self.link.live.hand_over(Entry { rowid, observation });
         }
         Ok(())
     }

@@ -176,3 +176,41 @@ fn an_idle_buffer_commits_an_append_as_soon_as_it_arrives_by_default() {
     // An fsync here takes ~0.1–0.5 ms; a commit window of 5 ms would make every wait ≥ 5 ms.
     assert!(median < std::time::Duration::from_micros(2500), "median wait {median:?}");
 }
+
+/// The live hand-over (issue 20): the storage thread gives each committed observation to the
+/// sink's channel, in row order, before the append resolves, so a reading does not wait for
+/// its source task to be scheduled again; the caller gets its batch back. What the channel
+/// cannot take is flagged, not waited for.
+#[test]
+fn an_append_with_a_live_hand_over_reaches_the_sink_before_it_resolves_and_gives_the_batch_back() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), 64 << 20, WhenFull::DropOldest);
+    let beds = beds(2);
+    let batch = observations(&beds, 0, 6);
+    rt().block_on(async {
+        let (buffer, _) = BufferHandle::open(&cfg).unwrap();
+        let mut sinks = crate::buffer::LiveHandOver::builder();
+        let crate::buffer::LiveReceiver { rows: mut rx, overflow } = sinks.sink(4);
+        let live = sinks.build();
+        let (result, back) = buffer.append_with(batch.clone(), Some(live.clone())).await;
+        let outcome = result.unwrap();
+        assert_eq!(back, batch, "the batch comes back as it was given");
+        assert_eq!(outcome.rowids.len(), 6);
+        // Already in the channel when the append resolved: four fit, the rest are flagged.
+        for (i, rowid) in outcome.rowids.iter().take(4).enumerate() {
+            let e = rx.try_recv().expect("handed over before the append resolved");
+            assert_eq!((e.rowid, &e.observation), (*rowid, &batch[i]));
+        }
+        assert!(rx.try_recv().is_err());
+        assert!(overflow.load(Ordering::Relaxed), "a full channel is flagged for the backlog cursor");
+        // Nothing is lost: the rows the channel could not take are read from the buffer.
+        let read = buffer.read_after(outcome.rowids[3], 10).await.unwrap();
+        assert_eq!(read.iter().map(|e| e.rowid).collect::<Vec<_>>(), outcome.rowids[4..].to_vec());
+        // Without a hand-over nothing goes to the channel.
+        let (result, _) = buffer.append_with(batch[..1].to_vec(), None).await;
+        assert_eq!(result.unwrap().rowids.len(), 1);
+        assert!(rx.try_recv().is_err());
+        buffer.close().await;
+    });
+}

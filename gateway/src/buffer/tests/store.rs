@@ -379,3 +379,30 @@ fn an_observation_costs_less_than_150_bytes_on_disk() {
     eprintln!("bytes per observation on disk: {per:.1}");
     assert!(per <= 150.0, "{per:.1} bytes per observation");
 }
+
+/// Issue 20: acknowledgements that are due ride in the next append's transaction, so applying
+/// them costs no fsync of its own (and no append waits behind one). With several sinks (a row
+/// goes only when every sink has it) they are left to `ack`.
+#[test]
+fn acknowledgements_ride_in_the_appends_transaction_with_one_sink_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, _) = SqliteStore::open(&config(dir.path(), 64 << 20, WhenFull::DropOldest)).unwrap();
+    let beds = beds(2);
+    let first = store.append(&observations(&beds, 0, 10)).unwrap();
+    let commits = store.commits();
+    let acked = &first.rowids[..6];
+    let next = observations(&beds, 10, 4);
+    let (outs, applied) = store.append_group_acking(&[next.as_slice()], acked).unwrap();
+    assert!(applied);
+    assert_eq!(store.commits(), commits + 1, "one transaction for the append and the acknowledgements");
+    let mut expected = first.rowids[6..].to_vec();
+    expected.extend(&outs[0].rowids);
+    assert_eq!(all_rowids(&mut store), expected);
+    assert_eq!(store.stats().unwrap().depth, 8);
+
+    // Two sinks: not applied here; the caller applies them with `ack`.
+    store.set_sinks(&["mqtt".to_string(), "mllp".to_string()]).unwrap();
+    let (_, applied) = store.append_group_acking(&[next.as_slice()], &first.rowids[6..]).unwrap();
+    assert!(!applied);
+    assert_eq!(all_rowids(&mut store).len(), 12, "nothing deleted for one sink of two");
+}

@@ -12,7 +12,7 @@
 //! A thin driver like `mqtt/mod.rs`: every decision is the session's
 //! (`medgw_protocols::hl7::delivery`); this task gives it socket reads, the rows and the time,
 //! and carries out its actions. Rows come as the MQTT sink's do: handed over live by the
-//! sources as soon as they are committed (`sink/live.rs`, this sink's own queue), and read from
+//! sources as soon as they are committed (`buffer/live.rs`, this sink's own queue), and read from
 //! the buffer by this sink's own cursor after a start, while the engine was away, or when the
 //! live queue overflowed — so a reading goes to the engine as soon as its commit returns, not at
 //! a poll. The session keeps what is in flight
@@ -42,7 +42,7 @@ use tokio_util::sync::CancellationToken;
 use crate::buffer::{BufferError, BufferHandle, Entry, RowId};
 use crate::config::{MllpSinkConfig, Replay};
 use crate::events::{Event, EventKind};
-use crate::sink::live::LiveReceiver;
+use crate::buffer::live::LiveReceiver;
 use crate::sink::mqtt::transport::{self, Stream};
 use crate::sink::mqtt::AuxMessage;
 use crate::sink::outbox::Outbox;
@@ -95,7 +95,7 @@ impl MllpStats {
 /// Everything one MLLP sink needs.
 pub struct MllpParams {
     pub config: MllpSinkConfig,
-    /// This sink's queue of rows committed and handed over live (`sink/live.rs`).
+    /// This sink's queue of rows committed and handed over live (`buffer/live.rs`).
     pub live: LiveReceiver,
     /// [`OVERFLOW_CHECK`]; tests stretch it to show that no poll is needed.
     pub overflow_check: Duration,

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::*;
 use crate::bench_mllp::{Received, Receiver};
 use crate::buffer::Entry;
-use crate::sink::live::LiveHandOver;
+use crate::buffer::live::LiveHandOver;
 
 fn config(dir: &std::path::Path, port: u16) -> crate::config::Config {
     let text = format!(

@@ -63,7 +63,7 @@ silence_timeout_s = 60
     );
     let config = crate::config::parse(&text, dir).unwrap_or_else(|e| panic!("{e:?}"));
     let (buffer, _) = crate::buffer::open(&config.buffer).await.unwrap();
-    let mut hand_over = crate::sink::live::LiveHandOver::builder();
+    let mut hand_over = crate::buffer::live::LiveHandOver::builder();
     let live = hand_over.sink(4096).rows;
     let (aux_tx, aux) = mpsc::channel(4096);
     let shutdown = CancellationToken::new();

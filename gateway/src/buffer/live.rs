@@ -1,5 +1,7 @@
-//! The live hand-over: rows a source has just committed, passed in memory to every sink so that
-//! a reading goes out as soon as it is durable instead of when a sink next reads the buffer.
+//! The live hand-over: rows just committed, passed in memory to every sink so that a reading
+//! goes out as soon as it is durable instead of when a sink next reads the buffer. The storage
+//! thread hands a batch over right after its commit (`handle.rs`), before its source hears
+//! that it is durable: one hop less than through the source task.
 //!
 //! Each sink (the MQTT sink, each `[[sink]]`) has its own bounded queue and its own overflow
 //! flag: a sink that cannot take more (its engine is down, its window is full) loses nothing —
@@ -11,7 +13,9 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::buffer::Entry;
+use medgw_protocols::observation::Observation;
+
+use super::{Entry, RowId};
 
 /// One sink's end: the rows handed over, and the flag set when some did not fit.
 pub struct LiveReceiver {
@@ -35,6 +39,13 @@ impl LiveHandOver {
     /// A hand-over to the sinks whose queues are built by [`LiveHandOver::builder`].
     pub fn builder() -> LiveBuilder {
         LiveBuilder { sinks: Vec::new() }
+    }
+
+    /// Passes committed rows (`rowids[i]` is `batch[i]`'s row) to every sink, in order.
+    pub(super) fn hand_over_batch(&self, rowids: &[RowId], batch: &[Observation]) {
+        for (&rowid, observation) in rowids.iter().zip(batch) {
+            self.hand_over(Entry { rowid, observation: observation.clone() });
+        }
     }
 
     /// Passes a committed row to every sink without waiting: a full queue sets that sink's
