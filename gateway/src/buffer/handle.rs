@@ -92,29 +92,34 @@ pub(super) enum SinkCmd {
     DeadLetter { sink: Arc<str>, rows: Vec<RowId>, control_id: String, reason: String, reply: Reply<u64> },
 }
 
-impl SinkCmd {
-    /// Runs the command on the store; the caller retries once after damage was healed.
-    fn apply(self, store: &mut SqliteStore, heal: &mut dyn FnMut(&mut SqliteStore, &BufferError) -> bool) {
-        fn go<T>(
-            store: &mut SqliteStore,
-            heal: &mut dyn FnMut(&mut SqliteStore, &BufferError) -> bool,
-            reply: Reply<T>,
-            mut f: impl FnMut(&mut SqliteStore) -> Result<T, BufferError>,
-        ) {
-            let mut r = f(store);
-            if let Err(e) = &r {
-                if heal(store, e) {
-                    r = f(store);
-                }
-            }
-            let _ = reply.send(r);
+/// Runs one store call for a command and answers it; when the call finds the file damaged and
+/// `heal` opened a new one, the call is tried once more there.
+pub(super) fn apply_healed<T>(
+    store: &mut SqliteStore,
+    heal: &mut dyn FnMut(&mut SqliteStore, &BufferError) -> bool,
+    reply: Reply<T>,
+    mut f: impl FnMut(&mut SqliteStore) -> Result<T, BufferError>,
+) {
+    let mut r = f(store);
+    if let Err(e) = &r {
+        if heal(store, e) {
+            r = f(store);
         }
+    }
+    let _ = reply.send(r);
+}
+
+impl SinkCmd {
+    /// Runs the command on the store ([`apply_healed`]).
+    fn apply(self, store: &mut SqliteStore, heal: &mut dyn FnMut(&mut SqliteStore, &BufferError) -> bool) {
         match self {
-            SinkCmd::Set { names, reply } => go(store, heal, reply, |s| s.set_sinks(&names)),
-            SinkCmd::Read { sink, after, limit, reply } => go(store, heal, reply, |s| s.read_after_for(Some(&sink), after, limit)),
-            SinkCmd::Ack { sink, rows, reply } => go(store, heal, reply, |s| s.ack_for(&sink, &rows)),
+            SinkCmd::Set { names, reply } => apply_healed(store, heal, reply, |s| s.set_sinks(&names)),
+            SinkCmd::Read { sink, after, limit, reply } => {
+                apply_healed(store, heal, reply, |s| s.read_after_for(Some(&sink), after, limit))
+            }
+            SinkCmd::Ack { sink, rows, reply } => apply_healed(store, heal, reply, |s| s.ack_for(&sink, &rows)),
             SinkCmd::DeadLetter { sink, rows, control_id, reason, reply } => {
-                go(store, heal, reply, |s| s.dead_letter(&sink, &rows, &control_id, &reason))
+                apply_healed(store, heal, reply, |s| s.dead_letter(&sink, &rows, &control_id, &reason))
             }
         }
     }

@@ -18,7 +18,7 @@ use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::format::now_ms;
-use super::handle::BufferHandle;
+use super::handle::{apply_healed, BufferHandle};
 use super::sqlite::SqliteStore;
 use super::BufferError;
 
@@ -211,27 +211,13 @@ pub(super) enum WaveCmd {
 }
 
 impl WaveCmd {
-    /// Runs the command on the store; retried once after damage was healed.
+    /// Runs the command on the store (`handle::apply_healed`).
     pub(super) fn apply(self, store: &mut SqliteStore, heal: &mut dyn FnMut(&mut SqliteStore, &BufferError) -> bool) {
-        fn go<T>(
-            store: &mut SqliteStore,
-            heal: &mut dyn FnMut(&mut SqliteStore, &BufferError) -> bool,
-            reply: Reply<T>,
-            mut f: impl FnMut(&mut SqliteStore) -> Result<T, BufferError>,
-        ) {
-            let mut r = f(store);
-            if let Err(e) = &r {
-                if heal(store, e) {
-                    r = f(store);
-                }
-            }
-            let _ = reply.send(r);
-        }
         match self {
-            WaveCmd::Budget { max_bytes, reply } => go(store, heal, reply, |s| s.set_wave_budget(max_bytes)),
-            WaveCmd::Append { segments, reply } => go(store, heal, reply, |s| s.append_waves(&segments)),
-            WaveCmd::Read { after, limit, reply } => go(store, heal, reply, |s| s.read_waves_after(after, limit)),
-            WaveCmd::Delete { ids, reply } => go(store, heal, reply, |s| s.delete_waves(&ids)),
+            WaveCmd::Budget { max_bytes, reply } => apply_healed(store, heal, reply, |s| s.set_wave_budget(max_bytes)),
+            WaveCmd::Append { segments, reply } => apply_healed(store, heal, reply, |s| s.append_waves(&segments)),
+            WaveCmd::Read { after, limit, reply } => apply_healed(store, heal, reply, |s| s.read_waves_after(after, limit)),
+            WaveCmd::Delete { ids, reply } => apply_healed(store, heal, reply, |s| s.delete_waves(&ids)),
         }
     }
 

@@ -32,13 +32,12 @@ use std::time::Duration;
 
 use medgw_protocols::hl7::delivery::{Action, DeadLetter, DeliverySession};
 use medgw_protocols::Timestamp;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::link::{Link, Opened};
 use crate::config::MllpSinkConfig;
 use crate::events::{Event, EventKind};
-use crate::sink::mqtt::transport::{self, Stream};
 use crate::sink::mqtt::AuxMessage;
 
 /// Alarm events waiting for one Alarm Manager at most; beyond, new events are dropped (counted).
@@ -47,7 +46,6 @@ pub const QUEUE: usize = 1024;
 const QUEUE_AHEAD: usize = 4;
 /// How long shutdown waits for the last events (the `shutdown` ends) to be acknowledged.
 const DRAIN: Duration = Duration::from_secs(5);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One alarm lifecycle event as PCD-04, on its way to the Alarm Managers.
 #[derive(Debug, Clone)]
@@ -174,10 +172,8 @@ pub async fn run(mut p: AlarmSinkParams) {
     let sink: Arc<str> = Arc::from(p.config.name.as_str());
     let mut session: DeliverySession<Tag> = DeliverySession::new(p.config.delivery());
     let window = usize::from(p.config.max_in_flight.max(1)) + QUEUE_AHEAD;
-    let mut conn: Option<Box<dyn Stream>> = None;
+    let mut link = Link::new(sink.clone(), "the Alarm Manager");
     let mut actions: Vec<Action<Tag>> = Vec::new();
-    let mut rbuf = vec![0u8; 16 * 1024];
-    let mut ever_connected = false;
     let mut draining: Option<tokio::time::Instant> = None;
     let mut open = true;
     tracing::info!(sink = %sink, host = %p.config.host, port = p.config.port, "MLLP alarm sink started");
@@ -191,10 +187,10 @@ pub async fn run(mut p: AlarmSinkParams) {
         }
         while !actions.is_empty() {
             for a in std::mem::take(&mut actions) {
-                act(&p, &sink, a, &mut session, &mut conn, &mut ever_connected, draining, &mut actions).await;
+                act(&p, &sink, a, &mut session, &mut link, draining, &mut actions).await;
             }
         }
-        p.stats.connected.store(conn.is_some() && session.is_connected(), Ordering::Relaxed);
+        p.stats.connected.store(link.is_open() && session.is_connected(), Ordering::Relaxed);
         if let Some(until) = draining {
             let done = session.is_idle() && p.rx.is_empty();
             if done || tokio::time::Instant::now() >= until {
@@ -205,9 +201,7 @@ pub async fn run(mut p: AlarmSinkParams) {
                         "MLLP alarm sink stopping with alarm events not acknowledged: they are lost (alarms are not buffered)"
                     );
                 }
-                if let Some(mut c) = conn.take() {
-                    let _ = c.shutdown().await;
-                }
+                link.close().await;
                 p.stats.connected.store(false, Ordering::Relaxed);
                 tracing::info!(sink = %sink, "MLLP alarm sink stopped");
                 return;
@@ -224,21 +218,7 @@ pub async fn run(mut p: AlarmSinkParams) {
         let room = session.in_flight() + session.queued() < window;
         tokio::select! {
             biased;
-            n = async { conn.as_mut().expect("guarded by is_some").read(&mut rbuf).await }, if conn.is_some() => {
-                match n {
-                    Ok(n) if n > 0 => session.handle_inbound(&rbuf[..n], Timestamp::now(), &mut actions),
-                    Ok(_) => {
-                        tracing::warn!(sink = %sink, "the Alarm Manager closed the connection");
-                        conn = None;
-                        session.disconnected(Timestamp::now(), &mut actions);
-                    }
-                    Err(e) => {
-                        tracing::warn!(sink = %sink, error = %e, "MLLP alarm connection failed");
-                        conn = None;
-                        session.disconnected(Timestamp::now(), &mut actions);
-                    }
-                }
-            }
+            n = link.read(), if link.is_open() => link.received(n, &mut session, &mut actions),
             m = p.rx.recv(), if open && room => match m {
                 Some(m) => offer(&p, &sink, &mut session, m, &mut actions),
                 // Every device is gone: only what the session holds is left.
@@ -263,14 +243,12 @@ fn offer(p: &AlarmSinkParams, sink: &Arc<str>, session: &mut DeliverySession<Tag
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn act(
     p: &AlarmSinkParams,
     sink: &Arc<str>,
     a: Action<Tag>,
     session: &mut DeliverySession<Tag>,
-    conn: &mut Option<Box<dyn Stream>>,
-    ever_connected: &mut bool,
+    link: &mut Link,
     draining: Option<tokio::time::Instant>,
     actions: &mut Vec<Action<Tag>>,
 ) {
@@ -278,50 +256,20 @@ async fn act(
         Action::Connect => {
             // Once stopping, the last events (the devices' `shutdown` ends) are still worth a
             // connection: it may take what is left of the drain.
-            let opened = if let Some(until) = draining {
-                let left = until.saturating_duration_since(tokio::time::Instant::now()).max(Duration::from_millis(1));
-                Some(transport::connect(&p.config.host, p.config.port, p.tls.as_ref(), left).await)
-            } else {
-                tokio::select! {
-                    r = transport::connect(&p.config.host, p.config.port, p.tls.as_ref(), CONNECT_TIMEOUT) => Some(r),
-                    _ = p.shutdown.cancelled() => None,
-                }
-            };
-            match opened {
-                Some(Ok(stream)) => {
-                    *conn = Some(stream);
-                    if *ever_connected {
-                        p.stats.reconnects.fetch_add(1, Ordering::Relaxed);
-                    }
-                    *ever_connected = true;
-                    tracing::info!(sink = %sink, host = %p.config.host, port = p.config.port, "connected to the Alarm Manager");
-                    session.connected(Timestamp::now(), actions);
-                }
-                Some(Err(e)) => {
-                    tracing::warn!(sink = %sink, error = %e, "cannot connect to the Alarm Manager; alarm events wait in memory, retrying after the back-off");
-                    session.connect_failed(Timestamp::now(), actions);
-                }
-                None => session.connect_failed(Timestamp::now(), actions),
+            let left = draining.map(|until| until.saturating_duration_since(tokio::time::Instant::now()));
+            if let Opened::Connected { again: true } = link.connect(&p.config, p.tls.as_ref(), left, &p.shutdown, session, actions).await {
+                p.stats.reconnects.fetch_add(1, Ordering::Relaxed);
             }
         }
         Action::Write(bytes) => {
-            let ok = match conn.as_mut() {
-                Some(c) => c.write_all(&bytes).await.is_ok() && c.flush().await.is_ok(),
-                None => false,
-            };
-            if ok {
+            if link.write(&bytes, session, actions).await {
                 p.stats.sent.fetch_add(1, Ordering::Relaxed);
-            } else {
-                *conn = None;
-                session.disconnected(Timestamp::now(), actions);
             }
         }
         Action::Close(reason) => {
             p.stats.ack_timeouts.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(sink = %sink, ?reason, "no ACK from the Alarm Manager in time: connection closed, the alarm event will be sent again (same control id)");
-            if let Some(mut c) = conn.take() {
-                let _ = c.shutdown().await;
-            }
+            link.close().await;
         }
         Action::Acked { tag, control_id, sends } => {
             p.stats.waiting.fetch_sub(1, Ordering::Relaxed);

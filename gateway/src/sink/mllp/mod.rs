@@ -25,6 +25,7 @@
 //! taken. A row leaves the buffer only when every configured sink has it (`buffer/`).
 
 pub mod alarms;
+mod link;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -35,17 +36,16 @@ use medgw_protocols::hl7::delivery::{Action, DeadLetter, DeliverySession};
 use medgw_protocols::nomenclature::Nomenclature;
 use medgw_protocols::observation::Observation;
 use medgw_protocols::Timestamp;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::buffer::live::LiveReceiver;
 use crate::buffer::{BufferError, BufferHandle, Entry, RowId};
 use crate::config::{MllpSinkConfig, Replay};
 use crate::events::{Event, EventKind};
-use crate::buffer::live::LiveReceiver;
-use crate::sink::mqtt::transport::{self, Stream};
 use crate::sink::mqtt::AuxMessage;
 use crate::sink::outbox::Outbox;
+use link::{Link, Opened};
 
 /// How often the live queue's overflow flag is looked at while there is work pending (it is
 /// also looked at with every row handed over), as in the MQTT sink.
@@ -58,8 +58,6 @@ const LIVE_BATCH: usize = 1024;
 const MAX_SET_ROWS: usize = 256;
 /// How long shutdown waits for ACKs of messages in flight.
 const DRAIN: Duration = Duration::from_secs(5);
-/// Connecting (TCP and TLS) may take this long.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Counters of one MLLP sink for the status page and metrics.
 #[derive(Debug, Default)]
@@ -129,11 +127,9 @@ pub async fn run(mut p: MllpParams) {
     let mut session: DeliverySession<Vec<RowId>> = DeliverySession::new(p.config.delivery());
     let window = usize::from(p.config.max_in_flight.max(1)) + QUEUE_AHEAD;
     let mut outbox = Outbox::new(p.replay);
-    let mut conn: Option<Box<dyn Stream>> = None;
+    let mut link = Link::new(sink.clone(), "the MLLP receiver");
     let mut backlog: Option<BacklogRead> = None;
     let mut actions: Vec<Action<Vec<RowId>>> = Vec::new();
-    let mut rbuf = vec![0u8; 16 * 1024];
-    let mut ever_connected = false;
     // Rows the engine acknowledged, not yet handed to the buffer; the write under way.
     let mut acked: Vec<RowId> = Vec::new();
     let mut ack_write: Option<AckWrite> = None;
@@ -160,20 +156,18 @@ pub async fn run(mut p: MllpParams) {
             }
             while !actions.is_empty() {
                 for a in std::mem::take(&mut actions) {
-                    act(&p, &sink, a, &mut session, &mut outbox, &mut conn, &mut ever_connected, &mut acked, &mut actions).await;
+                    act(&p, &sink, a, &mut session, &mut outbox, &mut link, &mut acked, &mut actions).await;
                 }
             }
         }
         p.stats.in_flight.store(session.in_flight() as u64, Ordering::Relaxed);
-        p.stats.connected.store(conn.is_some() && session.is_connected(), Ordering::Relaxed);
+        p.stats.connected.store(link.is_open() && session.is_connected(), Ordering::Relaxed);
         if let Some(until) = draining {
             if session.in_flight() == 0 || tokio::time::Instant::now() >= until {
                 if session.in_flight() > 0 {
                     tracing::warn!(sink = %sink, in_flight = session.in_flight(), "MLLP sink stopping with messages unacknowledged: they stay buffered and are sent again at the next start");
                 }
-                if let Some(mut c) = conn.take() {
-                    let _ = c.shutdown().await;
-                }
+                link.close().await;
                 // Every acknowledgement recorded before the buffer closes.
                 if let Some(w) = ack_write.take() {
                     ack_written(&sink, w.await);
@@ -207,21 +201,7 @@ pub async fn run(mut p: MllpParams) {
         };
         tokio::select! {
             biased;
-            n = async { conn.as_mut().expect("guarded by is_some").read(&mut rbuf).await }, if conn.is_some() => {
-                match n {
-                    Ok(n) if n > 0 => session.handle_inbound(&rbuf[..n], Timestamp::now(), &mut actions),
-                    Ok(_) => {
-                        tracing::warn!(sink = %sink, "the MLLP receiver closed the connection");
-                        conn = None;
-                        session.disconnected(Timestamp::now(), &mut actions);
-                    }
-                    Err(e) => {
-                        tracing::warn!(sink = %sink, error = %e, "MLLP connection failed");
-                        conn = None;
-                        session.disconnected(Timestamp::now(), &mut actions);
-                    }
-                }
-            }
+            n = link.read(), if link.is_open() => link.received(n, &mut session, &mut actions),
             r = async { ack_write.as_mut().expect("guarded by is_some").await }, if ack_write.is_some() => {
                 ack_write = None;
                 ack_written(&sink, r);
@@ -329,52 +309,25 @@ async fn act(
     a: Action<Vec<RowId>>,
     session: &mut DeliverySession<Vec<RowId>>,
     outbox: &mut Outbox,
-    conn: &mut Option<Box<dyn Stream>>,
-    ever_connected: &mut bool,
+    link: &mut Link,
     acked: &mut Vec<RowId>,
     actions: &mut Vec<Action<Vec<RowId>>>,
 ) {
     match a {
         Action::Connect => {
-            let opened = tokio::select! {
-                r = transport::connect(&p.config.host, p.config.port, p.tls.as_ref(), CONNECT_TIMEOUT) => Some(r),
-                _ = p.shutdown.cancelled() => None,
-            };
-            match opened {
-                Some(Ok(stream)) => {
-                    *conn = Some(stream);
-                    if *ever_connected {
-                        p.stats.reconnects.fetch_add(1, Ordering::Relaxed);
-                    }
-                    *ever_connected = true;
-                    tracing::info!(sink = %sink, host = %p.config.host, port = p.config.port, "connected to the MLLP receiver");
-                    session.connected(Timestamp::now(), actions);
-                }
-                Some(Err(e)) => {
-                    tracing::warn!(sink = %sink, error = %e, "cannot connect to the MLLP receiver; retrying after the back-off");
-                    session.connect_failed(Timestamp::now(), actions);
-                }
-                None => session.connect_failed(Timestamp::now(), actions),
+            if let Opened::Connected { again: true } = link.connect(&p.config, p.tls.as_ref(), None, &p.shutdown, session, actions).await {
+                p.stats.reconnects.fetch_add(1, Ordering::Relaxed);
             }
         }
         Action::Write(bytes) => {
-            let ok = match conn.as_mut() {
-                Some(c) => c.write_all(&bytes).await.is_ok() && c.flush().await.is_ok(),
-                None => false,
-            };
-            if ok {
+            if link.write(&bytes, session, actions).await {
                 p.stats.sent.fetch_add(1, Ordering::Relaxed);
-            } else {
-                *conn = None;
-                session.disconnected(Timestamp::now(), actions);
             }
         }
         Action::Close(reason) => {
             p.stats.ack_timeouts.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(sink = %sink, ?reason, "no ACK in time: connection closed, the message will be sent again (same control id)");
-            if let Some(mut c) = conn.take() {
-                let _ = c.shutdown().await;
-            }
+            link.close().await;
         }
         Action::Acked { tag, control_id, sends } => {
             for &r in &tag {

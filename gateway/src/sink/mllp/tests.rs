@@ -12,8 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::bench_mllp::{Received, Receiver};
-use crate::buffer::Entry;
 use crate::buffer::live::LiveHandOver;
+use crate::buffer::Entry;
 
 fn config(dir: &std::path::Path, port: u16) -> crate::config::Config {
     let text = format!(
