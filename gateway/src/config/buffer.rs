@@ -1,10 +1,8 @@
 //! The `[buffer]` table.
 
-use toml::de::DeValue;
-
 use super::model::{BufferConfig, Replay, WhenFull};
 use super::reader::{Reader, Tbl};
-use super::size::parse_size;
+use super::size::size_value;
 
 impl Reader<'_> {
     pub(super) fn buffer(&mut self, top: &mut Tbl) -> Option<BufferConfig> {
@@ -16,11 +14,7 @@ impl Reader<'_> {
         let max_bytes = match self.get(&mut t, "max_bytes") {
             None => 1 << 30,
             Some(v) => {
-                let parsed = match v.get_ref() {
-                    DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).ok().and_then(|n| u64::try_from(n).ok()),
-                    DeValue::String(s) => parse_size(s),
-                    _ => None,
-                };
+                let parsed = size_value(v.get_ref());
                 match parsed {
                     Some(n) if n >= 1 << 20 => n,
                     Some(_) => {

@@ -20,3 +20,13 @@ pub fn parse_size(s: &str) -> Option<u64> {
     let v = n * mult;
     (v.is_finite() && v >= 0.0).then_some(v as u64)
 }
+
+/// A size key's TOML value: an integer (bytes) or a string with a unit ([`parse_size`]);
+/// `None` for anything else, a negative integer included.
+pub fn size_value(v: &toml::de::DeValue<'_>) -> Option<u64> {
+    match v {
+        toml::de::DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).ok().and_then(|n| u64::try_from(n).ok()),
+        toml::de::DeValue::String(s) => parse_size(s),
+        _ => None,
+    }
+}

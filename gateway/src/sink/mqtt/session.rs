@@ -485,17 +485,7 @@ impl Session {
                 // segment): a wave segment (QoS 1) may take the free id.
                 if self.waves.qos() == 1 && self.outbox.idle() {
                     if let Some((id, w)) = self.waves.pop() {
-                        let pkid = l.window.take(Carried::Wave(id)).expect("room checked");
-                        self.stats.wave_bytes.fetch_add(w.payload.len() as u64, Ordering::Relaxed);
-                        let out = OutgoingPublish {
-                            pkid,
-                            topic: w.topic,
-                            payload: w.payload,
-                            retain: false,
-                            content_type: Some(w.content_type),
-                            dup: false,
-                        };
-                        packet::encode_publish(version, out, &mut self.wbuf)?;
+                        publish_wave(version, &mut l.window, &self.stats, &mut self.wbuf, id, w)?;
                         continue;
                     }
                 }
@@ -547,17 +537,7 @@ impl Session {
         if l.closing.is_some() && self.waves.qos() == 1 {
             while l.window.has_room() {
                 let Some((id, w)) = self.waves.pop() else { break };
-                let pkid = l.window.take(Carried::Wave(id)).expect("room checked");
-                self.stats.wave_bytes.fetch_add(w.payload.len() as u64, Ordering::Relaxed);
-                let out = OutgoingPublish {
-                    pkid,
-                    topic: w.topic,
-                    payload: w.payload,
-                    retain: false,
-                    content_type: Some(w.content_type),
-                    dup: false,
-                };
-                packet::encode_publish(version, out, &mut self.wbuf)?;
+                publish_wave(version, &mut l.window, &self.stats, &mut self.wbuf, id, w)?;
             }
         }
         // QoS 0 wave segments, only when the window has room, i.e. nothing buffered was waiting
@@ -653,6 +633,22 @@ impl TopicCache {
             }
         }
     }
+}
+
+/// A QoS 1 wave segment into the window (a free packet id, checked by the caller) and the write
+/// buffer: live and in the shutdown drain alike.
+fn publish_wave(
+    version: Version,
+    window: &mut Window,
+    stats: &SinkStats,
+    wbuf: &mut BytesMut,
+    id: u64,
+    w: WaveMessage,
+) -> Result<(), packet::PacketError> {
+    let pkid = window.take(Carried::Wave(id)).expect("room checked");
+    stats.wave_bytes.fetch_add(w.payload.len() as u64, Ordering::Relaxed);
+    let out = OutgoingPublish { pkid, topic: w.topic, payload: w.payload, retain: false, content_type: Some(w.content_type), dup: false };
+    packet::encode_publish(version, out, wbuf)
 }
 
 #[cfg(test)]
