@@ -157,7 +157,28 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// full speed delivered the same 61,700 observations/s). The storage thread (SQLite, fsync)
 /// and blocking calls run on threads of their own.
 pub(crate) fn gateway_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tune_allocator();
     runtime_with(1)
+}
+
+/// glibc's allocator set for a small daemon whose memory is mostly short-lived messages
+/// (issue 20, peak RSS): at most two arenas (the runtime's thread, the storage thread and each
+/// blocking thread would otherwise each get one, each keeping its own high-water mark), and a
+/// fixed 128 KiB mmap and trim threshold — glibc otherwise raises its mmap threshold to the
+/// largest block freed, after which blocks that size come from the heap and its top stays
+/// resident. Measured with `medgw bench --transport tcp --protocol masimo --devices 16
+/// --period-ms 1 --broker-inflight 1000`: anonymous peak 5.9 → 5.4 MiB at the same CPU per
+/// observation. An operator's `GLIBC_TUNABLES` is left to rule.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("GLIBC_TUNABLES").is_none() {
+        // SAFETY: mallopt only changes allocator parameters, under the allocator's own lock.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, 128 * 1024);
+        }
+    }
 }
 
 /// A multi-thread runtime with `workers` worker threads; TOKIO_WORKER_THREADS (tokio's own

@@ -9,6 +9,7 @@
 
 pub mod delivery;
 pub mod durable_waves;
+pub mod int_hash;
 pub mod mllp;
 pub mod mqtt;
 pub mod outbox;

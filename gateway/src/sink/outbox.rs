@@ -25,10 +25,11 @@
 //! answers, `connection_lost` when the connection goes. The MLLP sink is meant to drive the
 //! same calls with its own framing and ACKs.
 
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 
 use crate::buffer::{Entry, RowId};
 use crate::config::Replay;
+use crate::sink::int_hash::IntSet;
 
 /// Rows read from the buffer per backlog read. Each read costs a task and one statement, so
 /// 1,024 rows keep that small against the rows' own cost, while the rows held (up to 1.25
@@ -45,14 +46,14 @@ const RECENT_ACKS: usize = 16_384;
 pub struct Outbox {
     mode: Replay,
     live: VecDeque<Entry>,
-    live_rows: HashSet<RowId>,
+    live_rows: IntSet<RowId>,
     backlog: VecDeque<Entry>,
-    backlog_rows: HashSet<RowId>,
+    backlog_rows: IntSet<RowId>,
     /// Highest row id read from the buffer.
     cursor: RowId,
     /// The buffer may hold rows beyond `cursor` that are not in `live`.
     backlog_maybe: bool,
-    in_flight: HashSet<RowId>,
+    in_flight: IntSet<RowId>,
     recent_acks: BTreeSet<RowId>,
     /// The queue the last row came from: the rows of one set come from one queue, in order.
     last_from: Option<Queue>,
@@ -69,13 +70,13 @@ impl Outbox {
         Outbox {
             mode,
             live: VecDeque::new(),
-            live_rows: HashSet::new(),
+            live_rows: IntSet::default(),
             backlog: VecDeque::new(),
-            backlog_rows: HashSet::new(),
+            backlog_rows: IntSet::default(),
             cursor: 0,
             // At start-up the buffer may hold anything from before a crash.
             backlog_maybe: true,
-            in_flight: HashSet::new(),
+            in_flight: IntSet::default(),
             recent_acks: BTreeSet::new(),
             last_from: None,
         }

@@ -18,21 +18,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use medgw_protocols::encode::hl7v2::{self, SetLimits};
+use medgw_protocols::encode::hl7v2::SetLimits;
 use medgw_protocols::nomenclature::Nomenclature;
-use medgw_protocols::observation::{DeviceContext, Observation};
 use medgw_protocols::Timestamp;
 
 use super::aux::{AuxMessage, AuxQueue};
 use super::packet::{self, Inbound, OutgoingPublish, Version};
 use super::waves::{WaveMessage, WaveQueue};
 use super::window::{Carried, Window};
-use super::{encode_hl7_set, status_payload, SinkStats};
+use super::{status_payload, SinkStats};
 use crate::buffer::{BufferError, Entry, RowId};
 use crate::config::{MqttProtocol, PayloadFormat, Replay};
-use crate::sink::delivery::{Delivery, RowSet};
 use crate::sink::outbox::Outbox;
 use crate::sink::topics::Topics;
+use prepared::{Encoder, Prepared};
 
 /// How long a refused observation waits before it is offered again.
 pub const REFUSED_RETRY: Duration = Duration::from_secs(30);
@@ -43,6 +42,14 @@ pub const MIN_BACKOFF: Duration = Duration::from_millis(250);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Rows one message carries at most (a PCD-01 group of one device at one time is far smaller).
 pub const MAX_SET_ROWS: usize = 256;
+
+/// Observation messages encoded ahead of a full window at most (`prepared.rs`): one turn of
+/// Mosquitto's default window, a few tens of kilobytes.
+const PREPARED_AHEAD: usize = 32;
+
+/// Bytes of PUBLISH packets one round writes at most before it hands them to the driver
+/// (issue 20: a window of 1,000 filled in one round held ~700 KB of packets at once).
+const WRITE_ROUND_BYTES: usize = 64 * 1024;
 
 /// QoS 0 wave segments written per round at most, so one round's write stays bounded.
 const WAVES_PER_ROUND: usize = 64;
@@ -130,10 +137,8 @@ pub struct Session {
     attempts: u64,
     shutdown: bool,
     live_closed: bool,
-    /// PCD-01 observation sets ([`hl7v2::SetCursor`]): with limits, HL7 v2 groups rows.
-    group: Option<SetLimits>,
-    topic_cache: TopicCache,
-    payload_hint: usize,
+    /// Observation messages, encoded when the window has room or ahead of it (`prepared.rs`).
+    encoder: Encoder,
     actions: VecDeque<Action>,
     wbuf: BytesMut,
     /// Acknowledged rows, handed to the buffer once per batch of PUBACKs.
@@ -164,9 +169,7 @@ impl Session {
             attempts: 0,
             shutdown: false,
             live_closed: false,
-            group: None,
-            topic_cache: TopicCache::default(),
-            payload_hint: 512,
+            encoder: Encoder::default(),
             actions: VecDeque::new(),
             wbuf: BytesMut::with_capacity(64 * 1024),
             acked: Vec::new(),
@@ -174,11 +177,11 @@ impl Session {
     }
 
     /// Publishes each PCD-01 observation set (consecutive queued rows of one device at one
-    /// effective time, within `limits`: [`hl7v2::group_sets`]) as one message. Only HL7 v2 has a
+    /// effective time, within `limits`: [`medgw_protocols::encode::hl7v2::group_sets`]) as one message. Only HL7 v2 has a
     /// message for several observations (one ORU^R01); JSON formats publish one observation per
     /// message whatever is set here.
     pub fn group_rows(&mut self, limits: SetLimits) {
-        self.group = Some(limits);
+        self.encoder.group_rows(limits);
     }
 
     /// Carries waveform segments in a queue of `capacity` segments at `qos` (0 or 1).
@@ -464,7 +467,10 @@ impl Session {
             }
         }
         // Fill the window: retained state and events first, then observations.
-        while l.closing.is_none() && l.window.has_room() {
+        // At most WRITE_ROUND_BYTES per write: a large window (Receive Maximum 1000) is filled
+        // over several rounds, so the first messages reach the broker while the next are encoded
+        // and the write buffer stays small.
+        while l.closing.is_none() && l.window.has_room() && self.wbuf.len() < WRITE_ROUND_BYTES {
             if let Some((id, m)) = self.aux.pop() {
                 let pkid = l.window.take(Carried::Aux(id)).expect("room checked");
                 // Alarm events are in the sink's format; status, events and summaries are JSON.
@@ -480,7 +486,7 @@ impl Session {
                 packet::encode_publish(version, out, &mut self.wbuf)?;
                 continue;
             }
-            let Some(first) = self.outbox.next_entry() else {
+            let Some(Prepared { topic, payload, delivery }) = self.encoder.next(&mut self.outbox, &self.cfg) else {
                 // Nothing buffered is ready nor being read (a backlog drains before any wave
                 // segment): a wave segment (QoS 1) may take the free id.
                 if self.waves.qos() == 1 && self.outbox.idle() {
@@ -491,44 +497,10 @@ impl Session {
                 }
                 break;
             };
-            let mut more: Vec<Entry> = Vec::new();
-            if let (Some(limits), PayloadFormat::Hl7v2) = (self.group, self.cfg.format) {
-                let mut cursor = hl7v2::SetCursor::start(&first.observation, limits);
-                while more.len() + 1 < MAX_SET_ROWS {
-                    let set = std::iter::once(&first.observation).chain(more.iter().map(|e| &e.observation));
-                    match self.outbox.next_if(|e| cursor.admit(set, &e.observation)) {
-                        Some(e) => more.push(e),
-                        None => break,
-                    }
-                }
-            }
-            let (topic, device) = self.topic_cache.get(&self.cfg.topics, &first.observation.context);
-            let rows = if more.is_empty() {
-                RowSet::One(first.rowid)
-            } else {
-                RowSet::Many(std::iter::once(first.rowid).chain(more.iter().map(|e| e.rowid)).collect())
-            };
-            let receipt =
-                more.iter().map(|e| e.observation.reading.receipt_time.0).fold(first.observation.reading.receipt_time.0, i64::min);
-            let n = rows.len() as u64;
-            let pkid = l.window.take(Carried::Rows(Delivery { rows, receipt, device })).expect("room checked");
-            let mut payload = Vec::with_capacity(self.payload_hint);
-            if more.is_empty() {
-                super::encode(&first.observation, self.cfg.format, &self.cfg.nomenclature, &mut payload);
-            } else {
-                // Only HL7 v2 groups (checked above).
-                let set: Vec<&Observation> = std::iter::once(&first.observation).chain(more.iter().map(|e| &e.observation)).collect();
-                encode_hl7_set(&set, &self.cfg.nomenclature, &mut payload);
-            }
-            self.payload_hint = self.payload_hint.max(payload.len() + 64);
-            let out = OutgoingPublish {
-                pkid,
-                topic,
-                payload: Bytes::from(payload),
-                retain: false,
-                content_type: Some(self.cfg.format.content_type()),
-                dup: false,
-            };
+            let n = delivery.rows.len() as u64;
+            let pkid = l.window.take(Carried::Rows(delivery)).expect("room checked");
+            let out =
+                OutgoingPublish { pkid, topic, payload, retain: false, content_type: Some(self.cfg.format.content_type()), dup: false };
             packet::encode_publish(version, out, &mut self.wbuf)?;
             self.stats.published.fetch_add(n, Ordering::Relaxed);
         }
@@ -542,7 +514,7 @@ impl Session {
         }
         // QoS 0 wave segments, only when the window has room, i.e. nothing buffered was waiting
         // for it (waves rank below observations and events); a bounded number per round.
-        if self.waves.qos() == 0 && l.window.has_room() && (self.outbox.idle() || l.closing.is_some()) {
+        if self.waves.qos() == 0 && l.window.has_room() && ((self.outbox.idle() && self.encoder.ready() == 0) || l.closing.is_some()) {
             for _ in 0..WAVES_PER_ROUND {
                 let Some((_, w)) = self.waves.pop() else { break };
                 self.stats.wave_bytes.fetch_add(w.payload.len() as u64, Ordering::Relaxed);
@@ -562,6 +534,11 @@ impl Session {
         if !self.wbuf.is_empty() {
             self.actions.push_back(Action::Write(self.wbuf.split().freeze()));
             l.last_sent = now;
+        } else if l.closing.is_none() && !l.window.has_room() {
+            // Nothing to write this round and the window is full: encode the next messages
+            // now, while waiting for PUBACKs, rather than after them (`prepared.rs`). Only on
+            // a round without a write, so that a write never waits for this.
+            self.encoder.prepare_ahead(&mut self.outbox, &self.cfg, usize::from(l.window.limit()).min(PREPARED_AHEAD));
         }
         if l.ping_sent.is_some_and(|at| now.saturating_duration_since(at) >= self.cfg.keep_alive) {
             self.connection_lost(Ended::Lost("no PINGRESP within the keep-alive interval".into()), now);
@@ -591,6 +568,7 @@ impl Session {
     fn forget_connection(&mut self) {
         self.link = None;
         self.wbuf.clear();
+        self.encoder.forget();
         self.stats.connected.store(false, Ordering::Relaxed);
         self.outbox.connection_lost();
         self.aux.connection_lost();
@@ -606,32 +584,6 @@ impl Session {
         }
         self.state = State::Waiting { until: now + self.backoff };
         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-    }
-}
-
-/// The observation topic and the shared device name of each device, so that publishing does
-/// not format a topic per message (a measurable share of the sink's time at full speed).
-#[derive(Default)]
-struct TopicCache {
-    /// Device name → (bed, topic, name). The bed is checked because buffered observations
-    /// from before a configuration change may carry another bed for the same device name.
-    by_device: std::collections::HashMap<String, (String, String, Arc<str>)>,
-}
-
-impl TopicCache {
-    fn get(&mut self, topics: &Topics, ctx: &DeviceContext) -> (String, Arc<str>) {
-        match self.by_device.get(ctx.name.as_str()) {
-            Some((bed, topic, name)) if *bed == ctx.location.bed => (topic.clone(), name.clone()),
-            _ => {
-                let (topic, name) = (topics.observations(ctx), Arc::<str>::from(ctx.name.as_str()));
-                // Bounded: one entry per configured device, plus renamed ones from the backlog.
-                if self.by_device.len() >= 4096 {
-                    self.by_device.clear();
-                }
-                self.by_device.insert(ctx.name.clone(), (ctx.location.bed.clone(), topic.clone(), name.clone()));
-                (topic, name)
-            }
-        }
     }
 }
 
@@ -651,6 +603,7 @@ fn publish_wave(
     packet::encode_publish(version, out, wbuf)
 }
 
+mod prepared;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

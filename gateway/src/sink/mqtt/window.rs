@@ -6,11 +6,11 @@
 //! events and dropped requests shift the order — and a shifted correlation deletes from the
 //! buffer a row that was never delivered. Owning the ids makes a PUBACK name its row exactly.
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::VecDeque;
 
 use crate::buffer::RowId;
 use crate::sink::delivery::Delivery;
+use crate::sink::int_hash::IntMap;
 
 /// What a packet id is carrying.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,37 +28,15 @@ pub enum Carried {
 #[derive(Debug)]
 pub struct Window {
     free: VecDeque<u16>,
-    in_flight: HashMap<u16, Carried, BuildHasherDefault<PacketIdHasher>>,
+    in_flight: IntMap<u16, Carried>,
     limit: u16,
-}
-
-/// Packet ids are small distinct integers: hashing them with SipHash (the default) is wasted
-/// work on every publish and acknowledgement.
-#[derive(Default)]
-struct PacketIdHasher(u64);
-
-impl Hasher for PacketIdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8) | u64::from(*b);
-        }
-    }
-
-    fn write_u16(&mut self, n: u16) {
-        // Spread over the high bits too: hashbrown takes its control byte from the top 7 bits.
-        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
 }
 
 impl Window {
     /// A window of `limit` packet ids (MQTT allows 1..=65535).
     pub fn new(limit: u16) -> Window {
         let limit = limit.max(1);
-        Window { free: (1..=limit).collect(), in_flight: HashMap::with_capacity_and_hasher(limit as usize, Default::default()), limit }
+        Window { free: (1..=limit).collect(), in_flight: IntMap::with_capacity_and_hasher(limit as usize, Default::default()), limit }
     }
 
     pub fn limit(&self) -> u16 {

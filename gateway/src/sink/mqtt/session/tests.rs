@@ -54,6 +54,8 @@ struct Harness {
     stats: Arc<SinkStats>,
     now: Instant,
     sent: Vec<Sent>,
+    /// The length of each write.
+    writes: Vec<usize>,
     acked: Vec<Vec<RowId>>,
     reads: Vec<(RowId, usize)>,
     connects: Vec<Version>,
@@ -83,6 +85,7 @@ impl Harness {
             stats,
             now,
             sent: Vec::new(),
+            writes: Vec::new(),
             acked: Vec::new(),
             reads: Vec::new(),
             connects: Vec::new(),
@@ -102,6 +105,7 @@ impl Harness {
                 Action::Connect(v) => self.connects.push(v),
                 Action::Write(bytes) => {
                     assert!(!self.stopped);
+                    self.writes.push(bytes.len());
                     let mut buf = BytesMut::from(&bytes[..]);
                     while !buf.is_empty() {
                         match v4::Packet::read(&mut buf, usize::MAX).expect("a whole packet") {
@@ -208,6 +212,48 @@ fn the_window_holds_no_more_than_the_broker_allows() {
     h.puback(first, true);
     assert_eq!(h.publishes().len(), 3, "one acknowledgement makes room for one more");
     assert_eq!(h.publishes()[2].0, first, "the acknowledged id is the only one free");
+}
+
+#[test]
+fn a_large_window_is_filled_in_bounded_writes_that_keep_the_order() {
+    let mut h = Harness::canonical();
+    h.connect(1000);
+    let before = h.writes.len();
+    h.answer_read((1..=900).map(|r| entry(r, "a", r)).collect());
+    let rows: Vec<RowId> = h.publishes().into_iter().flat_map(|(_, r)| r).collect();
+    assert_eq!(rows, (1..=900).collect::<Vec<_>>());
+    let writes = &h.writes[before..];
+    assert!(writes.len() > 2, "900 messages of a few hundred bytes take several writes: {writes:?}");
+    // A round stops once it holds WRITE_ROUND_BYTES: at most one packet more.
+    assert!(writes.iter().all(|&n| n < WRITE_ROUND_BYTES + 2048), "{writes:?}");
+}
+
+#[test]
+fn a_full_window_has_the_next_messages_encoded_ahead_sent_in_order_and_resent_after_a_loss() {
+    let mut h = Harness::canonical();
+    h.connect(3);
+    h.answer_read((1..=10).map(|r| entry(r, "a", r)).collect());
+    assert_eq!(h.publishes().len(), 2, "the status and two rows fill the window");
+    // The round after the write encoded the next window's worth while waiting for PUBACKs.
+    assert_eq!(h.s.encoder.ready(), 3);
+    assert_eq!(h.s.outbox.queued(), 5, "rows 6..=10 still queued, 3..=5 encoded");
+    assert_eq!(h.s.outbox.in_flight(), 5, "encoded rows count as handed out: a backlog read skips them");
+    let (first, second) = (h.publishes()[0].0, h.publishes()[1].0);
+    h.puback(first, true);
+    h.puback(second, true);
+    let rows: Vec<RowId> = h.publishes().into_iter().flat_map(|(_, r)| r).collect();
+    assert_eq!(rows, vec![1, 2, 3, 4], "encoded messages go out first, in row order");
+    assert_eq!(h.s.encoder.ready(), 3, "refilled while the window is full again");
+    // A lost connection forgets what was encoded: the rows go out again, from the buffer.
+    h.s.connection_lost(Ended::Lost("test".into()), h.now);
+    assert_eq!(h.s.encoder.ready(), 0);
+    assert_eq!(h.s.outbox.in_flight(), 0);
+    h.advance(MIN_BACKOFF);
+    h.s.connected(10, h.now);
+    h.run();
+    h.answer_read((3..=10).map(|r| entry(r, "a", r)).collect());
+    let again: Vec<RowId> = h.publishes().into_iter().skip(4).flat_map(|(_, r)| r).collect();
+    assert_eq!(again, (3..=10).collect::<Vec<_>>(), "nothing encoded ahead was lost or sent out of order");
 }
 
 #[test]

@@ -1,0 +1,66 @@
+//! Hash maps and sets keyed by small integers (packet ids, buffer row ids).
+//!
+//! The sinks look up every message and row several times on its way out and back (in flight,
+//! queued, acknowledged): with the standard SipHash that hashing was a measurable share of the
+//! per-observation cost at full speed (issue 20). Keys here are local counters, not
+//! attacker-chosen input, so a multiplicative hash (no HashDoS protection needed) is enough.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Multiplies the key by a 64-bit odd constant (Fibonacci hashing), which spreads consecutive
+/// integers over the high bits as well: hashbrown takes its control byte from the top 7 bits.
+#[derive(Default)]
+pub struct IntHasher(u64);
+
+const SPREAD: u64 = 0x9E37_79B9_7F4A_7C15;
+
+impl Hasher for IntHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by integer keys; any other key still hashes, only less evenly.
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(SPREAD);
+        }
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.0 = u64::from(n).wrapping_mul(SPREAD);
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(SPREAD);
+    }
+
+    fn write_i64(&mut self, n: i64) {
+        self.write_u64(n as u64);
+    }
+}
+
+pub type IntMap<K, V> = HashMap<K, V, BuildHasherDefault<IntHasher>>;
+pub type IntSet<K> = HashSet<K, BuildHasherDefault<IntHasher>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::{BuildHasher, Hash};
+
+    #[test]
+    fn consecutive_keys_differ_in_the_top_bits_and_sets_behave_as_sets() {
+        let b = BuildHasherDefault::<IntHasher>::default();
+        let top7: std::collections::BTreeSet<u64> = (0i64..128).map(|k| b.hash_one(k) >> 57).collect();
+        assert!(top7.len() > 64, "control bytes of 128 consecutive row ids: {} distinct", top7.len());
+        let mut s: IntSet<i64> = IntSet::default();
+        for k in (0..10_000).step_by(3) {
+            assert!(s.insert(k));
+        }
+        assert!(!s.insert(9));
+        assert!(s.contains(&9_999) && !s.contains(&10));
+        let mut h = IntHasher::default();
+        7u16.hash(&mut h);
+        assert_ne!(h.finish(), 0);
+    }
+}
