@@ -10,10 +10,12 @@
 //! of the device's bytes to delivery at the subscriber (the pty hop before it is sub-millisecond
 //! on one machine), the gateway's peak resident memory (VmHWM), its CPU per observation, and the
 //! Receive Maximum the broker announced. With `--ceiling` the same run then measures the native
-//! ceiling: the gateway stops and one plain MQTT 5 client (rumqttc), in a process of its own at
-//! the gateway's priority, publishes the payloads the subscriber received (same topics, same
-//! broker, one connection, the same in-flight window and Receive Maximum) as fast as it can, so
-//! that the gateway's rate is a ratio taken side by side on the same loaded machine.
+//! ceiling: the gateway stops and a bare MQTT 5 publisher, then a plain rumqttc client, each in
+//! a process of its own at the gateway's priority, publish the payloads the subscriber received
+//! (same topics, same broker, one connection, the same in-flight window and Receive Maximum) as
+//! fast as they can, so that the gateway's rate is a ratio taken side by side on the same loaded
+//! machine. With `--transport tcp` the simulated devices go on sending meanwhile (into the
+//! harness, which throws the bytes away), so the reference has the same device load beside it.
 //! Run it with `--release`.
 
 use std::io::Write;
