@@ -130,7 +130,7 @@ pub struct BenchOptions {
     /// With `--ceiling`: stop the simulated devices before the native publishers run. By
     /// default (`--transport tcp`) they go on sending through the ceiling, their bytes read and
     /// thrown away by the harness, so that the reference shares the machine with the same device
-    /// load as the gateway did; with pseudo-terminals they always stop.
+    /// load as the gateway did; with pseudo-terminals and with `--sink mllp` they always stop.
     #[arg(long, requires = "ceiling")]
     pub ceiling_quiet: bool,
     /// The native publisher of `--ceiling` (started by it, in its own process): publishes the

@@ -249,11 +249,9 @@ impl fmt::Display for Eui64 {
     /// Sixteen upper-case hex digits, as IHE PCD-01 OBX-18 examples write them.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // One `write_str` (every encoded observation names its device's EUI-64).
-        const HEX: &[u8; 16] = b"0123456789ABCDEF";
         let mut text = [0u8; 16];
-        for (i, b) in self.0.iter().enumerate() {
-            text[2 * i] = HEX[usize::from(b >> 4)];
-            text[2 * i + 1] = HEX[usize::from(b & 0x0F)];
+        for (pair, &b) in text.chunks_exact_mut(2).zip(&self.0) {
+            pair.copy_from_slice(&crate::wire::medibus::frame::hex2(b));
         }
         f.write_str(core::str::from_utf8(&text).unwrap_or(""))
     }

@@ -152,10 +152,10 @@ pub fn lookup(code: u8) -> CodeDef {
 /// `0x00` .. `0xFF` as bytes, for [`CODE_NAMES`].
 static CODE_BYTES: [[u8; 4]; 256] = {
     let mut t = [[0u8; 4]; 256];
-    let digits = b"0123456789ABCDEF";
     let mut i = 0;
     while i < 256 {
-        t[i] = [b'0', b'x', digits[i >> 4], digits[i & 0xF]];
+        let [hi, lo] = super::frame::hex2(i as u8);
+        t[i] = [b'0', b'x', hi, lo];
         i += 1;
     }
     t
