@@ -20,6 +20,7 @@ pub mod decode_cmd;
 #[cfg(feature = "tools")]
 pub mod demo;
 pub mod events;
+pub mod int_hash;
 pub mod log_limit;
 pub mod nomenclature_file;
 pub mod normalize;

@@ -113,12 +113,51 @@ pub fn resolve_local(wall: Timestamp, zone: &jiff::tz::TimeZone) -> Option<Times
     Some(Timestamp(zoned.timestamp().as_millisecond()))
 }
 
+/// The readings of the latest time per metric (by vendor code when unmapped).
+type SameTimes = crate::int_hash::IntMap<(medgw_protocols::MdcCode, Option<medgw_protocols::observation::VendorCode>), SameTime>;
+
 /// Readings already seen for one metric at one time (see [`Normalizer::observation`]).
 #[derive(Debug, Default)]
 struct SameTime {
     time: i64,
     values: Vec<medgw_protocols::observation::Value>,
     count: u32,
+}
+
+/// Which of the readings with the same metric and time `r` is, so that different readings get
+/// different ids and the same reading re-reported the same id ([`Observation::keyed`]).
+///
+/// - With a sequence number, the id is already unique.
+/// - Without a device clock the time is the receipt time, and several frames read in one
+///   chunk share it: each is its own reading (a clock-less oximeter sends them 1/3 s apart).
+/// - With a device clock, the same value at the same device time is the device re-reporting
+///   one reading (IntelliVue re-sends the last NIBP with every poll): same id, and the
+///   pipeline drops the repeat. A different value at the same device time is a different
+///   reading (a device clock with one-second resolution).
+fn occurrence(same_time: &mut SameTimes, r: &medgw_protocols::observation::Reading) -> u32 {
+    if r.seq.is_some() {
+        return 0;
+    }
+    let time = r.device_time.unwrap_or(r.receipt_time).0;
+    // Keyed like the id: by MDC code, and by the vendor code only when unmapped (two device
+    // codes for one metric share an MDC code).
+    let vendor = if r.metric.is_unmapped() { r.vendor.clone() } else { None };
+    let entry = same_time.entry((r.metric, vendor)).or_default();
+    if entry.time != time {
+        *entry = SameTime { time, values: Vec::new(), count: 0 };
+    }
+    if r.device_time.is_none() {
+        entry.count += 1;
+        entry.count - 1
+    } else {
+        match entry.values.iter().position(|v| *v == r.value) {
+            Some(i) => i as u32,
+            None => {
+                entry.values.push(r.value.clone());
+                (entry.values.len() - 1) as u32
+            }
+        }
+    }
 }
 
 /// Attributes a device's readings to the patient of its bed at each reading's effective time,
@@ -237,19 +276,23 @@ fn observation_patient(
 pub struct Normalizer {
     association: Option<Attributor>,
     context: Arc<DeviceContext>,
+    /// `context.key()`, kept: every reading's id hashes it, and it changes only with the
+    /// context's identity (formatting it per reading was ~5 % of the gateway's work, issue 20).
+    key: String,
     zone: jiff::tz::TimeZone,
     /// The last local wall time resolved with `zone` and its result: the readings of one
     /// report share their time, and each is looked at twice (clock, then reading).
     last_local: std::cell::Cell<Option<(i64, Option<Timestamp>)>>,
     clock: ClockTracker,
     nomenclature: Arc<Nomenclature>,
-    same_time: std::collections::HashMap<(medgw_protocols::MdcCode, Option<medgw_protocols::observation::VendorCode>), SameTime>,
+    same_time: SameTimes,
 }
 
 impl Normalizer {
     pub fn new(context: DeviceContext, zone: jiff::tz::TimeZone, nomenclature: Arc<Nomenclature>) -> Normalizer {
         Normalizer {
             association: None,
+            key: context.key(),
             context: Arc::new(context),
             zone,
             last_local: std::cell::Cell::new(None),
@@ -287,6 +330,7 @@ impl Normalizer {
     pub fn identity(&mut self, update: &DeviceIdentity) -> bool {
         let mut ctx = (*self.context).clone();
         if ctx.identity.merge(update) {
+            self.key = ctx.key();
             self.context = Arc::new(ctx);
             true
         } else {
@@ -358,10 +402,10 @@ impl Normalizer {
                 }
             }
         }
-        let o = Observation::new(self.context.clone(), m, receipt, device_time, time_flags);
         // The id stays that of the device's own time: the same record downloaded again, with
         // another offset estimate, is the same observation.
-        let mut o = self.distinguish(o);
+        let same_time = &mut self.same_time;
+        let mut o = Observation::keyed(self.context.clone(), &self.key, m, receipt, device_time, time_flags, |r| occurrence(same_time, r));
         if let Some(c) = corrected {
             o.reading.device_time = Some(c);
         }
@@ -370,48 +414,6 @@ impl Normalizer {
             o.context = a.context(&self.context, o.reading.effective_time());
         }
         o
-    }
-
-    /// Gives different readings with the same metric and time different ids, and the same
-    /// reading re-reported the same id.
-    ///
-    /// - With a sequence number, the id is already unique.
-    /// - Without a device clock the time is the receipt time, and several frames read in one
-    ///   chunk share it: each is its own reading (a clock-less oximeter sends them 1/3 s apart).
-    /// - With a device clock, the same value at the same device time is the device re-reporting
-    ///   one reading (IntelliVue re-sends the last NIBP with every poll): same id, and the
-    ///   pipeline drops the repeat. A different value at the same device time is a different
-    ///   reading (a device clock with one-second resolution).
-    fn distinguish(&mut self, o: Observation) -> Observation {
-        let r = &o.reading;
-        if r.seq.is_some() {
-            return o;
-        }
-        let time = r.device_time.unwrap_or(r.receipt_time).0;
-        // Keyed like the id: by MDC code, and by the vendor code only when unmapped (two device
-        // codes for one metric share an MDC code).
-        let vendor = if r.metric.is_unmapped() { r.vendor.clone() } else { None };
-        let entry = self.same_time.entry((r.metric, vendor)).or_default();
-        if entry.time != time {
-            *entry = SameTime { time, values: Vec::new(), count: 0 };
-        }
-        let occurrence = if r.device_time.is_none() {
-            entry.count += 1;
-            entry.count - 1
-        } else {
-            match entry.values.iter().position(|v| *v == r.value) {
-                Some(i) => i as u32,
-                None => {
-                    entry.values.push(r.value.clone());
-                    (entry.values.len() - 1) as u32
-                }
-            }
-        };
-        if occurrence == 0 {
-            o
-        } else {
-            o.with_occurrence(occurrence)
-        }
     }
 
     /// The device clock's estimated offset from the gateway's, for status pages.

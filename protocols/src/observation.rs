@@ -501,26 +501,53 @@ pub fn observation_id(
     seq: Option<u32>,
     occurrence: u32,
 ) -> Uuid {
-    use core::fmt::Write;
-    let mut name = String::with_capacity(device_key.len() + 48);
-    name.push_str(device_key);
-    name.push('|');
+    use sha1::{Digest, Sha1};
+    // The name `key|metric|time|seq[|#occurrence]` is hashed piece by piece as it would be
+    // written: one id per observation at full speed made a String and `core::fmt` a measurable
+    // share of the gateway's work (issue 20). Pinned against the written form in the tests.
+    let mut h = Sha1::new();
+    let mut digits = [0u8; 20];
+    h.update(ID_NAMESPACE.as_bytes());
+    h.update(device_key.as_bytes());
+    h.update(b"|");
     match (metric.is_unmapped(), vendor) {
         (true, Some(v)) => {
-            let _ = write!(name, "{}:{}", v.namespace, v.code);
+            h.update(v.namespace.as_bytes());
+            h.update(b":");
+            h.update(v.code.as_bytes());
         }
-        _ => {
-            let _ = write!(name, "{}", metric.0);
-        }
+        _ => h.update(decimal(&mut digits, u64::from(metric.0))),
     }
-    let _ = write!(name, "|{}|", time.0);
+    h.update(b"|");
+    if time.0 < 0 {
+        h.update(b"-");
+    }
+    h.update(decimal(&mut digits, time.0.unsigned_abs()));
+    h.update(b"|");
     if let Some(s) = seq {
-        let _ = write!(name, "{s}");
+        h.update(decimal(&mut digits, u64::from(s)));
     }
     if occurrence > 0 {
-        let _ = write!(name, "|#{occurrence}");
+        h.update(b"|#");
+        h.update(decimal(&mut digits, u64::from(occurrence)));
     }
-    uuid_v5(&id_namespace(), name.as_bytes())
+    let digest = h.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_sha1_bytes(bytes).into_uuid()
+}
+
+/// `v` in decimal ASCII, written into the end of `buf` (20 digits hold any `u64`).
+fn decimal(buf: &mut [u8; 20], mut v: u64) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            return &buf[i..];
+        }
+    }
 }
 
 /// A name-based UUID, version 5 (RFC 9562 §5.5: SHA-1 of namespace and name, first 16 bytes,
@@ -584,6 +611,24 @@ impl Observation {
         device_time: Option<Timestamp>,
         time_flags: Flags,
     ) -> Observation {
+        let key = context.key();
+        Observation::keyed(context, &key, m, receipt_time, device_time, time_flags, |_| 0)
+    }
+
+    /// As [`Observation::new`], for a caller that keeps the device's identity key
+    /// ([`DeviceContext::key`], the same for all its readings) instead of formatting it for
+    /// each reading, and that tells apart readings sharing metric, time and sequence number:
+    /// `occurrence` sees the reading and says which one it is (0 for the first; see
+    /// [`observation_id`]). The id is hashed once, with the occurrence in it.
+    pub fn keyed(
+        context: Arc<DeviceContext>,
+        key: &str,
+        m: Measurement,
+        receipt_time: Timestamp,
+        device_time: Option<Timestamp>,
+        time_flags: Flags,
+        occurrence: impl FnOnce(&Reading) -> u32,
+    ) -> Observation {
         let mut flags = m.flags | time_flags;
         if device_time.is_none() {
             flags |= Flags::NO_DEVICE_CLOCK;
@@ -603,8 +648,8 @@ impl Observation {
             flags,
             status: m.status,
         };
-        reading.id =
-            observation_id(&context.key(), reading.metric, reading.vendor.as_ref(), device_time.unwrap_or(receipt_time), reading.seq, 0);
+        let n = occurrence(&reading);
+        reading.id = observation_id(key, reading.metric, reading.vendor.as_ref(), device_time.unwrap_or(receipt_time), reading.seq, n);
         Observation { context, reading }
     }
 
@@ -684,6 +729,58 @@ mod tests {
         for len in 0..200usize {
             let name: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
             assert_eq!(uuid_v5(&ID_NAMESPACE, &name), Uuid::new_v5(&ID_NAMESPACE, &name), "length {len}");
+        }
+    }
+
+    #[test]
+    fn the_id_hashed_in_pieces_is_the_uuid5_of_the_written_name() {
+        // The name as decisions.md writes it: `key|metric|time|seq[|#occurrence]`, the vendor's
+        // `namespace:code` in place of the metric when it is unmapped.
+        let vendor = VendorCode::new_static("masimo", "SIQ");
+        let metrics =
+            [(code::MDC_PULS_OXIM_SAT_O2, None), (MdcCode::UNMAPPED, Some(&vendor)), (MdcCode(0), None), (MdcCode(u32::MAX), None)];
+        let times = [0i64, 9, 10, -1, -1_710_498_125_001, 1_710_498_125_000, i64::MAX, i64::MIN + 1, i64::MIN];
+        for key in ["cfg:gw1:bed4-spo2", "", "eui64:0012345678ABCDEF"] {
+            for (metric, v) in metrics {
+                for t in times {
+                    for seq in [None, Some(0), Some(7), Some(u32::MAX)] {
+                        for occurrence in [0, 1, 10, u32::MAX] {
+                            let mut name = alloc::format!("{key}|");
+                            match (metric.is_unmapped(), v) {
+                                (true, Some(v)) => name.push_str(&alloc::format!("{}:{}", v.namespace, v.code)),
+                                _ => name.push_str(&metric.0.to_string()),
+                            }
+                            name.push_str(&alloc::format!("|{t}|"));
+                            if let Some(s) = seq {
+                                name.push_str(&s.to_string());
+                            }
+                            if occurrence > 0 {
+                                name.push_str(&alloc::format!("|#{occurrence}"));
+                            }
+                            assert_eq!(
+                                observation_id(key, metric, v, Timestamp(t), seq, occurrence),
+                                Uuid::new_v5(&ID_NAMESPACE, name.as_bytes()),
+                                "{name}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_keyed_observation_has_the_id_of_new_then_with_occurrence() {
+        let m = Measurement::numeric(code::MDC_PULS_OXIM_SAT_O2, Decimal::from_int(97), unit::MDC_DIM_PERCENT);
+        let t = Timestamp(1_710_498_125_000);
+        let c = ctx();
+        for n in [0u32, 1, 3] {
+            let slow = Observation::new(c.clone(), m.clone(), t, None, Flags::NONE).with_occurrence(n);
+            let fast = Observation::keyed(c.clone(), &c.key(), m.clone(), t, None, Flags::NONE, |r| {
+                assert_eq!(r.receipt_time, t, "the occurrence sees the reading");
+                n
+            });
+            assert_eq!(fast, slow);
         }
     }
 

@@ -9,7 +9,6 @@
 
 pub mod delivery;
 pub mod durable_waves;
-pub mod int_hash;
 pub mod mllp;
 pub mod mqtt;
 pub mod outbox;

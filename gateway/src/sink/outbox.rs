@@ -29,7 +29,7 @@ use std::collections::{BTreeSet, VecDeque};
 
 use crate::buffer::{Entry, RowId};
 use crate::config::Replay;
-use crate::sink::int_hash::IntSet;
+use crate::int_hash::IntSet;
 
 /// Rows read from the buffer per backlog read. Each read costs a task and one statement, so
 /// 1,024 rows keep that small against the rows' own cost, while the rows held (up to 1.25

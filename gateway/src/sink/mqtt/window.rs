@@ -9,8 +9,8 @@
 use std::collections::VecDeque;
 
 use crate::buffer::RowId;
+use crate::int_hash::IntMap;
 use crate::sink::delivery::Delivery;
-use crate::sink::int_hash::IntMap;
 
 /// What a packet id is carrying.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,9 +1,11 @@
-//! Hash maps and sets keyed by small integers (packet ids, buffer row ids).
+//! Hash maps and sets keyed by small integers (packet ids, buffer row ids, metric codes).
 //!
 //! The sinks look up every message and row several times on its way out and back (in flight,
-//! queued, acknowledged): with the standard SipHash that hashing was a measurable share of the
-//! per-observation cost at full speed (issue 20). Keys here are local counters, not
-//! attacker-chosen input, so a multiplicative hash (no HashDoS protection needed) is enough.
+//! queued, acknowledged), and the normalizer looks up every reading's metric: with the standard
+//! SipHash that hashing was a measurable share of the per-observation cost at full speed
+//! (issue 20). Keys here are local counters, or a device's metric codes in a map bounded by
+//! its nomenclature, not input chosen to collide, so a multiplicative hash (no HashDoS
+//! protection needed) is enough.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
