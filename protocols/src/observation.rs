@@ -434,6 +434,19 @@ pub struct DeviceContext {
     pub gateway_eui64: Option<Eui64>,
 }
 
+/// `parts` joined with `:` into a String of the exact size (the key is built for every Device
+/// resource and canonical observation: without `core::fmt`).
+fn colon_joined(parts: &[&str]) -> String {
+    let mut s = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            s.push(':');
+        }
+        s.push_str(p);
+    }
+    s
+}
+
 impl DeviceContext {
     /// The device's identity key (decisions.md, "Identity"): what the device says about itself
     /// when it says it (EUI-64, else manufacturer + model + serial), otherwise gateway + name.
@@ -444,14 +457,9 @@ impl DeviceContext {
             return alloc::format!("eui64:{eui}");
         }
         if let Some(serial) = &id.serial {
-            return alloc::format!(
-                "sn:{}:{}:{}",
-                id.manufacturer.as_deref().unwrap_or(&self.protocol),
-                id.model.as_deref().unwrap_or(""),
-                serial
-            );
+            return colon_joined(&["sn", id.manufacturer.as_deref().unwrap_or(&self.protocol), id.model.as_deref().unwrap_or(""), serial]);
         }
-        alloc::format!("cfg:{}:{}", self.gateway, self.name)
+        colon_joined(&["cfg", &self.gateway, &self.name])
     }
 
     /// The device's EUI-64 for PCD-01 (OBX-18): its own when it has one, otherwise
@@ -516,38 +524,25 @@ pub fn observation_id(
             h.update(b":");
             h.update(v.code.as_bytes());
         }
-        _ => h.update(decimal(&mut digits, u64::from(metric.0))),
+        _ => h.update(crate::decimal::digits(&mut digits, u64::from(metric.0)).as_bytes()),
     }
     h.update(b"|");
     if time.0 < 0 {
         h.update(b"-");
     }
-    h.update(decimal(&mut digits, time.0.unsigned_abs()));
+    h.update(crate::decimal::digits(&mut digits, time.0.unsigned_abs()).as_bytes());
     h.update(b"|");
     if let Some(s) = seq {
-        h.update(decimal(&mut digits, u64::from(s)));
+        h.update(crate::decimal::digits(&mut digits, u64::from(s)).as_bytes());
     }
     if occurrence > 0 {
         h.update(b"|#");
-        h.update(decimal(&mut digits, u64::from(occurrence)));
+        h.update(crate::decimal::digits(&mut digits, u64::from(occurrence)).as_bytes());
     }
     let digest = h.finalize();
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
     uuid::Builder::from_sha1_bytes(bytes).into_uuid()
-}
-
-/// `v` in decimal ASCII, written into the end of `buf` (20 digits hold any `u64`).
-fn decimal(buf: &mut [u8; 20], mut v: u64) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            return &buf[i..];
-        }
-    }
 }
 
 /// A name-based UUID, version 5 (RFC 9562 §5.5: SHA-1 of namespace and name, first 16 bytes,

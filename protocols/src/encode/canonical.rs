@@ -89,17 +89,19 @@ struct Canonical<'a> {
     absent: Option<AbsentReason>,
     #[serde(skip_serializing_if = "Vec::is_empty", default, borrow)]
     components: Vec<CanonicalComponent<'a>>,
+    // Borrowed from the observation when writing (cloning them was an allocation per string per
+    // observation, issue 20); owned when parsing.
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    waveform: Option<Waveform>,
+    waveform: Option<Cow<'a, Waveform>>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    enumeration: Option<Enumeration>,
+    enumeration: Option<Cow<'a, Enumeration>>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    vendor: Option<VendorCode>,
+    vendor: Option<Cow<'a, VendorCode>>,
     #[serde(borrow)]
     device: CanonicalDevice<'a>,
-    location: Location,
+    location: Cow<'a, Location>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    patient: Option<Patient>,
+    patient: Option<Cow<'a, Patient>>,
 }
 
 /// Writes `obs` as one canonical JSON object (no trailing newline).
@@ -139,8 +141,8 @@ pub fn write(out: &mut Vec<u8>, obs: &Observation, nom: &Nomenclature) {
             None,
             None,
         ),
-        Value::Waveform(w) => (None, None, Vec::new(), Some(w.clone()), None),
-        Value::Enumeration(e) => (None, None, Vec::new(), None, Some(e.clone())),
+        Value::Waveform(w) => (None, None, Vec::new(), Some(Cow::Borrowed(w)), None),
+        Value::Enumeration(e) => (None, None, Vec::new(), None, Some(Cow::Borrowed(e))),
     };
     let c = Canonical {
         id: r.id,
@@ -160,7 +162,7 @@ pub fn write(out: &mut Vec<u8>, obs: &Observation, nom: &Nomenclature) {
         components,
         waveform,
         enumeration,
-        vendor: r.vendor.clone(),
+        vendor: r.vendor.as_ref().map(Cow::Borrowed),
         device: CanonicalDevice {
             key: ctx.key(),
             name: Cow::Borrowed(&ctx.name),
@@ -174,8 +176,8 @@ pub fn write(out: &mut Vec<u8>, obs: &Observation, nom: &Nomenclature) {
                 firmware: ctx.identity.firmware.as_deref().map(Cow::Borrowed),
             },
         },
-        location: ctx.location.clone(),
-        patient: ctx.patient.clone(),
+        location: Cow::Borrowed(&ctx.location),
+        patient: ctx.patient.as_ref().map(Cow::Borrowed),
     };
     // Writing to a Vec cannot fail, and every type here serialises infallibly.
     super::append_json(out, &c);
@@ -199,9 +201,9 @@ pub fn parse(json: &str, gateway: &str) -> Result<Observation, Error> {
                 .collect(),
         )
     } else if let Some(w) = c.waveform {
-        Value::Waveform(w)
+        Value::Waveform(w.into_owned())
     } else if let Some(e) = c.enumeration {
-        Value::Enumeration(e)
+        Value::Enumeration(e.into_owned())
     } else if let Some(v) = c.value {
         Value::Numeric(v)
     } else {
@@ -223,8 +225,8 @@ pub fn parse(json: &str, gateway: &str) -> Result<Observation, Error> {
             eui64,
             firmware: c.device.identity.firmware.map(Cow::into_owned),
         },
-        location: c.location,
-        patient: c.patient,
+        location: c.location.into_owned(),
+        patient: c.patient.map(Cow::into_owned),
         gateway_eui64: None,
     };
     Ok(Observation {
@@ -232,7 +234,7 @@ pub fn parse(json: &str, gateway: &str) -> Result<Observation, Error> {
         reading: Reading {
             id: c.id,
             metric: MdcCode(c.code.unwrap_or(0)),
-            vendor: c.vendor,
+            vendor: c.vendor.map(Cow::into_owned),
             value,
             unit: MdcCode(c.unit_code),
             device_time: c.device_time,

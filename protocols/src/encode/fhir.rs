@@ -25,6 +25,7 @@ use crate::decimal::Decimal;
 use crate::mdc::MdcCode;
 use crate::nomenclature::Nomenclature;
 use crate::observation::{AbsentReason, DeviceContext, Flags, Location, Observation, Patient, Scalar, Status, Value};
+use crate::time::Rfc3339;
 use crate::units;
 
 /// Code system URIs.
@@ -39,8 +40,20 @@ pub const VITAL_SIGNS_PROFILE: &str = "http://hl7.org/fhir/StructureDefinition/v
 pub const EUI64_SYSTEM: &str = "urn:oid:1.2.840.10004.1.1.1.0.0.1.0.0.1.2680";
 /// The EUI-64 medgw derives for a device that has none (locally administered; docs/pcd-01.md).
 pub const DERIVED_EUI64_SYSTEM: &str = "https://medgw.org/fhir/NamingSystem/derived-eui64";
+/// The URL of medgw's extension `name`, a constant: each observation carries one or more
+/// extensions, and formatting their URLs was part of the per-observation cost (issue 20).
+macro_rules! ext_url {
+    ($name:literal) => {
+        concat!("https://medgw.org/fhir/StructureDefinition/", $name)
+    };
+}
+
 /// Prefix of medgw's extension URLs.
-pub const EXT: &str = "https://medgw.org/fhir/StructureDefinition/";
+pub const EXT: &str = ext_url!("");
+const EXT_TIME_SOURCE: &str = ext_url!("time-source");
+const EXT_DEVICE_TIME: &str = ext_url!("device-time");
+const EXT_OBSERVATION_FLAG: &str = ext_url!("observation-flag");
+const EXT_ORIGINAL_VALUE: &str = ext_url!("original-value");
 /// Namespace for vendor codes that are not mapped to MDC.
 pub const VENDOR_SYSTEM_PREFIX: &str = "https://medgw.org/fhir/CodeSystem/vendor-";
 /// Measurement status of a value, with the codes of IHE PCD TF-2 OBX-8 (`QUES` questionable).
@@ -110,13 +123,23 @@ struct Meta {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Extension<'a> {
-    url: String,
+    url: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     value_code: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    value_date_time: Option<String>,
+    value_date_time: Option<Shown<Rfc3339>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     value_quantity: Option<Quantity<'a>>,
+}
+
+/// A value serialised as the JSON string of its `Display` form, written straight into the
+/// output (serde_json's `collect_str`) instead of into a `String` first.
+struct Shown<T>(T);
+
+impl<T: core::fmt::Display> Serialize for Shown<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
+    }
 }
 
 #[derive(Serialize)]
@@ -150,7 +173,7 @@ struct ObsComponent<'a> {
 #[serde(rename_all = "camelCase")]
 struct FhirObservation<'a> {
     resource_type: &'static str,
-    id: String,
+    id: Shown<Uuid>,
     #[serde(skip_serializing_if = "Option::is_none")]
     meta: Option<Meta>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -165,8 +188,8 @@ struct FhirObservation<'a> {
     /// The visit (PV1-19) of a patient associated by the ADT feed, by identifier.
     #[serde(skip_serializing_if = "Option::is_none")]
     encounter: Option<Reference<'a>>,
-    effective_date_time: String,
-    issued: String,
+    effective_date_time: Shown<Rfc3339>,
+    issued: Shown<Rfc3339>,
     #[serde(skip_serializing_if = "Option::is_none")]
     value_quantity: Option<Quantity<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -185,7 +208,17 @@ struct FhirObservation<'a> {
 /// The FHIR logical id of a device's `Device` resource: UUID v5 of its identity key, so every
 /// gateway names the same device the same way.
 pub fn device_id(ctx: &DeviceContext) -> Uuid {
-    Uuid::new_v5(&Uuid::NAMESPACE_URL, alloc::format!("urn:medgw:device:{}", ctx.key()).as_bytes())
+    // `Uuid::new_v5(NAMESPACE_URL, "urn:medgw:device:{key}")`, hashed without building the
+    // name and with the CPU's SHA instructions: every observation refers to its device.
+    use sha1::{Digest, Sha1};
+    let mut h = Sha1::new();
+    h.update(Uuid::NAMESPACE_URL.as_bytes());
+    h.update(b"urn:medgw:device:");
+    h.update(ctx.key().as_bytes());
+    let digest = h.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_sha1_bytes(bytes).into_uuid()
 }
 
 fn data_absent(reason: AbsentReason) -> CodeableConcept<'static> {
@@ -225,7 +258,7 @@ fn code_of<'a>(nom: &'a Nomenclature, metric: MdcCode, vendor: Option<&'a crate:
     }
     coding.push(Coding {
         system: Cow::Borrowed(MDC),
-        code: Cow::Owned(alloc::format!("{}", metric.0)),
+        code: Cow::Owned(String::from(crate::decimal::digits(&mut [0; 20], u64::from(metric.0)))),
         display: entry.map(|e| Cow::Borrowed(e.ref_id.as_ref())),
     });
     CodeableConcept { coding, text: entry.map(|e| Cow::Borrowed(e.display.as_ref())) }
@@ -262,7 +295,7 @@ fn quantity<'a>(nom: &'a Nomenclature, metric: MdcCode, value: Decimal, unit: Md
     };
     let out = q(value_out, unit_out);
     let ext = converted.then(|| Extension {
-        url: alloc::format!("{EXT}original-value"),
+        url: EXT_ORIGINAL_VALUE,
         value_code: None,
         value_date_time: None,
         value_quantity: Some(q(value, unit)),
@@ -273,12 +306,7 @@ fn quantity<'a>(nom: &'a Nomenclature, metric: MdcCode, value: Decimal, unit: Md
 fn flag_extensions<'a>(flags: Flags) -> Vec<Extension<'a>> {
     flags
         .names()
-        .map(|n| Extension {
-            url: alloc::format!("{EXT}observation-flag"),
-            value_code: Some(n),
-            value_date_time: None,
-            value_quantity: None,
-        })
+        .map(|n| Extension { url: EXT_OBSERVATION_FLAG, value_code: Some(n), value_date_time: None, value_quantity: None })
         .collect()
 }
 
@@ -298,30 +326,33 @@ pub fn write_observation(out: &mut Vec<u8>, obs: &Observation, nom: &Nomenclatur
     let mut extension = Vec::new();
     let from_gateway = r.device_time.is_none() || r.flags.intersects(Flags::TIME_FROM_GATEWAY);
     extension.push(Extension {
-        url: alloc::format!("{EXT}time-source"),
+        url: EXT_TIME_SOURCE,
         value_code: Some(if from_gateway { "gateway" } else { "device" }),
         value_date_time: None,
         value_quantity: None,
     });
     if let (true, Some(t)) = (from_gateway, r.device_time) {
         extension.push(Extension {
-            url: alloc::format!("{EXT}device-time"),
+            url: EXT_DEVICE_TIME,
             value_code: None,
-            value_date_time: Some(alloc::format!("{}", t.rfc3339())),
+            value_date_time: Some(Shown(t.rfc3339())),
             value_quantity: None,
         });
     }
     extension.extend(flag_extensions(r.flags));
+    let mut urn = [0u8; 45];
+    urn[..9].copy_from_slice(b"urn:uuid:");
+    r.id.hyphenated().encode_lower(&mut urn[9..]);
 
     let mut o = FhirObservation {
         resource_type: "Observation",
-        id: alloc::format!("{}", r.id),
+        id: Shown(r.id),
         meta: None,
         extension,
         identifier: alloc::vec![Identifier {
             r#type: None,
             system: Some(Cow::Borrowed("urn:ietf:rfc:3986")),
-            value: Cow::Owned(alloc::format!("urn:uuid:{}", r.id))
+            value: Cow::Borrowed(core::str::from_utf8(&urn).unwrap_or_default())
         }],
         status: match r.status {
             Status::Final => "final",
@@ -340,8 +371,8 @@ pub fn write_observation(out: &mut Vec<u8>, obs: &Observation, nom: &Nomenclatur
             }),
             display: None,
         }),
-        effective_date_time: alloc::format!("{}", r.effective_time().rfc3339()),
-        issued: alloc::format!("{}", r.receipt_time.rfc3339()),
+        effective_date_time: Shown(r.effective_time().rfc3339()),
+        issued: Shown(r.receipt_time.rfc3339()),
         value_quantity: None,
         value_codeable_concept: None,
         value_sampled_data: None,
@@ -427,12 +458,10 @@ pub fn write_observation(out: &mut Vec<u8>, obs: &Observation, nom: &Nomenclatur
 
 /// `device`: the `Device` resource published on `.../device`, with its display name.
 pub(crate) fn device_reference(ctx: &DeviceContext) -> Reference<'static> {
-    Reference {
-        reference: Some(alloc::format!("Device/{}", device_id(ctx))),
-        r#type: None,
-        identifier: None,
-        display: Some(device_display(ctx)),
-    }
+    let mut reference = String::with_capacity(43);
+    reference.push_str("Device/");
+    reference.push_str(device_id(ctx).hyphenated().encode_lower(&mut Uuid::encode_buffer()));
+    Reference { reference: Some(reference), r#type: None, identifier: None, display: Some(device_display(ctx)) }
 }
 
 /// `subject` for a bound patient: by identifier where its system is known, else `Patient/{id}`.
