@@ -251,8 +251,8 @@ impl Budget {
 /// pointer cannot be reused by another context while it is a key.
 #[derive(Default)]
 struct DeviceCache {
-    by_ptr: HashMap<usize, (Arc<DeviceContext>, i64)>,
-    by_id: HashMap<i64, Arc<DeviceContext>>,
+    by_ptr: crate::int_hash::IntMap<usize, (Arc<DeviceContext>, i64)>,
+    by_id: crate::int_hash::IntMap<i64, Arc<DeviceContext>>,
 }
 
 /// More distinct contexts than this (identity churn) and the cache starts over.

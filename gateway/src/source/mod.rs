@@ -166,7 +166,7 @@ pub struct DeviceRunner {
     /// The last observation id per metric: devices that re-report an unchanged reading on
     /// every poll (IntelliVue NIBP, MEDIBUS) would otherwise publish the same observation, with
     /// the same id, again and again.
-    last_ids: std::collections::HashMap<(medgw_protocols::MdcCode, Option<medgw_protocols::observation::VendorCode>), uuid::Uuid>,
+    last_ids: crate::int_hash::IntMap<(medgw_protocols::MdcCode, Option<medgw_protocols::observation::VendorCode>), uuid::Uuid>,
     /// The alarm lifecycle and its delivery; behind a lock because liveness events reach it
     /// through [`DeviceRunner::event`], which takes `&self`.
     alarms: Mutex<alarms::DeviceAlarms>,
@@ -255,7 +255,7 @@ impl DeviceRunner {
             status: Arc::new(DeviceStatus { alarms: board, ..DeviceStatus::new(cfg) }),
             events: Vec::with_capacity(64),
             full_announced: false,
-            last_ids: std::collections::HashMap::new(),
+            last_ids: Default::default(),
             alarms: Mutex::new(alarms),
         }
     }

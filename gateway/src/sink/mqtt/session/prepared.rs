@@ -118,7 +118,7 @@ impl Encoder {
 struct TopicCache {
     /// Device name → (bed, topic, name). The bed is checked because buffered observations
     /// from before a configuration change may carry another bed for the same device name.
-    by_device: std::collections::HashMap<String, (String, String, Arc<str>)>,
+    by_device: crate::int_hash::IntMap<String, (String, String, Arc<str>)>,
 }
 
 impl TopicCache {
