@@ -254,6 +254,45 @@ fn fhir_unmapped_codes_are_published_in_the_vendor_namespace() {
     assert_eq!(v["valueQuantity"]["value"].to_string(), "13.5");
 }
 
+/// Text that comes from devices and configuration (device and vendor names, patient ids, bed
+/// names, enumeration text) reaches the FHIR JSON escaped: the document parses and each text
+/// reads back as it was. The observation is written by hand (`fhir_observation.rs`), so a
+/// missed escape would be invalid JSON at the EHR.
+#[test]
+fn fhir_text_from_devices_and_configuration_is_escaped() {
+    let nom = Nomenclature::builtin();
+    let nasty = ["quote \" here", "back\\slash", "new\nline\ttab", "bell\u{7}\u{1f}", "ünïcødé ✓", "</script>"];
+    for t in nasty {
+        let mut c = (*context(Some(Patient::configured(t, None)), None)).clone();
+        c.name = t.into();
+        c.identity.manufacturer = Some(t.into());
+        c.location.bed = t.into();
+        let with_patient = Arc::new(c.clone());
+        c.patient = None;
+        let without = Arc::new(c);
+        let enumerated = Measurement {
+            metric: code::MDC_PULS_OXIM_SAT_O2,
+            vendor: None,
+            value: Value::Enumeration(Enumeration { code: None, text: t.into() }),
+            unit: unit::MDC_DIM_PERCENT,
+            device_time: None,
+            seq: None,
+            flags: Flags::NONE,
+            status: Status::Final,
+        };
+        let v = json(&fhir::observation(&obs(&with_patient, enumerated), &nom));
+        assert_eq!(v["valueCodeableConcept"]["text"], t);
+        assert_eq!(v["subject"]["reference"], format!("Patient/{t}"));
+        assert_eq!(v["device"]["display"], format!("{t} MX450 ({t})"));
+        let m = Measurement::numeric(MdcCode::UNMAPPED, d("1"), unit::MDC_DIM_DIMLESS).with_vendor(t, t);
+        let v = json(&fhir::observation(&obs(&without, m), &nom));
+        assert_eq!(v["code"]["coding"][0]["code"], t);
+        assert_eq!(v["code"]["coding"][0]["system"], format!("https://medgw.org/fhir/CodeSystem/vendor-{t}"));
+        assert_eq!(v["code"]["text"], format!("{t} {t}"));
+        assert_eq!(v["subject"]["identifier"]["value"], format!("HOSP/ICU/{t}"));
+    }
+}
+
 /// A unit with no UCUM mapping keeps the value (R4 obs-6: `dataAbsentReason` only when there is
 /// no value): Masimo SpHb with an unknown unit, an IntelliVue private unit, energy in kJ.
 #[test]

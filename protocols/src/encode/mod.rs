@@ -13,6 +13,7 @@ pub mod canonical_alarm;
 pub mod containment;
 pub mod fhir;
 pub mod fhir_alarm;
+mod fhir_observation;
 pub mod hl7v2;
 pub mod mllp;
 pub mod pcd04;
