@@ -54,6 +54,13 @@ const WRITE_ROUND_BYTES: usize = 64 * 1024;
 /// QoS 0 wave segments written per round at most, so one round's write stays bounded.
 const WAVES_PER_ROUND: usize = 64;
 
+/// No buffered row is queued, waiting in the buffer, or encoded ahead of the window: what lets
+/// lower-ranked messages (QoS 0 wave segments) take the connection. (A session field borrow,
+/// not a method: the publishing round holds the link mutably.)
+fn nothing_to_publish(outbox: &Outbox, encoder: &Encoder) -> bool {
+    outbox.idle() && encoder.ready() == 0
+}
+
 /// What the session needs to know about its configuration.
 pub struct SessionConfig {
     pub protocol: MqttProtocol,
@@ -239,7 +246,7 @@ impl Session {
     /// every 200 ms meanwhile.
     pub fn busy(&self) -> bool {
         self.link.as_ref().is_some_and(|l| l.ping_sent.is_some() || l.closing.is_some() || l.rescan_at.is_some())
-            || (self.state == State::Connected && !self.outbox.idle())
+            || (self.state == State::Connected && !nothing_to_publish(&self.outbox, &self.encoder))
     }
 
     /// When [`Session::poll`] has something to do without any event (a retry, a ping, a
@@ -256,9 +263,11 @@ impl Session {
                     Some(at) => at + self.cfg.keep_alive,
                 };
                 // QoS 0 wave segments left over from a round (at most WAVES_PER_ROUND each): at once.
-                let waves =
-                    (self.waves.qos() == 0 && self.waves.len() > 0 && l.window.has_room() && (self.outbox.idle() || l.closing.is_some()))
-                        .then_some(l.last_sent);
+                let waves = (self.waves.qos() == 0
+                    && self.waves.len() > 0
+                    && l.window.has_room()
+                    && (nothing_to_publish(&self.outbox, &self.encoder) || l.closing.is_some()))
+                .then_some(l.last_sent);
                 [Some(ping), l.closing.map(|c| c + DRAIN), l.rescan_at, waves].into_iter().flatten().min()
             }
         }
@@ -489,7 +498,7 @@ impl Session {
             let Some(Prepared { topic, payload, delivery }) = self.encoder.next(&mut self.outbox, &self.cfg) else {
                 // Nothing buffered is ready nor being read (a backlog drains before any wave
                 // segment): a wave segment (QoS 1) may take the free id.
-                if self.waves.qos() == 1 && self.outbox.idle() {
+                if self.waves.qos() == 1 && nothing_to_publish(&self.outbox, &self.encoder) {
                     if let Some((id, w)) = self.waves.pop() {
                         publish_wave(version, &mut l.window, &self.stats, &mut self.wbuf, id, w)?;
                         continue;
@@ -514,7 +523,7 @@ impl Session {
         }
         // QoS 0 wave segments, only when the window has room, i.e. nothing buffered was waiting
         // for it (waves rank below observations and events); a bounded number per round.
-        if self.waves.qos() == 0 && l.window.has_room() && ((self.outbox.idle() && self.encoder.ready() == 0) || l.closing.is_some()) {
+        if self.waves.qos() == 0 && l.window.has_room() && (nothing_to_publish(&self.outbox, &self.encoder) || l.closing.is_some()) {
             for _ in 0..WAVES_PER_ROUND {
                 let Some((_, w)) = self.waves.pop() else { break };
                 self.stats.wave_bytes.fetch_add(w.payload.len() as u64, Ordering::Relaxed);

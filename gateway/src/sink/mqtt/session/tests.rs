@@ -229,6 +229,19 @@ fn a_large_window_is_filled_in_bounded_writes_that_keep_the_order() {
 }
 
 #[test]
+fn messages_encoded_ahead_count_as_work_left_to_publish() {
+    let mut h = Harness::canonical();
+    h.connect(3);
+    h.answer_read((1..=5).map(|r| entry(r, "a", r)).collect());
+    assert_eq!(h.publishes().len(), 2, "the status and two rows fill the window");
+    assert_eq!((h.s.outbox.queued(), h.s.encoder.ready()), (0, 3), "the other three rows are encoded ahead");
+    assert!(h.s.outbox.idle(), "nothing is left in the outbox itself");
+    // Still work to do: the session is busy (the driver keeps looking at the overflow flag),
+    // and lower-ranked QoS 0 wave segments would not take the connection before these rows.
+    assert!(h.s.busy());
+}
+
+#[test]
 fn a_full_window_has_the_next_messages_encoded_ahead_sent_in_order_and_resent_after_a_loss() {
     let mut h = Harness::canonical();
     h.connect(3);
