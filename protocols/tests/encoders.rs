@@ -682,3 +682,66 @@ fn an_adt_patient_reaches_fhir_and_hl7_as_received() {
     .unwrap();
     assert!(text.contains("\rPID|||p1^^^^MR||^^^^^^U\rPV1||I|ICU^^BED4^HOSP\r"), "{text}");
 }
+
+mod fhir_any_text {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        /// Whatever text devices and configuration carry and whatever the value, the FHIR
+        /// Observation (written by hand, `fhir_observation.rs`) is valid JSON whose texts read
+        /// back as given and whose numbers keep their digits.
+        #[test]
+        fn the_fhir_observation_is_json_for_any_text_and_value(
+            name in any::<String>(),
+            patient in proptest::option::of(any::<String>()),
+            text in any::<String>(),
+            mantissa in any::<i64>(),
+            exponent in -9i8..=6,
+            samples in proptest::collection::vec(any::<i32>(), 0..8),
+            kind in 0u8..4,
+            flags in any::<u32>(),
+        ) {
+            let nom = Nomenclature::builtin();
+            let mut c = (*context(patient.clone().map(|p| Patient::configured(&p, None)), None)).clone();
+            c.name = name.clone();
+            let ctx = Arc::new(c);
+            let decimal = Decimal::new(mantissa, exponent);
+            let value = match (kind, decimal) {
+                (0, Some(d)) => Value::Numeric(d),
+                (1, _) => Value::Enumeration(Enumeration { code: None, text: text.clone() }),
+                (2, _) => Value::Waveform(Waveform { period_us: 8000, samples: samples.clone() }),
+                _ => Value::Absent(AbsentReason::Unavailable),
+            };
+            let m = Measurement {
+                metric: code::MDC_PULS_OXIM_SAT_O2,
+                vendor: None,
+                value: value.clone(),
+                unit: unit::MDC_DIM_PERCENT,
+                device_time: None,
+                seq: None,
+                flags: Flags(flags),
+                status: Status::Final,
+            };
+            let o = Observation::new(ctx, m, T, Some(T), Flags::NONE);
+            let out = fhir::observation(&o, &nom);
+            let v: Json = serde_json::from_str(&out).map_err(|e| TestCaseError::fail(format!("{e}: {out}")))?;
+            prop_assert_eq!(v["device"]["display"].as_str().map(String::from), Some(format!("Philips MX450 ({name})")));
+            if let Some(p) = &patient {
+                prop_assert_eq!(v["subject"]["reference"].as_str().map(String::from), Some(format!("Patient/{p}")));
+            }
+            match value {
+                // Compared as text: serde_json's Value would round the number to an f64.
+                Value::Numeric(d) => prop_assert!(out.contains(&format!("\"valueQuantity\":{{\"value\":{d},")), "{}", out),
+                Value::Enumeration(_) => prop_assert_eq!(v["valueCodeableConcept"]["text"].as_str(), Some(text.as_str())),
+                Value::Waveform(_) => {
+                    let data: Vec<i32> = v["valueSampledData"]["data"].as_str().unwrap().split(' ').filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect();
+                    prop_assert_eq!(data, samples);
+                }
+                _ => prop_assert!(v["dataAbsentReason"].is_object()),
+            }
+        }
+    }
+}
