@@ -376,6 +376,12 @@ fn fhir_device_resource() {
     let v = json(&fhir::device(&ctx));
     assert_eq!(v["resourceType"], "Device");
     assert_eq!(v["id"], fhir::device_id(&ctx).to_string());
+    // The id is the UUID v5 of `urn:medgw:device:{key}` (hashed in pieces: checked against the
+    // uuid crate over the written name).
+    for c in [ctx.clone(), context(None, None)] {
+        let name = format!("urn:medgw:device:{}", c.key());
+        assert_eq!(fhir::device_id(&c), uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, name.as_bytes()));
+    }
     assert_eq!(v["serialNumber"], "DE12345678");
     assert_eq!(v["manufacturer"], "Philips");
     assert_eq!(v["identifier"][0]["value"], "0012345678ABCDEF");

@@ -92,15 +92,10 @@ pub(crate) struct Reference<'a> {
 pub fn device_id(ctx: &DeviceContext) -> Uuid {
     // `Uuid::new_v5(NAMESPACE_URL, "urn:medgw:device:{key}")`, hashed without building the
     // name and with the CPU's SHA instructions: every observation refers to its device.
-    use sha1::{Digest, Sha1};
-    let mut h = Sha1::new();
-    h.update(Uuid::NAMESPACE_URL.as_bytes());
+    let mut h = crate::observation::NameHasher::new(&Uuid::NAMESPACE_URL);
     h.update(b"urn:medgw:device:");
     h.update(ctx.key().as_bytes());
-    let digest = h.finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_sha1_bytes(bytes).into_uuid()
+    h.finish()
 }
 
 /// Encodes an observation as a FHIR R4 `Observation` resource (JSON, no trailing newline).
@@ -136,7 +131,7 @@ pub(crate) fn patient_reference(p: &Patient) -> Reference<'_> {
     }
 }
 
-/// `subject` of the unassociated form: the bed, a `Location` by identifier ([`unassociated`]).
+/// `subject` of the unassociated form (docs/pcd-01.md): the bed, a `Location` by identifier.
 pub(crate) fn bed_reference(loc: &Location) -> Reference<'static> {
     let bed = loc.path();
     let display = bed.replace('/', " ");

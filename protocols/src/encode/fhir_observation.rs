@@ -5,20 +5,22 @@
 //! escaping of every key) was the largest part of its work per observation (issue 20). The
 //! content and the field order are those the module documentation of [`super::fhir`] describes
 //! (R4 `Observation`, vital-signs profile, unassociated form); constants are written as they
-//! are, text from devices and configuration is escaped as serde_json escapes it.
+//! are, text from devices and configuration is escaped as serde_json escapes it. The subject
+//! and device references are the ones the wave encoder writes too (`fhir.rs`), serialised as
+//! they are, so that who and what an observation refers to is decided in one place.
 
 use alloc::vec::Vec;
 
 use uuid::Uuid;
 
 use super::fhir::{
-    device_id, ASSOCIATION_SYSTEM, BED_SYSTEM, DATA_ABSENT_REASON, EXT, LOINC, MDC, MEASUREMENT_STATUS_SYSTEM, OBSERVATION_CATEGORY, UCUM,
-    VENDOR_SYSTEM_PREFIX, VITAL_SIGNS_PROFILE,
+    bed_reference, device_reference, patient_reference, ASSOCIATION_SYSTEM, DATA_ABSENT_REASON, EXT, LOINC, MDC, MEASUREMENT_STATUS_SYSTEM,
+    OBSERVATION_CATEGORY, UCUM, VENDOR_SYSTEM_PREFIX, VITAL_SIGNS_PROFILE,
 };
 use crate::decimal::Decimal;
 use crate::mdc::MdcCode;
 use crate::nomenclature::Nomenclature;
-use crate::observation::{AbsentReason, DeviceContext, Flags, Location, Observation, Patient, Scalar, Status, Value, VendorCode};
+use crate::observation::{AbsentReason, Flags, Observation, Scalar, Status, Value, VendorCode};
 use crate::time::Timestamp;
 use crate::units;
 
@@ -92,7 +94,7 @@ pub fn write(out: &mut Vec<u8>, obs: &Observation, nom: &Nomenclature) {
     match &ctx.patient {
         Some(p) => {
             out.extend_from_slice(b",\"subject\":");
-            patient_reference(out, p);
+            super::append_json(out, &patient_reference(p));
             if let Some(v) = p.adt.as_ref().and_then(|a| a.visit.as_ref()) {
                 // The visit (PV1-19) of a patient associated by the ADT feed, by identifier.
                 out.extend_from_slice(b",\"encounter\":{\"type\":\"Encounter\",\"identifier\":{");
@@ -108,7 +110,7 @@ pub fn write(out: &mut Vec<u8>, obs: &Observation, nom: &Nomenclature) {
         }
         None => {
             out.extend_from_slice(b",\"subject\":");
-            bed_reference(out, &ctx.location);
+            super::append_json(out, &bed_reference(&ctx.location));
         }
     }
     out.extend_from_slice(b",\"effectiveDateTime\":");
@@ -165,11 +167,8 @@ pub fn write(out: &mut Vec<u8>, obs: &Observation, nom: &Nomenclature) {
         out.push(b']');
     }
 
-    out.extend_from_slice(b",\"device\":{\"reference\":\"Device/");
-    uuid(out, device_id(ctx));
-    out.extend_from_slice(b"\",\"display\":");
-    device_display(out, ctx);
-    out.push(b'}');
+    out.extend_from_slice(b",\"device\":");
+    super::append_json(out, &device_reference(ctx));
 
     if let Value::Compound(components) = &r.value {
         if !components.is_empty() {
@@ -387,61 +386,6 @@ fn questionable(out: &mut Vec<u8>, flags: Flags) {
         out.extend_from_slice(n.as_bytes());
     }
     out.extend_from_slice(b"\"}");
-}
-
-/// `subject` for a bound patient: by identifier where its system is known, else `Patient/{id}`.
-fn patient_reference(out: &mut Vec<u8>, p: &Patient) {
-    match &p.system {
-        Some(system) => {
-            out.extend_from_slice(b"{\"identifier\":{\"system\":");
-            text(out, system);
-            out.extend_from_slice(b",\"value\":");
-            text(out, &p.id);
-            out.extend_from_slice(b"}}");
-        }
-        None => {
-            let mut reference = alloc::string::String::with_capacity(8 + p.id.len());
-            reference.push_str("Patient/");
-            reference.push_str(&p.id);
-            out.extend_from_slice(b"{\"reference\":");
-            text(out, &reference);
-            out.push(b'}');
-        }
-    }
-}
-
-/// `subject` of the unassociated form: the bed, a `Location` by identifier.
-fn bed_reference(out: &mut Vec<u8>, loc: &Location) {
-    let bed = loc.path();
-    out.extend_from_slice(b"{\"type\":\"Location\",\"identifier\":{\"system\":\"");
-    out.extend_from_slice(BED_SYSTEM.as_bytes());
-    out.extend_from_slice(b"\",\"value\":");
-    text(out, &bed);
-    out.extend_from_slice(b"},\"display\":");
-    text(out, &bed.replace('/', " "));
-    out.push(b'}');
-}
-
-/// The device's display name, as [`super::fhir`]'s `Device` reference gives it.
-fn device_display(out: &mut Vec<u8>, ctx: &DeviceContext) {
-    let id = &ctx.identity;
-    let first = match (&id.manufacturer, &id.model) {
-        (Some(m), Some(model)) => {
-            let mut s = alloc::string::String::with_capacity(m.len() + 1 + model.len());
-            s.push_str(m);
-            s.push(' ');
-            s.push_str(model);
-            s
-        }
-        (Some(m), None) => m.clone(),
-        (None, Some(model)) => model.clone(),
-        (None, None) => ctx.protocol.clone(),
-    };
-    let mut shown = first;
-    shown.push_str(" (");
-    shown.push_str(&ctx.name);
-    shown.push(')');
-    text(out, &shown);
 }
 
 /// A JSON string: written as it is when nothing in it needs escaping (constants, codes, most
