@@ -14,7 +14,9 @@
 //! Faults are those of the pty mode; `unplug=DUR` takes the device server off the network for
 //! DUR: the connection is closed and (in server mode) nothing listens meanwhile.
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::time::Duration;
 
 use medgw_protocols::sim::Sent;
@@ -161,33 +163,45 @@ pub async fn run_tcp_server(
     }
 }
 
+/// A connection attempt in progress.
+type Attempt = Pin<Box<dyn Future<Output = std::io::Result<TcpStream>> + Send>>;
+
 /// The device server in "TCP client" mode.
 struct ClientIo {
     addr: String,
     from: Option<IpAddr>,
     stream: Option<TcpStream>,
+    /// Kept across cancellation: the simulator's read (which connects when there is no
+    /// connection) races its write timer in a `select!`, and an attempt dropped after the
+    /// gateway accepted it would show the gateway a connection closed unused — a real
+    /// disconnection to it, which it reports as one.
+    attempt: Option<Attempt>,
     retry: Duration,
 }
 
-impl ClientIo {
-    async fn try_connect(&self) -> std::io::Result<TcpStream> {
-        let target: SocketAddr = tokio::net::lookup_host(&self.addr)
-            .await?
-            .next()
-            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("{}: no address", self.addr)))?;
-        let socket = if target.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
-        if let Some(ip) = self.from {
-            socket.bind(SocketAddr::new(ip, 0))?;
-        }
-        let s = socket.connect(target).await?;
-        s.set_nodelay(true)?;
-        Ok(s)
+async fn try_connect(addr: String, from: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let target: SocketAddr = tokio::net::lookup_host(&addr)
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("{addr}: no address")))?;
+    let socket = if target.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    if let Some(ip) = from {
+        socket.bind(SocketAddr::new(ip, 0))?;
     }
+    let s = socket.connect(target).await?;
+    s.set_nodelay(true)?;
+    Ok(s)
+}
 
+impl ClientIo {
     /// Connects, retrying with a growing pause (0.2 s to 5 s) while the gateway refuses.
+    /// Cancel-safe (see [`ClientIo::attempt`]).
     async fn connect(&mut self) {
         loop {
-            match self.try_connect().await {
+            let attempt = self.attempt.get_or_insert_with(|| Box::pin(try_connect(self.addr.clone(), self.from)));
+            let result = attempt.as_mut().await;
+            self.attempt = None;
+            match result {
                 Ok(s) => {
                     tracing::info!(addr = %self.addr, local = ?s.local_addr().ok(), "connected");
                     self.stream = Some(s);
@@ -254,7 +268,7 @@ pub async fn run_tcp_client(
 ) -> Result<(), String> {
     let mut sim = run.make()?;
     let _ = ready.send(addr.clone());
-    let mut io = ClientIo { addr, from, stream: None, retry: Duration::from_millis(200) };
+    let mut io = ClientIo { addr, from, stream: None, attempt: None, retry: Duration::from_millis(200) };
     let start = tokio::time::Instant::now();
     let mut faults = schedule(&run);
     loop {
@@ -268,6 +282,7 @@ pub async fn run_tcp_client(
             Driven::Unplug(d) => {
                 tracing::info!(protocol = %run.protocol, "simulated device server unplugged");
                 io.stream = None;
+                io.attempt = None;
                 tokio::select! {
                     _ = tokio::time::sleep(d) => {}
                     _ = stop.cancelled() => return Ok(()),
@@ -349,5 +364,27 @@ mod tests {
         assert!(tokio::time::timeout(Duration::from_secs(2), b.read(&mut buf)).await.unwrap().unwrap() > 0);
         stop.cancel();
         task.await.unwrap().unwrap();
+    }
+
+    /// The simulator's read connects while its write timer runs beside it in a `select!`: an
+    /// attempt cut short there is finished by the next call, not dropped — a dropped one that
+    /// the gateway had accepted showed it a connection closed unused, a disconnection that
+    /// never happened on the device server's side.
+    #[tokio::test]
+    async fn a_connection_attempt_cut_short_is_finished_not_dropped() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut io = ClientIo { addr: addr.to_string(), from: None, stream: None, attempt: None, retry: Duration::from_millis(200) };
+        let mut buf = [0u8; 16];
+        tokio::select! {
+            biased;
+            _ = io.read(&mut buf) => panic!("nothing was written to read"),
+            _ = std::future::ready(()) => {}
+        }
+        assert!(io.stream.is_none() && io.attempt.is_some(), "the attempt was under way when cut short");
+        io.write_all(b"hello").await.unwrap();
+        let (mut first, _) = tokio::time::timeout(Duration::from_secs(5), listener.accept()).await.unwrap().unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(2), first.read(&mut buf)).await.unwrap().unwrap();
+        assert_eq!(&buf[..n], b"hello", "the first connection the gateway accepted carries the data");
     }
 }
