@@ -12,6 +12,10 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 /// Multiplies the key by a 64-bit odd constant (Fibonacci hashing), which spreads consecutive
 /// integers over the high bits as well: hashbrown takes its control byte from the top 7 bits.
+/// Each write is folded into what came before (for a single integer, from the zero state, that
+/// is the key times the constant): tuple keys such as `(metric, Option<vendor code>)` write
+/// several values, and a hash of the last one alone would put every mapped metric (the `None`
+/// written last) in one bucket.
 #[derive(Default)]
 pub struct IntHasher(u64);
 
@@ -23,14 +27,14 @@ impl Hasher for IntHasher {
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        // Not used by integer keys; any other key still hashes, only less evenly.
+        // Strings (vendor codes, device names): byte by byte, less evenly than SipHash but enough.
         for b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(SPREAD);
+            self.write_u64(u64::from(*b));
         }
     }
 
     fn write_u16(&mut self, n: u16) {
-        self.0 = u64::from(n).wrapping_mul(SPREAD);
+        self.write_u64(u64::from(n));
     }
 
     fn write_u32(&mut self, n: u32) {
@@ -44,7 +48,7 @@ impl Hasher for IntHasher {
     }
 
     fn write_u64(&mut self, n: u64) {
-        self.0 = n.wrapping_mul(SPREAD);
+        self.0 = (self.0.rotate_left(8) ^ n).wrapping_mul(SPREAD);
     }
 
     fn write_i64(&mut self, n: i64) {
@@ -74,6 +78,25 @@ mod tests {
         let mut h = IntHasher::default();
         7u16.hash(&mut h);
         assert_ne!(h.finish(), 0);
+    }
+
+    #[test]
+    fn every_part_of_a_tuple_key_counts() {
+        use medgw_protocols::observation::VendorCode;
+        use medgw_protocols::MdcCode;
+        let b = BuildHasherDefault::<IntHasher>::default();
+        // The normalizer's and the device runner's keys: mapped metrics (no vendor code) and
+        // unmapped ones told apart by their vendor code.
+        let mapped: std::collections::BTreeSet<u64> =
+            (0..64u32).map(|i| b.hash_one((MdcCode(0x0002_4BB8 + i), None::<VendorCode>)) >> 57).collect();
+        assert!(mapped.len() > 32, "control bytes of 64 mapped metrics: {} distinct", mapped.len());
+        let vendor: std::collections::BTreeSet<u64> = (0..64)
+            .map(|i| b.hash_one((MdcCode::UNMAPPED, Some(VendorCode { namespace: "masimo".into(), code: format!("C{i}").into() }))))
+            .collect();
+        assert_eq!(vendor.len(), 64, "unmapped metrics differ by their vendor code");
+        // A single integer still hashes to itself times the constant (the packet ids and rows).
+        assert_eq!(b.hash_one(7u16), 7u64.wrapping_mul(SPREAD));
+        assert_eq!(b.hash_one(7i64), 7u64.wrapping_mul(SPREAD));
     }
 
     #[test]
