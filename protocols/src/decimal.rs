@@ -120,51 +120,34 @@ impl Decimal {
 
     /// Writes the stored digits into `buf` and returns the text. 40 bytes always suffice.
     pub fn write_to<'a>(&self, buf: &'a mut [u8; 40]) -> &'a str {
-        let mut digits = [0u8; 20];
-        let mut n = self.mantissa.unsigned_abs();
-        let mut len = 0;
-        loop {
-            digits[len] = b'0' + (n % 10) as u8;
-            len += 1;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
+        let mut scratch = [0u8; 20];
+        let d = digits(&mut scratch, self.mantissa.unsigned_abs()).as_bytes();
         let mut pos = 0;
-        let mut push = |b: u8, pos: &mut usize| {
-            buf[*pos] = b;
-            *pos += 1;
+        let mut push = |bytes: &[u8], pos: &mut usize| {
+            buf[*pos..*pos + bytes.len()].copy_from_slice(bytes);
+            *pos += bytes.len();
         };
         if self.mantissa < 0 {
-            push(b'-', &mut pos);
+            push(b"-", &mut pos);
         }
         if self.exponent >= 0 {
-            for i in (0..len).rev() {
-                push(digits[i], &mut pos);
-            }
+            push(d, &mut pos);
             for _ in 0..self.exponent {
-                push(b'0', &mut pos);
+                push(b"0", &mut pos);
             }
         } else {
             let frac = (-self.exponent) as usize;
-            if len <= frac {
-                push(b'0', &mut pos);
-                push(b'.', &mut pos);
-                for _ in len..frac {
-                    push(b'0', &mut pos);
+            if d.len() <= frac {
+                push(b"0.", &mut pos);
+                for _ in d.len()..frac {
+                    push(b"0", &mut pos);
                 }
-                for i in (0..len).rev() {
-                    push(digits[i], &mut pos);
-                }
+                push(d, &mut pos);
             } else {
-                for i in (frac..len).rev() {
-                    push(digits[i], &mut pos);
-                }
-                push(b'.', &mut pos);
-                for i in (0..frac).rev() {
-                    push(digits[i], &mut pos);
-                }
+                let (int, fraction) = d.split_at(d.len() - frac);
+                push(int, &mut pos);
+                push(b".", &mut pos);
+                push(fraction, &mut pos);
             }
         }
         // Only ASCII digits, '-' and '.' were written.
